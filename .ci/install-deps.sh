@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything Passport needs to build, run and test, from Debian's packages and npm only.
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  # build
+  cmake make g++ clang llvm pkg-config
+  # BPF toolchain: bpftool generates vmlinux.h and skeletons; libbpf loads them
+  bpftool libbpf-dev libelf-dev zlib1g-dev
+  # BCC headers: ELF symbol lookup for uprobes (static libbcc.a, no LLVM at run time)
+  libbpfcc-dev
+  # userspace libraries
+  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  # programs the tests trace (real, unmodified servers and clients)
+  python3 curl nginx-light nodejs iproute2 procps
+  # benchmarks
+  wrk valgrind gnuplot-nox
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi

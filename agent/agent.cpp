@@ -1,0 +1,229 @@
+#include "agent/agent.hpp"
+
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/bpf_loader.hpp"
+#include "agent/kernel_features.hpp"
+#include "agent/process_selector.hpp"
+#include "userspace/common/clock.hpp"
+#include "userspace/events/decoder.hpp"
+#include "userspace/events/recording.hpp"
+#include "userspace/export/daemon_address.hpp"
+#include "userspace/export/fanout_emitter.hpp"
+#include "userspace/export/file_emitter.hpp"
+#include "userspace/export/udp_emitter.hpp"
+#include "userspace/pipeline/pipeline.hpp"
+#include "userspace/sample/rules.hpp"
+
+namespace passport::agent {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+struct RingContext {
+    Counters* counters;
+    pipeline::Pipeline* pipeline;
+    ProcessSelector* selector;
+    std::ofstream* record;
+};
+
+int on_record(void* ctx, void* data, size_t size) {
+    auto* rc = static_cast<RingContext*>(ctx);
+    events::Event ev;
+    if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev)) return 0;
+    if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
+    if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->selector->on_exec(*exec);
+    if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
+    rc->pipeline->on_event(ev);
+    return 0;
+}
+
+std::string hostname() {
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof(buf) - 1) == 0 ? buf : "";
+}
+
+}  // namespace
+
+int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function<void()> on_ready) {
+    if (::geteuid() != 0) {
+        std::fprintf(stderr, "passport: must run as root (loads BPF programs and reads /proc of other users)\n");
+        return 1;
+    }
+    KernelFeatures features = probe_kernel_features();
+    std::fputs(format_feature_report(features).c_str(), stderr);
+    if (!features.btf || !features.syscall_tracepoints || !features.ringbuf) {
+        std::fprintf(stderr,
+                     "passport: this kernel lacks what capture needs (BTF, syscall tracepoints and a "
+                     "BPF ring buffer); nothing can be traced\n");
+        return 1;
+    }
+    std::fprintf(stderr,
+                 "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
+                 "outgoing-call subsegments, header injection, TLS, AWS API calls (see docs/not-supported.md)\n");
+
+    asio::io_context io;
+    Counters counters;
+    ClockOffset clock;
+
+    // Emitters: UDP to the daemon and/or JSON lines to a file.
+    exporter::FanoutEmitter fanout;
+    std::unique_ptr<exporter::UdpEmitter> udp;
+    std::unique_ptr<exporter::FileEmitter> file;
+    if (!cfg.daemon_address.empty()) {
+        auto addr = exporter::parse_daemon_address(cfg.daemon_address);
+        if (!addr) {
+            std::fprintf(stderr, "passport: daemon address: %s\n", addr.error().c_str());
+            return 2;
+        }
+        auto u = exporter::UdpEmitter::create(io, *addr, counters);
+        if (!u) {
+            std::fprintf(stderr, "passport: %s\n", u.error().c_str());
+            return 1;
+        }
+        udp = std::move(*u);
+        fanout.add(udp.get());
+        std::fprintf(stderr, "passport: sending documents to the X-Ray daemon at udp %s\n", cfg.daemon_address.c_str());
+    }
+    if (!cfg.output.empty()) {
+        auto f = exporter::FileEmitter::open(cfg.output, counters);
+        if (!f) {
+            std::fprintf(stderr, "passport: --output: %s\n", f.error().c_str());
+            return 1;
+        }
+        file = std::move(*f);
+        fanout.add(file.get());
+    }
+    if (extra_emitter) fanout.add(extra_emitter);
+
+    sample::LocalRules rules = sample::default_local_rules();
+    if (!cfg.sampling_rules.empty()) {
+        auto r = sample::load_local_rules(cfg.sampling_rules);
+        if (!r) {
+            std::fprintf(stderr, "passport: --sampling-rules %s: %s\n", cfg.sampling_rules.c_str(), r.error().c_str());
+            return 2;
+        }
+        rules = std::move(*r);
+    }
+
+    pipeline::PipelineConfig pcfg;
+    pcfg.correlator.configured_service_name = cfg.service_name;
+    pcfg.correlator.hostname = hostname();
+    pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
+                            counters, clock);
+
+    ProbeConfig pc;
+    pc.trace_all = cfg.trace_all();
+    pc.server_ports = cfg.ports;
+    pc.ringbuf_bytes = cfg.ringbuf_mb * 1024u * 1024u;
+    auto loaded = BpfProbes::load(pc);
+    if (!loaded) {
+        std::fprintf(stderr, "passport: %s\n", loaded.error().c_str());
+        return 1;
+    }
+    std::unique_ptr<BpfProbes> probes = std::move(*loaded);
+
+    ProcessSelector selector(cfg, *probes, counters);
+    auto scanned = selector.scan();
+    if (!scanned) {
+        std::fprintf(stderr, "passport: %s\n", scanned.error().c_str());
+        return 2;
+    }
+
+    std::ofstream record;
+    if (!cfg.record.empty()) {
+        record.open(cfg.record);
+        if (!record) {
+            std::fprintf(stderr, "passport: --record %s: cannot open\n", cfg.record.c_str());
+            return 1;
+        }
+    }
+    RingContext rc{&counters, &pipe, &selector, &record};
+    std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
+        ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
+    if (!ring) {
+        std::fprintf(stderr, "passport: ring buffer setup failed\n");
+        return 1;
+    }
+
+    // The kernel side wakes us only when much data waits (wakeups are costly there); a short
+    // timer drains the rest.
+    asio::posix::stream_descriptor ring_fd(io, ::dup(ring_buffer__epoll_fd(ring.get())));
+    std::function<void()> wait_ring = [&]() {
+        ring_fd.async_wait(asio::posix::stream_descriptor::wait_read, [&](boost::system::error_code ec) {
+            if (ec) return;
+            ring_buffer__consume(ring.get());
+            wait_ring();
+        });
+    };
+    wait_ring();
+
+    auto every = [&](std::chrono::milliseconds period, std::function<void()> fn) {
+        auto timer = std::make_shared<asio::steady_timer>(io);
+        auto tick = std::make_shared<std::function<void()>>();
+        *tick = [timer, period, fn, tick]() {
+            timer->expires_after(period);
+            timer->async_wait([timer, fn, tick](boost::system::error_code ec) {
+                if (ec) return;
+                fn();
+                (*tick)();
+            });
+        };
+        (*tick)();
+        return timer;
+    };
+    auto t_drain = every(10ms, [&]() { ring_buffer__consume(ring.get()); });
+    auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
+    auto t_clock = every(10s, [&]() { clock.refresh(); });
+
+    auto stop = [&]() {
+        io.stop();
+    };
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) stop();
+    });
+    asio::steady_timer duration_timer(io);
+    if (cfg.duration_s > 0) {
+        duration_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.duration_s * 1000)));
+        duration_timer.async_wait([&](boost::system::error_code ec) {
+            if (!ec) stop();
+        });
+    }
+
+    std::fprintf(stderr, "passport: %zu programs attached; tracing %s\n", probes->attached().size(),
+                 cfg.trace_all() ? "every process except passport"
+                                 : (std::to_string(*scanned) + " selected process(es) and their future children").c_str());
+    std::fprintf(stderr, "passport: ready\n");
+    std::fflush(stderr);
+    if (on_ready) asio::post(io, on_ready);
+
+    io.run();
+
+    // Drain what the kernel already wrote, end open exchanges, then detach.
+    ring_buffer__consume(ring.get());
+    pipe.shutdown();
+    auto drops = probes->drop_counts();
+    for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
+        counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
+    ring.reset();
+    probes.reset();
+    if (record.is_open()) record.flush();
+
+    for (const auto& [name, value] : counters.all())
+        std::fprintf(stderr, "counter %s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+    return 0;
+}
+
+}  // namespace passport::agent

@@ -1,0 +1,17 @@
+#pragma once
+// run_agent: the passport main job. Probes the kernel, loads and attaches the BPF programs,
+// selects processes, drains the ring buffer into the pipeline on one Boost.Asio io_context, and
+// on SIGINT/SIGTERM (or --duration) drains, flushes open requests, detaches and prints counters.
+#include <functional>
+
+#include "agent/config.hpp"
+#include "userspace/export/emitter.hpp"
+
+namespace passport::agent {
+
+// extra_emitter, when set, receives every datagram too (the demo's embedded sink).
+// on_ready runs once probes are attached and events flow.
+int run_agent(const Config& cfg, exporter::Emitter* extra_emitter = nullptr,
+              std::function<void()> on_ready = nullptr);
+
+}  // namespace passport::agent

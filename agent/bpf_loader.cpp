@@ -1,0 +1,104 @@
+#include "agent/bpf_loader.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "passport_bpf.skel.h"
+
+namespace passport::agent {
+
+const char* drop_reason_name(int reason) {
+    switch (reason) {
+        case PP_DROP_RINGBUF_FULL: return "ringbuf_full";
+        case PP_DROP_ARGS_MAP_FULL: return "args_map_full";
+        case PP_DROP_CONN_MAP_FULL: return "conn_map_full";
+        case PP_DROP_READ_USER: return "read_user_failed";
+        case PP_DROP_TRUNCATED: return "payload_truncated";
+        case PP_DROP_IOV_LIMIT: return "iov_limit";
+        default: return "unknown";
+    }
+}
+
+Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
+    std::unique_ptr<BpfProbes> p(new BpfProbes());
+    p->skel_ = passport_bpf__open();
+    if (!p->skel_) return make_error(std::string("open BPF object: ") + std::strerror(errno));
+    auto* rod = p->skel_->rodata;
+    rod->pp_cfg.abi_version = PP_ABI_VERSION;
+    rod->pp_cfg.self_tgid = static_cast<uint32_t>(::getpid());
+    rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
+    rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
+    bpf_map__set_max_entries(p->skel_->maps.events, cfg.ringbuf_bytes);
+
+    if (int err = passport_bpf__load(p->skel_); err != 0) {
+        return make_error(std::string("load BPF programs (verifier or permissions): ") +
+                          std::strerror(-err));
+    }
+    for (uint16_t port : cfg.server_ports) {
+        uint8_t one = 1;
+        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) != 0)
+            return make_error("server_ports map update failed");
+    }
+    // Attach one by one so a failure names the program.
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, p->skel_->obj) {
+        bpf_link* link = bpf_program__attach(prog);
+        if (!link) {
+            return make_error(std::string("attach ") + bpf_program__name(prog) + ": " +
+                              std::strerror(errno));
+        }
+        // The skeleton's destroy() only frees links it knows; keep ownership in the object's
+        // link list by storing in the skeleton's link slot for this program.
+        bool stored = false;
+        for (int i = 0; i < p->skel_->skeleton->prog_cnt; i++) {
+            if (*p->skel_->skeleton->progs[i].prog == prog) {
+                *p->skel_->skeleton->progs[i].link = link;
+                stored = true;
+            }
+        }
+        if (!stored) bpf_link__destroy(link);
+        p->attached_.emplace_back(bpf_program__name(prog));
+    }
+    return p;
+}
+
+BpfProbes::~BpfProbes() {
+    if (skel_) passport_bpf__destroy(skel_);
+}
+
+Result<bool> BpfProbes::select_pid(uint32_t tgid) {
+    uint8_t one = 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid, &one, BPF_ANY) != 0)
+        return make_error(std::string("select pid: ") + std::strerror(errno));
+    return true;
+}
+
+void BpfProbes::unselect_pid(uint32_t tgid) {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid);
+}
+
+bool BpfProbes::is_selected(uint32_t tgid) const {
+    uint8_t v = 0;
+    return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid, &v) == 0;
+}
+
+int BpfProbes::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }
+
+std::array<uint64_t, PP_DROP_REASON_COUNT> BpfProbes::drop_counts() const {
+    std::array<uint64_t, PP_DROP_REASON_COUNT> out{};
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return out;
+    std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+    int fd = bpf_map__fd(skel_->maps.drop_counters);
+    for (uint32_t r = 0; r < PP_DROP_REASON_COUNT; r++) {
+        if (bpf_map_lookup_elem(fd, &r, vals.data()) != 0) continue;
+        for (uint64_t v : vals) out[r] += v;
+    }
+    return out;
+}
+
+}  // namespace passport::agent

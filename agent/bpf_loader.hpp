@@ -1,0 +1,54 @@
+#pragma once
+// BpfProbes: owns the loaded skeleton (open -> configure rodata -> load -> attach) and the maps
+// userspace writes (selected pids, server ports) or reads (drop counters). Destruction detaches
+// every program and frees every map, so nothing is left in the kernel after the agent exits.
+// Used from the agent's single pipeline thread.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "passport/abi.h"
+#include "userspace/common/result.hpp"
+
+struct passport_bpf;
+struct ring_buffer;
+
+namespace passport::agent {
+
+struct ProbeConfig {
+    bool trace_all = true;
+    std::vector<uint16_t> server_ports;  // empty: all
+    uint32_t ringbuf_bytes = 16 * 1024 * 1024;
+};
+
+class BpfProbes {
+public:
+    static Result<std::unique_ptr<BpfProbes>> load(const ProbeConfig& cfg);
+    ~BpfProbes();
+    BpfProbes(const BpfProbes&) = delete;
+    BpfProbes& operator=(const BpfProbes&) = delete;
+
+    Result<bool> select_pid(uint32_t tgid);
+    void unselect_pid(uint32_t tgid);
+    bool is_selected(uint32_t tgid) const;
+
+    // fd of the events ring buffer map, for ring_buffer__new.
+    int events_map_fd() const;
+
+    // Sum over CPUs of each drop reason.
+    std::array<uint64_t, PP_DROP_REASON_COUNT> drop_counts() const;
+
+    // Names of attached programs, for the start report.
+    const std::vector<std::string>& attached() const { return attached_; }
+
+private:
+    BpfProbes() = default;
+    passport_bpf* skel_ = nullptr;
+    std::vector<std::string> attached_;
+};
+
+const char* drop_reason_name(int reason);
+
+}  // namespace passport::agent

@@ -1,0 +1,170 @@
+#include "agent/config.hpp"
+
+#include <fnmatch.h>
+
+#include <cstdlib>
+
+#include "userspace/export/daemon_address.hpp"
+
+namespace passport::agent {
+namespace {
+
+Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint64_t max) {
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+        return make_error(flag + ": expected a number, got '" + v + "'");
+    errno = 0;
+    unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+    if (errno != 0 || n > max) return make_error(flag + ": " + v + " is out of range (max " + std::to_string(max) + ")");
+    return static_cast<uint64_t>(n);
+}
+
+}  // namespace
+
+std::string usage() {
+    return R"(usage: passport [options]
+       passport demo [options]
+
+Traces HTTP requests served by unmodified processes with eBPF and sends them to an AWS X-Ray
+daemon as segment documents. Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
+
+Selection (none given: every process except passport itself):
+  --pid N               trace process N and the processes it forks (repeatable)
+  --exe GLOB            trace processes whose executable path, file name or command name
+                        matches GLOB, running now or started later (repeatable)
+  --port N              only server connections on local port N (repeatable)
+
+Output:
+  --daemon-address A    X-Ray daemon: HOST:PORT or "udp:HOST:PORT tcp:HOST:PORT"
+                        (default: $AWS_XRAY_DAEMON_ADDRESS, else 127.0.0.1:2000)
+  --output FILE|-       also write each document as a JSON line to FILE or stdout; without
+                        --daemon-address/AWS_XRAY_DAEMON_ADDRESS, instead of UDP
+  --service-name NAME   segment name when the process sets neither AWS_XRAY_TRACING_NAME nor
+                        OTEL_SERVICE_NAME (default: script or executable name)
+  --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
+                        default rule, 1 request per second then 5%
+  --record FILE         write the raw kernel events as JSON lines (for replay tests)
+
+Other:
+  --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
+  --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 16)
+  -v, --verbose         debug logging
+  -h, --help            this text
+  --version             print the version
+
+`passport demo` runs a short self-contained demonstration: two unmodified services on
+loopback, a client driving requests, and a summary of what was captured.
+)";
+}
+
+bool exe_matches(const std::string& glob, const std::string& exe_path, const std::string& comm) {
+    auto base = [](const std::string& p) {
+        auto s = p.rfind('/');
+        return s == std::string::npos ? p : p.substr(s + 1);
+    };
+    if (!exe_path.empty() && (fnmatch(glob.c_str(), exe_path.c_str(), 0) == 0 ||
+                              fnmatch(glob.c_str(), base(exe_path).c_str(), 0) == 0))
+        return true;
+    return !comm.empty() && fnmatch(glob.c_str(), comm.c_str(), 0) == 0;
+}
+
+Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon) {
+    Config c;
+    size_t i = 0;
+    if (!args.empty() && args[0] == "demo") {
+        c.demo = true;
+        i = 1;
+    }
+    auto value = [&](const std::string& flag) -> Result<std::string> {
+        if (i + 1 >= args.size()) return make_error(flag + " needs a value");
+        return args[++i];
+    };
+    for (; i < args.size(); i++) {
+        std::string a = args[i];
+        std::string inline_val;
+        bool has_inline = false;
+        if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
+            inline_val = a.substr(a.find('=') + 1);
+            a = a.substr(0, a.find('='));
+            has_inline = true;
+        }
+        auto get = [&]() -> Result<std::string> {
+            if (has_inline) return inline_val;
+            return value(a);
+        };
+        if (a == "-h" || a == "--help") {
+            c.show_help = true;
+        } else if (a == "--version") {
+            c.show_version = true;
+        } else if (a == "-v" || a == "--verbose") {
+            c.verbose = true;
+        } else if (a == "--daemon-address") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            c.daemon_address = *v;
+            c.daemon_address_explicit = true;
+        } else if (a == "--output") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            c.output = *v;
+        } else if (a == "--pid") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto n = parse_uint("--pid", *v, 0x3fffffff);
+            if (!n) return make_error(n.error());
+            if (*n == 0) return make_error("--pid: 0 is not a process");
+            c.pids.push_back(static_cast<uint32_t>(*n));
+        } else if (a == "--exe") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            if (v->empty()) return make_error("--exe: empty pattern");
+            c.exe_globs.push_back(*v);
+        } else if (a == "--port") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto n = parse_uint("--port", *v, 65535);
+            if (!n) return make_error(n.error());
+            if (*n == 0) return make_error("--port: 0 is not a port");
+            c.ports.push_back(static_cast<uint16_t>(*n));
+        } else if (a == "--service-name") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            c.service_name = *v;
+        } else if (a == "--sampling-rules") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            c.sampling_rules = *v;
+        } else if (a == "--record") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            c.record = *v;
+        } else if (a == "--duration") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            char* end = nullptr;
+            double d = std::strtod(v->c_str(), &end);
+            if (end == v->c_str() || *end != '\0' || d < 0) return make_error("--duration: expected seconds, got '" + *v + "'");
+            c.duration_s = d;
+        } else if (a == "--ringbuf-mb") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto n = parse_uint("--ringbuf-mb", *v, 1024);
+            if (!n) return make_error(n.error());
+            if (*n == 0 || (*n & (*n - 1)) != 0) return make_error("--ringbuf-mb: must be a power of two");
+            c.ringbuf_mb = static_cast<uint32_t>(*n);
+        } else {
+            return make_error("unknown option '" + args[i] + "' (see --help)");
+        }
+    }
+    if (!c.daemon_address_explicit && env_daemon && *env_daemon) {
+        c.daemon_address = env_daemon;
+        c.daemon_address_explicit = true;
+    }
+    if (c.daemon_address.empty() && c.output.empty()) c.daemon_address = "127.0.0.1:2000";
+    if (!c.daemon_address.empty()) {
+        auto parsed = exporter::parse_daemon_address(c.daemon_address);
+        if (!parsed) return make_error("daemon address: " + parsed.error());
+    }
+    return c;
+}
+
+}  // namespace passport::agent

@@ -1,0 +1,42 @@
+#pragma once
+// Agent configuration from the command line and environment, validated with messages that say
+// what is wrong and what is expected.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "userspace/common/result.hpp"
+
+namespace passport::agent {
+
+struct Config {
+    // Where documents go. daemon_address is "host:port" (UDP); empty with output set = no UDP.
+    std::string daemon_address;
+    bool daemon_address_explicit = false;  // given by flag or AWS_XRAY_DAEMON_ADDRESS
+    std::string output;                    // --output FILE or "-"
+    std::vector<uint32_t> pids;            // --pid
+    std::vector<std::string> exe_globs;    // --exe
+    std::vector<uint16_t> ports;           // --port
+    std::string service_name;              // --service-name
+    std::string sampling_rules;            // --sampling-rules FILE
+    std::string record;                    // --record FILE: raw events as JSON lines
+    double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
+    uint32_t ringbuf_mb = 16;              // --ringbuf-mb
+    bool show_help = false;
+    bool show_version = false;
+    bool demo = false;                     // `passport demo`
+    bool verbose = false;
+
+    bool trace_all() const { return pids.empty() && exe_globs.empty(); }
+};
+
+// argv[0] excluded. `env_daemon` is AWS_XRAY_DAEMON_ADDRESS (nullptr when unset).
+Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon);
+
+std::string usage();
+
+// fnmatch-style glob test of --exe against an executable path, its basename, or the comm name.
+bool exe_matches(const std::string& glob, const std::string& exe_path, const std::string& comm);
+
+}  // namespace passport::agent

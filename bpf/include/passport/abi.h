@@ -1,0 +1,163 @@
+/* Passport's kernel/userspace ABI: the only header shared by the BPF programs and the C++ side.
+ *
+ * Every record in the events ring buffer starts with struct pp_event_header; its first byte is
+ * the record kind, so the decoder can dispatch before it trusts anything else. Records carrying
+ * payload (pp_data_event) are sent as "fixed part + captured bytes", never the full array.
+ *
+ * Rules: fixed-width integers only, explicit padding (BPF is built with -Wpadded -Werror), no
+ * pointers, no bool, no bitfields. Enums name values; fields that hold them are __u8/__u32.
+ * Layout is pinned by the static asserts at the bottom and by userspace/events/abi_layout.cpp.
+ */
+#ifndef PASSPORT_ABI_H
+#define PASSPORT_ABI_H
+
+#if defined(__BPF__) || defined(__bpf__)
+/* BPF side: vmlinux.h already defines __u8 … __u64. */
+#else
+/* Userspace: the kernel's own fixed-width types, so libbpf headers and this one agree. */
+#include <linux/types.h>
+#endif
+
+/* Bumped on any change to a struct below; the loader refuses a BPF object with another value. */
+#define PP_ABI_VERSION 1
+
+/* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
+#define PP_MAX_CHUNK 4096
+/* iovec segments looked at for readv/writev/sendmsg/recvmsg. */
+#define PP_MAX_IOV 8
+#define PP_COMM_LEN 16
+#define PP_PATH_LEN 256
+
+enum pp_event_kind {
+    PP_EV_CONN_OPEN = 1,  /* a TCP connection of a traced process became known */
+    PP_EV_DATA = 2,       /* bytes read or written on a tracked connection */
+    PP_EV_CONN_CLOSE = 3, /* the process closed the fd of a tracked connection */
+    PP_EV_PROC_EXEC = 4,  /* any process exec'd (userspace applies --exe selectors) */
+    PP_EV_PROC_EXIT = 5,  /* a traced process exited (its pending requests end here) */
+};
+
+enum pp_role {
+    PP_ROLE_UNKNOWN = 0, /* socket found mid-life (opened before the agent started) */
+    PP_ROLE_SERVER = 1,  /* returned by accept/accept4 */
+    PP_ROLE_CLIENT = 2,  /* connected by connect */
+};
+
+enum pp_direction {
+    PP_DIR_INGRESS = 0, /* read by the process */
+    PP_DIR_EGRESS = 1,  /* written by the process */
+};
+
+enum pp_syscall {
+    PP_SYS_READ = 0,
+    PP_SYS_WRITE = 1,
+    PP_SYS_READV = 2,
+    PP_SYS_WRITEV = 3,
+    PP_SYS_RECVFROM = 4,
+    PP_SYS_SENDTO = 5,
+    PP_SYS_RECVMSG = 6,
+    PP_SYS_SENDMSG = 7,
+    PP_SYS_SENDFILE = 8, /* payload never copied (no user buffer): len only, as a gap */
+};
+
+/* Why the kernel side lost something. Indexes the per-CPU drop_counters array. */
+enum pp_drop_reason {
+    PP_DROP_RINGBUF_FULL = 0,  /* bpf_ringbuf_output failed: userspace too slow or ring too small */
+    PP_DROP_ARGS_MAP_FULL = 1, /* enter->exit stash could not be stored */
+    PP_DROP_CONN_MAP_FULL = 2, /* connection table full (LRU evicted or update failed) */
+    PP_DROP_READ_USER = 3,     /* bpf_probe_read_user of the payload failed (page not present) */
+    PP_DROP_TRUNCATED = 4,     /* syscalls whose payload exceeded PP_MAX_CHUNK (bytes not copied) */
+    PP_DROP_IOV_LIMIT = 5,     /* iovec segments beyond PP_MAX_IOV not copied */
+    PP_DROP_REASON_COUNT = 6,
+};
+
+/* Common prefix of every record. */
+struct pp_event_header {
+    __u8 kind;    /* enum pp_event_kind */
+    __u8 _pad[3];
+    __u32 tgid;   /* process id (host pid namespace) */
+    __u32 tid;    /* thread id (host pid namespace) */
+    __u32 _pad2;
+    __u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when the event happened / syscall entered */
+};
+
+/* Identity of a connection: the fd plus a generation, so a reused fd is a new connection. */
+struct pp_conn_id {
+    __u32 tgid;
+    __s32 fd;
+    __u64 gen; /* monotonic ns when the kernel side first saw this socket: unique per (tgid, fd) */
+};
+
+/* An IPv4 or IPv6 endpoint. IPv4 addresses use addr[0..3]. */
+struct pp_endpoint {
+    __u16 family; /* AF_INET (2) or AF_INET6 (10) */
+    __u16 port;   /* host byte order */
+    __u8 addr[16];
+};
+
+struct pp_conn_open_event {
+    struct pp_event_header hdr;
+    struct pp_conn_id conn;
+    struct pp_endpoint local;
+    struct pp_endpoint remote;
+    __u32 netns;  /* network namespace inode: tuples repeat across namespaces */
+    __u8 role;    /* enum pp_role */
+    __u8 _pad[3];
+};
+
+/* Bytes of one syscall. Sent as offsetof(struct pp_data_event, msg) + captured bytes. */
+struct pp_data_event {
+    struct pp_event_header hdr; /* ts_ns = syscall entry */
+    struct pp_conn_id conn;
+    __u64 exit_ns;   /* syscall exit (CLOCK_MONOTONIC) */
+    __u64 pos;       /* stream offset of the first byte, per direction, since the socket was seen */
+    __u32 len;       /* bytes the syscall moved (its return value) */
+    __u32 captured;  /* bytes present in msg: min(len, PP_MAX_CHUNK), 0 if the copy failed */
+    __u8 direction;  /* enum pp_direction */
+    __u8 syscall;    /* enum pp_syscall */
+    __u8 role;       /* enum pp_role, as known to the kernel side */
+    __u8 _pad[5];
+    __u8 msg[PP_MAX_CHUNK];
+};
+
+struct pp_conn_close_event {
+    struct pp_event_header hdr;
+    struct pp_conn_id conn;
+    __u64 rx_bytes; /* totals over the connection's tracked life */
+    __u64 tx_bytes;
+};
+
+/* Exec of any process, and exit of a traced one. */
+struct pp_proc_event {
+    struct pp_event_header hdr;
+    __u32 ppid;
+    __s32 exit_code; /* PROC_EXIT only */
+    char comm[PP_COMM_LEN];
+    char filename[PP_PATH_LEN]; /* PROC_EXEC only: path as passed to execve */
+};
+
+/* Configuration written by userspace into .rodata before load. */
+struct pp_config {
+    __u32 abi_version;  /* must equal PP_ABI_VERSION */
+    __u32 self_tgid;    /* the agent itself: never traced */
+    __u8 trace_all;     /* 1: every process but self; 0: only tgids in traced_pids */
+    __u8 filter_ports;  /* 1: server connections only on ports in server_ports */
+    __u8 _pad[6];
+};
+
+#define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)
+#if defined(__cplusplus)
+#define PP_STATIC_ASSERT(c, m) static_assert(c, m)
+#else
+#define PP_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+
+PP_STATIC_ASSERT(sizeof(struct pp_event_header) == 24, "pp_event_header layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_id) == 16, "pp_conn_id layout");
+PP_STATIC_ASSERT(sizeof(struct pp_endpoint) == 20, "pp_endpoint layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_open_event) == 88, "pp_conn_open_event layout");
+PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_data_event, msg) == 72, "pp_data_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_close_event) == 56, "pp_conn_close_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
+PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
+
+#endif /* PASSPORT_ABI_H */

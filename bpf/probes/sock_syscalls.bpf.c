@@ -1,0 +1,70 @@
+/* Connection lifecycle: accept/accept4 (server side) and connect (client side).
+ * Hooks: syscalls:sys_enter/exit_{accept,accept4,connect}.
+ * Maps: active_sock_args (stash), conns (new entries), events (PP_EV_CONN_OPEN). */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "conn.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline int sock_enter(__s32 fd)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!is_traced(pid_tgid >> 32))
+        return 0;
+    struct pp_sock_args args = {.enter_ns = bpf_ktime_get_ns(), .fd = fd};
+    if (bpf_map_update_elem(&active_sock_args, &pid_tgid, &args, BPF_ANY) != 0)
+        count_drop(PP_DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+static __always_inline int accept_exit(long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pp_sock_args *args = bpf_map_lookup_elem(&active_sock_args, &pid_tgid);
+    if (!args)
+        return 0;
+    __u64 enter_ns = args->enter_ns;
+    bpf_map_delete_elem(&active_sock_args, &pid_tgid);
+    if (ret < 0)
+        return 0;
+    struct sock *sk = fd_to_tcp_sock((__s32)ret);
+    if (sk)
+        conn_open(pid_tgid, (__s32)ret, sk, PP_ROLE_SERVER, enter_ns);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int accept_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter(-1); }
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int accept_exit_tp(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int accept4_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter(-1); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int accept4_exit(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter((__s32)ctx->args[0]); }
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pp_sock_args *args = bpf_map_lookup_elem(&active_sock_args, &pid_tgid);
+    if (!args)
+        return 0;
+    __s32 fd = args->fd;
+    __u64 enter_ns = args->enter_ns;
+    bpf_map_delete_elem(&active_sock_args, &pid_tgid);
+    /* Non-blocking connects return -EINPROGRESS with the addresses already set. */
+    if (ctx->ret != 0 && ctx->ret != -PP_EINPROGRESS)
+        return 0;
+    struct sock *sk = fd_to_tcp_sock(fd);
+    if (sk)
+        conn_open(pid_tgid, fd, sk, PP_ROLE_CLIENT, enter_ns);
+    return 0;
+}

@@ -1,0 +1,72 @@
+#ifdef PASSPORT_HAVE_AGENT_CONFIG
+#include "agent/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace passport::agent {
+namespace {
+
+TEST(AgentConfig, DefaultsToLocalDaemonAndTraceAll) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->daemon_address, "127.0.0.1:2000");
+    EXPECT_TRUE(c->trace_all());
+}
+
+TEST(AgentConfig, EnvironmentDaemonAddressAndFlagPrecedence) {
+    auto c = parse_args({}, "udp:10.0.0.5:2001 tcp:10.0.0.5:2000");
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->daemon_address, "udp:10.0.0.5:2001 tcp:10.0.0.5:2000");
+    c = parse_args({"--daemon-address", "127.0.0.1:3000"}, "10.0.0.5:2000");
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->daemon_address, "127.0.0.1:3000");
+    EXPECT_FALSE(parse_args({"--daemon-address", "nonsense"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({}, "host:notaport").ok());
+}
+
+TEST(AgentConfig, OutputAloneReplacesUdp) {
+    auto c = parse_args({"--output", "-"}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->daemon_address.empty());
+    c = parse_args({"--output=-", "--daemon-address=127.0.0.1:2000"}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->daemon_address, "127.0.0.1:2000");
+    EXPECT_EQ(c->output, "-");
+}
+
+TEST(AgentConfig, SelectorsAndValidation) {
+    auto c = parse_args({"--pid", "12", "--exe", "*nginx*", "--exe", "node", "--port", "8080"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->pids, std::vector<uint32_t>{12});
+    EXPECT_EQ(c->exe_globs.size(), 2u);
+    EXPECT_EQ(c->ports, std::vector<uint16_t>{8080});
+    EXPECT_FALSE(c->trace_all());
+    EXPECT_FALSE(parse_args({"--pid", "abc"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--pid", "0"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--port", "70000"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--pid"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--ringbuf-mb", "3"}, nullptr).ok());
+    auto bad = parse_args({"--frobnicate"}, nullptr);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().find("--frobnicate"), std::string::npos);
+}
+
+TEST(AgentConfig, DemoSubcommandHelpVersion) {
+    auto c = parse_args({"demo", "--verbose"}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->demo);
+    EXPECT_TRUE(parse_args({"--help"}, nullptr)->show_help);
+    EXPECT_TRUE(parse_args({"--version"}, nullptr)->show_version);
+}
+
+TEST(AgentConfig, ExeGlobMatching) {
+    EXPECT_TRUE(exe_matches("nginx", "/usr/sbin/nginx", "nginx"));
+    EXPECT_TRUE(exe_matches("/usr/sbin/*", "/usr/sbin/nginx", ""));
+    EXPECT_TRUE(exe_matches("python3*", "/usr/bin/python3.11", "python3"));
+    EXPECT_FALSE(exe_matches("node", "/usr/bin/python3.11", "python3"));
+    EXPECT_TRUE(exe_matches("node", "", "node")) << "comm when the exe link is unreadable";
+}
+
+}  // namespace
+}  // namespace passport::agent
+#endif

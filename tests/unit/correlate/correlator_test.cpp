@@ -1,0 +1,191 @@
+// Correlator: server exchanges -> segments, field by field, with fixed clock and ids.
+#include "userspace/correlate/correlator.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "userspace/xray/trace_header.hpp"
+
+namespace passport::correlate {
+namespace {
+
+using pairing::HttpExchange;
+using pairing::Outcome;
+
+constexpr int64_t kOffset = 1'700'000'000'000'000'000LL;  // epoch = monotonic + 1.7e18 ns
+
+struct CorrelatorTest : ::testing::Test {
+    Counters counters;
+    ProcessInfoCache procs{"/nonexistent-proc"};
+    uint64_t next = 0x1111;
+    xray::IdGenerator ids{[this] { return next++; }};
+    ClockOffset clock{kOffset};
+    bool sample_result = true;
+    int sampler_calls = 0;
+    std::vector<xray::Segment> out;
+    Correlator corr{CorrelatorConfig{"svc", "host-1"}, procs, ids, clock,
+                    [this](const SamplingInput& in, std::string* rule) {
+                        sampler_calls++;
+                        last_input = in;
+                        *rule = "rule-a";
+                        return sample_result;
+                    },
+                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
+    SamplingInput last_input;
+
+    static HttpExchange exchange(const std::string& method, const std::string& target, int status,
+                                 protocol::http1::Headers headers = {{"Host", "shop.local:8080"}}) {
+        HttpExchange ex;
+        ex.role = events::Role::kServer;
+        ex.tgid = 4242;
+        ex.request_tid = 4243;
+        ex.local = {2, 8080, {127, 0, 0, 1}};
+        ex.remote = {2, 50000, {127, 0, 0, 9}};
+        ex.request.method = method;
+        ex.request.target = target;
+        ex.request.version = "HTTP/1.1";
+        ex.request.headers = std::move(headers);
+        protocol::http1::Response resp;
+        resp.status = status;
+        resp.content_length = 12;
+        ex.response = resp;
+        ex.request_start_ns = 5'000'000'000;
+        ex.request_end_ns = 5'000'100'000;
+        ex.response_start_ns = 5'002'000'000;
+        ex.response_end_ns = 5'002'500'000;
+        return ex;
+    }
+};
+
+TEST_F(CorrelatorTest, NewTraceSegmentFields) {
+    corr.on_exchange(exchange("GET", "/items?id=3", 200, {{"Host", "shop.local:8080"}, {"User-Agent", "curl/8"}}));
+    ASSERT_EQ(out.size(), 1u);
+    const auto& s = out[0];
+    EXPECT_EQ(s.name, "svc");
+    EXPECT_TRUE(std::regex_match(s.id, std::regex("[0-9a-f]{16}")));
+    // Trace id epoch = start time's epoch seconds: (5e9 + 1.7e18) ns -> 1700000005 s.
+    EXPECT_TRUE(std::regex_match(s.trace_id, std::regex("1-6553f105-[0-9a-f]{24}"))) << s.trace_id;
+    EXPECT_TRUE(s.parent_id.empty());
+    EXPECT_DOUBLE_EQ(s.start_time, 1700000005.0);
+    EXPECT_DOUBLE_EQ(s.end_time, 1700000005.0025);
+    ASSERT_TRUE(s.http && s.http->request && s.http->response);
+    EXPECT_EQ(s.http->request->method, "GET");
+    EXPECT_EQ(s.http->request->url, "http://shop.local:8080/items?id=3");
+    EXPECT_EQ(s.http->request->user_agent, "curl/8");
+    EXPECT_EQ(s.http->request->client_ip, "127.0.0.9");
+    EXPECT_FALSE(s.http->request->x_forwarded_for);
+    EXPECT_EQ(s.http->response->status, 200);
+    EXPECT_EQ(s.http->response->content_length, 12u);
+    EXPECT_FALSE(s.error || s.fault || s.throttle);
+    EXPECT_EQ(s.metadata["passport"]["process"]["pid"], 4242);
+    EXPECT_EQ(s.metadata["passport"]["process"]["tid"], 4243);
+    EXPECT_EQ(s.metadata["passport"]["host"], "host-1");
+    EXPECT_EQ(s.aws["xray"]["rule_name"], "rule-a");
+    EXPECT_EQ(sampler_calls, 1);
+    EXPECT_EQ(last_input.host, "shop.local");
+    EXPECT_EQ(last_input.path, "/items");
+    EXPECT_EQ(last_input.method, "GET");
+    EXPECT_EQ(last_input.service_name, "svc");
+}
+
+TEST_F(CorrelatorTest, ContinuesIncomingTraceAndHonoursUpstreamDecision) {
+    corr.on_exchange(exchange("POST", "/pay", 201,
+                              {{"host", "a"}, {"x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
+    EXPECT_EQ(sampler_calls, 0) << "upstream Sampled=1 wins over the rules";
+    corr.on_exchange(exchange("GET", "/", 200,
+                              {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}}));
+    EXPECT_EQ(out.size(), 1u) << "Sampled=0 yields no document";
+    EXPECT_EQ(counters.get("correlate.not_sampled_upstream"), 1u);
+}
+
+TEST_F(CorrelatorTest, W3CTraceparentWhenNoXRayHeader) {
+    corr.on_exchange(exchange("GET", "/", 200,
+                              {{"traceparent", "00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, "1-8a3c60f7-d188f8fa79d48a391a778fa6");
+    EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
+}
+
+TEST_F(CorrelatorTest, HostileHeaderStartsNewTrace) {
+    corr.on_exchange(exchange("GET", "/", 200, {{"X-Amzn-Trace-Id", "Root=1-\"},{\"x\":1-;Parent=zz\n;Sampled=1"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(std::regex_match(out[0].trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")));
+    EXPECT_TRUE(out[0].parent_id.empty());
+    EXPECT_EQ(counters.get("correlate.trace_header_unusable"), 1u);
+}
+
+TEST_F(CorrelatorTest, StatusFlags) {
+    for (int status : {404, 429, 500, 503}) corr.on_exchange(exchange("GET", "/", status));
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_TRUE(out[0].error && !out[0].throttle && !out[0].fault);
+    EXPECT_TRUE(out[1].error && out[1].throttle && !out[1].fault);
+    EXPECT_TRUE(!out[2].error && out[2].fault);
+    EXPECT_TRUE(out[3].fault);
+}
+
+TEST_F(CorrelatorTest, XForwardedForGivesClientIp) {
+    corr.on_exchange(exchange("GET", "/", 200, {{"X-Forwarded-For", " 203.0.113.7, 10.0.0.1"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].http->request->client_ip, "203.0.113.7");
+    EXPECT_TRUE(out[0].http->request->x_forwarded_for);
+    EXPECT_EQ(out[0].http->request->url, "http://127.0.0.1:8080/") << "no Host: the local address";
+}
+
+TEST_F(CorrelatorTest, IncompleteExchangesAreFaultsWithCause) {
+    auto ex = exchange("GET", "/slow", 200);
+    ex.response.reset();
+    ex.response_end_ns = 0;
+    ex.outcome = Outcome::kConnectionClosed;
+    corr.on_exchange(std::move(ex));
+    auto ex2 = exchange("GET", "/slow", 200);
+    ex2.response.reset();
+    ex2.outcome = Outcome::kProcessExited;
+    corr.on_exchange(std::move(ex2));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_TRUE(out[0].fault);
+    ASSERT_TRUE(out[0].cause);
+    EXPECT_EQ(out[0].cause->exceptions.at(0).type, "ConnectionClosed");
+    EXPECT_FALSE(out[0].http->response.has_value());
+    EXPECT_GE(out[0].end_time, out[0].start_time);
+    EXPECT_EQ(out[1].cause->exceptions.at(0).type, "ProcessExited");
+}
+
+TEST_F(CorrelatorTest, ShutdownLeavesSegmentInProgress) {
+    auto ex = exchange("GET", "/long-poll", 200);
+    ex.response.reset();
+    ex.outcome = Outcome::kShutdown;
+    corr.on_exchange(std::move(ex));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].in_progress);
+    EXPECT_FALSE(out[0].fault);
+}
+
+TEST_F(CorrelatorTest, RulesSayNoAndClientExchangesAreCounted) {
+    sample_result = false;
+    corr.on_exchange(exchange("GET", "/", 200));
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(counters.get("correlate.not_sampled_rules"), 1u);
+    auto c = exchange("GET", "/", 200);
+    c.role = events::Role::kClient;
+    corr.on_exchange(std::move(c));
+    EXPECT_EQ(counters.get("correlate.client_exchanges_not_recorded"), 1u);
+}
+
+TEST_F(CorrelatorTest, ProcessNameFromProc) {
+    ProcessInfoCache real("/proc");
+    Correlator c2(CorrelatorConfig{}, real, ids, clock, nullptr, counters,
+                  [this](xray::Segment&& s) { out.push_back(std::move(s)); });
+    auto ex = exchange("GET", "/", 200);
+    ex.tgid = static_cast<uint32_t>(::getpid());
+    c2.on_exchange(std::move(ex));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].name, "passport_unit_tests");
+}
+
+}  // namespace
+}  // namespace passport::correlate

@@ -1,0 +1,51 @@
+#pragma once
+// ProcessInfo: what Passport knows about a traced process (executable, command line, the two
+// environment variables that name a service), read from /proc once per process and cached until
+// it execs or exits. The proc root is configurable so tests can point it at a fake tree.
+// Used by the correlator on the pipeline thread.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace passport::correlate {
+
+struct ProcessInfo {
+    uint32_t pid = 0;
+    uint32_t ppid = 0;
+    std::string exe;                   // readlink of /proc/PID/exe, "" if unreadable
+    std::string comm;
+    std::vector<std::string> cmdline;  // argv
+    std::string xray_tracing_name;     // AWS_XRAY_TRACING_NAME from the process environment
+    std::string otel_service_name;     // OTEL_SERVICE_NAME from the process environment
+    std::string container_id;          // from /proc/PID/cgroup when it names one, else ""
+};
+
+// Service name precedence: the process's AWS_XRAY_TRACING_NAME, its OTEL_SERVICE_NAME, the
+// configured name, then a name from the program (the script for interpreters, else the
+// executable). Not sanitised: the document builder does that.
+std::string derive_service_name(const ProcessInfo& info, const std::string& configured_name);
+
+// For interpreters (python, node, ruby, perl, php, bash/sh, java -jar), the script or module the
+// interpreter runs; "" when argv names none (e.g. `python3 -c …`).
+std::string script_name(const std::vector<std::string>& argv);
+
+class ProcessInfoCache {
+public:
+    explicit ProcessInfoCache(std::string proc_root = "/proc") : proc_root_(std::move(proc_root)) {}
+
+    // Cached info, read on first use; nullopt when the process is gone and was never read.
+    const ProcessInfo* get(uint32_t pid);
+    void forget(uint32_t pid) { cache_.erase(pid); }
+    size_t size() const { return cache_.size(); }
+
+    // Reads /proc/PID now (no cache).
+    std::optional<ProcessInfo> read(uint32_t pid) const;
+
+private:
+    std::string proc_root_;
+    std::unordered_map<uint32_t, ProcessInfo> cache_;
+};
+
+}  // namespace passport::correlate

@@ -1,0 +1,40 @@
+// Pins the ABI layout from the C++ side too: a change to abi.h that moves a field breaks the
+// build here, not the data at run time.
+#include <cstddef>
+
+#include "passport/abi.h"
+
+namespace passport::events {
+
+static_assert(PP_ABI_VERSION == 1);
+static_assert(offsetof(pp_event_header, kind) == 0, "kind must be the first byte");
+static_assert(offsetof(pp_event_header, tgid) == 4);
+static_assert(offsetof(pp_event_header, tid) == 8);
+static_assert(offsetof(pp_event_header, ts_ns) == 16);
+static_assert(offsetof(pp_conn_id, fd) == 4);
+static_assert(offsetof(pp_conn_id, gen) == 8);
+static_assert(offsetof(pp_endpoint, port) == 2);
+static_assert(offsetof(pp_endpoint, addr) == 4);
+static_assert(offsetof(pp_conn_open_event, conn) == 24);
+static_assert(offsetof(pp_conn_open_event, local) == 40);
+static_assert(offsetof(pp_conn_open_event, remote) == 60);
+static_assert(offsetof(pp_conn_open_event, netns) == 80);
+static_assert(offsetof(pp_conn_open_event, role) == 84);
+static_assert(offsetof(pp_data_event, conn) == 24);
+static_assert(offsetof(pp_data_event, exit_ns) == 40);
+static_assert(offsetof(pp_data_event, pos) == 48);
+static_assert(offsetof(pp_data_event, len) == 56);
+static_assert(offsetof(pp_data_event, captured) == 60);
+static_assert(offsetof(pp_data_event, direction) == 64);
+static_assert(offsetof(pp_data_event, syscall) == 65);
+static_assert(offsetof(pp_data_event, role) == 66);
+static_assert(offsetof(pp_data_event, msg) == 72);
+static_assert(offsetof(pp_conn_close_event, rx_bytes) == 40);
+static_assert(offsetof(pp_conn_close_event, tx_bytes) == 48);
+static_assert(offsetof(pp_proc_event, ppid) == 24);
+static_assert(offsetof(pp_proc_event, exit_code) == 28);
+static_assert(offsetof(pp_proc_event, comm) == 32);
+static_assert(offsetof(pp_proc_event, filename) == 48);
+static_assert(sizeof(pp_config) == 16);
+
+}  // namespace passport::events

@@ -1,0 +1,129 @@
+#include "userspace/events/decoder.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "passport/abi.h"
+
+namespace passport::events {
+namespace {
+
+template <typename T>
+bool read_struct(std::span<const uint8_t> rec, T& out) {
+    if (rec.size() < sizeof(T)) return false;
+    std::memcpy(&out, rec.data(), sizeof(T));
+    return true;
+}
+
+std::string bounded_string(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+
+Endpoint to_endpoint(const pp_endpoint& e) {
+    Endpoint out;
+    out.family = e.family;
+    out.port = e.port;
+    std::memcpy(out.addr.data(), e.addr, sizeof(e.addr));
+    return out;
+}
+
+ConnKey to_key(const pp_conn_id& c) { return ConnKey{c.tgid, c.fd, c.gen}; }
+
+Result<Role> to_role(uint8_t r) {
+    switch (r) {
+        case PP_ROLE_UNKNOWN: return Role::kUnknown;
+        case PP_ROLE_SERVER: return Role::kServer;
+        case PP_ROLE_CLIENT: return Role::kClient;
+    }
+    return make_error("bad_role");
+}
+
+}  // namespace
+
+Result<Event> decode(std::span<const uint8_t> rec) {
+    if (rec.size() < sizeof(pp_event_header)) return make_error("short_header");
+    switch (rec[0]) {
+        case PP_EV_CONN_OPEN: {
+            pp_conn_open_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_conn_open");
+            auto role = to_role(ev.role);
+            if (!role) return make_error(role.error());
+            ConnOpen out;
+            out.conn = to_key(ev.conn);
+            out.tid = ev.hdr.tid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.local = to_endpoint(ev.local);
+            out.remote = to_endpoint(ev.remote);
+            out.netns = ev.netns;
+            out.role = *role;
+            return Event{out};
+        }
+        case PP_EV_DATA: {
+            constexpr size_t kFixed = offsetof(pp_data_event, msg);
+            if (rec.size() < kFixed) return make_error("short_data");
+            pp_data_event ev;
+            std::memcpy(&ev, rec.data(), kFixed);
+            if (ev.captured > PP_MAX_CHUNK || ev.captured > ev.len) return make_error("bad_capture_len");
+            if (rec.size() < kFixed + ev.captured) return make_error("truncated_payload");
+            if (ev.direction > PP_DIR_EGRESS) return make_error("bad_direction");
+            auto role = to_role(ev.role);
+            if (!role) return make_error(role.error());
+            Data out;
+            out.conn = to_key(ev.conn);
+            out.tid = ev.hdr.tid;
+            out.enter_ns = ev.hdr.ts_ns;
+            out.exit_ns = ev.exit_ns;
+            out.pos = ev.pos;
+            out.len = ev.len;
+            out.direction = ev.direction == PP_DIR_INGRESS ? Direction::kIngress : Direction::kEgress;
+            out.role = *role;
+            out.syscall = ev.syscall;
+            out.bytes.assign(reinterpret_cast<const char*>(rec.data() + kFixed), ev.captured);
+            return Event{std::move(out)};
+        }
+        case PP_EV_CONN_CLOSE: {
+            pp_conn_close_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_conn_close");
+            ConnClose out;
+            out.conn = to_key(ev.conn);
+            out.tid = ev.hdr.tid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.rx_bytes = ev.rx_bytes;
+            out.tx_bytes = ev.tx_bytes;
+            return Event{out};
+        }
+        case PP_EV_PROC_EXEC: {
+            pp_proc_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_proc");
+            ProcExec out;
+            out.tgid = ev.hdr.tgid;
+            out.ppid = ev.ppid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.comm = bounded_string(ev.comm, sizeof(ev.comm));
+            out.filename = bounded_string(ev.filename, sizeof(ev.filename));
+            return Event{std::move(out)};
+        }
+        case PP_EV_PROC_EXIT: {
+            pp_proc_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_proc");
+            ProcExit out;
+            out.tgid = ev.hdr.tgid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.exit_code = ev.exit_code;
+            out.comm = bounded_string(ev.comm, sizeof(ev.comm));
+            return Event{std::move(out)};
+        }
+    }
+    return make_error("unknown_kind");
+}
+
+bool decode_counted(std::span<const uint8_t> record, Counters& counters, Event& out) {
+    auto r = decode(record);
+    if (!r) {
+        counters.add("decode.rejected." + r.error());
+        return false;
+    }
+    counters.add("decode.ok");
+    out = std::move(r).value();
+    return true;
+}
+
+}  // namespace passport::events

@@ -1,0 +1,91 @@
+#pragma once
+// Typed, owning forms of the records the kernel side writes into the ring buffer (see
+// bpf/include/passport/abi.h). The decoder (decoder.hpp) is the only code that reads raw
+// records; every later stage takes these types, so the whole pipeline can be fed from recorded
+// streams or hand-built events in tests.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <variant>
+
+namespace passport::events {
+
+enum class Role : uint8_t { kUnknown = 0, kServer = 1, kClient = 2 };
+enum class Direction : uint8_t { kIngress = 0, kEgress = 1 };
+
+// A connection as the kernel names it: the fd of a process plus a generation, so a reused fd is
+// a different connection.
+struct ConnKey {
+    uint32_t tgid = 0;
+    int32_t fd = -1;
+    uint64_t gen = 0;
+    bool operator==(const ConnKey&) const = default;
+};
+
+struct ConnKeyHash {
+    size_t operator()(const ConnKey& k) const {
+        uint64_t h = (uint64_t{k.tgid} << 32) ^ static_cast<uint32_t>(k.fd);
+        return std::hash<uint64_t>{}(h ^ (k.gen * 0x9E3779B97F4A7C15ULL));
+    }
+};
+
+struct Endpoint {
+    uint16_t family = 0;  // AF_INET / AF_INET6; 0 = unknown
+    uint16_t port = 0;
+    std::array<uint8_t, 16> addr{};
+    // "127.0.0.1" / "::1" / "" when unknown. IPv4-mapped IPv6 prints as IPv4.
+    std::string ip_string() const;
+    bool operator==(const Endpoint&) const = default;
+};
+
+// Times are CLOCK_MONOTONIC nanoseconds from the kernel; convert with a ClockOffset.
+struct ConnOpen {
+    ConnKey conn;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    Endpoint local;
+    Endpoint remote;
+    uint32_t netns = 0;
+    Role role = Role::kUnknown;
+};
+
+struct Data {
+    ConnKey conn;
+    uint32_t tid = 0;
+    uint64_t enter_ns = 0;  // syscall entry
+    uint64_t exit_ns = 0;   // syscall exit
+    uint64_t pos = 0;       // stream offset of the first byte in this direction
+    uint32_t len = 0;       // bytes the syscall moved; bytes.size() may be smaller (capture cap)
+    Direction direction = Direction::kIngress;
+    Role role = Role::kUnknown;
+    uint8_t syscall = 0;    // enum pp_syscall
+    std::string bytes;      // captured prefix of the len bytes
+};
+
+struct ConnClose {
+    ConnKey conn;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_bytes = 0;
+};
+
+struct ProcExec {
+    uint32_t tgid = 0;
+    uint32_t ppid = 0;
+    uint64_t ts_ns = 0;
+    std::string comm;
+    std::string filename;
+};
+
+struct ProcExit {
+    uint32_t tgid = 0;
+    uint64_t ts_ns = 0;
+    int32_t exit_code = 0;
+    std::string comm;
+};
+
+using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit>;
+
+}  // namespace passport::events

@@ -1,0 +1,168 @@
+#include "userspace/events/recording.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace passport::events {
+namespace {
+
+using nlohmann::json;
+
+std::string to_hex(const std::string& bytes) {
+    static const char* kDigits = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(kDigits[c >> 4]);
+        out.push_back(kDigits[c & 15]);
+    }
+    return out;
+}
+
+Result<std::string> from_hex(const std::string& hex) {
+    if (hex.size() % 2) return make_error("odd hex length");
+    auto nib = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(hex.size() / 2);
+    for (size_t i = 0; i < hex.size(); i += 2) {
+        int hi = nib(hex[i]), lo = nib(hex[i + 1]);
+        if (hi < 0 || lo < 0) return make_error("bad hex digit");
+        out.push_back(static_cast<char>(hi << 4 | lo));
+    }
+    return out;
+}
+
+json key_json(const ConnKey& k) { return {{"tgid", k.tgid}, {"fd", k.fd}, {"gen", k.gen}}; }
+ConnKey key_from(const json& j) { return ConnKey{j.at("tgid").get<uint32_t>(), j.at("fd").get<int32_t>(), j.at("gen").get<uint64_t>()}; }
+
+json ep_json(const Endpoint& e) {
+    std::string addr(reinterpret_cast<const char*>(e.addr.data()), e.addr.size());
+    return {{"family", e.family}, {"port", e.port}, {"addr", to_hex(addr)}};
+}
+Endpoint ep_from(const json& j) {
+    Endpoint e;
+    e.family = j.at("family").get<uint16_t>();
+    e.port = j.at("port").get<uint16_t>();
+    auto raw = from_hex(j.at("addr").get<std::string>());
+    if (raw && raw->size() == e.addr.size()) std::copy(raw->begin(), raw->end(), e.addr.begin());
+    return e;
+}
+
+}  // namespace
+
+std::string to_json_line(const Event& ev) {
+    json j;
+    std::visit(
+        [&](const auto& e) {
+            using T = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<T, ConnOpen>) {
+                j = {{"type", "open"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
+                     {"local", ep_json(e.local)}, {"remote", ep_json(e.remote)}, {"netns", e.netns},
+                     {"role", static_cast<int>(e.role)}};
+            } else if constexpr (std::is_same_v<T, Data>) {
+                j = {{"type", "data"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"enter", e.enter_ns},
+                     {"exit", e.exit_ns}, {"pos", e.pos}, {"len", e.len},
+                     {"dir", e.direction == Direction::kIngress ? "in" : "out"},
+                     {"role", static_cast<int>(e.role)}, {"syscall", e.syscall}, {"bytes", to_hex(e.bytes)}};
+            } else if constexpr (std::is_same_v<T, ConnClose>) {
+                j = {{"type", "close"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
+                     {"rx", e.rx_bytes}, {"tx", e.tx_bytes}};
+            } else if constexpr (std::is_same_v<T, ProcExec>) {
+                j = {{"type", "exec"}, {"tgid", e.tgid}, {"ppid", e.ppid}, {"ts", e.ts_ns},
+                     {"comm", e.comm}, {"filename", e.filename}};
+            } else {
+                j = {{"type", "exit"}, {"tgid", e.tgid}, {"ts", e.ts_ns}, {"code", e.exit_code}, {"comm", e.comm}};
+            }
+        },
+        ev);
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<Event> from_json_line(const std::string& line) {
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return make_error("not a JSON object");
+    try {
+        std::string type = j.at("type").get<std::string>();
+        auto role = [&]() {
+            int r = j.at("role").get<int>();
+            return r == 1 ? Role::kServer : r == 2 ? Role::kClient : Role::kUnknown;
+        };
+        if (type == "open") {
+            ConnOpen e;
+            e.conn = key_from(j.at("conn"));
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.local = ep_from(j.at("local"));
+            e.remote = ep_from(j.at("remote"));
+            e.netns = j.at("netns").get<uint32_t>();
+            e.role = role();
+            return Event{e};
+        }
+        if (type == "data") {
+            Data e;
+            e.conn = key_from(j.at("conn"));
+            e.tid = j.at("tid").get<uint32_t>();
+            e.enter_ns = j.at("enter").get<uint64_t>();
+            e.exit_ns = j.at("exit").get<uint64_t>();
+            e.pos = j.at("pos").get<uint64_t>();
+            e.len = j.at("len").get<uint32_t>();
+            e.direction = j.at("dir").get<std::string>() == "in" ? Direction::kIngress : Direction::kEgress;
+            e.role = role();
+            e.syscall = j.at("syscall").get<uint8_t>();
+            auto bytes = from_hex(j.at("bytes").get<std::string>());
+            if (!bytes) return make_error(bytes.error());
+            e.bytes = std::move(*bytes);
+            if (e.bytes.size() > e.len) return make_error("captured bytes exceed len");
+            return Event{std::move(e)};
+        }
+        if (type == "close") {
+            ConnClose e;
+            e.conn = key_from(j.at("conn"));
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.rx_bytes = j.at("rx").get<uint64_t>();
+            e.tx_bytes = j.at("tx").get<uint64_t>();
+            return Event{e};
+        }
+        if (type == "exec") {
+            ProcExec e;
+            e.tgid = j.at("tgid").get<uint32_t>();
+            e.ppid = j.at("ppid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.comm = j.at("comm").get<std::string>();
+            e.filename = j.at("filename").get<std::string>();
+            return Event{std::move(e)};
+        }
+        if (type == "exit") {
+            ProcExit e;
+            e.tgid = j.at("tgid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.exit_code = j.at("code").get<int32_t>();
+            e.comm = j.at("comm").get<std::string>();
+            return Event{std::move(e)};
+        }
+        return make_error("unknown event type '" + type + "'");
+    } catch (const json::exception& e) {
+        return make_error(std::string("bad event: ") + e.what());
+    }
+}
+
+Result<std::vector<Event>> read_recording(std::istream& in) {
+    std::vector<Event> out;
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+        n++;
+        if (line.empty()) continue;
+        auto e = from_json_line(line);
+        if (!e) return make_error("line " + std::to_string(n) + ": " + e.error());
+        out.push_back(std::move(*e));
+    }
+    return out;
+}
+
+}  // namespace passport::events

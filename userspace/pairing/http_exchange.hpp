@@ -1,0 +1,46 @@
+#pragma once
+// HttpExchange: one HTTP/1.x request and (when it came) its response on one connection, with the
+// kernel timestamps that bound them. Produced by stream::ConnectionTracker, consumed by the
+// correlator. Server exchanges (role kServer) become segments; client ones subsegments.
+#include <cstdint>
+#include <optional>
+
+#include "userspace/events/event.hpp"
+#include "userspace/protocol/http1/http1_types.hpp"
+
+namespace passport::pairing {
+
+enum class Outcome : uint8_t {
+    kComplete,          // full request and full response seen
+    kConnectionClosed,  // connection closed/reset before the response was complete
+    kProcessExited,     // the traced process exited before the response was complete
+    kTimedOut,          // no response within the pairing timeout
+    kShutdown,          // agent stopped while the exchange was open
+};
+
+struct HttpExchange {
+    events::ConnKey conn;
+    events::Role role = events::Role::kUnknown;  // kServer: we served it; kClient: we sent it
+    events::Endpoint local;
+    events::Endpoint remote;
+    uint32_t netns = 0;
+    uint32_t tgid = 0;
+    uint32_t request_tid = 0;   // thread that read (server) / wrote (client) the request
+    uint32_t response_tid = 0;  // thread that wrote (server) / read (client) the response
+
+    protocol::http1::Request request;
+    std::optional<protocol::http1::Response> response;
+
+    // CLOCK_MONOTONIC ns. For a server: request_start = exit of the read that returned the
+    // request's first byte; response_end = exit of the write that sent its last byte.
+    // For a client: request_start = entry of the first write; response_end = exit of the read
+    // that returned the last byte.
+    uint64_t request_start_ns = 0;
+    uint64_t request_end_ns = 0;
+    uint64_t response_start_ns = 0;
+    uint64_t response_end_ns = 0;  // 0 when there is no (complete) response
+
+    Outcome outcome = Outcome::kComplete;
+};
+
+}  // namespace passport::pairing

@@ -1,0 +1,59 @@
+#pragma once
+// Pipeline: the whole userspace path in one object, in data-flow order:
+//   events -> stream::ConnectionTracker (connections, reassembly, HTTP/1 parsing, pairing)
+//          -> correlate::Correlator (segments, trace context, sampling)
+//          -> xray::serialize_documents (schema, 64 KB limit) -> exporter::Emitter
+// The agent feeds it kernel events; replay tests feed it recorded ones. Single-threaded: the
+// agent calls it only from its io_context thread.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "userspace/common/clock.hpp"
+#include "userspace/common/counters.hpp"
+#include "userspace/correlate/correlator.hpp"
+#include "userspace/correlate/process_info.hpp"
+#include "userspace/events/event.hpp"
+#include "userspace/export/emitter.hpp"
+#include "userspace/sample/sampler.hpp"
+#include "userspace/stream/connection_tracker.hpp"
+#include "userspace/xray/ids.hpp"
+
+namespace passport::pipeline {
+
+struct PipelineConfig {
+    correlate::CorrelatorConfig correlator;
+    std::string proc_root = "/proc";
+    size_t max_datagram = 64000;
+};
+
+class Pipeline {
+public:
+    Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler, exporter::Emitter& emitter,
+             Counters& counters, const ClockOffset& clock,
+             xray::RandomSource random = xray::system_random_source());
+
+    void on_event(const events::Event& e);
+    // Periodic work: idle connections and unanswered requests time out.
+    void tick(uint64_t now_monotonic_ns);
+    // Ends every open exchange (documents marked in progress) and flushes the emitter.
+    void shutdown();
+
+    Counters& counters() { return counters_; }
+    const ClockOffset& clock() const { return clock_; }
+
+private:
+    void emit_segment(xray::Segment&& s);
+
+    PipelineConfig cfg_;
+    Counters& counters_;
+    const ClockOffset& clock_;
+    exporter::Emitter& emitter_;
+    std::unique_ptr<sample::Sampler> sampler_;
+    xray::IdGenerator ids_;
+    correlate::ProcessInfoCache processes_;
+    correlate::Correlator correlator_;
+    stream::ConnectionTracker tracker_;
+};
+
+}  // namespace passport::pipeline

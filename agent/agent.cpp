@@ -49,6 +49,17 @@ int on_record(void* ctx, void* data, size_t size) {
     return 0;
 }
 
+// Lets the fan-out feed an emitter it does not own (the demo's in-memory sink).
+class ForwardingEmitter : public exporter::Emitter {
+public:
+    explicit ForwardingEmitter(exporter::Emitter& target) : target_(target) {}
+    void emit(std::string datagram) override { target_.emit(std::move(datagram)); }
+    void flush() override { target_.flush(); }
+
+private:
+    exporter::Emitter& target_;
+};
+
 std::string hostname() {
     char buf[256] = {};
     return ::gethostname(buf, sizeof(buf) - 1) == 0 ? buf : "";
@@ -77,24 +88,22 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     Counters counters;
     ClockOffset clock;
 
-    // Emitters: UDP to the daemon and/or JSON lines to a file.
+    // Emitters: UDP to the daemon and/or JSON lines to a file, plus the caller's own sink.
     exporter::FanoutEmitter fanout;
-    std::unique_ptr<exporter::UdpEmitter> udp;
-    std::unique_ptr<exporter::FileEmitter> file;
     if (!cfg.daemon_address.empty()) {
         auto addr = exporter::parse_daemon_address(cfg.daemon_address);
         if (!addr) {
             std::fprintf(stderr, "passport: daemon address: %s\n", addr.error().c_str());
             return 2;
         }
-        auto u = exporter::UdpEmitter::create(io, *addr, counters);
+        auto u = exporter::UdpEmitter::create(io, addr->udp, counters);
         if (!u) {
             std::fprintf(stderr, "passport: %s\n", u.error().c_str());
             return 1;
         }
-        udp = std::move(*u);
-        fanout.add(udp.get());
-        std::fprintf(stderr, "passport: sending documents to the X-Ray daemon at udp %s\n", cfg.daemon_address.c_str());
+        fanout.add(std::move(*u));
+        std::fprintf(stderr, "passport: sending documents to the X-Ray daemon at udp %s\n",
+                     exporter::to_string(addr->udp).c_str());
     }
     if (!cfg.output.empty()) {
         auto f = exporter::FileEmitter::open(cfg.output, counters);
@@ -102,10 +111,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             std::fprintf(stderr, "passport: --output: %s\n", f.error().c_str());
             return 1;
         }
-        file = std::move(*f);
-        fanout.add(file.get());
+        fanout.add(std::move(*f));
     }
-    if (extra_emitter) fanout.add(extra_emitter);
+    if (extra_emitter) fanout.add(std::make_unique<ForwardingEmitter>(*extra_emitter));
 
     sample::LocalRules rules = sample::default_local_rules();
     if (!cfg.sampling_rules.empty()) {

@@ -69,12 +69,13 @@ static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *
     remote->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
     __builtin_memset(local->addr, 0, sizeof(local->addr));
     __builtin_memset(remote->addr, 0, sizeof(remote->addr));
+    /* Explicit sizes: BPF_CORE_READ_INTO would copy sizeof(*addr) == 1 byte of an array. */
     if (family == PP_AF_INET) {
-        BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_rcv_saddr);
-        BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_daddr);
+        bpf_core_read(local->addr, 4, &sk->__sk_common.skc_rcv_saddr);
+        bpf_core_read(remote->addr, 4, &sk->__sk_common.skc_daddr);
     } else {
-        BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-        BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+        bpf_core_read(local->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+        bpf_core_read(remote->addr, 16, &sk->__sk_common.skc_v6_daddr);
     }
     *netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }

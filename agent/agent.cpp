@@ -84,6 +84,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
                  "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
                  "outgoing-call subsegments, header injection, TLS, AWS API calls (see docs/not-supported.md)\n");
 
+    spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
     asio::io_context io;
     Counters counters;
     ClockOffset clock;
@@ -141,6 +142,10 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 1;
     }
     std::unique_ptr<BpfProbes> probes = std::move(*loaded);
+    std::fprintf(stderr, "  %s tp_btf - %s\n", probes->fork_inheritance() ? "[yes]" : "[no] ",
+                 probes->fork_inheritance()
+                     ? "children forked by selected processes are selected in the kernel"
+                     : "refused by this kernel: children forked by selected processes after start are not traced");
 
     ProcessSelector selector(cfg, *probes, counters);
     auto scanned = selector.scan();

@@ -23,21 +23,40 @@ const char* drop_reason_name(int reason) {
     }
 }
 
-Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
-    std::unique_ptr<BpfProbes> p(new BpfProbes());
-    p->skel_ = passport_bpf__open();
-    if (!p->skel_) return make_error(std::string("open BPF object: ") + std::strerror(errno));
-    auto* rod = p->skel_->rodata;
+Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork) {
+    passport_bpf* skel = passport_bpf__open();
+    if (!skel) return make_error(std::string("open BPF object: ") + std::strerror(errno));
+    if (uint32_t built = skel->rodata->pp_bpf_abi_version; built != PP_ABI_VERSION) {
+        passport_bpf__destroy(skel);
+        return make_error("BPF object built for ABI " + std::to_string(built) + ", agent expects " +
+                          std::to_string(PP_ABI_VERSION));
+    }
+    auto* rod = skel->rodata;
     rod->pp_cfg.abi_version = PP_ABI_VERSION;
     rod->pp_cfg.self_tgid = static_cast<uint32_t>(::getpid());
     rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
-    bpf_map__set_max_entries(p->skel_->maps.events, cfg.ringbuf_bytes);
-
-    if (int err = passport_bpf__load(p->skel_); err != 0) {
-        return make_error(std::string("load BPF programs (verifier or permissions): ") +
-                          std::strerror(-err));
+    bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
+    if (!with_fork) bpf_program__set_autoload(skel->progs.process_fork, false);
+    if (int err = passport_bpf__load(skel); err != 0) {
+        passport_bpf__destroy(skel);
+        return make_error(std::string("load BPF programs (verifier or permissions): ") + std::strerror(-err));
     }
+    return skel;
+}
+
+Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
+    std::unique_ptr<BpfProbes> p(new BpfProbes());
+    // tp_btf (fork inheritance) is the one program type a kernel may refuse while the rest
+    // works; retry without it rather than fail.
+    auto skel = open_and_load(cfg, /*with_fork=*/true);
+    if (!skel) {
+        auto retry = open_and_load(cfg, /*with_fork=*/false);
+        if (!retry) return make_error(skel.error());
+        skel = retry;
+        p->fork_inheritance_ = false;
+    }
+    p->skel_ = *skel;
     for (uint16_t port : cfg.server_ports) {
         uint8_t one = 1;
         if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) != 0)
@@ -46,6 +65,7 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
     // Attach one by one so a failure names the program.
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, p->skel_->obj) {
+        if (!bpf_program__autoload(prog)) continue;
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
             return make_error(std::string("attach ") + bpf_program__name(prog) + ": " +

@@ -42,11 +42,17 @@ public:
 
     // Names of attached programs, for the start report.
     const std::vector<std::string>& attached() const { return attached_; }
+    // False when the kernel refused tp_btf: children forked by selected processes are then
+    // not selected automatically (only --exe matches at exec and the start-up scan apply).
+    bool fork_inheritance() const { return fork_inheritance_; }
 
 private:
     BpfProbes() = default;
+    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork);
+
     passport_bpf* skel_ = nullptr;
     std::vector<std::string> attached_;
+    bool fork_inheritance_ = true;
 };
 
 const char* drop_reason_name(int reason);

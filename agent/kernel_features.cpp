@@ -85,8 +85,9 @@ KernelFeatures probe_kernel_features() {
                        f.syscall_tracepoints ? "plaintext capture of socket syscalls"
                                              : "missing: no capture possible"});
 
-    f.tp_btf = f.btf && prog_type_ok(BPF_PROG_TYPE_TRACING);
-    f.lines.push_back({"tp_btf", f.tp_btf, "fork inheritance of process selection"});
+    // libbpf's generic probe for BPF_PROG_TYPE_TRACING tries an fentry-style load, which some
+    // kernels refuse while tp_btf works; the loader finds out for real (BpfProbes::load).
+    f.tp_btf = f.btf;
 
     f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
     f.lines.push_back({"ring buffer", f.ringbuf, f.ringbuf ? "event transport" : "missing (kernel < 5.8)"});

@@ -10,6 +10,8 @@
 
 /* Written by the agent before load (skeleton rodata). */
 const volatile struct pp_config pp_cfg __weak = {};
+/* The ABI this object was compiled against; the loader refuses an object built from another. */
+const volatile __u32 pp_bpf_abi_version __weak = PP_ABI_VERSION;
 
 /* All records to userspace. Size is set by the agent before load. */
 struct {

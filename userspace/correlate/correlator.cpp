@@ -161,8 +161,8 @@ bool Correlator::build_segment(const pairing::HttpExchange& ex, xray::Segment& s
 
     if (complete) {
         s.end_time = clock_.to_epoch_seconds(ex.response_end_ns);
-    } else if (ex.outcome == pairing::Outcome::kShutdown || ex.outcome == pairing::Outcome::kTimedOut) {
-        s.in_progress = true;  // still open as far as anyone knows
+    } else if (ex.outcome == pairing::Outcome::kShutdown) {
+        s.in_progress = true;  // still open when the agent stopped: X-Ray shows it as pending
         counters_.add("correlate.segments_in_progress");
     } else {
         // The server never finished its answer: a fault the caller saw, with the reason.
@@ -175,7 +175,9 @@ bool Correlator::build_segment(const pairing::HttpExchange& ex, xray::Segment& s
         xray::ExceptionInfo exc;
         exc.id = ids_.new_segment_id();
         exc.message = outcome_message(ex.outcome);
-        exc.type = ex.outcome == pairing::Outcome::kProcessExited ? "ProcessExited" : "ConnectionClosed";
+        exc.type = ex.outcome == pairing::Outcome::kProcessExited ? "ProcessExited"
+                   : ex.outcome == pairing::Outcome::kTimedOut    ? "TimedOut"
+                                                                  : "ConnectionClosed";
         cause.exceptions.push_back(exc);
         s.cause = cause;
         counters_.add("correlate.segments_incomplete");

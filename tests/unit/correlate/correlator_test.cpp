@@ -153,6 +153,14 @@ TEST_F(CorrelatorTest, IncompleteExchangesAreFaultsWithCause) {
     EXPECT_FALSE(out[0].http->response.has_value());
     EXPECT_GE(out[0].end_time, out[0].start_time);
     EXPECT_EQ(out[1].cause->exceptions.at(0).type, "ProcessExited");
+    auto ex3 = exchange("GET", "/hang", 200);
+    ex3.response.reset();
+    ex3.outcome = Outcome::kTimedOut;
+    corr.on_exchange(std::move(ex3));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_TRUE(out[2].fault);
+    EXPECT_FALSE(out[2].in_progress) << "a request given up on must not stay pending forever";
+    EXPECT_EQ(out[2].cause->exceptions.at(0).type, "TimedOut");
 }
 
 TEST_F(CorrelatorTest, ShutdownLeavesSegmentInProgress) {

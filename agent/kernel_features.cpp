@@ -107,6 +107,7 @@ KernelFeatures probe_kernel_features() {
                            (f.cgroup2_path.empty() ? std::string("; no cgroup v2 mount")
                                                    : "; cgroup v2 at " + f.cgroup2_path)});
 
+    ensure_mounted("/sys/kernel/security", "securityfs");  // only to read the lockdown level
     f.lockdown = read_first_line("/sys/kernel/security/lockdown");
     // "none [integrity] confidentiality": the bracketed word is the active level.
     auto lb = f.lockdown.find('['), rb = f.lockdown.find(']');

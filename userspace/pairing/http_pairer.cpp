@@ -1,0 +1,231 @@
+#include "userspace/pairing/http_pairer.hpp"
+
+#include <utility>
+
+namespace passport::pairing {
+
+namespace {
+
+using protocol::MessageKind;
+using protocol::ParseStatus;
+
+// Early responses held while a request body arrives; more than this means we are out of step.
+constexpr size_t kMaxEarlyResponses = 4;
+// Frames per on_data call; each consumes bytes, so this is only a guard against a parser bug.
+constexpr int kMaxStepsPerCall = 1 << 20;
+
+size_t index(events::Direction dir) { return static_cast<size_t>(dir); }
+
+std::string_view outcome_counter(Outcome outcome) {
+    switch (outcome) {
+        case Outcome::kComplete:
+            return "pairing.complete";
+        case Outcome::kConnectionClosed:
+            return "pairing.connection_closed";
+        case Outcome::kProcessExited:
+            return "pairing.process_exited";
+        case Outcome::kTimedOut:
+            return "pairing.timed_out";
+        case Outcome::kShutdown:
+            return "pairing.shutdown";
+    }
+    return "pairing.unknown_outcome";
+}
+
+}  // namespace
+
+HttpPairer::HttpPairer(const protocol::SessionParams& params)
+    : counters_(params.counters),
+      sink_(params.sink),
+      limits_(params.limits),
+      request_dir_(params.role == events::Role::kClient ? events::Direction::kEgress
+                                                         : events::Direction::kIngress),
+      requests_(MessageKind::kRequest, params.counters, params.mid_stream[index(request_dir_)]),
+      responses_(MessageKind::kResponse, params.counters,
+                 params.mid_stream[1 - index(request_dir_)]) {}
+
+size_t HttpPairer::pending_requests() const {
+    size_t n = 0;
+    for (const auto& p : pending_) n += p.placeholder ? 0 : 1;
+    return n;
+}
+
+void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
+                         const protocol::ConnContext& ctx) {
+    const bool is_request = dir == request_dir_;
+    protocol::http1::Http1Parser& parser = is_request ? requests_ : responses_;
+    Message frame;
+    for (int i = 0; i < kMaxStepsPerCall && wants_data_; ++i) {
+        if (!is_request) responses_.set_request_method(next_response_method());
+        switch (parser.parse(buffer, frame)) {
+            case ParseStatus::kNeedMore:
+                return;
+            case ParseStatus::kSkip:
+                break;
+            case ParseStatus::kFrame:
+                if (is_request) {
+                    on_request(std::move(frame), ctx);
+                } else {
+                    on_response(std::move(frame), ctx);
+                }
+                break;
+            case ParseStatus::kInvalid:
+                if (is_request) {
+                    on_request_lost(ctx);
+                } else {
+                    on_response_lost();
+                }
+                break;
+        }
+    }
+}
+
+void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx) {
+    push_pending(Pending{std::move(request), false}, ctx);
+}
+
+void HttpPairer::on_request_lost(const protocol::ConnContext& ctx) {
+    counters_.add("pairing.lost_requests");
+    push_pending(Pending{Message{}, true}, ctx);
+}
+
+void HttpPairer::push_pending(Pending&& pending, const protocol::ConnContext& ctx) {
+    pending_.push_back(std::move(pending));
+    if (pending_.size() > limits_.max_pending) {
+        counters_.add("pairing.pending_overflow");
+        Pending oldest = std::move(pending_.front());
+        pending_.pop_front();
+        if (!oldest.placeholder) {
+            emit(std::move(oldest.message), std::nullopt, Outcome::kTimedOut, ctx);
+        }
+    }
+    drain_early(ctx);
+}
+
+void HttpPairer::drain_early(const protocol::ConnContext& ctx) {
+    while (!early_.empty() && !pending_.empty()) {
+        Message response = std::move(early_.front());
+        early_.pop_front();
+        on_response(std::move(response), ctx);
+    }
+}
+
+void HttpPairer::on_response(Message&& response, const protocol::ConnContext& ctx) {
+    if (pending_.empty()) {
+        if (requests_.in_message() && early_.size() < kMaxEarlyResponses) {
+            early_.push_back(std::move(response));
+        } else {
+            counters_.add("pairing.orphan_responses");
+        }
+        return;
+    }
+    Pending& front = pending_.front();
+    if (front.placeholder) {
+        pending_.pop_front();
+        counters_.add("pairing.discarded_responses");
+        return;
+    }
+    // Finished before its supposed request even began: it answers one we never saw.
+    const auto& req_first = front.message.timing.first;
+    const auto& resp_first = response.timing.first;
+    if (resp_first.exit_ns != 0 && req_first.enter_ns != 0 &&
+        resp_first.exit_ns < req_first.enter_ns) {
+        counters_.add("pairing.orphan_responses");
+        return;
+    }
+    Message request = std::move(front.message);
+    pending_.pop_front();
+    const bool upgraded = responses_.upgraded();
+    emit(std::move(request), std::move(response), Outcome::kComplete, ctx);
+    if (upgraded) wants_data_ = false;  // 101 or CONNECT: the rest is not HTTP
+}
+
+void HttpPairer::on_response_lost() {
+    if (pending_.empty()) return;
+    if (!pending_.front().placeholder) counters_.add("pairing.response_lost");
+    pending_.pop_front();
+}
+
+std::string_view HttpPairer::next_response_method() const {
+    if (!pending_.empty()) {
+        return pending_.front().placeholder ? std::string_view{}
+                                            : pending_.front().message.request.method;
+    }
+    if (requests_.in_message()) return requests_.current().request.method;
+    return {};
+}
+
+void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {
+    if (outcome == Outcome::kConnectionClosed || outcome == Outcome::kProcessExited) {
+        // The byte stream really ended: a response delimited by the close is complete.
+        Message frame;
+        if (responses_.finish(frame)) on_response(std::move(frame), ctx);
+    }
+    while (!pending_.empty()) {
+        Pending p = std::move(pending_.front());
+        pending_.pop_front();
+        if (!p.placeholder) emit(std::move(p.message), std::nullopt, outcome, ctx);
+    }
+    if (requests_.in_message()) {
+        // A request whose body never finished arriving; if the server already answered it
+        // (e.g. 413 before reading the body), that answer is complete.
+        counters_.add("pairing.partial_requests");
+        Message request = requests_.current();
+        if (!early_.empty()) {
+            Message response = std::move(early_.front());
+            early_.pop_front();
+            emit(std::move(request), std::move(response), Outcome::kComplete, ctx);
+        } else {
+            emit(std::move(request), std::nullopt, outcome, ctx);
+        }
+    }
+    if (!early_.empty()) counters_.add("pairing.orphan_responses", early_.size());
+    early_.clear();
+    wants_data_ = false;
+}
+
+void HttpPairer::expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::ConnContext& ctx) {
+    for (auto& p : pending_) {
+        if (p.placeholder) continue;
+        const uint64_t done_ns = p.message.timing.last.exit_ns;
+        if (now_ns < done_ns || now_ns - done_ns < timeout_ns) break;  // later ones are younger
+        emit(std::move(p.message), std::nullopt, Outcome::kTimedOut, ctx);
+        p.message = Message{};
+        p.placeholder = true;  // its response, should it come, must not pair with the next one
+    }
+}
+
+void HttpPairer::emit(Message&& request, std::optional<Message>&& response, Outcome outcome,
+                      const protocol::ConnContext& ctx) {
+    HttpExchange x;
+    x.conn = ctx.key;
+    x.role = ctx.role;
+    x.local = ctx.local;
+    x.remote = ctx.remote;
+    x.netns = ctx.netns;
+    x.tgid = ctx.key.tgid;
+    const bool server = ctx.role != events::Role::kClient;
+    // Server: the request was read, the response written. Client: the other way round. Each side
+    // is timed from the moment its bytes were available to the process (see http_exchange.hpp).
+    x.request_start_ns = server ? request.timing.first.exit_ns : request.timing.first.enter_ns;
+    x.request_end_ns = request.timing.last.exit_ns;
+    x.request_tid = request.timing.first.tid;
+    x.request = std::move(request.request);
+    if (response) {
+        x.response_start_ns =
+            server ? response->timing.first.enter_ns : response->timing.first.exit_ns;
+        x.response_end_ns = response->timing.last.exit_ns;
+        x.response_tid = response->timing.first.tid;
+        x.response = std::move(response->response);
+    }
+    x.outcome = outcome;
+    counters_.add("pairing.exchanges");
+    counters_.add(outcome_counter(outcome));
+    if (sink_.http) sink_.http(std::move(x));
+}
+
+std::unique_ptr<protocol::Session> make_http_session(const protocol::SessionParams& params) {
+    return std::make_unique<HttpPairer>(params);
+}
+
+}  // namespace passport::pairing

@@ -1,0 +1,78 @@
+#pragma once
+// HttpPairer: the HTTP/1 session of one connection. It runs an Http1Parser per direction and
+// pairs requests with responses first-in first-out (HTTP/1 answers in request order, pipelined
+// or not), producing pairing::HttpExchange with the kernel timestamps of the syscalls that moved
+// each message's first and last byte (see http_exchange.hpp for which ones).
+//
+// Keeping FIFO order honest when things go missing:
+//   - a request dropped as invalid or lost in a capture gap leaves a placeholder, so its response
+//     is discarded instead of being paired with the next request (pairing.discarded_responses);
+//   - a request given up by expire() (kTimedOut) leaves a placeholder for the same reason;
+//   - a response that could not be parsed takes its request with it (pairing.response_lost);
+//   - a response that finished before its request began (a socket joined mid-way) is an orphan
+//     (pairing.orphan_responses), as is one with no request at all;
+//   - a response that completes while its request's body is still arriving (100-continue, early
+//     413) is held until the request completes.
+// At most SessionLimits::max_pending requests wait; beyond that the oldest is emitted as
+// kTimedOut (pairing.pending_overflow).
+//
+// Owned by a stream::Connection (made through protocol::registered_protocols()); pipeline thread.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "userspace/common/counters.hpp"
+#include "userspace/pairing/exchange_sink.hpp"
+#include "userspace/protocol/http1/http1_parser.hpp"
+#include "userspace/protocol/session.hpp"
+
+namespace passport::pairing {
+
+class HttpPairer final : public protocol::Session {
+public:
+    // params.role must be kServer or kClient.
+    explicit HttpPairer(const protocol::SessionParams& params);
+
+    void on_data(events::Direction dir, stream::StreamBuffer& buffer,
+                 const protocol::ConnContext& ctx) override;
+    void end(Outcome outcome, const protocol::ConnContext& ctx) override;
+    void expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::ConnContext& ctx) override;
+    bool wants_data() const override { return wants_data_; }
+    size_t pending_requests() const override;
+
+private:
+    using Message = protocol::http1::Message;
+    struct Pending {
+        Message message;
+        bool placeholder = false;  // a request we lost or gave up on: its response is discarded
+    };
+
+    void on_request(Message&& request, const protocol::ConnContext& ctx);
+    void on_request_lost(const protocol::ConnContext& ctx);
+    void on_response(Message&& response, const protocol::ConnContext& ctx);
+    void on_response_lost();
+    void push_pending(Pending&& pending, const protocol::ConnContext& ctx);
+    void drain_early(const protocol::ConnContext& ctx);
+    // Method of the request the next response answers ("" when unknown).
+    std::string_view next_response_method() const;
+    void emit(Message&& request, std::optional<Message>&& response, Outcome outcome,
+              const protocol::ConnContext& ctx);
+
+    Counters& counters_;
+    const ExchangeSink& sink_;
+    protocol::SessionLimits limits_;
+    events::Direction request_dir_;
+    protocol::http1::Http1Parser requests_;
+    protocol::http1::Http1Parser responses_;
+    std::deque<Pending> pending_;
+    std::deque<Message> early_;  // responses that completed while their request was still arriving
+    bool wants_data_ = true;
+};
+
+// Registry hook (protocol/registry.cpp).
+std::unique_ptr<protocol::Session> make_http_session(const protocol::SessionParams& params);
+
+}  // namespace passport::pairing

@@ -1,0 +1,55 @@
+#include "userspace/pipeline/pipeline.hpp"
+
+#include <type_traits>
+#include <utility>
+
+#include "userspace/xray/document.hpp"
+
+namespace passport::pipeline {
+
+Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
+                   exporter::Emitter& emitter, Counters& counters, const ClockOffset& clock,
+                   xray::RandomSource random)
+    : cfg_(std::move(cfg)),
+      counters_(counters),
+      clock_(clock),
+      emitter_(emitter),
+      sampler_(std::move(sampler)),
+      ids_(std::move(random)),
+      processes_(cfg_.proc_root),
+      correlator_(
+          cfg_.correlator, processes_, ids_, clock_,
+          [this](const correlate::SamplingInput& in, std::string* rule_name) {
+              sample::SampleRequest req{in.host, in.method, in.path, in.service_name};
+              sample::Decision d = sampler_->decide(req);
+              if (rule_name) *rule_name = d.rule_name;
+              return d.sampled;
+          },
+          counters_, [this](xray::Segment&& s) { emit_segment(std::move(s)); }),
+      tracker_(counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); }) {}
+
+void Pipeline::on_event(const events::Event& e) {
+    if (const auto* exec = std::get_if<events::ProcExec>(&e)) processes_.forget(exec->tgid);
+    // Read a process's identity when its first connection appears, while /proc still has it:
+    // a process that exits mid-request is then still named in its documents.
+    if (const auto* open = std::get_if<events::ConnOpen>(&e)) processes_.get(open->conn.tgid);
+    tracker_.on_event(e);
+    // Forget the process only after the tracker has ended its open exchanges with its identity.
+    if (const auto* exit = std::get_if<events::ProcExit>(&e)) processes_.forget(exit->tgid);
+}
+
+void Pipeline::tick(uint64_t now_monotonic_ns) { tracker_.expire(now_monotonic_ns); }
+
+void Pipeline::shutdown() {
+    tracker_.flush_all();
+    emitter_.flush();
+}
+
+void Pipeline::emit_segment(xray::Segment&& s) {
+    for (std::string& datagram : xray::serialize_documents(s, cfg_.max_datagram, &counters_)) {
+        counters_.add("pipeline.documents");
+        emitter_.emit(std::move(datagram));
+    }
+}
+
+}  // namespace passport::pipeline

@@ -1,0 +1,59 @@
+#pragma once
+// The per-rule state of X-Ray centralized sampling (xray.md §4.3, the SDKs' exact algorithm):
+// borrow one request per second until the service grants a quota, then `quota` per second until
+// its TTL, always falling back to the fixed rate; plus the statistics reported to
+// GetSamplingTargets (§4.4). Pure logic with the time and the random number passed in; the
+// poller that fetches rules and targets is not written yet and will own one of these per rule.
+#include <cstdint>
+#include <optional>
+
+namespace passport::sample {
+
+struct RuleStatistics {
+    uint64_t requests = 0;
+    uint64_t sampled = 0;  // borrows are not counted here, as in the SDKs (§4.3)
+    uint64_t borrows = 0;
+};
+
+// One SamplingTargetDocument.
+struct SamplingTarget {
+    double fixed_rate = 0;
+    std::optional<uint32_t> reservoir_quota;
+    std::optional<int64_t> reservoir_quota_ttl;  // epoch seconds
+    std::optional<int64_t> interval;             // seconds between reports
+};
+
+class CentralizedReservoir {
+public:
+    // capacity = the rule's ReservoirSize; 0 disables borrowing.
+    CentralizedReservoir(uint32_t capacity, double fixed_rate);
+
+    // One request at now_s (integer epoch seconds); random is uniform in [0, 1).
+    bool sample(int64_t now_s, double random);
+
+    // Applies a target received at now_s.
+    void apply_target(const SamplingTarget& target, int64_t now_s);
+
+    // True when this rule has requests to report and its interval has elapsed.
+    bool needs_report(int64_t now_s) const;
+
+    // The counters since the last call, which are reset.
+    RuleStatistics take_statistics();
+
+    const RuleStatistics& statistics() const { return statistics_; }
+    double fixed_rate() const { return fixed_rate_; }
+
+private:
+    uint32_t capacity_;
+    double fixed_rate_;
+    uint32_t quota_ = 0;
+    uint32_t used_ = 0;
+    int64_t current_second_ = -1;
+    bool borrowed_ = false;
+    int64_t refreshed_at_ = 0;
+    int64_t expires_at_ = 0;  // 0: no quota yet
+    int64_t interval_ = 10;
+    RuleStatistics statistics_;
+};
+
+}  // namespace passport::sample

@@ -1,0 +1,526 @@
+#include "userspace/xray/document.hpp"
+
+#include <locale.h>
+#include <wctype.h>
+
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
+#include <utility>
+
+#include "userspace/xray/utf8.hpp"
+
+#ifndef PASSPORT_VERSION
+#define PASSPORT_VERSION "0.0.0"
+#endif
+
+namespace passport::xray {
+namespace {
+
+// Below this many elements an array inside aws/sql/annotations/service is left whole when a
+// document has to be cut down.
+constexpr size_t kMaxJsonArrayElements = 64;
+
+// C.UTF-8 has full Unicode classification in glibc >= 2.35; the process locale may be "C".
+locale_t utf8_ctype() {
+    static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    return locale;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += '"';
+    for (size_t pos = 0; pos < s.size();) {
+        const auto c = static_cast<unsigned char>(s[pos]);
+        if (c >= 0x80) {
+            const CodePoint cp = decode_utf8(s, pos);
+            if (cp.valid) {
+                out.append(s.substr(pos, cp.length));
+            } else {
+                append_utf8(out, kReplacementCharacter);
+            }
+            pos += cp.length;
+            continue;
+        }
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                if (c < 0x20) {
+                    out += "\\u00";
+                    out += kHex[c >> 4];
+                    out += kHex[c & 0xF];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++pos;
+    }
+    out += '"';
+}
+
+std::string dump_json(const nlohmann::json& j) {
+    // replace: strings in these blocks may come from traffic and need not be valid UTF-8.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool is_nonempty_object(const nlohmann::json& j) { return j.is_object() && !j.empty(); }
+
+// Writes one JSON object's members in call order; keys are literals from this file.
+class ObjectWriter {
+public:
+    explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+
+    void key(std::string_view k) {
+        if (!first_) out_ += ',';
+        first_ = false;
+        out_ += '"';
+        out_ += k;
+        out_ += "\":";
+    }
+    void string(std::string_view k, std::string_view v) {
+        key(k);
+        append_json_string(out_, v);
+    }
+    // Omitted when empty; cut to max_chars characters.
+    void capped(std::string_view k, std::string_view v, size_t max_chars = kMaxStringLength) {
+        if (!v.empty()) string(k, truncate_utf8(v, max_chars));
+    }
+    void flag(std::string_view k, bool v) {
+        if (v) {
+            key(k);
+            out_ += "true";
+        }
+    }
+    void integer(std::string_view k, uint64_t v) {
+        key(k);
+        out_ += std::to_string(v);
+    }
+    void time(std::string_view k, double t) {
+        key(k);
+        out_ += format_time(t);
+    }
+    void json_if(std::string_view k, const nlohmann::json& j) {
+        if (is_nonempty_object(j)) {
+            key(k);
+            out_ += dump_json(j);
+        }
+    }
+    // Attaches an already written object unless it is "{}".
+    void object_if(std::string_view k, const std::string& object) {
+        if (object.size() > 2) {
+            key(k);
+            out_ += object;
+        }
+    }
+    void close() { out_ += '}'; }
+
+private:
+    std::string& out_;
+    bool first_ = true;
+};
+
+struct Independent {
+    std::string_view trace_id;
+    std::string_view parent_id;
+};
+
+std::string http_json(const HttpInfo& http, bool subsegment) {
+    std::string out;
+    ObjectWriter w(out);
+    if (http.request) {
+        const HttpRequestInfo& r = *http.request;
+        std::string request;
+        ObjectWriter rw(request);
+        rw.capped("method", r.method);
+        if (!r.url.empty()) rw.string("url", truncate_url(r.url));
+        rw.capped("user_agent", r.user_agent);
+        rw.capped("client_ip", r.client_ip);
+        rw.flag("x_forwarded_for", r.x_forwarded_for && !r.client_ip.empty());
+        if (subsegment) rw.flag("traced", r.traced.value_or(false));
+        rw.close();
+        w.object_if("request", request);
+    }
+    if (http.response) {
+        std::string response;
+        ObjectWriter rw(response);
+        if (http.response->status > 0) {
+            rw.integer("status", static_cast<uint64_t>(http.response->status));
+        }
+        if (http.response->content_length) {
+            rw.integer("content_length", *http.response->content_length);
+        }
+        rw.close();
+        w.object_if("response", response);
+    }
+    w.close();
+    return out;
+}
+
+std::string cause_json(const Cause& cause) {
+    std::string out;
+    ObjectWriter w(out);
+    w.capped("working_directory", cause.working_directory);
+    if (!cause.exceptions.empty()) {
+        w.key("exceptions");
+        out += '[';
+        bool first = true;
+        for (const ExceptionInfo& e : cause.exceptions) {
+            if (!first) out += ',';
+            first = false;
+            ObjectWriter ew(out);
+            ew.capped("id", e.id);
+            ew.capped("message", e.message);
+            ew.capped("type", e.type);
+            ew.flag("remote", e.remote);
+            ew.close();
+        }
+        out += ']';
+    }
+    w.close();
+    return out;
+}
+
+// Fields shared by segments and subsegments, written after the identity/timing block.
+template <typename Node>
+void write_outcome(ObjectWriter& w, const Node& node, bool subsegment) {
+    if (node.http) w.object_if("http", http_json(*node.http, subsegment));
+    w.flag("error", node.error);
+    w.flag("throttle", node.throttle);
+    w.flag("fault", node.fault);
+    if (node.cause) w.object_if("cause", cause_json(*node.cause));
+}
+
+void write_timing(ObjectWriter& w, double start_time, double end_time, bool in_progress) {
+    w.time("start_time", start_time);
+    if (in_progress) {
+        w.flag("in_progress", true);
+    } else {
+        w.time("end_time", end_time);
+    }
+}
+
+nlohmann::json segment_aws(const nlohmann::json& aws) {
+    nlohmann::json out = aws.is_object() ? aws : nlohmann::json::object();
+    nlohmann::json& xray = out["xray"];
+    if (!xray.is_object()) xray = nlohmann::json::object();
+    xray["sdk"] = kSdkName;
+    xray["sdk_version"] = PASSPORT_VERSION;
+    xray["auto_instrumentation"] = true;
+    return out;
+}
+
+// The document without "subsegments" and without the closing brace, so children can be spliced
+// in. "id" is always the first member.
+std::string open_fields(const Segment& s) {
+    std::string out;
+    ObjectWriter w(out);
+    w.string("id", s.id);
+    w.string("name", sanitize_name(s.name));
+    w.string("trace_id", s.trace_id);
+    w.capped("parent_id", s.parent_id);
+    write_timing(w, s.start_time, s.end_time, s.in_progress);
+    w.capped("origin", s.origin);
+    write_outcome(w, s, /*subsegment=*/false);
+    if (is_nonempty_object(s.aws)) {
+        w.json_if("aws", segment_aws(s.aws));
+    } else {
+        // The common case: only the SDK block, rendered once.
+        static const std::string kSdkOnly = dump_json(segment_aws(nullptr));
+        w.key("aws");
+        out += kSdkOnly;
+    }
+    w.json_if("service", s.service);
+    w.json_if("annotations", s.annotations);
+    w.json_if("metadata", s.metadata);
+    return out;
+}
+
+std::string open_fields(const Subsegment& s, const Independent* independent) {
+    std::string out;
+    ObjectWriter w(out);
+    w.string("id", s.id);
+    w.string("name", sanitize_name(s.name));
+    write_timing(w, s.start_time, s.end_time, s.in_progress);
+    w.capped("namespace", s.namespace_);
+    if (independent != nullptr) {
+        w.string("type", "subsegment");
+        w.string("trace_id", independent->trace_id);
+        w.string("parent_id", independent->parent_id);
+    }
+    write_outcome(w, s, /*subsegment=*/true);
+    w.json_if("aws", s.aws);
+    w.json_if("sql", s.sql);
+    w.json_if("annotations", s.annotations);
+    w.json_if("metadata", s.metadata);
+    return out;
+}
+
+constexpr std::string_view kSubsegmentsKey = ",\"subsegments\":[";
+
+std::string embedded_json(const Subsegment& s);
+
+// Appends `,"subsegments":[…]` (if any) and the closing brace.
+void close_with_children(std::string& out, const std::vector<Subsegment>& children) {
+    if (!children.empty()) {
+        // open_fields always writes "id" first, so a comma before "subsegments" is always right.
+        out += kSubsegmentsKey;
+        bool first = true;
+        for (const Subsegment& child : children) {
+            if (!first) out += ',';
+            first = false;
+            out += embedded_json(child);
+        }
+        out += ']';
+    }
+    out += '}';
+}
+
+std::string embedded_json(const Subsegment& s) {
+    std::string out = open_fields(s, nullptr);
+    close_with_children(out, s.subsegments);
+    return out;
+}
+
+void shrink_json_strings(nlohmann::json& j) {
+    if (j.is_string()) {
+        const auto& s = j.get_ref<const std::string&>();
+        if (s.size() > kMaxStringLength) j = std::string(truncate_utf8(s, kMaxStringLength));
+    } else if (j.is_array()) {
+        if (j.size() > kMaxJsonArrayElements) {
+            j.erase(j.begin() + static_cast<std::ptrdiff_t>(kMaxJsonArrayElements), j.end());
+        }
+        for (auto& e : j) shrink_json_strings(e);
+    } else if (j.is_object()) {
+        for (auto& [key, value] : j.items()) shrink_json_strings(value);
+    }
+}
+
+// Emits the documents for one segment, following the policy in document.hpp.
+class Packer {
+public:
+    Packer(size_t max_datagram, Counters* counters, std::vector<std::string>& out)
+        : budget_(max_datagram > kDatagramHeader.size() + 1
+                      ? max_datagram - kDatagramHeader.size() - 1
+                      : 0),
+          counters_(counters),
+          out_(out) {}
+
+    void pack_segment(Segment segment) {
+        std::vector<Subsegment> children = std::move(segment.subsegments);
+        segment.subsegments.clear();
+        std::string open = fit(segment, nullptr);
+        place(std::move(open), std::move(children), segment.trace_id, segment.id);
+    }
+
+private:
+    void pack_subsegment(Subsegment sub, const std::string& trace_id,
+                         const std::string& parent_id) {
+        count(kCounterSubsegmentsStreamed);
+        std::vector<Subsegment> children = std::move(sub.subsegments);
+        sub.subsegments.clear();
+        const Independent independent{trace_id, parent_id};
+        std::string open = fit(sub, &independent);
+        place(std::move(open), std::move(children), trace_id, sub.id);
+    }
+
+    static std::string fields(const Segment& s, const Independent*) { return open_fields(s); }
+    static std::string fields(const Subsegment& s, const Independent* ind) {
+        return open_fields(s, ind);
+    }
+
+    // The node's own fields (no children, no closing brace), cut down until they fit with room
+    // for the closing brace. Empty when they cannot fit at all.
+    template <typename Node>
+    std::string fit(Node& node, const Independent* ind) {
+        std::string open = fields(node, ind);
+        if (open.size() + 1 <= budget_) return open;
+
+        count(kCounterDocumentTruncated);
+        // Cheapest loss first: metadata is unindexed free-form data.
+        const auto steps = std::to_array<void (*)(Node&)>({
+            [](Node& n) { n.metadata = nullptr; },
+            [](Node& n) {
+                shrink_json_strings(n.aws);
+                shrink_json_strings(n.annotations);
+                if constexpr (std::is_same_v<Node, Segment>) {
+                    shrink_json_strings(n.service);
+                } else {
+                    shrink_json_strings(n.sql);
+                }
+            },
+            [](Node& n) {
+                if (n.cause && n.cause->exceptions.size() > 1) n.cause->exceptions.resize(1);
+            },
+            [](Node& n) { n.annotations = nullptr; },
+            [](Node& n) {
+                if constexpr (std::is_same_v<Node, Segment>) {
+                    n.service = nullptr;
+                } else {
+                    n.sql = nullptr;
+                }
+            },
+            [](Node& n) { n.aws = nullptr; },
+            [](Node& n) { n.cause.reset(); },
+        });
+        for (const auto& step : steps) {
+            step(node);
+            open = fields(node, ind);
+            if (open.size() + 1 <= budget_) return open;
+        }
+        count(kCounterDocumentDropped);
+        return {};
+    }
+
+    // Embeds children in order while they fit, emits this document, then streams the rest as
+    // independent subsegments whose parent is this node.
+    void place(std::string open, std::vector<Subsegment> children, const std::string& trace_id,
+               const std::string& node_id) {
+        std::vector<Subsegment> streamed;
+        if (open.empty()) {
+            streamed = std::move(children);
+        } else {
+            std::string embedded;
+            for (Subsegment& child : children) {
+                std::string json = embedded_json(child);
+                const size_t separator = embedded.empty() ? kSubsegmentsKey.size() : 1;
+                // +2 for the closing "]}".
+                if (open.size() + embedded.size() + separator + json.size() + 2 <= budget_) {
+                    embedded += embedded.empty() ? kSubsegmentsKey : std::string_view(",");
+                    embedded += json;
+                } else {
+                    streamed.push_back(std::move(child));
+                }
+            }
+            open += embedded;
+            if (!embedded.empty()) open += ']';
+            open += '}';
+            out_.push_back(make_datagram(open));
+        }
+        for (Subsegment& child : streamed) pack_subsegment(std::move(child), trace_id, node_id);
+    }
+
+    void count(std::string_view name) {
+        if (counters_ != nullptr) counters_->add(name);
+    }
+
+    size_t budget_;  // bytes available for the body
+    Counters* counters_;
+    std::vector<std::string>& out_;
+};
+
+}  // namespace
+
+std::string format_time(double epoch_seconds) {
+    // Clamp so that %.6f can never produce anything but a short plain decimal.
+    if (!std::isfinite(epoch_seconds) || epoch_seconds < 0) epoch_seconds = 0;
+    if (epoch_seconds > 1e11) epoch_seconds = 1e11;
+    char buffer[32];
+    const int n = std::snprintf(buffer, sizeof buffer, "%.6f", epoch_seconds);
+    return std::string(buffer, static_cast<size_t>(n));
+}
+
+double epoch_seconds_from_ns(uint64_t unix_ns) {
+    const uint64_t micros = unix_ns / 1000;
+    return static_cast<double>(micros / 1000000) + static_cast<double>(micros % 1000000) / 1e6;
+}
+
+std::string sanitize_name(std::string_view name, std::string_view fallback) {
+    static constexpr std::string_view kAllowedPunctuation = "_.:/%&#=+\\-@";
+    const locale_t locale = utf8_ctype();
+    std::string out;
+    size_t chars = 0;
+    for (size_t pos = 0; pos < name.size() && chars < kMaxNameLength;) {
+        const CodePoint cp = decode_utf8(name, pos);
+        const std::string_view bytes = name.substr(pos, cp.length);
+        pos += cp.length;
+        if (!cp.valid) continue;
+
+        bool space = false;
+        bool keep = false;
+        if (cp.value < 0x80) {
+            const char c = static_cast<char>(cp.value);
+            space = c == ' ' || (c >= '\t' && c <= '\r');
+            keep = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   kAllowedPunctuation.find(c) != std::string_view::npos;
+        } else if (locale != static_cast<locale_t>(0)) {
+            const auto wc = static_cast<wint_t>(cp.value);
+            space = iswspace_l(wc, locale) != 0;
+            keep = iswalnum_l(wc, locale) != 0;
+        }
+        // Without a Unicode ctype table non-ASCII is dropped: a shorter name beats one the
+        // service rejects.
+        if (space) {
+            if (out.empty()) continue;  // leading whitespace
+            out += ' ';
+            ++chars;
+        } else if (keep) {
+            out.append(bytes);
+            ++chars;
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    if (out.empty()) return std::string(fallback);
+    return out;
+}
+
+std::string truncate_url(std::string_view url, size_t max_chars) {
+    if (count_utf8_chars(url) <= max_chars) return std::string(url);
+    if (const size_t cut = url.find_first_of("?#"); cut != std::string_view::npos) {
+        url = url.substr(0, cut);
+    }
+    return std::string(truncate_utf8(url, max_chars));
+}
+
+void apply_http_status(int status, bool& error, bool& throttle, bool& fault) {
+    if (status >= 400 && status <= 499) {
+        error = true;
+        if (status == 429) throttle = true;
+    } else if (status >= 500 && status <= 599) {
+        fault = true;
+    }
+}
+
+std::string to_json(const Segment& segment) {
+    std::string out = open_fields(segment);
+    close_with_children(out, segment.subsegments);
+    return out;
+}
+
+std::string to_json(const Subsegment& subsegment) { return embedded_json(subsegment); }
+
+std::string to_independent_json(const Subsegment& subsegment, std::string_view trace_id,
+                                std::string_view parent_id) {
+    const Independent independent{trace_id, parent_id};
+    std::string out = open_fields(subsegment, &independent);
+    close_with_children(out, subsegment.subsegments);
+    return out;
+}
+
+std::string make_datagram(std::string_view body) {
+    std::string out;
+    out.reserve(kDatagramHeader.size() + 1 + body.size());
+    out += kDatagramHeader;
+    out += '\n';
+    out += body;
+    return out;
+}
+
+std::vector<std::string> serialize_documents(const Segment& segment, size_t max_datagram,
+                                             Counters* counters) {
+    std::vector<std::string> out;
+    std::string whole = to_json(segment);
+    if (kDatagramHeader.size() + 1 + whole.size() <= max_datagram) {
+        out.push_back(make_datagram(whole));
+        return out;
+    }
+    Packer(max_datagram, counters, out).pack_segment(segment);
+    return out;
+}
+
+}  // namespace passport::xray

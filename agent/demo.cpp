@@ -83,9 +83,9 @@ port = int(sys.argv[1])
 paths = ["/buy/apple", "/buy/plum", "/buy/pear", "/buy/kiwi", "/boom", "/buy/apple", "/nowhere"]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 for i in range(3):
-    for p in paths:
+    for j, p in enumerate(paths):
         headers = {"User-Agent": "passport-demo-client/1.0"}
-        if i == 0 and p == paths[0]:  # one request arrives with an upstream trace
+        if i == 0 and j == 0:  # one request arrives with an upstream trace
             headers["X-Amzn-Trace-Id"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
         conn.request("GET", p, headers=headers)
         conn.getresponse().read()

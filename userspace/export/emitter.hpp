@@ -8,7 +8,7 @@
 namespace passport::exporter {
 
 class Emitter {
-public:
+  public:
     virtual ~Emitter() = default;
     virtual void emit(std::string datagram) = 0;
     virtual void flush() {}

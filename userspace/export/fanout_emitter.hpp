@@ -10,7 +10,7 @@
 namespace passport::exporter {
 
 class FanoutEmitter : public Emitter {
-public:
+  public:
     FanoutEmitter() = default;
     explicit FanoutEmitter(std::vector<std::unique_ptr<Emitter>> emitters);
 
@@ -20,7 +20,7 @@ public:
     void emit(std::string datagram) override;
     void flush() override;
 
-private:
+  private:
     std::vector<std::unique_ptr<Emitter>> emitters_;
 };
 

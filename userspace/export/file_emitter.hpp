@@ -17,10 +17,9 @@ inline constexpr std::string_view kCounterFileDocumentsWritten = "export.file_do
 inline constexpr std::string_view kCounterFileWriteFailed = "export.file_write_failed";
 
 class FileEmitter : public Emitter {
-public:
+  public:
     // "-" means stdout. An existing file is truncated.
-    static Result<std::unique_ptr<FileEmitter>> open(const std::string& path,
-                                                     Counters& counters);
+    static Result<std::unique_ptr<FileEmitter>> open(const std::string& path, Counters& counters);
     ~FileEmitter() override;
     FileEmitter(const FileEmitter&) = delete;
     FileEmitter& operator=(const FileEmitter&) = delete;
@@ -28,7 +27,7 @@ public:
     void emit(std::string datagram) override;
     void flush() override;
 
-private:
+  private:
     FileEmitter(std::FILE* file, bool owned, Counters& counters);
 
     std::FILE* file_;

@@ -31,18 +31,17 @@ inline constexpr std::string_view kCounterUdpTooLarge = "export.udp_too_large";
 inline constexpr size_t kMaxUdpPayload = 65507;
 
 class UdpEmitter : public Emitter {
-public:
+  public:
     // Resolves address (IPv4 results preferred: the daemon binds 127.0.0.1 by default), opens and
     // connects the socket. Fails on resolution or socket errors.
     static Result<std::unique_ptr<UdpEmitter>> create(boost::asio::io_context& io,
-                                                      const HostPort& address,
-                                                      Counters& counters);
+                                                      const HostPort& address, Counters& counters);
 
     void emit(std::string datagram) override;
 
     const boost::asio::ip::udp::endpoint& remote() const { return remote_; }
 
-private:
+  private:
     UdpEmitter(boost::asio::ip::udp::socket socket, boost::asio::ip::udp::endpoint remote,
                Counters& counters);
 

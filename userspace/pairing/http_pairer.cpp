@@ -39,7 +39,7 @@ HttpPairer::HttpPairer(const protocol::SessionParams& params)
       sink_(params.sink),
       limits_(params.limits),
       request_dir_(params.role == events::Role::kClient ? events::Direction::kEgress
-                                                         : events::Direction::kIngress),
+                                                        : events::Direction::kIngress),
       requests_(MessageKind::kRequest, params.counters, params.mid_stream[index(request_dir_)]),
       responses_(MessageKind::kResponse, params.counters,
                  params.mid_stream[1 - index(request_dir_)]) {}

@@ -32,7 +32,7 @@
 namespace passport::pairing {
 
 class HttpPairer final : public protocol::Session {
-public:
+  public:
     // params.role must be kServer or kClient.
     explicit HttpPairer(const protocol::SessionParams& params);
 
@@ -43,7 +43,7 @@ public:
     bool wants_data() const override { return wants_data_; }
     size_t pending_requests() const override;
 
-private:
+  private:
     using Message = protocol::http1::Message;
     struct Pending {
         Message message;

@@ -23,7 +23,7 @@ struct ProtocolEntry {
 std::span<const ProtocolEntry> registered_protocols();
 
 struct RegistryDetection {
-    Detection detection;                // kFound, kNeedMore or kNo over all protocols
+    Detection detection;                      // kFound, kNeedMore or kNo over all protocols
     const ProtocolEntry* protocol = nullptr;  // set when kFound
 };
 

@@ -45,7 +45,7 @@ struct SessionParams {
 };
 
 class Session {
-public:
+  public:
     virtual ~Session() = default;
 
     // Parses what `buffer` (the `dir` direction) holds and emits finished exchanges.

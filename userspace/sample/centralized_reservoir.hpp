@@ -24,7 +24,7 @@ struct SamplingTarget {
 };
 
 class CentralizedReservoir {
-public:
+  public:
     // capacity = the rule's ReservoirSize; 0 disables borrowing.
     CentralizedReservoir(uint32_t capacity, double fixed_rate);
 
@@ -43,7 +43,7 @@ public:
     const RuleStatistics& statistics() const { return statistics_; }
     double fixed_rate() const { return fixed_rate_; }
 
-private:
+  private:
     uint32_t capacity_;
     double fixed_rate_;
     uint32_t quota_ = 0;

@@ -40,8 +40,7 @@ Result<bool> read_numbers(const json& object, const std::string& where, LocalRul
 }
 
 // Reads a required string field; the error names the field.
-Result<std::string> read_pattern(const json& object, const std::string& where,
-                                 const char* field) {
+Result<std::string> read_pattern(const json& object, const std::string& where, const char* field) {
     const auto it = object.find(field);
     if (it == object.end()) return rule_error(where, std::string(field) + " is required");
     if (!it->is_string()) return rule_error(where, std::string(field) + " must be a string");

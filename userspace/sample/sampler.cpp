@@ -22,8 +22,7 @@ LocalSampler::LocalSampler(LocalRules rules, WallClock clock, UniformRandom rand
 Decision LocalSampler::decide(const SampleRequest& request) {
     const auto since_epoch = clock_().time_since_epoch();
     // floor, not truncation, so the (theoretical) pre-1970 clock still changes second correctly.
-    const int64_t now_second =
-        std::chrono::floor<std::chrono::seconds>(since_epoch).count();
+    const int64_t now_second = std::chrono::floor<std::chrono::seconds>(since_epoch).count();
 
     RuleState* match = &default_;
     for (RuleState& state : rules_) {
@@ -51,10 +50,14 @@ bool LocalSampler::sample(RuleState& state, int64_t now_second) {
 
 std::optional<bool> upstream_decision(xray::SampledFlag flag) {
     switch (flag) {
-        case xray::SampledFlag::kSampled: return true;
-        case xray::SampledFlag::kNotSampled: return false;
-        case xray::SampledFlag::kRequested: return std::nullopt;
-        case xray::SampledFlag::kAbsent: return std::nullopt;
+        case xray::SampledFlag::kSampled:
+            return true;
+        case xray::SampledFlag::kNotSampled:
+            return false;
+        case xray::SampledFlag::kRequested:
+            return std::nullopt;
+        case xray::SampledFlag::kAbsent:
+            return std::nullopt;
     }
     return std::nullopt;
 }

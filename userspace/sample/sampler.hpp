@@ -20,7 +20,7 @@ namespace passport::sample {
 
 // What rules match on. Empty attributes match any pattern (§4.1).
 struct SampleRequest {
-    std::string_view host;          // Host header, without port
+    std::string_view host;  // Host header, without port
     std::string_view http_method;
     std::string_view url_path;      // path without query
     std::string_view service_name;  // segment name; for centralized rules (local ones ignore it)
@@ -44,24 +44,24 @@ using UniformRandom = std::function<double()>;
 UniformRandom default_uniform_random();
 
 class Sampler {
-public:
+  public:
     virtual ~Sampler() = default;
     virtual Decision decide(const SampleRequest& request) = 0;
 };
 
 class LocalSampler : public Sampler {
-public:
+  public:
     explicit LocalSampler(LocalRules rules = default_local_rules(),
                           WallClock clock = std::chrono::system_clock::now,
                           UniformRandom random = default_uniform_random());
 
     Decision decide(const SampleRequest& request) override;
 
-private:
+  private:
     struct RuleState {
         LocalRule rule;
         int64_t second = std::numeric_limits<int64_t>::min();  // the reservoir's current second
-        uint32_t used = 0;                                      // reservoir hits in that second
+        uint32_t used = 0;                                     // reservoir hits in that second
     };
 
     bool sample(RuleState& state, int64_t now_second);

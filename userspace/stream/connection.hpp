@@ -40,7 +40,7 @@ struct ConnectionConfig {
 };
 
 class Connection {
-public:
+  public:
     enum class Phase : uint8_t { kDetecting, kActive, kIgnored, kEnded };
 
     // `config` and `sink` must outlive the connection.
@@ -66,7 +66,7 @@ public:
     size_t buffered_bytes() const;
     size_t pending_requests() const { return session_ ? session_->pending_requests() : 0; }
 
-private:
+  private:
     StreamBuffer& buffer(events::Direction dir) { return buffers_[static_cast<size_t>(dir)]; }
     void detect(events::Direction dir);
     void start_session(const protocol::ProtocolEntry& entry, events::Direction detected);
@@ -82,9 +82,9 @@ private:
     const pairing::ExchangeSink& sink_;
     protocol::ConnContext ctx_;
     Phase phase_ = Phase::kDetecting;
-    std::array<StreamBuffer, 2> buffers_;          // by events::Direction
-    std::array<bool, 2> search_anywhere_{};        // the direction's first bytes were lost
-    std::array<size_t, 2> searched_bytes_{};       // discarded while looking for a start
+    std::array<StreamBuffer, 2> buffers_;     // by events::Direction
+    std::array<bool, 2> search_anywhere_{};   // the direction's first bytes were lost
+    std::array<size_t, 2> searched_bytes_{};  // discarded while looking for a start
     // Position at which a direction was waiting behind a hole at the last expiry tick.
     std::array<std::optional<uint64_t>, 2> stalled_at_{};
     std::unique_ptr<protocol::Session> session_;

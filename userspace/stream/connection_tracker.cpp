@@ -14,8 +14,7 @@ uint64_t fd_slot(const events::ConnKey& key) {
 
 }  // namespace
 
-ConnectionTracker::ConnectionTracker(Counters& counters, HttpCallback on_http,
-                                     TrackerConfig config)
+ConnectionTracker::ConnectionTracker(Counters& counters, HttpCallback on_http, TrackerConfig config)
     : counters_(counters), config_(std::move(config)) {
     sink_.http = std::move(on_http);
 }
@@ -106,9 +105,7 @@ Connection& ConnectionTracker::find_or_create(const events::ConnKey& key) {
     return conn;
 }
 
-void ConnectionTracker::touch(Entry& entry) {
-    lru_.splice(lru_.end(), lru_, entry.lru);
-}
+void ConnectionTracker::touch(Entry& entry) { lru_.splice(lru_.end(), lru_, entry.lru); }
 
 void ConnectionTracker::retire(Table::iterator it, pairing::Outcome outcome) {
     const events::ConnKey key = it->first;
@@ -116,7 +113,8 @@ void ConnectionTracker::retire(Table::iterator it, pairing::Outcome outcome) {
     std::unique_ptr<Connection> conn = std::move(it->second.conn);
     lru_.erase(it->second.lru);
     conns_.erase(it);
-    if (auto gen = newest_gen_.find(fd_slot(key)); gen != newest_gen_.end() && gen->second == key.gen) {
+    if (auto gen = newest_gen_.find(fd_slot(key));
+        gen != newest_gen_.end() && gen->second == key.gen) {
         newest_gen_.erase(gen);
     }
     remember_ended(key);

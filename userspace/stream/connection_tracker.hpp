@@ -45,7 +45,7 @@ struct TrackerConfig {
 };
 
 class ConnectionTracker {
-public:
+  public:
     using HttpCallback = std::function<void(pairing::HttpExchange&&)>;
 
     ConnectionTracker(Counters& counters, HttpCallback on_http, TrackerConfig config = {});
@@ -63,7 +63,7 @@ public:
     size_t size() const { return conns_.size(); }
     const Connection* find(const events::ConnKey& key) const;
 
-private:
+  private:
     struct Entry {
         std::unique_ptr<Connection> conn;
         std::list<events::ConnKey>::iterator lru;
@@ -89,7 +89,7 @@ private:
     TrackerConfig config_;
     pairing::ExchangeSink sink_;
     Table conns_;
-    std::list<events::ConnKey> lru_;  // front: least recently active
+    std::list<events::ConnKey> lru_;                     // front: least recently active
     std::unordered_map<uint64_t, uint64_t> newest_gen_;  // (tgid << 32 | fd) -> newest gen seen
     std::deque<events::ConnKey> ended_order_;
     std::unordered_set<events::ConnKey, events::ConnKeyHash> ended_;

@@ -18,7 +18,8 @@ std::string Endpoint::ip_string() const {
     }
     if (family == AF_INET6) {
         // ::ffff:a.b.c.d is an IPv4 peer on a dual-stack socket: show it the way users know it.
-        constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
+                                                           0, 0, 0, 0, 0xff, 0xff};
         if (std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), addr.begin())) {
             if (inet_ntop(AF_INET, addr.data() + 12, text.data(), text.size()) == nullptr) {
                 return {};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 
 namespace passport::stream {
 
@@ -13,9 +14,7 @@ constexpr size_t kCompactThreshold = 4096;
 StreamBuffer::StreamBuffer(Counters& counters, StreamLimits limits)
     : counters_(counters), limits_(limits) {}
 
-std::string_view StreamBuffer::head() const {
-    return std::string_view(data_).substr(off_);
-}
+std::string_view StreamBuffer::head() const { return std::string_view(data_).substr(off_); }
 
 uint64_t StreamBuffer::gap_ahead() const {
     if (ahead_.empty()) return 0;
@@ -28,6 +27,10 @@ void StreamBuffer::add(uint64_t pos, std::string_view bytes, uint64_t len,
                        const ChunkTiming& timing) {
     if (len < bytes.size()) len = bytes.size();  // a malformed record; trust what was copied
     if (len == 0) return;
+    if (pos > std::numeric_limits<uint64_t>::max() - len) {
+        counters_.add("stream.bad_chunks");  // positions would wrap: a corrupt record
+        return;
+    }
     const uint64_t end = pos + len;
     const uint64_t captured_end = pos + bytes.size();  // positions past this were never copied
     delivered_end_ = std::max(delivered_end_, end);
@@ -80,8 +83,8 @@ uint64_t StreamBuffer::insert_piece(uint64_t start, uint64_t len, std::string_vi
             Piece piece;
             piece.len = stop - cur;
             if (!bytes.empty()) {
-                piece.bytes.assign(bytes.substr(static_cast<size_t>(cur - start),
-                                                static_cast<size_t>(piece.len)));
+                piece.bytes.assign(
+                    bytes.substr(static_cast<size_t>(cur - start), static_cast<size_t>(piece.len)));
                 ahead_bytes_ += piece.bytes.size();
             }
             ahead_.emplace_hint(it, cur, std::move(piece));
@@ -198,9 +201,10 @@ void StreamBuffer::enforce_limits() {
         counters_.add("stream.reorder_overflow");
         declare_holes_lost();
     }
-    // If nobody consumes (or the holes did not help), drop everything rather than grow.
+    // If nobody consumes (or the holes did not help), drop everything rather than grow. Declaring
+    // holes adds a gap piece per hole, hence the extra room in the piece count.
     if (head_size() > limits_.max_head_bytes || ahead_bytes_ > 2 * limits_.max_ahead_bytes ||
-        ahead_.size() > 2 * limits_.max_ahead_chunks) {
+        ahead_.size() > 4 * limits_.max_ahead_chunks) {
         drop_all();
     }
 }

@@ -46,7 +46,7 @@ struct StreamLimits {
 };
 
 class StreamBuffer {
-public:
+  public:
     explicit StreamBuffer(Counters& counters, StreamLimits limits = {});
 
     // Adds one syscall's worth: `bytes` is the captured prefix of the `len` bytes moved from
@@ -91,7 +91,7 @@ public:
     // One past the highest position any chunk covered.
     uint64_t delivered_end() const { return delivered_end_; }
 
-private:
+  private:
     // A stretch of positions at or after the head's end. `bytes` empty means a known gap;
     // otherwise bytes.size() == len.
     struct Piece {
@@ -115,8 +115,8 @@ private:
 
     Counters& counters_;
     StreamLimits limits_;
-    uint64_t pos_ = 0;    // position of data_[off_]
-    std::string data_;    // head bytes live in data_[off_..]
+    uint64_t pos_ = 0;  // position of data_[off_]
+    std::string data_;  // head bytes live in data_[off_..]
     size_t off_ = 0;
     std::map<uint64_t, Piece> ahead_;  // non-overlapping, all starting at or after head_end()
     size_t ahead_bytes_ = 0;           // captured bytes in ahead_

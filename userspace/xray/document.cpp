@@ -43,13 +43,27 @@ void append_json_string(std::string& out, std::string_view s) {
             continue;
         }
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
             default:
                 if (c < 0x20) {
                     out += "\\u00";
@@ -73,7 +87,7 @@ bool is_nonempty_object(const nlohmann::json& j) { return j.is_object() && !j.em
 
 // Writes one JSON object's members in call order; keys are literals from this file.
 class ObjectWriter {
-public:
+  public:
     explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
 
     void key(std::string_view k) {
@@ -120,7 +134,7 @@ public:
     }
     void close() { out_ += '}'; }
 
-private:
+  private:
     std::string& out_;
     bool first_ = true;
 };
@@ -303,7 +317,7 @@ void shrink_json_strings(nlohmann::json& j) {
 
 // Emits the documents for one segment, following the policy in document.hpp.
 class Packer {
-public:
+  public:
     Packer(size_t max_datagram, Counters* counters, std::vector<std::string>& out)
         : budget_(max_datagram > kDatagramHeader.size() + 1
                       ? max_datagram - kDatagramHeader.size() - 1
@@ -318,7 +332,7 @@ public:
         place(std::move(open), std::move(children), segment.trace_id, segment.id);
     }
 
-private:
+  private:
     void pack_subsegment(Subsegment sub, const std::string& trace_id,
                          const std::string& parent_id) {
         count(kCounterSubsegmentsStreamed);

@@ -12,7 +12,7 @@ namespace passport::xray {
 namespace {
 
 class BufferedSystemRandom {
-public:
+  public:
     uint64_t next() {
         if (pos_ + sizeof(uint64_t) > filled_) refill();
         uint64_t v = 0;
@@ -21,7 +21,7 @@ public:
         return v;
     }
 
-private:
+  private:
     void refill() {
         pos_ = 0;
         filled_ = 0;

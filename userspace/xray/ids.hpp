@@ -16,7 +16,7 @@ using RandomSource = std::function<uint64_t()>;
 RandomSource system_random_source();
 
 class IdGenerator {
-public:
+  public:
     explicit IdGenerator(RandomSource random = system_random_source());
 
     // 16 lowercase hex digits, never all zero.
@@ -26,7 +26,7 @@ public:
     // epoch_seconds is truncated to 32 bits (the field is 8 hex digits).
     std::string new_trace_id(uint64_t epoch_seconds);
 
-private:
+  private:
     uint64_t next_nonzero();
 
     RandomSource random_;

@@ -165,8 +165,7 @@ TraceHeader parse_traceparent(std::string_view value) {
     const auto lower_hex = [](std::string_view s) {
         return std::all_of(s.begin(), s.end(), is_lower_hex);
     };
-    if (!lower_hex(version) || !lower_hex(trace_id) || !lower_hex(parent_id) ||
-        !lower_hex(flags)) {
+    if (!lower_hex(version) || !lower_hex(trace_id) || !lower_hex(parent_id) || !lower_hex(flags)) {
         return header;
     }
     if (version == "ff") return header;
@@ -174,8 +173,8 @@ TraceHeader parse_traceparent(std::string_view value) {
     if (version != "00" && value.size() > 55 && value[55] != '-') return header;
     if (all_zero(trace_id) || all_zero(parent_id)) return header;
 
-    const std::string root = "1-" + std::string(trace_id.substr(0, 8)) + "-" +
-                             std::string(trace_id.substr(8));
+    const std::string root =
+        "1-" + std::string(trace_id.substr(0, 8)) + "-" + std::string(trace_id.substr(8));
     // A W3C id whose last 24 digits are zero is not a usable X-Ray id.
     if (!is_valid_trace_id(root)) return header;
     header.root = root;

@@ -28,10 +28,11 @@ inline constexpr size_t kMaxTraceHeaderExtraBytes = 256;
 using TraceHeaderExtras = std::vector<std::pair<std::string, std::string>>;
 
 struct TraceHeader {
-    std::string root;    // "1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy" lowercase, or empty (no usable root)
+    std::string root;  // "1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy" lowercase, or empty (no usable root)
     std::string parent;  // 16 lowercase hex, or empty
     SampledFlag sampled = SampledFlag::kAbsent;
-    TraceHeaderExtras extras;  // e.g. {"Lineage", "…"} in arrival order; never Root/Parent/Sampled/Self
+    TraceHeaderExtras
+        extras;  // e.g. {"Lineage", "…"} in arrival order; never Root/Parent/Sampled/Self
 
     bool has_root() const { return !root.empty(); }
 };

@@ -136,7 +136,8 @@ size_t find_block_end(std::string_view s, size_t from, size_t limit, size_t& res
     const size_t stop = std::min(s.size(), limit);
     for (size_t i = s.find('\n', from); i != std::string_view::npos && i < stop;
          i = s.find('\n', i + 1)) {
-        if (i + 1 < s.size() && s[i + 1] == '\n') return i + 2 <= limit ? i + 2 : std::string_view::npos;
+        if (i + 1 < s.size() && s[i + 1] == '\n')
+            return i + 2 <= limit ? i + 2 : std::string_view::npos;
         if (i + 2 < s.size() && s[i + 1] == '\r' && s[i + 2] == '\n') {
             return i + 3 <= limit ? i + 3 : std::string_view::npos;
         }
@@ -195,8 +196,8 @@ bool final_coding_is_chunked(const Headers& headers, bool& present) {
 }  // namespace
 
 LineMatch match_start_line(std::string_view bytes, MessageKind kind, size_t max_line) {
-    const LineMatch m = kind == MessageKind::kRequest ? match_request_line(bytes)
-                                                      : match_status_line(bytes);
+    const LineMatch m =
+        kind == MessageKind::kRequest ? match_request_line(bytes) : match_status_line(bytes);
     if (m == LineMatch::kPartial && bytes.size() >= max_line) return LineMatch::kNo;
     if (m == LineMatch::kYes && bytes.find('\n') >= max_line) return LineMatch::kNo;
     return m;
@@ -233,8 +234,7 @@ Detection Http1Parser::detect(std::string_view bytes, DetectMode mode) {
     return {DetectStatus::kNo, MessageKind::kRequest, bytes.size()};
 }
 
-Http1Parser::Http1Parser(MessageKind kind, Counters& counters, bool mid_stream,
-                         ParserLimits limits)
+Http1Parser::Http1Parser(MessageKind kind, Counters& counters, bool mid_stream, ParserLimits limits)
     : kind_(kind), counters_(counters), limits_(limits) {
     msg_.kind = kind_;
     if (mid_stream) {
@@ -380,8 +380,8 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
         msg_.response.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
         if (start.size() > 13) msg_.response.reason.assign(start.substr(13));
     }
-    Headers& headers = kind_ == MessageKind::kRequest ? msg_.request.headers
-                                                      : msg_.response.headers;
+    Headers& headers =
+        kind_ == MessageKind::kRequest ? msg_.request.headers : msg_.response.headers;
     while (line_start < block.size()) {
         const std::string_view line = next_line();
         if (line.empty()) break;

@@ -34,9 +34,9 @@ struct Message {
     MessageKind kind = MessageKind::kRequest;
     Request request;
     Response response;
-    FrameTiming timing;       // syscalls that moved the first and the last byte
-    uint64_t start_pos = 0;   // stream position of the first byte
-    uint64_t end_pos = 0;     // one past the last byte
+    FrameTiming timing;      // syscalls that moved the first and the last byte
+    uint64_t start_pos = 0;  // stream position of the first byte
+    uint64_t end_pos = 0;    // one past the last byte
     bool chunked = false;
     bool close_delimited = false;  // response body ended by the connection closing
     // A chunk-size line fell into a capture gap: the message is known, its body length is not
@@ -47,7 +47,7 @@ struct Message {
 struct ParserLimits {
     size_t max_header_bytes = 8 * 1024;  // start line + headers + the empty line
     size_t max_headers = 100;
-    size_t max_chunk_line = 1024;        // chunk size + extensions
+    size_t max_chunk_line = 1024;  // chunk size + extensions
 };
 
 // Why a start line at some offset is or is not plausible; exposed for tests.
@@ -58,7 +58,7 @@ enum class LineMatch : uint8_t { kNo, kPartial, kYes };
 LineMatch match_start_line(std::string_view bytes, MessageKind kind, size_t max_line);
 
 class Http1Parser {
-public:
+  public:
     using Frame = Message;
 
     // mid_stream: the stream was joined mid-way, so start by looking for a message boundary
@@ -83,7 +83,7 @@ public:
 
     static Detection detect(std::string_view bytes, DetectMode mode);
 
-private:
+  private:
     enum class State : uint8_t {
         kStart,           // at a message boundary
         kResync,          // looking for a plausible start line

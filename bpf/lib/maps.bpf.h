@@ -48,6 +48,11 @@ struct pp_conn_state {
     __u64 gen;
     __u64 rx_pos;
     __u64 tx_pos;
+    /* Bytes still to copy in full, per direction, after a syscall whose data began with an
+     * HTTP method: a request head larger than PP_MAX_CHUNK (big cookies) is then captured whole
+     * even when it arrives through several large reads. */
+    __u32 rx_head_budget;
+    __u32 tx_head_budget;
     __u8 role;
     __u8 _pad[7];
 };

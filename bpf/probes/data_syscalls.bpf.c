@@ -36,38 +36,138 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
     return 0;
 }
 
-/* Copies up to `want` bytes of an iovec array into ev->msg; returns bytes copied. */
-static __always_inline __u32 copy_iovec(struct pp_data_scratch *s, __u64 iov_ptr, __u32 iovcnt,
-                                        __u32 want)
+/* Walk of an iovec array, one segment per bpf_loop step. */
+struct pp_iov_walk {
+    struct pp_data_scratch *s;
+    __u64 iov_ptr;
+    __u32 iovcnt;
+    __u32 skip; /* bytes of the array still to pass over before copying */
+    __u32 want; /* bytes to copy */
+    __u32 off;  /* bytes copied */
+};
+
+static long iov_step(__u32 i, void *ctx)
 {
-    __u32 off = 0;
+    struct pp_iov_walk *w = ctx;
+    if (i >= w->iovcnt || w->off >= w->want)
+        return 1;
+    struct iovec iov;
+    if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(w->iov_ptr + i * sizeof(iov))) != 0) {
+        count_drop(PP_DROP_READ_USER);
+        return 1;
+    }
+    __u64 base = (__u64)iov.iov_base;
+    __u64 seg = iov.iov_len;
+    if (w->skip >= seg) {
+        w->skip -= seg;
+        return 0;
+    }
+    base += w->skip;
+    seg -= w->skip;
+    w->skip = 0;
+    if (seg > w->want - w->off)
+        seg = w->want - w->off;
+    __u32 o = w->off;
+    __u32 n = seg;
+    PP_BOUND(o, 0xfff);
+    PP_BOUND(n, 0x1fff);
+    if (n && bpf_probe_read_user(&w->s->ev.msg[o], n, (void *)base) != 0) {
+        count_drop(PP_DROP_READ_USER);
+        return 1;
+    }
+    w->off += seg;
+    return 0;
+}
+
+/* Copies `want` bytes, starting `skip` bytes into an iovec array, to s->ev.msg; returns bytes
+ * copied. */
+static __always_inline __u32 copy_iovec(struct pp_data_scratch *s, __u64 iov_ptr, __u32 iovcnt,
+                                        __u32 skip, __u32 want)
+{
     if (iovcnt > PP_MAX_IOV) {
         count_drop(PP_DROP_IOV_LIMIT);
         iovcnt = PP_MAX_IOV;
     }
-#pragma unroll
-    for (int i = 0; i < PP_MAX_IOV; i++) {
-        if (i >= iovcnt || off >= want)
-            break;
-        struct iovec iov;
-        if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))) != 0) {
-            count_drop(PP_DROP_READ_USER);
-            break;
-        }
-        __u64 seg = iov.iov_len;
-        if (seg > want - off)
-            seg = want - off;
-        __u32 o = off;
-        __u32 n = seg;
-        PP_BOUND(o, 0xfff);
-        PP_BOUND(n, 0x1fff);
-        if (n && bpf_probe_read_user(&s->ev.msg[o], n, iov.iov_base) != 0) {
-            count_drop(PP_DROP_READ_USER);
-            break;
-        }
-        off += seg;
+    struct pp_iov_walk w = {.s = s, .iov_ptr = iov_ptr, .iovcnt = iovcnt, .skip = skip, .want = want};
+    bpf_loop(PP_MAX_IOV, iov_step, &w, 0);
+    return w.off;
+}
+
+/* Copies n (<= PP_MAX_CHUNK) bytes at offset `skip` of the syscall's data into s->ev.msg. */
+static __always_inline __u32 copy_chunk(struct pp_data_scratch *s, const struct pp_io_args *a,
+                                        __u64 msg_iov, __u32 msg_iovlen, __u32 skip, __u32 n)
+{
+    if (a->kind == PP_IO_BUF) {
+        __u32 b = n;
+        PP_BOUND(b, 0x1fff);
+        if (bpf_probe_read_user(s->ev.msg, b, (void *)(a->buf + skip)) == 0)
+            return n;
+        count_drop(PP_DROP_READ_USER);
+        return 0;
     }
-    return off;
+    if (a->kind == PP_IO_IOVEC)
+        return copy_iovec(s, a->buf, a->iovcnt, skip, n);
+    if (a->kind == PP_IO_MSGHDR)
+        return copy_iovec(s, msg_iov, msg_iovlen, skip, n);
+    return 0; /* sendfile: no user buffer, the bytes are a gap of known length */
+}
+
+/* "GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "TRAC" as little-endian u32. */
+static __always_inline int starts_with_method(const __u8 *m)
+{
+    __u32 w = (__u32)m[0] | (__u32)m[1] << 8 | (__u32)m[2] << 16 | (__u32)m[3] << 24;
+    switch (w) {
+    case 0x20544547: /* GET  */
+    case 0x54534f50: /* POST */
+    case 0x20545550: /* PUT  */
+    case 0x44414548: /* HEAD */
+    case 0x454c4544: /* DELE */
+    case 0x43544150: /* PATC */
+    case 0x4954504f: /* OPTI */
+    case 0x4e4e4f43: /* CONN */
+    case 0x43415254: /* TRAC */
+        return 1;
+    }
+    return 0;
+}
+
+/* State shared by the pieces of one syscall's data (see io_exit). */
+struct pp_chunk_loop {
+    struct pp_data_scratch *s;
+    struct pp_io_args a;
+    __u64 msg_iov;
+    __u64 pos;
+    __u64 ret;
+    __u32 msg_iovlen;
+    __u32 full; /* bytes to copy in total */
+    __u32 off;  /* bytes emitted so far */
+    __u32 _pad;
+};
+
+/* Emits the piece at c->off whose bytes (captured of them) are already in c->s->ev.msg. */
+static __always_inline void emit_piece(struct pp_chunk_loop *c, __u32 captured)
+{
+    struct pp_data_event *ev = &c->s->ev;
+    __u32 piece = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
+    int last = c->off + piece >= c->full;
+    ev->pos = c->pos + c->off;
+    ev->len = last ? (__u32)(c->ret - c->off) : piece;
+    ev->captured = captured > piece ? piece : captured;
+    __u64 size = __builtin_offsetof(struct pp_data_event, msg) + ev->captured;
+    PP_BOUND(size, 0x1fff);
+    emit(ev, size);
+    c->off += piece;
+}
+
+static long next_piece(__u32 index, void *ctx)
+{
+    struct pp_chunk_loop *c = ctx;
+    if (c->off >= c->full)
+        return 1;
+    __u32 n = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
+    __u32 captured = copy_chunk(c->s, &c->a, c->msg_iov, c->msg_iovlen, c->off, n);
+    emit_piece(c, captured);
+    return 0;
 }
 
 static __always_inline int io_exit(long ret)
@@ -86,8 +186,9 @@ static __always_inline int io_exit(long ret)
     struct pp_conn_state *st = bpf_map_lookup_elem(&conns, &key);
     if (!st)
         return 0; /* closed by another thread meanwhile */
-    __u64 pos = a.direction == PP_DIR_INGRESS ? __sync_fetch_and_add(&st->rx_pos, ret)
-                                              : __sync_fetch_and_add(&st->tx_pos, ret);
+    int ingress = a.direction == PP_DIR_INGRESS;
+    __u64 pos = ingress ? __sync_fetch_and_add(&st->rx_pos, ret)
+                        : __sync_fetch_and_add(&st->tx_pos, ret);
 
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -99,38 +200,51 @@ static __always_inline int io_exit(long ret)
     ev->conn.fd = a.fd;
     ev->conn.gen = st->gen;
     ev->exit_ns = bpf_ktime_get_ns();
-    ev->pos = pos;
-    ev->len = ret;
     ev->direction = a.direction;
     ev->syscall = a.syscall;
     ev->role = st->role;
     __builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
 
-    __u32 want = ret > PP_MAX_CHUNK ? PP_MAX_CHUNK : ret;
-    if (ret > PP_MAX_CHUNK && a.syscall != PP_SYS_SENDFILE)
-        count_drop(PP_DROP_TRUNCATED);
-    __u32 captured = 0;
-    if (a.kind == PP_IO_BUF) {
-        __u32 n = want;
-        PP_BOUND(n, 0x1fff);
-        if (bpf_probe_read_user(ev->msg, n, (void *)a.buf) == 0)
-            captured = want;
-        else
-            count_drop(PP_DROP_READ_USER);
-    } else if (a.kind == PP_IO_IOVEC) {
-        captured = copy_iovec(s, a.buf, a.iovcnt, want);
-    } else if (a.kind == PP_IO_MSGHDR) {
+    __u64 msg_iov = 0;
+    __u32 msg_iovlen = 0;
+    if (a.kind == PP_IO_MSGHDR) {
         struct user_msghdr mh;
-        if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a.buf) == 0)
-            captured = copy_iovec(s, (__u64)mh.msg_iov, (__u32)mh.msg_iovlen, want);
-        else
+        if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a.buf) != 0) {
             count_drop(PP_DROP_READ_USER);
-    } /* else: sendfile, no user buffer: a gap of `len` bytes */
-    ev->captured = captured;
+            a.kind = PP_IO_NONE;
+        } else {
+            msg_iov = (__u64)mh.msg_iov;
+            msg_iovlen = (__u32)mh.msg_iovlen;
+        }
+    }
 
-    __u64 size = __builtin_offsetof(struct pp_data_event, msg) + captured;
-    PP_BOUND(size, 0x1fff);
-    emit(ev, size);
+    /* First piece: always up to PP_MAX_CHUNK. */
+    __u32 first = ret > PP_MAX_CHUNK ? PP_MAX_CHUNK : ret;
+    __u32 captured = copy_chunk(s, &a, msg_iov, msg_iovlen, 0, first);
+
+    /* A request starting here opens a head budget for this direction. */
+    __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
+    if (captured >= 4 && starts_with_method(ev->msg))
+        budget = PP_HEAD_BUDGET;
+    __u32 full = (__u64)ret > budget ? budget : (__u32)ret;
+    if (full < first)
+        full = first;
+    __u32 left = budget > full ? budget - full : 0;
+    if (ingress)
+        st->rx_head_budget = left;
+    else
+        st->tx_head_budget = left;
+    if ((__u64)ret > full && a.syscall != PP_SYS_SENDFILE)
+        count_drop(PP_DROP_TRUNCATED);
+
+    /* The first piece, then (head budget only) the next ones through bpf_loop, which the
+     * verifier checks once instead of once per unrolled iteration. The last piece's len runs to
+     * the end of the syscall's data, so whatever was not copied is a gap of known size. */
+    struct pp_chunk_loop c = {.s = s, .a = a, .msg_iov = msg_iov, .msg_iovlen = msg_iovlen,
+                              .pos = pos, .ret = (__u64)ret, .full = full};
+    emit_piece(&c, captured);
+    if (c.off < full)
+        bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK - 1, next_piece, &c, 0);
     return 0;
 }
 

@@ -380,3 +380,48 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
 
 }  // namespace
 }  // namespace passport::agent
+
+namespace passport::agent {
+namespace {
+
+TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
+    auto p = load();
+    ASSERT_TRUE(p);
+    // A 20 KB cookie (head read by large recv calls), then a 100 KB body: the head budget
+    // (PP_HEAD_BUDGET) copies the first 32 KB of the request whole, the rest is a counted gap.
+    const std::string head = "POST /big HTTP/1.1\r\nCookie: " + std::string(20000, 'c') +
+                             "\r\nContent-Length: 100000\r\n\r\n";
+    const std::string req = head + std::string(100000, 'b');
+    GatedChild child([&] { loopback_exchange(req, "HTTP/1.1 204 No Content\r\n\r\n", ""); });
+    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    ASSERT_TRUE(p->select_pid(tgid).ok());
+    child.start();
+    ASSERT_EQ(child.wait(), 0);
+    Collected c;
+    auto seen_in = [&](events::Role role) {
+        uint64_t n = 0;
+        for (const auto* d : data_of(c, tgid)) {
+            bool server_side = d->role == events::Role::kServer;
+            if (server_side == (role == events::Role::kServer) && d->direction == events::Direction::kIngress)
+                n += d->len;
+        }
+        return n;
+    };
+    drain(*p, c, [&] { return seen_in(events::Role::kServer) >= req.size(); });
+    std::string server_in;
+    uint64_t next = 0;
+    for (const auto* d : data_of(c, tgid)) {
+        if (d->role != events::Role::kServer || d->direction != events::Direction::kIngress) continue;
+        ASSERT_EQ(d->pos, next) << "pieces are contiguous";
+        next += d->len;
+        if (server_in.size() == d->pos) server_in += d->bytes;  // contiguous captured prefix
+    }
+    EXPECT_EQ(next, req.size());
+    ASSERT_GE(server_in.size(), head.size()) << "the whole head was captured";
+    EXPECT_EQ(server_in.substr(0, head.size()), head);
+    EXPECT_LT(server_in.size(), req.size()) << "capture stops after the head budget";
+    EXPECT_GT(p->drop_counts()[PP_DROP_TRUNCATED], 0u);
+}
+
+}  // namespace
+}  // namespace passport::agent

@@ -23,6 +23,10 @@
 
 /* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
 #define PP_MAX_CHUNK 4096
+/* Bytes copied in full from the start of a request (the head plus what follows it), over as
+ * many syscalls as it takes, in PP_MAX_CHUNK pieces: request heads up to this size are seen
+ * whole. Other syscalls are copied up to PP_MAX_CHUNK. */
+#define PP_HEAD_BUDGET (8 * PP_MAX_CHUNK)
 /* iovec segments looked at for readv/writev/sendmsg/recvmsg. */
 #define PP_MAX_IOV 8
 #define PP_COMM_LEN 16

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "passport/abi.h"
 #include "userspace/common/counters.hpp"
 #include "userspace/protocol/http1/http1_types.hpp"
 #include "userspace/protocol/parser.hpp"
@@ -45,7 +46,9 @@ struct Message {
 };
 
 struct ParserLimits {
-    size_t max_header_bytes = 8 * 1024;  // start line + headers + the empty line
+    // start line + headers + the empty line; the kernel copies request heads whole up to the
+    // same size (PP_HEAD_BUDGET), so a larger limit here would only ever see gaps.
+    size_t max_header_bytes = PP_HEAD_BUDGET;
     size_t max_headers = 100;
     size_t max_chunk_line = 1024;  // chunk size + extensions
 };

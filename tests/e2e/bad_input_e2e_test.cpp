@@ -226,8 +226,9 @@ TEST_F(BadInputE2E, LargeRequestHeadersAreTraced) {
     auto server = python_server();
     start_agent({"--pid", std::to_string(server->pid())});
 
+    // Heads up to PP_HEAD_BUDGET (32 KB) are copied whole by the kernel side.
     std::vector<RawCase> cases;
-    for (size_t size : {2u * 1024, 6u * 1024, 12u * 1024, 20u * 1024, 60u * 1024}) {
+    for (size_t size : {2u * 1024, 6u * 1024, 12u * 1024, 20u * 1024, 30u * 1024}) {
         const std::string path = "/alive.txt?header_bytes=" + std::to_string(size);
         cases.push_back(
             {"Cookie of " + std::to_string(size) + " bytes", path,
@@ -247,6 +248,27 @@ TEST_F(BadInputE2E, LargeRequestHeadersAreTraced) {
         EXPECT_TRUE(has_http(matching.front(), "GET", server->url(c.path), 200, kBody.size()));
         EXPECT_TRUE(times_within(matching.front(), c.started, c.finished));
     }
+}
+
+// A head larger than the capture budget cannot be parsed; the app still answers, and the loss is
+// counted rather than silent (docs/not-supported.md).
+TEST_F(BadInputE2E, RequestHeadBeyondCaptureBudgetIsCounted) {
+    auto server = python_server();
+    start_agent({"--pid", std::to_string(server->pid())});
+    const std::string path = "/alive.txt?header_bytes=61440";
+    std::vector<RawCase> cases = {
+        {"Cookie of 60 KB", path,
+         "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(server->port()) +
+             "\r\nCookie: " + std::string(60 * 1024, 'c') + "\r\n\r\n"}};
+    run_batch(*server, cases);
+    ASSERT_EQ(cases[0].status, 200) << "the app refused it";
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_TRUE(with_url_ending(collector().documents(), path).empty());
+    EXPECT_GE(exit.counter("kernel.payload_truncated"), 1u);
+    EXPECT_GE(exit.counter("http.headers_in_gap") + exit.counter("http.headers_too_large") +
+                  exit.counter("http.invalid_request"),
+              1u)
+        << exit.counters_text();
 }
 
 // A valid Root with a broken Parent: the trace id is kept or replaced, but never malformed.

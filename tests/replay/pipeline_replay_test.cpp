@@ -83,16 +83,44 @@ TEST(ReplayDemoCapture, EveryRequestBecomesTheRightSegment) {
     EXPECT_EQ(counts[inv + " 200"], 12);
     EXPECT_EQ(counts[inv + " 404"], 3);
 
+    // Same-node stitching: every inventory segment hangs under the storefront call that caused
+    // it (same trace, parent = that subsegment), and every /buy/ request has exactly one call.
+    std::map<std::string, const nlohmann::json*> calls_by_id;
+    std::map<std::string, std::string> trace_of_call;
+    for (const auto& d : docs) {
+        std::string local = d["metadata"]["passport"]["connection"]["local"];
+        if (local.substr(local.rfind(':') + 1) != shop) continue;
+        std::string url = d["http"]["request"]["url"];
+        size_t n = d.contains("subsegments") ? d["subsegments"].size() : 0;
+        EXPECT_EQ(n, url.find("/buy/") != std::string::npos ? 1u : 0u) << url;
+        if (!d.contains("subsegments")) continue;
+        for (const auto& sub : d.at("subsegments")) {
+            EXPECT_EQ(sub["namespace"], "remote");
+            EXPECT_EQ(sub["name"], "127.0.0.1");
+            EXPECT_EQ(sub["http"]["request"]["traced"], true);
+            EXPECT_GE(sub["start_time"].get<double>(), d["start_time"].get<double>());
+            EXPECT_LE(sub["end_time"].get<double>(), d["end_time"].get<double>());
+            calls_by_id[sub["id"]] = &sub;
+            trace_of_call[sub["id"]] = d["trace_id"];
+        }
+    }
+    EXPECT_EQ(calls_by_id.size(), 15u);
     int continued = 0;
     for (const auto& d : docs) {
         int status = d["http"]["response"]["status"];
         EXPECT_EQ(d.value("error", false), status >= 400 && status < 500);
         EXPECT_EQ(d.value("throttle", false), status == 429);
         EXPECT_EQ(d.value("fault", false), status >= 500);
-        if (d["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793") {
+        std::string local = d["metadata"]["passport"]["connection"]["local"];
+        if (local.substr(local.rfind(':') + 1) == inv) {
+            ASSERT_TRUE(d.contains("parent_id"));
+            ASSERT_TRUE(calls_by_id.count(d["parent_id"])) << d.dump();
+            EXPECT_EQ(d["trace_id"], trace_of_call[d["parent_id"]]);
+            const auto& sub = *calls_by_id[d["parent_id"]];
+            EXPECT_EQ(sub["http"]["response"]["status"], status) << "the call saw the callee's status";
+        } else if (d["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793") {
             continued++;
             EXPECT_EQ(d["parent_id"], "53995c3f42cd8ad8");
-            EXPECT_EQ(d["http"]["request"]["url"].get<std::string>().substr(0, 7), "http://");
             EXPECT_EQ(d["http"]["request"]["user_agent"], "passport-demo-client/1.0");
         } else {
             EXPECT_FALSE(d.contains("parent_id"));
@@ -133,6 +161,9 @@ TEST(ReplayDemoCapture, ResplitPayloadsGiveTheSameDocuments) {
     EXPECT_EQ(by_port_and_status(a), by_port_and_status(b));
     for (size_t i = 0; i < a.size(); i++) {
         EXPECT_EQ(a[i]["http"], b[i]["http"]) << i;
+        EXPECT_EQ(a[i].contains("parent_id"), b[i].contains("parent_id")) << i;
+        EXPECT_EQ(a[i].value("subsegments", nlohmann::json::array()).size(),
+                  b[i].value("subsegments", nlohmann::json::array()).size()) << i;
         // Times depend only on the first and last byte's syscalls, which a split keeps.
         EXPECT_DOUBLE_EQ(a[i]["start_time"].get<double>(), b[i]["start_time"].get<double>()) << i;
         EXPECT_DOUBLE_EQ(a[i]["end_time"].get<double>(), b[i]["end_time"].get<double>()) << i;

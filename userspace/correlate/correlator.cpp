@@ -1,14 +1,22 @@
 #include "userspace/correlate/correlator.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "userspace/xray/document.hpp"
-#include "userspace/xray/trace_header.hpp"
 
 namespace passport::correlate {
 namespace {
 
 using protocol::http1::find_header;
+
+constexpr int kMaxChainDepth = 32;
+
+std::string trim(std::string s) {
+    size_t b = s.find_first_not_of(" \t");
+    size_t e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
 
 std::string strip_port(const std::string& host) {
     if (!host.empty() && host[0] == '[') {  // [v6]:port
@@ -20,12 +28,6 @@ std::string strip_port(const std::string& host) {
     return host;
 }
 
-std::string trim(std::string s) {
-    size_t b = s.find_first_not_of(" \t");
-    size_t e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
 std::string endpoint_host(const events::Endpoint& e) {
     std::string ip = e.ip_string();
     if (ip.empty()) return "localhost";
@@ -33,12 +35,16 @@ std::string endpoint_host(const events::Endpoint& e) {
     return ip + ":" + std::to_string(e.port);
 }
 
+std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
+    return endpoint_host(a) + ">" + endpoint_host(b);
+}
+
 // The URL as the SDK middlewares write it: scheme://Host + original target (query kept).
-std::string request_url(const pairing::HttpExchange& ex) {
-    const std::string& target = ex.request.target;
+std::string request_url(const protocol::http1::Request& req, const events::Endpoint& authority_fallback) {
+    const std::string& target = req.target;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
-    const std::string* host = find_header(ex.request.headers, "Host");
-    std::string authority = host && !host->empty() ? trim(*host) : endpoint_host(ex.local);
+    const std::string* host = find_header(req.headers, "Host");
+    std::string authority = host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
     return "http://" + authority + (target.empty() || target[0] != '/' ? "/" : "") +
            (target == "*" ? "" : target);
 }
@@ -48,53 +54,29 @@ const char* outcome_message(pairing::Outcome o) {
         case pairing::Outcome::kComplete: return "";
         case pairing::Outcome::kConnectionClosed:
             return "connection closed before the response was complete";
-        case pairing::Outcome::kProcessExited: return "process exited before responding";
+        case pairing::Outcome::kProcessExited: return "process exited before the response was complete";
         case pairing::Outcome::kTimedOut: return "no response within the pairing timeout";
         case pairing::Outcome::kShutdown: return "agent stopped before the response";
     }
     return "";
 }
 
-}  // namespace
-
-Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
-                       const ClockOffset& clock, SamplingDecider sampler, Counters& counters,
-                       SegmentSink sink)
-    : cfg_(std::move(cfg)),
-      processes_(processes),
-      ids_(ids),
-      clock_(clock),
-      sampler_(std::move(sampler)),
-      counters_(counters),
-      sink_(std::move(sink)) {}
-
-void Correlator::on_exchange(pairing::HttpExchange&& ex) {
-    if (ex.role != events::Role::kServer) {
-        counters_.add("correlate.client_exchanges_not_recorded");
-        return;
+const char* outcome_type(pairing::Outcome o) {
+    switch (o) {
+        case pairing::Outcome::kProcessExited: return "ProcessExited";
+        case pairing::Outcome::kTimedOut: return "TimedOut";
+        case pairing::Outcome::kComplete:
+        case pairing::Outcome::kConnectionClosed:
+        case pairing::Outcome::kShutdown: return "ConnectionClosed";
     }
-    xray::Segment seg;
-    if (!build_segment(ex, seg)) return;
-    counters_.add("correlate.segments");
-    sink_(std::move(seg));
+    return "ConnectionClosed";
 }
 
-bool Correlator::build_segment(const pairing::HttpExchange& ex, xray::Segment& s) {
-    const auto& req = ex.request;
-    const ProcessInfo* proc = processes_.get(ex.tgid);
-    ProcessInfo fallback;
-    fallback.pid = ex.tgid;
-    if (!proc) {
-        counters_.add("correlate.process_info_missing");
-        proc = &fallback;
-    }
-    s.name = derive_service_name(*proc, cfg_.configured_service_name);
-
-    // Upstream context: X-Amzn-Trace-Id first, then W3C traceparent.
+xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters& counters) {
     xray::TraceHeader th;
     if (const std::string* v = find_header(req.headers, "X-Amzn-Trace-Id")) {
         th = xray::parse_trace_header(*v);
-        if (!th.has_root()) counters_.add("correlate.trace_header_unusable");
+        if (!th.has_root()) counters.add("correlate.trace_header_unusable");
     }
     if (!th.has_root()) {
         if (const std::string* v = find_header(req.headers, "traceparent")) {
@@ -102,49 +84,16 @@ bool Correlator::build_segment(const pairing::HttpExchange& ex, xray::Segment& s
             if (w3c.has_root()) th = w3c;
         }
     }
+    return th;
+}
 
-    std::string target_path = req.target.substr(0, req.target.find('?'));
-    const std::string* host_hdr = find_header(req.headers, "Host");
-    bool sampled = false;
-    std::string rule_name;
-    switch (th.sampled) {
-        case xray::SampledFlag::kSampled: sampled = true; break;
-        case xray::SampledFlag::kNotSampled: sampled = false; break;
-        case xray::SampledFlag::kAbsent:
-        case xray::SampledFlag::kRequested:
-            sampled = sampler_ ? sampler_(SamplingInput{s.name, host_hdr ? strip_port(trim(*host_hdr)) : "",
-                                                        req.method, target_path},
-                                          &rule_name)
-                               : true;
-            break;
-    }
-    if (!sampled) {
-        counters_.add(th.sampled == xray::SampledFlag::kNotSampled ? "correlate.not_sampled_upstream"
-                                                                   : "correlate.not_sampled_rules");
-        return false;
-    }
-
-    uint64_t start_ns = ex.request_start_ns;
-    s.id = ids_.new_segment_id();
-    s.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(start_ns) / 1000000000ULL);
-    s.parent_id = th.has_root() ? th.parent : "";
-    s.start_time = clock_.to_epoch_seconds(start_ns);
-
+// Times, HTTP facts and the error/fault/throttle flags shared by segments and subsegments.
+template <typename Node>
+void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& clock, xray::IdGenerator& ids,
+                   xray::HttpRequestInfo request_info, Counters& counters) {
+    n.start_time = clock.to_epoch_seconds(ex.request_start_ns);
     xray::HttpInfo http;
-    xray::HttpRequestInfo hr;
-    hr.method = req.method;
-    hr.url = request_url(ex);
-    if (const std::string* ua = find_header(req.headers, "User-Agent")) hr.user_agent = *ua;
-    if (const std::string* xff = find_header(req.headers, "X-Forwarded-For")) {
-        std::string first = trim(xff->substr(0, xff->find(',')));
-        if (!first.empty()) {
-            hr.client_ip = first;
-            hr.x_forwarded_for = true;
-        }
-    }
-    if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
-    http.request = hr;
-
+    http.request = std::move(request_info);
     bool complete = ex.outcome == pairing::Outcome::kComplete && ex.response.has_value();
     if (ex.response) {
         xray::HttpResponseInfo resp;
@@ -155,49 +104,408 @@ bool Correlator::build_segment(const pairing::HttpExchange& ex, xray::Segment& s
             resp.content_length = ex.response->body_bytes;
         }
         http.response = resp;
-        xray::apply_http_status(resp.status, s.error, s.throttle, s.fault);
+        xray::apply_http_status(resp.status, n.error, n.throttle, n.fault);
     }
-    s.http = http;
-
+    n.http = http;
     if (complete) {
-        s.end_time = clock_.to_epoch_seconds(ex.response_end_ns);
+        n.end_time = clock.to_epoch_seconds(ex.response_end_ns);
     } else if (ex.outcome == pairing::Outcome::kShutdown) {
-        s.in_progress = true;  // still open when the agent stopped: X-Ray shows it as pending
-        counters_.add("correlate.segments_in_progress");
+        n.in_progress = true;  // still open when the agent stopped: X-Ray shows it as pending
+        counters.add("correlate.in_progress");
     } else {
-        // The server never finished its answer: a fault the caller saw, with the reason.
-        uint64_t end_ns = ex.response_end_ns ? ex.response_end_ns
+        uint64_t end_ns = ex.response_end_ns     ? ex.response_end_ns
                           : ex.response_start_ns ? ex.response_start_ns
-                                                 : ex.request_end_ns ? ex.request_end_ns : start_ns;
-        s.end_time = clock_.to_epoch_seconds(end_ns);
-        s.fault = true;
+                          : ex.request_end_ns    ? ex.request_end_ns
+                                                 : ex.request_start_ns;
+        n.end_time = clock.to_epoch_seconds(end_ns);
+        n.fault = true;
         xray::Cause cause;
         xray::ExceptionInfo exc;
-        exc.id = ids_.new_segment_id();
+        exc.id = ids.new_segment_id();
         exc.message = outcome_message(ex.outcome);
-        exc.type = ex.outcome == pairing::Outcome::kProcessExited ? "ProcessExited"
-                   : ex.outcome == pairing::Outcome::kTimedOut    ? "TimedOut"
-                                                                  : "ConnectionClosed";
+        exc.type = outcome_type(ex.outcome);
         cause.exceptions.push_back(exc);
-        s.cause = cause;
-        counters_.add("correlate.segments_incomplete");
+        n.cause = cause;
+        counters.add("correlate.incomplete");
     }
-    if (s.end_time != 0 && s.end_time < s.start_time) s.end_time = s.start_time;
+    if (n.end_time != 0 && n.end_time < n.start_time) n.end_time = n.start_time;
+}
 
-    nlohmann::json process = {{"pid", proc->pid}, {"tid", ex.request_tid}};
-    if (!proc->exe.empty()) process["exe"] = proc->exe;
-    if (!proc->cmdline.empty()) {
-        std::string cmd;
-        for (const auto& a : proc->cmdline) cmd += (cmd.empty() ? "" : " ") + a;
-        process["command"] = cmd.substr(0, 250);
+}  // namespace
+
+Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
+                       const ClockOffset& clock, SamplingDecider sampler, Counters& counters,
+                       SegmentSink sink, SubsegmentSink subsegment_sink)
+    : cfg_(std::move(cfg)),
+      processes_(processes),
+      ids_(ids),
+      clock_(clock),
+      sampler_(std::move(sampler)),
+      counters_(counters),
+      sink_(std::move(sink)),
+      subsegment_sink_(std::move(subsegment_sink)) {}
+
+std::string Correlator::service_name(uint32_t tgid) {
+    const ProcessInfo* proc = processes_.get(tgid);
+    if (!proc) {
+        counters_.add("correlate.process_info_missing");
+        ProcessInfo none;
+        none.pid = tgid;
+        return derive_service_name(none, cfg_.configured_service_name);
     }
-    if (!proc->container_id.empty()) process["container_id"] = proc->container_id;
-    nlohmann::json passport_md = {{"process", process}};
-    if (!cfg_.hostname.empty()) passport_md["host"] = cfg_.hostname;
-    passport_md["connection"] = {{"local", endpoint_host(ex.local)}, {"remote", endpoint_host(ex.remote)}};
-    s.metadata = {{"passport", passport_md}};
-    if (!rule_name.empty()) s.aws = {{"xray", {{"rule_name", rule_name}}}};
+    return derive_service_name(*proc, cfg_.configured_service_name);
+}
+
+bool Correlator::decide(const SamplingInput& in, std::string* rule_name) {
+    return sampler_ ? sampler_(in, rule_name) : true;
+}
+
+void Correlator::remember(std::deque<RequestKey>& order, const RequestKey& key, bool server) {
+    order.push_back(key);
+    // Bound: forget the oldest contexts (finished ones normally go first, as they are older).
+    while (order.size() > cfg_.max_contexts) {
+        RequestKey old = order.front();
+        order.pop_front();
+        if (server) {
+            auto it = servers_.find(old);
+            if (it != servers_.end() && !it->second.done) counters_.add("correlate.contexts_evicted");
+            servers_.erase(old);
+        } else {
+            calls_.erase(old);
+        }
+    }
+}
+
+Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequestSeen& seen) {
+    RequestKey key{seen.conn, seen.request_start_ns};
+    auto it = servers_.find(key);
+    if (it != servers_.end() && !it->second.done) return it->second;
+    if (it != servers_.end()) servers_.erase(it);  // the same key again: a new request
+    ServerContext& ctx = servers_[key];
+    ctx.tgid = seen.tgid;
+    ctx.tid = seen.tid;
+    ctx.local = seen.local;
+    ctx.remote = seen.remote;
+    ctx.start_ns = seen.request_start_ns;
+    ctx.segment_id = ids_.new_segment_id();
+    if (seen.request) {
+        const auto& req = *seen.request;
+        ctx.upstream = upstream_header(req, counters_);
+        const std::string* host = find_header(req.headers, "Host");
+        ctx.sampling = SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "", req.method,
+                                     req.target.substr(0, req.target.find('?'))};
+    }
+    open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
+    servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
+    remember(server_order_, key, /*server=*/true);
+    try_link_server(ctx);
+    return ctx;
+}
+
+void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
+    if (seen.role != events::Role::kClient) {
+        server_context(seen);
+        return;
+    }
+    RequestKey key{seen.conn, seen.request_start_ns};
+    if (calls_.count(key)) return;
+    CallContext call;
+    call.subsegment_id = ids_.new_segment_id();
+    call.local = seen.local;
+    call.remote = seen.remote;
+    call.start_ns = seen.request_start_ns;
+    // The request this thread is serving: the latest one it started before this call.
+    auto open = open_by_thread_.find((uint64_t{seen.tgid} << 32) | seen.tid);
+    if (open != open_by_thread_.end()) {
+        const RequestKey* best = nullptr;
+        for (const RequestKey& k : open->second) {
+            if (k.start_ns <= seen.request_start_ns && (!best || k.start_ns >= best->start_ns)) best = &k;
+        }
+        if (best) {
+            call.has_parent = true;
+            call.parent = *best;
+        }
+    }
+    if (!call.has_parent) {
+        // Not made while serving anything (a worker, a cron loop): its own segment and trace.
+        call.own_segment_id = ids_.new_segment_id();
+        call.own_trace_id = ids_.new_trace_id(clock_.to_epoch_ns(seen.request_start_ns) / 1000000000ULL);
+        std::string rule;
+        const std::string* host = seen.request ? find_header(seen.request->headers, "Host") : nullptr;
+        call.own_sampled =
+            decide(SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
+                                 seen.request ? seen.request->method : "",
+                                 seen.request ? seen.request->target.substr(0, seen.request->target.find('?')) : ""},
+                   &rule);
+    }
+    auto [it, inserted] = calls_.emplace(key, std::move(call));
+    // Keep-alive connections make many calls on one tuple: keep the few newest still known.
+    auto& same_tuple = calls_by_tuple_[tuple_key(seen.local, seen.remote)];
+    same_tuple.erase(std::remove_if(same_tuple.begin(), same_tuple.end(),
+                                    [this](const RequestKey& k) { return !calls_.count(k); }),
+                     same_tuple.end());
+    if (same_tuple.size() >= 8) same_tuple.erase(same_tuple.begin());
+    same_tuple.push_back(key);
+    remember(call_order_, key, /*server=*/false);
+    try_link_call(key, it->second);
+}
+
+void Correlator::link(ServerContext& server, const RequestKey& call_key, CallContext& call) {
+    server.has_linked_call = true;
+    server.linked_call = call_key;
+    call.downstream_linked = true;
+    counters_.add("correlate.stitched_same_node");
+}
+
+// A server request on this node whose connection mirrors a traced call: the caller's call is
+// its parent, unless it carries its own trace header (then that header wins).
+void Correlator::try_link_server(ServerContext& server) {
+    if (server.has_linked_call || server.resolved || server.upstream.has_root()) return;
+    auto it = calls_by_tuple_.find(tuple_key(server.remote, server.local));
+    if (it == calls_by_tuple_.end()) return;
+    const RequestKey* best = nullptr;
+    for (const RequestKey& k : it->second) {
+        auto c = calls_.find(k);
+        if (c == calls_.end() || c->second.downstream_linked) continue;
+        // The call was written before the server read it; allow for the two syscalls' exits
+        // being reported in either order.
+        if (!best || k.start_ns > best->start_ns) best = &k;
+    }
+    if (best) link(server, *best, calls_.at(*best));
+}
+
+void Correlator::try_link_call(const RequestKey& call_key, CallContext& call) {
+    if (call.downstream_linked) return;
+    auto it = servers_by_tuple_.find(tuple_key(call.remote, call.local));
+    if (it == servers_by_tuple_.end()) return;
+    for (const RequestKey& k : it->second) {
+        auto s = servers_.find(k);
+        if (s == servers_.end() || s->second.has_linked_call || s->second.resolved ||
+            s->second.upstream.has_root())
+            continue;
+        link(s->second, call_key, call);
+        return;
+    }
+}
+
+bool Correlator::call_trace(CallContext& call, std::string& trace_id, bool& sampled, int depth) {
+    if (!call.has_parent) {
+        trace_id = call.own_trace_id;
+        sampled = call.own_sampled;
+        return true;
+    }
+    auto p = servers_.find(call.parent);
+    if (p == servers_.end()) return false;
+    resolve(p->second, depth + 1);
+    trace_id = p->second.trace_id;
+    sampled = p->second.sampled;
     return true;
+}
+
+void Correlator::resolve(ServerContext& ctx, int depth) {
+    if (ctx.resolved) return;
+    if (depth > kMaxChainDepth) {
+        counters_.add("correlate.chain_too_deep");
+    } else if (!ctx.upstream.has_root()) {
+        try_link_server(ctx);
+        if (ctx.has_linked_call) {
+            auto c = calls_.find(ctx.linked_call);
+            std::string trace_id;
+            bool sampled = false;
+            if (c != calls_.end() && call_trace(c->second, trace_id, sampled, depth)) {
+                ctx.trace_id = trace_id;
+                ctx.parent_id = c->second.subsegment_id;
+                ctx.sampled = sampled;
+                ctx.sampled_upstream = true;
+                ctx.resolved = true;
+                return;
+            }
+        }
+    }
+    const xray::TraceHeader& th = ctx.upstream;
+    ctx.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);
+    ctx.parent_id = th.has_root() ? th.parent : "";
+    switch (th.sampled) {
+        case xray::SampledFlag::kSampled:
+            ctx.sampled = true;
+            ctx.sampled_upstream = true;
+            break;
+        case xray::SampledFlag::kNotSampled:
+            ctx.sampled = false;
+            ctx.sampled_upstream = true;
+            break;
+        case xray::SampledFlag::kAbsent:
+        case xray::SampledFlag::kRequested:
+            ctx.sampled = decide(ctx.sampling, &ctx.rule_name);
+            break;
+    }
+    ctx.resolved = true;
+}
+
+void Correlator::on_exchange(pairing::HttpExchange&& ex) {
+    if (ex.role == events::Role::kClient) {
+        finish_call(std::move(ex));
+    } else {
+        finish_server(std::move(ex));
+    }
+}
+
+void Correlator::finish_server(pairing::HttpExchange&& ex) {
+    pairing::HttpRequestSeen seen;
+    seen.conn = ex.conn;
+    seen.role = ex.role;
+    seen.local = ex.local;
+    seen.remote = ex.remote;
+    seen.tgid = ex.tgid;
+    seen.tid = ex.request_tid;
+    seen.request_start_ns = ex.request_start_ns;
+    seen.request = &ex.request;
+    RequestKey key{ex.conn, ex.request_start_ns};
+    ServerContext& ctx = server_context(seen);  // existing, or made now if its head was not reported
+    auto open = open_by_thread_.find((uint64_t{ctx.tgid} << 32) | ctx.tid);
+    if (open != open_by_thread_.end()) {
+        auto& v = open->second;
+        v.erase(std::remove(v.begin(), v.end(), key), v.end());
+        if (v.empty()) open_by_thread_.erase(open);
+    }
+    auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote));
+    if (by_tuple != servers_by_tuple_.end()) {
+        auto& v = by_tuple->second;
+        v.erase(std::remove(v.begin(), v.end(), key), v.end());
+        if (v.empty()) servers_by_tuple_.erase(by_tuple);
+    }
+    resolve(ctx);
+    ctx.done = true;
+    if (!ctx.sampled) {
+        counters_.add(ctx.sampled_upstream ? "correlate.not_sampled_upstream" : "correlate.not_sampled_rules");
+        ctx.subsegments.clear();
+        return;
+    }
+    xray::Segment s;
+    build_segment(ctx, ex, s);
+    counters_.add("correlate.segments");
+    counters_.add("correlate.subsegments", ctx.subsegments.size());
+    s.subsegments = std::move(ctx.subsegments);
+    ctx.subsegments.clear();
+    sink_(std::move(s));
+}
+
+void Correlator::finish_call(pairing::HttpExchange&& ex) {
+    RequestKey key{ex.conn, ex.request_start_ns};
+    auto it = calls_.find(key);
+    if (it == calls_.end()) {
+        // Its head was never reported (lost, or the tracker joined mid-stream): treat as new.
+        pairing::HttpRequestSeen seen;
+        seen.conn = ex.conn;
+        seen.role = events::Role::kClient;
+        seen.local = ex.local;
+        seen.remote = ex.remote;
+        seen.tgid = ex.tgid;
+        seen.tid = ex.request_tid;
+        seen.request_start_ns = ex.request_start_ns;
+        seen.request = &ex.request;
+        on_request_seen(seen);
+        it = calls_.find(key);
+        if (it == calls_.end()) return;
+    }
+    CallContext& call = it->second;
+    call.done = true;
+    // The tuple entry stays: a downstream server reported after this call's read still links
+    // to it. It goes with the context (bounded) or when newer calls on the tuple replace it.
+    xray::Subsegment sub = build_subsegment(call, ex);
+
+    if (call.has_parent) {
+        auto p = servers_.find(call.parent);
+        if (p != servers_.end() && !p->second.done) {
+            p->second.subsegments.push_back(std::move(sub));
+            return;
+        }
+        if (p != servers_.end()) {
+            // Parent already sent: an independent subsegment under it.
+            if (p->second.sampled && subsegment_sink_) {
+                counters_.add("correlate.late_subsegments");
+                subsegment_sink_(std::move(sub), p->second.trace_id, p->second.segment_id);
+            }
+            return;
+        }
+        counters_.add("correlate.call_parent_forgotten");
+        return;
+    }
+    // A call made outside any served request: a segment of its own.
+    if (!call.own_sampled) {
+        counters_.add("correlate.not_sampled_rules");
+        return;
+    }
+    xray::Segment s;
+    s.name = service_name(ex.tgid);
+    s.id = call.own_segment_id;
+    s.trace_id = call.own_trace_id;
+    s.start_time = sub.start_time;
+    s.end_time = sub.end_time;
+    s.in_progress = sub.in_progress;
+    s.metadata = {{"passport", process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote)}};
+    s.subsegments.push_back(std::move(sub));
+    counters_.add("correlate.call_segments");
+    sink_(std::move(s));
+}
+
+nlohmann::json Correlator::process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
+                                            const events::Endpoint& remote) {
+    const ProcessInfo* proc = processes_.get(tgid);
+    nlohmann::json process = {{"pid", tgid}, {"tid", tid}};
+    if (proc) {
+        if (!proc->exe.empty()) process["exe"] = proc->exe;
+        if (!proc->cmdline.empty()) {
+            std::string cmd;
+            for (const auto& a : proc->cmdline) cmd += (cmd.empty() ? "" : " ") + a;
+            process["command"] = cmd.substr(0, 250);
+        }
+        if (!proc->container_id.empty()) process["container_id"] = proc->container_id;
+    }
+    nlohmann::json md = {{"process", process}};
+    if (!cfg_.hostname.empty()) md["host"] = cfg_.hostname;
+    md["connection"] = {{"local", endpoint_host(local)}, {"remote", endpoint_host(remote)}};
+    return md;
+}
+
+void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s) {
+    const auto& req = ex.request;
+    s.name = ctx.sampling.service_name.empty() ? service_name(ex.tgid) : ctx.sampling.service_name;
+    s.id = ctx.segment_id;
+    s.trace_id = ctx.trace_id;
+    s.parent_id = ctx.parent_id;
+    xray::HttpRequestInfo hr;
+    hr.method = req.method;
+    hr.url = request_url(req, ex.local);
+    if (const std::string* ua = find_header(req.headers, "User-Agent")) hr.user_agent = *ua;
+    if (const std::string* xff = find_header(req.headers, "X-Forwarded-For")) {
+        std::string first = trim(xff->substr(0, xff->find(',')));
+        if (!first.empty()) {
+            hr.client_ip = first;
+            hr.x_forwarded_for = true;
+        }
+    }
+    if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
+    fill_exchange(s, ex, clock_, ids_, hr, counters_);
+    s.metadata = {{"passport", process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote)}};
+    if (!ctx.rule_name.empty()) s.aws = {{"xray", {{"rule_name", ctx.rule_name}}}};
+}
+
+xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pairing::HttpExchange& ex) {
+    xray::Subsegment sub;
+    sub.id = call.subsegment_id;
+    const std::string* host = find_header(ex.request.headers, "Host");
+    std::string name = host && !trim(*host).empty() ? strip_port(trim(*host)) : ex.remote.ip_string();
+    sub.name = name.empty() ? "remote" : name;
+    sub.namespace_ = "remote";
+    xray::HttpRequestInfo hr;
+    hr.method = ex.request.method;
+    hr.url = request_url(ex.request, ex.remote);
+    // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
+    // would wait for one that never comes.
+    if (call.downstream_linked) hr.traced = true;
+    fill_exchange(sub, ex, clock_, ids_, hr, counters_);
+    return sub;
 }
 
 }  // namespace passport::correlate

@@ -1,13 +1,26 @@
 #pragma once
-// Correlator: turns paired exchanges into X-Ray segments the way an X-Ray SDK's HTTP middleware
-// would. A server exchange (a request the traced process served) becomes a segment that
-// continues the incoming X-Amzn-Trace-Id (or W3C traceparent) or starts a new trace; the
-// sampling decision is the upstream's when it made one, else the sampling rules'. Client
-// exchanges are counted and left for the subsegment work (docs/not-supported.md).
-// Runs on the pipeline thread; owns nothing but its configuration.
+// Correlator: turns parsed requests and paired exchanges into X-Ray documents the way an X-Ray
+// SDK would, with no code in the traced process.
+//
+// Contexts are created when a request's head is parsed (on_request_seen) and resolved lazily:
+//  - a server request (one the traced process serves) gets a segment id at once; its trace id,
+//    parent and sampling decision are fixed the first time anything needs them, from, in order:
+//    its own X-Amzn-Trace-Id (or W3C traceparent), else the call on this node whose connection
+//    is the mirror of its own (same-node stitching: the caller is traced too), else a new trace
+//    and the sampling rules;
+//  - an outgoing request (client role) made on a thread that is serving a request belongs to
+//    the most recently started request open on that thread (threads serve one request at a
+//    time; on an event loop this is the best guess available) and becomes one of its
+//    subsegments; made outside any request, it becomes a segment of its own;
+//  - a call that completes after its parent segment was sent goes out as an independent
+//    subsegment.
+// Runs on the pipeline thread. All tables are bounded.
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
@@ -15,6 +28,7 @@
 #include "userspace/pairing/http_exchange.hpp"
 #include "userspace/xray/ids.hpp"
 #include "userspace/xray/segment.hpp"
+#include "userspace/xray/trace_header.hpp"
 
 namespace passport::correlate {
 
@@ -31,23 +45,87 @@ using SamplingDecider = std::function<bool(const SamplingInput&, std::string* ru
 struct CorrelatorConfig {
     std::string configured_service_name;  // --service-name
     std::string hostname;                 // this machine, for metadata
+    size_t max_contexts = 65536;          // open + recently finished, per kind
 };
 
 class Correlator {
 public:
     using SegmentSink = std::function<void(xray::Segment&&)>;
+    // An independent subsegment: the subsegment, its trace id and its parent's id.
+    using SubsegmentSink = std::function<void(xray::Subsegment&&, const std::string& trace_id,
+                                              const std::string& parent_id)>;
 
     Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
                const ClockOffset& clock, SamplingDecider sampler, Counters& counters,
-               SegmentSink sink);
+               SegmentSink sink, SubsegmentSink subsegment_sink = nullptr);
 
+    void on_request_seen(const pairing::HttpRequestSeen& seen);
     void on_exchange(pairing::HttpExchange&& ex);
 
-    // Builds the segment for a server exchange; returns false (and counts why) when the request
-    // must not be recorded (Sampled=0 upstream, or not sampled by the rules).
-    bool build_segment(const pairing::HttpExchange& ex, xray::Segment& out);
-
 private:
+    struct RequestKey {
+        events::ConnKey conn;
+        uint64_t start_ns = 0;
+        bool operator==(const RequestKey&) const = default;
+    };
+    struct RequestKeyHash {
+        size_t operator()(const RequestKey& k) const {
+            return events::ConnKeyHash{}(k.conn) ^ (k.start_ns * 0x9E3779B97F4A7C15ULL);
+        }
+    };
+    struct ServerContext {
+        uint32_t tgid = 0;
+        uint32_t tid = 0;
+        events::Endpoint local;
+        events::Endpoint remote;
+        uint64_t start_ns = 0;
+        xray::TraceHeader upstream;  // from the request's own headers
+        SamplingInput sampling;
+        std::string segment_id;
+        bool resolved = false;
+        std::string trace_id;
+        std::string parent_id;
+        bool sampled = false;
+        bool sampled_upstream = false;  // the decision came with the request
+        std::string rule_name;
+        bool has_linked_call = false;   // stitched under a call made on this node
+        RequestKey linked_call;
+        bool done = false;              // its segment was sent (or dropped)
+        std::vector<xray::Subsegment> subsegments;
+    };
+    struct CallContext {
+        bool has_parent = false;
+        RequestKey parent;          // server request it was made under
+        std::string subsegment_id;
+        // Made outside any request: the segment it becomes, and its trace.
+        std::string own_segment_id;
+        std::string own_trace_id;
+        bool own_sampled = false;
+        events::Endpoint local;
+        events::Endpoint remote;
+        uint64_t start_ns = 0;
+        bool downstream_linked = false;  // a traced server on this node took it as parent
+        bool done = false;
+    };
+
+    ServerContext& server_context(const pairing::HttpRequestSeen& seen);
+    void resolve(ServerContext& ctx, int depth = 0);
+    // Trace id, sampled flag of whatever a call belongs to.
+    bool call_trace(CallContext& call, std::string& trace_id, bool& sampled, int depth);
+    void link(ServerContext& server, const RequestKey& call_key, CallContext& call);
+    void try_link_server(ServerContext& server);
+    void try_link_call(const RequestKey& call_key, CallContext& call);
+
+    void finish_server(pairing::HttpExchange&& ex);
+    void finish_call(pairing::HttpExchange&& ex);
+    void build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s);
+    xray::Subsegment build_subsegment(const CallContext& call, const pairing::HttpExchange& ex);
+    nlohmann::json process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
+                                    const events::Endpoint& remote);
+    std::string service_name(uint32_t tgid);
+    bool decide(const SamplingInput& in, std::string* rule_name);
+    void remember(std::deque<RequestKey>& order, const RequestKey& key, bool server);
+
     CorrelatorConfig cfg_;
     ProcessInfoCache& processes_;
     xray::IdGenerator& ids_;
@@ -55,6 +133,17 @@ private:
     SamplingDecider sampler_;
     Counters& counters_;
     SegmentSink sink_;
+    SubsegmentSink subsegment_sink_;
+
+    std::unordered_map<RequestKey, ServerContext, RequestKeyHash> servers_;
+    std::unordered_map<RequestKey, CallContext, RequestKeyHash> calls_;
+    std::deque<RequestKey> server_order_;  // creation order, for the bound
+    std::deque<RequestKey> call_order_;
+    // Open server requests per thread ((tgid << 32) | tid), in arrival order.
+    std::unordered_map<uint64_t, std::vector<RequestKey>> open_by_thread_;
+    // "local>remote" of each side, for same-node stitching.
+    std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
+    std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;
 };
 
 }  // namespace passport::correlate

@@ -12,6 +12,7 @@ namespace passport::pairing {
 
 struct ExchangeSink {
     std::function<void(HttpExchange&&)> http;
+    std::function<void(const HttpRequestSeen&)> http_request_seen;  // optional
 };
 
 }  // namespace passport::pairing

@@ -43,4 +43,19 @@ struct HttpExchange {
     Outcome outcome = Outcome::kComplete;
 };
 
+// A request as soon as its head is parsed, before any response: lets the correlator give it a
+// trace context early (outgoing calls made while serving it find it by thread; a downstream
+// service on this node finds the caller's call by connection tuple). request_start_ns is
+// computed exactly as HttpExchange::request_start_ns, so the two can be matched.
+struct HttpRequestSeen {
+    events::ConnKey conn;
+    events::Role role = events::Role::kUnknown;
+    events::Endpoint local;
+    events::Endpoint remote;
+    uint32_t tgid = 0;
+    uint32_t tid = 0;
+    uint64_t request_start_ns = 0;
+    const protocol::http1::Request* request = nullptr;  // valid during the callback only
+};
+
 }  // namespace passport::pairing

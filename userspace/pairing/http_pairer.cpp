@@ -81,6 +81,20 @@ void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
 }
 
 void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx) {
+    if (sink_.http_request_seen) {
+        HttpRequestSeen seen;
+        seen.conn = ctx.key;
+        seen.role = ctx.role;
+        seen.local = ctx.local;
+        seen.remote = ctx.remote;
+        seen.tgid = ctx.key.tgid;
+        seen.tid = request.timing.first.tid;
+        // Same rule as emit(): a server times the request from its read, a client from its write.
+        seen.request_start_ns = ctx.role != events::Role::kClient ? request.timing.first.exit_ns
+                                                                  : request.timing.first.enter_ns;
+        seen.request = &request.request;
+        sink_.http_request_seen(seen);
+    }
     push_pending(Pending{std::move(request), false}, ctx);
 }
 

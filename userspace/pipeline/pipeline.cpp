@@ -25,8 +25,15 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
               if (rule_name) *rule_name = d.rule_name;
               return d.sampled;
           },
-          counters_, [this](xray::Segment&& s) { emit_segment(std::move(s)); }),
-      tracker_(counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); }) {}
+          counters_, [this](xray::Segment&& s) { emit_segment(std::move(s)); },
+          [this](xray::Subsegment&& sub, const std::string& trace_id, const std::string& parent_id) {
+              counters_.add("pipeline.documents");
+              emitter_.emit(xray::make_datagram(xray::to_independent_json(sub, trace_id, parent_id)));
+          }),
+      tracker_(counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); }) {
+    tracker_.set_request_observer(
+        [this](const pairing::HttpRequestSeen& seen) { correlator_.on_request_seen(seen); });
+}
 
 void Pipeline::on_event(const events::Event& e) {
     if (const auto* exec = std::get_if<events::ProcExec>(&e)) processes_.forget(exec->tgid);

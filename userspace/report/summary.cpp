@@ -136,16 +136,14 @@ std::string format_waterfall(const std::vector<json>& documents, size_t width) {
     }
     double span_s = std::max(t1 - t0, 1e-6);
 
-    // Depth by parent chain inside this trace.
-    std::map<std::string, const Span*> by_id;
-    for (const Span& s : spans) by_id[s.id] = &s;
+    // Depth by parent chain inside this trace (by id, so the sort below cannot disturb it).
+    std::map<std::string, std::string> parent_of;
+    for (const Span& s : spans) parent_of[s.id] = s.parent;
     auto depth = [&](const Span& s) {
         int d = 0;
-        const Span* cur = &s;
-        while (d < 16) {
-            auto it = by_id.find(cur->parent);
-            if (it == by_id.end()) break;
-            cur = it->second;
+        std::string cur = s.parent;
+        while (d < 16 && parent_of.count(cur)) {
+            cur = parent_of[cur];
             d++;
         }
         return d;

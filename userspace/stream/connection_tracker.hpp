@@ -49,6 +49,10 @@ class ConnectionTracker {
     using HttpCallback = std::function<void(pairing::HttpExchange&&)>;
 
     ConnectionTracker(Counters& counters, HttpCallback on_http, TrackerConfig config = {});
+    // Optional: called for every HTTP request as soon as its head is parsed (before pairing).
+    void set_request_observer(std::function<void(const pairing::HttpRequestSeen&)> observer) {
+        sink_.http_request_seen = std::move(observer);
+    }
     ConnectionTracker(const ConnectionTracker&) = delete;
     ConnectionTracker& operator=(const ConnectionTracker&) = delete;
 

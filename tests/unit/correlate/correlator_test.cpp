@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <regex>
+#include <tuple>
 
 #include "userspace/xray/trace_header.hpp"
 
@@ -17,6 +18,7 @@ using pairing::Outcome;
 constexpr int64_t kOffset = 1'700'000'000'000'000'000LL;  // epoch = monotonic + 1.7e18 ns
 
 struct CorrelatorTest : ::testing::Test {
+    std::vector<std::tuple<xray::Subsegment, std::string, std::string>> late;
     Counters counters;
     ProcessInfoCache procs{"/nonexistent-proc"};
     uint64_t next = 0x1111;
@@ -32,7 +34,10 @@ struct CorrelatorTest : ::testing::Test {
                         *rule = "rule-a";
                         return sample_result;
                     },
-                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
+                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); },
+                    [this](xray::Subsegment&& sub, const std::string& t, const std::string& p) {
+                        late.emplace_back(std::move(sub), t, p);
+                    }};
     SamplingInput last_input;
 
     static HttpExchange exchange(const std::string& method, const std::string& target, int status,
@@ -173,15 +178,14 @@ TEST_F(CorrelatorTest, ShutdownLeavesSegmentInProgress) {
     EXPECT_FALSE(out[0].fault);
 }
 
-TEST_F(CorrelatorTest, RulesSayNoAndClientExchangesAreCounted) {
+TEST_F(CorrelatorTest, RulesSayNo) {
     sample_result = false;
     corr.on_exchange(exchange("GET", "/", 200));
-    EXPECT_TRUE(out.empty());
-    EXPECT_EQ(counters.get("correlate.not_sampled_rules"), 1u);
     auto c = exchange("GET", "/", 200);
     c.role = events::Role::kClient;
     corr.on_exchange(std::move(c));
-    EXPECT_EQ(counters.get("correlate.client_exchanges_not_recorded"), 1u);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(counters.get("correlate.not_sampled_rules"), 2u);
 }
 
 TEST_F(CorrelatorTest, ProcessNameFromProc) {
@@ -193,6 +197,149 @@ TEST_F(CorrelatorTest, ProcessNameFromProc) {
     c2.on_exchange(std::move(ex));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].name, "passport_unit_tests");
+}
+
+// --- outgoing calls and same-node stitching -------------------------------------------------
+
+pairing::HttpRequestSeen seen_of(const HttpExchange& ex) {
+    pairing::HttpRequestSeen s;
+    s.conn = ex.conn;
+    s.role = ex.role;
+    s.local = ex.local;
+    s.remote = ex.remote;
+    s.tgid = ex.tgid;
+    s.tid = ex.request_tid;
+    s.request_start_ns = ex.request_start_ns;
+    s.request = &ex.request;
+    return s;
+}
+
+// A call from (tgid, tid) to 127.0.0.1:9000 from local port `port`, inside [start, end].
+HttpExchange call(uint32_t tgid, uint32_t tid, uint16_t port, uint64_t start, uint64_t end, int status = 200,
+                  const std::string& host = "inventory:9000") {
+    HttpExchange ex;
+    ex.role = events::Role::kClient;
+    ex.conn = {tgid, 30 + port % 7, 9000u + port};
+    ex.tgid = tgid;
+    ex.request_tid = tid;
+    ex.local = {2, port, {127, 0, 0, 1}};
+    ex.remote = {2, 9000, {127, 0, 0, 1}};
+    ex.request.method = "GET";
+    ex.request.target = "/stock/apple?x=1";
+    ex.request.headers = {{"Host", host}};
+    protocol::http1::Response r;
+    r.status = status;
+    ex.response = r;
+    ex.request_start_ns = start;
+    ex.request_end_ns = start + 1000;
+    ex.response_start_ns = end - 1000;
+    ex.response_end_ns = end;
+    return ex;
+}
+
+TEST_F(CorrelatorTest, CallsOnTheServingThreadBecomeSubsegments) {
+    auto server = exchange("GET", "/buy", 200);  // tgid 4242 tid 4243, 5.000 s .. 5.0025 s
+    corr.on_request_seen(seen_of(server));
+    auto c1 = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    auto c2 = call(4242, 4243, 50002, 5'001'100'000, 5'001'500'000, 503, "db.local");
+    auto other_thread = call(4242, 9999, 50003, 5'000'600'000, 5'000'700'000);
+    for (auto* c : {&c1, &c2, &other_thread}) corr.on_request_seen(seen_of(*c));
+    corr.on_exchange(std::move(c1));
+    corr.on_exchange(std::move(c2));
+    corr.on_exchange(std::move(other_thread));
+    ASSERT_EQ(out.size(), 1u) << "the other thread's call is its own segment, sent at once";
+    EXPECT_EQ(out[0].subsegments.size(), 1u);
+    EXPECT_EQ(out[0].subsegments[0].name, "inventory");
+    corr.on_exchange(std::move(server));
+    ASSERT_EQ(out.size(), 2u);
+    const auto& seg = out[1];
+    ASSERT_EQ(seg.subsegments.size(), 2u);
+    const auto& a = seg.subsegments[0];
+    EXPECT_EQ(a.name, "inventory");
+    EXPECT_EQ(a.namespace_, "remote");
+    EXPECT_EQ(a.http->request->method, "GET");
+    EXPECT_EQ(a.http->request->url, "http://inventory:9000/stock/apple?x=1");
+    EXPECT_FALSE(a.http->request->traced.has_value()) << "no traced callee: X-Ray must not wait";
+    EXPECT_EQ(a.http->response->status, 200);
+    EXPECT_DOUBLE_EQ(a.start_time, 1700000005.0005);
+    EXPECT_DOUBLE_EQ(a.end_time, 1700000005.001);
+    EXPECT_EQ(seg.subsegments[1].name, "db.local");
+    EXPECT_TRUE(seg.subsegments[1].fault);
+    EXPECT_NE(a.id, seg.id);
+    EXPECT_EQ(out[0].subsegments[0].id.size(), 16u);
+    EXPECT_NE(out[0].trace_id, seg.trace_id) << "a call outside any request starts its own trace";
+}
+
+TEST_F(CorrelatorTest, SameNodeCalleeIsStitchedUnderTheCallersSubsegment) {
+    // A (tgid 4242) serves /buy and calls B (tgid 777) on 127.0.0.1:9000 from port 50001.
+    auto a = exchange("GET", "/buy", 200, {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}});
+    corr.on_request_seen(seen_of(a));
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    HttpExchange b = exchange("GET", "/stock/apple", 200, {{"Host", "inventory:9000"}});
+    b.tgid = 777;
+    b.request_tid = 778;
+    b.conn = {777, 5, 1};
+    b.local = {2, 9000, {127, 0, 0, 1}};
+    b.remote = {2, 50001, {127, 0, 0, 1}};
+    b.request_start_ns = 5'000'600'000;
+    b.response_end_ns = 5'000'900'000;
+    // B's read may be reported before A's write: the link must not depend on that order.
+    corr.on_request_seen(seen_of(b));
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(b));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(a));
+    ASSERT_EQ(out.size(), 2u);
+    const auto& seg_b = out[0];
+    const auto& seg_a = out[1];
+    ASSERT_EQ(seg_a.subsegments.size(), 1u);
+    EXPECT_EQ(seg_a.trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    EXPECT_EQ(seg_b.trace_id, seg_a.trace_id);
+    EXPECT_EQ(seg_b.parent_id, seg_a.subsegments[0].id);
+    EXPECT_EQ(seg_a.subsegments[0].http->request->traced, true);
+    EXPECT_EQ(counters.get("correlate.stitched_same_node"), 1u);
+}
+
+TEST_F(CorrelatorTest, OwnTraceHeaderWinsOverStitching) {
+    auto a = exchange("GET", "/buy", 200);
+    corr.on_request_seen(seen_of(a));
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    corr.on_request_seen(seen_of(c));
+    HttpExchange b = exchange("GET", "/x", 200, {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1111111111111111;Sampled=1"}});
+    b.tgid = 777;
+    b.conn = {777, 5, 1};
+    b.local = {2, 9000, {127, 0, 0, 1}};
+    b.remote = {2, 50001, {127, 0, 0, 1}};
+    corr.on_request_seen(seen_of(b));
+    corr.on_exchange(std::move(b));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].parent_id, "1111111111111111");
+    EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
+}
+
+TEST_F(CorrelatorTest, EventLoopCallGoesToLatestOpenRequestAndLateCallIsIndependent) {
+    // One thread serves two overlapping requests (an event loop).
+    auto r1 = exchange("GET", "/one", 200);
+    r1.conn = {4242, 8, 1};
+    auto r2 = exchange("GET", "/two", 200);
+    r2.conn = {4242, 9, 1};
+    r2.request_start_ns = 5'000'200'000;
+    corr.on_request_seen(seen_of(r1));
+    corr.on_request_seen(seen_of(r2));
+    auto c = call(4242, 4243, 50001, 5'000'300'000, 5'000'400'000);
+    auto late_call = call(4242, 4243, 50002, 5'000'310'000, 5'009'000'000);
+    corr.on_request_seen(seen_of(c));
+    corr.on_request_seen(seen_of(late_call));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(r1));
+    corr.on_exchange(std::move(r2));
+    corr.on_exchange(std::move(late_call));  // finishes after /two was sent
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_TRUE(out[0].subsegments.empty()) << "/one";
+    EXPECT_EQ(out[1].subsegments.size(), 1u) << "/two started last before the call";
+    ASSERT_EQ(late.size(), 1u);
+    EXPECT_EQ(std::get<1>(late[0]), out[1].trace_id);
+    EXPECT_EQ(std::get<2>(late[0]), out[1].id);
 }
 
 }  // namespace

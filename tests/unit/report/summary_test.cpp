@@ -45,6 +45,7 @@ TEST(ReportSummary, WaterfallPicksLargestTraceAndNestsChildren) {
     EXPECT_NE(w.find("trace 1-00000001-00000000000000000000000a"), std::string::npos) << w;
     EXPECT_EQ(w.find("lonely"), std::string::npos) << w;
     EXPECT_NE(w.find("\n    inv"), std::string::npos) << "inv sits two levels down: " << w;
+    EXPECT_NE(w.find("\n    inventory"), std::string::npos) << "the subsegment one level down: " << w;
     EXPECT_NE(w.find("GET http://x/a"), std::string::npos);
     EXPECT_NE(w.find("fault"), std::string::npos);
     EXPECT_EQ(format_waterfall({}), "(no traces)\n");

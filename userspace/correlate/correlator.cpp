@@ -72,6 +72,20 @@ const char* outcome_type(pairing::Outcome o) {
     return "ConnectionClosed";
 }
 
+// The head of an exchange whose head was not reported on its own (lost, or joined mid-stream).
+pairing::HttpRequestSeen seen_from(const pairing::HttpExchange& ex) {
+    pairing::HttpRequestSeen seen;
+    seen.conn = ex.conn;
+    seen.role = ex.role;
+    seen.local = ex.local;
+    seen.remote = ex.remote;
+    seen.tgid = ex.tgid;
+    seen.tid = ex.request_tid;
+    seen.request_start_ns = ex.request_start_ns;
+    seen.request = &ex.request;
+    return seen;
+}
+
 xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters& counters) {
     xray::TraceHeader th;
     if (const std::string* v = find_header(req.headers, "X-Amzn-Trace-Id")) {
@@ -351,17 +365,8 @@ void Correlator::on_exchange(pairing::HttpExchange&& ex) {
 }
 
 void Correlator::finish_server(pairing::HttpExchange&& ex) {
-    pairing::HttpRequestSeen seen;
-    seen.conn = ex.conn;
-    seen.role = ex.role;
-    seen.local = ex.local;
-    seen.remote = ex.remote;
-    seen.tgid = ex.tgid;
-    seen.tid = ex.request_tid;
-    seen.request_start_ns = ex.request_start_ns;
-    seen.request = &ex.request;
     RequestKey key{ex.conn, ex.request_start_ns};
-    ServerContext& ctx = server_context(seen);  // existing, or made now if its head was not reported
+    ServerContext& ctx = server_context(seen_from(ex));  // existing, or made now if its head was not reported
     auto open = open_by_thread_.find((uint64_t{ctx.tgid} << 32) | ctx.tid);
     if (open != open_by_thread_.end()) {
         auto& v = open->second;
@@ -395,16 +400,7 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     auto it = calls_.find(key);
     if (it == calls_.end()) {
         // Its head was never reported (lost, or the tracker joined mid-stream): treat as new.
-        pairing::HttpRequestSeen seen;
-        seen.conn = ex.conn;
-        seen.role = events::Role::kClient;
-        seen.local = ex.local;
-        seen.remote = ex.remote;
-        seen.tgid = ex.tgid;
-        seen.tid = ex.request_tid;
-        seen.request_start_ns = ex.request_start_ns;
-        seen.request = &ex.request;
-        on_request_seen(seen);
+        on_request_seen(seen_from(ex));
         it = calls_.find(key);
         if (it == calls_.end()) return;
     }

@@ -425,3 +425,59 @@ TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
 
 }  // namespace
 }  // namespace passport::agent
+
+namespace passport::agent {
+namespace {
+
+// The same exchange over ::1: addresses are reported in full and the payload is captured.
+void loopback6_exchange(const std::string& request) {
+    int ls = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    socklen_t al = sizeof a;
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 4) != 0) ::_exit(3);
+    ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al);
+    int c = ::socket(AF_INET6, SOCK_STREAM, 0);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::_exit(4);
+    int s = ::accept(ls, nullptr, nullptr);
+    if (::write(c, request.data(), request.size()) != static_cast<ssize_t>(request.size())) ::_exit(5);
+    std::string got(request.size(), '\0');
+    size_t n = 0;
+    while (n < got.size()) {
+        ssize_t r = ::read(s, got.data() + n, got.size() - n);
+        if (r <= 0) ::_exit(6);
+        n += static_cast<size_t>(r);
+    }
+    ::close(c);
+    ::close(s);
+    ::close(ls);
+}
+
+TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
+    auto p = load();
+    ASSERT_TRUE(p);
+    const std::string req = "GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n";
+    GatedChild child([&] { loopback6_exchange(req); });
+    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    ASSERT_TRUE(p->select_pid(tgid).ok());
+    child.start();
+    ASSERT_EQ(child.wait(), 0);
+    Collected c;
+    drain(*p, c, [&] { return data_of(c, tgid).size() >= 2; });
+    const events::ConnOpen* server = nullptr;
+    for (const auto& e : c.events)
+        if (const auto* o = std::get_if<events::ConnOpen>(&e); o && o->conn.tgid == tgid && o->role == events::Role::kServer)
+            server = o;
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(server->local.family, 10);
+    EXPECT_EQ(server->local.ip_string(), "::1");
+    EXPECT_EQ(server->remote.ip_string(), "::1");
+    std::string server_in;
+    for (const auto* d : data_of(c, tgid))
+        if (d->conn == server->conn && d->direction == events::Direction::kIngress) server_in += d->bytes;
+    EXPECT_EQ(server_in, req);
+}
+
+}  // namespace
+}  // namespace passport::agent

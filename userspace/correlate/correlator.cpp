@@ -35,8 +35,15 @@ std::string endpoint_host(const events::Endpoint& e) {
     return ip + ":" + std::to_string(e.port);
 }
 
+// Raw bytes of both endpoints: an exact key without formatting addresses as text.
 std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
-    return endpoint_host(a) + ">" + endpoint_host(b);
+    std::string k;
+    k.reserve(2 * (sizeof a.port + a.addr.size()));
+    for (const events::Endpoint* e : {&a, &b}) {
+        k.append(reinterpret_cast<const char*>(&e->port), sizeof e->port);
+        k.append(reinterpret_cast<const char*>(e->addr.data()), e->addr.size());
+    }
+    return k;
 }
 
 // The URL as the SDK middlewares write it: scheme://Host + original target (query kept).
@@ -160,6 +167,15 @@ Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::
       subsegment_sink_(std::move(subsegment_sink)) {}
 
 std::string Correlator::service_name(uint32_t tgid) {
+    auto cached = service_names_.find(tgid);
+    if (cached != service_names_.end()) return cached->second;
+    if (service_names_.size() >= 4096) service_names_.clear();
+    std::string name = derive_name(tgid);
+    service_names_.emplace(tgid, name);
+    return name;
+}
+
+std::string Correlator::derive_name(uint32_t tgid) {
     const ProcessInfo* proc = processes_.get(tgid);
     if (!proc) {
         counters_.add("correlate.process_info_missing");
@@ -447,8 +463,22 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
 
 nlohmann::json Correlator::process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
                                             const events::Endpoint& remote) {
+    auto cached = process_json_.find(tgid);
+    if (cached == process_json_.end()) {
+        if (process_json_.size() >= 4096) process_json_.clear();
+        cached = process_json_.emplace(tgid, process_facts(tgid)).first;
+    }
+    nlohmann::json process = cached->second;
+    process["tid"] = tid;
+    nlohmann::json md = {{"process", std::move(process)}};
+    if (!cfg_.hostname.empty()) md["host"] = cfg_.hostname;
+    md["connection"] = {{"local", endpoint_host(local)}, {"remote", endpoint_host(remote)}};
+    return md;
+}
+
+nlohmann::json Correlator::process_facts(uint32_t tgid) {
     const ProcessInfo* proc = processes_.get(tgid);
-    nlohmann::json process = {{"pid", tgid}, {"tid", tid}};
+    nlohmann::json process = {{"pid", tgid}};
     if (proc) {
         if (!proc->exe.empty()) process["exe"] = proc->exe;
         if (!proc->cmdline.empty()) {
@@ -458,10 +488,7 @@ nlohmann::json Correlator::process_metadata(uint32_t tgid, uint32_t tid, const e
         }
         if (!proc->container_id.empty()) process["container_id"] = proc->container_id;
     }
-    nlohmann::json md = {{"process", process}};
-    if (!cfg_.hostname.empty()) md["host"] = cfg_.hostname;
-    md["connection"] = {{"local", endpoint_host(local)}, {"remote", endpoint_host(remote)}};
-    return md;
+    return process;
 }
 
 void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s) {

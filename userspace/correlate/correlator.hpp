@@ -61,6 +61,11 @@ public:
 
     void on_request_seen(const pairing::HttpRequestSeen& seen);
     void on_exchange(pairing::HttpExchange&& ex);
+    // The process exec'd or exited: its cached name and facts are stale.
+    void forget_process(uint32_t tgid) {
+        process_json_.erase(tgid);
+        service_names_.erase(tgid);
+    }
 
 private:
     struct RequestKey {
@@ -122,7 +127,9 @@ private:
     xray::Subsegment build_subsegment(const CallContext& call, const pairing::HttpExchange& ex);
     nlohmann::json process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
                                     const events::Endpoint& remote);
-    std::string service_name(uint32_t tgid);
+    nlohmann::json process_facts(uint32_t tgid);  // the per-process part, cached below
+    std::string service_name(uint32_t tgid);  // cached
+    std::string derive_name(uint32_t tgid);
     bool decide(const SamplingInput& in, std::string* rule_name);
     void remember(std::deque<RequestKey>& order, const RequestKey& key, bool server);
 
@@ -144,6 +151,9 @@ private:
     // "local>remote" of each side, for same-node stitching.
     std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
     std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;
+    // Per-process metadata and service names, forgotten when the process execs or exits.
+    std::unordered_map<uint32_t, nlohmann::json> process_json_;
+    std::unordered_map<uint32_t, std::string> service_names_;
 };
 
 }  // namespace passport::correlate

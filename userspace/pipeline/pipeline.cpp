@@ -36,13 +36,19 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
 }
 
 void Pipeline::on_event(const events::Event& e) {
-    if (const auto* exec = std::get_if<events::ProcExec>(&e)) processes_.forget(exec->tgid);
+    if (const auto* exec = std::get_if<events::ProcExec>(&e)) {
+        processes_.forget(exec->tgid);
+        correlator_.forget_process(exec->tgid);
+    }
     // Read a process's identity when its first connection appears, while /proc still has it:
     // a process that exits mid-request is then still named in its documents.
     if (const auto* open = std::get_if<events::ConnOpen>(&e)) processes_.get(open->conn.tgid);
     tracker_.on_event(e);
     // Forget the process only after the tracker has ended its open exchanges with its identity.
-    if (const auto* exit = std::get_if<events::ProcExit>(&e)) processes_.forget(exit->tgid);
+    if (const auto* exit = std::get_if<events::ProcExit>(&e)) {
+        processes_.forget(exit->tgid);
+        correlator_.forget_process(exit->tgid);
+    }
 }
 
 void Pipeline::tick(uint64_t now_monotonic_ns) { tracker_.expire(now_monotonic_ns); }

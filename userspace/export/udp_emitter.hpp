@@ -1,4 +1,5 @@
 #pragma once
+#include <vector>
 // UdpEmitter: sends datagrams to the X-Ray daemon over a connected, non-blocking UDP socket
 // (xray.md §1.1). Created by the agent at startup on the pipeline's io_context; emit() is called
 // on that thread. The daemon host is resolved once, in create(). A send never blocks and never
@@ -38,6 +39,12 @@ class UdpEmitter : public Emitter {
                                                       const HostPort& address, Counters& counters);
 
     void emit(std::string datagram) override;
+    // Sends what emit() queued (batching only). The agent calls it on its drain timer.
+    void flush() override;
+    // Queue up to max_batch datagrams and send them with one sendmmsg(2); 1 (the default)
+    // sends each datagram at once.
+    void set_batch_size(size_t max_batch);
+    ~UdpEmitter() override { flush(); }
 
     const boost::asio::ip::udp::endpoint& remote() const { return remote_; }
 
@@ -46,6 +53,11 @@ class UdpEmitter : public Emitter {
                Counters& counters);
 
     void count_failure(std::string_view reason);
+    void send_one(const std::string& datagram);
+
+    static constexpr size_t kMaxBatch = 64;
+    size_t max_batch_ = 1;
+    std::vector<std::string> pending_;
 
     boost::asio::ip::udp::socket socket_;
     boost::asio::ip::udp::endpoint remote_;

@@ -136,6 +136,55 @@ TEST(ExportUdpEmitter, OversizedDatagramIsDroppedAndCounted) {
     EXPECT_EQ(counters.get(kCounterDocumentsSent), 1u);
 }
 
+TEST(ExportUdpEmitter, BatchedDatagramsLeaveOnFlushInOrder) {
+    asio::io_context io;
+    Listener listener(io);
+    Counters counters;
+    auto emitter = make_emitter(io, "127.0.0.1", listener.port(), counters);
+    ASSERT_TRUE(emitter);
+    emitter->set_batch_size(4);
+    emitter->emit("a\n1");
+    emitter->emit("a\n2");
+    emitter->emit("a\n3");
+    EXPECT_EQ(listener.receive(std::chrono::milliseconds(50)), std::nullopt) << "queued until flush";
+    EXPECT_EQ(counters.get(kCounterDocumentsSent), 0u);
+    emitter->flush();
+    EXPECT_EQ(listener.receive(), "a\n1");
+    EXPECT_EQ(listener.receive(), "a\n2");
+    EXPECT_EQ(listener.receive(), "a\n3");
+    EXPECT_EQ(counters.get(kCounterDocumentsSent), 3u);
+    EXPECT_EQ(counters.get(kCounterBytesSent), 9u);
+    // A full batch goes out without waiting for flush().
+    for (int i = 0; i < 4; i++) emitter->emit("b\n" + std::to_string(i));
+    for (int i = 0; i < 4; i++) EXPECT_EQ(listener.receive(), "b\n" + std::to_string(i));
+    emitter->emit("c\nlast");
+    emitter.reset();  // destruction flushes
+    EXPECT_EQ(listener.receive(), "c\nlast");
+}
+
+TEST(ExportUdpEmitter, BatchedSendsToARefusedPortAreCountedPerDatagram) {
+    asio::io_context io;
+    uint16_t closed_port = 0;
+    {
+        Listener temporary(io);
+        closed_port = temporary.port();
+    }
+    Counters counters;
+    auto emitter = make_emitter(io, "127.0.0.1", closed_port, counters);
+    ASSERT_TRUE(emitter);
+    emitter->set_batch_size(8);
+    uint64_t emitted = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (counters.get(kCounterUdpRefused) == 0 && std::chrono::steady_clock::now() < deadline) {
+        for (int i = 0; i < 3; i++, emitted++) emitter->emit("x\n{}");
+        emitter->flush();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_GT(counters.get(kCounterUdpRefused), 0u);
+    EXPECT_EQ(counters.get(kCounterDocumentsSent) + counters.get(kCounterUdpSendFailed), emitted)
+        << "every datagram is either sent or counted as failed";
+}
+
 TEST(ExportUdpEmitter, ResolvesHostnameOncePreferringIpv4) {
     asio::io_context io;
     Listener listener(io);

@@ -1,6 +1,7 @@
 #include "agent/agent.hpp"
 
 #include <bpf/libbpf.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -143,6 +144,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 1;
     }
     std::unique_ptr<BpfProbes> probes = std::move(*loaded);
+    // Loading parses the kernel's BTF (tens of MB, freed once CO-RE relocation is done); give
+    // those pages back instead of keeping them as idle heap for the agent's whole life.
+    ::malloc_trim(0);
     std::fprintf(stderr, "  %s tp_btf - %s\n", probes->fork_inheritance() ? "[yes]" : "[no] ",
                  probes->fork_inheritance()
                      ? "children forked by selected processes are selected in the kernel"

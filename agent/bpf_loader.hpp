@@ -20,7 +20,7 @@ namespace passport::agent {
 struct ProbeConfig {
     bool trace_all = true;
     std::vector<uint16_t> server_ports;  // empty: all
-    uint32_t ringbuf_bytes = 16 * 1024 * 1024;
+    uint32_t ringbuf_bytes = 8 * 1024 * 1024;
 };
 
 class BpfProbes {

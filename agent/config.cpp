@@ -46,7 +46,7 @@ Output:
 
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
-  --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 16)
+  --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
   -v, --verbose         debug logging
   -h, --help            this text
   --version             print the version

@@ -22,7 +22,7 @@ struct Config {
     std::string sampling_rules;            // --sampling-rules FILE
     std::string record;                    // --record FILE: raw events as JSON lines
     double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
-    uint32_t ringbuf_mb = 16;              // --ringbuf-mb
+    uint32_t ringbuf_mb = 8;               // --ringbuf-mb: ~400 ms of events at 20k req/s
     bool show_help = false;
     bool show_version = false;
     bool demo = false;                     // `passport demo`

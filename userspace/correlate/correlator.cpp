@@ -397,18 +397,20 @@ void Correlator::finish_server(pairing::HttpExchange&& ex) {
     }
     resolve(ctx);
     ctx.done = true;
-    if (!ctx.sampled) {
+    if (ctx.sampled) {
+        xray::Segment s;
+        build_segment(ctx, ex, s);
+        counters_.add("correlate.segments");
+        counters_.add("correlate.subsegments", ctx.subsegments.size());
+        s.subsegments = std::move(ctx.subsegments);
+        sink_(std::move(s));
+    } else {
         counters_.add(ctx.sampled_upstream ? "correlate.not_sampled_upstream" : "correlate.not_sampled_rules");
-        ctx.subsegments.clear();
-        return;
     }
-    xray::Segment s;
-    build_segment(ctx, ex, s);
-    counters_.add("correlate.segments");
-    counters_.add("correlate.subsegments", ctx.subsegments.size());
-    s.subsegments = std::move(ctx.subsegments);
-    ctx.subsegments.clear();
-    sink_(std::move(s));
+    // A finished context is kept only for its ids (late calls): drop everything else.
+    ctx.subsegments = {};
+    ctx.upstream = {};
+    ctx.sampling = {};
 }
 
 void Correlator::finish_call(pairing::HttpExchange&& ex) {

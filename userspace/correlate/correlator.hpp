@@ -45,7 +45,10 @@ using SamplingDecider = std::function<bool(const SamplingInput&, std::string* ru
 struct CorrelatorConfig {
     std::string configured_service_name;  // --service-name
     std::string hostname;                 // this machine, for metadata
-    size_t max_contexts = 65536;          // open + recently finished, per kind
+    // Open + recently finished contexts, per kind. Finished ones stay only so late calls and
+    // late-reported callees still find them; the oldest go first (correlate.contexts_evicted
+    // counts open ones lost that way).
+    size_t max_contexts = 8192;
 };
 
 class Correlator {

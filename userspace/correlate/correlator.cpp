@@ -226,6 +226,7 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
                                      req.target.substr(0, req.target.find('?'))};
     }
     open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
+    last_activity_[(uint64_t{seen.tgid} << 32) | seen.tid] = key;
     servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
     remember(server_order_, key, /*server=*/true);
     try_link_server(ctx);
@@ -244,9 +245,16 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     call.local = seen.local;
     call.remote = seen.remote;
     call.start_ns = seen.request_start_ns;
-    // The request this thread is serving: the latest one it started before this call.
-    auto open = open_by_thread_.find((uint64_t{seen.tgid} << 32) | seen.tid);
-    if (open != open_by_thread_.end()) {
+    // The request this thread is serving: the one whose I/O it handled last, if still open;
+    // else the latest one it started before this call.
+    const uint64_t thread = (uint64_t{seen.tgid} << 32) | seen.tid;
+    auto open = open_by_thread_.find(thread);
+    auto last = last_activity_.find(thread);
+    if (open != open_by_thread_.end() && last != last_activity_.end() &&
+        std::find(open->second.begin(), open->second.end(), last->second) != open->second.end()) {
+        call.has_parent = true;
+        call.parent = last->second;
+    } else if (open != open_by_thread_.end()) {
         const RequestKey* best = nullptr;
         for (const RequestKey& k : open->second) {
             if (k.start_ns <= seen.request_start_ns && (!best || k.start_ns >= best->start_ns)) best = &k;
@@ -389,6 +397,8 @@ void Correlator::finish_server(pairing::HttpExchange&& ex) {
         v.erase(std::remove(v.begin(), v.end(), key), v.end());
         if (v.empty()) open_by_thread_.erase(open);
     }
+    auto last = last_activity_.find((uint64_t{ctx.tgid} << 32) | ctx.tid);
+    if (last != last_activity_.end() && last->second == key) last_activity_.erase(last);
     auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote));
     if (by_tuple != servers_by_tuple_.end()) {
         auto& v = by_tuple->second;
@@ -424,6 +434,8 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     }
     CallContext& call = it->second;
     call.done = true;
+    if (call.has_parent && ex.response_tid != 0)
+        last_activity_[(uint64_t{ex.tgid} << 32) | ex.response_tid] = call.parent;
     // The tuple entry stays: a downstream server reported after this call's read still links
     // to it. It goes with the context (bounded) or when newer calls on the tuple replace it.
     xray::Subsegment sub = build_subsegment(call, ex);

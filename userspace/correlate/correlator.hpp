@@ -151,6 +151,10 @@ private:
     std::deque<RequestKey> call_order_;
     // Open server requests per thread ((tgid << 32) | tid), in arrival order.
     std::unordered_map<uint64_t, std::vector<RequestKey>> open_by_thread_;
+    // Per thread, the request whose I/O it handled last: its head was read there, or a call made
+    // for it got its response there. On an event loop the code that runs next (the handler, or
+    // its continuation after an awaited call) most likely works for that request.
+    std::unordered_map<uint64_t, RequestKey> last_activity_;
     // "local>remote" of each side, for same-node stitching.
     std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
     std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;

@@ -342,5 +342,29 @@ TEST_F(CorrelatorTest, EventLoopCallGoesToLatestOpenRequestAndLateCallIsIndepend
     EXPECT_EQ(std::get<2>(late[0]), out[1].id);
 }
 
+TEST_F(CorrelatorTest, EventLoopContinuationFollowsTheAwaitedCall) {
+    // /one starts, /two starts, then /one's handler makes a call and, after its response was
+    // read, a second call: both belong to /one although /two started later.
+    auto r1 = exchange("GET", "/one", 200);
+    r1.conn = {4242, 8, 1};
+    auto r2 = exchange("GET", "/two", 200);
+    r2.conn = {4242, 9, 1};
+    r2.request_start_ns = 5'000'200'000;
+    corr.on_request_seen(seen_of(r1));
+    auto first = call(4242, 4243, 50001, 5'000'100'000, 5'000'300'000);  // before /two arrives
+    corr.on_request_seen(seen_of(first));
+    corr.on_request_seen(seen_of(r2));
+    first.response_tid = 4243;
+    corr.on_exchange(std::move(first));  // its response read: the thread continues /one
+    auto second = call(4242, 4243, 50002, 5'000'400'000, 5'000'500'000);
+    corr.on_request_seen(seen_of(second));
+    corr.on_exchange(std::move(second));
+    corr.on_exchange(std::move(r1));
+    corr.on_exchange(std::move(r2));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].subsegments.size(), 2u) << "/one";
+    EXPECT_TRUE(out[1].subsegments.empty()) << "/two";
+}
+
 }  // namespace
 }  // namespace passport::correlate

@@ -29,6 +29,9 @@ int main() {
     libbpf_set_print(quiet_libbpf);
 
     // Block the stop signals first and wait for them on a signalfd: no handler races.
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a signalfd.
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);

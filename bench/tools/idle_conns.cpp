@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: idle_conns HOST PORT N\n");
         return 2;
     }
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a signalfd.
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);

@@ -84,10 +84,8 @@ static long iov_step(__u32 i, void *ctx)
 static __always_inline __u32 copy_iovec(struct pp_data_scratch *s, __u64 iov_ptr, __u32 iovcnt,
                                         __u32 skip, __u32 want)
 {
-    if (iovcnt > PP_MAX_IOV) {
-        count_drop(PP_DROP_IOV_LIMIT);
-        iovcnt = PP_MAX_IOV;
-    }
+    if (iovcnt > PP_MAX_IOV)
+        iovcnt = PP_MAX_IOV; /* counted once per syscall in io_exit */
     struct pp_iov_walk w = {.s = s, .iov_ptr = iov_ptr, .iovcnt = iovcnt, .skip = skip, .want = want};
     bpf_loop(PP_MAX_IOV, iov_step, &w, 0);
     return w.off;
@@ -217,6 +215,10 @@ static __always_inline int io_exit(long ret)
             msg_iovlen = (__u32)mh.msg_iovlen;
         }
     }
+
+    __u32 iovcnt = a.kind == PP_IO_IOVEC ? a.iovcnt : a.kind == PP_IO_MSGHDR ? msg_iovlen : 0;
+    if (iovcnt > PP_MAX_IOV)
+        count_drop(PP_DROP_IOV_LIMIT);
 
     /* First piece: always up to PP_MAX_CHUNK. */
     __u32 first = ret > PP_MAX_CHUNK ? PP_MAX_CHUNK : ret;

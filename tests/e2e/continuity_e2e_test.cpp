@@ -704,20 +704,7 @@ class ContinuityNetnsE2E : public ContinuityE2E {
 std::string proxy_config(const std::filesystem::path& dir, const std::string& listen,
                          const std::string& upstream) {
     std::ostringstream c;
-    c << "daemon off;\n"
-      << "master_process on;\n"
-      << "worker_processes 1;\n"
-      << "pid " << (dir / "nginx.pid").string() << ";\n"
-      << "error_log " << (dir / "error.log").string() << " info;\n"
-      << "events { worker_connections 128; }\n"
-      << "http {\n"
-      << "  access_log " << (dir / "access.log").string() << ";\n"
-      << "  client_body_temp_path " << (dir / "client_body").string() << ";\n"
-      << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
-      << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
-      << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
-      << "  scgi_temp_path " << (dir / "scgi").string() << ";\n"
-      << "  server {\n"
+    c << nginx_config_preamble(dir) << "  server {\n"
       << "    listen " << listen << ";\n"
       << "    location / {\n"
       << "      proxy_pass http://" << upstream << ";\n"

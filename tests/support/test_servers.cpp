@@ -14,6 +14,25 @@
 #include "tests/support/temp_dir.hpp"
 
 namespace passport::testing {
+
+std::string nginx_config_preamble(const std::filesystem::path& dir) {
+    std::ostringstream c;
+    c << "daemon off;\n"
+      << "master_process on;\n"
+      << "worker_processes 1;\n"
+      << "pid " << (dir / "nginx.pid").string() << ";\n"
+      << "error_log " << (dir / "error.log").string() << " info;\n"
+      << "events { worker_connections 128; }\n"
+      << "http {\n"
+      << "  access_log " << (dir / "access.log").string() << ";\n"
+      << "  client_body_temp_path " << (dir / "client_body").string() << ";\n"
+      << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
+      << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
+      << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
+      << "  scgi_temp_path " << (dir / "scgi").string() << ";\n";
+    return c.str();
+}
+
 namespace {
 
 constexpr const char* kNginxPath = "/usr/sbin/nginx";
@@ -45,20 +64,7 @@ uint16_t wait_for_port_line(ChildProcess& process, const std::regex& pattern,
 
 std::string nginx_config(const std::filesystem::path& dir, uint16_t port) {
     std::ostringstream c;
-    c << "daemon off;\n"
-      << "master_process on;\n"
-      << "worker_processes 1;\n"
-      << "pid " << (dir / "nginx.pid").string() << ";\n"
-      << "error_log " << (dir / "error.log").string() << " info;\n"
-      << "events { worker_connections 128; }\n"
-      << "http {\n"
-      << "  access_log " << (dir / "access.log").string() << ";\n"
-      << "  client_body_temp_path " << (dir / "client_body").string() << ";\n"
-      << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
-      << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
-      << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
-      << "  scgi_temp_path " << (dir / "scgi").string() << ";\n"
-      << "  default_type text/plain;\n"
+    c << nginx_config_preamble(dir) << "  default_type text/plain;\n"
       << "  keepalive_requests 1000;\n"
       << "  large_client_header_buffers 4 32k;\n"
       << "  server {\n"

@@ -83,6 +83,9 @@ inline constexpr std::string_view kNginxRootBody = "root\n";
 
 // Empty when nginx can be run here, otherwise the reason (for GTEST_SKIP).
 std::string nginx_unavailable_reason();
+// The start of an nginx.conf that keeps every file nginx writes inside `dir` and runs one
+// worker in the foreground; it ends inside the open `http {` block for the caller's servers.
+std::string nginx_config_preamble(const std::filesystem::path& dir);
 std::unique_ptr<NginxServer> start_nginx(const TempDir& dir, const ServerOptions& options = {});
 
 // Children of `parent` (any state but zombie), by scanning /proc/*/stat.

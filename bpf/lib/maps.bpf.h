@@ -128,4 +128,21 @@ struct {
     __type(value, struct pp_data_scratch);
 } data_scratch SEC(".maps") __weak;
 
+/* Trace context of each thread serving a request (key pid_tgid). Set at a server request's
+ * first read, inherited by threads created while it is set, read by the injection program. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct pp_trace_ctx);
+} thread_ctx SEC(".maps") __weak;
+
+/* Monotonic -> epoch offset, written by userspace (one entry, key 0). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_clock);
+} clock_sync SEC(".maps") __weak;
+
 #endif /* PASSPORT_MAPS_BPF_H */

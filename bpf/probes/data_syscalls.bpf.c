@@ -201,6 +201,7 @@ static __always_inline int io_exit(long ret)
     ev->direction = a.direction;
     ev->syscall = a.syscall;
     ev->role = st->role;
+    ev->source = PP_SRC_SOCKET;
     __builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
 
     __u64 msg_iov = 0;

@@ -6,7 +6,7 @@
 
 namespace passport::events {
 
-static_assert(PP_ABI_VERSION == 1);
+static_assert(PP_ABI_VERSION == 2);
 static_assert(offsetof(pp_event_header, kind) == 0, "kind must be the first byte");
 static_assert(offsetof(pp_event_header, tgid) == 4);
 static_assert(offsetof(pp_event_header, tid) == 8);
@@ -28,6 +28,11 @@ static_assert(offsetof(pp_data_event, captured) == 60);
 static_assert(offsetof(pp_data_event, direction) == 64);
 static_assert(offsetof(pp_data_event, syscall) == 65);
 static_assert(offsetof(pp_data_event, role) == 66);
+static_assert(offsetof(pp_data_event, source) == 67);
+static_assert(offsetof(pp_trace_ctx, segment_id) == 16);
+static_assert(offsetof(pp_trace_ctx, sampled) == 32);
+static_assert(offsetof(pp_trace_ctx, conn) == 40);
+static_assert(offsetof(pp_trace_ctx, request_pos) == 56);
 static_assert(offsetof(pp_data_event, msg) == 72);
 static_assert(offsetof(pp_conn_close_event, rx_bytes) == 40);
 static_assert(offsetof(pp_conn_close_event, tx_bytes) == 48);

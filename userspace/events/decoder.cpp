@@ -76,6 +76,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.direction = ev.direction == PP_DIR_INGRESS ? Direction::kIngress : Direction::kEgress;
             out.role = *role;
             out.syscall = ev.syscall;
+            if (ev.source > PP_SRC_TLS) return make_error("bad_source");
+            out.source = ev.source;
             out.bytes.assign(reinterpret_cast<const char*>(rec.data() + kFixed), ev.captured);
             return Event{std::move(out)};
         }

@@ -60,6 +60,7 @@ struct Data {
     Direction direction = Direction::kIngress;
     Role role = Role::kUnknown;
     uint8_t syscall = 0;    // enum pp_syscall
+    uint8_t source = 0;     // enum pp_data_source: 0 socket syscall, 1 TLS library plaintext
     std::string bytes;      // captured prefix of the len bytes
 };
 

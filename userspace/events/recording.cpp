@@ -68,6 +68,7 @@ std::string to_json_line(const Event& ev) {
                      {"exit", e.exit_ns}, {"pos", e.pos}, {"len", e.len},
                      {"dir", e.direction == Direction::kIngress ? "in" : "out"},
                      {"role", static_cast<int>(e.role)}, {"syscall", e.syscall}, {"bytes", to_hex(e.bytes)}};
+                if (e.source != 0) j["source"] = e.source;
             } else if constexpr (std::is_same_v<T, ConnClose>) {
                 j = {{"type", "close"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
                      {"rx", e.rx_bytes}, {"tx", e.tx_bytes}};
@@ -113,6 +114,7 @@ Result<Event> from_json_line(const std::string& line) {
             e.direction = j.at("dir").get<std::string>() == "in" ? Direction::kIngress : Direction::kEgress;
             e.role = role();
             e.syscall = j.at("syscall").get<uint8_t>();
+            e.source = j.value("source", uint8_t{0});
             auto bytes = from_hex(j.at("bytes").get<std::string>());
             if (!bytes) return make_error(bytes.error());
             e.bytes = std::move(*bytes);

@@ -19,7 +19,7 @@
 #endif
 
 /* Bumped on any change to a struct below; the loader refuses a BPF object with another value. */
-#define PP_ABI_VERSION 1
+#define PP_ABI_VERSION 2
 
 /* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
 #define PP_MAX_CHUNK 4096
@@ -38,6 +38,29 @@ enum pp_event_kind {
     PP_EV_CONN_CLOSE = 3, /* the process closed the fd of a tracked connection */
     PP_EV_PROC_EXEC = 4,  /* any process exec'd (userspace applies --exe selectors) */
     PP_EV_PROC_EXIT = 5,  /* a traced process exited (its pending requests end here) */
+    PP_EV_TRACE_CTX = 6,  /* the kernel gave a server request its trace context */
+    PP_EV_INJECT = 7,     /* the kernel injected (or found) X-Amzn-Trace-Id in an outgoing request */
+};
+
+/* Where a data event's bytes come from. */
+enum pp_data_source {
+    PP_SRC_SOCKET = 0, /* read/write syscalls on the socket (plaintext or ciphertext) */
+    PP_SRC_TLS = 1,    /* plaintext from a TLS library call (SSL_read/SSL_write...) */
+};
+
+/* A sampling decision as carried in trace headers. */
+enum pp_sampled {
+    PP_SAMPLED_NO = 0,
+    PP_SAMPLED_YES = 1,
+    PP_SAMPLED_UNKNOWN = 2, /* "Sampled=?" or absent: the receiver decides */
+};
+
+/* Where a kernel trace context came from. */
+enum pp_ctx_source {
+    PP_CTX_NONE = 0,
+    PP_CTX_XRAY_HEADER = 1, /* the request's X-Amzn-Trace-Id */
+    PP_CTX_TRACEPARENT = 2, /* the request's W3C traceparent, converted */
+    PP_CTX_MINTED = 3,      /* no usable header: new trace id, kernel sampling decision */
 };
 
 enum pp_role {
@@ -119,7 +142,8 @@ struct pp_data_event {
     __u8 direction;  /* enum pp_direction */
     __u8 syscall;    /* enum pp_syscall */
     __u8 role;       /* enum pp_role, as known to the kernel side */
-    __u8 _pad[5];
+    __u8 source;     /* enum pp_data_source */
+    __u8 _pad[4];
     __u8 msg[PP_MAX_CHUNK];
 };
 
@@ -137,6 +161,30 @@ struct pp_proc_event {
     __s32 exit_code; /* PROC_EXIT only */
     char comm[PP_COMM_LEN];
     char filename[PP_PATH_LEN]; /* PROC_EXEC only: path as passed to execve */
+};
+
+/* A trace context as the kernel keeps it, ids in binary. The X-Ray trace id
+ * "1-<8 hex>-<24 hex>" is trace_epoch (big-endian digits of the 8) and trace_rand (the 24);
+ * 64-bit ids print as 16 lowercase hex digits. Kept per thread (map thread_ctx, key pid_tgid)
+ * from a server request's first read until the thread starts another request; threads started
+ * meanwhile inherit it. */
+struct pp_trace_ctx {
+    __u32 trace_epoch;     /* epoch seconds part of the trace id */
+    __u8 trace_rand[12];   /* 96 random bits of the trace id, in printing order */
+    __u64 segment_id;      /* the server request's segment id; never 0 */
+    __u64 parent_id;       /* the caller's id from the incoming header; 0: none */
+    __u8 sampled;          /* enum pp_sampled */
+    __u8 source;           /* enum pp_ctx_source */
+    __u8 _pad[6];
+    struct pp_conn_id conn; /* the server connection the request arrived on */
+    __u64 request_pos;     /* ingress stream offset of the request's first byte on conn */
+};
+
+/* Kept by userspace in map clock_sync (one entry): CLOCK_REALTIME - CLOCK_MONOTONIC, so the
+ * kernel can print epoch seconds (bpf_ktime_get_ns() + mono_to_epoch_ns) in new trace ids. */
+struct pp_clock {
+    __s64 mono_to_epoch_ns;
+    __u64 updated_mono_ns; /* when userspace last wrote it */
 };
 
 /* Configuration written by userspace into .rodata before load. */
@@ -162,6 +210,8 @@ PP_STATIC_ASSERT(sizeof(struct pp_conn_open_event) == 88, "pp_conn_open_event la
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_data_event, msg) == 72, "pp_data_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_conn_close_event) == 56, "pp_conn_close_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx) == 64, "pp_trace_ctx layout");
+PP_STATIC_ASSERT(sizeof(struct pp_clock) == 16, "pp_clock layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -30,3 +30,6 @@ if ((${#missing[@]})); then
 else
   echo "install-deps: all packages present"
 fi
+
+# npm packages the tests run against (the real X-Ray SDK for Node), pinned by a lock file.
+"$(dirname "${BASH_SOURCE[0]}")/install-npm.sh"

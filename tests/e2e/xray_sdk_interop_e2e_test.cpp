@@ -16,6 +16,7 @@
 // Fixtures: xray_sdk_express.js (the SDK service), hop.py (an unmodified Python service that
 // reports the X-Amzn-Trace-Id it received), caller_server.py (an unmodified Python caller).
 #include <regex>
+#include <sstream>
 
 #include "tests/e2e/e2e_common.hpp"
 
@@ -315,6 +316,79 @@ TEST_F(XraySdkInteropE2E, SdkCallerPassportTracedCalleeContinuesTheSdkTrace) {
     for (const auto& doc : collector().documents()) passport_docs += from_passport(doc) ? 1 : 0;
     EXPECT_EQ(passport_docs, cases.size());
     EXPECT_EQ(exit.counter("correlate.stitched_same_node"), 0u) << "the header, not stitching";
+}
+
+// The same under concurrent load: the SDK service reuses keep-alive connections to the callee, each
+// request with its own header, and every Passport segment must take the header of its own request.
+TEST_F(XraySdkInteropE2E, SdkCallerUnderLoadEveryCalleeSegmentUnderItsOwnSdkSubsegment) {
+    constexpr int kRequests = 200;
+    constexpr int kConcurrency = 8;
+    std::filesystem::copy_file(fixture("load_client.py"), dir().path() / "load_client.py",
+                               std::filesystem::copy_options::overwrite_existing);
+    auto leaf = start_python_leaf("passport-leaf");
+    auto sdk = start_sdk_service("sdk-front", leaf.get());
+    start_agent({"--pid", std::to_string(leaf->pid())});
+
+    CommandResult run = run_command(
+        ChildOptions{{python3_path(), "load_client.py", "127.0.0.1", std::to_string(sdk->port()),
+                      std::to_string(kRequests), std::to_string(kConcurrency)},
+                     {},
+                     {},
+                     dir().path(),
+                     true},
+        deadline_in(std::chrono::seconds(180)));
+    ASSERT_TRUE(run.status.success() && !run.timed_out) << run.status.describe() << run.err;
+    size_t ok = 0;
+    std::istringstream lines(run.out);
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream words(line);
+        std::string kind;
+        long id = 0;
+        int status = 0;
+        words >> kind >> id >> status;
+        if (kind == "result" && status == 200) ++ok;
+    }
+    ASSERT_EQ(ok, size_t(kRequests)) << run.out.substr(0, 2000);
+
+    const std::string sdk_prefix = sdk->url("/work?id=");
+    const std::string leaf_prefix = leaf->url("/item?id=");
+    auto sdk_docs = collector().wait_for_count(
+        [&](const json& d) { return from_sdk(d) && url_contains(d, sdk_prefix); }, kRequests,
+        deadline_in(std::chrono::seconds(60)));
+    auto leaf_docs = collector().wait_for_count(
+        [&](const json& d) { return from_passport(d) && url_contains(d, leaf_prefix); }, kRequests,
+        deadline_in(std::chrono::seconds(60)));
+    stop_and_report();
+    ASSERT_EQ(sdk_docs.size(), size_t(kRequests));
+    ASSERT_EQ(leaf_docs.size(), size_t(kRequests)) << agent_diagnostics();
+
+    std::map<std::string, std::pair<std::string, json>> sdk_by_id;  // N → (trace id, subsegment)
+    for (const auto& doc : sdk_docs) {
+        const std::string url = str(doc, "http.request.url");
+        json subs = field(doc, "subsegments");
+        ASSERT_TRUE(subs.is_array() && subs.size() == 1) << brief(doc);
+        EXPECT_TRUE(is_sdk_call(subs[0], "127.0.0.1", "/item", 200, std::nullopt));
+        sdk_by_id[url.substr(sdk_prefix.size())] = {str(doc, "trace_id"), subs[0]};
+    }
+    size_t correct = 0;
+    std::string first_wrong;
+    for (const auto& doc : leaf_docs) {
+        EXPECT_TRUE(is_valid_segment(doc));
+        const std::string n = str(doc, "http.request.url").substr(leaf_prefix.size());
+        auto it = sdk_by_id.find(n);
+        bool right = it != sdk_by_id.end() &&
+                     continues_trace(doc, it->second.first, str(it->second.second, "id")) &&
+                     is_inside_call(doc, it->second.second, kSdkRounding);
+        if (right) {
+            ++correct;
+        } else if (first_wrong.empty()) {
+            first_wrong = brief(doc);
+        }
+    }
+    std::cout << "SDK -> Passport under load: " << correct << "/" << leaf_docs.size()
+              << " callee segments under their own SDK subsegment (" << kRequests << " requests, "
+              << kConcurrency << " concurrent)" << std::endl;
+    EXPECT_EQ(correct, leaf_docs.size()) << "first wrong: " << first_wrong;
 }
 
 // ---------------------------------------------------------------------------------------------

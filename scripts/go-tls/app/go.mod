@@ -1,0 +1,3 @@
+module passport/gotlsapp
+
+go 1.19

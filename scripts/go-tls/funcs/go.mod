@@ -1,0 +1,3 @@
+module passport/gofuncs
+
+go 1.19

@@ -182,6 +182,11 @@ TEST_F(KernelProbes, LoadsAttachesAndLeavesNothingBehind) {
             EXPECT_TRUE(attached.count(name)) << name << " not attached";
         EXPECT_TRUE(loaded_prog_names().count("accept4_exit"));
     }
+    // The kernel frees a detached program asynchronously (after RCU grace periods, which take
+    // seconds on a loaded machine): wait for it to go, within a generous bound.
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (loaded_prog_names().count("accept4_exit") && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
     EXPECT_FALSE(loaded_prog_names().count("accept4_exit")) << "programs left loaded after destruction";
 }
 

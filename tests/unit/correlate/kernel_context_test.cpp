@@ -141,6 +141,66 @@ TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
     EXPECT_GE(counters.get("correlate.kernel_context_unclaimed"), 9000u - 8192u);
 }
 
+// B (this connection) is called by A's thread on the same node, without a header: A's call is
+// B's parent even though the kernel minted a trace for B's request; B keeps the kernel's segment
+// id. With a header the kernel read, that header wins over stitching.
+TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) {
+    for (uint8_t source : {uint8_t{PP_CTX_MINTED}, uint8_t{PP_CTX_XRAY_HEADER}}) {
+        out.clear();
+        const uint64_t pos = source * 1000;
+        // A: tgid 100 serves a request (userspace context, sampled) and calls B from port 50001.
+        pairing::HttpExchange a = exchange(pos);
+        a.conn = {100, 3, 1};
+        a.tgid = 100;
+        a.request_tid = 101;
+        a.local = {2, 7000, {127, 0, 0, 1}};
+        a.remote = {2, 40000, {127, 0, 0, 1}};
+        pairing::HttpExchange call = exchange(pos);
+        call.role = events::Role::kClient;
+        call.conn = {100, 4, 2 + pos};
+        call.tgid = 100;
+        call.request_tid = 101;
+        call.local = {2, 50001, {127, 0, 0, 1}};
+        call.remote = {2, 8080, {127, 0, 0, 1}};
+        call.request_start_ns = a.request_start_ns + 100;
+        pairing::HttpExchange b = exchange(pos);  // conn() of tgid 4242 on 8080
+        b.remote = {2, 50001, {127, 0, 0, 1}};
+        b.request_start_ns = a.request_start_ns + 200;
+        auto seen = [](const pairing::HttpExchange& ex) {
+            pairing::HttpRequestSeen s;
+            s.conn = ex.conn;
+            s.role = ex.role;
+            s.local = ex.local;
+            s.remote = ex.remote;
+            s.tgid = ex.tgid;
+            s.tid = ex.request_tid;
+            s.request_start_ns = ex.request_start_ns;
+            s.request_pos = ex.request_pos;
+            s.request = &ex.request;
+            return s;
+        };
+        corr.on_request_seen(seen(a));
+        corr.on_request_seen(seen(call));
+        corr.on_kernel_context(kernel(pos, source, PP_SAMPLED_YES, source == PP_CTX_MINTED ? 0 : PP_RULE_NONE));
+        corr.on_request_seen(seen(b));
+        corr.on_exchange(std::move(b));
+        corr.on_exchange(std::move(call));
+        corr.on_exchange(std::move(a));
+        ASSERT_EQ(out.size(), 2u);
+        const xray::Segment& seg_b = out[0];
+        const xray::Segment& seg_a = out[1];
+        ASSERT_EQ(seg_a.subsegments.size(), 1u);
+        EXPECT_EQ(seg_b.id, "00000000000abcde") << "the kernel's segment id either way";
+        if (source == PP_CTX_MINTED) {
+            EXPECT_EQ(seg_b.trace_id, seg_a.trace_id) << "stitched into the caller's trace";
+            EXPECT_EQ(seg_b.parent_id, seg_a.subsegments[0].id);
+        } else {
+            EXPECT_EQ(seg_b.trace_id, kRoot) << "the header the kernel read wins";
+            EXPECT_EQ(seg_b.parent_id, "53995c3f42cd8ad8");
+        }
+    }
+}
+
 TEST(KernelTraceCtxEvent, DecodesAndRoundTripsThroughRecordings) {
     pp_trace_ctx_event ev{};
     ev.hdr.kind = PP_EV_TRACE_CTX;

@@ -5,6 +5,7 @@
 // inheritance by a worker thread and deletion at thread exit. Needs root.
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -74,7 +75,7 @@ protected:
     }
     // Probes with the given rules (default: sample nothing unless a rule says so), selecting a
     // fresh ctx_server.py.
-    void start(const sample::LocalRules& rules) {
+    void start(const sample::LocalRules& rules, const char* fixture = "ctx_server.py") {
         ProbeConfig cfg;
         cfg.trace_all = false;
         cfg.ringbuf_bytes = 16 * 1024 * 1024;
@@ -88,7 +89,7 @@ protected:
         rb_ = ring_buffer__new(probes_->events_map_fd(), on_rec, &ring_, nullptr);
         ASSERT_NE(rb_, nullptr);
         server_ = testing::start_script_server(
-            {testing::python3_path(), std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/ctx_server.py"},
+            {testing::python3_path(), std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/" + fixture},
             PASSPORT_SOURCE_DIR);
         ASSERT_TRUE(server_);
         ASSERT_TRUE(probes_->select_pid(static_cast<uint32_t>(server_->pid())).ok());
@@ -361,6 +362,23 @@ TEST_F(KernelTraceCtx, WorkerThreadInheritsAndContextEndsWithThreads) {
     // context.
     EXPECT_TRUE(testing::wait_until([&] { return !thread_ctx(handler, gone); }, deadline_in(15s)));
     EXPECT_GE(probes_->ctx_counts()[PP_CTXC_INHERITED], 1u);
+}
+
+TEST_F(KernelTraceCtx, ContextEndsWhenTheThreadClosesItsConnection) {
+    start(no_sampling(), "close_server.py");
+    testing::HttpResponse resp;
+    std::thread client([&] { resp = get("/closing", {std::string("X-Amzn-Trace-Id: Root=") + kRoot}); });
+    auto served = server_->process().wait_for_line(Stream::kStdout, std::regex("^served ([0-9]+)$"), deadline_in(15s));
+    ASSERT_TRUE(served);
+    const uint32_t tid = static_cast<uint32_t>(std::stoul(served->groups[1]));
+    pp_trace_ctx m{};
+    ASSERT_TRUE(thread_ctx(tid, m)) << "answered but not closed yet: the context is still there";
+    EXPECT_EQ(trace_id_of(m), kRoot);
+    server_->process().send_signal(SIGUSR1);
+    ASSERT_TRUE(server_->process().wait_for_line(Stream::kStdout, std::regex("^closed "), deadline_in(15s)));
+    EXPECT_FALSE(thread_ctx(tid, m)) << "the thread closed the request's connection and lives on";
+    client.join();
+    EXPECT_EQ(resp.status, 200);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "userspace/export/file_emitter.hpp"
 #include "userspace/export/udp_emitter.hpp"
 #include "userspace/pipeline/pipeline.hpp"
+#include "userspace/sample/kernel_rules.hpp"
 #include "userspace/sample/rules.hpp"
 
 namespace passport::agent {
@@ -128,7 +129,18 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         rules = std::move(*r);
     }
 
+    // The kernel decides sampling for the traces it mints (the decision travels downstream in
+    // injected headers before userspace sees the request); rules it cannot hold stay here.
+    sample::KernelRules kernel_rules = sample::compile_kernel_rules(rules);
+    if (kernel_rules.deferred > 0)
+        std::fprintf(stderr,
+                     "passport: %zu sampling rule(s) too long or beyond the first %d: requests reaching them are "
+                     "sampled in userspace, not in the kernel\n",
+                     kernel_rules.deferred, PP_MAX_SAMPLE_RULES);
+    counters.set("kernel.sampling_rules_deferred", kernel_rules.deferred);
+
     pipeline::PipelineConfig pcfg;
+    pcfg.correlator.kernel_rule_names = kernel_rules.names;
     pcfg.correlator.configured_service_name = cfg.service_name;
     pcfg.correlator.hostname = hostname();
     pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
@@ -138,6 +150,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pc.trace_all = cfg.trace_all();
     pc.server_ports = cfg.ports;
     pc.ringbuf_bytes = cfg.ringbuf_mb * 1024u * 1024u;
+    pc.sample_rules = kernel_rules.rules;
+    pc.sample_default = kernel_rules.default_rule;
+    pc.sample_cfg = kernel_rules.cfg;
     auto loaded = BpfProbes::load(pc);
     if (!loaded) {
         std::fprintf(stderr, "passport: %s\n", loaded.error().c_str());
@@ -208,6 +223,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     });
     auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
     auto t_clock = every(10s, [&]() { clock.refresh(); });
+    // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
+    auto t_kclock = every(1s, [&]() { probes->refresh_clock(); });
 
     auto stop = [&]() {
         io.stop();
@@ -239,6 +256,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     auto drops = probes->drop_counts();
     for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
         counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
+    auto ctxc = probes->ctx_counts();
+    for (int r = 0; r < PP_CTXC_COUNT; r++)
+        counters.set(std::string("kernel.") + ctx_counter_name(r), ctxc[static_cast<size_t>(r)]);
     ring.reset();
     probes.reset();
     if (record.is_open()) record.flush();

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "passport_bpf.skel.h"
 
@@ -19,6 +20,22 @@ const char* drop_reason_name(int reason) {
         case PP_DROP_READ_USER: return "read_user_failed";
         case PP_DROP_TRUNCATED: return "payload_truncated";
         case PP_DROP_IOV_LIMIT: return "iov_limit";
+        default: return "unknown";
+    }
+}
+
+const char* ctx_counter_name(int counter) {
+    switch (counter) {
+        case PP_CTXC_XRAY: return "ctx_from_xray_header";
+        case PP_CTXC_TRACEPARENT: return "ctx_from_traceparent";
+        case PP_CTXC_MINTED: return "ctx_minted";
+        case PP_CTXC_XRAY_REJECTED: return "ctx_xray_header_rejected";
+        case PP_CTXC_TP_REJECTED: return "ctx_traceparent_rejected";
+        case PP_CTXC_SAMPLE_KERNEL: return "ctx_sampled_in_kernel";
+        case PP_CTXC_SAMPLE_DEFERRED: return "ctx_sampling_deferred";
+        case PP_CTXC_NO_CLOCK: return "ctx_no_clock";
+        case PP_CTXC_INHERITED: return "ctx_inherited";
+        case PP_CTXC_STORE_FAILED: return "ctx_store_failed";
         default: return "unknown";
     }
 }
@@ -57,6 +74,18 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         p->fork_inheritance_ = false;
     }
     p->skel_ = *skel;
+    // Sampling rules and the clock offset first: the programs read them from their first run.
+    if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES) return make_error("too many kernel sampling rules");
+    for (uint32_t i = 0; i < cfg.sample_rules.size(); i++) {
+        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &i, &cfg.sample_rules[i], BPF_ANY) != 0)
+            return make_error("sample_rules map update failed");
+    }
+    uint32_t default_index = PP_MAX_SAMPLE_RULES, zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &default_index, &cfg.sample_default,
+                            BPF_ANY) != 0 ||
+        bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_cfg), &zero, &cfg.sample_cfg, BPF_ANY) != 0)
+        return make_error("sample_cfg map update failed");
+    p->refresh_clock();
     for (uint16_t port : cfg.server_ports) {
         uint8_t one = 1;
         if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) != 0)
@@ -104,6 +133,35 @@ void BpfProbes::unselect_pid(uint32_t tgid) {
 bool BpfProbes::is_selected(uint32_t tgid) const {
     uint8_t v = 0;
     return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid, &v) == 0;
+}
+
+void BpfProbes::refresh_clock() {
+    timespec real{}, mono{};
+    ::clock_gettime(CLOCK_MONOTONIC, &mono);
+    ::clock_gettime(CLOCK_REALTIME, &real);
+    pp_clock c{};
+    c.mono_to_epoch_ns = (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL +
+                         (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
+    c.updated_mono_ns = static_cast<uint64_t>(mono.tv_sec) * 1000000000ULL + static_cast<uint64_t>(mono.tv_nsec);
+    uint32_t zero = 0;
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.clock_sync), &zero, &c, BPF_ANY);
+}
+
+bool BpfProbes::thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const {
+    return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.thread_ctx), &pid_tgid, &out) == 0;
+}
+
+std::array<uint64_t, PP_CTXC_COUNT> BpfProbes::ctx_counts() const {
+    std::array<uint64_t, PP_CTXC_COUNT> out{};
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return out;
+    std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+    int fd = bpf_map__fd(skel_->maps.ctx_counters);
+    for (uint32_t r = 0; r < PP_CTXC_COUNT; r++) {
+        if (bpf_map_lookup_elem(fd, &r, vals.data()) != 0) continue;
+        for (uint64_t v : vals) out[r] += v;
+    }
+    return out;
 }
 
 int BpfProbes::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }

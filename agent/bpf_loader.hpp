@@ -21,6 +21,12 @@ struct ProbeConfig {
     bool trace_all = true;
     std::vector<uint16_t> server_ports;  // empty: all
     uint32_t ringbuf_bytes = 8 * 1024 * 1024;
+    // Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.hpp), written
+    // before attach. Left disabled (sample_cfg.enabled 0), the kernel decides nothing and every
+    // minted trace is left to userspace.
+    std::vector<pp_sample_rule> sample_rules;  // at most PP_MAX_SAMPLE_RULES
+    pp_sample_rule sample_default{};
+    pp_sample_cfg sample_cfg{};
 };
 
 class BpfProbes {
@@ -40,6 +46,14 @@ public:
     // Sum over CPUs of each drop reason.
     std::array<uint64_t, PP_DROP_REASON_COUNT> drop_counts() const;
 
+    // Writes CLOCK_REALTIME - CLOCK_MONOTONIC into clock_sync, so trace ids the kernel mints
+    // carry the right epoch seconds. Done before attach; the agent repeats it every second.
+    void refresh_clock();
+    // The trace context the kernel keeps for a thread (key pid_tgid), if any.
+    bool thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const;
+    // Sum over CPUs of each enum pp_ctx_counter.
+    std::array<uint64_t, PP_CTXC_COUNT> ctx_counts() const;
+
     // Names of attached programs, for the start report.
     const std::vector<std::string>& attached() const { return attached_; }
     // False when the kernel refused tp_btf: children forked by selected processes are then
@@ -56,5 +70,6 @@ private:
 };
 
 const char* drop_reason_name(int reason);
+const char* ctx_counter_name(int counter);
 
 }  // namespace passport::agent

@@ -145,4 +145,35 @@ struct {
     __type(value, struct pp_clock);
 } clock_sync SEC(".maps") __weak;
 
+/* Trace-context counters, indexed by enum pp_ctx_counter. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, PP_CTXC_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} ctx_counters SEC(".maps") __weak;
+
+/* Local sampling rules (written by userspace before attach); index PP_MAX_SAMPLE_RULES is the
+ * default rule. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, PP_MAX_SAMPLE_RULES + 1);
+    __type(key, __u32);
+    __type(value, struct pp_sample_rule);
+} sample_rules SEC(".maps") __weak;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_sample_cfg);
+} sample_cfg SEC(".maps") __weak;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, PP_MAX_SAMPLE_RULES + 1);
+    __type(key, __u32);
+    __type(value, struct pp_reservoir);
+} sample_reservoirs SEC(".maps") __weak;
+
 #endif /* PASSPORT_MAPS_BPF_H */

@@ -1,5 +1,6 @@
 /* close() of a tracked connection: handled at entry, while the fd still resolves.
- * Hooks: syscalls:sys_enter_close. Maps: conns, ignored_fds (entries removed), events. */
+ * Hooks: syscalls:sys_enter_close. Maps: conns, ignored_fds (entries removed), events,
+ * thread_ctx (the closing thread's context of a request on this connection is deleted). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -26,6 +27,10 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
     ev.rx_bytes = st->rx_pos;
     ev.tx_bytes = st->tx_pos;
     bpf_map_delete_elem(&conns, &key);
+    /* The closing thread's trace context belonged to a request on this connection: it ends. */
+    struct pp_trace_ctx *tc = bpf_map_lookup_elem(&thread_ctx, &pid_tgid);
+    if (tc && tc->conn.fd == fd && tc->conn.gen == ev.conn.gen)
+        bpf_map_delete_elem(&thread_ctx, &pid_tgid);
     emit(&ev, sizeof(ev));
     return 0;
 }

@@ -2,12 +2,15 @@
  * sendmsg, sendfile. Arguments are stashed at entry (pointers are not in the exit tracepoint);
  * bytes are copied at exit, when the return value says how many moved.
  * Hooks: syscalls:sys_enter/exit_<call>. Maps: active_io_args, conns, ignored_fds,
- * data_scratch, drop_counters, events (PP_EV_DATA, PP_EV_CONN_OPEN for sockets found mid-life). */
+ * data_scratch, drop_counters, events (PP_EV_DATA, PP_EV_CONN_OPEN for sockets found mid-life),
+ * and at a server request's first read (ctx_parse.bpf.h): thread_ctx, sample_*, ctx_counters,
+ * events (PP_EV_TRACE_CTX). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "conn.bpf.h"
+#include "ctx_parse.bpf.h"
 
 #define PP_MSG_PEEK 2
 
@@ -227,8 +230,12 @@ static __always_inline int io_exit(long ret)
 
     /* A request starting here opens a head budget for this direction. */
     __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
-    if (captured >= 4 && starts_with_method(ev->msg))
+    if (captured >= 4 && starts_with_method(ev->msg)) {
         budget = PP_HEAD_BUDGET;
+        /* A request read on a server connection: its trace context, before its data events. */
+        if (ingress && st->role != PP_ROLE_CLIENT)
+            pp_server_request_ctx(s, captured, pos);
+    }
     __u32 full = (__u64)ret > budget ? budget : (__u32)ret;
     if (full < first)
         full = first;

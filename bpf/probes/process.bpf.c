@@ -2,7 +2,8 @@
  * (children of a selected process are selected too: nginx workers, pre-fork servers) and exit
  * of a traced process (its open requests end; its selection is dropped).
  * Hooks: tracepoint sched:sched_process_exec, tp_btf sched_process_fork,
- * tracepoint sched:sched_process_exit. Maps: traced_pids, events. */
+ * tracepoint sched:sched_process_exit. Maps: traced_pids, events, thread_ctx (copied to new
+ * threads and children at fork, deleted at thread exit), ctx_counters. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -10,6 +11,7 @@
 
 #include "emit.bpf.h"
 #include "filter.bpf.h"
+#include "ctx_counters.bpf.h"
 
 SEC("tracepoint/sched/sched_process_exec")
 int process_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -28,9 +30,26 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
     return 0;
 }
 
+/* A thread (or child process) created by a thread that holds a trace context gets a copy, so
+ * work it does for the request (a worker thread's outgoing calls) carries the same trace. */
+static __always_inline void inherit_trace_ctx(struct task_struct *parent, struct task_struct *child)
+{
+    __u64 parent_key = (__u64)BPF_CORE_READ(parent, tgid) << 32 | (__u32)BPF_CORE_READ(parent, pid);
+    struct pp_trace_ctx *ctx = bpf_map_lookup_elem(&thread_ctx, &parent_key);
+    if (!ctx)
+        return;
+    struct pp_trace_ctx copy = *ctx;
+    __u64 child_key = (__u64)BPF_CORE_READ(child, tgid) << 32 | (__u32)BPF_CORE_READ(child, pid);
+    if (bpf_map_update_elem(&thread_ctx, &child_key, &copy, BPF_ANY) == 0)
+        pp_ctx_count(PP_CTXC_INHERITED);
+    else
+        pp_ctx_count(PP_CTXC_STORE_FAILED);
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
 {
+    inherit_trace_ctx(parent, child);
     if (pp_cfg.trace_all)
         return 0;
     __u32 child_pid = BPF_CORE_READ(child, pid);
@@ -51,6 +70,7 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
+    bpf_map_delete_elem(&thread_ctx, &pid_tgid); /* the thread's trace context ends with it */
     if ((__u32)pid_tgid != tgid) /* a thread ended; the process goes on */
         return 0;
     if (!is_traced(tgid))

@@ -172,7 +172,24 @@ std::set<std::string> loaded_prog_names() {
     return names;
 }
 
+// Ids of loaded programs named `name` (other agents on the machine may load their own).
+std::set<uint32_t> loaded_prog_ids(const std::string& name) {
+    std::set<uint32_t> ids;
+    uint32_t id = 0;
+    while (bpf_prog_get_next_id(id, &id) == 0) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0) continue;
+        bpf_prog_info info{};
+        uint32_t len = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) ids.insert(id);
+        ::close(fd);
+    }
+    return ids;
+}
+
 TEST_F(KernelProbes, LoadsAttachesAndLeavesNothingBehind) {
+    const std::set<uint32_t> before = loaded_prog_ids("accept4_exit");
+    std::set<uint32_t> ours;
     {
         auto p = load();
         ASSERT_TRUE(p);
@@ -181,8 +198,21 @@ TEST_F(KernelProbes, LoadsAttachesAndLeavesNothingBehind) {
                                  "sendto_enter", "close_enter", "process_exec", "process_fork", "process_exit"})
             EXPECT_TRUE(attached.count(name)) << name << " not attached";
         EXPECT_TRUE(loaded_prog_names().count("accept4_exit"));
+        for (uint32_t id : loaded_prog_ids("accept4_exit"))
+            if (!before.count(id)) ours.insert(id);
+        EXPECT_FALSE(ours.empty());
     }
-    EXPECT_FALSE(loaded_prog_names().count("accept4_exit")) << "programs left loaded after destruction";
+    // The kernel frees a detached program asynchronously (after RCU grace periods, which take
+    // seconds on a loaded machine): wait for ours to go, within a generous bound.
+    auto ours_left = [&] {
+        std::set<uint32_t> now = loaded_prog_ids("accept4_exit");
+        for (uint32_t id : ours)
+            if (now.count(id)) return true;
+        return false;
+    };
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (ours_left() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    EXPECT_FALSE(ours_left()) << "programs left loaded after destruction";
 }
 
 TEST_F(KernelProbes, SelectedChildProducesExactEvents) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "passport/abi.h"
 #include "userspace/xray/document.hpp"
 
 namespace passport::correlate {
@@ -89,6 +90,7 @@ pairing::HttpRequestSeen seen_from(const pairing::HttpExchange& ex) {
     seen.tgid = ex.tgid;
     seen.tid = ex.request_tid;
     seen.request_start_ns = ex.request_start_ns;
+    seen.request_pos = ex.request_pos;
     seen.request = &ex.request;
     return seen;
 }
@@ -218,6 +220,18 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
     ctx.remote = seen.remote;
     ctx.start_ns = seen.request_start_ns;
     ctx.segment_id = ids_.new_segment_id();
+    // The kernel's context for this request, when it made one: its ids are what the serving
+    // thread's outgoing calls carry downstream, so the segment must use them.
+    if (!kernel_pending_.empty()) {
+        auto k = kernel_pending_.find(RequestKey{seen.conn, seen.request_pos});
+        if (k != kernel_pending_.end()) {
+            ctx.has_kernel = true;
+            ctx.kernel = std::move(k->second);
+            ctx.segment_id = ctx.kernel.segment_id;
+            kernel_pending_.erase(k);
+            counters_.add("correlate.kernel_context_used");
+        }
+    }
     if (seen.request) {
         const auto& req = *seen.request;
         ctx.upstream = upstream_header(req, counters_);
@@ -231,6 +245,39 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
     remember(server_order_, key, /*server=*/true);
     try_link_server(ctx);
     return ctx;
+}
+
+void Correlator::on_kernel_context(const events::TraceCtx& kc) {
+    // Keyed like a request, with the stream position in place of the start time.
+    RequestKey key{kc.conn, kc.request_pos};
+    KernelContext k{kc.trace_id, kc.segment_id, kc.parent_id, kc.sampled, kc.source, kc.rule};
+    if (!kernel_pending_.count(key)) kernel_order_.push_back(key);
+    kernel_pending_[key] = std::move(k);
+    while (kernel_order_.size() > cfg_.max_contexts) {
+        if (kernel_pending_.erase(kernel_order_.front())) counters_.add("correlate.kernel_context_unclaimed");
+        kernel_order_.pop_front();
+    }
+    // Claimed entries leave kernel_pending_ at once; drop their queue slots lazily.
+    while (!kernel_order_.empty() && !kernel_pending_.count(kernel_order_.front())) kernel_order_.pop_front();
+}
+
+bool Correlator::has_own_header(const ServerContext& ctx) {
+    return ctx.upstream.has_root() || (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED);
+}
+
+void Correlator::apply_kernel(ServerContext& ctx) {
+    const KernelContext& k = ctx.kernel;
+    ctx.trace_id = k.trace_id;
+    ctx.parent_id = k.parent_id;
+    if (k.sampled == PP_SAMPLED_UNKNOWN) {  // the kernel could not decide: the rules here do
+        ctx.sampled = decide(ctx.sampling, &ctx.rule_name);
+        counters_.add("correlate.kernel_sampling_deferred");
+    } else {
+        ctx.sampled = k.sampled == PP_SAMPLED_YES;
+        ctx.sampled_upstream = k.source != PP_CTX_MINTED && k.rule == PP_RULE_NONE;
+        if (k.rule < cfg_.kernel_rule_names.size()) ctx.rule_name = cfg_.kernel_rule_names[k.rule];
+    }
+    ctx.resolved = true;
 }
 
 void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
@@ -298,7 +345,7 @@ void Correlator::link(ServerContext& server, const RequestKey& call_key, CallCon
 // A server request on this node whose connection mirrors a traced call: the caller's call is
 // its parent, unless it carries its own trace header (then that header wins).
 void Correlator::try_link_server(ServerContext& server) {
-    if (server.has_linked_call || server.resolved || server.upstream.has_root()) return;
+    if (server.has_linked_call || server.resolved || has_own_header(server)) return;
     auto it = calls_by_tuple_.find(tuple_key(server.remote, server.local));
     if (it == calls_by_tuple_.end()) return;
     const RequestKey* best = nullptr;
@@ -319,7 +366,7 @@ void Correlator::try_link_call(const RequestKey& call_key, CallContext& call) {
     for (const RequestKey& k : it->second) {
         auto s = servers_.find(k);
         if (s == servers_.end() || s->second.has_linked_call || s->second.resolved ||
-            s->second.upstream.has_root())
+            has_own_header(s->second))
             continue;
         link(s->second, call_key, call);
         return;
@@ -342,9 +389,15 @@ bool Correlator::call_trace(CallContext& call, std::string& trace_id, bool& samp
 
 void Correlator::resolve(ServerContext& ctx, int depth) {
     if (ctx.resolved) return;
+    // The kernel read a trace header for this request: its reading wins (it is what the
+    // thread's outgoing calls carried downstream).
+    if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+        apply_kernel(ctx);
+        return;
+    }
     if (depth > kMaxChainDepth) {
         counters_.add("correlate.chain_too_deep");
-    } else if (!ctx.upstream.has_root()) {
+    } else if (!has_own_header(ctx)) {
         try_link_server(ctx);
         if (ctx.has_linked_call) {
             auto c = calls_.find(ctx.linked_call);
@@ -359,6 +412,12 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
                 return;
             }
         }
+    }
+    // No header the kernel could use, no caller on this node: the trace the kernel minted.
+    if (ctx.has_kernel) {
+        if (ctx.upstream.has_root()) counters_.add("correlate.kernel_minted_despite_header");
+        apply_kernel(ctx);
+        return;
     }
     const xray::TraceHeader& th = ctx.upstream;
     ctx.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);

@@ -49,6 +49,9 @@ struct CorrelatorConfig {
     // late-reported callees still find them; the oldest go first (correlate.contexts_evicted
     // counts open ones lost that way).
     size_t max_contexts = 8192;
+    // Names of the kernel's sampling rules by index (sample::KernelRules::names), so a segment
+    // the kernel sampled names its rule as one sampled here would.
+    std::vector<std::string> kernel_rule_names = {};
 };
 
 class Correlator {
@@ -63,6 +66,9 @@ public:
                SegmentSink sink, SubsegmentSink subsegment_sink = nullptr);
 
     void on_request_seen(const pairing::HttpRequestSeen& seen);
+    // The kernel's context for a server request (reported before the request's bytes); used by
+    // the request at (conn, request_pos) when its head is parsed.
+    void on_kernel_context(const events::TraceCtx& kc);
     void on_exchange(pairing::HttpExchange&& ex);
     // The process exec'd or exited: its cached name and facts are stale.
     void forget_process(uint32_t tgid) {
@@ -80,6 +86,14 @@ private:
         size_t operator()(const RequestKey& k) const {
             return events::ConnKeyHash{}(k.conn) ^ (k.start_ns * 0x9E3779B97F4A7C15ULL);
         }
+    };
+    struct KernelContext {
+        std::string trace_id;
+        std::string segment_id;
+        std::string parent_id;
+        uint8_t sampled = 2;  // enum pp_sampled
+        uint8_t source = 0;   // enum pp_ctx_source
+        uint16_t rule = 0xffff;
     };
     struct ServerContext {
         uint32_t tgid = 0;
@@ -99,6 +113,8 @@ private:
         bool has_linked_call = false;   // stitched under a call made on this node
         RequestKey linked_call;
         bool done = false;              // its segment was sent (or dropped)
+        bool has_kernel = false;        // the kernel gave it a context (it is in thread_ctx)
+        KernelContext kernel;
         std::vector<xray::Subsegment> subsegments;
     };
     struct CallContext {
@@ -117,6 +133,12 @@ private:
     };
 
     ServerContext& server_context(const pairing::HttpRequestSeen& seen);
+    // The request carries a trace header the trace must follow (its own, as the kernel or the
+    // parser read it): then same-node stitching does not apply.
+    static bool has_own_header(const ServerContext& ctx);
+    // Takes the kernel's ids and its sampling decision; when the kernel left sampling to
+    // userspace (Sampled unknown), the rules decide here, still with the kernel's ids.
+    void apply_kernel(ServerContext& ctx);
     void resolve(ServerContext& ctx, int depth = 0);
     // Trace id, sampled flag of whatever a call belongs to.
     bool call_trace(CallContext& call, std::string& trace_id, bool& sampled, int depth);
@@ -161,6 +183,9 @@ private:
     // Per-process metadata and service names, forgotten when the process execs or exits.
     std::unordered_map<uint32_t, nlohmann::json> process_json_;
     std::unordered_map<uint32_t, std::string> service_names_;
+    // Kernel contexts not yet claimed by a parsed request, by (conn, request_pos); bounded.
+    std::unordered_map<RequestKey, KernelContext, RequestKeyHash> kernel_pending_;
+    std::deque<RequestKey> kernel_order_;
 };
 
 }  // namespace passport::correlate

@@ -41,5 +41,15 @@ static_assert(offsetof(pp_proc_event, exit_code) == 28);
 static_assert(offsetof(pp_proc_event, comm) == 32);
 static_assert(offsetof(pp_proc_event, filename) == 48);
 static_assert(sizeof(pp_config) == 16);
+static_assert(offsetof(pp_trace_ctx, trace_rand) == 4);
+static_assert(offsetof(pp_trace_ctx, parent_id) == 24);
+static_assert(offsetof(pp_trace_ctx, source) == 33);
+static_assert(offsetof(pp_trace_ctx_event, ctx) == 24);
+static_assert(offsetof(pp_trace_ctx_event, rule) == 88);
+static_assert(offsetof(pp_trace_ctx_event, rejected) == 90);
+static_assert(sizeof(pp_trace_ctx_event) == 96);
+static_assert(offsetof(pp_sample_rule, host) == 16);
+static_assert(offsetof(pp_sample_rule, method) == 16 + PP_GLOB_MAX);
+static_assert(offsetof(pp_sample_rule, path) == 16 + 2 * PP_GLOB_MAX);
 
 }  // namespace passport::events

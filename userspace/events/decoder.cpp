@@ -27,6 +27,17 @@ Endpoint to_endpoint(const pp_endpoint& e) {
 
 ConnKey to_key(const pp_conn_id& c) { return ConnKey{c.tgid, c.fd, c.gen}; }
 
+void put_hex(std::string& out, uint64_t v, int digits) {
+    static const char* kDigits = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--) out.push_back(kDigits[(v >> (4 * i)) & 15]);
+}
+
+std::string hex64(uint64_t v) {
+    std::string s;
+    put_hex(s, v, 16);
+    return s;
+}
+
 Result<Role> to_role(uint8_t r) {
     switch (r) {
         case PP_ROLE_UNKNOWN: return Role::kUnknown;
@@ -111,6 +122,30 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.ts_ns = ev.hdr.ts_ns;
             out.exit_code = ev.exit_code;
             out.comm = bounded_string(ev.comm, sizeof(ev.comm));
+            return Event{std::move(out)};
+        }
+        case PP_EV_TRACE_CTX: {
+            pp_trace_ctx_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_trace_ctx");
+            const pp_trace_ctx& c = ev.ctx;
+            if (c.sampled > PP_SAMPLED_UNKNOWN || c.source == PP_CTX_NONE || c.source > PP_CTX_MINTED ||
+                c.segment_id == 0)
+                return make_error("bad_trace_ctx");
+            TraceCtx out;
+            out.conn = to_key(c.conn);
+            out.tid = ev.hdr.tid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.request_pos = c.request_pos;
+            out.trace_id = "1-";
+            put_hex(out.trace_id, c.trace_epoch, 8);
+            out.trace_id.push_back('-');
+            for (uint8_t b : c.trace_rand) put_hex(out.trace_id, b, 2);
+            out.segment_id = hex64(c.segment_id);
+            if (c.parent_id != 0) out.parent_id = hex64(c.parent_id);
+            out.sampled = c.sampled;
+            out.source = c.source;
+            out.rule = ev.rule;
+            out.rejected = ev.rejected;
             return Event{std::move(out)};
         }
     }

@@ -87,6 +87,23 @@ struct ProcExit {
     std::string comm;
 };
 
-using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit>;
+// The trace context the kernel gave a server request at its first read (PP_EV_TRACE_CTX): ids
+// already in their X-Ray text form. Reported just before that read's Data events; matched to
+// the request by (conn, request_pos).
+struct TraceCtx {
+    ConnKey conn;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    uint64_t request_pos = 0;  // ingress stream offset of the request's first byte
+    std::string trace_id;      // 1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy
+    std::string segment_id;    // 16 hex digits
+    std::string parent_id;     // 16 hex digits, or empty
+    uint8_t sampled = 2;       // enum pp_sampled: 0 no, 1 yes, 2 unknown (userspace decides)
+    uint8_t source = 0;        // enum pp_ctx_source
+    uint16_t rule = 0xffff;    // kernel sampling rule index that decided, 0xffff none
+    uint8_t rejected = 0;      // PP_REJECT_* bits
+};
+
+using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx>;
 
 }  // namespace passport::events

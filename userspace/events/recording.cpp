@@ -75,6 +75,11 @@ std::string to_json_line(const Event& ev) {
             } else if constexpr (std::is_same_v<T, ProcExec>) {
                 j = {{"type", "exec"}, {"tgid", e.tgid}, {"ppid", e.ppid}, {"ts", e.ts_ns},
                      {"comm", e.comm}, {"filename", e.filename}};
+            } else if constexpr (std::is_same_v<T, TraceCtx>) {
+                j = {{"type", "trace_ctx"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
+                     {"pos", e.request_pos}, {"trace_id", e.trace_id}, {"segment_id", e.segment_id},
+                     {"parent_id", e.parent_id}, {"sampled", e.sampled}, {"source", e.source},
+                     {"rule", e.rule}, {"rejected", e.rejected}};
             } else {
                 j = {{"type", "exit"}, {"tgid", e.tgid}, {"ts", e.ts_ns}, {"code", e.exit_code}, {"comm", e.comm}};
             }
@@ -145,6 +150,21 @@ Result<Event> from_json_line(const std::string& line) {
             e.ts_ns = j.at("ts").get<uint64_t>();
             e.exit_code = j.at("code").get<int32_t>();
             e.comm = j.at("comm").get<std::string>();
+            return Event{std::move(e)};
+        }
+        if (type == "trace_ctx") {
+            TraceCtx e;
+            e.conn = key_from(j.at("conn"));
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.request_pos = j.at("pos").get<uint64_t>();
+            e.trace_id = j.at("trace_id").get<std::string>();
+            e.segment_id = j.at("segment_id").get<std::string>();
+            e.parent_id = j.at("parent_id").get<std::string>();
+            e.sampled = j.at("sampled").get<uint8_t>();
+            e.source = j.at("source").get<uint8_t>();
+            e.rule = j.at("rule").get<uint16_t>();
+            e.rejected = j.value("rejected", uint8_t{0});
             return Event{std::move(e)};
         }
         return make_error("unknown event type '" + type + "'");

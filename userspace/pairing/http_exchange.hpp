@@ -39,6 +39,9 @@ struct HttpExchange {
     uint64_t request_end_ns = 0;
     uint64_t response_start_ns = 0;
     uint64_t response_end_ns = 0;  // 0 when there is no (complete) response
+    // Stream offset of the request's first byte (ingress for a server, egress for a client), as
+    // the kernel numbers it: matches the kernel's trace context (events::TraceCtx::request_pos).
+    uint64_t request_pos = 0;
 
     Outcome outcome = Outcome::kComplete;
 };
@@ -55,6 +58,7 @@ struct HttpRequestSeen {
     uint32_t tgid = 0;
     uint32_t tid = 0;
     uint64_t request_start_ns = 0;
+    uint64_t request_pos = 0;  // as HttpExchange::request_pos
     const protocol::http1::Request* request = nullptr;  // valid during the callback only
 };
 

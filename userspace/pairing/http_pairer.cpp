@@ -92,6 +92,7 @@ void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx)
         // Same rule as emit(): a server times the request from its read, a client from its write.
         seen.request_start_ns = ctx.role != events::Role::kClient ? request.timing.first.exit_ns
                                                                   : request.timing.first.enter_ns;
+        seen.request_pos = request.start_pos;
         seen.request = &request.request;
         sink_.http_request_seen(seen);
     }
@@ -224,6 +225,7 @@ void HttpPairer::emit(Message&& request, std::optional<Message>&& response, Outc
     x.request_start_ns = server ? request.timing.first.exit_ns : request.timing.first.enter_ns;
     x.request_end_ns = request.timing.last.exit_ns;
     x.request_tid = request.timing.first.tid;
+    x.request_pos = request.start_pos;
     x.request = std::move(request.request);
     if (response) {
         x.response_start_ns =

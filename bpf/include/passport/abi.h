@@ -187,6 +187,70 @@ struct pp_clock {
     __u64 updated_mono_ns; /* when userspace last wrote it */
 };
 
+/* PP_EV_TRACE_CTX: the context the kernel gave a server request at its first read (also stored
+ * in thread_ctx for the reading thread). Emitted just before that read's data events. */
+struct pp_trace_ctx_event {
+    struct pp_event_header hdr; /* ts_ns = exit of the read that returned the request's start */
+    struct pp_trace_ctx ctx;
+    __u16 rule;     /* sampling rule that decided (index into sample_rules), or PP_RULE_NONE */
+    __u8 rejected;  /* PP_REJECT_* bits: headers present but unusable (then not the source) */
+    __u8 _pad[5];
+};
+
+/* pp_trace_ctx_event.rule when no kernel rule decided (header decision, or left to userspace).
+ * Index PP_MAX_SAMPLE_RULES is the default rule. */
+#define PP_RULE_NONE 0xffff
+#define PP_REJECT_XRAY 1        /* X-Amzn-Trace-Id present but malformed/hostile */
+#define PP_REJECT_TRACEPARENT 2 /* traceparent present but malformed */
+
+/* Kernel trace-context counters (per-CPU array ctx_counters), kept apart from drop_counters. */
+enum pp_ctx_counter {
+    PP_CTXC_XRAY = 0,           /* contexts taken from X-Amzn-Trace-Id */
+    PP_CTXC_TRACEPARENT = 1,    /* contexts converted from traceparent */
+    PP_CTXC_MINTED = 2,         /* new traces */
+    PP_CTXC_XRAY_REJECTED = 3,  /* X-Amzn-Trace-Id malformed/hostile: treated as absent */
+    PP_CTXC_TP_REJECTED = 4,    /* traceparent malformed: treated as absent */
+    PP_CTXC_SAMPLE_KERNEL = 5,  /* sampling decided by the kernel rules */
+    PP_CTXC_SAMPLE_DEFERRED = 6,/* rules not decidable in the kernel: Sampled unknown, userspace decides */
+    PP_CTXC_NO_CLOCK = 7,       /* clock_sync not written yet: minted epoch 0, sampling deferred */
+    PP_CTXC_INHERITED = 8,      /* contexts copied to a new thread or child process */
+    PP_CTXC_STORE_FAILED = 9,   /* thread_ctx update failed */
+    PP_CTXC_COUNT = 10,
+};
+
+/* Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.*). Patterns are
+ * matched case-insensitively with '*' and '?'; a rule whose pattern is longer than PP_GLOB_MAX,
+ * or beyond PP_MAX_SAMPLE_RULES, is "deferred": a request that reaches it in rule order gets
+ * PP_SAMPLED_UNKNOWN and userspace decides. sample_rules[PP_MAX_SAMPLE_RULES] is the default. */
+#define PP_MAX_SAMPLE_RULES 16
+#define PP_GLOB_MAX 64
+struct pp_sample_rule {
+    __u32 fixed_target;  /* reservoir: requests per wall-clock second */
+    __u32 rate_u32;      /* sampled when bpf_get_prandom_u32() < rate_u32 (unless rate_all) */
+    __u8 rate_all;       /* rate >= 1 */
+    __u8 deferred;       /* could not be compiled: defer to userspace */
+    __u8 host_len;
+    __u8 method_len;
+    __u8 path_len;
+    __u8 _pad[3];
+    char host[PP_GLOB_MAX];
+    char method[PP_GLOB_MAX];
+    char path[PP_GLOB_MAX];
+};
+
+struct pp_sample_cfg {
+    __u32 rule_count;  /* rules in sample_rules[0..rule_count) */
+    __u8 enabled;      /* 0: the kernel never decides (every minted trace is left to userspace) */
+    __u8 overflow;     /* more rules than PP_MAX_SAMPLE_RULES: no match among them defers */
+    __u8 _pad[2];
+};
+
+/* Per-rule reservoir (shared by all CPUs, updated with atomics). */
+struct pp_reservoir {
+    __u64 second; /* epoch second the count belongs to */
+    __u64 used;
+};
+
 /* Configuration written by userspace into .rodata before load. */
 struct pp_config {
     __u32 abi_version;  /* must equal PP_ABI_VERSION */
@@ -212,6 +276,10 @@ PP_STATIC_ASSERT(sizeof(struct pp_conn_close_event) == 56, "pp_conn_close_event 
 PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx) == 64, "pp_trace_ctx layout");
 PP_STATIC_ASSERT(sizeof(struct pp_clock) == 16, "pp_clock layout");
+PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 96, "pp_trace_ctx_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 16 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 8, "pp_sample_cfg layout");
+PP_STATIC_ASSERT(sizeof(struct pp_reservoir) == 16, "pp_reservoir layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -1,0 +1,555 @@
+/* Server-side trace context, decided in the kernel at a request's first read: parses the
+ * captured start of the request (the first PP_MAX_CHUNK bytes of the read) in one bpf_loop pass,
+ * one byte per step:
+ *   - the request line (method, path without query) and Host (without port), for sampling;
+ *   - X-Amzn-Trace-Id (name case-insensitive; Root/Parent/Sampled keys case-insensitive, any
+ *     order, spaces around parts): Root must be "1-<8 hex>-<24 hex>" with a non-zero random part,
+ *     Parent 16 hex not zero (an invalid Parent is ignored), Sampled 0/1/?. A header longer than
+ *     1024 bytes, a duplicated key, or no valid Root: the header is treated as absent;
+ *   - else W3C traceparent "vv-<32 lower hex>-<16 lower hex>-<2 hex>" (xray.md §3.4);
+ *   - else a new trace (pp_mint_trace).
+ * Only header lines that end inside the captured bytes count. The context goes to thread_ctx for
+ * the reading thread and to userspace as PP_EV_TRACE_CTX. */
+#ifndef PASSPORT_CTX_PARSE_BPF_H
+#define PASSPORT_CTX_PARSE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "emit.bpf.h"
+#include "sample.bpf.h"
+#include "trace_ctx.bpf.h"
+
+#define PP_MAX_TRACE_HEADER 1024
+
+/* Literals as little-endian byte strings, so a byte is a shift away (no string tables). */
+#define PP_C8(a, b, c, d, e, f, g, h)                                                            \
+    ((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |    \
+     (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+static __always_inline __u8 pp_lit(__u64 lo, __u64 hi, __u32 k)
+{
+    if (k < 8)
+        return (lo >> (k * 8)) & 0xff;
+    if (k < 16)
+        return (hi >> ((k - 8) * 8)) & 0xff;
+    return 0;
+}
+
+/* Header names. */
+#define PP_H_XRAY 1
+#define PP_H_TP 2
+#define PP_H_HOST 4
+#define PP_H_ALL 7
+/* Trace header keys. */
+#define PP_K_ROOT 1
+#define PP_K_PARENT 2
+#define PP_K_SAMPLED 4
+#define PP_K_ALL 7
+
+static __always_inline __u8 pp_name_char(__u32 which, __u32 k)
+{
+    switch (which) {
+    case PP_H_XRAY:
+        return pp_lit(PP_C8('x', '-', 'a', 'm', 'z', 'n', '-', 't'),
+                      PP_C8('r', 'a', 'c', 'e', '-', 'i', 'd', 0), k);
+    case PP_H_TP:
+        return pp_lit(PP_C8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r'),
+                      PP_C8('e', 'n', 't', 0, 0, 0, 0, 0), k);
+    case PP_H_HOST:
+        return pp_lit(PP_C8('h', 'o', 's', 't', 0, 0, 0, 0), 0, k);
+    case PP_K_ROOT | 0x100:
+        return pp_lit(PP_C8('r', 'o', 'o', 't', 0, 0, 0, 0), 0, k);
+    case PP_K_PARENT | 0x100:
+        return pp_lit(PP_C8('p', 'a', 'r', 'e', 'n', 't', 0, 0), 0, k);
+    case PP_K_SAMPLED | 0x100:
+        return pp_lit(PP_C8('s', 'a', 'm', 'p', 'l', 'e', 'd', 0), 0, k);
+    }
+    return 0;
+}
+
+static __always_inline __u32 pp_name_len(__u32 which)
+{
+    switch (which) {
+    case PP_H_XRAY: return 15;
+    case PP_H_TP: return 11;
+    case PP_H_HOST: return 4;
+    }
+    return 0;
+}
+
+/* Keeps the candidates (bits) whose name has character c at position k. */
+static __always_inline __u32 pp_narrow(__u32 cand, __u32 k, __u8 c, __u32 key_space)
+{
+    __u32 out = 0;
+    if ((cand & 1) && pp_name_char(1 | key_space, k) == c)
+        out |= 1;
+    if ((cand & 2) && pp_name_char(2 | key_space, k) == c)
+        out |= 2;
+    if ((cand & 4) && pp_name_char(4 | key_space, k) == c)
+        out |= 4;
+    return out;
+}
+
+/* The candidate whose full name is exactly k characters long, or 0. */
+static __always_inline __u32 pp_exact(__u32 cand, __u32 k)
+{
+    if ((cand & 1) && pp_name_len(1) == k)
+        return 1;
+    if ((cand & 2) && pp_name_len(2) == k)
+        return 2;
+    if ((cand & 4) && pp_name_len(4) == k)
+        return 4;
+    return 0;
+}
+
+/* Key lengths differ from header lengths: keys use their own table. */
+static __always_inline __u32 pp_exact_key(__u32 cand, __u32 k)
+{
+    if ((cand & PP_K_ROOT) && k == 4)
+        return PP_K_ROOT;
+    if ((cand & PP_K_PARENT) && k == 6)
+        return PP_K_PARENT;
+    if ((cand & PP_K_SAMPLED) && k == 7)
+        return PP_K_SAMPLED;
+    return 0;
+}
+
+/* 0..15, or 16 when c is not a hex digit (lower_only: A-F rejected). */
+static __always_inline __u32 pp_hex(__u8 c, int lower_only)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (!lower_only && c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return 16;
+}
+
+enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
+
+/* Scan state. It lives in a per-CPU map value, not on the stack: the verifier then sees unknown
+ * scalars on every bpf_loop step and checks the step once, instead of following exact values
+ * step after step ("sequence of jumps too complex"). */
+struct pp_head_scan {
+    __u32 len;
+    /* request line */
+    __u32 line;         /* 0 while in the request line */
+    __u32 rl_state;     /* 0 method, 1 path, 2 query/rest */
+    __u32 method_end;
+    __u32 path_start;
+    __u32 path_end;
+    /* header line */
+    __u32 phase;
+    __u32 name_pos;
+    __u32 cand;
+    __u32 hdr;          /* PP_H_* of the value being read, 0 other */
+    __u32 seen;         /* PP_H_* headers already read (the first of each counts) */
+    /* Host value */
+    __u32 host_start;
+    __u32 host_end;     /* one past the last non-space */
+    __u32 host_colon;
+    __u32 host_colons;
+    /* X-Amzn-Trace-Id value */
+    __u32 x_len;
+    __u32 x_inkey;      /* 1 reading a key, 0 reading a value */
+    __u32 x_kpos;
+    __u32 x_kcand;
+    __u32 x_key;
+    __u32 x_j;
+    __u32 x_bad;        /* the current value is malformed */
+    __u32 x_trail;      /* spaces after the current value */
+    __u32 x_seen;       /* keys seen (with a non-empty value) */
+    __u32 x_dup;
+    __u32 x_root_ok;
+    __u32 x_par_ok;
+    __u32 x_sampled;
+    __u32 x_epoch;
+    __u32 x_lo;
+    __u64 x_hi;
+    __u64 x_par;
+    __u64 x_cur;        /* parent digits of the value being read */
+    /* traceparent value */
+    __u32 t_j;
+    __u32 t_bad;
+    __u32 t_trail;
+    __u32 t_ver;
+    __u32 t_flags;
+    __u32 t_epoch;
+    __u32 t_lo;
+    __u32 _pad;
+    __u64 t_hi;
+    __u64 t_par;
+    /* results: 1 valid, 2 present but rejected */
+    __u32 xray;
+    __u32 tp;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_head_scan);
+} head_scratch SEC(".maps") __weak;
+
+/* bpf_loop context (stack): pointers only. */
+struct pp_head_loop {
+    struct pp_data_scratch *s;
+    struct pp_head_scan *h;
+};
+
+static __always_inline void pp_x_end_part(struct pp_head_scan *h)
+{
+    if (!h->x_inkey && h->x_j > 0 && h->x_key) {
+        if (h->x_seen & h->x_key)
+            h->x_dup = 1;
+        h->x_seen |= h->x_key;
+        if (h->x_key == PP_K_ROOT)
+            h->x_root_ok = !h->x_bad && h->x_j == 35 && (h->x_hi | h->x_lo) != 0;
+        else if (h->x_key == PP_K_PARENT) {
+            if (!h->x_bad && h->x_j == 16 && h->x_cur != 0) {
+                h->x_par = h->x_cur;
+                h->x_par_ok = 1;
+            }
+        }
+    }
+    h->x_inkey = 1;
+    h->x_kpos = 0;
+    h->x_kcand = PP_K_ALL;
+    h->x_key = 0;
+    h->x_j = 0;
+    h->x_bad = 0;
+    h->x_trail = 0;
+    h->x_cur = 0;
+}
+
+static __always_inline void pp_x_char(struct pp_head_scan *h, __u8 c)
+{
+    if (++h->x_len > PP_MAX_TRACE_HEADER) {
+        h->x_dup = 1; /* hostile length: the whole header is rejected */
+        return;
+    }
+    if (c == ';') {
+        pp_x_end_part(h);
+        return;
+    }
+    int space = c == ' ' || c == '\t';
+    if (h->x_inkey) {
+        if (space)
+            return;
+        if (c == '=') {
+            h->x_key = pp_exact_key(h->x_kcand, h->x_kpos);
+            h->x_inkey = 0;
+            return;
+        }
+        h->x_kcand = h->x_kpos < 8 ? pp_narrow(h->x_kcand, h->x_kpos, pp_fold(c), 0x100) : 0;
+        h->x_kpos++;
+        return;
+    }
+    if (space) {
+        if (h->x_j > 0)
+            h->x_trail = 1;
+        return;
+    }
+    if (h->x_trail)
+        h->x_bad = 1;
+    __u32 j = h->x_j;
+    if (j < 255)
+        h->x_j = j + 1;
+    if (h->x_bad)
+        return;
+    if (h->x_key == PP_K_ROOT) {
+        __u32 v = pp_hex(c, 0);
+        if (j == 0)
+            h->x_bad = c != '1';
+        else if (j == 1 || j == 10)
+            h->x_bad = c != '-';
+        else if (j >= 35 || v > 15)
+            h->x_bad = 1;
+        else if (j < 10)
+            h->x_epoch = h->x_epoch << 4 | v;
+        else if (j < 27)
+            h->x_hi = h->x_hi << 4 | v;
+        else
+            h->x_lo = h->x_lo << 4 | v;
+        if (j == 0) { /* a new Root value: start over */
+            h->x_epoch = 0;
+            h->x_hi = 0;
+            h->x_lo = 0;
+        }
+    } else if (h->x_key == PP_K_PARENT) {
+        __u32 v = pp_hex(c, 0);
+        if (j >= 16 || v > 15)
+            h->x_bad = 1;
+        else
+            h->x_cur = h->x_cur << 4 | v;
+    } else if (h->x_key == PP_K_SAMPLED) {
+        if (j > 0)
+            h->x_bad = 1;
+        else if (c == '1')
+            h->x_sampled = PP_SAMPLED_YES;
+        else if (c == '0')
+            h->x_sampled = PP_SAMPLED_NO;
+        else if (c == '?')
+            h->x_sampled = PP_SAMPLED_UNKNOWN;
+        else
+            h->x_bad = 1;
+    }
+}
+
+static __always_inline void pp_t_char(struct pp_head_scan *h, __u8 c)
+{
+    if (c == ' ' || c == '\t') {
+        if (h->t_j > 0)
+            h->t_trail = 1;
+        return;
+    }
+    if (h->t_trail)
+        h->t_bad = 1;
+    __u32 j = h->t_j;
+    if (j < 1024)
+        h->t_j = j + 1;
+    else
+        h->t_bad = 1;
+    if (h->t_bad)
+        return;
+    __u32 v = pp_hex(c, 1);
+    if (j == 2 || j == 35 || j == 52) {
+        h->t_bad = c != '-';
+    } else if (j >= 55) {
+        /* Versions after 00 may append fields after another '-'. */
+        if (h->t_ver == 0 || (j == 55 && c != '-'))
+            h->t_bad = 1;
+    } else if (v > 15) {
+        h->t_bad = 1;
+    } else if (j < 2) {
+        h->t_ver = h->t_ver << 4 | v;
+    } else if (j < 11) {
+        h->t_epoch = h->t_epoch << 4 | v;
+    } else if (j < 27) {
+        h->t_hi = h->t_hi << 4 | v;
+    } else if (j < 35) {
+        h->t_lo = h->t_lo << 4 | v;
+    } else if (j < 52) {
+        h->t_par = h->t_par << 4 | v;
+    } else {
+        h->t_flags = h->t_flags << 4 | v;
+    }
+}
+
+/* A header line ended. */
+static __always_inline void pp_end_line(struct pp_head_scan *h)
+{
+    if (h->phase == PP_PH_VALUE || h->phase == PP_PH_LEAD) {
+        if (h->hdr == PP_H_XRAY) {
+            pp_x_end_part(h);
+            h->xray = (!h->x_dup && h->x_root_ok) ? 1 : 2;
+        } else if (h->hdr == PP_H_TP) {
+            h->tp = (!h->t_bad && h->t_j >= 55 && h->t_ver != 0xff && (h->t_hi | h->t_lo) != 0 &&
+                     h->t_par != 0)
+                        ? 1
+                        : 2;
+        }
+    }
+    h->phase = PP_PH_NAME;
+    h->name_pos = 0;
+    h->cand = PP_H_ALL;
+    h->hdr = 0;
+}
+
+static long pp_head_step(__u32 i, void *arg)
+{
+    struct pp_head_loop *l = arg;
+    struct pp_head_scan *h = l->h;
+    if (i >= h->len)
+        return 1;
+    __u32 idx = i & (PP_MAX_CHUNK - 1);
+    __u8 c = l->s->ev.msg[idx];
+
+    if (h->line == 0) {
+        if (c == '\n') {
+            if (h->rl_state == 1)
+                h->path_end = i;
+            h->line = 1;
+            pp_end_line(h);
+            h->phase = PP_PH_NAME;
+            return 0;
+        }
+        if (h->rl_state == 0 && c == ' ') {
+            h->method_end = i;
+            h->path_start = i + 1;
+            h->rl_state = 1;
+        } else if (h->rl_state == 1 && (c == '?' || c == ' ' || c == '\r')) {
+            h->path_end = i;
+            h->rl_state = 2;
+        }
+        return 0;
+    }
+    if (c == '\n') {
+        if (h->phase == PP_PH_NAME && h->name_pos == 0)
+            return 1; /* blank line: end of the head */
+        pp_end_line(h);
+        return 0;
+    }
+    if (c == '\r')
+        return 0;
+    if (h->phase == PP_PH_SKIP)
+        return 0;
+    if (h->phase == PP_PH_NAME) {
+        if (c == ':') {
+            __u32 which = pp_exact(h->cand, h->name_pos);
+            if (!which || (h->seen & which)) {
+                h->phase = PP_PH_SKIP; /* not ours, or a repeat: the first one counts */
+                return 0;
+            }
+            h->seen |= which;
+            h->hdr = which;
+            h->phase = PP_PH_LEAD;
+            if (which == PP_H_XRAY) {
+                h->x_inkey = 1;
+                h->x_kcand = PP_K_ALL;
+                h->x_sampled = PP_SAMPLED_UNKNOWN;
+            } else if (which == PP_H_HOST) {
+                h->host_start = i + 1;
+                h->host_end = i + 1;
+            }
+            return 0;
+        }
+        h->cand = h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0) : 0;
+        h->name_pos++;
+        if (!h->cand)
+            h->phase = PP_PH_SKIP;
+        return 0;
+    }
+    if (h->phase == PP_PH_LEAD) {
+        if (c == ' ' || c == '\t')
+            return 0;
+        h->phase = PP_PH_VALUE;
+        if (h->hdr == PP_H_HOST)
+            h->host_start = i;
+    }
+    if (h->hdr == PP_H_XRAY) {
+        pp_x_char(h, c);
+    } else if (h->hdr == PP_H_TP) {
+        pp_t_char(h, c);
+    } else if (h->hdr == PP_H_HOST) {
+        if (c != ' ' && c != '\t')
+            h->host_end = i + 1;
+        if (c == ':') {
+            if (!h->host_colons)
+                h->host_colon = i;
+            h->host_colons++;
+        }
+    }
+    return 0;
+}
+
+static __always_inline void pp_store_be32(__u8 *dst, __u32 v)
+{
+    dst[0] = v >> 24;
+    dst[1] = v >> 16;
+    dst[2] = v >> 8;
+    dst[3] = v;
+}
+
+/* Random part of a trace id (24 hex digits = hi 16 digits + lo 8) into printing order. */
+static __always_inline void pp_set_rand(struct pp_trace_ctx *ctx, __u64 hi, __u32 lo)
+{
+    pp_store_be32(&ctx->trace_rand[0], hi >> 32);
+    pp_store_be32(&ctx->trace_rand[4], (__u32)hi);
+    pp_store_be32(&ctx->trace_rand[8], lo);
+}
+
+/* Called at the exit of a read whose captured bytes (s->ev.msg, `captured` of them) start a
+ * request on a server connection. */
+static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 captured, __u64 pos)
+{
+    __u32 zero = 0;
+    struct pp_head_scan *hp = bpf_map_lookup_elem(&head_scratch, &zero);
+    if (!hp)
+        return 0;
+    __builtin_memset(hp, 0, sizeof(*hp));
+    hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
+    hp->cand = PP_H_ALL;
+    hp->x_inkey = 1;
+    hp->x_kcand = PP_K_ALL;
+    hp->x_sampled = PP_SAMPLED_UNKNOWN;
+    struct pp_head_loop loop = {.s = s, .h = hp};
+    bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
+    struct pp_head_scan h = *hp; /* read-only from here */
+
+    /* Built in the ring buffer, or (ring full) in the scratch's spare bytes, which no copy of
+     * this syscall has used yet: the thread still gets its context. */
+    struct pp_trace_ctx_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+    struct pp_trace_ctx_event *out = ev ? ev : (struct pp_trace_ctx_event *)s->spare;
+    __builtin_memset(out, 0, sizeof(*out));
+    struct pp_trace_ctx *ctx = &out->ctx;
+    out->rule = PP_RULE_NONE;
+    if (h.xray == 2) {
+        out->rejected |= PP_REJECT_XRAY;
+        pp_ctx_count(PP_CTXC_XRAY_REJECTED);
+    }
+    if (h.tp == 2) {
+        out->rejected |= PP_REJECT_TRACEPARENT;
+        pp_ctx_count(PP_CTXC_TP_REJECTED);
+    }
+    __u32 need_rules = 0;
+    if (h.xray == 1) {
+        ctx->trace_epoch = h.x_epoch;
+        pp_set_rand(ctx, h.x_hi, h.x_lo);
+        ctx->parent_id = h.x_par_ok ? h.x_par : 0;
+        ctx->sampled = h.x_sampled;
+        ctx->source = PP_CTX_XRAY_HEADER;
+        ctx->segment_id = pp_random_id();
+        need_rules = h.x_sampled == PP_SAMPLED_UNKNOWN;
+        pp_ctx_count(PP_CTXC_XRAY);
+    } else if (h.tp == 1) {
+        ctx->trace_epoch = h.t_epoch;
+        pp_set_rand(ctx, h.t_hi, h.t_lo);
+        ctx->parent_id = h.t_par;
+        ctx->sampled = (h.t_flags & 1) ? PP_SAMPLED_YES : PP_SAMPLED_NO;
+        ctx->source = PP_CTX_TRACEPARENT;
+        ctx->segment_id = pp_random_id();
+        pp_ctx_count(PP_CTXC_TRACEPARENT);
+    } else {
+        pp_mint_trace(ctx);
+        if (ctx->trace_epoch == 0)
+            pp_ctx_count(PP_CTXC_NO_CLOCK);
+        need_rules = 1;
+        pp_ctx_count(PP_CTXC_MINTED);
+    }
+    if (need_rules) {
+        struct pp_sample_text a = {};
+        if (h.method_end > 0 && h.method_end < PP_MAX_CHUNK) {
+            a.method_off = 0;
+            a.method_len = h.method_end;
+        }
+        if (h.path_end > h.path_start && h.path_end < PP_MAX_CHUNK) {
+            a.path_off = h.path_start;
+            a.path_len = h.path_end - h.path_start;
+        }
+        __u32 he = h.host_colons == 1 ? h.host_colon : h.host_end;
+        if (he > h.host_start && he < PP_MAX_CHUNK) {
+            a.host_off = h.host_start;
+            a.host_len = he - h.host_start;
+        }
+        __u16 rule = PP_RULE_NONE;
+        ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
+        out->rule = rule;
+    }
+    ctx->conn = s->ev.conn;
+    ctx->request_pos = pos;
+
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (bpf_map_update_elem(&thread_ctx, &pid_tgid, ctx, BPF_ANY) != 0)
+        pp_ctx_count(PP_CTXC_STORE_FAILED);
+    fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
+    if (ev)
+        bpf_ringbuf_submit(ev, 0);
+    else
+        count_drop(PP_DROP_RINGBUF_FULL);
+    return 0;
+}
+
+#endif /* PASSPORT_CTX_PARSE_BPF_H */

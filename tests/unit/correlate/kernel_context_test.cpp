@@ -1,0 +1,283 @@
+// Correlator with the kernel's trace contexts (events::TraceCtx): a server request whose
+// (conn, request_pos) matches one uses the kernel's ids and sampling decision; without one
+// (replays, heads the kernel could not parse) the userspace logic applies as before.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "passport/abi.h"
+#include "userspace/correlate/correlator.hpp"
+#include "userspace/events/decoder.hpp"
+#include "userspace/events/recording.hpp"
+#include "userspace/sample/kernel_rules.hpp"
+
+namespace passport::correlate {
+namespace {
+
+constexpr char kRoot[] = "1-5759e988-bd862e3fe1be46a994272793";
+
+struct KernelContextTest : ::testing::Test {
+    Counters counters;
+    ProcessInfoCache procs{"/nonexistent-proc"};
+    uint64_t next = 0x1111;
+    xray::IdGenerator ids{[this] { return next++; }};
+    ClockOffset clock{1'700'000'000'000'000'000LL};
+    bool sample_result = true;
+    int sampler_calls = 0;
+    std::vector<xray::Segment> out;
+    Correlator corr{make_config(), procs, ids, clock,
+                    [this](const SamplingInput&, std::string* rule) {
+                        sampler_calls++;
+                        *rule = "userspace-rule";
+                        return sample_result;
+                    },
+                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
+
+    static CorrelatorConfig make_config() {
+        CorrelatorConfig c;
+        c.configured_service_name = "svc";
+        c.kernel_rule_names = {"only-path", "second"};
+        c.kernel_rule_names.resize(PP_MAX_SAMPLE_RULES + 1);
+        c.kernel_rule_names[PP_MAX_SAMPLE_RULES] = "Default";
+        return c;
+    }
+    static events::ConnKey conn() { return events::ConnKey{4242, 7, 99}; }
+    static pairing::HttpExchange exchange(uint64_t pos, protocol::http1::Headers headers = {{"Host", "a"}}) {
+        pairing::HttpExchange ex;
+        ex.conn = conn();
+        ex.role = events::Role::kServer;
+        ex.tgid = 4242;
+        ex.request_tid = 4243;
+        ex.local = {2, 8080, {127, 0, 0, 1}};
+        ex.remote = {2, 50000, {127, 0, 0, 9}};
+        ex.request.method = "GET";
+        ex.request.target = "/x";
+        ex.request.version = "HTTP/1.1";
+        ex.request.headers = std::move(headers);
+        protocol::http1::Response resp;
+        resp.status = 200;
+        ex.response = resp;
+        ex.request_start_ns = 5'000'000'000 + pos;
+        ex.response_end_ns = 5'002'500'000 + pos;
+        ex.request_pos = pos;
+        return ex;
+    }
+    static events::TraceCtx kernel(uint64_t pos, uint8_t source, uint8_t sampled, uint16_t rule) {
+        events::TraceCtx k;
+        k.conn = conn();
+        k.request_pos = pos;
+        k.trace_id = kRoot;
+        k.segment_id = "00000000000abcde";
+        k.parent_id = source == PP_CTX_MINTED ? "" : "53995c3f42cd8ad8";
+        k.source = source;
+        k.sampled = sampled;
+        k.rule = rule;
+        return k;
+    }
+};
+
+TEST_F(KernelContextTest, MintedContextAndKernelDecisionAreUsed) {
+    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    corr.on_exchange(exchange(0));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, kRoot);
+    EXPECT_EQ(out[0].id, "00000000000abcde");
+    EXPECT_EQ(out[0].parent_id, "");
+    EXPECT_EQ(out[0].aws["xray"]["rule_name"], "only-path") << "the kernel's rule, by index";
+    EXPECT_EQ(sampler_calls, 0) << "the kernel decided: userspace honours it";
+    EXPECT_EQ(counters.get("correlate.kernel_context_used"), 1u);
+}
+
+TEST_F(KernelContextTest, KernelNotSampledMeansNoDocumentEvenIfUserspaceWouldSample) {
+    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_NO, PP_MAX_SAMPLE_RULES));
+    corr.on_exchange(exchange(0));
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(sampler_calls, 0);
+    EXPECT_EQ(counters.get("correlate.not_sampled_rules"), 1u);
+}
+
+TEST_F(KernelContextTest, HeaderContextFromKernelWinsOverUserspaceParse) {
+    // The kernel read the header; userspace's own parse of the same head is not consulted.
+    corr.on_kernel_context(kernel(0, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE));
+    corr.on_exchange(exchange(0, {{"X-Amzn-Trace-Id", "Root=1-11111111-222222222222222222222222;Sampled=0"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, kRoot);
+    EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
+    EXPECT_EQ(out[0].id, "00000000000abcde");
+    EXPECT_TRUE(out[0].aws.is_null() || !out[0].aws.contains("xray"));
+}
+
+TEST_F(KernelContextTest, UnknownDecisionIsLeftToUserspaceRulesWithKernelIds) {
+    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_UNKNOWN, PP_RULE_NONE));
+    corr.on_exchange(exchange(0));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(sampler_calls, 1);
+    EXPECT_EQ(out[0].trace_id, kRoot);
+    EXPECT_EQ(out[0].aws["xray"]["rule_name"], "userspace-rule");
+}
+
+TEST_F(KernelContextTest, OnlyTheRequestAtThatPositionMatches) {
+    corr.on_kernel_context(kernel(512, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    corr.on_exchange(exchange(0));  // another request on the connection: today's logic
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].trace_id, kRoot);
+    EXPECT_EQ(sampler_calls, 1);
+    corr.on_exchange(exchange(512));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[1].trace_id, kRoot);
+    EXPECT_EQ(sampler_calls, 1);
+}
+
+TEST_F(KernelContextTest, WithoutKernelContextUserspaceHeaderLogicApplies) {
+    corr.on_exchange(exchange(0, {{"X-Amzn-Trace-Id", std::string("Root=") + kRoot + ";Parent=53995c3f42cd8ad8;Sampled=1"}}));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, kRoot);
+    EXPECT_NE(out[0].id, "00000000000abcde");
+    EXPECT_EQ(counters.get("correlate.kernel_context_used"), 0u);
+}
+
+TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
+    for (uint64_t i = 0; i < 9000; i++) corr.on_kernel_context(kernel(i * 100 + 1, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    EXPECT_GE(counters.get("correlate.kernel_context_unclaimed"), 9000u - 8192u);
+}
+
+// B (this connection) is called by A's thread on the same node, without a header: A's call is
+// B's parent even though the kernel minted a trace for B's request; B keeps the kernel's segment
+// id. With a header the kernel read, that header wins over stitching.
+TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) {
+    for (uint8_t source : {uint8_t{PP_CTX_MINTED}, uint8_t{PP_CTX_XRAY_HEADER}}) {
+        out.clear();
+        const uint64_t pos = source * 1000;
+        // A: tgid 100 serves a request (userspace context, sampled) and calls B from port 50001.
+        pairing::HttpExchange a = exchange(pos);
+        a.conn = {100, 3, 1};
+        a.tgid = 100;
+        a.request_tid = 101;
+        a.local = {2, 7000, {127, 0, 0, 1}};
+        a.remote = {2, 40000, {127, 0, 0, 1}};
+        pairing::HttpExchange call = exchange(pos);
+        call.role = events::Role::kClient;
+        call.conn = {100, 4, 2 + pos};
+        call.tgid = 100;
+        call.request_tid = 101;
+        call.local = {2, 50001, {127, 0, 0, 1}};
+        call.remote = {2, 8080, {127, 0, 0, 1}};
+        call.request_start_ns = a.request_start_ns + 100;
+        pairing::HttpExchange b = exchange(pos);  // conn() of tgid 4242 on 8080
+        b.remote = {2, 50001, {127, 0, 0, 1}};
+        b.request_start_ns = a.request_start_ns + 200;
+        auto seen = [](const pairing::HttpExchange& ex) {
+            pairing::HttpRequestSeen s;
+            s.conn = ex.conn;
+            s.role = ex.role;
+            s.local = ex.local;
+            s.remote = ex.remote;
+            s.tgid = ex.tgid;
+            s.tid = ex.request_tid;
+            s.request_start_ns = ex.request_start_ns;
+            s.request_pos = ex.request_pos;
+            s.request = &ex.request;
+            return s;
+        };
+        corr.on_request_seen(seen(a));
+        corr.on_request_seen(seen(call));
+        corr.on_kernel_context(kernel(pos, source, PP_SAMPLED_YES, source == PP_CTX_MINTED ? 0 : PP_RULE_NONE));
+        corr.on_request_seen(seen(b));
+        corr.on_exchange(std::move(b));
+        corr.on_exchange(std::move(call));
+        corr.on_exchange(std::move(a));
+        ASSERT_EQ(out.size(), 2u);
+        const xray::Segment& seg_b = out[0];
+        const xray::Segment& seg_a = out[1];
+        ASSERT_EQ(seg_a.subsegments.size(), 1u);
+        EXPECT_EQ(seg_b.id, "00000000000abcde") << "the kernel's segment id either way";
+        if (source == PP_CTX_MINTED) {
+            EXPECT_EQ(seg_b.trace_id, seg_a.trace_id) << "stitched into the caller's trace";
+            EXPECT_EQ(seg_b.parent_id, seg_a.subsegments[0].id);
+        } else {
+            EXPECT_EQ(seg_b.trace_id, kRoot) << "the header the kernel read wins";
+            EXPECT_EQ(seg_b.parent_id, "53995c3f42cd8ad8");
+        }
+    }
+}
+
+TEST(KernelTraceCtxEvent, DecodesAndRoundTripsThroughRecordings) {
+    pp_trace_ctx_event ev{};
+    ev.hdr.kind = PP_EV_TRACE_CTX;
+    ev.hdr.tgid = 10;
+    ev.hdr.tid = 11;
+    ev.hdr.ts_ns = 12345;
+    ev.ctx.trace_epoch = 0x5759e988;
+    const uint8_t rand[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
+    std::memcpy(ev.ctx.trace_rand, rand, sizeof rand);
+    ev.ctx.segment_id = 0xabc;
+    ev.ctx.parent_id = 0x53995c3f42cd8ad8ull;
+    ev.ctx.sampled = PP_SAMPLED_YES;
+    ev.ctx.source = PP_CTX_XRAY_HEADER;
+    ev.ctx.conn = {10, 5, 77};
+    ev.ctx.request_pos = 4096;
+    ev.rule = PP_RULE_NONE;
+    std::vector<uint8_t> rec(sizeof ev);
+    std::memcpy(rec.data(), &ev, sizeof ev);
+    auto d = events::decode(rec);
+    ASSERT_TRUE(d.ok());
+    const auto* t = std::get_if<events::TraceCtx>(&*d);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->trace_id, kRoot);
+    EXPECT_EQ(t->segment_id, "0000000000000abc");
+    EXPECT_EQ(t->parent_id, "53995c3f42cd8ad8");
+    EXPECT_EQ(t->request_pos, 4096u);
+    EXPECT_EQ(t->conn, (events::ConnKey{10, 5, 77}));
+    EXPECT_EQ(t->tid, 11u);
+    auto back = events::from_json_line(events::to_json_line(*d));
+    ASSERT_TRUE(back.ok()) << back.error();
+    const auto* t2 = std::get_if<events::TraceCtx>(&*back);
+    ASSERT_NE(t2, nullptr);
+    EXPECT_EQ(t2->trace_id, t->trace_id);
+    EXPECT_EQ(t2->segment_id, t->segment_id);
+    EXPECT_EQ(t2->request_pos, t->request_pos);
+
+    ev.ctx.segment_id = 0;  // never valid
+    std::memcpy(rec.data(), &ev, sizeof ev);
+    EXPECT_FALSE(events::decode(rec).ok());
+    rec.resize(sizeof ev - 1);
+    EXPECT_FALSE(events::decode(rec).ok());
+}
+
+TEST(KernelRules, CompilesPatternsRatesAndDefersWhatDoesNotFit) {
+    sample::LocalRules rules = sample::default_local_rules();
+    sample::LocalRule r;
+    r.name = "checkout";
+    r.host = "*";
+    r.http_method = "POST";
+    r.url_path = "/checkout*";
+    r.fixed_target = 3;
+    r.rate = 0.5;
+    sample::LocalRule too_long = r;
+    too_long.name = "long";
+    too_long.url_path = std::string(PP_GLOB_MAX + 1, 'x');
+    rules.rules = {r, too_long};
+    auto k = sample::compile_kernel_rules(rules);
+    ASSERT_EQ(k.rules.size(), 2u);
+    EXPECT_EQ(k.cfg.rule_count, 2u);
+    EXPECT_EQ(k.cfg.enabled, 1);
+    EXPECT_EQ(k.cfg.overflow, 0);
+    EXPECT_EQ(k.rules[0].fixed_target, 3u);
+    EXPECT_EQ(k.rules[0].rate_u32, 0x80000000u);
+    EXPECT_EQ(std::string(k.rules[0].path, k.rules[0].path_len), "/checkout*");
+    EXPECT_EQ(std::string(k.rules[0].method, k.rules[0].method_len), "POST");
+    EXPECT_EQ(k.rules[1].deferred, 1);
+    EXPECT_EQ(k.deferred, 1u);
+    EXPECT_EQ(k.names[0], "checkout");
+    EXPECT_EQ(k.names[PP_MAX_SAMPLE_RULES], "Default");
+    EXPECT_EQ(k.default_rule.fixed_target, 1u);
+
+    rules.rules.assign(PP_MAX_SAMPLE_RULES + 2, r);
+    k = sample::compile_kernel_rules(rules);
+    EXPECT_EQ(k.rules.size(), static_cast<size_t>(PP_MAX_SAMPLE_RULES));
+    EXPECT_EQ(k.cfg.overflow, 1);
+    EXPECT_EQ(k.deferred, 2u);
+}
+
+}  // namespace
+}  // namespace passport::correlate

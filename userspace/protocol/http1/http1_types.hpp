@@ -1,7 +1,9 @@
 #pragma once
 // HTTP/1.x messages as the parser hands them on: the start line, headers in arrival order (names
 // kept as sent; look them up case-insensitively with find_header), and body framing facts. Bodies
-// themselves are never kept: X-Ray needs only lengths.
+// are not kept, X-Ray needs only lengths; the one exception is a bounded body prefix for the few
+// messages the parser is told to keep one for (AWS API calls, whose resource names live in the
+// body: see ParserLimits::keep_request_body).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +24,11 @@ struct Request {
     std::string version;  // "HTTP/1.1"
     Headers headers;
     uint64_t body_bytes = 0;  // body length as framed (Content-Length or sum of chunks)
+    // Set when ParserLimits::keep_request_body chose this request: body_prefix then holds its
+    // first body bytes (de-chunked, at most ParserLimits::body_prefix_bytes, up to the first
+    // capture gap), and the response that answers it keeps one too.
+    bool body_prefix_kept = false;
+    std::string body_prefix;
 };
 
 struct Response {
@@ -31,6 +38,7 @@ struct Response {
     Headers headers;
     std::optional<uint64_t> content_length;  // from the Content-Length header, when present
     uint64_t body_bytes = 0;                 // body length as framed
+    std::string body_prefix;                 // only when the request kept one (see Request)
 };
 
 }  // namespace passport::protocol::http1

@@ -1,0 +1,114 @@
+// The HTTP/1 parser's bounded body prefix, kept only for requests the predicate picks (AWS calls)
+// and for the responses the session marks: whole, chunked, split across syscalls, over the limit,
+// and across capture gaps.
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/protocol/http1_test_support.hpp"
+#include "userspace/aws/aws_call.hpp"
+
+namespace passport::protocol::http1 {
+namespace {
+
+using testing::ParserHarness;
+
+bool keep_if_marked(const Request& head) { return find_header(head.headers, "X-Keep") != nullptr; }
+
+ParserLimits limits(size_t n) {
+    ParserLimits l;
+    l.body_prefix_bytes = n;
+    l.keep_request_body = &keep_if_marked;
+    return l;
+}
+
+TEST(AwsBodyPrefix, KeptOnlyWhenThePredicateSaysSo) {
+    ParserHarness h(MessageKind::kRequest, false, limits(16));
+    h.feed("POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+           "POST /b HTTP/1.1\r\nX-Keep: 1\r\nContent-Length: 5\r\n\r\nworld");
+    ASSERT_EQ(h.frames.size(), 2u);
+    EXPECT_FALSE(h.frames[0].request.body_prefix_kept);
+    EXPECT_EQ(h.frames[0].request.body_prefix, "");
+    EXPECT_TRUE(h.frames[1].request.body_prefix_kept);
+    EXPECT_EQ(h.frames[1].request.body_prefix, "world");
+    EXPECT_EQ(h.frames[1].request.body_bytes, 5u);
+}
+
+TEST(AwsBodyPrefix, OffByDefault) {
+    ParserHarness h(MessageKind::kRequest);
+    h.feed("POST /b HTTP/1.1\r\nX-Keep: 1\r\nContent-Length: 5\r\n\r\nworld");
+    ASSERT_EQ(h.frames.size(), 1u);
+    EXPECT_FALSE(h.frames[0].request.body_prefix_kept);
+    EXPECT_EQ(h.frames[0].request.body_prefix, "");
+}
+
+TEST(AwsBodyPrefix, BoundedAndIdenticalAtEverySplit) {
+    const std::string body(100, 'x');
+    const std::string msg = "PUT /k HTTP/1.1\r\nX-Keep: y\r\nContent-Length: 100\r\n\r\n" + body +
+                            "GET /next HTTP/1.1\r\n\r\n";
+    for (size_t i = 1; i < msg.size(); ++i) {
+        ParserHarness h(MessageKind::kRequest, false, limits(40));
+        h.feed_split(msg, {i});
+        ASSERT_EQ(h.frames.size(), 2u) << i;
+        EXPECT_EQ(h.frames[0].request.body_prefix, body.substr(0, 40)) << i;
+        EXPECT_EQ(h.frames[0].request.body_bytes, 100u);
+        EXPECT_EQ(h.frames[1].request.target, "/next");
+        EXPECT_FALSE(h.frames[1].request.body_prefix_kept);
+    }
+}
+
+TEST(AwsBodyPrefix, ChunkedBodiesAreDechunked) {
+    const std::string msg =
+        "POST / HTTP/1.1\r\nX-Keep: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\n{\"Tab\r\n6;ext=1\r\nleName\r\n3\r\n\":1\r\n1\r\n}\r\n0\r\nTrailer: x\r\n\r\n";
+    for (size_t i = 1; i < msg.size(); ++i) {
+        for (size_t j = i + 1; j < msg.size(); j += 7) {
+            ParserHarness h(MessageKind::kRequest, false, limits(1024));
+            h.feed_split(msg, {i, j});
+            ASSERT_EQ(h.frames.size(), 1u);
+            EXPECT_EQ(h.frames[0].request.body_prefix, "{\"TableName\":1}") << i << "," << j;
+        }
+    }
+}
+
+TEST(AwsBodyPrefix, StopsAtACaptureGap) {
+    ParserHarness h(MessageKind::kRequest, false, limits(1024));
+    // 10 body bytes arrive, then a syscall of 20 of which only 4 were copied.
+    h.feed("POST / HTTP/1.1\r\nX-Keep: 1\r\nContent-Length: 40\r\n\r\n0123456789");
+    h.feed("abcd", 20);
+    h.feed("0123456789");
+    ASSERT_EQ(h.frames.size(), 1u);
+    EXPECT_EQ(h.frames[0].request.body_prefix, "0123456789abcd");
+    EXPECT_EQ(h.frames[0].request.body_bytes, 40u);
+}
+
+TEST(AwsBodyPrefix, ResponsesKeepOneWhenTold) {
+    ParserHarness h(MessageKind::kResponse, false, limits(8));
+    h.parser.set_keep_response_body(true);
+    h.feed("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"Count\":12}");
+    h.parser.set_keep_response_body(false);
+    h.feed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    h.parser.set_keep_response_body(true);
+    h.feed("HTTP/1.1 200 OK\r\n\r\nuntil close");
+    ASSERT_TRUE(h.finish());
+    ASSERT_EQ(h.frames.size(), 3u);
+    EXPECT_EQ(h.frames[0].response.body_prefix, "{\"Count\"");
+    EXPECT_EQ(h.frames[1].response.body_prefix, "");
+    EXPECT_EQ(h.frames[2].response.body_prefix, "until cl");
+}
+
+TEST(AwsBodyPrefix, AwsPredicateKeepsSignedRequestsOnly) {
+    Request plain;
+    plain.headers = {{"Host", "example.com"}};
+    EXPECT_FALSE(aws::wants_body(plain));
+    Request signed_call;
+    signed_call.headers = {{"Host", "127.0.0.1:9000"},
+                           {"Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=00"}};
+    EXPECT_TRUE(aws::wants_body(signed_call));
+    Request aws_host;
+    aws_host.headers = {{"Host", "dynamodb.us-east-1.amazonaws.com"}};
+    EXPECT_TRUE(aws::wants_body(aws_host));
+}
+
+}  // namespace
+}  // namespace passport::protocol::http1

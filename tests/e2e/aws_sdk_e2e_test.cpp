@@ -89,6 +89,11 @@ class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::stri
         return calls.is_array() ? calls : json::array();
     }
 
+    static json first_exception(const json& sub) {
+        const json exceptions = field(sub, "cause.exceptions");
+        return exceptions.is_array() && !exceptions.empty() ? exceptions[0] : json::object();
+    }
+
     static std::vector<json> aws_subsegments(const json& doc) {
         std::vector<json> out;
         for (const auto& s : doc.value("subsegments", json::array())) {
@@ -175,6 +180,50 @@ TEST_P(AwsSdkE2E, DynamoDbSqsAndS3CallsBecomeAwsSubsegments) {
             EXPECT_EQ(s.value("namespace", ""), "aws") << s.dump();
         }
     }
+}
+
+// Failed calls: a throttled DynamoDB write (400 + ProvisionedThroughputExceededException) is a
+// throttle, as the SDKs see it, and a missing S3 key (404 NoSuchKey) an error; both carry the
+// service's error code as a remote cause.
+TEST_P(AwsSdkE2E, ServiceErrorsAndThrottlingAreFlagged) {
+    const std::string endpoint = start_endpoint(GetParam());
+    auto app = start_app(endpoint);
+    start_agent({"--pid", std::to_string(app->pid())});
+
+    const std::string tag = unique_tag();
+    const std::string path = "/errors/" + tag;
+    json sdk = drive(*app, path);
+    ASSERT_EQ(sdk.size(), 2u);
+    EXPECT_EQ(sdk[0].value("error", ""), "ProvisionedThroughputExceededException") << sdk.dump();
+    EXPECT_EQ(sdk[1].value("error", ""), "NoSuchKey") << sdk.dump();
+    auto doc = wait_for_url(path);
+    ASSERT_TRUE(doc) << agent_diagnostics();
+    EXPECT_TRUE(is_valid_segment(*doc));
+    std::vector<json> subs = aws_subsegments(*doc);
+    ASSERT_EQ(subs.size(), 2u) << brief(*doc);
+
+    const json& put = subs[0];
+    EXPECT_EQ(put.value("name", ""), "DynamoDB") << put.dump();
+    EXPECT_EQ(field(put, "aws.operation"), "PutItem");
+    EXPECT_EQ(field(put, "aws.table_name"), "hot");
+    EXPECT_EQ(field(put, "aws.request_id"), sdk[0].value("request_id", "?"));
+    EXPECT_EQ(field(put, "http.response.status"), 400);
+    EXPECT_TRUE(put.value("throttle", false)) << put.dump();
+    EXPECT_TRUE(put.value("error", false));
+    EXPECT_FALSE(put.value("fault", false));
+    EXPECT_EQ(first_exception(put).value("type", ""), "ProvisionedThroughputExceededException") << put.dump();
+    EXPECT_EQ(first_exception(put).value("remote", false), true);
+
+    const json& get = subs[1];
+    EXPECT_EQ(get.value("name", ""), "S3") << get.dump();
+    EXPECT_EQ(field(get, "aws.operation"), "GetObject");
+    EXPECT_EQ(field(get, "aws.bucket_name"), "media");
+    EXPECT_EQ(field(get, "aws.key"), "missing/" + tag);
+    EXPECT_EQ(field(get, "aws.request_id"), sdk[1].value("request_id", "?"));
+    EXPECT_EQ(field(get, "http.response.status"), 404);
+    EXPECT_TRUE(get.value("error", false));
+    EXPECT_FALSE(get.value("throttle", false) || get.value("fault", false));
+    EXPECT_EQ(first_exception(get).value("type", ""), "NoSuchKey") << get.dump();
 }
 
 TEST_P(AwsSdkE2E, TurnedOffTheCallsStayRemote) {

@@ -446,10 +446,6 @@ std::optional<std::string> xml_tag(std::string_view body, std::string_view tag) 
     return std::string(body.substr(from, b - from));
 }
 
-bool is_json_type(const std::string* ct) {
-    return ct && (ct->find("json") != std::string::npos);
-}
-
 bool is_form_type(const std::string* ct) {
     return ct && ct->find("x-www-form-urlencoded") != std::string::npos;
 }
@@ -923,17 +919,25 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     }
     call.service = service_name(call.signing_name);
 
+    // The protocol decides where parameters are and which response bodies may be read: only
+    // JSON- and query-protocol answers are service data; S3 objects and Lambda payloads are the
+    // user's, and are never scanned.
+    enum class Protocol : uint8_t { kJson, kQuery, kRest };
+    Protocol protocol = Protocol::kRest;
     Params params;
     const std::string* ct = find_header(req.headers, "Content-Type");
     if (amz_target) {
+        protocol = Protocol::kJson;
         const size_t dot = amz_target->rfind('.');
         call.operation = trim(dot == std::string::npos ? std::string_view(*amz_target)
                                                        : std::string_view(*amz_target).substr(dot + 1));
         params_from_json(req.body_prefix, params);
     } else if (const std::string* action = find_pair(t.query, "Action")) {
+        protocol = Protocol::kQuery;
         call.operation = *action;
         params_from_form(t.query, params);
     } else if (is_form_type(ct) || (req.body_prefix.rfind("Action=", 0) == 0)) {
+        protocol = Protocol::kQuery;
         const Pairs form = parse_pairs(req.body_prefix, true);
         if (const std::string* action = find_pair(form, "Action")) call.operation = *action;
         params_from_form(form, params);
@@ -943,8 +947,6 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         lambda_rest(req, t, call, params);
     } else if (call.signing_name == "execute-api") {
         connections_rest(req, t, call);
-    } else if (is_json_type(ct)) {
-        params_from_json(req.body_prefix, params);  // REST-JSON: no operation on the wire
     }
     if (call.operation.size() > 128) call.operation.clear();
 
@@ -975,11 +977,8 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         if (resp->status >= 400) {
             call.error_code = error_code(*resp);
             call.throttled = throttling_code(call.error_code);
-        } else {
-            const std::string* rct = find_header(resp->headers, "Content-Type");
-            if (is_json_type(rct) || (!rct && !resp->body_prefix.empty() && resp->body_prefix.front() == '{')) {
-                params_from_json(resp->body_prefix, out);
-            }
+        } else if (protocol == Protocol::kJson) {
+            params_from_json(resp->body_prefix, out);
         }
         if (call.signing_name == "lambda") {
             out.set("StatusCode", resp->status);
@@ -1007,7 +1006,7 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         for_each_param(rule->response, [&](std::string_view wire, std::string field) {
             if (const nlohmann::json* v = out.value(wire)) {
                 call.resources[field] = *v;
-            } else if (resp && resp->status < 400) {
+            } else if (resp && resp->status < 400 && protocol == Protocol::kQuery) {
                 // Query-protocol responses are XML.
                 if (auto x = xml_tag(resp->body_prefix, wire)) call.resources[field] = *x;
             }

@@ -249,7 +249,10 @@ TEST_F(AwsCallTest, LambdaInvokeRest) {
     resp.status = 200;
     resp.headers = {{"x-amzn-RequestId", "9a1c0f1e-8b2d-4c3e-9f4a-5b6c7d8e9f00"},
                     {"X-Amz-Function-Error", "Unhandled"},
-                    {"X-Amz-Executed-Version", "7"}};
+                    {"X-Amz-Executed-Version", "7"},
+                    {"Content-Type", "application/json"}};
+    // The function's own answer: user data, never read.
+    resp.body_prefix = R"({"StatusCode":999,"FunctionError":"from the payload","TableName":"t"})";
     auto call = classify(r, &resp);
     ASSERT_TRUE(call);
     EXPECT_EQ(call->service, "Lambda");

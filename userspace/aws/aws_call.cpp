@@ -884,6 +884,16 @@ std::optional<Recognised> recognise(const Request& req) {
 
 bool wants_body(const Request& request) { return recognise(request).has_value(); }
 
+protocol::http1::BodyInterest body_interest(const Request& request) {
+    using protocol::http1::KeepBody;
+    if (!recognise(request)) return {};
+    const bool json = find_header(request.headers, "X-Amz-Target") != nullptr;
+    const bool query = is_form_type(find_header(request.headers, "Content-Type")) ||
+                       request.target.find("Action=") != std::string::npos;
+    if (json || query) return {true, KeepBody::kYes};
+    return {false, KeepBody::kIfError};
+}
+
 std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     std::optional<Recognised> r = recognise(req);
     if (!r) return std::nullopt;

@@ -64,8 +64,13 @@ struct AwsCall {
     nlohmann::json to_json() const;
 };
 
-// Does this request head look like an AWS call? Decides whether its body prefix is kept.
+// Does this request head look like an AWS call? (Recognition only, from the head.)
 bool wants_body(const protocol::http1::Request& request);
+// Which bodies of this exchange the classifier will read, decided from the request head: JSON-
+// and query-protocol calls keep both prefixes (parameters, MessageId, counts); REST calls (S3
+// objects, Lambda payloads: user data) keep none, except an error response's (its error code);
+// everything else, nothing. The HTTP/1 parser's body_interest hook for client connections.
+protocol::http1::BodyInterest body_interest(const protocol::http1::Request& request);
 
 // The AWS facts of a request and its response (nullptr when none came), or nothing when the
 // request is not an AWS call (it stays a `remote` subsegment).

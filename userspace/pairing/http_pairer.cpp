@@ -24,7 +24,7 @@ protocol::http1::ParserLimits request_limits(events::Role role) {
     protocol::http1::ParserLimits limits;
     if (role == events::Role::kClient) {
         limits.body_prefix_bytes = aws::kBodyPrefixBytes;
-        limits.keep_request_body = &aws::wants_body;
+        limits.body_interest = &aws::body_interest;
     }
     return limits;
 }
@@ -192,11 +192,12 @@ std::string_view HttpPairer::next_response_method() const {
     return {};
 }
 
-bool HttpPairer::next_response_keeps_body() const {
+protocol::http1::KeepBody HttpPairer::next_response_keeps_body() const {
+    using protocol::http1::KeepBody;
     if (!pending_.empty()) {
-        return !pending_.front().placeholder && pending_.front().message.request.body_prefix_kept;
+        return pending_.front().placeholder ? KeepBody::kNo : pending_.front().message.request.response_body;
     }
-    return requests_.in_message() && requests_.current().request.body_prefix_kept;
+    return requests_.in_message() ? requests_.current().request.response_body : KeepBody::kNo;
 }
 
 void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {

@@ -13,12 +13,15 @@ namespace {
 
 using testing::ParserHarness;
 
-bool keep_if_marked(const Request& head) { return find_header(head.headers, "X-Keep") != nullptr; }
+BodyInterest keep_if_marked(const Request& head) {
+    if (find_header(head.headers, "X-Keep") == nullptr) return {};
+    return {true, KeepBody::kYes};
+}
 
 ParserLimits limits(size_t n) {
     ParserLimits l;
     l.body_prefix_bytes = n;
-    l.keep_request_body = &keep_if_marked;
+    l.body_interest = &keep_if_marked;
     return l;
 }
 
@@ -84,30 +87,51 @@ TEST(AwsBodyPrefix, StopsAtACaptureGap) {
 
 TEST(AwsBodyPrefix, ResponsesKeepOneWhenTold) {
     ParserHarness h(MessageKind::kResponse, false, limits(8));
-    h.parser.set_keep_response_body(true);
+    h.parser.set_keep_response_body(KeepBody::kYes);
     h.feed("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"Count\":12}");
-    h.parser.set_keep_response_body(false);
+    h.parser.set_keep_response_body(KeepBody::kNo);
     h.feed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
-    h.parser.set_keep_response_body(true);
+    h.parser.set_keep_response_body(KeepBody::kIfError);
+    h.feed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nobjct");
+    h.feed("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n<Code>No");
+    h.feed("!");
+    h.parser.set_keep_response_body(KeepBody::kYes);
     h.feed("HTTP/1.1 200 OK\r\n\r\nuntil close");
     ASSERT_TRUE(h.finish());
-    ASSERT_EQ(h.frames.size(), 3u);
+    ASSERT_EQ(h.frames.size(), 5u);
     EXPECT_EQ(h.frames[0].response.body_prefix, "{\"Count\"");
     EXPECT_EQ(h.frames[1].response.body_prefix, "");
-    EXPECT_EQ(h.frames[2].response.body_prefix, "until cl");
+    EXPECT_EQ(h.frames[2].response.body_prefix, "") << "a success answer to a REST call is user data";
+    EXPECT_EQ(h.frames[3].response.body_prefix, "<Code>No");
+    EXPECT_EQ(h.frames[4].response.body_prefix, "until cl");
 }
 
-TEST(AwsBodyPrefix, AwsPredicateKeepsSignedRequestsOnly) {
+TEST(AwsBodyPrefix, AwsInterestFollowsTheProtocol) {
     Request plain;
-    plain.headers = {{"Host", "example.com"}};
+    plain.headers = {{"Host", "example.com"}, {"Content-Type", "application/json"}};
     EXPECT_FALSE(aws::wants_body(plain));
-    Request signed_call;
-    signed_call.headers = {{"Host", "127.0.0.1:9000"},
-                           {"Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=00"}};
-    EXPECT_TRUE(aws::wants_body(signed_call));
-    Request aws_host;
-    aws_host.headers = {{"Host", "dynamodb.us-east-1.amazonaws.com"}};
-    EXPECT_TRUE(aws::wants_body(aws_host));
+    EXPECT_FALSE(aws::body_interest(plain).request);
+    EXPECT_EQ(aws::body_interest(plain).response, KeepBody::kNo);
+
+    const std::string sig = "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=00";
+    Request json_call;
+    json_call.headers = {{"Host", "127.0.0.1:9000"}, {"X-Amz-Target", "AmazonSQS.SendMessage"}, {"Authorization", sig}};
+    EXPECT_TRUE(aws::wants_body(json_call));
+    EXPECT_TRUE(aws::body_interest(json_call).request);
+    EXPECT_EQ(aws::body_interest(json_call).response, KeepBody::kYes);
+
+    Request query_call;
+    query_call.headers = {{"Host", "sns.us-east-1.amazonaws.com"}, {"Content-Type", "application/x-www-form-urlencoded"}};
+    EXPECT_TRUE(aws::body_interest(query_call).request);
+
+    // S3 objects and Lambda payloads are the user's: only an error answer is read.
+    Request s3_put;
+    s3_put.method = "PUT";
+    s3_put.target = "/bucket/key";
+    s3_put.headers = {{"Host", "s3.us-east-1.amazonaws.com"}, {"Content-Type", "application/json"}};
+    EXPECT_TRUE(aws::wants_body(s3_put));
+    EXPECT_FALSE(aws::body_interest(s3_put).request);
+    EXPECT_EQ(aws::body_interest(s3_put).response, KeepBody::kIfError);
 }
 
 }  // namespace

@@ -363,11 +363,15 @@ Http1Parser::Step Http1Parser::parse_start(stream::StreamBuffer& buffer, Message
     if (auto reason = choose_framing(); !reason.empty()) return invalid(buffer, reason, 1);
     if (limits_.body_prefix_bytes > 0) {
         if (kind_ == MessageKind::kRequest) {
-            msg_.request.body_prefix_kept =
-                limits_.keep_request_body && limits_.keep_request_body(msg_.request);
+            if (limits_.body_interest) {
+                const BodyInterest interest = limits_.body_interest(msg_.request);
+                msg_.request.body_prefix_kept = interest.request;
+                msg_.request.response_body = interest.response;
+            }
             keeping_body_ = msg_.request.body_prefix_kept;
         } else {
-            keeping_body_ = keep_response_body_;
+            keeping_body_ = keep_response_body_ == KeepBody::kYes ||
+                            (keep_response_body_ == KeepBody::kIfError && msg_.response.status >= 400);
         }
     }
     msg_.start_pos = buffer.position();

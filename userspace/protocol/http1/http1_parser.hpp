@@ -51,12 +51,13 @@ struct ParserLimits {
     size_t max_header_bytes = PP_HEAD_BUDGET;
     size_t max_headers = 100;
     size_t max_chunk_line = 1024;  // chunk size + extensions
-    // Body prefix, off unless both are set: a request whose head keep_request_body accepts keeps
-    // the first body_prefix_bytes of its body (Request::body_prefix); so does the response the
-    // session says answers such a request (set_keep_response_body). Everything else stays
-    // counted only, so memory does not grow with traffic that does not need it.
+    // Body prefix, off unless set: body_interest looks at each request head and says whether
+    // its body keeps its first body_prefix_bytes (Request::body_prefix) and whether the answer's
+    // does (Request::response_body, handed to the response parser by the session through
+    // set_keep_response_body). Everything else stays counted only, so memory does not grow with
+    // traffic that does not need it.
     size_t body_prefix_bytes = 0;
-    bool (*keep_request_body)(const Request& head) = nullptr;
+    BodyInterest (*body_interest)(const Request& head) = nullptr;
 };
 
 // Why a start line at some offset is or is not plausible; exposed for tests.
@@ -83,8 +84,9 @@ class Http1Parser {
     // Response side: the method of the request the next response answers ("" when unknown).
     // HEAD and CONNECT change how a response is framed.
     void set_request_method(std::string_view method) { request_method_ = method; }
-    // Response side: the next response answers a request that kept a body prefix.
-    void set_keep_response_body(bool keep) { keep_response_body_ = keep; }
+    // Response side: whether the next response keeps a body prefix (Request::response_body of
+    // the request it answers).
+    void set_keep_response_body(KeepBody keep) { keep_response_body_ = keep; }
     // Headers of a message were parsed and its body is still arriving.
     bool in_message() const;
     // The message being received; meaningful while in_message().
@@ -160,7 +162,7 @@ class Http1Parser {
     bool upgrade_after_ = false;  // go opaque once the current message completes
     bool cr_seen_ = false;        // kChunkDataEnd: the CR before the LF was passed
     std::string request_method_;
-    bool keep_response_body_ = false;
+    KeepBody keep_response_body_ = KeepBody::kNo;
     bool keeping_body_ = false;  // msg_'s body prefix is being collected
     bool discontinuity_known_ = false;
     uint64_t seen_discontinuities_ = 0;

@@ -18,16 +18,24 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // First header whose name equals `name` ignoring ASCII case, or nullptr.
 const std::string* find_header(const Headers& headers, std::string_view name);
 
+// Which bodies of an exchange to keep a prefix of (see ParserLimits::body_interest).
+enum class KeepBody : uint8_t { kNo, kYes, kIfError };  // kIfError: responses with status >= 400
+struct BodyInterest {
+    bool request = false;
+    KeepBody response = KeepBody::kNo;
+};
+
 struct Request {
     std::string method;   // "GET"
     std::string target;   // request-target as sent: "/path?q=1" or absolute-form
     std::string version;  // "HTTP/1.1"
     Headers headers;
     uint64_t body_bytes = 0;  // body length as framed (Content-Length or sum of chunks)
-    // Set when ParserLimits::keep_request_body chose this request: body_prefix then holds its
-    // first body bytes (de-chunked, at most ParserLimits::body_prefix_bytes, up to the first
-    // capture gap), and the response that answers it keeps one too.
+    // Set from ParserLimits::body_interest: when body_prefix_kept, body_prefix holds the first
+    // body bytes (de-chunked, at most ParserLimits::body_prefix_bytes, up to the first capture
+    // gap); response_body says whether the response that answers it keeps one.
     bool body_prefix_kept = false;
+    KeepBody response_body = KeepBody::kNo;
     std::string body_prefix;
 };
 

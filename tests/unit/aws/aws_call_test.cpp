@@ -1,6 +1,7 @@
 // The AWS call classifier on request shapes the AWS SDK for JavaScript v3 sends (headers as it
 // writes them, lower case), the query protocol, REST mappings, configured endpoints, and hostile
 // input.
+#include <random>
 #include <string>
 #include <vector>
 
@@ -480,6 +481,49 @@ TEST_F(AwsCallTest, HostileInputNeverCrashesAndStaysSane) {
     EXPECT_TRUE(b->request_id.empty());
     EXPECT_TRUE(b->error_code.empty());
     EXPECT_NO_THROW((void)b->to_json().dump());
+}
+
+// Real request shapes with random bytes overwritten, inserted and cut: classify never crashes,
+// and whatever it returns serialises.
+TEST_F(AwsCallTest, MutatedRequestsAndResponsesStaySafe) {
+    std::mt19937 rng(20261124);
+    const std::vector<Request> seeds = {
+        dynamodb("BatchWriteItem", R"({"RequestItems":{"orders":[{"PutRequest":{"Item":{"pk":{"S":"1"}}}}]}})"),
+        sdk_request("POST", "/", "sqs.us-west-2.amazonaws.com",
+                    {{"content-type", "application/x-www-form-urlencoded"}, {"authorization", auth("us-west-2", "sqs")}},
+                    "Action=SendMessage&QueueUrl=https%3A%2F%2Fq&DelaySeconds=3"),
+        sdk_request("GET", "/b/k%20x?x-id=GetObject&versionId=1", "b.s3.eu-west-1.amazonaws.com", {{"authorization", auth("eu-west-1", "s3")}}),
+        sdk_request("POST", "/2015-03-31/functions/f/invocations", "lambda.us-east-1.amazonaws.com", {}, "{}"),
+    };
+    const Response resp = json_response(200, R"({"MessageId":"m","Count":2,"TableNames":["a"]})");
+    auto mutate = [&](std::string& text) {
+        if (text.empty()) text = "x";
+        switch (rng() % 4) {
+            case 0: text[rng() % text.size()] = static_cast<char>(rng()); break;
+            case 1: text.insert(rng() % text.size(), 1, "%/.=&:\"{}[],\\\0"[rng() % 14]); break;
+            case 2: text.resize(rng() % text.size()); break;
+            default: text += std::string(rng() % 64, static_cast<char>(rng())); break;
+        }
+    };
+    for (int i = 0; i < 20000; ++i) {
+        Request r = seeds[static_cast<size_t>(i) % seeds.size()];
+        Response p = resp;
+        for (int m = 0; m < 1 + static_cast<int>(rng() % 4); ++m) {
+            switch (rng() % 5) {
+                case 0: mutate(r.target); break;
+                case 1: mutate(r.body_prefix); break;
+                case 2: mutate(r.headers[rng() % r.headers.size()].second); break;
+                case 3: mutate(p.body_prefix); break;
+                default: mutate(p.headers[rng() % p.headers.size()].second); break;
+            }
+        }
+        auto call = classify(r, &p);
+        if (call) {
+            EXPECT_FALSE(call->service.empty());
+            EXPECT_LE(call->operation.size(), 128u);
+            EXPECT_NO_THROW((void)call->to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        }
+    }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/protocol/http1_test_support.hpp"
+#include "userspace/pairing/http_pairer.hpp"
 #include "userspace/aws/aws_call.hpp"
 
 namespace passport::protocol::http1 {
@@ -136,3 +137,69 @@ TEST(AwsBodyPrefix, AwsInterestFollowsTheProtocol) {
 
 }  // namespace
 }  // namespace passport::protocol::http1
+
+// The HTTP session wires it up: a client connection's AWS call keeps its bodies, pipelined calls
+// each get the answer they asked for, and a server connection keeps nothing.
+namespace passport::pairing {
+namespace {
+
+struct Session {
+    explicit Session(events::Role role) : in(counters), out(counters) {
+        sink.http = [this](HttpExchange&& x) { done.push_back(std::move(x)); };
+        ctx.key = {7, 3, 1};
+        ctx.role = role;
+        pairer = std::make_unique<HttpPairer>(protocol::SessionParams{counters, sink, {}, role, {}});
+    }
+    void send(events::Direction dir, const std::string& s) {
+        stream::StreamBuffer& b = dir == events::Direction::kIngress ? in : out;
+        uint64_t& pos = dir == events::Direction::kIngress ? in_pos : out_pos;
+        b.add(pos, s, s.size(), {pos + 1, pos + 2, 9});
+        pos += s.size();
+        pairer->on_data(dir, b, ctx);
+    }
+    Counters counters;
+    ExchangeSink sink;
+    protocol::ConnContext ctx;
+    stream::StreamBuffer in;
+    stream::StreamBuffer out;
+    uint64_t in_pos = 0;
+    uint64_t out_pos = 0;
+    std::unique_ptr<HttpPairer> pairer;
+    std::vector<HttpExchange> done;
+};
+
+const std::string kSig =
+    "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=00\r\n";
+
+TEST(AwsBodyPrefixSession, ClientAwsCallsKeepBodiesServersDoNot) {
+    const std::string ddb = "POST / HTTP/1.1\r\nHost: 127.0.0.1:4566\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n" + kSig +
+                            "Content-Length: 19\r\n\r\n{\"TableName\":\"abc\"}";
+    const std::string s3 = "PUT /b/k HTTP/1.1\r\nHost: b.s3.amazonaws.com\r\nContent-Length: 6\r\n\r\nsecret";
+    const std::string plain = "POST /x HTTP/1.1\r\nHost: example\r\nContent-Length: 4\r\n\r\nbody";
+    const std::string r1 = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"Item\"}";
+    const std::string r2 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstord";
+    const std::string r3 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    Session client(events::Role::kClient);
+    client.send(events::Direction::kEgress, ddb + s3 + plain);  // pipelined
+    client.send(events::Direction::kIngress, r1 + r2 + r3);
+    ASSERT_EQ(client.done.size(), 3u);
+    EXPECT_EQ(client.done[0].request.body_prefix, "{\"TableName\":\"abc\"}");
+    EXPECT_EQ(client.done[0].response->body_prefix, "{\"Item\"}");
+    EXPECT_EQ(client.done[1].request.body_prefix, "") << "an S3 object is the user's";
+    EXPECT_EQ(client.done[1].response->body_prefix, "");
+    EXPECT_EQ(client.done[2].request.body_prefix, "");
+    EXPECT_EQ(client.done[2].response->body_prefix, "");
+
+    Session server(events::Role::kServer);
+    server.send(events::Direction::kIngress, ddb);
+    server.send(events::Direction::kEgress, r1);
+    ASSERT_EQ(server.done.size(), 1u);
+    EXPECT_FALSE(server.done[0].request.body_prefix_kept);
+    EXPECT_EQ(server.done[0].request.body_prefix, "");
+    EXPECT_EQ(server.done[0].response->body_prefix, "");
+}
+
+}  // namespace
+}  // namespace passport::pairing

@@ -14,7 +14,7 @@ packages=(
   # userspace libraries
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # programs the tests trace (real, unmodified servers and clients)
-  python3 curl nginx-light nodejs iproute2 procps
+  python3 curl nginx-light nodejs openssl iproute2 procps
   # benchmarks
   wrk valgrind gnuplot-nox
 )
@@ -33,3 +33,5 @@ fi
 
 # npm packages the tests run against (the real X-Ray SDK for Node), pinned by a lock file.
 "$(dirname "${BASH_SOURCE[0]}")/install-npm.sh"
+# npm packages the e2e tests drive (pinned by lock file; skipped when already installed)
+"$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/fixtures/aws_sdk/install.sh"

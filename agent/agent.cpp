@@ -84,7 +84,14 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     }
     std::fprintf(stderr,
                  "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
-                 "outgoing-call subsegments, header injection, TLS, AWS API calls (see docs/not-supported.md)\n");
+                 "outgoing-call subsegments, header injection, TLS (see docs/not-supported.md)\n");
+    // AWS API calls: set before any traffic is processed, read-only afterwards.
+    aws::set_options(aws::Options{.enabled = cfg.aws_calls, .endpoints = cfg.aws_endpoints});
+    std::fprintf(stderr, "passport: AWS API calls: %s\n",
+                 !cfg.aws_calls ? "off (--no-aws-calls): recorded as remote HTTP calls"
+                 : cfg.aws_endpoints.empty()
+                     ? "recognised by *.amazonaws.com hosts and SigV4 signatures (docs/aws.md)"
+                     : "recognised by *.amazonaws.com hosts, SigV4 signatures and the configured --aws-endpoint hosts (docs/aws.md)");
 
     spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
     asio::io_context io;

@@ -44,6 +44,12 @@ Output:
                         default rule, 1 request per second then 5%
   --record FILE         write the raw kernel events as JSON lines (for replay tests)
 
+AWS API calls (outgoing calls become `aws` subsegments; see docs/aws.md):
+  --aws-endpoint H[:P]  also treat calls to this host (and port) as AWS API calls: LocalStack,
+                        VPC endpoints with private names, proxies (repeatable). Hosts under
+                        amazonaws.com and SigV4-signed requests are recognised without it
+  --no-aws-calls        record AWS API calls as plain `remote` HTTP subsegments
+
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
   --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
@@ -137,6 +143,14 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             auto v = get();
             if (!v) return make_error(v.error());
             c.record = *v;
+        } else if (a == "--aws-endpoint") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto e = aws::parse_endpoint(*v);
+            if (!e) return make_error("--aws-endpoint: " + e.error());
+            c.aws_endpoints.push_back(std::move(*e));
+        } else if (a == "--no-aws-calls") {
+            c.aws_calls = false;
         } else if (a == "--duration") {
             auto v = get();
             if (!v) return make_error(v.error());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "userspace/aws/aws_call.hpp"
 #include "userspace/common/result.hpp"
 
 namespace passport::agent {
@@ -23,6 +24,8 @@ struct Config {
     std::string record;                    // --record FILE: raw events as JSON lines
     double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
     uint32_t ringbuf_mb = 8;               // --ringbuf-mb: ~400 ms of events at 20k req/s
+    std::vector<aws::EndpointSpec> aws_endpoints;  // --aws-endpoint HOST[:PORT]
+    bool aws_calls = true;                 // --no-aws-calls turns AWS call recognition off
     bool show_help = false;
     bool show_version = false;
     bool demo = false;                     // `passport demo`

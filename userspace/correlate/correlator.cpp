@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "passport/abi.h"
+#include "userspace/aws/aws_subsegment.hpp"
 #include "userspace/xray/document.hpp"
 
 namespace passport::correlate {
@@ -601,6 +602,8 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pai
     // would wait for one that never comes.
     if (call.downstream_linked) hr.traced = true;
     fill_exchange(sub, ex, clock_, ids_, hr, counters_);
+    // AWS API calls become `aws` subsegments named after the service (userspace/aws).
+    aws::fill_aws_subsegment(ex, sub, ids_, counters_);
     return sub;
 }
 

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "userspace/aws/aws_call.hpp"
+
 namespace passport::pairing {
 
 namespace {
@@ -15,6 +17,23 @@ constexpr size_t kMaxEarlyResponses = 4;
 constexpr int kMaxStepsPerCall = 1 << 20;
 
 size_t index(events::Direction dir) { return static_cast<size_t>(dir); }
+
+// Requests the traced process sends keep a body prefix when they look like AWS API calls (their
+// resource names are in the body); its server-side requests and everything else are only counted.
+protocol::http1::ParserLimits request_limits(events::Role role) {
+    protocol::http1::ParserLimits limits;
+    if (role == events::Role::kClient) {
+        limits.body_prefix_bytes = aws::kBodyPrefixBytes;
+        limits.body_interest = &aws::body_interest;
+    }
+    return limits;
+}
+
+protocol::http1::ParserLimits response_limits(events::Role role) {
+    protocol::http1::ParserLimits limits;
+    if (role == events::Role::kClient) limits.body_prefix_bytes = aws::kBodyPrefixBytes;
+    return limits;
+}
 
 std::string_view outcome_counter(Outcome outcome) {
     switch (outcome) {
@@ -40,9 +59,10 @@ HttpPairer::HttpPairer(const protocol::SessionParams& params)
       limits_(params.limits),
       request_dir_(params.role == events::Role::kClient ? events::Direction::kEgress
                                                         : events::Direction::kIngress),
-      requests_(MessageKind::kRequest, params.counters, params.mid_stream[index(request_dir_)]),
+      requests_(MessageKind::kRequest, params.counters, params.mid_stream[index(request_dir_)],
+                request_limits(params.role)),
       responses_(MessageKind::kResponse, params.counters,
-                 params.mid_stream[1 - index(request_dir_)]) {}
+                 params.mid_stream[1 - index(request_dir_)], response_limits(params.role)) {}
 
 size_t HttpPairer::pending_requests() const {
     size_t n = 0;
@@ -56,7 +76,10 @@ void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
     protocol::http1::Http1Parser& parser = is_request ? requests_ : responses_;
     Message frame;
     for (int i = 0; i < kMaxStepsPerCall && wants_data_; ++i) {
-        if (!is_request) responses_.set_request_method(next_response_method());
+        if (!is_request) {
+            responses_.set_request_method(next_response_method());
+            responses_.set_keep_response_body(next_response_keeps_body());
+        }
         switch (parser.parse(buffer, frame)) {
             case ParseStatus::kNeedMore:
                 return;
@@ -168,6 +191,14 @@ std::string_view HttpPairer::next_response_method() const {
     }
     if (requests_.in_message()) return requests_.current().request.method;
     return {};
+}
+
+protocol::http1::KeepBody HttpPairer::next_response_keeps_body() const {
+    using protocol::http1::KeepBody;
+    if (!pending_.empty()) {
+        return pending_.front().placeholder ? KeepBody::kNo : pending_.front().message.request.response_body;
+    }
+    return requests_.in_message() ? requests_.current().request.response_body : KeepBody::kNo;
 }
 
 void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {

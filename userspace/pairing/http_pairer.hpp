@@ -58,6 +58,8 @@ class HttpPairer final : public protocol::Session {
     void drain_early(const protocol::ConnContext& ctx);
     // Method of the request the next response answers ("" when unknown).
     std::string_view next_response_method() const;
+    // Whether the next response keeps a body prefix, as the request it answers says (AWS calls).
+    protocol::http1::KeepBody next_response_keeps_body() const;
     void emit(Message&& request, std::optional<Message>&& response, Outcome outcome,
               const protocol::ConnContext& ctx);
 

@@ -361,6 +361,19 @@ Http1Parser::Step Http1Parser::parse_start(stream::StreamBuffer& buffer, Message
         return invalid(buffer, reason, 1);
     }
     if (auto reason = choose_framing(); !reason.empty()) return invalid(buffer, reason, 1);
+    if (limits_.body_prefix_bytes > 0) {
+        if (kind_ == MessageKind::kRequest) {
+            if (limits_.body_interest) {
+                const BodyInterest interest = limits_.body_interest(msg_.request);
+                msg_.request.body_prefix_kept = interest.request;
+                msg_.request.response_body = interest.response;
+            }
+            keeping_body_ = msg_.request.body_prefix_kept;
+        } else {
+            keeping_body_ = keep_response_body_ == KeepBody::kYes ||
+                            (keep_response_body_ == KeepBody::kIfError && msg_.response.status >= 400);
+        }
+    }
     msg_.start_pos = buffer.position();
     msg_.timing.first = buffer.timing_at(buffer.position()).value_or(stream::ChunkTiming{});
     take(buffer, end);
@@ -493,10 +506,14 @@ Http1Parser::Step Http1Parser::body_bytes(stream::StreamBuffer& buffer, Message&
     if (remaining_ > 0) {
         const std::string_view head = buffer.head();
         if (!head.empty()) {
-            take(buffer, std::min<uint64_t>(head.size(), remaining_));
-            remaining_ -= std::min<uint64_t>(head.size(), remaining_);
+            const uint64_t n = std::min<uint64_t>(head.size(), remaining_);
+            keep_body_bytes(head.substr(0, n));
+            take(buffer, n);
+            remaining_ -= n;
         } else if (const uint64_t gap = buffer.gap_ahead(); gap > 0) {
-            // Bytes never captured, but the framing says how many belong to this body.
+            // Bytes never captured, but the framing says how many belong to this body. A kept
+            // prefix stops here: bytes after a hole would not continue it.
+            keeping_body_ = false;
             const uint64_t n = std::min(gap, remaining_);
             take(buffer, n);
             remaining_ -= n;
@@ -634,7 +651,12 @@ Http1Parser::Step Http1Parser::trailers(stream::StreamBuffer& buffer, Message& o
 Http1Parser::Step Http1Parser::body_until_close(stream::StreamBuffer& buffer) {
     const std::string_view head = buffer.head();
     uint64_t n = head.size();
-    if (n == 0) n = buffer.gap_ahead();
+    if (n == 0) {
+        n = buffer.gap_ahead();
+        keeping_body_ = false;
+    } else {
+        keep_body_bytes(head);
+    }
     if (n == 0) return {true, ParseStatus::kNeedMore};
     take(buffer, n);
     body_bytes_field() += n;
@@ -740,7 +762,16 @@ Http1Parser::Step Http1Parser::complete(Message& out, State next) {
     return {true, ParseStatus::kFrame};
 }
 
+void Http1Parser::keep_body_bytes(std::string_view bytes) {
+    if (!keeping_body_) return;
+    std::string& prefix = body_prefix_field();
+    const size_t room = limits_.body_prefix_bytes - std::min(prefix.size(), limits_.body_prefix_bytes);
+    prefix.append(bytes.substr(0, room));
+    if (prefix.size() >= limits_.body_prefix_bytes) keeping_body_ = false;
+}
+
 void Http1Parser::reset_message() {
+    keeping_body_ = false;
     msg_ = Message{};
     msg_.kind = kind_;
     remaining_ = 0;

@@ -51,6 +51,13 @@ struct ParserLimits {
     size_t max_header_bytes = PP_HEAD_BUDGET;
     size_t max_headers = 100;
     size_t max_chunk_line = 1024;  // chunk size + extensions
+    // Body prefix, off unless set: body_interest looks at each request head and says whether
+    // its body keeps its first body_prefix_bytes (Request::body_prefix) and whether the answer's
+    // does (Request::response_body, handed to the response parser by the session through
+    // set_keep_response_body). Everything else stays counted only, so memory does not grow with
+    // traffic that does not need it.
+    size_t body_prefix_bytes = 0;
+    BodyInterest (*body_interest)(const Request& head) = nullptr;
 };
 
 // Why a start line at some offset is or is not plausible; exposed for tests.
@@ -77,6 +84,9 @@ class Http1Parser {
     // Response side: the method of the request the next response answers ("" when unknown).
     // HEAD and CONNECT change how a response is framed.
     void set_request_method(std::string_view method) { request_method_ = method; }
+    // Response side: whether the next response keeps a body prefix (Request::response_body of
+    // the request it answers).
+    void set_keep_response_body(KeepBody keep) { keep_response_body_ = keep; }
     // Headers of a message were parsed and its body is still arriving.
     bool in_message() const;
     // The message being received; meaningful while in_message().
@@ -134,6 +144,11 @@ class Http1Parser {
         return kind_ == MessageKind::kRequest ? msg_.request.body_bytes : msg_.response.body_bytes;
     }
     void reset_message();
+    // Appends captured body bytes to the kept prefix, when one is being kept.
+    void keep_body_bytes(std::string_view bytes);
+    std::string& body_prefix_field() {
+        return kind_ == MessageKind::kRequest ? msg_.request.body_prefix : msg_.response.body_prefix;
+    }
 
     MessageKind kind_;
     Counters& counters_;
@@ -147,6 +162,8 @@ class Http1Parser {
     bool upgrade_after_ = false;  // go opaque once the current message completes
     bool cr_seen_ = false;        // kChunkDataEnd: the CR before the LF was passed
     std::string request_method_;
+    KeepBody keep_response_body_ = KeepBody::kNo;
+    bool keeping_body_ = false;  // msg_'s body prefix is being collected
     bool discontinuity_known_ = false;
     uint64_t seen_discontinuities_ = 0;
 };

@@ -16,6 +16,7 @@
 #include "agent/bpf_loader.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/process_selector.hpp"
+#include "agent/tls_tracer.hpp"
 #include "userspace/common/clock.hpp"
 #include "userspace/events/decoder.hpp"
 #include "userspace/events/recording.hpp"
@@ -37,6 +38,7 @@ struct RingContext {
     pipeline::Pipeline* pipeline;
     ProcessSelector* selector;
     std::ofstream* record;
+    TlsTracer* tls;  // nullptr when TLS capture is off
 };
 
 int on_record(void* ctx, void* data, size_t size) {
@@ -46,6 +48,10 @@ int on_record(void* ctx, void* data, size_t size) {
     if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->selector->on_exec(*exec);
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
+    if (rc->tls) {
+        if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->tls->on_exec(exec->tgid);
+        if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->tls->on_exit(exit->tgid);
+    }
     rc->pipeline->on_event(ev);
     return 0;
 }
@@ -83,7 +89,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     }
     std::fprintf(stderr,
                  "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
-                 "outgoing-call subsegments, header injection, TLS, AWS API calls (see docs/not-supported.md)\n");
+                 "outgoing-call subsegments, header injection, AWS API calls (see docs/not-supported.md)\n");
 
     spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
     asio::io_context io;
@@ -159,6 +165,28 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 2;
     }
 
+    // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
+    std::unique_ptr<TlsTracer> tls;
+    if (!cfg.tls) {
+        std::fprintf(stderr, "  [no]  TLS - off (--no-tls): HTTPS traffic is not traced\n");
+    } else if (!features.uprobes) {
+        std::fprintf(stderr, "  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced\n");
+    } else {
+        tls = std::make_unique<TlsTracer>(*probes, counters, cfg.trace_all());
+        tls->scan_selected();
+        if (tls->attached_binaries() == 0) {
+            std::fprintf(stderr,
+                         "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process maps "
+                         "libssl.so.* or exports SSL_write; processes that load it later are attached then\n");
+        } else {
+            std::fprintf(stderr, "  [yes] TLS - OpenSSL uprobes on %zu binaries in %zu processes\n",
+                         tls->attached_binaries(), tls->attached_processes());
+        }
+        if (cfg.verbose) {
+            for (const auto& line : tls->describe()) std::fprintf(stderr, "        tls %s\n", line.c_str());
+        }
+    }
+
     std::ofstream record;
     if (!cfg.record.empty()) {
         record.open(cfg.record);
@@ -167,7 +195,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             return 1;
         }
     }
-    RingContext rc{&counters, &pipe, &selector, &record};
+    RingContext rc{&counters, &pipe, &selector, &record, tls.get()};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
         ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
     if (!ring) {
@@ -207,6 +235,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         fanout.flush();  // batched datagrams leave at most one tick after their document
     });
     auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
+    auto t_tls = every(100ms, [&]() {
+        if (tls) tls->tick();
+    });
     auto t_clock = every(10s, [&]() { clock.refresh(); });
 
     auto stop = [&]() {
@@ -240,6 +271,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
         counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
     ring.reset();
+    tls.reset();  // uprobe links before the programs they use
     probes.reset();
     if (record.is_open()) record.flush();
 

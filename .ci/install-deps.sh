@@ -15,6 +15,8 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # programs the tests trace (real, unmodified servers and clients)
   python3 curl nginx-light nodejs iproute2 procps
+  # TLS tests: certificates made with `openssl req`; libssl3 comes with curl and python3
+  openssl
   # benchmarks
   wrk valgrind gnuplot-nox
 )

@@ -91,8 +91,11 @@ int run_check_tls(const std::vector<std::string>& paths) {
             std::printf("%s: yes: HTTPS through this binary can be traced (%s%s)\n", path.c_str(),
                         syms->list().c_str(), syms->exported ? "" : "; found in .symtab only");
         } else {
-            std::printf("%s: no: SSL_read and SSL_write are not both defined here (%s)\n", path.c_str(),
-                        syms->list().empty() ? "no OpenSSL functions" : syms->list().c_str());
+            std::printf("%s: no: SSL_read and SSL_write are not both defined here (%s); if it loads "
+                        "libssl.so.* (`ldd %s | grep libssl`, or /proc/PID/maps of the running "
+                        "program), that library is traced instead: check it\n",
+                        path.c_str(), syms->list().empty() ? "no OpenSSL functions" : syms->list().c_str(),
+                        path.c_str());
             status = 1;
         }
     }

@@ -84,6 +84,10 @@ struct {
     __type(value, __s32);
 } tls_last_rx SEC(".maps") __weak;
 
+/* A memory-BIO runtime writes the ciphertext of an SSL_write right after it (node: same tick,
+ * microseconds later); a pending plaintext older than this is dropped instead of sent. */
+#define PP_TLS_PENDING_MAX_NS (50ULL * 1000 * 1000)
+
 /* Plaintext of an SSL_write whose socket was not known yet (memory BIO, first write of a
  * connection): sent when the thread's next socket write names the socket. While pending, the
  * event's `pos` field holds the SSL* (the real position is assigned when it is sent). Only its
@@ -117,6 +121,12 @@ static __always_inline void tls_flush_pending(__u64 pid_tgid, __s32 fd, struct p
     struct pp_data_event *ev = bpf_map_lookup_elem(&tls_pending, &pid_tgid);
     if (!ev)
         return;
+    if (bpf_ktime_get_ns() - ev->exit_ns > PP_TLS_PENDING_MAX_NS) {
+        /* Not followed by its ciphertext write (e.g. TLS over a socket that is not TCP, which
+         * is never tracked): never pin it on an unrelated connection. */
+        bpf_map_delete_elem(&tls_pending, &pid_tgid);
+        return;
+    }
     __u32 tgid = pid_tgid >> 32;
     tls_bind(tgid, ev->pos, fd, st->gen);
     st->tls = PP_CONN_TLS_PLAINTEXT;

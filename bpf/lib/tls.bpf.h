@@ -36,8 +36,10 @@ struct pp_tls_call {
     __u64 len_ptr;  /* _ex variants: size_t *readbytes / *written; else 0 */
     __u64 enter_ns;
     __s32 fd;       /* socket the thread used during the call, -1 if none */
+    __u32 num;      /* bytes asked for (SSL_write: what a successful call writes) */
     __u8 direction; /* enum pp_direction: SSL_read = ingress */
-    __u8 _pad[3];
+    __u8 emitted;   /* SSL_write plaintext already sent, at the call's first socket write */
+    __u8 _pad[6];
 };
 
 struct {
@@ -56,7 +58,10 @@ struct pp_tls_key {
 struct pp_tls_fd {
     __u64 gen; /* conns generation when bound: a reused fd number does not match */
     __s32 fd;
-    __u32 _pad;
+    /* An SSL_write of this many bytes failed (non-blocking socket) after its plaintext was sent
+     * at its first socket write: OpenSSL requires the retry to pass the same arguments, and
+     * the retry must not send the bytes again. 0: none. */
+    __u32 retry_num;
 };
 
 /* SSL* -> socket, per process. */
@@ -111,8 +116,110 @@ struct {
 static __always_inline void tls_bind(__u32 tgid, __u64 ssl, __s32 fd, __u64 gen)
 {
     struct pp_tls_key k = {.ssl = ssl, .tgid = tgid};
+    struct pp_tls_fd *old = bpf_map_lookup_elem(&tls_fds, &k);
+    if (old && old->fd == fd && old->gen == gen)
+        return;
     struct pp_tls_fd v = {.gen = gen, .fd = fd};
     bpf_map_update_elem(&tls_fds, &k, &v, BPF_ANY);
+}
+
+/* Force a bound the verifier can see; clang would drop a plain `&` it proves redundant. */
+#define PP_TLS_BOUND(v, mask) asm volatile("%[x] &= " #mask : [x] "+r"(v))
+
+/* One call's plaintext, cut in PP_MAX_CHUNK pieces like the syscall path. */
+struct pp_tls_emit {
+    struct pp_data_scratch *s;
+    __u64 buf;
+    __u64 pos;
+    __u32 total; /* bytes the call moved */
+    __u32 full;  /* bytes to copy (head budget), >= the first piece */
+    __u32 off;
+    __u32 _pad;
+};
+
+static long tls_piece(__u32 index, void *ctx)
+{
+    struct pp_tls_emit *c = ctx;
+    if (c->off >= c->full)
+        return 1;
+    struct pp_data_event *ev = &c->s->ev;
+    __u32 n = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
+    __u32 b = n;
+    PP_TLS_BOUND(b, 0x1fff);
+    __u32 captured = n;
+    if (bpf_probe_read_user(ev->msg, b, (void *)(c->buf + c->off)) != 0) {
+        count_drop(PP_DROP_READ_USER);
+        captured = 0;
+    }
+    int last = c->off + n >= c->full;
+    ev->pos = c->pos + c->off;
+    ev->len = last ? c->total - c->off : n;
+    ev->captured = captured;
+    __u64 size = __builtin_offsetof(struct pp_data_event, msg) + captured;
+    PP_TLS_BOUND(size, 0x1fff);
+    emit(ev, size);
+    c->off += n;
+    return 0;
+}
+
+/* "GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "TRAC" (little-endian). */
+static __always_inline int tls_starts_with_method(__u32 w)
+{
+    switch (w) {
+    case 0x20544547: case 0x54534f50: case 0x20545550: case 0x44414548: case 0x454c4544:
+    case 0x43544150: case 0x4954504f: case 0x4e4e4f43: case 0x43415254:
+        return 1;
+    }
+    return 0;
+}
+
+/* Sends n plaintext bytes at user address buf, moved by a TLS call on connection (fd, st). */
+static __always_inline void tls_emit_plaintext(__u64 pid_tgid, struct pp_conn_state *st, __s32 fd,
+                                               __u8 direction, __u64 buf, __u64 n, __u64 enter_ns)
+{
+    __u32 zero = 0;
+    struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
+    if (!s)
+        return;
+    struct pp_data_event *ev = &s->ev;
+    fill_header(&ev->hdr, PP_EV_DATA, pid_tgid, enter_ns);
+    ev->exit_ns = bpf_ktime_get_ns();
+    ev->direction = direction;
+    ev->syscall = direction == PP_DIR_INGRESS ? PP_SYS_READ : PP_SYS_WRITE;
+    ev->source = PP_SRC_TLS;
+    __builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+    ev->conn.tgid = pid_tgid >> 32;
+    ev->conn.fd = fd;
+    ev->conn.gen = st->gen;
+    ev->role = st->role;
+
+    st->tls = PP_CONN_TLS_PLAINTEXT;
+    int ingress = direction == PP_DIR_INGRESS;
+    __u64 pos = ingress ? __sync_fetch_and_add(&st->tls_rx_pos, n)
+                        : __sync_fetch_and_add(&st->tls_tx_pos, n);
+
+    /* Head budget, as for sockets: a call starting with an HTTP method may be copied up to
+     * PP_HEAD_BUDGET bytes, over this call and the next ones in the same direction. */
+    __u32 word = 0;
+    if (n >= 4)
+        bpf_probe_read_user(&word, sizeof(word), (void *)buf);
+    __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
+    if (tls_starts_with_method(word))
+        budget = PP_HEAD_BUDGET;
+    __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
+    __u32 full = n > budget ? budget : (__u32)n;
+    if (full < first)
+        full = first;
+    __u32 left = budget > full ? budget - full : 0;
+    if (ingress)
+        st->rx_head_budget = left;
+    else
+        st->tx_head_budget = left;
+    if (n > full)
+        count_drop(PP_DROP_TRUNCATED);
+
+    struct pp_tls_emit e = {.s = s, .buf = buf, .pos = pos, .total = (__u32)n, .full = full};
+    bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK, tls_piece, &e, 0);
 }
 
 /* Sends a pending SSL_write plaintext now that the thread writes to socket fd. */
@@ -151,6 +258,15 @@ static __always_inline int tls_on_socket_io(__u64 pid_tgid, __s32 fd, __u8 direc
     struct pp_tls_call *call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
     if (call) {
         call->fd = fd; /* inside SSL_read/SSL_write: this is the SSL's socket */
+        /* SSL_write's plaintext goes out now, before its ciphertext reaches the peer, as a
+         * plaintext write would: a traced peer on this node must not see the request before
+         * the caller's call exists (same-node stitching relies on that order). */
+        if (call->direction == PP_DIR_EGRESS && direction == PP_DIR_EGRESS && !call->emitted &&
+            call->num > 0) {
+            call->emitted = 1;
+            tls_bind(pid_tgid >> 32, call->ssl, fd, st->gen);
+            tls_emit_plaintext(pid_tgid, st, fd, PP_DIR_EGRESS, call->buf, call->num, call->enter_ns);
+        }
     } else if (direction == PP_DIR_EGRESS) {
         tls_flush_pending(pid_tgid, fd, st);
     } else {

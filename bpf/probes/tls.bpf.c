@@ -17,9 +17,6 @@
 
 #define PP_PROT_EXEC 4
 
-/* Force a bound the verifier can see; clang would drop a plain `&` it proves redundant. */
-#define PP_TLS_BOUND(v, mask) asm volatile("%[x] &= " #mask : [x] "+r"(v))
-
 static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -31,8 +28,18 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex
         .len_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
         .enter_ns = bpf_ktime_get_ns(),
         .fd = -1,
+        .num = (__u32)PT_REGS_PARM3(ctx),
         .direction = direction,
     };
+    if (direction == PP_DIR_EGRESS) {
+        /* The retry of a failed SSL_write whose bytes were already sent: not again. */
+        struct pp_tls_key k = {.ssl = call.ssl, .tgid = pid_tgid >> 32};
+        struct pp_tls_fd *b = bpf_map_lookup_elem(&tls_fds, &k);
+        if (b && b->retry_num) {
+            call.emitted = b->retry_num == call.num;
+            b->retry_num = 0;
+        }
+    }
     /* Overwrites a call this thread never returned from (longjmp); a nested call (an SSL_*
      * implemented through another) is then reported once, by the innermost return. */
     if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY) != 0)
@@ -64,53 +71,6 @@ int BPF_KPROBE(ssl_set_fd_enter)
     struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
     if (st)
         tls_bind(pid_tgid >> 32, ssl, fd, st->gen);
-    return 0;
-}
-
-/* One call's plaintext, cut in PP_MAX_CHUNK pieces like the syscall path. */
-struct pp_tls_emit {
-    struct pp_data_scratch *s;
-    __u64 buf;
-    __u64 pos;
-    __u32 total; /* bytes the call moved */
-    __u32 full;  /* bytes to copy (head budget), >= the first piece */
-    __u32 off;
-    __u32 _pad;
-};
-
-static long tls_piece(__u32 index, void *ctx)
-{
-    struct pp_tls_emit *c = ctx;
-    if (c->off >= c->full)
-        return 1;
-    struct pp_data_event *ev = &c->s->ev;
-    __u32 n = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
-    __u32 b = n;
-    PP_TLS_BOUND(b, 0x1fff);
-    __u32 captured = n;
-    if (bpf_probe_read_user(ev->msg, b, (void *)(c->buf + c->off)) != 0) {
-        count_drop(PP_DROP_READ_USER);
-        captured = 0;
-    }
-    int last = c->off + n >= c->full;
-    ev->pos = c->pos + c->off;
-    ev->len = last ? c->total - c->off : n;
-    ev->captured = captured;
-    __u64 size = __builtin_offsetof(struct pp_data_event, msg) + captured;
-    PP_TLS_BOUND(size, 0x1fff);
-    emit(ev, size);
-    c->off += n;
-    return 0;
-}
-
-/* "GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "TRAC" (little-endian). */
-static __always_inline int tls_starts_with_method(__u32 w)
-{
-    switch (w) {
-    case 0x20544547: case 0x54534f50: case 0x20545550: case 0x44414548: case 0x454c4544:
-    case 0x43544150: case 0x4954504f: case 0x4e4e4f43: case 0x43415254:
-        return 1;
-    }
     return 0;
 }
 
@@ -162,90 +122,64 @@ int BPF_KRETPROBE(ssl_ret)
 
     /* SSL_read/SSL_write return int: -1 (want read, error) must not be read as 4294967295. */
     int rc = (int)PT_REGS_RC(ctx);
-    __u64 n;
-    if (c.len_ptr) {
-        if (rc != 1)
-            return 0;
-        if (bpf_probe_read_user(&n, sizeof(n), (void *)c.len_ptr) != 0) {
-            count_drop(PP_DROP_READ_USER);
-            return 0;
+    __u32 tgid = pid_tgid >> 32;
+    int ok = c.len_ptr ? rc == 1 : rc > 0;
+    if (c.emitted) {
+        /* Sent at the first socket write already. A failed call (non-blocking socket) will be
+         * retried with the same arguments: remember not to send the bytes again then. */
+        if (!ok) {
+            struct pp_tls_key k = {.ssl = c.ssl, .tgid = tgid};
+            struct pp_tls_fd *b = bpf_map_lookup_elem(&tls_fds, &k);
+            if (b)
+                b->retry_num = c.num;
         }
-    } else {
-        if (rc <= 0)
-            return 0;
-        n = (__u64)rc;
+        return 0;
+    }
+    if (!ok)
+        return 0;
+    __u64 n = (__u64)rc;
+    if (c.len_ptr && bpf_probe_read_user(&n, sizeof(n), (void *)c.len_ptr) != 0) {
+        count_drop(PP_DROP_READ_USER);
+        return 0;
     }
     if (n == 0 || n > 0x7fffffff)
         return 0;
 
+    __s32 fd = -1;
+    struct pp_conn_state *st = tls_socket(pid_tgid, &c, &fd);
+    if (st) {
+        tls_emit_plaintext(pid_tgid, st, fd, c.direction, c.buf, n, c.enter_ns);
+        return 0;
+    }
+    if (c.direction != PP_DIR_EGRESS)
+        return 0;
+    /* Memory BIO, socket not known yet: keep the first piece until the thread's next socket
+     * write names it (lib/tls.bpf.h). */
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
     if (!s)
         return 0;
     struct pp_data_event *ev = &s->ev;
-    __u32 tgid = pid_tgid >> 32;
     fill_header(&ev->hdr, PP_EV_DATA, pid_tgid, c.enter_ns);
     ev->exit_ns = bpf_ktime_get_ns();
-    ev->direction = c.direction;
-    ev->syscall = c.direction == PP_DIR_INGRESS ? PP_SYS_READ : PP_SYS_WRITE;
+    ev->direction = PP_DIR_EGRESS;
+    ev->syscall = PP_SYS_WRITE;
     ev->source = PP_SRC_TLS;
     __builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
-
-    __s32 fd = -1;
-    struct pp_conn_state *st = tls_socket(pid_tgid, &c, &fd);
-    if (!st) {
-        if (c.direction != PP_DIR_EGRESS)
-            return 0;
-        /* Memory BIO, socket not known yet: keep the first piece until the thread's next
-         * socket write names it (lib/tls.bpf.h). */
-        __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
-        __u32 b = first;
-        PP_TLS_BOUND(b, 0x1fff);
-        ev->captured = bpf_probe_read_user(ev->msg, b, (void *)c.buf) == 0 ? first : 0;
-        if (n > first)
-            count_drop(PP_DROP_TRUNCATED);
-        ev->len = (__u32)n;
-        ev->pos = c.ssl;
-        ev->conn.tgid = tgid;
-        ev->conn.fd = -1;
-        ev->conn.gen = 0;
-        ev->role = PP_ROLE_UNKNOWN;
-        if (bpf_map_update_elem(&tls_pending, &pid_tgid, ev, BPF_ANY) != 0)
-            count_drop(PP_DROP_ARGS_MAP_FULL);
-        return 0;
-    }
-
-    st->tls = PP_CONN_TLS_PLAINTEXT;
-    int ingress = c.direction == PP_DIR_INGRESS;
-    __u64 pos = ingress ? __sync_fetch_and_add(&st->tls_rx_pos, n)
-                        : __sync_fetch_and_add(&st->tls_tx_pos, n);
-    ev->conn.tgid = tgid;
-    ev->conn.fd = fd;
-    ev->conn.gen = st->gen;
-    ev->role = st->role;
-
-    /* Head budget, as for sockets: a call starting with an HTTP method may be copied up to
-     * PP_HEAD_BUDGET bytes, over this call and the next ones in the same direction. */
-    __u32 word = 0;
-    if (n >= 4)
-        bpf_probe_read_user(&word, sizeof(word), (void *)c.buf);
-    __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
-    if (tls_starts_with_method(word))
-        budget = PP_HEAD_BUDGET;
     __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
-    __u32 full = n > budget ? budget : (__u32)n;
-    if (full < first)
-        full = first;
-    __u32 left = budget > full ? budget - full : 0;
-    if (ingress)
-        st->rx_head_budget = left;
-    else
-        st->tx_head_budget = left;
-    if (n > full)
+    __u32 b = first;
+    PP_TLS_BOUND(b, 0x1fff);
+    ev->captured = bpf_probe_read_user(ev->msg, b, (void *)c.buf) == 0 ? first : 0;
+    if (n > first)
         count_drop(PP_DROP_TRUNCATED);
-
-    struct pp_tls_emit e = {.s = s, .buf = c.buf, .pos = pos, .total = (__u32)n, .full = full};
-    bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK, tls_piece, &e, 0);
+    ev->len = (__u32)n;
+    ev->pos = c.ssl;
+    ev->conn.tgid = tgid;
+    ev->conn.fd = -1;
+    ev->conn.gen = 0;
+    ev->role = PP_ROLE_UNKNOWN;
+    if (bpf_map_update_elem(&tls_pending, &pid_tgid, ev, BPF_ANY) != 0)
+        count_drop(PP_DROP_ARGS_MAP_FULL);
     return 0;
 }
 

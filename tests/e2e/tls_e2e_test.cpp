@@ -212,6 +212,8 @@ TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
     // The handshakes never reached the parser: no connection was declared non-HTTP.
     EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
     EXPECT_GE(exit.counter("stream.tls_connections"), 2u) << exit.counters_text();
+    // curl exited while the agent ran: its uprobes were detached then.
+    EXPECT_GE(exit.counter("tls.detached_processes"), 1u) << exit.counters_text();
 }
 
 // Python (urllib, ssl) calling a traced Node HTTPS server, twice (200 and 404).
@@ -364,6 +366,9 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     EXPECT_TRUE(is_https_segment(segs[0], url, 200, 3, t0, t1, "curl/"));
     AgentExit exit = stop_agent_and_sync();
     EXPECT_GE(exit.counter("tls.rescans"), 1u) << exit.counters_text();
+    // However many times the process was rescanned (every executable mmap flags it), its
+    // libssl was attached once.
+    EXPECT_EQ(exit.counter("tls.attached_binaries"), 1u) << exit.counters_text();
 }
 
 // With the TLS probes off, HTTPS through a traced server is ciphertext only: no document, and

@@ -5,6 +5,7 @@
 // sockets, that an SSL_read returning -1 (WANT_READ) produces nothing, and that the ciphertext
 // the socket syscalls saw produced no payload. Needs root.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -97,6 +98,20 @@ void tls_conversation(const std::string& cert, const std::string& key) {
         response.append(buf, got);
     server.join();
     ::_exit(response == kResponse ? 0 : 19);
+}
+
+bool program_loaded(const std::string& name) {
+    uint32_t id = 0;
+    bool found = false;
+    while (!found && bpf_prog_get_next_id(id, &id) == 0) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0) continue;
+        bpf_prog_info info{};
+        uint32_t len = sizeof info;
+        found = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name;
+        ::close(fd);
+    }
+    return found;
 }
 
 class TlsKernelProbes : public ::testing::Test {
@@ -193,6 +208,10 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
 
     // The handshake and records went through the socket syscalls as ciphertext: none copied.
     EXPECT_TRUE(socket_payload.empty()) << socket_payload.size() << " socket records with payload";
+
+    // Nothing of the uprobes stays behind once the tracer and the probes are gone.
+    probes.reset();
+    EXPECT_FALSE(program_loaded("ssl_ret")) << "TLS programs left loaded";
 }
 
 }  // namespace

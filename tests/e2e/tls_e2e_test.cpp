@@ -171,8 +171,9 @@ class TlsE2eTest : public E2eTest {
     Cert cert_;
 };
 
-// curl (libcurl + libssl.so.3) calling a traced Python HTTPS server: the server's segment, and
-// curl's call as a subsegment with the server stitched under it.
+// curl (libcurl + libssl.so.3) calling a traced Python HTTPS server twice on one keep-alive
+// connection: the server's segments, and curl's calls as subsegments with the server stitched
+// under each.
 TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
     auto server = python_server();
     // curl blocks opening its config (a FIFO) until the test writes the URL: it is running, with
@@ -184,34 +185,39 @@ TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
     ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
     ASSERT_TRUE(wait_attached(client.pid())) << agent_diagnostics();
 
-    const std::string url = https_url(server->port(), "/ok/" + unique_tag());
+    const std::string ok = https_url(server->port(), "/ok/" + unique_tag());
+    const std::string missing = https_url(server->port(), "/missing/" + unique_tag());
     const double t0 = wall_clock_now();
     {
         std::ofstream cfg(fifo);
-        cfg << "url = \"" << url << "\"\n";
+        cfg << "url = \"" << ok << "\"\nurl = \"" << missing << "\"\n";
     }
     auto status = client.wait_exit(deadline_in(std::chrono::seconds(30)));
     const double t1 = wall_clock_now();
     ASSERT_TRUE(status && status->success()) << client.describe();
-    ASSERT_EQ(client.text(Stream::kStdout), "ok\n");
+    ASSERT_EQ(client.text(Stream::kStdout), "ok\nnot found\n");
 
-    auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
-    ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
-    EXPECT_TRUE(is_https_segment(segs[0], url, 200, 3, t0, t1, "curl/"));
-    EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
+    for (const auto& [url, code, length] : {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
+        SCOPED_TRACE(url);
+        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
+        EXPECT_TRUE(is_https_segment(segs[0], url, code, length, t0, t1, "curl/"));
+        EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
 
-    ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                           deadline_in(kDocumentTimeout)))
-        << agent_diagnostics();
-    auto [caller, sub] = *find_call(collector().documents(), url);
-    EXPECT_TRUE(is_https_call(sub, url, 200, 3, t0, t1, true));
-    EXPECT_EQ(field(caller, "metadata.passport.process.pid"), client.pid());
-    EXPECT_TRUE(stitched(caller, sub, segs[0]));
+        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
+                               deadline_in(kDocumentTimeout)))
+            << agent_diagnostics();
+        auto [caller, sub] = *find_call(collector().documents(), url);
+        EXPECT_TRUE(is_https_call(sub, url, code, length, t0, t1, true));
+        EXPECT_EQ(field(caller, "metadata.passport.process.pid"), client.pid());
+        EXPECT_TRUE(stitched(caller, sub, segs[0]));
+    }
 
     AgentExit exit = stop_agent_and_sync();
+    // One keep-alive connection, seen from both ends.
+    EXPECT_EQ(exit.counter("stream.tls_connections"), 2u) << exit.counters_text();
     // The handshakes never reached the parser: no connection was declared non-HTTP.
     EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
-    EXPECT_GE(exit.counter("stream.tls_connections"), 2u) << exit.counters_text();
     // curl exited while the agent ran: its uprobes were detached then.
     EXPECT_GE(exit.counter("tls.detached_processes"), 1u) << exit.counters_text();
 }
@@ -369,6 +375,22 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     // However many times the process was rescanned (every executable mmap flags it), its
     // libssl was attached once.
     EXPECT_EQ(exit.counter("tls.attached_binaries"), 1u) << exit.counters_text();
+}
+
+// `passport check-tls` tells a hookable binary from one that is not.
+TEST_F(TlsE2eTest, CheckTlsNamesHookableBinaries) {
+    CommandResult yes = run_command(cmd({agent_path(), "check-tls", "/usr/lib/x86_64-linux-gnu/libssl.so.3", node_path()}),
+                                    deadline_in(std::chrono::seconds(60)));
+    EXPECT_TRUE(yes.status.success()) << yes.out << yes.err;
+    EXPECT_NE(yes.out.find("libssl.so.3: yes"), std::string::npos) << yes.out;
+    EXPECT_NE(yes.out.find(": yes: HTTPS through this binary can be traced (SSL_read SSL_write"), std::string::npos) << yes.out;
+    CommandResult no = run_command(cmd({agent_path(), "check-tls", python3_path()}), deadline_in(std::chrono::seconds(60)));
+    EXPECT_EQ(no.status.code, 1) << no.out << no.err;
+    EXPECT_NE(no.out.find(": no: SSL_read and SSL_write are not both defined here"), std::string::npos) << no.out;
+    CommandResult missing = run_command(cmd({agent_path(), "check-tls", (dir().path() / "absent").string()}),
+                                        deadline_in(std::chrono::seconds(60)));
+    EXPECT_EQ(missing.status.code, 1);
+    EXPECT_NE(missing.out.find("error: "), std::string::npos) << missing.out;
 }
 
 // With the TLS probes off, HTTPS through a traced server is ciphertext only: no document, and

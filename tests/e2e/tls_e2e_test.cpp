@@ -377,6 +377,36 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     EXPECT_EQ(exit.counter("tls.attached_binaries"), 1u) << exit.counters_text();
 }
 
+// A child forked by a selected HTTPS server after the agent started (a pre-fork server) is
+// selected by the kernel at fork and gets its own uprobes at the agent's next scan.
+TEST_F(TlsE2eTest, ForkedHttpsServerChildIsTraced) {
+    const std::string trigger = (dir().path() / "fork").string();
+    ChildProcess parent(cmd({python3_path(), fixture("tls_server.py").string(), cert_.cert, cert_.key, "--fork", trigger},
+                            {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME"}));
+    ASSERT_TRUE(parent.wait_for_line(Stream::kStdout, std::regex("^waiting for"), deadline_in(std::chrono::seconds(20))));
+    start_agent({"-v", "--pid", std::to_string(parent.pid())});
+    ASSERT_TRUE(wait_attached(parent.pid())) << agent_diagnostics();
+
+    dir().write_file("fork", "");
+    auto child = parent.wait_for_line(Stream::kStdout, std::regex("child pid ([0-9]+)"), deadline_in(std::chrono::seconds(20)));
+    ASSERT_TRUE(child) << parent.describe();
+    auto listening = parent.wait_for_line(Stream::kStdout, std::regex("listening on port ([0-9]+)"),
+                                          deadline_in(std::chrono::seconds(20)));
+    ASSERT_TRUE(listening) << parent.describe();
+    const pid_t child_pid = std::stoi(child->groups[1]);
+    ASSERT_TRUE(wait_attached(child_pid)) << agent_diagnostics();
+
+    const std::string url = https_url(static_cast<uint16_t>(std::stoi(listening->groups[1])), "/ok/" + unique_tag());
+    const double t0 = wall_clock_now();
+    CommandResult r = curl(url);
+    const double t1 = wall_clock_now();
+    ASSERT_TRUE(r.status.success()) << r.err;
+    auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+    ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
+    EXPECT_TRUE(is_https_segment(segs[0], url, 200, 3, t0, t1, "curl/"));
+    EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), child_pid);
+}
+
 // `passport check-tls` tells a hookable binary from one that is not.
 TEST_F(TlsE2eTest, CheckTlsNamesHookableBinaries) {
     CommandResult yes = run_command(cmd({agent_path(), "check-tls", "/usr/lib/x86_64-linux-gnu/libssl.so.3", node_path()}),

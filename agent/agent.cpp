@@ -16,6 +16,7 @@
 #include "agent/bpf_loader.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/process_selector.hpp"
+#include "agent/tls_tracer.hpp"
 #include "userspace/common/clock.hpp"
 #include "userspace/events/decoder.hpp"
 #include "userspace/events/recording.hpp"
@@ -38,6 +39,7 @@ struct RingContext {
     pipeline::Pipeline* pipeline;
     ProcessSelector* selector;
     std::ofstream* record;
+    TlsTracer* tls;  // nullptr when TLS capture is off
 };
 
 int on_record(void* ctx, void* data, size_t size) {
@@ -47,6 +49,10 @@ int on_record(void* ctx, void* data, size_t size) {
     if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->selector->on_exec(*exec);
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
+    if (rc->tls) {
+        if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->tls->on_exec(exec->tgid);
+        if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->tls->on_exit(exit->tgid);
+    }
     rc->pipeline->on_event(ev);
     return 0;
 }
@@ -84,7 +90,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     }
     std::fprintf(stderr,
                  "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
-                 "outgoing-call subsegments, header injection, TLS (see docs/not-supported.md)\n");
+                 "outgoing-call subsegments, header injection (see docs/not-supported.md)\n");
     // AWS API calls: set before any traffic is processed, read-only afterwards.
     aws::set_options(aws::Options{.enabled = cfg.aws_calls, .endpoints = cfg.aws_endpoints});
     std::fprintf(stderr, "passport: AWS API calls: %s\n",
@@ -181,6 +187,28 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 2;
     }
 
+    // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
+    std::unique_ptr<TlsTracer> tls;
+    if (!cfg.tls) {
+        std::fprintf(stderr, "  [no]  TLS - off (--no-tls): HTTPS traffic is not traced\n");
+    } else if (!features.uprobes) {
+        std::fprintf(stderr, "  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced\n");
+    } else {
+        tls = std::make_unique<TlsTracer>(*probes, counters, cfg.trace_all());
+        tls->scan_selected();
+        if (tls->attached_binaries() == 0) {
+            std::fprintf(stderr,
+                         "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process maps "
+                         "libssl.so.* or exports SSL_write; processes that load it later are attached then\n");
+        } else {
+            std::fprintf(stderr, "  [yes] TLS - OpenSSL uprobes on %zu binaries in %zu processes\n",
+                         tls->attached_binaries(), tls->attached_processes());
+        }
+        if (cfg.verbose) {
+            for (const auto& line : tls->describe()) std::fprintf(stderr, "        tls %s\n", line.c_str());
+        }
+    }
+
     std::ofstream record;
     if (!cfg.record.empty()) {
         record.open(cfg.record);
@@ -189,7 +217,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             return 1;
         }
     }
-    RingContext rc{&counters, &pipe, &selector, &record};
+    RingContext rc{&counters, &pipe, &selector, &record, tls.get()};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
         ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
     if (!ring) {
@@ -229,6 +257,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         fanout.flush();  // batched datagrams leave at most one tick after their document
     });
     auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
+    auto t_tls = every(100ms, [&]() {
+        if (tls) tls->tick();
+    });
     auto t_clock = every(10s, [&]() { clock.refresh(); });
     // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
     auto t_kclock = every(1s, [&]() { probes->refresh_clock(); });
@@ -267,6 +298,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     for (int r = 0; r < PP_CTXC_COUNT; r++)
         counters.set(std::string("kernel.") + ctx_counter_name(r), ctxc[static_cast<size_t>(r)]);
     ring.reset();
+    tls.reset();  // uprobe links before the programs they use
     probes.reset();
     if (record.is_open()) record.flush();
 

@@ -95,6 +95,8 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, p->skel_->obj) {
         if (!bpf_program__autoload(prog)) continue;
+        // Uprobes (TLS) need a binary and a pid: agent/tls_tracer.cpp attaches them.
+        if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE) continue;
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
             return make_error(std::string("attach ") + bpf_program__name(prog) + ": " +
@@ -162,6 +164,15 @@ std::array<uint64_t, PP_CTXC_COUNT> BpfProbes::ctx_counts() const {
         for (uint64_t v : vals) out[r] += v;
     }
     return out;
+}
+
+bpf_program* BpfProbes::program(const char* name) const {
+    return bpf_object__find_program_by_name(skel_->obj, name);
+}
+
+int BpfProbes::map_fd(const char* name) const {
+    bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+    return map ? bpf_map__fd(map) : -1;
 }
 
 int BpfProbes::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }

@@ -14,6 +14,7 @@
 
 struct passport_bpf;
 struct ring_buffer;
+struct bpf_program;
 
 namespace passport::agent {
 
@@ -59,6 +60,11 @@ public:
     // False when the kernel refused tp_btf: children forked by selected processes are then
     // not selected automatically (only --exe matches at exec and the start-up scan apply).
     bool fork_inheritance() const { return fork_inheritance_; }
+
+    // A program or map of the object by name (nullptr / -1 when absent): the TLS tracer attaches
+    // the uprobe programs per process itself (agent/tls_tracer.cpp); load() leaves them alone.
+    bpf_program* program(const char* name) const;
+    int map_fd(const char* name) const;
 
 private:
     BpfProbes() = default;

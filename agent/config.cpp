@@ -23,6 +23,7 @@ Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint6
 std::string usage() {
     return R"(usage: passport [options]
        passport demo [options]
+       passport check-tls PATH...
 
 Traces HTTP requests served by unmodified processes with eBPF and sends them to an AWS X-Ray
 daemon as segment documents. Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
@@ -53,12 +54,15 @@ AWS API calls (outgoing calls become `aws` subsegments; see docs/aws.md):
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
   --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
+  --no-tls              do not attach the OpenSSL uprobes (HTTPS stays opaque)
   -v, --verbose         debug logging
   -h, --help            this text
   --version             print the version
 
 `passport demo` runs a short self-contained demonstration: two unmodified services on
 loopback, a client driving requests, and a summary of what was captured.
+`passport check-tls PATH...` says whether each binary (a program or a shared library) exports
+the OpenSSL functions Passport hooks for HTTPS (see docs/tls.md).
 )";
 }
 
@@ -103,6 +107,8 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             c.show_version = true;
         } else if (a == "-v" || a == "--verbose") {
             c.verbose = true;
+        } else if (a == "--no-tls") {
+            c.tls = false;
         } else if (a == "--daemon-address") {
             auto v = get();
             if (!v) return make_error(v.error());

@@ -30,6 +30,7 @@ struct Config {
     bool show_version = false;
     bool demo = false;                     // `passport demo`
     bool verbose = false;
+    bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
 };

@@ -93,7 +93,7 @@ KernelFeatures probe_kernel_features() {
     f.lines.push_back({"ring buffer", f.ringbuf, f.ringbuf ? "event transport" : "missing (kernel < 5.8)"});
 
     f.uprobes = exists("/sys/bus/event_source/devices/uprobe");
-    f.lines.push_back({"uprobes", f.uprobes, "TLS library probes (not built yet)"});
+    f.lines.push_back({"uprobes", f.uprobes, "TLS library probes (OpenSSL, docs/tls.md)"});
 
     f.kprobes = exists("/sys/bus/event_source/devices/kprobe");
     f.lines.push_back({"kprobes", f.kprobes,

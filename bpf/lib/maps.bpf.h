@@ -54,7 +54,12 @@ struct pp_conn_state {
     __u32 rx_head_budget;
     __u32 tx_head_budget;
     __u8 role;
-    __u8 _pad[7];
+    /* enum pp_conn_tls (lib/tls.bpf.h): once set, the socket syscalls carry ciphertext and
+     * emit no payload; TLS plaintext uses the tls_* positions and the head budgets above. */
+    __u8 tls;
+    __u8 _pad[6];
+    __u64 tls_rx_pos; /* plaintext positions from SSL_read / SSL_write, per direction */
+    __u64 tls_tx_pos;
 };
 
 struct {

@@ -11,6 +11,7 @@
 
 #include "conn.bpf.h"
 #include "ctx_parse.bpf.h"
+#include "tls.bpf.h"
 
 #define PP_MSG_PEEK 2
 
@@ -23,8 +24,11 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!is_traced(pid_tgid >> 32))
         return 0;
-    if (!conn_lookup_or_discover(pid_tgid, fd))
+    struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
+    if (!st)
         return 0;
+    if (tls_on_socket_io(pid_tgid, fd, direction, st))
+        return 0; /* TLS ciphertext: the plaintext comes from the TLS probes */
     struct pp_io_args args = {
         .buf = buf,
         .enter_ns = bpf_ktime_get_ns(),
@@ -227,6 +231,10 @@ static __always_inline int io_exit(long ret)
     /* First piece: always up to PP_MAX_CHUNK. */
     __u32 first = ret > PP_MAX_CHUNK ? PP_MAX_CHUNK : ret;
     __u32 captured = copy_chunk(s, &a, msg_iov, msg_iovlen, 0, first);
+    if (pos == 0 && tls_record_start(ev->msg, captured)) {
+        st->tls = PP_CONN_TLS_RECORDS; /* a TLS handshake: ciphertext from here on */
+        return 0;
+    }
 
     /* A request starting here opens a head budget for this direction. */
     __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;

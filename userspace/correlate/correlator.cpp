@@ -49,12 +49,13 @@ std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
 }
 
 // The URL as the SDK middlewares write it: scheme://Host + original target (query kept).
-std::string request_url(const protocol::http1::Request& req, const events::Endpoint& authority_fallback) {
+std::string request_url(const protocol::http1::Request& req, const events::Endpoint& authority_fallback,
+                        bool tls) {
     const std::string& target = req.target;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
     const std::string* host = find_header(req.headers, "Host");
     std::string authority = host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
-    return "http://" + authority + (target.empty() || target[0] != '/' ? "/" : "") +
+    return (tls ? "https://" : "http://") + authority + (target.empty() || target[0] != '/' ? "/" : "") +
            (target == "*" ? "" : target);
 }
 
@@ -573,7 +574,7 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     s.parent_id = ctx.parent_id;
     xray::HttpRequestInfo hr;
     hr.method = req.method;
-    hr.url = request_url(req, ex.local);
+    hr.url = request_url(req, ex.local, ex.tls);
     if (const std::string* ua = find_header(req.headers, "User-Agent")) hr.user_agent = *ua;
     if (const std::string* xff = find_header(req.headers, "X-Forwarded-For")) {
         std::string first = trim(xff->substr(0, xff->find(',')));
@@ -597,7 +598,7 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pai
     sub.namespace_ = "remote";
     xray::HttpRequestInfo hr;
     hr.method = ex.request.method;
-    hr.url = request_url(ex.request, ex.remote);
+    hr.url = request_url(ex.request, ex.remote, ex.tls);
     // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
     // would wait for one that never comes.
     if (call.downstream_linked) hr.traced = true;

@@ -24,6 +24,7 @@ struct HttpExchange {
     events::Endpoint local;
     events::Endpoint remote;
     uint32_t netns = 0;
+    bool tls = false;  // carried over TLS (plaintext from the TLS library): an https:// URL
     uint32_t tgid = 0;
     uint32_t request_tid = 0;   // thread that read (server) / wrote (client) the request
     uint32_t response_tid = 0;  // thread that wrote (server) / read (client) the response

@@ -249,6 +249,7 @@ void HttpPairer::emit(Message&& request, std::optional<Message>&& response, Outc
     x.local = ctx.local;
     x.remote = ctx.remote;
     x.netns = ctx.netns;
+    x.tls = ctx.tls;
     x.tgid = ctx.key.tgid;
     const bool server = ctx.role != events::Role::kClient;
     // Server: the request was read, the response written. Client: the other way round. Each side

@@ -26,6 +26,7 @@ struct ConnContext {
     events::Endpoint local;
     events::Endpoint remote;
     uint32_t netns = 0;
+    bool tls = false;  // the bytes are TLS plaintext (SSL_read/SSL_write), not the socket's
 };
 
 struct SessionLimits {

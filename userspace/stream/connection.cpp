@@ -1,6 +1,9 @@
 #include "userspace/stream/connection.hpp"
 
+#include <memory>
 #include <string>
+
+#include "passport/abi.h"
 
 namespace passport::stream {
 
@@ -44,13 +47,48 @@ void Connection::on_open(const events::ConnOpen& open) {
 
 void Connection::on_data(const events::Data& data) {
     last_activity_ns_ = std::max(last_activity_ns_, data.exit_ns);
-    if (phase_ == Phase::kIgnored || phase_ == Phase::kEnded) return;
+    if (phase_ == Phase::kEnded || !admit_source(data)) return;
+    if (phase_ == Phase::kIgnored) return;
     // A connection first seen through its data (its open event was missed) takes the role the
     // kernel side knows, if any.
     if (phase_ == Phase::kDetecting && ctx_.role == Role::kUnknown) ctx_.role = data.role;
     buffer(data.direction)
         .add(data.pos, data.bytes, data.len, ChunkTiming{data.enter_ns, data.exit_ns, data.tid});
     process(data.direction);
+}
+
+bool Connection::admit_source(const events::Data& data) {
+    if (data.source != PP_SRC_TLS) {
+        // A TLS record header where a stream starts: the handshake, never an HTTP message.
+        const std::string_view b = data.bytes;
+        const bool record = data.pos == 0 && b.size() >= 3 && b[0] >= 0x14 && b[0] <= 0x17 &&
+                            b[1] == 0x03 && static_cast<uint8_t>(b[2]) <= 0x04;
+        if (record) ciphertext_ = true;
+        if (!ciphertext_) return true;
+        counters_.add("stream.tls_ciphertext_chunks");
+        return false;
+    }
+    if (ctx_.tls) return true;
+    ctx_.tls = true;
+    ciphertext_ = true;
+    counters_.add("stream.tls_connections");
+    if (phase_ == Phase::kDetecting && buffers_[0].delivered_end() == 0 &&
+        buffers_[1].delivered_end() == 0) {
+        return true;
+    }
+    // Socket bytes were taken for traffic before the first plaintext: start over on the
+    // plaintext streams (their positions count from 0 again).
+    session_.reset();
+    protocol_ = nullptr;
+    phase_ = Phase::kDetecting;
+    for (auto& b : buffers_) {
+        std::destroy_at(&b);
+        std::construct_at(&b, counters_, config_.stream);
+    }
+    search_anywhere_ = {};
+    searched_bytes_ = {};
+    stalled_at_ = {};
+    return true;
 }
 
 void Connection::process(Direction dir) {

@@ -14,6 +14,12 @@
 //               (HTTP upgrade, CONNECT tunnel): bytes are no longer buffered.
 //   kEnded      end() was called; nothing more happens.
 //
+// TLS: Data events carry their source. Once a connection delivers TLS plaintext (source TLS)
+// its socket-source bytes are ciphertext and are dropped; socket bytes that begin a stream with
+// a TLS record header are dropped too (the handshake before the first plaintext). Both count
+// as stream.tls_ciphertext_chunks and nothing else. If socket bytes were already buffered when
+// the first plaintext arrives, the connection starts over on the plaintext stream.
+//
 // Owned by ConnectionTracker (which also owns the config and sink referenced here); pipeline
 // thread only.
 #include <array>
@@ -76,6 +82,8 @@ class Connection {
     void process(events::Direction dir);
     void stop_buffering();
     void discard_before_start(events::Direction dir, size_t n);
+    // False for bytes that are TLS ciphertext (see TLS above); switches to plaintext mode.
+    bool admit_source(const events::Data& data);
 
     Counters& counters_;
     const ConnectionConfig& config_;
@@ -90,6 +98,7 @@ class Connection {
     std::unique_ptr<protocol::Session> session_;
     const protocol::ProtocolEntry* protocol_ = nullptr;
     uint64_t last_activity_ns_ = 0;
+    bool ciphertext_ = false;  // socket bytes of this connection are TLS records
 };
 
 }  // namespace passport::stream

@@ -1,0 +1,198 @@
+/* Plaintext of OpenSSL connections: SSL_read, SSL_write, SSL_read_ex, SSL_write_ex (uprobe at
+ * entry, one shared uretprobe at return), SSL_set_fd (entry), and a trigger for libraries loaded
+ * late (sys_enter_mmap with PROT_EXEC). The agent attaches the uprobes per process and per
+ * binary (every libssl.so.* a selected process maps, and executables that export SSL_write,
+ * such as node), so other processes never hit a breakpoint.
+ * Records: PP_EV_DATA with source PP_SRC_TLS, on the connection of the underlying TCP socket,
+ * positions counted in plaintext bytes per direction (pp_conn_state.tls_rx_pos/tls_tx_pos).
+ * How an SSL* finds its socket: lib/tls.bpf.h.
+ * Maps: tls_calls, tls_fds, tls_last_rx, tls_pending, tls_rescan, conns, data_scratch, events. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "conn.bpf.h"
+#include "tls.bpf.h"
+
+#define PP_PROT_EXEC 4
+
+static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!is_traced(pid_tgid >> 32))
+        return 0;
+    struct pp_tls_call call = {
+        .ssl = PT_REGS_PARM1(ctx),
+        .buf = PT_REGS_PARM2(ctx),
+        .len_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
+        .enter_ns = bpf_ktime_get_ns(),
+        .fd = -1,
+        .num = (__u32)PT_REGS_PARM3(ctx),
+        .direction = direction,
+    };
+    if (direction == PP_DIR_EGRESS) {
+        /* The retry of a failed SSL_write whose bytes were already sent: not again. */
+        struct pp_tls_key k = {.ssl = call.ssl, .tgid = pid_tgid >> 32};
+        struct pp_tls_fd *b = bpf_map_lookup_elem(&tls_fds, &k);
+        if (b && b->retry_num) {
+            call.emitted = b->retry_num == call.num;
+            b->retry_num = 0;
+        }
+    }
+    /* Overwrites a call this thread never returned from (longjmp); a nested call (an SSL_*
+     * implemented through another) is then reported once, by the innermost return. */
+    if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY) != 0)
+        count_drop(PP_DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter) { return tls_enter(ctx, PP_DIR_EGRESS, 0); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter) { return tls_enter(ctx, PP_DIR_INGRESS, 0); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter) { return tls_enter(ctx, PP_DIR_EGRESS, 1); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter) { return tls_enter(ctx, PP_DIR_INGRESS, 1); }
+
+/* SSL_set_fd(ssl, fd): the program names the socket itself. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_set_fd_enter)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!is_traced(pid_tgid >> 32))
+        return 0;
+    __u64 ssl = PT_REGS_PARM1(ctx);
+    __s32 fd = (__s32)PT_REGS_PARM2(ctx);
+    struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
+    if (st)
+        tls_bind(pid_tgid >> 32, ssl, fd, st->gen);
+    return 0;
+}
+
+/* The socket of this call's SSL*: learned during the call, cached, or (memory BIO, reads) the
+ * thread's last socket read. Returns its state, or NULL (unknown or untracked). */
+static __always_inline struct pp_conn_state *tls_socket(__u64 pid_tgid, const struct pp_tls_call *c,
+                                                        __s32 *fd_out)
+{
+    __u32 tgid = pid_tgid >> 32;
+    struct pp_tls_key k = {.ssl = c->ssl, .tgid = tgid};
+    __s32 fd = c->fd;
+    int learned = fd >= 0;
+    if (!learned) {
+        struct pp_tls_fd *cached = bpf_map_lookup_elem(&tls_fds, &k);
+        if (cached) {
+            __u64 key = conn_map_key(tgid, cached->fd);
+            struct pp_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+            if (st && st->gen == cached->gen) {
+                *fd_out = cached->fd;
+                return st;
+            }
+            bpf_map_delete_elem(&tls_fds, &k); /* the socket is gone */
+        }
+        if (c->direction != PP_DIR_INGRESS)
+            return NULL;
+        __s32 *last = bpf_map_lookup_elem(&tls_last_rx, &pid_tgid);
+        if (!last)
+            return NULL;
+        fd = *last;
+    }
+    __u64 key = conn_map_key(tgid, fd);
+    struct pp_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+    if (!st)
+        return NULL;
+    tls_bind(tgid, c->ssl, fd, st->gen);
+    *fd_out = fd;
+    return st;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pp_tls_call *p = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+    if (!p)
+        return 0;
+    struct pp_tls_call c = *p;
+    bpf_map_delete_elem(&tls_calls, &pid_tgid);
+
+    /* SSL_read/SSL_write return int: -1 (want read, error) must not be read as 4294967295. */
+    int rc = (int)PT_REGS_RC(ctx);
+    __u32 tgid = pid_tgid >> 32;
+    int ok = c.len_ptr ? rc == 1 : rc > 0;
+    if (c.emitted) {
+        /* Sent at the first socket write already. A failed call (non-blocking socket) will be
+         * retried with the same arguments: remember not to send the bytes again then. */
+        if (!ok) {
+            struct pp_tls_key k = {.ssl = c.ssl, .tgid = tgid};
+            struct pp_tls_fd *b = bpf_map_lookup_elem(&tls_fds, &k);
+            if (b)
+                b->retry_num = c.num;
+        }
+        return 0;
+    }
+    if (!ok)
+        return 0;
+    __u64 n = (__u64)rc;
+    if (c.len_ptr && bpf_probe_read_user(&n, sizeof(n), (void *)c.len_ptr) != 0) {
+        count_drop(PP_DROP_READ_USER);
+        return 0;
+    }
+    if (n == 0 || n > 0x7fffffff)
+        return 0;
+
+    __s32 fd = -1;
+    struct pp_conn_state *st = tls_socket(pid_tgid, &c, &fd);
+    if (st) {
+        tls_emit_plaintext(pid_tgid, st, fd, c.direction, c.buf, n, c.enter_ns);
+        return 0;
+    }
+    if (c.direction != PP_DIR_EGRESS)
+        return 0;
+    /* Memory BIO, socket not known yet: keep the first piece until the thread's next socket
+     * write names it (lib/tls.bpf.h). */
+    __u32 zero = 0;
+    struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
+    if (!s)
+        return 0;
+    struct pp_data_event *ev = &s->ev;
+    fill_header(&ev->hdr, PP_EV_DATA, pid_tgid, c.enter_ns);
+    ev->exit_ns = bpf_ktime_get_ns();
+    ev->direction = PP_DIR_EGRESS;
+    ev->syscall = PP_SYS_WRITE;
+    ev->source = PP_SRC_TLS;
+    __builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+    __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
+    __u32 b = first;
+    PP_TLS_BOUND(b, 0x1fff);
+    ev->captured = bpf_probe_read_user(ev->msg, b, (void *)c.buf) == 0 ? first : 0;
+    if (n > first)
+        count_drop(PP_DROP_TRUNCATED);
+    ev->len = (__u32)n;
+    ev->pos = c.ssl;
+    ev->conn.tgid = tgid;
+    ev->conn.fd = -1;
+    ev->conn.gen = 0;
+    ev->role = PP_ROLE_UNKNOWN;
+    if (bpf_map_update_elem(&tls_pending, &pid_tgid, ev, BPF_ANY) != 0)
+        count_drop(PP_DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+/* A selected process mapped executable memory (a library being loaded): ask the agent to look
+ * at its maps again. Unselected processes pay the is_traced() lookup only. */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tls_mmap_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!(ctx->args[2] & PP_PROT_EXEC) || !is_traced(tgid))
+        return 0;
+    __u8 one = 1;
+    bpf_map_update_elem(&tls_rescan, &tgid, &one, BPF_NOEXIST);
+    return 0;
+}
+

@@ -408,13 +408,12 @@ TEST_F(ContinuityChainE2E, DISABLED_NoInjectStitchingStillLinksEverything) {
 
 // A traced reverse proxy that receives X-Amzn-Trace-Id forwards it unchanged (nginx's
 // proxy_pass passes request headers through). The upstream's segment must still hang under the
-// proxy's call subsegment (the proxy's segment is its real caller in the trace), yet today the
-// correlator lets the upstream's own header win over same-node stitching, so the upstream lands
-// under the client's parent, beside the proxy instead of below it. The same happens to D in the
-// chain above as soon as injection sends B's header to nginx. DISABLED_ until the correlator
-// treats a header that the caller merely forwarded (the call carried the header the caller's own
-// request came with) as the caller's, and lets stitching win.
-TEST_F(ContinuityChainE2E, DISABLED_ProxyForwardingTheHeaderStillParentsUpstreamUnderItsCall) {
+// proxy's call subsegment (the proxy's segment is its real caller in the trace), not under the
+// client's parent beside the proxy: the correlator sees that nginx's call carried exactly the
+// header nginx's own request came with, so the header is not nginx's and same-node stitching
+// wins over it. The same applies to D in the chain above once injection sends B's header to
+// nginx.
+TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsCall) {
     NetNs ns_c("c");
     NetNs ns_d("d");
     VethLink cd(ns_c, "203.0.113.1/24", ns_d, "203.0.113.2/24");

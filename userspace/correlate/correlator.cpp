@@ -97,11 +97,13 @@ pairing::HttpRequestSeen seen_from(const pairing::HttpExchange& ex) {
     return seen;
 }
 
-xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters& counters) {
+// The trace header a request carries: X-Amzn-Trace-Id, else W3C traceparent. `unusable` (when
+// given) counts an X-Amzn-Trace-Id without a usable Root.
+xray::TraceHeader request_trace_header(const protocol::http1::Request& req, Counters* unusable) {
     xray::TraceHeader th;
     if (const std::string* v = find_header(req.headers, "X-Amzn-Trace-Id")) {
         th = xray::parse_trace_header(*v);
-        if (!th.has_root()) counters.add("correlate.trace_header_unusable");
+        if (!th.has_root() && unusable) unusable->add("correlate.trace_header_unusable");
     }
     if (!th.has_root()) {
         if (const std::string* v = find_header(req.headers, "traceparent")) {
@@ -110,6 +112,10 @@ xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters&
         }
     }
     return th;
+}
+
+xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters& counters) {
+    return request_trace_header(req, &counters);
 }
 
 // Times, HTTP facts and the error/fault/throttle flags shared by segments and subsegments.
@@ -267,6 +273,26 @@ bool Correlator::has_own_header(const ServerContext& ctx) {
     return ctx.upstream.has_root() || (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED);
 }
 
+void Correlator::own_header_ids(const ServerContext& ctx, std::string& root, std::string& parent) {
+    if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+        root = ctx.kernel.trace_id;
+        parent = ctx.kernel.parent_id;
+    } else {
+        root = ctx.upstream.root;
+        parent = ctx.upstream.parent;
+    }
+}
+
+bool Correlator::may_link(const ServerContext& server, const CallContext& call) {
+    if (!has_own_header(server)) return true;
+    // A header of its own wins over stitching (the app's own SDK made it), unless the caller only
+    // passed on the header it had received: then the call, not the caller's caller, is the parent.
+    if (!call.forwards_parent_header) return false;
+    std::string root, parent;
+    own_header_ids(server, root, parent);
+    return root == call.forwarded_root && parent == call.forwarded_parent;
+}
+
 void Correlator::apply_kernel(ServerContext& ctx) {
     const KernelContext& k = ctx.kernel;
     ctx.trace_id = k.trace_id;
@@ -278,6 +304,27 @@ void Correlator::apply_kernel(ServerContext& ctx) {
         ctx.sampled = k.sampled == PP_SAMPLED_YES;
         ctx.sampled_upstream = k.source != PP_CTX_MINTED && k.rule == PP_RULE_NONE;
         if (k.rule < cfg_.kernel_rule_names.size()) ctx.rule_name = cfg_.kernel_rule_names[k.rule];
+    }
+    ctx.resolved = true;
+}
+
+void Correlator::apply_upstream(ServerContext& ctx) {
+    const xray::TraceHeader& th = ctx.upstream;
+    ctx.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);
+    ctx.parent_id = th.has_root() ? th.parent : "";
+    switch (th.sampled) {
+        case xray::SampledFlag::kSampled:
+            ctx.sampled = true;
+            ctx.sampled_upstream = true;
+            break;
+        case xray::SampledFlag::kNotSampled:
+            ctx.sampled = false;
+            ctx.sampled_upstream = true;
+            break;
+        case xray::SampledFlag::kAbsent:
+        case xray::SampledFlag::kRequested:
+            ctx.sampled = decide(ctx.sampling, &ctx.rule_name);
+            break;
     }
     ctx.resolved = true;
 }
@@ -313,6 +360,22 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
             call.parent = *best;
         }
     }
+    if (call.has_parent && seen.request) {
+        // A proxy passes its request's trace header on unchanged: remember that the header this
+        // call carries is not the caller's own, so its callee on this node is stitched under it.
+        xray::TraceHeader sent = request_trace_header(*seen.request, nullptr);
+        auto p = servers_.find(call.parent);
+        if (sent.has_root() && p != servers_.end() && has_own_header(p->second)) {
+            std::string root, parent;
+            own_header_ids(p->second, root, parent);
+            if (root == sent.root && parent == sent.parent) {
+                call.forwards_parent_header = true;
+                call.forwarded_root = std::move(root);
+                call.forwarded_parent = std::move(parent);
+                counters_.add("correlate.calls_forwarding_header");
+            }
+        }
+    }
     if (!call.has_parent) {
         // Not made while serving anything (a worker, a cron loop): its own segment and trace.
         call.own_segment_id = ids_.new_segment_id();
@@ -342,18 +405,20 @@ void Correlator::link(ServerContext& server, const RequestKey& call_key, CallCon
     server.linked_call = call_key;
     call.downstream_linked = true;
     counters_.add("correlate.stitched_same_node");
+    if (has_own_header(server)) counters_.add("correlate.stitched_forwarded_header");
 }
 
 // A server request on this node whose connection mirrors a traced call: the caller's call is
-// its parent, unless it carries its own trace header (then that header wins).
+// its parent, unless it carries its own trace header (then that header wins) that the call did
+// not merely forward (may_link).
 void Correlator::try_link_server(ServerContext& server) {
-    if (server.has_linked_call || server.resolved || has_own_header(server)) return;
+    if (server.has_linked_call || server.resolved) return;
     auto it = calls_by_tuple_.find(tuple_key(server.remote, server.local));
     if (it == calls_by_tuple_.end()) return;
     const RequestKey* best = nullptr;
     for (const RequestKey& k : it->second) {
         auto c = calls_.find(k);
-        if (c == calls_.end() || c->second.downstream_linked) continue;
+        if (c == calls_.end() || c->second.downstream_linked || !may_link(server, c->second)) continue;
         // The call was written before the server read it; allow for the two syscalls' exits
         // being reported in either order.
         if (!best || k.start_ns > best->start_ns) best = &k;
@@ -368,7 +433,7 @@ void Correlator::try_link_call(const RequestKey& call_key, CallContext& call) {
     for (const RequestKey& k : it->second) {
         auto s = servers_.find(k);
         if (s == servers_.end() || s->second.has_linked_call || s->second.resolved ||
-            has_own_header(s->second))
+            !may_link(s->second, call))
             continue;
         link(s->second, call_key, call);
         return;
@@ -391,6 +456,21 @@ bool Correlator::call_trace(CallContext& call, std::string& trace_id, bool& samp
 
 void Correlator::resolve(ServerContext& ctx, int depth) {
     if (ctx.resolved) return;
+    if (has_own_header(ctx)) {
+        // A header that the caller on this node forwarded unchanged (a proxy): the header gives
+        // the trace (the same Root) and the sampling decision, the caller's call is the parent.
+        try_link_server(ctx);
+        auto c = ctx.has_linked_call ? calls_.find(ctx.linked_call) : calls_.end();
+        if (c != calls_.end()) {
+            if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+                apply_kernel(ctx);
+            } else {
+                apply_upstream(ctx);
+            }
+            ctx.parent_id = c->second.subsegment_id;
+            return;
+        }
+    }
     // The kernel read a trace header for this request: its reading wins (it is what the
     // thread's outgoing calls carried downstream).
     if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
@@ -421,24 +501,7 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
         apply_kernel(ctx);
         return;
     }
-    const xray::TraceHeader& th = ctx.upstream;
-    ctx.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);
-    ctx.parent_id = th.has_root() ? th.parent : "";
-    switch (th.sampled) {
-        case xray::SampledFlag::kSampled:
-            ctx.sampled = true;
-            ctx.sampled_upstream = true;
-            break;
-        case xray::SampledFlag::kNotSampled:
-            ctx.sampled = false;
-            ctx.sampled_upstream = true;
-            break;
-        case xray::SampledFlag::kAbsent:
-        case xray::SampledFlag::kRequested:
-            ctx.sampled = decide(ctx.sampling, &ctx.rule_name);
-            break;
-    }
-    ctx.resolved = true;
+    apply_upstream(ctx);
 }
 
 void Correlator::on_exchange(pairing::HttpExchange&& ex) {

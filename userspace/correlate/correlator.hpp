@@ -7,7 +7,9 @@
 //    parent and sampling decision are fixed the first time anything needs them, from, in order:
 //    its own X-Amzn-Trace-Id (or W3C traceparent), else the call on this node whose connection
 //    is the mirror of its own (same-node stitching: the caller is traced too), else a new trace
-//    and the sampling rules;
+//    and the sampling rules. A header that the caller on this node merely forwarded (its call
+//    carried exactly the header its own request arrived with: a proxy) is not the caller's:
+//    then stitching gives the parent, the header the trace and sampling decision;
 //  - an outgoing request (client role) made on a thread that is serving a request belongs to
 //    the most recently started request open on that thread (threads serve one request at a
 //    time; on an event loop this is the best guess available) and becomes one of its
@@ -130,12 +132,24 @@ private:
         uint64_t start_ns = 0;
         bool downstream_linked = false;  // a traced server on this node took it as parent
         bool done = false;
+        // The call's request carried exactly the trace header (Root and Parent) its parent request
+        // arrived with: the caller forwarded it (a proxy) instead of making its own.
+        bool forwards_parent_header = false;
+        std::string forwarded_root;
+        std::string forwarded_parent;
     };
 
     ServerContext& server_context(const pairing::HttpRequestSeen& seen);
     // The request carries a trace header the trace must follow (its own, as the kernel or the
-    // parser read it): then same-node stitching does not apply.
+    // parser read it): then same-node stitching applies only to a call that forwarded it.
     static bool has_own_header(const ServerContext& ctx);
+    // Root and Parent of that header: the kernel's reading when it read one, else the parser's.
+    static void own_header_ids(const ServerContext& ctx, std::string& root, std::string& parent);
+    // The server may be stitched under the call: it has no header of its own, or its header is
+    // the one the call forwarded unchanged from the caller's own request.
+    static bool may_link(const ServerContext& server, const CallContext& call);
+    // The header's trace and sampling decision, without the kernel (replays, kernel heads missed).
+    void apply_upstream(ServerContext& ctx);
     // Takes the kernel's ids and its sampling decision; when the kernel left sampling to
     // userspace (Sampled unknown), the rules decide here, still with the kernel's ids.
     void apply_kernel(ServerContext& ctx);

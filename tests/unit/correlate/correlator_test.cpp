@@ -366,5 +366,117 @@ TEST_F(CorrelatorTest, EventLoopContinuationFollowsTheAwaitedCall) {
     EXPECT_TRUE(out[1].subsegments.empty()) << "/two";
 }
 
+
+// --- a header forwarded by a traced proxy ----------------------------------------------------
+
+constexpr char kFwdRoot[] = "1-5759e988-bd862e3fe1be46a994272793";
+constexpr char kClientParent[] = "53995c3f42cd8ad8";
+
+// A (tgid 4242, a proxy) serves a request that arrived with `incoming` and calls B (tgid 777) on
+// 127.0.0.1:9000 from port 50001 with `sent`; B's request carries what the call sent. The
+// callee is reported before or after the caller's call. Run `n` uses its own connections and
+// times, so that runs in one test do not meet.
+struct ProxyRun {
+    xray::Segment a;
+    xray::Segment b;
+    bool ok = false;
+};
+
+ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::string& sent, bool callee_first,
+                   int n) {
+    const uint64_t shift = uint64_t(n) * 10'000'000'000;
+    const uint16_t port = uint16_t(50001 + n);
+    auto a = CorrelatorTest::exchange("GET", "/buy", 200,
+                                      {{"Host", "proxy:8080"}, {"X-Amzn-Trace-Id", incoming}});
+    a.conn = {4242, 100 + n, 1};
+    a.request_start_ns += shift;
+    a.request_end_ns += shift;
+    a.response_start_ns += shift;
+    a.response_end_ns += shift;
+    auto c = call(4242, 4243, port, 5'000'500'000 + shift, 5'001'000'000 + shift);
+    c.request.headers.emplace_back("X-Amzn-Trace-Id", sent);
+    HttpExchange b = CorrelatorTest::exchange("GET", "/stock/apple", 200,
+                                              {{"Host", "inventory:9000"}, {"X-Amzn-Trace-Id", sent}});
+    b.tgid = 777;
+    b.request_tid = 778;
+    b.conn = {777, 100 + n, 1};
+    b.local = {2, 9000, {127, 0, 0, 1}};
+    b.remote = {2, port, {127, 0, 0, 1}};
+    b.request_start_ns = 5'000'600'000 + shift;
+    b.response_end_ns = 5'000'900'000 + shift;
+    t.corr.on_request_seen(seen_of(a));
+    if (callee_first) {
+        t.corr.on_request_seen(seen_of(b));
+        t.corr.on_request_seen(seen_of(c));
+    } else {
+        t.corr.on_request_seen(seen_of(c));
+        t.corr.on_request_seen(seen_of(b));
+    }
+    t.corr.on_exchange(std::move(b));
+    t.corr.on_exchange(std::move(c));
+    t.corr.on_exchange(std::move(a));
+    ProxyRun r;
+    if (t.out.size() != 2u) return r;
+    r.b = t.out[0];
+    r.a = t.out[1];
+    r.ok = r.a.subsegments.size() == 1u;
+    return r;
+}
+
+TEST_F(CorrelatorTest, ForwardedHeaderIsStitchedUnderTheProxysCall) {
+    const std::string header = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
+    for (bool callee_first : {false, true}) {
+        SCOPED_TRACE(callee_first ? "callee reported first" : "caller's call reported first");
+        out.clear();
+        counters = Counters{};
+        ProxyRun r = run_proxy(*this, header, header, callee_first, callee_first);
+        ASSERT_TRUE(r.ok) << out.size();
+        EXPECT_EQ(r.a.trace_id, kFwdRoot);
+        EXPECT_EQ(r.a.parent_id, kClientParent) << "the proxy continues the client's trace";
+        EXPECT_EQ(r.b.trace_id, kFwdRoot) << "the same Root";
+        EXPECT_EQ(r.b.parent_id, r.a.subsegments[0].id) << "under the proxy's call, not beside the proxy";
+        EXPECT_EQ(r.a.subsegments[0].http->request->traced, true);
+        EXPECT_EQ(counters.get("correlate.calls_forwarding_header"), 1u);
+        EXPECT_EQ(counters.get("correlate.stitched_forwarded_header"), 1u);
+        EXPECT_EQ(sampler_calls, 0) << "Sampled=1 came with the header";
+    }
+}
+
+TEST_F(CorrelatorTest, ForwardedHeaderKeepsItsSamplingDecision) {
+    const std::string header = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=0";
+    for (bool callee_first : {false, true}) {
+        out.clear();
+        counters = Counters{};
+        run_proxy(*this, header, header, callee_first, callee_first);
+        EXPECT_TRUE(out.empty()) << "Sampled=0: neither proxy nor upstream is recorded";
+        EXPECT_EQ(counters.get("correlate.stitched_forwarded_header"), 1u);
+        EXPECT_EQ(counters.get("correlate.not_sampled_upstream"), 2u);
+    }
+}
+
+TEST_F(CorrelatorTest, HeaderTheCallersSdkMadeWinsOverStitching) {
+    const std::string incoming = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
+    // The caller's own SDK sends the same trace under a subsegment of its own.
+    const std::string sdk = std::string("Root=") + kFwdRoot + ";Parent=2222222222222222;Sampled=1";
+    // And a different trace altogether with the client's Parent: not the forwarded header either.
+    const std::string other_root = "Root=1-5759e988-000000000000000000000001;Parent=53995c3f42cd8ad8;Sampled=1";
+    int n = 0;
+    for (const std::string& sent : {sdk, other_root}) {
+        for (bool callee_first : {false, true}) {
+            SCOPED_TRACE(sent + (callee_first ? " callee first" : " call first"));
+            out.clear();
+            counters = Counters{};
+            ProxyRun r = run_proxy(*this, incoming, sent, callee_first, n++);
+            ASSERT_TRUE(r.ok) << out.size();
+            xray::TraceHeader th = xray::parse_trace_header(sent);
+            EXPECT_EQ(r.b.trace_id, th.root);
+            EXPECT_EQ(r.b.parent_id, th.parent) << "the app's own SDK wins";
+            EXPECT_FALSE(r.a.subsegments[0].http->request->traced.has_value());
+            EXPECT_EQ(counters.get("correlate.calls_forwarding_header"), 0u);
+            EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
+        }
+    }
+}
+
 }  // namespace
 }  // namespace passport::correlate

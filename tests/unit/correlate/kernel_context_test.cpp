@@ -201,6 +201,97 @@ TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) 
     }
 }
 
+// A traced proxy (tgid 100) forwards the header its request arrived with to B on this node; the
+// kernel read that header on both. B's header is the proxy's, not the proxy's own: B is stitched
+// under the proxy's call (the same Root, the kernel's sampling decision and segment id). When the
+// proxy's own SDK sent a header with a new Parent instead, that header wins as before. Both
+// orders of arrival.
+TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHeaderWins) {
+    const std::string incoming = std::string("Root=") + kRoot + ";Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string sdk = std::string("Root=") + kRoot + ";Parent=2222222222222222;Sampled=1";
+    int n = 0;
+    for (bool forwarded : {true, false}) {
+        for (bool callee_first : {false, true}) {
+            SCOPED_TRACE(std::string(forwarded ? "forwarded" : "SDK header") +
+                         (callee_first ? ", callee first" : ", call first"));
+            out.clear();
+            counters = Counters{};
+            const uint64_t pos = uint64_t(n) * 1000;
+            const uint16_t port = uint16_t(50001 + n);
+            n++;
+            const std::string sent = forwarded ? incoming : sdk;
+            pairing::HttpExchange a = exchange(pos, {{"Host", "proxy"}, {"X-Amzn-Trace-Id", incoming}});
+            a.conn = {100, 3, 1};
+            a.tgid = 100;
+            a.request_tid = 101;
+            a.local = {2, 7000, {127, 0, 0, 1}};
+            a.remote = {2, 40000, {127, 0, 0, 1}};
+            pairing::HttpExchange call = exchange(pos, {{"Host", "b"}, {"X-Amzn-Trace-Id", sent}});
+            call.role = events::Role::kClient;
+            call.conn = {100, 4, 2 + pos};
+            call.tgid = 100;
+            call.request_tid = 101;
+            call.local = {2, port, {127, 0, 0, 1}};
+            call.remote = {2, 8080, {127, 0, 0, 1}};
+            call.request_start_ns = a.request_start_ns + 100;
+            pairing::HttpExchange b = exchange(pos, {{"Host", "b"}, {"X-Amzn-Trace-Id", sent}});
+            b.remote = {2, port, {127, 0, 0, 1}};
+            b.request_start_ns = a.request_start_ns + 200;
+            events::TraceCtx ka = kernel(pos, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+            ka.conn = a.conn;
+            ka.segment_id = "000000000000a000";
+            events::TraceCtx kb = kernel(pos, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+            kb.parent_id = xray::parse_trace_header(sent).parent;
+            auto seen = [](const pairing::HttpExchange& ex) {
+                pairing::HttpRequestSeen s;
+                s.conn = ex.conn;
+                s.role = ex.role;
+                s.local = ex.local;
+                s.remote = ex.remote;
+                s.tgid = ex.tgid;
+                s.tid = ex.request_tid;
+                s.request_start_ns = ex.request_start_ns;
+                s.request_pos = ex.request_pos;
+                s.request = &ex.request;
+                return s;
+            };
+            corr.on_kernel_context(ka);
+            corr.on_request_seen(seen(a));
+            if (callee_first) {
+                corr.on_kernel_context(kb);
+                corr.on_request_seen(seen(b));
+                corr.on_request_seen(seen(call));
+            } else {
+                corr.on_request_seen(seen(call));
+                corr.on_kernel_context(kb);
+                corr.on_request_seen(seen(b));
+            }
+            corr.on_exchange(std::move(b));
+            corr.on_exchange(std::move(call));
+            corr.on_exchange(std::move(a));
+            ASSERT_EQ(out.size(), 2u);
+            const xray::Segment& seg_b = out[0];
+            const xray::Segment& seg_a = out[1];
+            ASSERT_EQ(seg_a.subsegments.size(), 1u);
+            EXPECT_EQ(seg_a.id, "000000000000a000");
+            EXPECT_EQ(seg_a.parent_id, "53995c3f42cd8ad8");
+            EXPECT_EQ(seg_b.id, "00000000000abcde") << "the kernel's segment id either way";
+            EXPECT_EQ(seg_b.trace_id, kRoot);
+            EXPECT_EQ(counters.get("correlate.kernel_context_used"), 2u);
+            if (forwarded) {
+                EXPECT_EQ(seg_b.parent_id, seg_a.subsegments[0].id) << "under the proxy's call";
+                EXPECT_EQ(seg_a.subsegments[0].http->request->traced, true);
+                EXPECT_EQ(counters.get("correlate.stitched_forwarded_header"), 1u);
+            } else {
+                EXPECT_EQ(seg_b.parent_id, "2222222222222222") << "the app's own SDK wins";
+                EXPECT_FALSE(seg_a.subsegments[0].http->request->traced.has_value());
+                EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
+            }
+            EXPECT_EQ(sampler_calls, 0);
+        }
+    }
+}
+
 TEST(KernelTraceCtxEvent, DecodesAndRoundTripsThroughRecordings) {
     pp_trace_ctx_event ev{};
     ev.hdr.kind = PP_EV_TRACE_CTX;

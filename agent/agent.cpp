@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/bpf_loader.hpp"
+#include "agent/injection.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/process_selector.hpp"
 #include "userspace/common/clock.hpp"
@@ -82,8 +83,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 1;
     }
     std::fprintf(stderr,
-                 "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
-                 "outgoing-call subsegments, header injection, TLS, AWS API calls (see docs/not-supported.md)\n");
+                 "passport: capabilities: HTTP/1.x server segments over plaintext TCP, outgoing-call "
+                 "subsegments, X-Amzn-Trace-Id injection (see below). Not built yet: "
+                 "TLS, AWS API calls (see docs/not-supported.md)\n");
 
     spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
     asio::io_context io;
@@ -138,6 +140,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pc.trace_all = cfg.trace_all();
     pc.server_ports = cfg.ports;
     pc.ringbuf_bytes = cfg.ringbuf_mb * 1024u * 1024u;
+    pc.inject = cfg.inject && features.sk_msg && features.sock_ops;
     auto loaded = BpfProbes::load(pc);
     if (!loaded) {
         std::fprintf(stderr, "passport: %s\n", loaded.error().c_str());
@@ -151,6 +154,36 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
                  probes->fork_inheritance()
                      ? "children forked by selected processes are selected in the kernel"
                      : "refused by this kernel: children forked by selected processes after start are not traced");
+
+    // Header injection: optional; everything else works without it.
+    std::unique_ptr<Injection> injection;
+    update_clock_sync(probes->skeleton(), clock.offset_ns());
+    {
+        std::string why;
+        if (!cfg.inject) {
+            why = "off (--no-inject)";
+        } else if (!features.sk_msg || !features.sock_ops) {
+            why = "off: this kernel lacks sock_ops/sk_msg programs";
+        } else {
+            std::vector<DenyEntry> deny;
+            for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
+            auto inj = Injection::attach(*probes, deny, features.cgroup2_path);
+            if (inj) {
+                injection = std::move(*inj);
+            } else {
+                why = "off: " + inj.error();
+            }
+        }
+        if (injection) {
+            std::fprintf(stderr,
+                         "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
+                         "processes on connections opened from now on (sock_ops on %s)%s\n",
+                         injection->cgroup_path().c_str(),
+                         cfg.inject_deny.empty() ? "" : "; deny list applied");
+        } else {
+            std::fprintf(stderr, "  [no]  injection - %s\n", why.c_str());
+        }
+    }
 
     ProcessSelector selector(cfg, *probes, counters);
     auto scanned = selector.scan();
@@ -207,7 +240,10 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         fanout.flush();  // batched datagrams leave at most one tick after their document
     });
     auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
-    auto t_clock = every(10s, [&]() { clock.refresh(); });
+    auto t_clock = every(10s, [&]() {
+        clock.refresh();
+        update_clock_sync(probes->skeleton(), clock.offset_ns());
+    });
 
     auto stop = [&]() {
         io.stop();
@@ -239,6 +275,12 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     auto drops = probes->drop_counts();
     for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
         counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
+    if (injection) {
+        auto ic = injection->counters();
+        for (int c = 0; c < PP_INJC_COUNT; c++)
+            counters.set(std::string("inject.") + inject_counter_name(c), ic[static_cast<size_t>(c)]);
+    }
+    injection.reset();  // detach before the programs and maps go
     ring.reset();
     probes.reset();
     if (record.is_open()) record.flush();

@@ -21,6 +21,8 @@ struct ProbeConfig {
     bool trace_all = true;
     std::vector<uint16_t> server_ports;  // empty: all
     uint32_t ringbuf_bytes = 8 * 1024 * 1024;
+    // Load the header injection programs (sock_ops + sk_msg); attached by agent/injection.
+    bool inject = false;
 };
 
 class BpfProbes {
@@ -45,14 +47,22 @@ public:
     // False when the kernel refused tp_btf: children forked by selected processes are then
     // not selected automatically (only --exe matches at exec and the start-up scan apply).
     bool fork_inheritance() const { return fork_inheritance_; }
+    // True when the injection programs were loaded; else why not (empty when not asked for).
+    bool injection_loaded() const { return inject_loaded_; }
+    const std::string& injection_error() const { return inject_error_; }
+    // The loaded skeleton, for agent/injection (attaches the injection programs, fills its maps).
+    passport_bpf* skeleton() const { return skel_; }
 
 private:
     BpfProbes() = default;
-    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork);
+    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject);
+    static Result<passport_bpf*> open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok);
 
     passport_bpf* skel_ = nullptr;
     std::vector<std::string> attached_;
     bool fork_inheritance_ = true;
+    bool inject_loaded_ = false;
+    std::string inject_error_;
 };
 
 const char* drop_reason_name(int reason);

@@ -41,6 +41,9 @@ struct HttpExchange {
     uint64_t response_end_ns = 0;  // 0 when there is no (complete) response
 
     Outcome outcome = Outcome::kComplete;
+    // Stream offset of the request's first byte in its direction (client: egress, the app bytes
+    // written before it on this connection), to match kernel injection reports.
+    uint64_t request_stream_pos = 0;
 };
 
 // A request as soon as its head is parsed, before any response: lets the correlator give it a
@@ -56,6 +59,8 @@ struct HttpRequestSeen {
     uint32_t tid = 0;
     uint64_t request_start_ns = 0;
     const protocol::http1::Request* request = nullptr;  // valid during the callback only
+    uint32_t netns = 0;
+    uint64_t request_stream_pos = 0;  // as HttpExchange::request_stream_pos
 };
 
 }  // namespace passport::pairing

@@ -93,6 +93,8 @@ void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx)
         seen.request_start_ns = ctx.role != events::Role::kClient ? request.timing.first.exit_ns
                                                                   : request.timing.first.enter_ns;
         seen.request = &request.request;
+        seen.netns = ctx.netns;
+        seen.request_stream_pos = request.start_pos;
         sink_.http_request_seen(seen);
     }
     push_pending(Pending{std::move(request), false}, ctx);
@@ -224,6 +226,7 @@ void HttpPairer::emit(Message&& request, std::optional<Message>&& response, Outc
     x.request_start_ns = server ? request.timing.first.exit_ns : request.timing.first.enter_ns;
     x.request_end_ns = request.timing.last.exit_ns;
     x.request_tid = request.timing.first.tid;
+    x.request_stream_pos = request.start_pos;
     x.request = std::move(request.request);
     if (response) {
         x.response_start_ns =

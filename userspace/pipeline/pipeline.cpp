@@ -43,6 +43,10 @@ void Pipeline::on_event(const events::Event& e) {
     // Read a process's identity when its first connection appears, while /proc still has it:
     // a process that exits mid-request is then still named in its documents.
     if (const auto* open = std::get_if<events::ConnOpen>(&e)) processes_.get(open->conn.tgid);
+    if (const auto* inj = std::get_if<events::Inject>(&e)) {
+        correlator_.on_inject(*inj);
+        return;
+    }
     tracker_.on_event(e);
     // Forget the process only after the tracker has ended its open exchanges with its identity.
     if (const auto* exit = std::get_if<events::ProcExit>(&e)) {

@@ -43,6 +43,7 @@ const char* inject_counter_name(int c) {
         case PP_INJC_NOT_HTTP: return "not_http";
         case PP_INJC_FRAMING_LOST: return "framing_lost";
         case PP_INJC_NO_STORAGE: return "no_storage";
+        case PP_INJC_RESYNCED: return "resynced";
         default: return "unknown";
     }
 }

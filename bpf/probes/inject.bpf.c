@@ -106,6 +106,7 @@ struct pp_inj_sock {
     __u64 reqline_end_app;  /* app offset just after the request line's LF */
     __u64 rolling;          /* last 8 bytes of the request line (CR dropped) */
     __u64 cookie;
+    __u64 wire_bytes;       /* bytes that left through this program (app + inserted) */
     struct pp_endpoint local;
     struct pp_endpoint remote;
     __u32 netns;
@@ -118,7 +119,11 @@ struct pp_inj_sock {
     __u8 flags;             /* F_* of the current head */
     __u8 te_match;          /* progress matching "chunked" in Transfer-Encoding */
     __u8 method_ok;         /* the method is one we inject into */
-    __u8 _pad[5];
+    __u8 seq_known;         /* seq_base is set */
+    __u8 last_inserted;     /* the previous message got a header line */
+    __u8 _pad[3];
+    __u32 seq_base;         /* tcp write_seq when wire_bytes was 0 */
+    __u32 _pad2;
 };
 
 #define F_HAS_CL 1
@@ -787,6 +792,40 @@ int inject_msg(struct sk_msg_md *msg)
         s->app_bytes += size;
         return SK_PASS;
     }
+    /* The kernel may send fewer bytes of a message than this program saw (a nonblocking send
+     * that ran out of memory frees the rest, the app sends it again) and then pass the next
+     * message without running this program. The socket's write_seq tells how many bytes
+     * really went out: bytes never seen can be skipped only inside a body; otherwise the
+     * framing is lost and the socket is left alone from here on. */
+    struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+    if (!tp) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return SK_PASS;
+    }
+    __u32 wseq = tp->write_seq;
+    if (!s->seq_known) {
+        s->seq_base = wseq - (__u32)s->wire_bytes;
+        s->seq_known = 1;
+    } else {
+        __s32 delta = (__s32)(wseq - s->seq_base - (__u32)s->wire_bytes);
+        if (delta != 0) {
+            if (delta > 0 && !s->last_inserted && (s->mode == M_BODY || s->mode == M_CHUNK_DATA) &&
+                s->body_left >= (__u64)delta) {
+                s->body_left -= delta;
+                if (s->body_left == 0)
+                    s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
+                s->app_bytes += delta;
+                s->wire_bytes += delta;
+                inj_count(PP_INJC_RESYNCED);
+            } else {
+                s->mode = M_DEAD;
+                s->app_bytes += size;
+                inj_count(PP_INJC_FRAMING_LOST);
+                return SK_PASS;
+            }
+        }
+    }
     __u32 zero = 0;
     struct pp_inj_run *run = bpf_map_lookup_elem(&inject_scratch, &zero);
     if (!run) {
@@ -808,6 +847,8 @@ int inject_msg(struct sk_msg_md *msg)
         inj_count(PP_INJC_FRAMING_LOST);
     }
     run->st.app_bytes = run->msg_app_base + size;
+    run->st.wire_bytes += run->size;
+    run->st.last_inserted = run->shift != 0;
     *s = run->st;
     return SK_PASS;
 }

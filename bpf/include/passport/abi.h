@@ -224,7 +224,8 @@ enum pp_inject_counter {
     PP_INJC_NOT_HTTP = 9,      /* sockets whose first bytes were not HTTP/1: left alone */
     PP_INJC_FRAMING_LOST = 10, /* sockets where framing could not be followed: injection stopped */
     PP_INJC_NO_STORAGE = 11,   /* socket storage unavailable */
-    PP_INJC_COUNT = 12,
+    PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
+    PP_INJC_COUNT = 13,
 };
 
 /* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).

@@ -408,6 +408,44 @@ TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
     EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
 }
 
+TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
+    // Two agents select the same client: both sock_ops programs see the connect, the first to
+    // add the socket to its sockhash owns it, the other gets EBUSY and leaves it alone (the same
+    // situation as Cilium's sockmap acceleration owning a socket).
+    InjectServer server(dir().path() / "dump");
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go";
+    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
+                    out.string(), "--wait", go.string()});
+    start_agent({"--pid", std::to_string(c->pid())});
+    AgentOptions second;
+    second.agent_path = agent_path();
+    second.args = {"--pid", std::to_string(c->pid()), "--sampling-rules", rules_path().string()};
+    AgentRunner other(collector(), second);
+    touch(go);
+    auto st = c->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    AgentExit b = other.stop();
+    AgentExit a = stop_agent_and_sync();
+    EXPECT_TRUE(b.status.success()) << b.stderr_text;
+    EXPECT_EQ(a.counter("inject.ebusy") + b.counter("inject.ebusy"), 1u) << a.counters_text() << "\n"
+                                                                          << b.counters_text();
+    EXPECT_EQ(a.counter("inject.injected") + b.counter("inject.injected"), 5u);
+    size_t removed = 0;
+    std::string sent = read_file(out / "sent-1.bin");
+    std::string got = server.received(1);
+    std::string stripped = strip_injected(got, [&] {
+        std::set<std::string> all;
+        std::smatch m;
+        for (auto it = got.cbegin(); std::regex_search(it, got.cend(), m, kInjectedLine); it = m[0].second)
+            all.insert(m[2].str());
+        return all;
+    }(), removed);
+    EXPECT_EQ(removed, 5u) << "one header per request, not two";
+    EXPECT_EQ(stripped, sent);
+}
+
 TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsParent) {
     InjectServer callee(dir().path() / "dump");
     ChildOptions o;

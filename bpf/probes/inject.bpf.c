@@ -152,6 +152,7 @@ struct pp_inj_run {
     __u8 head_done;            /* the parser ended a head */
     __u8 stop;                 /* stop: dead socket */
     __u8 _pad[2];
+    __u64 gen;                 /* bumped by every run on this CPU (the run keeps its value on its stack) */
     __u8 line[PP_INJECT_LINE_LEN + 3];
     __u8 buf[2 * PP_INJ_WINDOW];
 };
@@ -678,7 +679,7 @@ static __always_inline void report(struct pp_inj_run *run, __u8 outcome, __u64 a
 }
 
 /* At the end of a head that lies wholly in this message: inject or report why not. */
-__noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run)
+__noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
 {
     if (!msg || !run)
         return 0;
@@ -711,6 +712,12 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run)
     __u64 sub = pp_random_id();
     format_line(run, &ev->ctx, sub);
     __u64 at64 = s->reqline_end_app - run->msg_app_base + run->shift;
+    /* A run preempted on this CPU (preemptible kernels) may find its scratch reused: never
+     * modify a message from a scratch that is no longer ours. */
+    if (run->gen != my_gen) {
+        run->stop = 1;
+        return 0;
+    }
     if (at64 >= run->size || insert_line(msg, run, (__u32)at64) != 0) {
         inj_count(PP_INJC_SKIP_FAILED);
         report(run, PP_INJ_SKIP_FAILED, req);
@@ -726,7 +733,7 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run)
 }
 
 /* One step over the message: skip body bytes, or parse one window. 1 when done. */
-__noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run)
+__noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
 {
     if (!msg || !run)
         return 1;
@@ -774,7 +781,7 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run)
         used = w;
     run->off += used;
     if (run->head_done)
-        on_head(msg, run);
+        on_head(msg, run, my_gen);
     return 0;
 }
 
@@ -832,14 +839,23 @@ int inject_msg(struct sk_msg_md *msg)
         s->app_bytes += size;
         return SK_PASS;
     }
+    const __u64 my_gen = ++run->gen;
+    run->stop = 0;
     run->st = *s;
     run->msg_app_base = s->app_bytes;
     run->off = 0;
     run->size = size;
     run->shift = 0;
     for (int i = 0; i < PP_INJ_MAX_STEPS; i++) {
-        if (step(msg, run))
+        if (run->stop || step(msg, run, my_gen))
             break;
+    }
+    if (run->stop || run->gen != my_gen) {
+        /* The scratch was reused meanwhile: this socket's framing is no longer known. */
+        s->mode = M_DEAD;
+        s->app_bytes += size;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return SK_PASS;
     }
     if (run->off < run->size && run->st.mode != M_DEAD) {
         /* More requests in one send than the steps allow: stop following this socket. */

@@ -353,9 +353,12 @@ TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
     auto value = dir().write_file("value.bin", std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\xff binary", 36));
     auto go = dir().path() / "go";
     const std::string cli = "redis-cli -p " + std::to_string(port);
-    auto client = gated(sh_gated(go, "sh -c '" + cli + " -x SET k < " + value.string() + " && " + cli +
-                                         " --raw GET k > " + (dir().path() / "got.bin").string() + " && " + cli +
-                                         " SET 'GET / HTTP/1.1' v'"));
+    auto script = dir().write_file("redis.sh", "set -e\n" + cli + " -x SET k < '" + value.string() + "'\n" + cli +
+                                                   " --raw GET k > '" + (dir().path() / "got.bin").string() + "'\n" +
+                                                   cli + " SET 'GET / HTTP/1.1' 'POST /x HTTP/1.1'\n" + cli +
+                                                   " --raw GET 'GET / HTTP/1.1' > '" +
+                                                   (dir().path() / "got2.txt").string() + "'\n");
+    auto client = gated(sh_gated(go, "sh '" + script.string() + "'"));
     start_agent({"--pid", std::to_string(client->pid())});
     touch(go);
     auto st = client->wait_exit(deadline_in(60s));
@@ -363,6 +366,7 @@ TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
     AgentExit exit = stop_agent_and_sync();
     // redis-cli --raw adds a newline after the value.
     EXPECT_EQ(read_file(dir().path() / "got.bin"), read_file(value) + "\n");
+    EXPECT_EQ(read_file(dir().path() / "got2.txt"), "POST /x HTTP/1.1\n");
     EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
     EXPECT_GE(exit.counter("inject.not_http"), 1u) << exit.counters_text();
     // The untraced check: what the server stored is exactly what the client sent.

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/bpf_loader.hpp"
+#include "agent/injection.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/process_selector.hpp"
 #include "agent/tls_tracer.hpp"
@@ -89,8 +90,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         return 1;
     }
     std::fprintf(stderr,
-                 "passport: capabilities: HTTP/1.x server segments over plaintext TCP. Not built yet: "
-                 "outgoing-call subsegments, header injection (see docs/not-supported.md)\n");
+                 "passport: capabilities: HTTP/1.x server segments and outgoing-call subsegments over "
+                 "plaintext TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API "
+                 "calls (see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see docs/not-supported.md)\n");
     // AWS API calls: set before any traffic is processed, read-only afterwards.
     aws::set_options(aws::Options{.enabled = cfg.aws_calls, .endpoints = cfg.aws_endpoints});
     std::fprintf(stderr, "passport: AWS API calls: %s\n",
@@ -166,6 +168,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pc.sample_rules = kernel_rules.rules;
     pc.sample_default = kernel_rules.default_rule;
     pc.sample_cfg = kernel_rules.cfg;
+    pc.inject = cfg.inject && features.sk_msg && features.sock_ops;
     auto loaded = BpfProbes::load(pc);
     if (!loaded) {
         std::fprintf(stderr, "passport: %s\n", loaded.error().c_str());
@@ -179,6 +182,35 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
                  probes->fork_inheritance()
                      ? "children forked by selected processes are selected in the kernel"
                      : "refused by this kernel: children forked by selected processes after start are not traced");
+
+    // Header injection: optional; everything else works without it.
+    std::unique_ptr<Injection> injection;
+    {
+        std::string why;
+        if (!cfg.inject) {
+            why = "off (--no-inject)";
+        } else if (!features.sk_msg || !features.sock_ops) {
+            why = "off: this kernel lacks sock_ops/sk_msg programs";
+        } else {
+            std::vector<DenyEntry> deny;
+            for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
+            auto inj = Injection::attach(*probes, deny, features.cgroup2_path);
+            if (inj) {
+                injection = std::move(*inj);
+            } else {
+                why = "off: " + inj.error();
+            }
+        }
+        if (injection) {
+            std::fprintf(stderr,
+                         "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
+                         "processes on connections opened from now on (sock_ops on %s)%s\n",
+                         injection->cgroup_path().c_str(),
+                         cfg.inject_deny.empty() ? "" : "; deny list applied");
+        } else {
+            std::fprintf(stderr, "  [no]  injection - %s\n", why.c_str());
+        }
+    }
 
     ProcessSelector selector(cfg, *probes, counters);
     auto scanned = selector.scan();
@@ -297,6 +329,12 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     auto ctxc = probes->ctx_counts();
     for (int r = 0; r < PP_CTXC_COUNT; r++)
         counters.set(std::string("kernel.") + ctx_counter_name(r), ctxc[static_cast<size_t>(r)]);
+    if (injection) {
+        auto ic = injection->counters();
+        for (int c = 0; c < PP_INJC_COUNT; c++)
+            counters.set(std::string("inject.") + inject_counter_name(c), ic[static_cast<size_t>(c)]);
+    }
+    injection.reset();  // detach before the programs and maps go
     ring.reset();
     tls.reset();  // uprobe links before the programs they use
     probes.reset();

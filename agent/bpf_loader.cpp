@@ -40,7 +40,7 @@ const char* ctx_counter_name(int counter) {
     }
 }
 
-Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork) {
+Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject) {
     passport_bpf* skel = passport_bpf__open();
     if (!skel) return make_error(std::string("open BPF object: ") + std::strerror(errno));
     if (uint32_t built = skel->rodata->pp_bpf_abi_version; built != PP_ABI_VERSION) {
@@ -55,6 +55,15 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
     bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
     if (!with_fork) bpf_program__set_autoload(skel->progs.process_fork, false);
+    // Injection programs only when asked for and possible: the rest must load without them.
+    if (!with_inject) {
+        bpf_program__set_autoload(skel->progs.inject_sockops, false);
+        bpf_program__set_autoload(skel->progs.inject_msg, false);
+        // Nor their maps, so kernels without sockhash or socket storage load the rest.
+        bpf_map__set_autocreate(skel->maps.inject_socks, false);
+        bpf_map__set_autocreate(skel->maps.inject_sk, false);
+        bpf_map__set_autocreate(skel->maps.inject_deny_cidrs, false);
+    }
     if (int err = passport_bpf__load(skel); err != 0) {
         passport_bpf__destroy(skel);
         return make_error(std::string("load BPF programs (verifier or permissions): ") + std::strerror(-err));
@@ -62,17 +71,33 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     return skel;
 }
 
-Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
-    std::unique_ptr<BpfProbes> p(new BpfProbes());
-    // tp_btf (fork inheritance) is the one program type a kernel may refuse while the rest
-    // works; retry without it rather than fail.
-    auto skel = open_and_load(cfg, /*with_fork=*/true);
+Result<passport_bpf*> BpfProbes::open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok) {
+    // tp_btf (fork inheritance) is a program type a kernel may refuse while the rest works;
+    // retry without it rather than fail.
+    fork_ok = true;
+    auto skel = open_and_load(cfg, /*with_fork=*/true, with_inject);
     if (!skel) {
-        auto retry = open_and_load(cfg, /*with_fork=*/false);
+        auto retry = open_and_load(cfg, /*with_fork=*/false, with_inject);
         if (!retry) return make_error(skel.error());
         skel = retry;
-        p->fork_inheritance_ = false;
+        fork_ok = false;
     }
+    return skel;
+}
+
+Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
+    std::unique_ptr<BpfProbes> p(new BpfProbes());
+    bool fork_ok = true;
+    auto skel = open_and_load_any(cfg, cfg.inject, fork_ok);
+    if (!skel && cfg.inject) {
+        // The injection programs are optional too: capture works without them.
+        p->inject_error_ = skel.error();
+        skel = open_and_load_any(cfg, /*with_inject=*/false, fork_ok);
+    } else if (skel && cfg.inject) {
+        p->inject_loaded_ = true;
+    }
+    if (!skel) return make_error(skel.error());
+    p->fork_inheritance_ = fork_ok;
     p->skel_ = *skel;
     // Sampling rules and the clock offset first: the programs read them from their first run.
     if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES) return make_error("too many kernel sampling rules");
@@ -97,6 +122,9 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         if (!bpf_program__autoload(prog)) continue;
         // Uprobes (TLS) need a binary and a pid: agent/tls_tracer.cpp attaches them.
         if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE) continue;
+        // sock_ops and sk_msg need a cgroup / a map: agent/injection attaches them.
+        const auto type = bpf_program__type(prog);
+        if (type == BPF_PROG_TYPE_SOCK_OPS || type == BPF_PROG_TYPE_SK_MSG) continue;
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
             return make_error(std::string("attach ") + bpf_program__name(prog) + ": " +

@@ -28,6 +28,8 @@ struct ProbeConfig {
     std::vector<pp_sample_rule> sample_rules;  // at most PP_MAX_SAMPLE_RULES
     pp_sample_rule sample_default{};
     pp_sample_cfg sample_cfg{};
+    // Load the header injection programs (sock_ops + sk_msg); attached by agent/injection.
+    bool inject = false;
 };
 
 class BpfProbes {
@@ -60,6 +62,11 @@ public:
     // False when the kernel refused tp_btf: children forked by selected processes are then
     // not selected automatically (only --exe matches at exec and the start-up scan apply).
     bool fork_inheritance() const { return fork_inheritance_; }
+    // True when the injection programs were loaded; else why not (empty when not asked for).
+    bool injection_loaded() const { return inject_loaded_; }
+    const std::string& injection_error() const { return inject_error_; }
+    // The loaded skeleton, for agent/injection (attaches the injection programs, fills its maps).
+    passport_bpf* skeleton() const { return skel_; }
 
     // A program or map of the object by name (nullptr / -1 when absent): the TLS tracer attaches
     // the uprobe programs per process itself (agent/tls_tracer.cpp); load() leaves them alone.
@@ -68,11 +75,14 @@ public:
 
 private:
     BpfProbes() = default;
-    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork);
+    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject);
+    static Result<passport_bpf*> open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok);
 
     passport_bpf* skel_ = nullptr;
     std::vector<std::string> attached_;
     bool fork_inheritance_ = true;
+    bool inject_loaded_ = false;
+    std::string inject_error_;
 };
 
 const char* drop_reason_name(int reason);

@@ -1,5 +1,6 @@
 #include "agent/config.hpp"
 
+#include <arpa/inet.h>
 #include <fnmatch.h>
 
 #include <cstdlib>
@@ -19,6 +20,38 @@ Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint6
 }
 
 }  // namespace
+
+Result<DenyEntry> parse_deny(const std::string& v) {
+    DenyEntry e;
+    if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
+        auto n = parse_uint("--inject-deny", v, 65535);
+        if (!n) return make_error(n.error());
+        if (*n == 0) return make_error("--inject-deny: 0 is not a port");
+        e.is_port = true;
+        e.port = static_cast<uint16_t>(*n);
+        return e;
+    }
+    std::string addr = v, prefix;
+    if (auto slash = v.find('/'); slash != std::string::npos) {
+        addr = v.substr(0, slash);
+        prefix = v.substr(slash + 1);
+    }
+    if (inet_pton(AF_INET, addr.c_str(), e.addr) == 1) {
+        e.family = AF_INET;
+    } else if (inet_pton(AF_INET6, addr.c_str(), e.addr) == 1) {
+        e.family = AF_INET6;
+    } else {
+        return make_error("--inject-deny: expected a port or an address/prefix (CIDR), got '" + v + "'");
+    }
+    uint32_t max = e.family == AF_INET ? 32 : 128;
+    e.prefix = max;
+    if (!prefix.empty() || v.find('/') != std::string::npos) {
+        auto n = parse_uint("--inject-deny prefix", prefix, max);
+        if (!n) return make_error(n.error());
+        e.prefix = static_cast<uint32_t>(*n);
+    }
+    return e;
+}
 
 std::string usage() {
     return R"(usage: passport [options]
@@ -50,6 +83,12 @@ AWS API calls (outgoing calls become `aws` subsegments; see docs/aws.md):
                         VPC endpoints with private names, proxies (repeatable). Hosts under
                         amazonaws.com and SigV4-signed requests are recognised without it
   --no-aws-calls        record AWS API calls as plain `remote` HTTP subsegments
+
+Trace context propagation:
+  --no-inject           never insert X-Amzn-Trace-Id into outgoing HTTP requests (kill switch;
+                        calls still become subsegments, linked on this node by connection)
+  --inject-deny P|CIDR  never inject into connections to port P or to addresses in CIDR
+                        (e.g. 6379, 10.0.0.0/8, fd00::/8; repeatable)
 
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
@@ -164,6 +203,14 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             double d = std::strtod(v->c_str(), &end);
             if (end == v->c_str() || *end != '\0' || d < 0) return make_error("--duration: expected seconds, got '" + *v + "'");
             c.duration_s = d;
+        } else if (a == "--no-inject") {
+            c.inject = false;
+        } else if (a == "--inject-deny") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto d = parse_deny(*v);
+            if (!d) return make_error(d.error());
+            c.inject_deny.push_back(*v);
         } else if (a == "--ringbuf-mb") {
             auto v = get();
             if (!v) return make_error(v.error());

@@ -31,6 +31,8 @@ struct Config {
     bool demo = false;                     // `passport demo`
     bool verbose = false;
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
+    bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
+    std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
 };
@@ -39,6 +41,17 @@ struct Config {
 Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon);
 
 std::string usage();
+
+// A --inject-deny entry: a destination port, or an IPv4/IPv6 CIDR (addr in network order,
+// IPv4 as the 4 first bytes).
+struct DenyEntry {
+    bool is_port = false;
+    uint16_t port = 0;
+    int family = 0;  // AF_INET / AF_INET6
+    uint8_t addr[16] = {};
+    uint32_t prefix = 0;
+};
+Result<DenyEntry> parse_deny(const std::string& v);
 
 // fnmatch-style glob test of --exe against an executable path, its basename, or the comm name.
 bool exe_matches(const std::string& glob, const std::string& exe_path, const std::string& comm);

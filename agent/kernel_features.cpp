@@ -103,7 +103,7 @@ KernelFeatures probe_kernel_features() {
     f.sock_ops = prog_type_ok(BPF_PROG_TYPE_SOCK_OPS);
     f.cgroup2_path = find_cgroup2();
     f.lines.push_back({"sock_ops + sk_msg", f.sk_msg && f.sock_ops,
-                       "header injection (not built yet)" +
+                       "X-Amzn-Trace-Id injection" +
                            (f.cgroup2_path.empty() ? std::string("; no cgroup v2 mount")
                                                    : "; cgroup v2 at " + f.cgroup2_path)});
 

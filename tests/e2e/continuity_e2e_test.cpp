@@ -7,6 +7,10 @@
 // node_continuity.js (a Node callee, and a Node event-loop caller), load_client.py (an untraced
 // threaded load driver), call_loop.py (a traced script that is not a server), nginx as a reverse
 // proxy (config generated here).
+//
+// The agent runs with --no-inject here: these tests pin same-node stitching, which is what
+// links services when injection is off or impossible (TLS). Injection has its own tests
+// (inject_e2e_test.cpp).
 #include <csignal>
 #include <ctime>
 #include <fstream>
@@ -295,7 +299,7 @@ class ContinuityE2E : public E2eTest {
 TEST_F(ContinuityE2E, PythonCallsNodeOneTrace) {
     auto b = start_node_callee("svc-b");
     auto a = start_python_caller("svc-a", *b);
-    start_agent({"--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string tag = unique_tag();
     const std::string b_host = "127.0.0.1:" + std::to_string(b->port());
@@ -415,7 +419,7 @@ TEST_F(ContinuityE2E, ThreadPoolConcurrencyNeverMisattributes) {
     constexpr int kConcurrency = 16;
     auto b = start_node_callee("pool-b");
     auto a = start_python_caller("pool-a", *b);
-    start_agent({"--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     LoadRun run = drive(a->port(), kRequests, kConcurrency, 0);
     ASSERT_TRUE(run.errors.empty())
@@ -504,7 +508,7 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
     constexpr int kConcurrency = 8;
     auto b = start_node_callee("loop-b");
     auto a = start_node_caller("loop-a", *b);
-    start_agent({"--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string a_prefix = a->url("/work?id=");
     const std::string b_prefix = b->url("/item?id=");
@@ -629,7 +633,7 @@ TEST_F(ContinuityE2E, CallOutsideAnyRequestIsItsOwnSegment) {
     ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^ready$"),
                                      deadline_in(std::chrono::seconds(20))))
         << script.describe();
-    start_agent({"--pid", std::to_string(script.pid()), "--pid", std::to_string(traced->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(script.pid()), "--pid", std::to_string(traced->pid())});
 
     double started = wall_clock_now();
     ASSERT_TRUE(script.send_signal(SIGUSR1));
@@ -773,7 +777,7 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
     ASSERT_TRUE(chain_up) << nginx.describe() << "\n" << dir().read_file("nginx/error.log");
     ASSERT_FALSE(child_pids(nginx.pid()).empty());
 
-    start_agent({"--pid", std::to_string(a.pid()), "--pid", std::to_string(nginx.pid()), "--pid",
+    start_agent({"--no-inject", "--pid", std::to_string(a.pid()), "--pid", std::to_string(nginx.pid()), "--pid",
                  std::to_string(c.pid())});
 
     const std::string tag = unique_tag();
@@ -850,7 +854,7 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
 TEST_F(ContinuityE2E, CalleeWithOwnTraceHeaderKeepsIt) {
     auto b = start_node_callee("hdr-b");
     auto a = start_python_caller("hdr-a", *b);
-    start_agent({"--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string rest = "/trace-header/" + unique_tag();
     HttpResponse response = http_get(a->url("/with-header" + rest));

@@ -236,7 +236,7 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
     EXPECT_EQ(c.counters.get("decode.ok"), c.events.size());
     for (const auto& e : c.events) std::visit([&](const auto& ev) {
         using T = std::decay_t<decltype(ev)>;
-        if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit>) fprintf(stderr, "DBG proc %u\n", ev.tgid);
+        if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit> || std::is_same_v<T, events::Inject>) fprintf(stderr, "DBG proc %u\n", ev.tgid);
         else fprintf(stderr, "DBG idx=%zu tgid=%u fd=%d (child %u)\n", e.index(), ev.conn.tgid, ev.conn.fd, tgid);
     }, e);
 
@@ -283,7 +283,7 @@ TEST_F(KernelProbes, UnselectedProcessProducesNothing) {
     for (const auto& e : c.events) {
         std::visit([&](const auto& ev) {
             using T = std::decay_t<decltype(ev)>;
-            if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit>) {
+            if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit> || std::is_same_v<T, events::Inject>) {
                 EXPECT_NE(ev.tgid, static_cast<uint32_t>(child.pid()));
             } else {
                 EXPECT_NE(ev.conn.tgid, static_cast<uint32_t>(child.pid())) << "event from an unselected process";

@@ -162,7 +162,84 @@ void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& 
     if (n.end_time != 0 && n.end_time < n.start_time) n.end_time = n.start_time;
 }
 
+std::string hex16(uint64_t v) {
+    static const char* kDigits = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; i--, v >>= 4) out[static_cast<size_t>(i)] = kDigits[v & 15];
+    return out;
+}
+
+std::string conn_pos_key(const events::ConnKey& c, uint64_t pos) {
+    std::string k;
+    k.append(reinterpret_cast<const char*>(&c.tgid), sizeof c.tgid);
+    k.append(reinterpret_cast<const char*>(&c.fd), sizeof c.fd);
+    k.append(reinterpret_cast<const char*>(&c.gen), sizeof c.gen);
+    k.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+    return k;
+}
+
+constexpr size_t kMaxInjectEntries = 8192;
+
+template <typename V>
+void bounded_put(std::unordered_map<std::string, V>& map, std::deque<std::string>& order, const std::string& key,
+                 V value) {
+    if (!map.count(key)) order.push_back(key);
+    map[key] = std::move(value);
+    while (order.size() > kMaxInjectEntries) {
+        map.erase(order.front());
+        order.pop_front();
+    }
+}
+
 }  // namespace
+
+std::string Correlator::inject_key(uint32_t tgid, const events::Endpoint& local, const events::Endpoint& remote,
+                                   uint64_t pos) {
+    std::string k = tuple_key(local, remote);
+    k.append(reinterpret_cast<const char*>(&tgid), sizeof tgid);
+    k.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+    return k;
+}
+
+void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
+    if (inj.outcome != events::InjectOutcome::kInjected) {
+        counters_.add(inj.outcome == events::InjectOutcome::kAppHeader ? "correlate.inject_app_header"
+                                                                       : "correlate.inject_skipped");
+        return;
+    }
+    // What went on the wire wins: the downstream service takes these ids as its parent.
+    call.subsegment_id = hex16(inj.subsegment_id);
+    call.injected = true;
+    counters_.add("correlate.inject_matched");
+    if (inj.ctx_from_thread) {
+        auto s = servers_by_pos_.find(conn_pos_key(inj.ctx_conn, inj.ctx_request_pos));
+        if (s != servers_by_pos_.end() && servers_.count(s->second)) {
+            call.has_parent = true;
+            call.parent = s->second;
+        }
+        return;
+    }
+    // The kernel saw no request being served: the call is a segment of its own, in the trace
+    // the kernel minted for it.
+    call.has_parent = false;
+    call.own_trace_id = inj.trace_id;
+    call.own_segment_id = hex16(inj.segment_id);
+    if (inj.sampled == 1) call.own_sampled = true;
+    if (inj.sampled == 0) call.own_sampled = false;
+}
+
+void Correlator::on_inject(const events::Inject& inj) {
+    std::string key = inject_key(inj.tgid, inj.local, inj.remote, inj.app_pos);
+    auto known = calls_by_inject_key_.find(key);
+    if (known != calls_by_inject_key_.end()) {
+        auto c = calls_.find(known->second);
+        if (c != calls_.end() && !c->second.done && !c->second.injected) {
+            apply_inject(c->second, inj);
+            return;
+        }
+    }
+    bounded_put(pending_injects_, pending_inject_order_, key, inj);
+}
 
 Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
                        const ClockOffset& clock, SamplingDecider sampler, Counters& counters,
@@ -250,6 +327,7 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
     open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
     last_activity_[(uint64_t{seen.tgid} << 32) | seen.tid] = key;
     servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
+    bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos), key);
     remember(server_order_, key, /*server=*/true);
     try_link_server(ctx);
     return ctx;
@@ -346,7 +424,16 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     const uint64_t thread = (uint64_t{seen.tgid} << 32) | seen.tid;
     auto open = open_by_thread_.find(thread);
     auto last = last_activity_.find(thread);
-    if (open != open_by_thread_.end() && last != last_activity_.end() &&
+    // The kernel's injection report for this request, if any: a context minted by the kernel
+    // means no request was being served, whatever the thread heuristics below would say.
+    const std::string ikey = inject_key(seen.tgid, seen.local, seen.remote, seen.request_pos);
+    auto inj = pending_injects_.find(ikey);
+    const bool kernel_minted = inj != pending_injects_.end() &&
+                               inj->second.outcome == events::InjectOutcome::kInjected &&
+                               !inj->second.ctx_from_thread;
+    if (kernel_minted) {
+        // fall through to the own-segment branch below
+    } else if (open != open_by_thread_.end() && last != last_activity_.end() &&
         std::find(open->second.begin(), open->second.end(), last->second) != open->second.end()) {
         call.has_parent = true;
         call.parent = last->second;
@@ -388,6 +475,11 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
                                  seen.request ? seen.request->target.substr(0, seen.request->target.find('?')) : ""},
                    &rule);
     }
+    if (inj != pending_injects_.end()) {
+        apply_inject(call, inj->second);
+        pending_injects_.erase(inj);
+    }
+    bounded_put(calls_by_inject_key_, calls_by_inject_key_order_, ikey, key);
     auto [it, inserted] = calls_.emplace(key, std::move(call));
     // Keep-alive connections make many calls on one tuple: keep the few newest still known.
     auto& same_tuple = calls_by_tuple_[tuple_key(seen.local, seen.remote)];
@@ -664,7 +756,7 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pai
     hr.url = request_url(ex.request, ex.remote, ex.tls);
     // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
     // would wait for one that never comes.
-    if (call.downstream_linked) hr.traced = true;
+    if (call.downstream_linked || call.injected) hr.traced = true;
     fill_exchange(sub, ex, clock_, ids_, hr, counters_);
     // AWS API calls become `aws` subsegments named after the service (userspace/aws).
     aws::fill_aws_subsegment(ex, sub, ids_, counters_);

@@ -72,6 +72,9 @@ public:
     // the request at (conn, request_pos) when its head is parsed.
     void on_kernel_context(const events::TraceCtx& kc);
     void on_exchange(pairing::HttpExchange&& ex);
+    // The kernel injected (or found) X-Amzn-Trace-Id in an outgoing request: the call it matches
+    // takes the injected ids (see docs/injection.md). Usually reported before the call's bytes.
+    void on_inject(const events::Inject& inj);
     // The process exec'd or exited: its cached name and facts are stale.
     void forget_process(uint32_t tgid) {
         process_json_.erase(tgid);
@@ -131,6 +134,7 @@ private:
         events::Endpoint remote;
         uint64_t start_ns = 0;
         bool downstream_linked = false;  // a traced server on this node took it as parent
+        bool injected = false;           // the kernel put our ids into its X-Amzn-Trace-Id
         bool done = false;
         // The call's request carried exactly the trace header (Root and Parent) its parent request
         // arrived with: the caller forwarded it (a proxy) instead of making its own.
@@ -159,6 +163,11 @@ private:
     void link(ServerContext& server, const RequestKey& call_key, CallContext& call);
     void try_link_server(ServerContext& server);
     void try_link_call(const RequestKey& call_key, CallContext& call);
+
+    // Injection reports, keyed by tgid + connection tuple + egress offset of the request.
+    static std::string inject_key(uint32_t tgid, const events::Endpoint& local, const events::Endpoint& remote,
+                                  uint64_t pos);
+    void apply_inject(CallContext& call, const events::Inject& inj);
 
     void finish_server(pairing::HttpExchange&& ex);
     void finish_call(pairing::HttpExchange&& ex);
@@ -194,6 +203,14 @@ private:
     // "local>remote" of each side, for same-node stitching.
     std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
     std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;
+    // Injection reports not yet matched to a call, and calls by inject_key (bounded).
+    std::unordered_map<std::string, events::Inject> pending_injects_;
+    std::deque<std::string> pending_inject_order_;
+    std::unordered_map<std::string, RequestKey> calls_by_inject_key_;
+    std::deque<std::string> calls_by_inject_key_order_;
+    // Server requests by (connection, ingress offset of the request), as the kernel names them.
+    std::unordered_map<std::string, RequestKey> servers_by_pos_;
+    std::deque<std::string> servers_by_pos_order_;
     // Per-process metadata and service names, forgotten when the process execs or exits.
     std::unordered_map<uint32_t, nlohmann::json> process_json_;
     std::unordered_map<uint32_t, std::string> service_names_;

@@ -51,5 +51,15 @@ static_assert(sizeof(pp_trace_ctx_event) == 96);
 static_assert(offsetof(pp_sample_rule, host) == 16);
 static_assert(offsetof(pp_sample_rule, method) == 16 + PP_GLOB_MAX);
 static_assert(offsetof(pp_sample_rule, path) == 16 + 2 * PP_GLOB_MAX);
+static_assert(offsetof(pp_inject_event, local) == 24);
+static_assert(offsetof(pp_inject_event, remote) == 44);
+static_assert(offsetof(pp_inject_event, netns) == 64);
+static_assert(offsetof(pp_inject_event, outcome) == 68);
+static_assert(offsetof(pp_inject_event, ctx_from_thread) == 69);
+static_assert(offsetof(pp_inject_event, app_pos) == 72);
+static_assert(offsetof(pp_inject_event, subsegment_id) == 80);
+static_assert(offsetof(pp_inject_event, socket_cookie) == 88);
+static_assert(offsetof(pp_inject_event, ctx) == 96);
+static_assert(sizeof(pp_inject_event) == 160);
 
 }  // namespace passport::events

@@ -47,6 +47,18 @@ Result<Role> to_role(uint8_t r) {
     return make_error("bad_role");
 }
 
+std::string trace_id_string(const pp_trace_ctx& c) {
+    static const char* kDigits = "0123456789abcdef";
+    std::string out = "1-";
+    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kDigits[(c.trace_epoch >> shift) & 15]);
+    out.push_back('-');
+    for (uint8_t b : c.trace_rand) {
+        out.push_back(kDigits[b >> 4]);
+        out.push_back(kDigits[b & 15]);
+    }
+    return out;
+}
+
 }  // namespace
 
 Result<Event> decode(std::span<const uint8_t> rec) {
@@ -146,6 +158,29 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.source = c.source;
             out.rule = ev.rule;
             out.rejected = ev.rejected;
+            return Event{std::move(out)};
+        }
+        case PP_EV_INJECT: {
+            pp_inject_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_inject");
+            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_SKIP_FAILED) return make_error("bad_inject_outcome");
+            Inject out;
+            out.tgid = ev.hdr.tgid;
+            out.tid = ev.hdr.tid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.local = to_endpoint(ev.local);
+            out.remote = to_endpoint(ev.remote);
+            out.netns = ev.netns;
+            out.outcome = static_cast<InjectOutcome>(ev.outcome);
+            out.app_pos = ev.app_pos;
+            out.subsegment_id = ev.subsegment_id;
+            out.socket_cookie = ev.socket_cookie;
+            out.ctx_from_thread = ev.ctx_from_thread != 0;
+            if (ev.outcome == PP_INJ_INJECTED) out.trace_id = trace_id_string(ev.ctx);
+            out.segment_id = ev.ctx.segment_id;
+            out.sampled = ev.ctx.sampled;
+            out.ctx_conn = to_key(ev.ctx.conn);
+            out.ctx_request_pos = ev.ctx.request_pos;
             return Event{std::move(out)};
         }
     }

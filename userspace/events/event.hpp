@@ -104,6 +104,32 @@ struct TraceCtx {
     uint8_t rejected = 0;      // PP_REJECT_* bits
 };
 
-using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx>;
+
+// The kernel put (or found) X-Amzn-Trace-Id in an outgoing request (PP_EV_INJECT). Matches the
+// client request whose connection is (tgid, local, remote, netns) and whose first byte is at
+// egress stream offset app_pos.
+enum class InjectOutcome : uint8_t { kInjected = 1, kAppHeader = 2, kSkippedSplit = 3, kSkippedFailed = 4 };
+
+struct Inject {
+    uint32_t tgid = 0;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    Endpoint local;
+    Endpoint remote;
+    uint32_t netns = 0;
+    InjectOutcome outcome = InjectOutcome::kInjected;
+    uint64_t app_pos = 0;
+    uint64_t subsegment_id = 0;  // the Parent written on the wire; 0 unless injected
+    uint64_t socket_cookie = 0;
+    // The context the header carries.
+    bool ctx_from_thread = false;  // the writing thread's server request; else minted for this call
+    std::string trace_id;          // "1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx"
+    uint64_t segment_id = 0;       // the server request's segment (or the call's own segment)
+    uint8_t sampled = 2;           // enum pp_sampled
+    ConnKey ctx_conn;              // the server request's connection (ctx_from_thread)
+    uint64_t ctx_request_pos = 0;  // its ingress offset on ctx_conn
+};
+
+using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx, Inject>;
 
 }  // namespace passport::events

@@ -80,6 +80,14 @@ std::string to_json_line(const Event& ev) {
                      {"pos", e.request_pos}, {"trace_id", e.trace_id}, {"segment_id", e.segment_id},
                      {"parent_id", e.parent_id}, {"sampled", e.sampled}, {"source", e.source},
                      {"rule", e.rule}, {"rejected", e.rejected}};
+            } else if constexpr (std::is_same_v<T, Inject>) {
+                j = {{"type", "inject"}, {"tgid", e.tgid}, {"tid", e.tid}, {"ts", e.ts_ns},
+                     {"local", ep_json(e.local)}, {"remote", ep_json(e.remote)}, {"netns", e.netns},
+                     {"outcome", static_cast<int>(e.outcome)}, {"app_pos", e.app_pos},
+                     {"subsegment_id", e.subsegment_id}, {"cookie", e.socket_cookie},
+                     {"ctx_from_thread", e.ctx_from_thread}, {"trace_id", e.trace_id},
+                     {"segment_id", e.segment_id}, {"sampled", e.sampled}, {"ctx_conn", key_json(e.ctx_conn)},
+                     {"ctx_request_pos", e.ctx_request_pos}};
             } else {
                 j = {{"type", "exit"}, {"tgid", e.tgid}, {"ts", e.ts_ns}, {"code", e.exit_code}, {"comm", e.comm}};
             }
@@ -165,6 +173,28 @@ Result<Event> from_json_line(const std::string& line) {
             e.source = j.at("source").get<uint8_t>();
             e.rule = j.at("rule").get<uint16_t>();
             e.rejected = j.value("rejected", uint8_t{0});
+            return Event{std::move(e)};
+        }
+        if (type == "inject") {
+            Inject e;
+            e.tgid = j.at("tgid").get<uint32_t>();
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.local = ep_from(j.at("local"));
+            e.remote = ep_from(j.at("remote"));
+            e.netns = j.at("netns").get<uint32_t>();
+            int outcome = j.at("outcome").get<int>();
+            if (outcome < 1 || outcome > 4) return make_error("bad inject outcome");
+            e.outcome = static_cast<InjectOutcome>(outcome);
+            e.app_pos = j.at("app_pos").get<uint64_t>();
+            e.subsegment_id = j.at("subsegment_id").get<uint64_t>();
+            e.socket_cookie = j.at("cookie").get<uint64_t>();
+            e.ctx_from_thread = j.at("ctx_from_thread").get<bool>();
+            e.trace_id = j.at("trace_id").get<std::string>();
+            e.segment_id = j.at("segment_id").get<uint64_t>();
+            e.sampled = j.at("sampled").get<uint8_t>();
+            e.ctx_conn = key_from(j.at("ctx_conn"));
+            e.ctx_request_pos = j.at("ctx_request_pos").get<uint64_t>();
             return Event{std::move(e)};
         }
         return make_error("unknown event type '" + type + "'");

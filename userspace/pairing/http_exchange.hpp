@@ -41,7 +41,9 @@ struct HttpExchange {
     uint64_t response_start_ns = 0;
     uint64_t response_end_ns = 0;  // 0 when there is no (complete) response
     // Stream offset of the request's first byte (ingress for a server, egress for a client), as
-    // the kernel numbers it: matches the kernel's trace context (events::TraceCtx::request_pos).
+    // the kernel numbers it: matches the kernel's trace context (events::TraceCtx::request_pos)
+    // and, for a client, its injection report (events::Inject::app_pos: app bytes written
+    // before it on this connection).
     uint64_t request_pos = 0;
 
     Outcome outcome = Outcome::kComplete;

@@ -47,6 +47,10 @@ void Pipeline::on_event(const events::Event& e) {
         correlator_.on_kernel_context(*kc);
         return;
     }
+    if (const auto* inj = std::get_if<events::Inject>(&e)) {
+        correlator_.on_inject(*inj);
+        return;
+    }
     tracker_.on_event(e);
     // Forget the process only after the tracker has ended its open exchanges with its identity.
     if (const auto* exit = std::get_if<events::ProcExit>(&e)) {

@@ -260,6 +260,55 @@ struct pp_config {
     __u8 _pad[6];
 };
 
+
+/* ---- Header injection (sock_ops + sk_msg, bpf/probes/inject.bpf.c) ---- */
+
+/* The injected line: "X-Amzn-Trace-Id: Root=1-<8>-<24>;Parent=<16>;Sampled=<1|0|?>\r\n". */
+#define PP_INJECT_LINE_LEN 93
+
+/* What happened to one outgoing request. */
+enum pp_inject_outcome {
+    PP_INJ_INJECTED = 1,    /* the header line was inserted after the request line */
+    PP_INJ_APP_HEADER = 2,  /* the request already had X-Amzn-Trace-Id: bytes left identical */
+    PP_INJ_SKIP_SPLIT = 3,  /* the head began in an earlier send: cannot insert safely, skipped */
+    PP_INJ_SKIP_FAILED = 4, /* a helper failed: the request went out unmodified */
+};
+
+/* Per-CPU counters of the injection programs (map inject_counters), summed by the agent. */
+enum pp_inject_counter {
+    PP_INJC_MARKED = 0,        /* connects of selected processes marked for injection */
+    PP_INJC_DENIED = 1,        /* connects to a denied port or CIDR */
+    PP_INJC_ADDED = 2,         /* sockets added to the sockhash */
+    PP_INJC_EBUSY = 3,         /* socket already owned by another sk_msg user (not touched) */
+    PP_INJC_ADD_FAILED = 4,    /* other sockhash failures */
+    PP_INJC_INJECTED = 5,      /* requests that got the header */
+    PP_INJC_APP_HEADER = 6,    /* requests that already had one */
+    PP_INJC_SKIP_SPLIT = 7,    /* requests whose head began in an earlier send */
+    PP_INJC_SKIP_FAILED = 8,   /* helper failures (message left unmodified) */
+    PP_INJC_NOT_HTTP = 9,      /* sockets whose first bytes were not HTTP/1: left alone */
+    PP_INJC_FRAMING_LOST = 10, /* sockets where framing could not be followed: injection stopped */
+    PP_INJC_NO_STORAGE = 11,   /* socket storage unavailable */
+    PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
+    PP_INJC_COUNT = 13,
+};
+
+/* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).
+ * Matches the client request of the syscall probes by (tgid, local, remote, netns) and
+ * app_pos == the egress stream offset of the request's first byte. */
+struct pp_inject_event {
+    struct pp_event_header hdr;
+    struct pp_endpoint local;
+    struct pp_endpoint remote;
+    __u32 netns;
+    __u8 outcome;         /* enum pp_inject_outcome */
+    __u8 ctx_from_thread; /* 1: ctx is the writing thread's server request; 0: minted for this call */
+    __u8 _pad[2];
+    __u64 app_pos;        /* bytes the app wrote on this socket before the request (injected excluded) */
+    __u64 subsegment_id;  /* the Parent written into the header (0 when nothing was injected) */
+    __u64 socket_cookie;
+    struct pp_trace_ctx ctx;
+};
+
 #define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)
 #if defined(__cplusplus)
 #define PP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -280,6 +329,8 @@ PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 96, "pp_trace_ctx_event la
 PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 16 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 8, "pp_sample_cfg layout");
 PP_STATIC_ASSERT(sizeof(struct pp_reservoir) == 16, "pp_reservoir layout");
+PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout");
+PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -67,6 +67,35 @@ TEST(AgentConfig, ExeGlobMatching) {
     EXPECT_TRUE(exe_matches("node", "", "node")) << "comm when the exe link is unreadable";
 }
 
+TEST(AgentConfig, InjectionOptions) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->inject) << "injection is on by default";
+    c = parse_args({"--no-inject", "--inject-deny", "6379", "--inject-deny=10.0.0.0/8", "--inject-deny", "fd00::/8",
+                    "--inject-deny", "192.0.2.7"},
+                   nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_FALSE(c->inject);
+    EXPECT_EQ(c->inject_deny.size(), 4u);
+    auto port = parse_deny("6379");
+    ASSERT_TRUE(port.ok());
+    EXPECT_TRUE(port->is_port);
+    EXPECT_EQ(port->port, 6379);
+    auto v4 = parse_deny("10.0.0.0/8");
+    ASSERT_TRUE(v4.ok());
+    EXPECT_EQ(v4->prefix, 8u);
+    EXPECT_EQ(v4->addr[0], 10);
+    auto host = parse_deny("192.0.2.7");
+    ASSERT_TRUE(host.ok());
+    EXPECT_EQ(host->prefix, 32u);
+    auto v6 = parse_deny("fd00::/8");
+    ASSERT_TRUE(v6.ok());
+    EXPECT_EQ(v6->prefix, 8u);
+    EXPECT_EQ(v6->addr[0], 0xfd);
+    for (const char* bad : {"0", "70000", "10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/", ""})
+        EXPECT_FALSE(parse_args({"--inject-deny", bad}, nullptr).ok()) << bad;
+}
+
 }  // namespace
 }  // namespace passport::agent
 #endif

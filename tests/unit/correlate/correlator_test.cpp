@@ -211,6 +211,7 @@ pairing::HttpRequestSeen seen_of(const HttpExchange& ex) {
     s.tid = ex.request_tid;
     s.request_start_ns = ex.request_start_ns;
     s.request = &ex.request;
+    s.request_pos = ex.request_pos;
     return s;
 }
 
@@ -476,6 +477,80 @@ TEST_F(CorrelatorTest, HeaderTheCallersSdkMadeWinsOverStitching) {
             EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
         }
     }
+}
+
+}  // namespace
+}  // namespace passport::correlate
+
+namespace passport::correlate {
+namespace {
+
+events::Inject inject_for(const HttpExchange& c, uint64_t sub, bool from_thread) {
+    events::Inject i;
+    i.tgid = c.tgid;
+    i.tid = c.request_tid;
+    i.local = c.local;
+    i.remote = c.remote;
+    i.app_pos = c.request_pos;
+    i.outcome = events::InjectOutcome::kInjected;
+    i.subsegment_id = sub;
+    i.ctx_from_thread = from_thread;
+    i.trace_id = "1-6b06269a-f5fd2e2bf34013558615b650";
+    i.segment_id = 0xabcdefULL;
+    i.sampled = 2;
+    return i;
+}
+
+TEST_F(CorrelatorTest, InjectedCallOutsideARequestIsItsOwnSegmentWithTheWireIds) {
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    c.request_pos = 300;
+    corr.on_inject(inject_for(c, 0x53995c3f42cd8ad8ULL, false));
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(c));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].trace_id, "1-6b06269a-f5fd2e2bf34013558615b650");
+    EXPECT_EQ(out[0].id, "0000000000abcdef");
+    ASSERT_EQ(out[0].subsegments.size(), 1u);
+    EXPECT_EQ(out[0].subsegments[0].id, "53995c3f42cd8ad8");
+    EXPECT_EQ(out[0].subsegments[0].http->request->traced, true);
+    EXPECT_EQ(counters.get("correlate.inject_matched"), 1u);
+}
+
+TEST_F(CorrelatorTest, InjectionReportForAnotherOffsetDoesNotMatch) {
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    c.request_pos = 300;
+    auto other = inject_for(c, 0x1ULL, false);
+    other.app_pos = 301;
+    corr.on_inject(other);
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(c));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].subsegments[0].id, "0000000000000001");
+    EXPECT_FALSE(out[0].subsegments[0].http->request->traced.has_value());
+    EXPECT_EQ(counters.get("correlate.inject_matched"), 0u);
+}
+
+TEST_F(CorrelatorTest, InjectedCallGoesUnderTheServerRequestTheKernelNamed) {
+    auto server = exchange("GET", "/buy", 200);
+    server.conn = {4242, 5, 77};
+    server.request_pos = 1000;
+    auto seen = seen_of(server);
+    seen.request_pos = 1000;
+    corr.on_request_seen(seen);
+    // Made on another thread (no thread link): only the kernel's context names the request.
+    auto c = call(4242, 9999, 50001, 5'000'500'000, 5'001'000'000);
+    c.request_pos = 0;
+    auto inj = inject_for(c, 0x77ULL, true);
+    inj.ctx_conn = server.conn;
+    inj.ctx_request_pos = 1000;
+    corr.on_inject(inj);
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(server));
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].subsegments.size(), 1u);
+    EXPECT_EQ(out[0].subsegments[0].id, "0000000000000077");
+    EXPECT_EQ(out[0].subsegments[0].http->request->traced, true);
 }
 
 }  // namespace

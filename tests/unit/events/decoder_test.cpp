@@ -127,3 +127,52 @@ TEST(EventsDecoder, CountedDecodeNamesReason) {
 
 }  // namespace
 }  // namespace passport::events
+
+namespace passport::events {
+namespace {
+
+TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
+    pp_inject_event ev{};
+    ev.hdr.kind = PP_EV_INJECT;
+    ev.hdr.tgid = 42;
+    ev.hdr.tid = 44;
+    ev.hdr.ts_ns = 123;
+    ev.local = {2, 50001, {127, 0, 0, 1}};
+    ev.remote = {2, 9000, {127, 0, 0, 1}};
+    ev.netns = 4026531833u;
+    ev.outcome = PP_INJ_INJECTED;
+    ev.ctx_from_thread = 1;
+    ev.app_pos = 4194731;
+    ev.subsegment_id = 0x53995c3f42cd8ad8ULL;
+    ev.ctx.trace_epoch = 0x5759e988;
+    const uint8_t rnd[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
+    std::memcpy(ev.ctx.trace_rand, rnd, 12);
+    ev.ctx.segment_id = 0x1122334455667788ULL;
+    ev.ctx.sampled = PP_SAMPLED_YES;
+    ev.ctx.conn = {42, 7, 555};
+    ev.ctx.request_pos = 300;
+    std::vector<uint8_t> rec(sizeof ev);
+    std::memcpy(rec.data(), &ev, sizeof ev);
+    auto r = decode(rec);
+    ASSERT_TRUE(r.ok()) << r.error();
+    const auto& i = std::get<Inject>(*r);
+    EXPECT_EQ(i.tgid, 42u);
+    EXPECT_EQ(i.tid, 44u);
+    EXPECT_EQ(i.outcome, InjectOutcome::kInjected);
+    EXPECT_EQ(i.trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    EXPECT_EQ(i.subsegment_id, 0x53995c3f42cd8ad8ULL);
+    EXPECT_EQ(i.app_pos, 4194731u);
+    EXPECT_TRUE(i.ctx_from_thread);
+    EXPECT_EQ(i.ctx_conn, (ConnKey{42, 7, 555}));
+    EXPECT_EQ(i.ctx_request_pos, 300u);
+    EXPECT_EQ(i.local.port, 50001);
+    EXPECT_EQ(i.netns, 4026531833u);
+
+    rec[offsetof(pp_inject_event, outcome)] = 9;
+    EXPECT_FALSE(decode(rec).ok()) << "unknown outcome rejected";
+    rec.resize(sizeof ev - 1);
+    EXPECT_FALSE(decode(rec).ok()) << "short record rejected";
+}
+
+}  // namespace
+}  // namespace passport::events

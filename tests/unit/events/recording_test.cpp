@@ -50,6 +50,44 @@ TEST(EventsRecording, RoundTripsEveryKindWithBinaryPayload) {
     EXPECT_EQ(std::get<ProcExit>((*back)[4]).exit_code, 3);
 }
 
+TEST(EventsRecording, InjectRoundTrips) {
+    Inject in;
+    in.tgid = 7;
+    in.tid = 8;
+    in.ts_ns = 9;
+    in.local = {2, 50001, {127, 0, 0, 1}};
+    in.remote = {10, 9000, {0xfd}};
+    in.netns = 4026531833u;
+    in.outcome = InjectOutcome::kAppHeader;
+    in.app_pos = 4194731;
+    in.subsegment_id = 0xfedcba9876543210ULL;
+    in.socket_cookie = 77;
+    in.ctx_from_thread = true;
+    in.trace_id = "1-5759e988-bd862e3fe1be46a994272793";
+    in.segment_id = 0x1122334455667788ULL;
+    in.sampled = 1;
+    in.ctx_conn = {7, 5, 42};
+    in.ctx_request_pos = 300;
+    auto back = from_json_line(to_json_line(Event{in}));
+    ASSERT_TRUE(back.ok()) << back.error();
+    const auto& out = std::get<Inject>(*back);
+    EXPECT_EQ(out.tgid, 7u);
+    EXPECT_EQ(out.tid, 8u);
+    EXPECT_EQ(out.local, in.local);
+    EXPECT_EQ(out.remote, in.remote);
+    EXPECT_EQ(out.netns, in.netns);
+    EXPECT_EQ(out.outcome, InjectOutcome::kAppHeader);
+    EXPECT_EQ(out.app_pos, in.app_pos);
+    EXPECT_EQ(out.subsegment_id, in.subsegment_id);
+    EXPECT_EQ(out.socket_cookie, 77u);
+    EXPECT_TRUE(out.ctx_from_thread);
+    EXPECT_EQ(out.trace_id, in.trace_id);
+    EXPECT_EQ(out.segment_id, in.segment_id);
+    EXPECT_EQ(out.sampled, 1);
+    EXPECT_EQ(out.ctx_conn, in.ctx_conn);
+    EXPECT_EQ(out.ctx_request_pos, 300u);
+}
+
 TEST(EventsRecording, BadLinesAreErrorsWithLineNumbers) {
     std::stringstream ss("{\"type\":\"exit\",\"tgid\":1,\"ts\":2,\"code\":0,\"comm\":\"x\"}\nnot json\n");
     auto r = read_recording(ss);

@@ -1,0 +1,870 @@
+/* X-Amzn-Trace-Id injection into outgoing plaintext HTTP/1.x requests.
+ *
+ * sock_ops (cgroup v2 root):
+ *   TCP_CONNECT_CB (runs in the connecting task): a selected process connecting to a destination
+ *     that is not denied gets its socket marked in sk_storage (inject_sk);
+ *   ACTIVE_ESTABLISHED_CB: a marked socket joins the sockhash (inject_socks). EBUSY means another
+ *     sk_msg user owns it: counted, left alone.
+ * sk_msg (BPF_SK_MSG_VERDICT on inject_socks), per piece of a sendmsg:
+ *   follows HTTP/1 request framing on the socket (head, Content-Length or chunked body) with a
+ *   byte state machine kept in sk_storage, so body bytes are never taken for a request; at each
+ *   request whose whole head lies in this piece, inserts one header line after the request line
+ *   unless the head already has X-Amzn-Trace-Id. Anything unexpected (not HTTP/1, helper
+ *   failure, framing that cannot be followed) leaves the bytes as the app wrote them and stops
+ *   injection on that socket. Every request is reported (PP_EV_INJECT).
+ *
+ * Programs are loaded only when injection is on (the agent turns autoload off otherwise). */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "emit.bpf.h"
+#include "filter.bpf.h"
+#include "maps.bpf.h"
+#include "trace_ctx.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define PP_AF_INET 2
+#define PP_AF_INET6 10
+
+/* Bytes of the message looked at per window (heads larger than this are parsed over several
+ * windows of the same message). Power of two: used as a mask. */
+#define PP_INJ_WINDOW 4096
+/* Windows/body skips per message: enough for dozens of pipelined requests in one send. */
+#define PP_INJ_MAX_STEPS 96
+/* A head longer than this is not followed (framing lost, injection stops on the socket). */
+#define PP_INJ_MAX_HEAD (64 * 1024)
+
+/* ---- maps ---- */
+
+struct pp_deny_key {
+    __u32 prefixlen; /* over addr; IPv4 as ::ffff:a.b.c.d (prefix + 96) */
+    __u8 addr[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 256);
+    __type(key, __u16); /* destination port, host order */
+    __type(value, __u8);
+} inject_deny_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 256);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct pp_deny_key);
+    __type(value, __u8);
+} inject_deny_cidrs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SOCKHASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64); /* socket cookie */
+    __type(value, __u64);
+} inject_socks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, PP_INJC_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} inject_counters SEC(".maps");
+
+/* Parser modes. */
+enum {
+    M_START = 0,      /* at a request boundary */
+    M_METHOD,         /* in the method */
+    M_REQLINE,        /* rest of the request line */
+    M_HDR_START,      /* at the start of a header line */
+    M_HDR_NAME,
+    M_HDR_VALUE,
+    M_HDR_SKIP,       /* rest of a header line we do not care about */
+    M_BODY,           /* Content-Length body: body_left bytes */
+    M_CHUNK_SIZE,
+    M_CHUNK_EXT,      /* chunk extension up to the end of the size line */
+    M_CHUNK_DATA,     /* body_left bytes of chunk data */
+    M_CHUNK_DATA_END, /* the CRLF after chunk data */
+    M_TRAILER_START,
+    M_TRAILER,
+    M_DEAD,           /* not followed any more: never touched again */
+};
+
+/* Header names of interest, as bits. */
+#define H_CL 1
+#define H_TE 2
+#define H_XRAY 4
+
+/* Per-socket state. */
+struct pp_inj_sock {
+    __u64 app_bytes;        /* app bytes of all earlier messages */
+    __u64 body_left;
+    __u64 cl;               /* Content-Length being parsed */
+    __u64 req_app_pos;      /* app offset of the current request's first byte */
+    __u64 reqline_end_app;  /* app offset just after the request line's LF */
+    __u64 rolling;          /* last 8 bytes of the request line (CR dropped) */
+    __u64 cookie;
+    __u64 wire_bytes;       /* bytes that left through this program (app + inserted) */
+    struct pp_endpoint local;
+    struct pp_endpoint remote;
+    __u32 netns;
+    __u32 line_len;         /* bytes of the current line (CR dropped) */
+    __u32 head_len;
+    __u8 marked;            /* set at connect: a selected process, destination allowed */
+    __u8 mode;
+    __u8 cand;              /* header name candidates (H_*) */
+    __u8 matched;           /* the header whose value is being read */
+    __u8 flags;             /* F_* of the current head */
+    __u8 te_match;          /* progress matching "chunked" in Transfer-Encoding */
+    __u8 method_ok;         /* the method is one we inject into */
+    __u8 seq_known;         /* seq_base is set */
+    __u8 last_inserted;     /* the previous message got a header line */
+    __u8 _pad[3];
+    __u32 seq_base;         /* tcp write_seq when wire_bytes was 0 */
+    __u32 _pad2;
+};
+
+#define F_HAS_CL 1
+#define F_CHUNKED 2
+#define F_XRAY 4
+#define F_BAD 8       /* head cannot be framed (bad Content-Length) */
+#define F_VALUE_NUM 16 /* Content-Length digits started */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct pp_inj_sock);
+} inject_sk SEC(".maps");
+
+/* Per-CPU scratch of one sk_msg run. */
+struct pp_inj_run {
+    struct pp_inj_sock st;     /* working copy of the socket state */
+    struct pp_inject_event ev;
+    __u64 msg_app_base;        /* app offset of this message's first byte */
+    __u32 off;                 /* current offset in the message (injected bytes included) */
+    __u32 size;                /* message size (grows with each insert) */
+    __u32 shift;               /* bytes inserted so far in this message */
+    __u32 win;                 /* bytes in buf */
+    __u32 consumed;            /* bytes of buf the parser consumed */
+    __u8 head_done;            /* the parser ended a head */
+    __u8 stop;                 /* stop: dead socket */
+    __u8 _pad[2];
+    __u64 gen;                 /* bumped by every run on this CPU (the run keeps its value on its stack) */
+    __u8 line[PP_INJECT_LINE_LEN + 3];
+    __u8 buf[2 * PP_INJ_WINDOW];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_inj_run);
+} inject_scratch SEC(".maps");
+
+static __always_inline void inj_count(__u32 c)
+{
+    __u64 *v = bpf_map_lookup_elem(&inject_counters, &c);
+    if (v)
+        *v += 1;
+}
+
+/* ---- sock_ops ---- */
+
+static __always_inline int port_denied(__u16 port)
+{
+    return bpf_map_lookup_elem(&inject_deny_ports, &port) != NULL;
+}
+
+static __always_inline int addr_denied(struct bpf_sock_ops *skops)
+{
+    struct pp_deny_key k = {.prefixlen = 128};
+    if (skops->family == PP_AF_INET) {
+        __u32 a = skops->remote_ip4;
+        k.addr[10] = 0xff;
+        k.addr[11] = 0xff;
+        __builtin_memcpy(&k.addr[12], &a, 4);
+    } else if (skops->family == PP_AF_INET6) {
+        __u32 a0 = skops->remote_ip6[0], a1 = skops->remote_ip6[1], a2 = skops->remote_ip6[2],
+              a3 = skops->remote_ip6[3];
+        __builtin_memcpy(&k.addr[0], &a0, 4);
+        __builtin_memcpy(&k.addr[4], &a1, 4);
+        __builtin_memcpy(&k.addr[8], &a2, 4);
+        __builtin_memcpy(&k.addr[12], &a3, 4);
+    } else {
+        return 1;
+    }
+    return bpf_map_lookup_elem(&inject_deny_cidrs, &k) != NULL;
+}
+
+static __always_inline void fill_endpoints(struct bpf_sock_ops *skops, struct pp_inj_sock *s)
+{
+    __u16 family = (__u16)skops->family;
+    s->local.family = s->remote.family = family;
+    s->local.port = (__u16)skops->local_port;
+    s->remote.port = (__u16)bpf_ntohl(skops->remote_port);
+    if (family == PP_AF_INET) {
+        __u32 l = skops->local_ip4, r = skops->remote_ip4;
+        __builtin_memcpy(&s->local.addr[0], &l, 4);
+        __builtin_memcpy(&s->remote.addr[0], &r, 4);
+    } else {
+        __u32 l0 = skops->local_ip6[0], l1 = skops->local_ip6[1], l2 = skops->local_ip6[2],
+              l3 = skops->local_ip6[3];
+        __u32 r0 = skops->remote_ip6[0], r1 = skops->remote_ip6[1], r2 = skops->remote_ip6[2],
+              r3 = skops->remote_ip6[3];
+        __builtin_memcpy(&s->local.addr[0], &l0, 4);
+        __builtin_memcpy(&s->local.addr[4], &l1, 4);
+        __builtin_memcpy(&s->local.addr[8], &l2, 4);
+        __builtin_memcpy(&s->local.addr[12], &l3, 4);
+        __builtin_memcpy(&s->remote.addr[0], &r0, 4);
+        __builtin_memcpy(&s->remote.addr[4], &r1, 4);
+        __builtin_memcpy(&s->remote.addr[8], &r2, 4);
+        __builtin_memcpy(&s->remote.addr[12], &r3, 4);
+    }
+}
+
+SEC("sockops")
+int inject_sockops(struct bpf_sock_ops *skops)
+{
+    __u32 op = skops->op;
+    if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+        return 1;
+    if (skops->family != PP_AF_INET && skops->family != PP_AF_INET6)
+        return 1;
+    struct bpf_sock *sk = skops->sk;
+    if (!sk)
+        return 1;
+
+    if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+        /* Runs in connect() of the connecting task: the process is known here only. */
+        __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+        if (!is_traced(tgid))
+            return 1;
+        if (port_denied((__u16)bpf_ntohl(skops->remote_port)) || addr_denied(skops)) {
+            inj_count(PP_INJC_DENIED);
+            return 1;
+        }
+        struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+        if (!s) {
+            inj_count(PP_INJC_NO_STORAGE);
+            return 1;
+        }
+        s->marked = 1;
+        s->mode = M_START;
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+        s->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+        inj_count(PP_INJC_MARKED);
+        return 1;
+    }
+
+    /* ACTIVE_ESTABLISHED_CB: may run in softirq context, so only sockets marked above. */
+    struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, 0);
+    if (!s || !s->marked)
+        return 1;
+    fill_endpoints(skops, s);
+    __u64 cookie = bpf_get_socket_cookie(skops);
+    s->cookie = cookie;
+    long err = bpf_sock_hash_update(skops, &inject_socks, &cookie, BPF_NOEXIST);
+    if (err == 0) {
+        inj_count(PP_INJC_ADDED);
+    } else if (err == -16 /* EBUSY: another sk_msg/sockmap user owns the socket */) {
+        s->marked = 0;
+        inj_count(PP_INJC_EBUSY);
+    } else {
+        s->marked = 0;
+        inj_count(PP_INJC_ADD_FAILED);
+    }
+    return 1;
+}
+
+/* ---- the HTTP/1 framing state machine ---- */
+
+/* Words matched byte by byte, packed little-endian into constants: .rodata arrays from several
+ * objects do not survive `bpftool gen object` of this bpftool version. */
+#define NAME_CL_LEN 14 /* content-length */
+#define NAME_TE_LEN 17 /* transfer-encoding */
+#define NAME_XRAY_LEN 15 /* x-amzn-trace-id */
+#define CHUNKED_LEN 7
+
+static __always_inline __u8 packed_char(__u64 w0, __u64 w1, __u64 w2, __u32 k)
+{
+    __u64 w = k < 8 ? w0 : k < 16 ? w1 : w2;
+    return (__u8)(w >> (8 * (k & 7)));
+}
+#define name_cl_at(k) packed_char(0x2d746e65746e6f63ULL, 0x6874676e656cULL, 0, (k))
+#define name_te_at(k) packed_char(0x726566736e617274ULL, 0x6e69646f636e652dULL, 0x67ULL, (k))
+#define name_xray_at(k) packed_char(0x742d6e7a6d612d78ULL, 0x64692d65636172ULL, 0, (k))
+#define chunked_at(k) packed_char(0x64656b6e756863ULL, 0, 0, (k))
+
+static __always_inline __u8 lower(__u8 c)
+{
+    return (c >= 'A' && c <= 'Z') ? c | 0x20 : c;
+}
+
+/* Methods packed big-endian into the rolling value as they arrive ("GET" = 0x474554). */
+static __always_inline int known_method(__u64 m, __u32 len)
+{
+    switch (len) {
+    case 3:
+        return m == 0x474554 /* GET */ || m == 0x505554 /* PUT */;
+    case 4:
+        return m == 0x504f5354 /* POST */ || m == 0x48454144 /* HEAD */;
+    case 5:
+        return m == 0x5041544348 /* PATCH */ || m == 0x5452414345 /* TRACE */;
+    case 6:
+        return m == 0x44454c455445 /* DELETE */;
+    case 7:
+        return m == 0x4f5054494f4e53 /* OPTIONS */;
+    }
+    return 0;
+}
+
+#define HTTP11 0x485454502f312e31ULL /* "HTTP/1.1" */
+#define HTTP10 0x485454502f312e30ULL /* "HTTP/1.0" */
+
+struct pp_inj_loop {
+    struct pp_inj_run *run;
+};
+
+/* One byte of a header name (or the colon ending it). */
+static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
+{
+    if (c == '\n') {
+        s->mode = M_HDR_START; /* a line without a colon: tolerated, ignored */
+        return 0;
+    }
+    if (c == ':') {
+        __u8 m = 0;
+        if ((s->cand & H_CL) && s->line_len == NAME_CL_LEN)
+            m = H_CL;
+        else if ((s->cand & H_TE) && s->line_len == NAME_TE_LEN)
+            m = H_TE;
+        else if ((s->cand & H_XRAY) && s->line_len == NAME_XRAY_LEN)
+            m = H_XRAY;
+        s->matched = m;
+        if (m == H_XRAY)
+            s->flags |= F_XRAY;
+        if (m == H_CL) {
+            if (s->flags & F_HAS_CL)
+                s->flags |= F_BAD; /* two Content-Lengths: do not guess */
+            s->flags |= F_HAS_CL;
+            s->cl = 0;
+        }
+        s->te_match = 0;
+        s->mode = m == H_CL || m == H_TE ? M_HDR_VALUE : M_HDR_SKIP;
+        return 0;
+    }
+    __u8 l = lower(c);
+    __u32 k = s->line_len;
+    if (k < NAME_CL_LEN) {
+        if (l != name_cl_at(k))
+            s->cand &= ~H_CL;
+    } else {
+        s->cand &= ~H_CL;
+    }
+    if (k < NAME_TE_LEN) {
+        if (l != name_te_at(k))
+            s->cand &= ~H_TE;
+    } else {
+        s->cand &= ~H_TE;
+    }
+    if (k < NAME_XRAY_LEN) {
+        if (l != name_xray_at(k))
+            s->cand &= ~H_XRAY;
+    } else {
+        s->cand &= ~H_XRAY;
+    }
+    if (s->line_len < 0xffff)
+        s->line_len++;
+    return 0;
+}
+
+/* One byte. Returns 1 to stop the window here (the byte is consumed), 0 to go on. */
+static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, __u8 c, __u32 i)
+{
+    switch (s->mode) {
+    case M_START:
+        if (c < 'A' || c > 'Z') {
+            s->mode = M_DEAD;
+            inj_count(s->app_bytes == 0 && run->msg_app_base == 0 ? PP_INJC_NOT_HTTP : PP_INJC_FRAMING_LOST);
+            return 1;
+        }
+        s->mode = M_METHOD;
+        s->rolling = c;
+        s->line_len = 1;
+        s->head_len = 1;
+        s->flags = 0;
+        s->cl = 0;
+        return 0;
+    case M_METHOD:
+        s->head_len++;
+        if (c == ' ') {
+            s->method_ok = known_method(s->rolling, s->line_len);
+            if (!s->method_ok && s->rolling != 0x434f4e4e454354 /* CONNECT */) {
+                s->mode = M_DEAD;
+                inj_count(PP_INJC_NOT_HTTP);
+                return 1;
+            }
+            s->mode = M_REQLINE;
+            s->line_len++;
+            return 0;
+        }
+        if (c < 'A' || c > 'Z' || s->line_len >= 7) {
+            s->mode = M_DEAD;
+            inj_count(PP_INJC_NOT_HTTP);
+            return 1;
+        }
+        s->rolling = (s->rolling << 8) | c;
+        s->line_len++;
+        return 0;
+    case M_REQLINE:
+        s->head_len++;
+        if (c == '\r')
+            return 0;
+        if (c == '\n') {
+            if (s->rolling != HTTP11 && s->rolling != HTTP10) {
+                s->mode = M_DEAD; /* HTTP/0.9, HTTP/2 preface, or not HTTP at all */
+                inj_count(PP_INJC_NOT_HTTP);
+                return 1;
+            }
+            s->reqline_end_app = run->msg_app_base + run->off + i + 1 - run->shift;
+            s->mode = M_HDR_START;
+            return 0;
+        }
+        s->rolling = (s->rolling << 8) | c;
+        s->line_len++;
+        return 0;
+    case M_HDR_START:
+        s->head_len++;
+        if (c == '\r')
+            return 0;
+        if (c == '\n') {
+            /* End of the head. */
+            if (s->flags & F_BAD) {
+                s->mode = M_DEAD;
+                inj_count(PP_INJC_FRAMING_LOST);
+                return 1;
+            }
+            if (!s->method_ok) {
+                /* CONNECT: what follows is a tunnel, not requests. */
+                s->mode = M_DEAD;
+                return 1;
+            }
+            run->head_done = 1;
+            if (s->flags & F_CHUNKED) {
+                s->mode = M_CHUNK_SIZE;
+                s->body_left = 0;
+            } else if (s->cl > 0) {
+                s->mode = M_BODY;
+                s->body_left = s->cl;
+            } else {
+                s->mode = M_START;
+            }
+            return 1;
+        }
+        s->mode = M_HDR_NAME;
+        s->cand = H_CL | H_TE | H_XRAY;
+        s->line_len = 0;
+        return name_char(s, c);
+    case M_HDR_NAME:
+        s->head_len++;
+        return name_char(s, c);
+    case M_HDR_VALUE:
+        s->head_len++;
+        if (c == '\n') {
+            if (s->matched == H_TE && s->te_match == CHUNKED_LEN)
+                s->flags |= F_CHUNKED;
+            s->mode = M_HDR_START;
+            return 0;
+        }
+        if (s->matched == H_CL) {
+            if (c >= '0' && c <= '9') {
+                if (s->cl > (1ULL << 50))
+                    s->flags |= F_BAD;
+                s->cl = s->cl * 10 + (c - '0');
+                s->flags |= F_VALUE_NUM;
+            } else if (c != ' ' && c != '\t' && c != '\r') {
+                s->flags |= F_BAD;
+            }
+        } else if (s->te_match < CHUNKED_LEN) {
+            __u8 l = lower(c);
+            if (l == chunked_at(s->te_match))
+                s->te_match++;
+            else
+                s->te_match = l == 'c' ? 1 : 0;
+        } else if (c != ' ' && c != '\t' && c != '\r') {
+            s->te_match = 0; /* "chunked" must be the last coding */
+        }
+        return 0;
+    case M_HDR_SKIP:
+        s->head_len++;
+        if (c == '\n')
+            s->mode = M_HDR_START;
+        return 0;
+    case M_BODY:
+    case M_CHUNK_DATA:
+        /* Small bodies inside the window are walked here; large ones are skipped by the step. */
+        if (s->body_left > 1)
+            s->body_left--;
+        else {
+            s->body_left = 0;
+            s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
+            return s->mode == M_START;
+        }
+        return 0;
+    case M_CHUNK_SIZE:
+        if (c >= '0' && c <= '9') {
+            s->body_left = (s->body_left << 4) | (c - '0');
+        } else if (lower(c) >= 'a' && lower(c) <= 'f') {
+            s->body_left = (s->body_left << 4) | (lower(c) - 'a' + 10);
+        } else if (c == ';' || c == ' ' || c == '\t') {
+            s->mode = M_CHUNK_EXT;
+            return 0;
+        } else if (c == '\r') {
+            return 0;
+        } else if (c == '\n') {
+            goto chunk_line_end;
+        } else {
+            s->mode = M_DEAD;
+            inj_count(PP_INJC_FRAMING_LOST);
+            return 1;
+        }
+        if (s->body_left > (1ULL << 40)) {
+            s->mode = M_DEAD;
+            inj_count(PP_INJC_FRAMING_LOST);
+            return 1;
+        }
+        return 0;
+    case M_CHUNK_EXT:
+        if (c != '\n')
+            return 0;
+    chunk_line_end:
+        if (s->body_left == 0) {
+            s->mode = M_TRAILER_START;
+        } else {
+            s->mode = M_CHUNK_DATA;
+            /* Stop when the data runs past this window: the step skips it without reading. */
+            if (s->body_left > run->win - i - 1)
+                return 1;
+        }
+        return 0;
+    case M_CHUNK_DATA_END:
+        if (c == '\r')
+            return 0;
+        if (c == '\n') {
+            s->mode = M_CHUNK_SIZE;
+            s->body_left = 0;
+            return 0;
+        }
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return 1;
+    case M_TRAILER_START:
+        if (c == '\r')
+            return 0;
+        if (c == '\n') {
+            s->mode = M_START;
+            return 1;
+        }
+        s->mode = M_TRAILER;
+        return 0;
+    case M_TRAILER:
+        if (c == '\n')
+            s->mode = M_TRAILER_START;
+        return 0;
+    }
+    return 1;
+}
+
+static long feed_cb(__u64 idx, void *ctx)
+{
+    struct pp_inj_loop *l = ctx;
+    struct pp_inj_run *run = l->run;
+    __u32 i = (__u32)idx;
+    if (i >= run->win || i >= PP_INJ_WINDOW) {
+        run->consumed = run->win;
+        return 1;
+    }
+    __u8 c = run->buf[i & (PP_INJ_WINDOW - 1)];
+    struct pp_inj_sock *s = &run->st;
+    int stop = feed(run, s, c, i);
+    if (s->head_len > PP_INJ_MAX_HEAD && s->mode >= M_METHOD && s->mode <= M_HDR_SKIP) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        stop = 1;
+    }
+    /* Enter a body with more bytes than the window holds: let the step skip it. */
+    if (!stop && (s->mode == M_BODY || s->mode == M_CHUNK_DATA) && s->body_left > run->win - i - 1)
+        stop = 1;
+    if (stop) {
+        run->consumed = i + 1;
+        return 1;
+    }
+    run->consumed = i + 1;
+    return 0;
+}
+
+static __always_inline __u8 hexdig(__u8 d)
+{
+    return d < 10 ? '0' + d : 'a' + d - 10;
+}
+
+static __always_inline void put_hex8(__u8 *dst, __u8 b)
+{
+    dst[0] = hexdig((b >> 4) & 15);
+    dst[1] = hexdig(b & 15);
+}
+
+/* Writes the header line for ctx + subsegment id into run->line. */
+static __always_inline void format_line(struct pp_inj_run *run, const struct pp_trace_ctx *ctx, __u64 sub)
+{
+    __u8 *p = run->line;
+    __builtin_memcpy(p, "X-Amzn-Trace-Id: Root=1-", 24);
+    __u32 e = ctx->trace_epoch;
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        put_hex8(p + 24 + 2 * k, (__u8)(e >> (24 - 8 * k)));
+    p[32] = '-';
+#pragma unroll
+    for (int k = 0; k < 12; k++)
+        put_hex8(p + 33 + 2 * k, ctx->trace_rand[k]);
+    __builtin_memcpy(p + 57, ";Parent=", 8);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        put_hex8(p + 65 + 2 * k, (__u8)(sub >> (56 - 8 * k)));
+    __builtin_memcpy(p + 81, ";Sampled=", 9);
+    p[90] = ctx->sampled == PP_SAMPLED_YES ? '1' : ctx->sampled == PP_SAMPLED_NO ? '0' : '?';
+    p[91] = '\r';
+    p[92] = '\n';
+}
+
+/* Inserts run->line at message offset at. 0 on success; on failure the message is as before. */
+__noinline int insert_line(struct sk_msg_md *msg, struct pp_inj_run *run, __u32 at)
+{
+    if (!msg || !run)
+        return -1;
+    if (bpf_msg_push_data(msg, at, PP_INJECT_LINE_LEN, 0) != 0)
+        return -1;
+    if (bpf_msg_pull_data(msg, at, at + PP_INJECT_LINE_LEN, 0) != 0)
+        goto undo;
+    __u8 *data = (__u8 *)(long)msg->data;
+    __u8 *end = (__u8 *)(long)msg->data_end;
+    if (data + PP_INJECT_LINE_LEN > end)
+        goto undo;
+#pragma unroll
+    for (int k = 0; k < PP_INJECT_LINE_LEN; k++)
+        data[k] = run->line[k];
+    return 0;
+undo:
+    bpf_msg_pop_data(msg, at, PP_INJECT_LINE_LEN, 0);
+    return -1;
+}
+
+static __always_inline void report(struct pp_inj_run *run, __u8 outcome, __u64 app_pos)
+{
+    struct pp_inject_event *ev = &run->ev;
+    struct pp_inj_sock *s = &run->st;
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    fill_header(&ev->hdr, PP_EV_INJECT, pid_tgid, bpf_ktime_get_ns());
+    ev->local = s->local;
+    ev->remote = s->remote;
+    ev->netns = s->netns;
+    ev->outcome = outcome;
+    ev->_pad[0] = ev->_pad[1] = 0;
+    ev->app_pos = app_pos;
+    ev->socket_cookie = s->cookie;
+    emit(ev, sizeof(*ev));
+}
+
+/* At the end of a head that lies wholly in this message: inject or report why not. */
+__noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
+{
+    if (!msg || !run)
+        return 0;
+    struct pp_inj_sock *s = &run->st;
+    struct pp_inject_event *ev = &run->ev;
+    __u64 req = s->req_app_pos;
+    ev->subsegment_id = 0;
+    __builtin_memset(&ev->ctx, 0, sizeof(ev->ctx));
+    ev->ctx_from_thread = 0;
+    if (s->flags & F_XRAY) {
+        inj_count(PP_INJC_APP_HEADER);
+        report(run, PP_INJ_APP_HEADER, req);
+        return 0;
+    }
+    if (req < run->msg_app_base) {
+        inj_count(PP_INJC_SKIP_SPLIT);
+        report(run, PP_INJ_SKIP_SPLIT, req);
+        return 0;
+    }
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pp_trace_ctx *tctx = bpf_map_lookup_elem(&thread_ctx, &pid_tgid);
+    if (tctx) {
+        ev->ctx = *tctx;
+        ev->ctx_from_thread = 1;
+    } else {
+        /* A call outside any served request: a trace of its own. */
+        pp_mint_trace(&ev->ctx);
+        ev->ctx.sampled = PP_SAMPLED_UNKNOWN;
+    }
+    __u64 sub = pp_random_id();
+    format_line(run, &ev->ctx, sub);
+    __u64 at64 = s->reqline_end_app - run->msg_app_base + run->shift;
+    /* A run preempted on this CPU (preemptible kernels) may find its scratch reused: never
+     * modify a message from a scratch that is no longer ours. */
+    if (run->gen != my_gen) {
+        run->stop = 1;
+        return 0;
+    }
+    if (at64 >= run->size || insert_line(msg, run, (__u32)at64) != 0) {
+        inj_count(PP_INJC_SKIP_FAILED);
+        report(run, PP_INJ_SKIP_FAILED, req);
+        return 0;
+    }
+    run->shift += PP_INJECT_LINE_LEN;
+    run->off += PP_INJECT_LINE_LEN;
+    run->size += PP_INJECT_LINE_LEN;
+    ev->subsegment_id = sub;
+    inj_count(PP_INJC_INJECTED);
+    report(run, PP_INJ_INJECTED, req);
+    return 0;
+}
+
+/* One step over the message: skip body bytes, or parse one window. 1 when done. */
+__noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
+{
+    if (!msg || !run)
+        return 1;
+    struct pp_inj_sock *s = &run->st;
+    if (run->off >= run->size || s->mode == M_DEAD)
+        return 1;
+    __u32 left = run->size - run->off;
+    if (s->mode == M_BODY || s->mode == M_CHUNK_DATA) {
+        __u64 n = s->body_left < left ? s->body_left : left;
+        run->off += (__u32)n;
+        s->body_left -= n;
+        if (s->body_left == 0)
+            s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
+        return 0;
+    }
+    if (s->mode == M_START)
+        s->req_app_pos = run->msg_app_base + run->off - run->shift;
+    __u32 w = left < PP_INJ_WINDOW ? left : PP_INJ_WINDOW;
+    if (bpf_msg_pull_data(msg, run->off, run->off + w, 0) != 0) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return 1;
+    }
+    __u64 data = (__u64)(long)msg->data, end = (__u64)(long)msg->data_end;
+    if (end < data + w) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return 1;
+    }
+    __u64 w64 = w;
+    /* Bound the size where the verifier sees it (clang drops a mask it can prove redundant). */
+    asm volatile("%[w] &= 0x1fff" : [w] "+r"(w64));
+    if (w64 > PP_INJ_WINDOW || bpf_probe_read_kernel(run->buf, w64, (void *)data) != 0) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return 1;
+    }
+    run->win = w;
+    run->consumed = 0;
+    run->head_done = 0;
+    struct pp_inj_loop l = {.run = run};
+    bpf_loop(w, feed_cb, &l, 0);
+    __u32 used = run->consumed;
+    if (used == 0 || used > w)
+        used = w;
+    run->off += used;
+    if (run->head_done)
+        on_head(msg, run, my_gen);
+    return 0;
+}
+
+SEC("sk_msg")
+int inject_msg(struct sk_msg_md *msg)
+{
+    struct bpf_sock *sk = msg->sk;
+    if (!sk)
+        return SK_PASS;
+    struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, 0);
+    if (!s)
+        return SK_PASS;
+    __u32 size = msg->size;
+    if (s->mode == M_DEAD) {
+        s->app_bytes += size;
+        return SK_PASS;
+    }
+    /* The kernel may send fewer bytes of a message than this program saw (a nonblocking send
+     * that ran out of memory frees the rest, the app sends it again) and then pass the next
+     * message without running this program. The socket's write_seq tells how many bytes
+     * really went out: bytes never seen can be skipped only inside a body; otherwise the
+     * framing is lost and the socket is left alone from here on. */
+    struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+    if (!tp) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return SK_PASS;
+    }
+    __u32 wseq = tp->write_seq;
+    if (!s->seq_known) {
+        s->seq_base = wseq - (__u32)s->wire_bytes;
+        s->seq_known = 1;
+    } else {
+        __s32 delta = (__s32)(wseq - s->seq_base - (__u32)s->wire_bytes);
+        if (delta != 0) {
+            if (delta > 0 && !s->last_inserted && (s->mode == M_BODY || s->mode == M_CHUNK_DATA) &&
+                s->body_left >= (__u64)delta) {
+                s->body_left -= delta;
+                if (s->body_left == 0)
+                    s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
+                s->app_bytes += delta;
+                s->wire_bytes += delta;
+                inj_count(PP_INJC_RESYNCED);
+            } else {
+                s->mode = M_DEAD;
+                s->app_bytes += size;
+                inj_count(PP_INJC_FRAMING_LOST);
+                return SK_PASS;
+            }
+        }
+    }
+    __u32 zero = 0;
+    struct pp_inj_run *run = bpf_map_lookup_elem(&inject_scratch, &zero);
+    if (!run) {
+        s->app_bytes += size;
+        return SK_PASS;
+    }
+    const __u64 my_gen = ++run->gen;
+    run->stop = 0;
+    run->st = *s;
+    run->msg_app_base = s->app_bytes;
+    run->off = 0;
+    run->size = size;
+    run->shift = 0;
+    for (int i = 0; i < PP_INJ_MAX_STEPS; i++) {
+        if (run->stop || step(msg, run, my_gen))
+            break;
+    }
+    if (run->stop || run->gen != my_gen) {
+        /* The scratch was reused meanwhile: this socket's framing is no longer known. */
+        s->mode = M_DEAD;
+        s->app_bytes += size;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return SK_PASS;
+    }
+    if (run->off < run->size && run->st.mode != M_DEAD) {
+        /* More requests in one send than the steps allow: stop following this socket. */
+        run->st.mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+    }
+    run->st.app_bytes = run->msg_app_base + size;
+    run->st.wire_bytes += run->size;
+    run->st.last_inserted = run->shift != 0;
+    *s = run->st;
+    return SK_PASS;
+}

@@ -1,0 +1,492 @@
+// X-Amzn-Trace-Id injection (sock_ops + sk_msg) with real clients against a verifying server
+// that records every byte it receives (fixtures/inject_server.py):
+//  - what arrives is what was sent plus exactly one injected line per request, right after the
+//    request line, with ids equal to the kernel's PP_EV_INJECT reports (agent --record);
+//  - requests that carry their own X-Amzn-Trace-Id, unselected processes, denied ports,
+//    --no-inject and a non-HTTP protocol (Redis) pass byte-identical;
+//  - stream integrity over thousands of randomized requests;
+//  - an unmodified traced Python service calling an untraced one: the callee receives the
+//    header whose Parent is the caller's subsegment id in the X-Ray documents.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "tests/e2e/e2e_common.hpp"
+
+namespace passport::testing::e2e {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// The exact line Passport inserts.
+const std::regex kInjectedLine(
+    "X-Amzn-Trace-Id: Root=(1-[0-9a-f]{8}-[0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=([01?])\r\n");
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string hex16(uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+// The verifying server.
+class InjectServer {
+  public:
+    explicit InjectServer(const std::filesystem::path& dump_dir) : dump_(dump_dir) {
+        std::filesystem::create_directories(dump_);
+        ChildOptions o;
+        o.argv = {"python3", fixture("inject_server.py").string(), dump_.string()};
+        proc_ = std::make_unique<ChildProcess>(o);
+        auto m = proc_->wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
+        if (!m) throw std::runtime_error("inject_server did not start: " + proc_->describe());
+        port_ = static_cast<uint16_t>(std::stoi(m->groups[1]));
+    }
+    uint16_t port() const { return port_; }
+    std::vector<json> requests() const {
+        std::vector<json> out;
+        for (const auto& l : proc_->lines(Stream::kStdout))
+            if (!l.empty() && l[0] == '{') out.push_back(json::parse(l));
+        return out;
+    }
+    // Waits until the server logged `n` requests whose target contains `part`.
+    std::vector<json> wait_requests(const std::string& part, size_t n) {
+        std::vector<json> got;
+        wait_until(
+            [&] {
+                got.clear();
+                for (auto& r : requests())
+                    if (r["target"].get<std::string>().find(part) != std::string::npos) got.push_back(r);
+                return got.size() >= n;
+            },
+            deadline_in(30s));
+        return got;
+    }
+    std::string received(int conn) const { return read_file(dump_ / ("conn-" + std::to_string(conn) + ".bin")); }
+    ChildProcess& proc() { return *proc_; }
+
+  private:
+    std::filesystem::path dump_;
+    std::unique_ptr<ChildProcess> proc_;
+    uint16_t port_ = 0;
+};
+
+struct InjectEvent {
+    uint32_t tgid = 0;
+    int outcome = 0;
+    uint64_t app_pos = 0;
+    std::string parent;    // hex subsegment id
+    std::string trace_id;  // "1-…"
+};
+
+std::vector<InjectEvent> inject_events(const std::filesystem::path& record) {
+    std::vector<InjectEvent> out;
+    std::ifstream in(record);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.find("\"inject\"") == std::string::npos) continue;
+        json j = json::parse(line);
+        if (j["type"] != "inject") continue;
+        out.push_back({j["tgid"].get<uint32_t>(), j["outcome"].get<int>(), j["app_pos"].get<uint64_t>(),
+                       hex16(j["subsegment_id"].get<uint64_t>()), j["trace_id"].get<std::string>()});
+    }
+    return out;
+}
+
+// `got` with every injected line whose Parent is in `ids` removed; counts them.
+std::string strip_injected(const std::string& got, const std::set<std::string>& ids, size_t& removed) {
+    std::string out;
+    removed = 0;
+    auto begin = got.cbegin();
+    std::smatch m;
+    while (std::regex_search(begin, got.cend(), m, kInjectedLine)) {
+        out.append(begin, m[0].first);
+        if (ids.count(m[2].str())) {
+            removed++;
+        } else {
+            out.append(m[0].first, m[0].second);
+        }
+        begin = m[0].second;
+    }
+    out.append(begin, got.cend());
+    return out;
+}
+
+// A client that waits for `go` to exist before it connects, so the agent can select it first.
+std::unique_ptr<ChildProcess> gated(std::vector<std::string> argv) {
+    ChildOptions o;
+    o.argv = std::move(argv);
+    return std::make_unique<ChildProcess>(o);
+}
+
+std::vector<std::string> sh_gated(const std::filesystem::path& go, const std::string& cmd) {
+    return {"sh", "-c", "while [ ! -e '" + go.string() + "' ]; do sleep 0.02; done; exec " + cmd};
+}
+
+void touch(const std::filesystem::path& p) { std::ofstream(p).put('\n'); }
+
+class InjectE2e : public E2eTest {
+  protected:
+    std::filesystem::path record() { return dir().path() / "events.jsonl"; }
+
+    std::set<std::string> injected_ids(uint32_t tgid) {
+        std::set<std::string> ids;
+        for (const auto& e : inject_events(record()))
+            if (e.tgid == tgid && e.outcome == PP_INJ_OUTCOME_INJECTED) ids.insert(e.parent);
+        return ids;
+    }
+    static constexpr int PP_INJ_OUTCOME_INJECTED = 1;
+};
+
+struct Scenario {
+    std::string name;
+    size_t injected;     // header lines the server must see inserted
+    size_t app_headers;  // requests that carried their own header (left identical)
+    size_t split;        // requests whose head began in an earlier send (not injected)
+};
+
+TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
+    InjectServer server(dir().path() / "dump");
+    const std::vector<Scenario> scenarios = {
+        {"pipelined", 5, 0, 0}, {"split_line", 1, 0, 1}, {"writev", 3, 0, 0},
+        {"body_get", 2, 0, 0},  {"app_header", 1, 2, 0},
+    };
+    std::vector<std::unique_ptr<ChildProcess>> clients;
+    std::vector<std::string> args = {"--record", record().string()};
+    for (const auto& s : scenarios) {
+        auto out = dir().path() / ("out-" + s.name);
+        std::filesystem::create_directories(out);
+        clients.push_back(gated({"python3", fixture("inject_client.py").string(), s.name, std::to_string(server.port()),
+                                 out.string(), "--wait", (dir().path() / ("go-" + s.name)).string()}));
+        args.push_back("--pid");
+        args.push_back(std::to_string(clients.back()->pid()));
+    }
+    // Not selected: must pass untouched.
+    auto plain_out = dir().path() / "out-plain";
+    std::filesystem::create_directories(plain_out);
+    auto plain = gated({"python3", fixture("inject_client.py").string(), "plain", std::to_string(server.port()),
+                        plain_out.string(), "--wait", (dir().path() / "go-plain").string()});
+    start_agent(args);
+
+    // One client at a time, so the server's connection numbers follow the scenarios.
+    int conn = 0;
+    for (size_t i = 0; i < scenarios.size(); i++) {
+        touch(dir().path() / ("go-" + scenarios[i].name));
+        auto st = clients[i]->wait_exit(deadline_in(60s));
+        ASSERT_TRUE(st && st->success()) << scenarios[i].name << ": " << clients[i]->describe();
+        conn++;
+    }
+    touch(dir().path() / "go-plain");
+    auto pst = plain->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(pst && pst->success()) << plain->describe();
+    conn++;
+    stop_agent_and_sync();
+
+    for (size_t i = 0; i < scenarios.size(); i++) {
+        const auto& s = scenarios[i];
+        SCOPED_TRACE(s.name);
+        uint32_t tgid = static_cast<uint32_t>(clients[i]->pid());
+        std::string sent = read_file(dir().path() / ("out-" + s.name) / "sent-1.bin");
+        std::string got = server.received(static_cast<int>(i + 1));
+        auto ids = injected_ids(tgid);
+        size_t removed = 0;
+        std::string stripped = strip_injected(got, ids, removed);
+        EXPECT_EQ(stripped, sent) << "bytes other than the injected lines changed";
+        EXPECT_EQ(removed, s.injected);
+        EXPECT_EQ(ids.size(), s.injected) << "one INJECT report per injected line";
+        size_t app = 0, split = 0;
+        for (const auto& e : inject_events(record())) {
+            if (e.tgid != tgid) continue;
+            app += e.outcome == 2;
+            split += e.outcome == 3;
+        }
+        EXPECT_EQ(app, s.app_headers);
+        EXPECT_EQ(split, s.split);
+        // Every injected line sits right after its request line, with the reported trace id.
+        for (const auto& r : server.requests()) {
+            if (r["conn"].get<int>() != static_cast<int>(i + 1)) continue;
+            size_t mine = 0;
+            for (const auto& t : r["trace"]) {
+                std::smatch m;
+                std::string line = "X-Amzn-Trace-Id: " + t.get<std::string>() + "\r\n";
+                if (std::regex_match(line, m, kInjectedLine) && ids.count(m[2].str())) {
+                    mine++;
+                    EXPECT_TRUE(r["trace_first"].get<bool>()) << r.dump();
+                    bool root_ok = false;
+                    for (const auto& e : inject_events(record()))
+                        root_ok = root_ok || (e.parent == m[2].str() && e.trace_id == m[1].str());
+                    EXPECT_TRUE(root_ok) << "Root differs from the reported trace id: " << line;
+                }
+            }
+            EXPECT_LE(mine, 1u) << "at most one injected header per request: " << r.dump();
+            // One X-Amzn-Trace-Id per request (its own or the injected one); none for the
+            // request whose head was split across sends (skipped safely).
+            EXPECT_EQ(r["trace"].size(), r["target"] == "/split" ? 0u : 1u) << r.dump();
+        }
+    }
+    // The unselected process: byte-identical, nothing reported.
+    EXPECT_EQ(server.received(conn), read_file(plain_out / "sent-1.bin"));
+    EXPECT_TRUE(injected_ids(static_cast<uint32_t>(plain->pid())).empty());
+}
+
+TEST_F(InjectE2e, RealClientsCurlPythonNode) {
+    InjectServer server(dir().path() / "dump");
+    const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+    auto big = dir().path() / "big.bin";
+    {
+        std::ofstream out(big, std::ios::binary);
+        for (int i = 0; i < 3 * 1024 * 1024; i++) out.put(static_cast<char>((i * 7) & 0xff));
+    }
+    auto go = dir().path() / "go";
+    auto curl_keepalive = gated(sh_gated(go, "curl -sS -o /dev/null " + base + "/curl-a " + base + "/curl-b " + base +
+                                                 "/curl-c"));
+    auto curl_post = gated(sh_gated(go, "curl -sS -o /dev/null --data-binary @" + big.string() + " " + base +
+                                            "/curl-big"));
+    auto py = gated({"python3", fixture("inject_http_client.py").string(), std::to_string(server.port()), go.string(),
+                     "4"});
+    auto node = gated({"node", fixture("inject_node_client.js").string(), std::to_string(server.port()), go.string()});
+    start_agent({"--record", record().string(), "--pid", std::to_string(curl_keepalive->pid()), "--pid",
+                 std::to_string(curl_post->pid()), "--pid", std::to_string(py->pid()), "--pid",
+                 std::to_string(node->pid())});
+    touch(go);
+    for (auto* c : {curl_keepalive.get(), curl_post.get(), py.get(), node.get()}) {
+        auto st = c->wait_exit(deadline_in(120s));
+        ASSERT_TRUE(st && st->success()) << c->describe();
+    }
+    stop_agent_and_sync();
+
+    std::set<std::string> ids;
+    for (const auto& e : inject_events(record()))
+        if (e.outcome == 1) ids.insert(e.parent);
+    size_t n = 0;
+    for (const auto& r : server.requests()) {
+        SCOPED_TRACE(r.dump());
+        n++;
+        ASSERT_EQ(r["trace"].size(), 1u);
+        std::smatch m;
+        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
+        ASSERT_TRUE(std::regex_match(line, m, kInjectedLine));
+        EXPECT_TRUE(ids.count(m[2].str())) << "Parent not reported by the kernel";
+        EXPECT_TRUE(r["trace_first"].get<bool>());
+        EXPECT_TRUE(r["body_ok"].get<bool>());
+    }
+    EXPECT_EQ(n, 3u + 1u + 5u + 2u) << "every request arrived";
+    EXPECT_EQ(ids.size(), n) << "one distinct subsegment id per request";
+    auto big_req = server.wait_requests("/curl-big", 1);
+    ASSERT_EQ(big_req.size(), 1u);
+    EXPECT_EQ(big_req[0]["body_len"].get<size_t>(), 3u * 1024 * 1024);
+
+    // Calls made outside any served request: each is a segment of its own whose trace id and
+    // subsegment id are the ones on the wire, marked traced.
+    for (const auto& r : server.requests()) {
+        std::smatch m;
+        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
+        std::regex_match(line, m, kInjectedLine);
+        std::string trace = m[1].str(), parent = m[2].str();
+        auto doc = collector().wait_for(
+            [&](const json& d) {
+                if (!d.contains("subsegments")) return false;
+                for (const auto& s : d["subsegments"])
+                    if (s.value("id", "") == parent) return true;
+                return false;
+            },
+            deadline_in(kDocumentTimeout));
+        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
+        EXPECT_EQ((*doc)["trace_id"], trace);
+        for (const auto& s : (*doc)["subsegments"])
+            if (s.value("id", "") == parent) {
+                EXPECT_EQ(field(s, "http.request.traced"), true) << s.dump();
+            }
+    }
+}
+
+TEST_F(InjectE2e, DeniedPortAndKillSwitchLeaveBytesIdentical) {
+    InjectServer server(dir().path() / "dump");
+    for (int round = 0; round < 2; round++) {
+        SCOPED_TRACE(round == 0 ? "--inject-deny PORT" : "--no-inject");
+        auto out = dir().path() / ("out-" + std::to_string(round));
+        std::filesystem::create_directories(out);
+        auto go = dir().path() / ("go-" + std::to_string(round));
+        auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
+                        out.string(), "--wait", go.string()});
+        std::vector<std::string> args = {"--pid", std::to_string(c->pid())};
+        if (round == 0) {
+            args.insert(args.end(), {"--inject-deny", "10.0.0.0/8", "--inject-deny", std::to_string(server.port())});
+        } else {
+            args.push_back("--no-inject");
+        }
+        start_agent(args);
+        if (round == 1) {
+            EXPECT_NE(agent().stderr_text().find("[no]  injection - off (--no-inject)"), std::string::npos);
+        }
+        touch(go);
+        auto st = c->wait_exit(deadline_in(60s));
+        ASSERT_TRUE(st && st->success()) << c->describe();
+        AgentExit exit = stop_agent_and_sync();
+        EXPECT_EQ(server.received(round + 1), read_file(out / "sent-1.bin"));
+        EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
+        if (round == 0) {
+            EXPECT_GE(exit.counter("inject.denied"), 1u) << exit.counters_text();
+        }
+    }
+}
+
+TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
+    if (find_executable("redis-server").empty() || find_executable("redis-cli").empty())
+        GTEST_FAIL() << "redis-server/redis-cli missing: run .ci/install-deps.sh";
+    uint16_t port = free_tcp_port();
+    ChildOptions so;
+    so.argv = {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+               "no"};
+    ChildProcess redis(so);
+    ASSERT_TRUE(redis.wait_for_line(Stream::kStdout, std::regex("Ready to accept connections"), deadline_in(20s)))
+        << redis.describe();
+    // Binary values, one of them an HTTP request line: RESP frames them, injection must not.
+    auto value = dir().write_file("value.bin", std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\xff binary", 36));
+    auto go = dir().path() / "go";
+    const std::string cli = "redis-cli -p " + std::to_string(port);
+    auto script = dir().write_file("redis.sh", "set -e\n" + cli + " -x SET k < '" + value.string() + "'\n" + cli +
+                                                   " --raw GET k > '" + (dir().path() / "got.bin").string() + "'\n" +
+                                                   cli + " SET 'GET / HTTP/1.1' 'POST /x HTTP/1.1'\n" + cli +
+                                                   " --raw GET 'GET / HTTP/1.1' > '" +
+                                                   (dir().path() / "got2.txt").string() + "'\n");
+    auto client = gated(sh_gated(go, "sh '" + script.string() + "'"));
+    start_agent({"--pid", std::to_string(client->pid())});
+    touch(go);
+    auto st = client->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << client->describe();
+    AgentExit exit = stop_agent_and_sync();
+    // redis-cli --raw adds a newline after the value.
+    EXPECT_EQ(read_file(dir().path() / "got.bin"), read_file(value) + "\n");
+    EXPECT_EQ(read_file(dir().path() / "got2.txt"), "POST /x HTTP/1.1\n");
+    EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.not_http"), 1u) << exit.counters_text();
+    // The untraced check: what the server stored is exactly what the client sent.
+    ChildOptions co;
+    co.argv = {"redis-cli", "-p", std::to_string(port), "--raw", "GET", "k"};
+    auto check = run_command(co, deadline_in(20s));
+    EXPECT_EQ(check.out, read_file(value) + "\n");
+    redis.stop();
+}
+
+TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
+    InjectServer server(dir().path() / "dump");
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go";
+    const int count = 2000;
+    auto c = gated({"python3", fixture("inject_client.py").string(), "stress", std::to_string(server.port()),
+                    out.string(), "--wait", go.string(), "--count", std::to_string(count), "--seed",
+                    std::to_string(std::random_device{}() % 100000)});
+    start_agent({"--record", record().string(), "--pid", std::to_string(c->pid())});
+    touch(go);
+    auto st = c->wait_exit(deadline_in(300s));  // generous: the test must finish, not be fast
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    AgentExit exit = stop_agent_and_sync();
+    auto summary = json::parse(c->lines(Stream::kStdout).back());
+    EXPECT_EQ(summary["responses_ok"], summary["requests"]);
+    EXPECT_TRUE(summary["send_ok"].get<bool>()) << "a send() returned more than the app gave it";
+    auto ids = injected_ids(static_cast<uint32_t>(c->pid()));
+    size_t total_removed = 0;
+    int conns = summary["connections"].get<int>();
+    for (int k = 1; k <= conns; k++) {
+        size_t removed = 0;
+        std::string sent = read_file(out / ("sent-" + std::to_string(k) + ".bin"));
+        std::string got = strip_injected(server.received(k), ids, removed);
+        EXPECT_EQ(got.size(), sent.size()) << "connection " << k;
+        EXPECT_TRUE(got == sent) << "connection " << k << ": bytes differ";
+        total_removed += removed;
+    }
+    std::cout << "[ inject   ] " << count << " requests over " << conns << " connections, " << total_removed
+              << " injected; " << exit.counters_text() << std::endl;
+    EXPECT_EQ(total_removed, static_cast<size_t>(summary["requests"].get<int>()))
+        << "every request (heads are never split in this client) got exactly one header";
+    EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
+}
+
+TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
+    // Two agents select the same client: both sock_ops programs see the connect, the first to
+    // add the socket to its sockhash owns it, the other gets EBUSY and leaves it alone (the same
+    // situation as Cilium's sockmap acceleration owning a socket).
+    InjectServer server(dir().path() / "dump");
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go";
+    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
+                    out.string(), "--wait", go.string()});
+    start_agent({"--pid", std::to_string(c->pid())});
+    AgentOptions second;
+    second.agent_path = agent_path();
+    second.args = {"--pid", std::to_string(c->pid()), "--sampling-rules", rules_path().string()};
+    AgentRunner other(collector(), second);
+    touch(go);
+    auto st = c->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    AgentExit b = other.stop();
+    AgentExit a = stop_agent_and_sync();
+    EXPECT_TRUE(b.status.success()) << b.stderr_text;
+    EXPECT_EQ(a.counter("inject.ebusy") + b.counter("inject.ebusy"), 1u) << a.counters_text() << "\n"
+                                                                          << b.counters_text();
+    EXPECT_EQ(a.counter("inject.injected") + b.counter("inject.injected"), 5u);
+    size_t removed = 0;
+    std::string sent = read_file(out / "sent-1.bin");
+    std::string got = server.received(1);
+    std::string stripped = strip_injected(got, [&] {
+        std::set<std::string> all;
+        std::smatch m;
+        for (auto it = got.cbegin(); std::regex_search(it, got.cend(), m, kInjectedLine); it = m[0].second)
+            all.insert(m[2].str());
+        return all;
+    }(), removed);
+    EXPECT_EQ(removed, 5u) << "one header per request, not two";
+    EXPECT_EQ(stripped, sent);
+}
+
+TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsParent) {
+    InjectServer callee(dir().path() / "dump");
+    ChildOptions o;
+    o.argv = {"python3", fixture("caller_server.py").string(), "127.0.0.1", std::to_string(callee.port())};
+    ChildProcess caller(o);
+    auto m = caller.wait_for_line(Stream::kStdout, std::regex("listening on port (\\d+)"), deadline_in(20s));
+    ASSERT_TRUE(m) << caller.describe();
+    // Only the caller is traced: same-node stitching cannot help, the header must carry it.
+    start_agent({"--pid", std::to_string(caller.pid())});
+    const std::string tag = unique_tag();
+    auto resp = http_get("http://127.0.0.1:" + m->groups[1] + "/call/" + tag);
+    EXPECT_EQ(resp.status, 200) << caller.describe();
+    auto got = callee.wait_requests(tag, 1);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0]["trace"].size(), 1u) << got[0].dump();
+    std::smatch hm;
+    std::string line = "X-Amzn-Trace-Id: " + got[0]["trace"][0].get<std::string>() + "\r\n";
+    ASSERT_TRUE(std::regex_match(line, hm, kInjectedLine)) << line;
+    const std::string trace = hm[1].str(), parent = hm[2].str();
+    // The callee would make its segment with parent_id = Parent: that must be the caller's
+    // subsegment for this call, in the same trace.
+    auto doc = collector().wait_for(
+        [&](const json& d) {
+            std::function<bool(const json&)> has = [&](const json& n) {
+                if (n.value("id", "") == parent) return true;
+                if (n.contains("subsegments"))
+                    for (const auto& s : n["subsegments"])
+                        if (has(s)) return true;
+                return false;
+            };
+            return has(d);
+        },
+        deadline_in(kDocumentTimeout));
+    ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
+    EXPECT_EQ((*doc)["trace_id"], trace);
+    caller.stop();
+}
+
+}  // namespace
+}  // namespace passport::testing::e2e

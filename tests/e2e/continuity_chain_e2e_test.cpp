@@ -375,7 +375,7 @@ TEST_F(ContinuityChainE2E, PythonNodeNginxPythonAcrossNamespacesOneTrace) {
 // not one naming nginx's subsegment. D's *document* must still name nginx's call as parent
 // (run_chain checks that): the correlator has to let same-node stitching win over a header that
 // the proxy merely forwarded.
-TEST_F(ContinuityChainE2E, DISABLED_WireHeadersNameTheCallersSubsegment) {
+TEST_F(ContinuityChainE2E, WireHeadersNameTheCallersSubsegment) {
     const std::string tag = unique_tag();
     auto runs = run_chain({"/ok/" + tag + "/one", "/missing/" + tag}, {});
     ASSERT_EQ(runs.size(), 2u);
@@ -393,7 +393,7 @@ TEST_F(ContinuityChainE2E, DISABLED_WireHeadersNameTheCallersSubsegment) {
 
 // `--no-inject`: nothing is added on the wire, and stitching alone still links all four.
 // Enabled when the option exists (the injection branch).
-TEST_F(ContinuityChainE2E, DISABLED_NoInjectStitchingStillLinksEverything) {
+TEST_F(ContinuityChainE2E, NoInjectStitchingStillLinksEverything) {
     const std::string tag = unique_tag();
     auto runs = run_chain({"/ok/" + tag + "/one", "/missing/" + tag}, {"--no-inject"});
     ASSERT_EQ(runs.size(), 2u);

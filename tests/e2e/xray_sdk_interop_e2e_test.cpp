@@ -448,7 +448,7 @@ std::vector<XraySdkInteropE2E::PassportToSdk> XraySdkInteropE2E::run_passport_to
 
 // Needs header injection (sock_ops + sk_msg): enabled when injection lands. Until then it fails
 // with "the SDK service received none".
-TEST_F(XraySdkInteropE2E, DISABLED_PassportTracedCallerSdkCalleeNamesPassportsSubsegment) {
+TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment) {
     auto runs = run_passport_to_sdk({}, /*also_select_sdk_service=*/false);
     ASSERT_EQ(runs.size(), 2u);
     for (const auto& r : runs) {
@@ -472,7 +472,7 @@ TEST_F(XraySdkInteropE2E, DISABLED_PassportTracedCallerSdkCalleeNamesPassportsSu
 // marked traced (X-Ray infers the callee). Selecting the SDK service too only adds Passport's own
 // segment for it, stitched under the call, next to the SDK's separate trace.
 // Enabled when --no-inject exists (the injection branch).
-TEST_F(XraySdkInteropE2E, DISABLED_WithoutInjectionTheSdkCalleeStartsItsOwnTrace) {
+TEST_F(XraySdkInteropE2E, WithoutInjectionTheSdkCalleeStartsItsOwnTrace) {
     auto runs = run_passport_to_sdk({"--no-inject"}, /*also_select_sdk_service=*/true);
     ASSERT_EQ(runs.size(), 2u);
     for (const auto& r : runs) {

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,18 +101,20 @@ void tls_conversation(const std::string& cert, const std::string& key) {
     ::_exit(response == kResponse ? 0 : 19);
 }
 
-bool program_loaded(const std::string& name) {
+// Ids of the loaded programs with this name. Names are not unique on a shared machine: the test
+// follows its own programs by id.
+std::set<uint32_t> program_ids(const std::string& name) {
+    std::set<uint32_t> ids;
     uint32_t id = 0;
-    bool found = false;
-    while (!found && bpf_prog_get_next_id(id, &id) == 0) {
+    while (bpf_prog_get_next_id(id, &id) == 0) {
         int fd = bpf_prog_get_fd_by_id(id);
         if (fd < 0) continue;
         bpf_prog_info info{};
         uint32_t len = sizeof info;
-        found = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) ids.insert(id);
         ::close(fd);
     }
-    return found;
+    return ids;
 }
 
 class TlsKernelProbes : public ::testing::Test {
@@ -146,9 +149,14 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
 
     ProbeConfig cfg;
     cfg.trace_all = false;
+    const std::set<uint32_t> before = program_ids("ssl_ret");
     auto loaded = BpfProbes::load(cfg);
     ASSERT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.error());
     auto probes = std::move(*loaded);
+    std::set<uint32_t> ours;  // loaded between `before` and here: ours (tests run one at a time)
+    for (uint32_t id : program_ids("ssl_ret"))
+        if (!before.count(id)) ours.insert(id);
+    EXPECT_FALSE(ours.empty());
     ASSERT_TRUE(probes->select_pid(static_cast<uint32_t>(child)).ok());
     Counters counters;
     {
@@ -209,9 +217,19 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
     // The handshake and records went through the socket syscalls as ciphertext: none copied.
     EXPECT_TRUE(socket_payload.empty()) << socket_payload.size() << " socket records with payload";
 
-    // Nothing of the uprobes stays behind once the tracer and the probes are gone.
+    // Nothing of the uprobes stays behind once the tracer and the probes are gone. The kernel
+    // frees detached programs asynchronously (seconds on a loaded machine): wait for ours.
     probes.reset();
-    EXPECT_FALSE(program_loaded("ssl_ret")) << "TLS programs left loaded";
+    auto ours_left = [&] {
+        std::set<uint32_t> now = program_ids("ssl_ret");
+        for (uint32_t id : ours)
+            if (now.count(id)) return true;
+        return false;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (ours_left() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_FALSE(ours_left()) << "TLS programs left loaded";
 }
 
 }  // namespace

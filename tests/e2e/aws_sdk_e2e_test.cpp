@@ -180,6 +180,14 @@ TEST_P(AwsSdkE2E, DynamoDbSqsAndS3CallsBecomeAwsSubsegments) {
             EXPECT_EQ(s.value("namespace", ""), "aws") << s.dump();
         }
     }
+    AgentExit exit = stop_agent_and_sync();
+    if (GetParam() == "https") {
+        // The calls were read as TLS plaintext (node's static OpenSSL), the handshakes never parsed.
+        EXPECT_GE(exit.counter("stream.tls_connections"), 1u) << exit.counters_text();
+        EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
+    } else {
+        EXPECT_EQ(exit.counter("stream.tls_connections"), 0u) << exit.counters_text();
+    }
 }
 
 // Failed calls: a throttled DynamoDB write (400 + ProvisionedThroughputExceededException) is a

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -100,7 +101,9 @@ void tls_conversation(const std::string& cert, const std::string& key) {
     ::_exit(response == kResponse ? 0 : 19);
 }
 
-bool program_loaded(const std::string& name) {
+// A program named `name` that uses map `map_id` is loaded. The map ties the program to this
+// test's probes: other test runs on the machine load programs of the same name.
+bool program_loaded(const std::string& name, uint32_t map_id) {
     uint32_t id = 0;
     bool found = false;
     while (!found && bpf_prog_get_next_id(id, &id) == 0) {
@@ -108,10 +111,24 @@ bool program_loaded(const std::string& name) {
         if (fd < 0) continue;
         bpf_prog_info info{};
         uint32_t len = sizeof info;
-        found = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name && info.nr_map_ids > 0) {
+            std::vector<uint32_t> maps(info.nr_map_ids);
+            bpf_prog_info again{};
+            again.nr_map_ids = info.nr_map_ids;
+            again.map_ids = reinterpret_cast<uint64_t>(maps.data());
+            len = sizeof again;
+            if (bpf_obj_get_info_by_fd(fd, &again, &len) == 0)
+                for (uint32_t i = 0; i < std::min(again.nr_map_ids, info.nr_map_ids); i++) found |= maps[i] == map_id;
+        }
         ::close(fd);
     }
     return found;
+}
+
+uint32_t map_id_of(int map_fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    return bpf_obj_get_info_by_fd(map_fd, &info, &len) == 0 ? info.id : 0;
 }
 
 class TlsKernelProbes : public ::testing::Test {
@@ -210,8 +227,11 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
     EXPECT_TRUE(socket_payload.empty()) << socket_payload.size() << " socket records with payload";
 
     // Nothing of the uprobes stays behind once the tracer and the probes are gone.
+    const uint32_t events_map = map_id_of(probes->events_map_fd());
+    ASSERT_NE(events_map, 0u);
+    ASSERT_TRUE(program_loaded("ssl_ret", events_map));
     probes.reset();
-    EXPECT_FALSE(program_loaded("ssl_ret")) << "TLS programs left loaded";
+    EXPECT_FALSE(program_loaded("ssl_ret", events_map)) << "TLS programs left loaded";
 }
 
 }  // namespace

@@ -170,6 +170,10 @@ class TlsE2eTest : public E2eTest {
         return collector().wait_for_count(pred, n, deadline_in(kDocumentTimeout));
     }
 
+    // Requests with X-Amzn-Trace-Id, traceparent, and neither to an HTTPS server: the segments
+    // carry the kernel's ids (HttpsServerSegmentsCarryTheKernelsIds).
+    void expect_kernel_ids_in_documents(TestServer* server);
+
     Cert cert_;
 };
 
@@ -448,6 +452,18 @@ TEST_F(TlsE2eTest, CiphertextIsNeverParsed) {
 TEST_F(TlsE2eTest, HttpsServerSegmentsCarryTheKernelsIds) {
     auto server = python_server();
     ASSERT_TRUE(server);
+    expect_kernel_ids_in_documents(server.get());
+}
+
+// The same with node's `https` server: memory BIO, the SSL_read's socket is the thread's last
+// socket read.
+TEST_F(TlsE2eTest, NodeHttpsServerSegmentsCarryTheKernelsIds) {
+    auto server = node_server();
+    ASSERT_TRUE(server);
+    expect_kernel_ids_in_documents(server.get());
+}
+
+void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     auto rules = dir().write_file("rules.json", R"({"version": 2, "default": {"fixed_target": 0, "rate": 1.0}, "rules": []})");
     const auto record = dir().path() / "events.jsonl";
     start_agent({"-v", "--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(), "--record",

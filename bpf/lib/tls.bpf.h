@@ -20,6 +20,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "ctx_parse.bpf.h"
 #include "emit.bpf.h"
 #include "maps.bpf.h"
 
@@ -204,9 +205,19 @@ static __always_inline void tls_emit_plaintext(__u64 pid_tgid, struct pp_conn_st
     if (n >= 4)
         bpf_probe_read_user(&word, sizeof(word), (void *)buf);
     __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
-    if (tls_starts_with_method(word))
-        budget = PP_HEAD_BUDGET;
     __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
+    if (tls_starts_with_method(word)) {
+        budget = PP_HEAD_BUDGET;
+        /* A request read on a server connection (HTTPS server): its trace context, parsed from
+         * the plaintext as the socket path parses a plain request, before its data events.
+         * request_pos is the plaintext position, the one the request's data carries. */
+        if (ingress && st->role != PP_ROLE_CLIENT) {
+            __u32 b = first;
+            PP_TLS_BOUND(b, 0x1fff);
+            if (bpf_probe_read_user(ev->msg, b, (void *)buf) == 0)
+                pp_server_request_ctx(s, first, pos);
+        }
+    }
     __u32 full = n > budget ? budget : (__u32)n;
     if (full < first)
         full = first;

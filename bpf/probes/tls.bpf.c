@@ -6,7 +6,21 @@
  * Records: PP_EV_DATA with source PP_SRC_TLS, on the connection of the underlying TCP socket,
  * positions counted in plaintext bytes per direction (pp_conn_state.tls_rx_pos/tls_tx_pos).
  * How an SSL* finds its socket: lib/tls.bpf.h.
- * Maps: tls_calls, tls_fds, tls_last_rx, tls_pending, tls_rescan, conns, data_scratch, events. */
+ * An HTTPS server's request (SSL_read plaintext starting with a method, on a connection that is
+ * not a client's) gets its trace context here, as a plain request does in the socket probes
+ * (ctx_parse.bpf.h): thread_ctx, PP_EV_TRACE_CTX before the data.
+ * Maps: tls_calls, tls_fds, tls_last_rx, tls_pending, tls_rescan, conns, data_scratch, events,
+ * and for server requests head_scratch, thread_ctx, sample_*, ctx_counters.
+ *
+ * Per-CPU scratch (data_scratch, head_scratch) is shared with the syscall probes. A uprobe fires
+ * only on a user-mode breakpoint and interrupts never run these programs, so on one CPU they
+ * can only interleave if a running program is preempted and another task's program reuses the
+ * scratch. BPF programs run with migration disabled, not always with preemption disabled: on a
+ * fully preemptible kernel (preempt=full/lazy, PREEMPT_RCU) that can happen, and one event or
+ * context may then carry the other task's bytes (never memory outside the buffers: every copy
+ * is bounded). This kernel runs preempt=none (PREEMPT_DYNAMIC booted "none"), where a BPF
+ * program always runs to its end before the CPU switches task. The syscall path shared
+ * data_scratch with the TLS uprobes before; the context parse adds head_scratch to that. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>

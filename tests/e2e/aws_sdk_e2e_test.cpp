@@ -6,9 +6,9 @@
 // `aws` subsegment of the request being served, named and filled as the X-Ray SDK's AWS
 // instrumentation does, and carry the request id the SDK itself reported.
 //
-// The endpoint scheme is the test parameter. "http" runs now; "https" is instantiated disabled
-// until TLS capture lands (the endpoint already serves HTTPS with a certificate made here, and
-// the SDK trusts it through NODE_EXTRA_CA_CERTS: HttpsEndpointIsTrustedByTheSdk checks that).
+// The endpoint scheme is the test parameter: "http", and "https" (a certificate made here, which
+// the SDK trusts through NODE_EXTRA_CA_CERTS; HttpsEndpointIsTrustedByTheSdk checks that), where
+// the calls are seen as the plaintext of node's statically linked OpenSSL (docs/tls.md).
 #include <fstream>
 
 #include "tests/e2e/e2e_common.hpp"
@@ -180,6 +180,14 @@ TEST_P(AwsSdkE2E, DynamoDbSqsAndS3CallsBecomeAwsSubsegments) {
             EXPECT_EQ(s.value("namespace", ""), "aws") << s.dump();
         }
     }
+    AgentExit exit = stop_agent_and_sync();
+    if (GetParam() == "https") {
+        // The calls were read as TLS plaintext (node's static OpenSSL), the handshakes never parsed.
+        EXPECT_GE(exit.counter("stream.tls_connections"), 1u) << exit.counters_text();
+        EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
+    } else {
+        EXPECT_EQ(exit.counter("stream.tls_connections"), 0u) << exit.counters_text();
+    }
 }
 
 // Failed calls: a throttled DynamoDB write (400 + ProvisionedThroughputExceededException) is a
@@ -246,8 +254,7 @@ TEST_P(AwsSdkE2E, TurnedOffTheCallsStayRemote) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Http, AwsSdkE2E, ::testing::Values(std::string("http")));
-// Enable (drop DISABLED_) once TLS capture is merged; nothing else changes.
-INSTANTIATE_TEST_SUITE_P(DISABLED_Https, AwsSdkE2E, ::testing::Values(std::string("https")));
+INSTANTIATE_TEST_SUITE_P(Https, AwsSdkE2E, ::testing::Values(std::string("https")));
 
 // The HTTPS endpoint works with the real SDK (no agent involved): switching the scheme above is
 // all the TLS variant needs.

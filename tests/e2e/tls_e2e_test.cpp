@@ -4,7 +4,8 @@
 // Documents are checked field by field: https:// URLs, method, status, content_length, times;
 // clients' calls are subsegments, servers' requests segments, and a traced callee is stitched
 // under its caller's subsegment (same node, by connection tuple: no header can be injected into
-// TLS).
+// TLS). An HTTPS server's requests get the kernel's trace context from their SSL_read plaintext
+// (HttpsServerSegmentsCarryTheKernelsIds), as plain requests do from socket reads.
 //
 // Fixtures: tls_server.py (Python HTTPS server, optionally loading ssl only after a trigger
 // file), tls_client.py (Python HTTPS client waiting for a trigger file), tls_node.js (Node HTTPS
@@ -15,6 +16,7 @@
 #include <regex>
 
 #include "tests/e2e/e2e_common.hpp"
+#include "userspace/events/recording.hpp"
 
 namespace passport::testing::e2e {
 namespace {
@@ -167,6 +169,10 @@ class TlsE2eTest : public E2eTest {
     std::vector<json> wait_docs(size_t n, const std::function<bool(const json&)>& pred) {
         return collector().wait_for_count(pred, n, deadline_in(kDocumentTimeout));
     }
+
+    // Requests with X-Amzn-Trace-Id, traceparent, and neither to an HTTPS server: the segments
+    // carry the kernel's ids (HttpsServerSegmentsCarryTheKernelsIds).
+    void expect_kernel_ids_in_documents(TestServer* server);
 
     Cert cert_;
 };
@@ -439,4 +445,81 @@ TEST_F(TlsE2eTest, CiphertextIsNeverParsed) {
 }
 
 }  // namespace
+// The kernel decides an HTTPS request's context from its SSL_read plaintext: with X-Amzn-Trace-Id,
+// with only traceparent, with neither. Each segment's id, trace id and parent are exactly the ids
+// of the kernel's PP_EV_TRACE_CTX record for that request (read back from --record), and the
+// incoming headers' ids are kept.
+TEST_F(TlsE2eTest, HttpsServerSegmentsCarryTheKernelsIds) {
+    auto server = python_server();
+    ASSERT_TRUE(server);
+    expect_kernel_ids_in_documents(server.get());
+}
+
+// The same with node's `https` server: memory BIO, the SSL_read's socket is the thread's last
+// socket read.
+TEST_F(TlsE2eTest, NodeHttpsServerSegmentsCarryTheKernelsIds) {
+    auto server = node_server();
+    ASSERT_TRUE(server);
+    expect_kernel_ids_in_documents(server.get());
+}
+
+void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
+    auto rules = dir().write_file("rules.json", R"({"version": 2, "default": {"fixed_target": 0, "rate": 1.0}, "rules": []})");
+    const auto record = dir().path() / "events.jsonl";
+    start_agent({"-v", "--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(), "--record",
+                 record.string()});
+    ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
+
+    const std::string tag = unique_tag();
+    const std::string root = "1-5759e988-bd862e3fe1be46a994272793", parent = "53995c3f42cd8ad8";
+    auto get = [&](const std::string& which, std::vector<std::string> headers) {
+        HttpRequest r;
+        r.url = https_url(server->port(), "/ok/" + tag + which);
+        r.headers = std::move(headers);
+        r.ca_cert = cert_.cert;
+        return http_request(r);
+    };
+    ASSERT_EQ(get("xray", {"X-Amzn-Trace-Id: Root=" + root + ";Parent=" + parent + ";Sampled=1"}).status, 200);
+    ASSERT_EQ(get("w3c", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}).status, 200);
+    ASSERT_EQ(get("minted", {}).status, 200);
+    for (const char* which : {"xray", "w3c", "minted"})
+        ASSERT_TRUE(wait_for_url(tag + which)) << which << "\n" << agent_diagnostics();
+    AgentExit exit = stop_agent_and_sync();
+
+    std::ifstream in(record);
+    auto events = events::read_recording(in);
+    ASSERT_TRUE(events.ok()) << events.error();
+    std::map<std::string, events::TraceCtx> by_segment;
+    for (const auto& e : *events)
+        if (const auto* t = std::get_if<events::TraceCtx>(&e); t && t->conn.tgid == static_cast<uint32_t>(server->pid()))
+            by_segment[t->segment_id] = *t;
+    ASSERT_EQ(by_segment.size(), 3u) << "one kernel context per HTTPS request";
+
+    auto docs = with_url_containing(collector().documents(), tag);
+    ASSERT_EQ(docs.size(), 3u);
+    std::map<std::string, json> by_which;
+    for (const auto& d : docs)
+        for (const char* which : {"xray", "w3c", "minted"})
+            if (url_ends_with(d, tag + which)) by_which[which] = d;
+    ASSERT_EQ(by_which.size(), 3u);
+    for (const auto& [which, d] : by_which) {
+        SCOPED_TRACE(which);
+        EXPECT_EQ(field(d, "http.request.url"), https_url(server->port(), "/ok/" + tag + which));
+        const std::string id = d.at("id").get<std::string>();
+        ASSERT_TRUE(by_segment.count(id)) << "segment id " << id << " is not a kernel segment id";
+        const events::TraceCtx& k = by_segment.at(id);
+        EXPECT_EQ(d.at("trace_id").get<std::string>(), k.trace_id);
+        EXPECT_EQ(d.value("parent_id", std::string()), k.parent_id);
+        EXPECT_EQ(k.request_pos, 0u) << "one request per curl connection, at plaintext position 0";
+    }
+    EXPECT_EQ(by_which["xray"].at("trace_id"), root);
+    EXPECT_EQ(by_which["xray"].at("parent_id"), parent);
+    EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
+    EXPECT_EQ(by_which["w3c"].at("parent_id"), parent);
+    EXPECT_FALSE(by_which["minted"].contains("parent_id"));
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3) << "minted in the kernel (PP_CTX_MINTED)";
+    EXPECT_GE(exit.counter("correlate.kernel_context_used"), 3u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("correlate.kernel_context_unclaimed"), 0u) << exit.counters_text();
+}
+
 }  // namespace passport::testing::e2e

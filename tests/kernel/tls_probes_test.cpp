@@ -17,10 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,20 +101,34 @@ void tls_conversation(const std::string& cert, const std::string& key) {
     ::_exit(response == kResponse ? 0 : 19);
 }
 
-// Ids of the loaded programs with this name. Names are not unique on a shared machine: the test
-// follows its own programs by id.
-std::set<uint32_t> program_ids(const std::string& name) {
-    std::set<uint32_t> ids;
+// A program named `name` that uses map `map_id` is loaded. The map ties the program to this
+// test's probes: other test runs on the machine load programs of the same name.
+bool program_loaded(const std::string& name, uint32_t map_id) {
     uint32_t id = 0;
-    while (bpf_prog_get_next_id(id, &id) == 0) {
+    bool found = false;
+    while (!found && bpf_prog_get_next_id(id, &id) == 0) {
         int fd = bpf_prog_get_fd_by_id(id);
         if (fd < 0) continue;
         bpf_prog_info info{};
         uint32_t len = sizeof info;
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) ids.insert(id);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name && info.nr_map_ids > 0) {
+            std::vector<uint32_t> maps(info.nr_map_ids);
+            bpf_prog_info again{};
+            again.nr_map_ids = info.nr_map_ids;
+            again.map_ids = reinterpret_cast<uint64_t>(maps.data());
+            len = sizeof again;
+            if (bpf_obj_get_info_by_fd(fd, &again, &len) == 0)
+                for (uint32_t i = 0; i < std::min(again.nr_map_ids, info.nr_map_ids); i++) found |= maps[i] == map_id;
+        }
         ::close(fd);
     }
-    return ids;
+    return found;
+}
+
+uint32_t map_id_of(int map_fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    return bpf_obj_get_info_by_fd(map_fd, &info, &len) == 0 ? info.id : 0;
 }
 
 class TlsKernelProbes : public ::testing::Test {
@@ -149,14 +163,9 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
 
     ProbeConfig cfg;
     cfg.trace_all = false;
-    const std::set<uint32_t> before = program_ids("ssl_ret");
     auto loaded = BpfProbes::load(cfg);
     ASSERT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.error());
     auto probes = std::move(*loaded);
-    std::set<uint32_t> ours;  // loaded between `before` and here: ours (tests run one at a time)
-    for (uint32_t id : program_ids("ssl_ret"))
-        if (!before.count(id)) ours.insert(id);
-    EXPECT_FALSE(ours.empty());
     ASSERT_TRUE(probes->select_pid(static_cast<uint32_t>(child)).ok());
     Counters counters;
     {
@@ -217,19 +226,12 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
     // The handshake and records went through the socket syscalls as ciphertext: none copied.
     EXPECT_TRUE(socket_payload.empty()) << socket_payload.size() << " socket records with payload";
 
-    // Nothing of the uprobes stays behind once the tracer and the probes are gone. The kernel
-    // frees detached programs asynchronously (seconds on a loaded machine): wait for ours.
+    // Nothing of the uprobes stays behind once the tracer and the probes are gone.
+    const uint32_t events_map = map_id_of(probes->events_map_fd());
+    ASSERT_NE(events_map, 0u);
+    ASSERT_TRUE(program_loaded("ssl_ret", events_map));
     probes.reset();
-    auto ours_left = [&] {
-        std::set<uint32_t> now = program_ids("ssl_ret");
-        for (uint32_t id : ours)
-            if (now.count(id)) return true;
-        return false;
-    };
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (ours_left() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    EXPECT_FALSE(ours_left()) << "TLS programs left loaded";
+    EXPECT_FALSE(program_loaded("ssl_ret", events_map)) << "TLS programs left loaded";
 }
 
 }  // namespace

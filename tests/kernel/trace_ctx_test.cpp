@@ -2,7 +2,8 @@
 // with the real probes attached to a real Python ThreadingHTTPServer and curl as the client.
 // Checks the PP_EV_TRACE_CTX records and the thread_ctx map exactly: ids from X-Amzn-Trace-Id
 // and traceparent, minted ids (epoch, kernel sampling rules incl. a reservoir), hostile headers,
-// inheritance by a worker thread and deletion at thread exit. Needs root.
+// inheritance by a worker thread and deletion at thread exit; and the same context for a request
+// an HTTPS server reads through SSL_read (the OpenSSL uprobes, tls.bpf.c). Needs root.
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 
 #include "agent/bpf_loader.hpp"
 #include "agent/kernel_features.hpp"
+#include "agent/tls_tracer.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/test_servers.hpp"
 #include "tests/support/wait.hpp"
@@ -51,14 +53,26 @@ std::string trace_id_of(const pp_trace_ctx& c) {
 
 struct Ring {
     std::vector<events::TraceCtx> ctxs;
+    std::vector<size_t> ctx_seq;  // arrival index of each of ctxs
+    // TLS plaintext read by servers, with their arrival index.
+    std::vector<std::pair<size_t, events::Data>> tls_reads;
+    size_t seq = 0;
     Counters counters;
 };
 
 int on_rec(void* ctx, void* data, size_t size) {
     auto* r = static_cast<Ring*>(ctx);
     events::Event e;
-    if (events::decode_counted({static_cast<const uint8_t*>(data), size}, r->counters, e))
-        if (auto* t = std::get_if<events::TraceCtx>(&e)) r->ctxs.push_back(*t);
+    if (events::decode_counted({static_cast<const uint8_t*>(data), size}, r->counters, e)) {
+        if (auto* t = std::get_if<events::TraceCtx>(&e)) {
+            r->ctxs.push_back(*t);
+            r->ctx_seq.push_back(r->seq);
+        } else if (auto* d = std::get_if<events::Data>(&e);
+                   d && d->source == PP_SRC_TLS && d->direction == events::Direction::kIngress) {
+            r->tls_reads.emplace_back(r->seq, *d);
+        }
+    }
+    r->seq++;
     return 0;
 }
 
@@ -70,12 +84,33 @@ protected:
     }
     void TearDown() override {
         if (rb_) ring_buffer__free(rb_);
+        tls_.reset();
         server_.reset();
         probes_.reset();
+        if (!cert_dir_.empty()) std::system(("rm -rf " + cert_dir_).c_str());
     }
     // Probes with the given rules (default: sample nothing unless a rule says so), selecting a
     // fresh ctx_server.py.
     void start(const sample::LocalRules& rules, const char* fixture = "ctx_server.py") {
+        start_server(rules, fixture, {});
+    }
+    // The same over HTTPS: ctx_server.py with a certificate made here, the OpenSSL uprobes
+    // attached to it (libssl.so.3, loaded by its `import ssl`); requests go through curl --cacert.
+    void start_https(const sample::LocalRules& rules) {
+        cert_dir_ = "/tmp/passport-ctx-tls-" + std::to_string(::getpid());
+        cert_ = cert_dir_ + "/cert.pem";
+        const std::string key = cert_dir_ + "/key.pem";
+        const std::string cmd = "mkdir -p " + cert_dir_ + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout " +
+                                key + " -out " + cert_ + " -days 1 -subj /CN=127.0.0.1 -addext " +
+                                "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
+        start_server(rules, "ctx_server.py", {cert_, key});
+        if (HasFatalFailure()) return;
+        tls_ = std::make_unique<TlsTracer>(*probes_, tls_counters_, /*trace_all=*/false);
+        tls_->scan_selected();
+        ASSERT_EQ(tls_->attached_binaries(), 1u) << "python's ssl module maps libssl.so.3";
+    }
+    void start_server(const sample::LocalRules& rules, const char* fixture, const std::vector<std::string>& args) {
         ProbeConfig cfg;
         cfg.trace_all = false;
         cfg.ringbuf_bytes = 16 * 1024 * 1024;
@@ -88,9 +123,10 @@ protected:
         probes_ = std::move(*p);
         rb_ = ring_buffer__new(probes_->events_map_fd(), on_rec, &ring_, nullptr);
         ASSERT_NE(rb_, nullptr);
-        server_ = testing::start_script_server(
-            {testing::python3_path(), std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/" + fixture},
-            PASSPORT_SOURCE_DIR);
+        std::vector<std::string> argv = {testing::python3_path(),
+                                         std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/" + fixture};
+        argv.insert(argv.end(), args.begin(), args.end());
+        server_ = testing::start_script_server(argv, PASSPORT_SOURCE_DIR);
         ASSERT_TRUE(server_);
         ASSERT_TRUE(probes_->select_pid(static_cast<uint32_t>(server_->pid())).ok());
     }
@@ -121,7 +157,12 @@ protected:
         return out;
     }
     testing::HttpResponse get(const std::string& path, const std::vector<std::string>& headers = {}) {
-        return testing::http_get(server_->url(path), headers);
+        if (cert_.empty()) return testing::http_get(server_->url(path), headers);
+        testing::HttpRequest r;
+        r.url = "https://127.0.0.1:" + std::to_string(server_->port()) + path;
+        r.headers = headers;
+        r.ca_cert = cert_;
+        return testing::http_request(r);
     }
     // Starts GET path on a background thread; returns the serving thread id from "hold TID".
     uint32_t hold(const std::string& path, const std::vector<std::string>& headers, std::thread& client,
@@ -146,8 +187,27 @@ protected:
         EXPECT_EQ(ev.request_pos, m.request_pos);
     }
 
+    // The context event came before the request's first TLS data event, which starts at the
+    // event's request_pos on the same connection.
+    void expect_before_its_tls_data(const events::TraceCtx& ev) {
+        size_t ev_seq = 0;
+        for (size_t i = 0; i < ring_.ctxs.size(); i++)
+            if (ring_.ctxs[i].segment_id == ev.segment_id) ev_seq = ring_.ctx_seq[i];
+        bool found = false;
+        for (const auto& [seq, d] : ring_.tls_reads) {
+            if (!(d.conn == ev.conn) || d.pos != ev.request_pos) continue;
+            found = true;
+            EXPECT_GT(seq, ev_seq) << "PP_EV_TRACE_CTX precedes the request's data";
+            EXPECT_EQ(d.bytes.rfind("GET ", 0), 0u) << "request_pos is the plaintext position of the request";
+        }
+        EXPECT_TRUE(found) << "no TLS plaintext read at pos " << ev.request_pos;
+    }
+
     std::unique_ptr<BpfProbes> probes_;
     std::unique_ptr<testing::TestServer> server_;
+    std::unique_ptr<TlsTracer> tls_;
+    Counters tls_counters_;
+    std::string cert_dir_, cert_;
     ring_buffer* rb_ = nullptr;
     Ring ring_;
 };
@@ -384,6 +444,67 @@ TEST_F(KernelTraceCtx, ContextEndsWhenTheThreadClosesItsConnection) {
     EXPECT_FALSE(thread_ctx(tid, m)) << "the thread closed the request's connection and lives on";
     client.join();
     EXPECT_EQ(resp.status, 200);
+}
+
+// HTTPS: the request is read through SSL_read; the kernel parses its plaintext like a plain
+// request's bytes, and the socket reads (handshake, ciphertext) give no context.
+TEST_F(KernelTraceCtx, HttpsXrayHeaderGivesExactIdsInEventAndThreadMap) {
+    start_https(no_sampling());
+    std::thread client;
+    testing::HttpResponse resp;
+    uint32_t tid = hold("/hold/tls",
+                        {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=1"},
+                        client, resp);
+    ASSERT_NE(tid, 0u) << server_->process().describe();
+    auto evs = ctx_events(1, tid);
+    ASSERT_EQ(evs.size(), 1u) << "one context for the HTTPS request (none from the ciphertext)";
+    const auto& ev = evs[0];
+    EXPECT_EQ(ev.trace_id, kRoot);
+    EXPECT_EQ(ev.parent_id, kParent);
+    EXPECT_EQ(ev.sampled, PP_SAMPLED_YES);
+    EXPECT_EQ(ev.source, PP_CTX_XRAY_HEADER);
+    EXPECT_EQ(ev.rule, PP_RULE_NONE);
+    EXPECT_EQ(ev.request_pos, 0u) << "the plaintext position (the handshake came before on the socket)";
+    pp_trace_ctx m{};
+    ASSERT_TRUE(thread_ctx(tid, m)) << "the serving thread holds the context while it serves";
+    EXPECT_EQ(m.trace_epoch, 0x5759e988u);
+    EXPECT_EQ(m.parent_id, 0x53995c3f42cd8ad8ull);
+    expect_same(ev, m);
+    ASSERT_EQ(get("/release").status, 200);
+    client.join();
+    EXPECT_EQ(resp.status, 200);
+    ctx_events(2);
+    expect_before_its_tls_data(ev);
+    EXPECT_GE(probes_->ctx_counts()[PP_CTXC_XRAY], 1u);
+}
+
+TEST_F(KernelTraceCtx, HttpsRequestWithoutHeaderGetsMintedTrace) {
+    start_https(no_sampling());
+    const auto now = static_cast<uint32_t>(std::time(nullptr));
+    std::thread client;
+    testing::HttpResponse resp;
+    uint32_t tid = hold("/hold/minted", {}, client, resp);
+    ASSERT_NE(tid, 0u) << server_->process().describe();
+    auto evs = ctx_events(1, tid);
+    ASSERT_EQ(evs.size(), 1u);
+    const auto& ev = evs[0];
+    EXPECT_EQ(ev.source, PP_CTX_MINTED);
+    EXPECT_EQ(ev.parent_id, "");
+    EXPECT_EQ(ev.sampled, PP_SAMPLED_NO) << "the default rule samples nothing here";
+    EXPECT_EQ(ev.rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
+    EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}"))) << ev.trace_id;
+    const uint32_t epoch = static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));
+    EXPECT_LE(now - 5, epoch);
+    EXPECT_LE(epoch, now + 60);
+    EXPECT_EQ(ev.request_pos, 0u);
+    pp_trace_ctx m{};
+    ASSERT_TRUE(thread_ctx(tid, m));
+    expect_same(ev, m);
+    ASSERT_EQ(get("/release").status, 200);
+    client.join();
+    EXPECT_EQ(resp.status, 200);
+    ctx_events(2);
+    expect_before_its_tls_data(ev);
 }
 
 }  // namespace

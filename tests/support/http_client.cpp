@@ -60,6 +60,10 @@ HttpResponse http_request(const HttpRequest& request) {
         argv.push_back("-H");
         argv.push_back(header);
     }
+    if (!request.ca_cert.empty()) {
+        argv.push_back("--cacert");
+        argv.push_back(request.ca_cert);
+    }
     if (request.body) {
         argv.push_back("--data-binary");
         argv.push_back(*request.body);

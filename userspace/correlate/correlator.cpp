@@ -230,6 +230,9 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
 
 void Correlator::on_inject(const events::Inject& inj) {
     std::string key = inject_key(inj.tgid, inj.local, inj.remote, inj.app_pos);
+    // Known before the call is parsed or the callee resolved, whichever comes first.
+    if (inj.outcome == events::InjectOutcome::kInjected && inj.subsegment_id != 0)
+        bounded_put(injected_ids_, injected_ids_order_, hex16(inj.subsegment_id), key);
     auto known = calls_by_inject_key_.find(key);
     if (known != calls_by_inject_key_.end()) {
         auto c = calls_.find(known->second);
@@ -563,6 +566,10 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
             return;
         }
     }
+    // The header names as parent a call whose id the kernel injected on this node: that call's
+    // current trace wins over the header's Root (the call's request may have been stitched into
+    // its own caller's trace after the kernel minted the Root the header carries).
+    if (has_own_header(ctx) && depth <= kMaxChainDepth && link_by_injected_id(ctx, depth)) return;
     // The kernel read a trace header for this request: its reading wins (it is what the
     // thread's outgoing calls carried downstream).
     if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
@@ -594,6 +601,55 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
         return;
     }
     apply_upstream(ctx);
+}
+
+bool Correlator::injected_call_trace(const std::string& ikey, const std::string& id, std::string& trace_id,
+                                     bool& sampled, int depth) {
+    // The report still waits for the call's head (newer than any call already matched to this
+    // key): it says which request the writing thread was serving.
+    auto p = pending_injects_.find(ikey);
+    if (p != pending_injects_.end() && p->second.outcome == events::InjectOutcome::kInjected &&
+        hex16(p->second.subsegment_id) == id) {
+        const events::Inject& inj = p->second;
+        if (inj.ctx_from_thread) {
+            auto s = servers_by_pos_.find(conn_pos_key(inj.ctx_conn, inj.ctx_request_pos));
+            if (s == servers_by_pos_.end()) return false;
+            auto srv = servers_.find(s->second);
+            if (srv == servers_.end()) return false;
+            resolve(srv->second, depth + 1);
+            trace_id = srv->second.trace_id;
+            sampled = srv->second.sampled;
+            return true;
+        }
+        if (inj.sampled != PP_SAMPLED_YES && inj.sampled != PP_SAMPLED_NO) return false;  // decided later
+        trace_id = inj.trace_id;
+        sampled = inj.sampled == PP_SAMPLED_YES;
+        return true;
+    }
+    auto k = calls_by_inject_key_.find(ikey);
+    if (k == calls_by_inject_key_.end()) return false;
+    auto c = calls_.find(k->second);
+    if (c == calls_.end() || !c->second.injected || c->second.subsegment_id != id) return false;
+    return call_trace(c->second, trace_id, sampled, depth);
+}
+
+bool Correlator::link_by_injected_id(ServerContext& ctx, int depth) {
+    std::string root, parent;
+    own_header_ids(ctx, root, parent);
+    if (parent.empty() || injected_ids_.empty()) return false;
+    auto it = injected_ids_.find(parent);
+    if (it == injected_ids_.end()) return false;
+    std::string trace_id;
+    bool sampled = false;
+    if (!injected_call_trace(it->second, parent, trace_id, sampled, depth) || trace_id.empty()) return false;
+    ctx.trace_id = std::move(trace_id);
+    ctx.parent_id = parent;
+    ctx.sampled = sampled;
+    ctx.sampled_upstream = true;
+    ctx.resolved = true;
+    counters_.add("correlate.linked_by_injected_id");
+    if (ctx.trace_id != root) counters_.add("correlate.trace_realigned");
+    return true;
 }
 
 void Correlator::on_exchange(pairing::HttpExchange&& ex) {

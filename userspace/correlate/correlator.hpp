@@ -168,6 +168,15 @@ private:
     static std::string inject_key(uint32_t tgid, const events::Endpoint& local, const events::Endpoint& remote,
                                   uint64_t pos);
     void apply_inject(CallContext& call, const events::Inject& inj);
+    // A server request whose header (its own, as read by the kernel or the parser) names as Parent
+    // a subsegment id the kernel injected on this node: it takes that call's current trace (the
+    // call's parent may have been stitched into another trace since the kernel wrote the header),
+    // its sampling decision, and the call as parent. False when the id is not one injected here.
+    bool link_by_injected_id(ServerContext& ctx, int depth);
+    // Trace id and sampled flag of the call behind the injection report `ikey`, whose injected
+    // subsegment id is `id`: from the call when it was parsed, else from the report itself.
+    bool injected_call_trace(const std::string& ikey, const std::string& id, std::string& trace_id, bool& sampled,
+                             int depth);
 
     void finish_server(pairing::HttpExchange&& ex);
     void finish_call(pairing::HttpExchange&& ex);
@@ -208,6 +217,10 @@ private:
     std::deque<std::string> pending_inject_order_;
     std::unordered_map<std::string, RequestKey> calls_by_inject_key_;
     std::deque<std::string> calls_by_inject_key_order_;
+    // Subsegment ids the kernel injected (hex) -> their injection report's inject_key (bounded):
+    // reaches the call through calls_by_inject_key_, or the report while it is still pending.
+    std::unordered_map<std::string, std::string> injected_ids_;
+    std::deque<std::string> injected_ids_order_;
     // Server requests by (connection, ingress offset of the request), as the kernel names them.
     std::unordered_map<std::string, RequestKey> servers_by_pos_;
     std::deque<std::string> servers_by_pos_order_;

@@ -292,6 +292,187 @@ TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHea
     }
 }
 
+// B -> C -> D, all traced here. B's call to C carries no header (not injected), so the kernel
+// minted kRoot for C, and C's call to D was injected with Root=kRoot;Parent=<C's call id>. C is
+// stitched under B's call (B's trace); D's header names C's injected call, so D follows that
+// call's current trace (B's), its sampling decision, and the call as parent.
+struct ChainHop {
+    pairing::HttpExchange b, b_call, c, c_call, d;
+    events::TraceCtx kc, kd;
+    events::Inject inj;
+};
+
+pairing::HttpRequestSeen seen_of(const pairing::HttpExchange& ex) {
+    pairing::HttpRequestSeen s;
+    s.conn = ex.conn;
+    s.role = ex.role;
+    s.local = ex.local;
+    s.remote = ex.remote;
+    s.tgid = ex.tgid;
+    s.tid = ex.request_tid;
+    s.request_start_ns = ex.request_start_ns;
+    s.request_pos = ex.request_pos;
+    s.request = &ex.request;
+    return s;
+}
+
+constexpr char kInjectedId[] = "0000000000c0ffee";
+
+struct InjectedParentTest : KernelContextTest {
+    uint64_t shift = 0;
+    ChainHop hop(const std::string& d_parent = kInjectedId) {
+        ChainHop h;
+        h.b = exchange(0);
+        h.b.conn = {100, 3, 1};
+        h.b.tgid = 100;
+        h.b.request_tid = 101;
+        h.b.local = {2, 7000, {127, 0, 0, 1}};
+        h.b.remote = {2, 40000, {127, 0, 0, 1}};
+        h.b_call = exchange(0, {{"Host", "c"}});
+        h.b_call.role = events::Role::kClient;
+        h.b_call.conn = {100, 4, 2};
+        h.b_call.tgid = 100;
+        h.b_call.request_tid = 101;
+        h.b_call.local = {2, 50001, {127, 0, 0, 1}};
+        h.b_call.remote = {2, 8080, {127, 0, 0, 1}};
+        h.b_call.request_start_ns = h.b.request_start_ns + 100;
+        h.c = exchange(0);  // conn() of tgid 4242 on 8080
+        h.c.remote = {2, 50001, {127, 0, 0, 1}};
+        h.c.request_start_ns = h.b.request_start_ns + 200;
+        h.c_call = exchange(0, {{"Host", "d"}});
+        h.c_call.role = events::Role::kClient;
+        h.c_call.conn = {4242, 8, 5};
+        h.c_call.local = {2, 50002, {127, 0, 0, 1}};
+        h.c_call.remote = {2, 9090, {127, 0, 0, 1}};
+        h.c_call.request_start_ns = h.b.request_start_ns + 300;
+        const std::string header = std::string("Root=") + kRoot + ";Parent=" + d_parent + ";Sampled=1";
+        h.d = exchange(0, {{"Host", "d"}, {"X-Amzn-Trace-Id", header}});
+        h.d.conn = {300, 5, 1};
+        h.d.tgid = 300;
+        h.d.request_tid = 301;
+        h.d.local = {2, 9090, {127, 0, 0, 1}};
+        h.d.remote = {2, 50002, {127, 0, 0, 1}};
+        h.d.request_start_ns = h.b.request_start_ns + 400;
+        // Each hop at later times: a correlator keeps finished contexts by (conn, start time).
+        for (pairing::HttpExchange* ex : {&h.b, &h.b_call, &h.c, &h.c_call, &h.d}) {
+            ex->request_start_ns += shift;
+            ex->response_end_ns += shift;
+        }
+        shift += 1'000'000'000;
+        h.kc = kernel(0, PP_CTX_MINTED, PP_SAMPLED_YES, 0);
+        h.kd = kernel(0, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+        h.kd.conn = h.d.conn;
+        h.kd.segment_id = "000000000000d000";
+        h.kd.parent_id = d_parent;
+        h.inj.tgid = 4242;
+        h.inj.tid = 4243;
+        h.inj.local = h.c_call.local;
+        h.inj.remote = h.c_call.remote;
+        h.inj.app_pos = 0;
+        h.inj.subsegment_id = 0xc0ffee;
+        h.inj.ctx_from_thread = true;
+        h.inj.trace_id = kRoot;
+        h.inj.segment_id = 0xabcde;
+        h.inj.sampled = PP_SAMPLED_YES;
+        h.inj.ctx_conn = conn();
+        h.inj.ctx_request_pos = 0;
+        return h;
+    }
+    // B and C heads, then the call C->D, its injection report and D in the order given
+    // ('c' call head, 'i' injection report, 'd' D's kernel context and head, 'x' D completes),
+    // then the other completions.
+    void run(ChainHop& h, const std::string& order, bool d_kernel = true, bool b_exists = true) {
+        if (b_exists) {
+            corr.on_request_seen(seen_of(h.b));
+            corr.on_request_seen(seen_of(h.b_call));
+        }
+        corr.on_kernel_context(h.kc);
+        corr.on_request_seen(seen_of(h.c));
+        for (char step : order) {
+            if (step == 'c') corr.on_request_seen(seen_of(h.c_call));
+            if (step == 'i') corr.on_inject(h.inj);
+            if (step == 'd') {
+                if (d_kernel) corr.on_kernel_context(h.kd);
+                corr.on_request_seen(seen_of(h.d));
+            }
+            if (step == 'x') corr.on_exchange(std::move(h.d));
+        }
+        if (order.find('x') == std::string::npos) corr.on_exchange(std::move(h.d));
+        corr.on_exchange(std::move(h.c_call));
+        corr.on_exchange(std::move(h.c));
+        if (b_exists) {
+            corr.on_exchange(std::move(h.b_call));
+            corr.on_exchange(std::move(h.b));
+        }
+    }
+};
+
+TEST_F(InjectedParentTest, DownstreamFollowsTheInjectedCallsStitchedTraceInEveryOrder) {
+    // "icd": report before the call's head; "cid": after it; "dic"/"dci": D first; "idxc": D
+    // resolved (and sent) while the report still waits for the call's head.
+    for (const std::string order : {"icd", "cid", "dic", "dci", "idxc"}) {
+        for (bool d_kernel : {true, false}) {
+            SCOPED_TRACE(order + (d_kernel ? " with D's kernel context" : " header parsed only"));
+            out.clear();
+            counters = Counters{};
+            ChainHop h = hop();
+            run(h, order, d_kernel);
+            ASSERT_EQ(out.size(), 3u);
+            const xray::Segment& d = out[0];
+            const xray::Segment& c = out[1];
+            const xray::Segment& b = out[2];
+            ASSERT_EQ(b.subsegments.size(), 1u);
+            ASSERT_EQ(c.subsegments.size(), 1u);
+            EXPECT_NE(b.trace_id, kRoot);
+            EXPECT_EQ(c.trace_id, b.trace_id) << "C stitched under B's call";
+            EXPECT_EQ(c.parent_id, b.subsegments[0].id);
+            EXPECT_EQ(c.subsegments[0].id, kInjectedId) << "the id the kernel wrote on the wire";
+            EXPECT_EQ(d.trace_id, b.trace_id) << "one trace, not the Root the kernel minted for C";
+            EXPECT_EQ(d.parent_id, kInjectedId);
+            if (d_kernel) {
+                EXPECT_EQ(d.id, "000000000000d000") << "D keeps the kernel's segment id";
+            }
+            EXPECT_EQ(counters.get("correlate.linked_by_injected_id"), 1u);
+            EXPECT_EQ(counters.get("correlate.trace_realigned"), 1u);
+        }
+    }
+}
+
+TEST_F(InjectedParentTest, DownstreamTakesTheCallsSamplingDecisionNotTheHeaders) {
+    sample_result = false;  // B is not sampled by the rules; the header at D says Sampled=1
+    ChainHop h = hop();
+    run(h, "cid");
+    EXPECT_TRUE(out.empty()) << "B's decision covers the whole trace";
+    EXPECT_EQ(counters.get("correlate.linked_by_injected_id"), 1u);
+}
+
+TEST_F(InjectedParentTest, SameTraceWhenTheCallerWasNotStitched) {
+    ChainHop h = hop();
+    run(h, "icd", true, /*b_exists=*/false);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].trace_id, kRoot);
+    EXPECT_EQ(out[1].trace_id, kRoot);
+    EXPECT_EQ(out[0].parent_id, kInjectedId);
+    EXPECT_EQ(counters.get("correlate.linked_by_injected_id"), 1u);
+    EXPECT_EQ(counters.get("correlate.trace_realigned"), 0u);
+}
+
+TEST_F(InjectedParentTest, UnknownParentKeepsTheHeader) {
+    for (bool d_kernel : {true, false}) {
+        SCOPED_TRACE(d_kernel ? "with D's kernel context" : "header parsed only");
+        out.clear();
+        counters = Counters{};
+        ChainHop h = hop("53995c3f42cd8ad8");  // not an id injected here
+        run(h, "icd", d_kernel);
+        ASSERT_EQ(out.size(), 3u);
+        EXPECT_EQ(out[0].trace_id, kRoot) << "as today: the header's Root";
+        EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
+        EXPECT_NE(out[2].trace_id, kRoot);
+        EXPECT_EQ(counters.get("correlate.linked_by_injected_id"), 0u);
+        EXPECT_EQ(counters.get("correlate.trace_realigned"), 0u);
+    }
+}
+
 TEST(KernelTraceCtxEvent, DecodesAndRoundTripsThroughRecordings) {
     pp_trace_ctx_event ev{};
     ev.hdr.kind = PP_EV_TRACE_CTX;

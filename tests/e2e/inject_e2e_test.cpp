@@ -570,5 +570,27 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
     EXPECT_TRUE(injected_ids(static_cast<uint32_t>(unselected->pid())).empty());
 }
 
+// A connection opened earlier and caught in the middle of a request body: the first bytes the
+// kernel sees after adoption are body bytes, not a request, so the connection is left alone
+// for good: everything arrives byte-identical, including the next request.
+TEST_F(InjectE2e, AdoptedConnectionCaughtMidBodyIsLeftAlone) {
+    InjectServer server(dir().path() / "dump");
+    auto go = dir().path() / "go";
+    auto sent = dir().path() / "sent-mid.bin";
+    auto client = gated({"python3", fixture("inject_midbody_client.py").string(), std::to_string(server.port()),
+                         go.string(), sent.string()});
+    ASSERT_TRUE(client->wait_for_line(Stream::kStdout, std::regex("mid"), deadline_in(20s))) << client->describe();
+    start_agent({"--record", record().string(), "--pid", std::to_string(client->pid())});
+    touch(go);
+    auto st = client->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << client->describe();
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.not_http") + exit.counter("inject.framing_lost"), 1u) << exit.counters_text();
+    EXPECT_EQ(server.received(1), read_file(sent));
+    EXPECT_TRUE(injected_ids(static_cast<uint32_t>(client->pid())).empty());
+}
+
 }  // namespace
 }  // namespace passport::testing::e2e

@@ -41,6 +41,9 @@ struct RingContext {
     ProcessSelector* selector;
     std::ofstream* record;
     TlsTracer* tls;  // nullptr when TLS capture is off
+    Injection* injection = nullptr;  // nullptr when injection is off
+    bool trace_all = false;
+    bool verbose = false;
 };
 
 int on_record(void* ctx, void* data, size_t size) {
@@ -48,7 +51,15 @@ int on_record(void* ctx, void* data, size_t size) {
     events::Event ev;
     if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev)) return 0;
     if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
-    if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->selector->on_exec(*exec);
+    if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
+        rc->selector->on_exec(*exec);
+        // A process selected now may hold connections it opened before (inherited across exec).
+        if (rc->injection && !rc->trace_all) {
+            std::vector<std::string> log;
+            rc->injection->adopt_process(exec->tgid, rc->verbose ? &log : nullptr);
+            for (const auto& line : log) std::fprintf(stderr, "passport: inject %s\n", line.c_str());
+        }
+    }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
     if (rc->tls) {
         if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->tls->on_exec(exec->tgid);
@@ -194,7 +205,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         } else {
             std::vector<DenyEntry> deny;
             for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
-            auto inj = Injection::attach(*probes, deny, features.cgroup2_path);
+            auto inj = Injection::attach(*probes, deny, features.cgroup2_path, cfg.trace_all());
             if (inj) {
                 injection = std::move(*inj);
             } else {
@@ -204,7 +215,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         if (injection) {
             std::fprintf(stderr,
                          "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
-                         "processes on connections opened from now on (sock_ops on %s)%s\n",
+                         "processes on connections opened from now on, and on those they opened earlier "
+                         "(adopted) (sock_ops on %s)%s\n",
                          injection->cgroup_path().c_str(),
                          cfg.inject_deny.empty() ? "" : "; deny list applied");
         } else {
@@ -217,6 +229,15 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (!scanned) {
         std::fprintf(stderr, "passport: %s\n", scanned.error().c_str());
         return 2;
+    }
+
+    // Connections the selected processes opened before now never passed sock_ops: adopt them
+    // (docs/injection.md, "Connections opened earlier").
+    if (injection) {
+        std::vector<std::string> log;
+        size_t adopted = injection->adopt_selected(cfg.verbose ? &log : nullptr);
+        std::fprintf(stderr, "        injection adopted %zu established connection(s) opened before start\n", adopted);
+        for (const auto& line : log) std::fprintf(stderr, "        inject %s\n", line.c_str());
     }
 
     // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
@@ -249,7 +270,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             return 1;
         }
     }
-    RingContext rc{&counters, &pipe, &selector, &record, tls.get()};
+    RingContext rc{&counters, &pipe, &selector, &record, tls.get(), injection.get(), cfg.trace_all(), cfg.verbose};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
         ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
     if (!ring) {
@@ -333,6 +354,11 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         auto ic = injection->counters();
         for (int c = 0; c < PP_INJC_COUNT; c++)
             counters.set(std::string("inject.") + inject_counter_name(c), ic[static_cast<size_t>(c)]);
+        const auto& ac = injection->adopt_counts();
+        counters.set("inject.adopted_sockets", ac.adopted);
+        counters.set("inject.adopt_denied", ac.denied);
+        counters.set("inject.adopt_ebusy", ac.ebusy);
+        counters.set("inject.adopt_failed", ac.failed);
     }
     injection.reset();  // detach before the programs and maps go
     ring.reset();

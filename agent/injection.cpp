@@ -1,15 +1,26 @@
 #include "agent/injection.hpp"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <vector>
 
 #include "agent/bpf_loader.hpp"
@@ -26,6 +37,79 @@ struct DenyKey {
 };
 
 constexpr const char* kOwnCgroupMount = "/run/passport/cgroup2";
+
+// The syscall probes' per-connection state (bpf/lib/maps.bpf.h struct pp_conn_state): the egress
+// offset is the third u64. Read to number an adopted socket's bytes as the probes do.
+constexpr size_t kConnTxPosOffset = 16;
+
+// A process's view of its network namespace's TCP sockets (/proc/PID/net/tcp and tcp6).
+struct TcpTable {
+    std::set<uint16_t> listening;                 // local ports in LISTEN
+    std::map<uint64_t, uint16_t> established;     // socket inode -> local port, ESTABLISHED only
+};
+
+void read_tcp_table(const std::string& path, TcpTable& t) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
+        if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
+        auto colon = local.rfind(':');
+        if (colon == std::string::npos) continue;
+        char* end = nullptr;
+        uint16_t port = static_cast<uint16_t>(std::strtoul(local.c_str() + colon + 1, &end, 16));
+        if (st == "0A") t.listening.insert(port);
+        if (st == "01") t.established[std::strtoull(inode.c_str(), &end, 10)] = port;
+    }
+}
+
+// Kernel's deny key for a remote address: IPv4 as ::ffff:a.b.c.d, full length.
+DenyKey deny_key(const pp_endpoint& e) {
+    DenyKey k{};
+    k.prefixlen = 128;
+    if (e.family == AF_INET) {
+        k.addr[10] = k.addr[11] = 0xff;
+        std::memcpy(&k.addr[12], e.addr, 4);
+    } else {
+        std::memcpy(k.addr, e.addr, 16);
+    }
+    return k;
+}
+
+bool endpoint_of(const sockaddr_storage& ss, pp_endpoint& e) {
+    e = pp_endpoint{};
+    if (ss.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        e.family = AF_INET;
+        e.port = ntohs(a->sin_port);
+        std::memcpy(e.addr, &a->sin_addr, 4);
+        return true;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        e.family = AF_INET6;
+        e.port = ntohs(a->sin6_port);
+        std::memcpy(e.addr, &a->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+std::string describe(const pp_endpoint& e) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    ::inet_ntop(e.family == AF_INET ? AF_INET : AF_INET6, e.addr, buf, sizeof buf);
+    return (e.family == AF_INET6 ? "[" + std::string(buf) + "]" : std::string(buf)) + ":" + std::to_string(e.port);
+}
+
+// Closes the fd on scope exit.
+struct Fd {
+    int fd = -1;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
 
 }  // namespace
 
@@ -49,12 +133,14 @@ const char* inject_counter_name(int c) {
 }
 
 Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path) {
+                                                     const std::string& cgroup2_path, bool trace_all) {
     if (!probes.injection_loaded())
         return make_error(probes.injection_error().empty() ? "injection programs not loaded"
                                                            : probes.injection_error());
     std::unique_ptr<Injection> inj(new Injection());
     inj->skel_ = probes.skeleton();
+    inj->probes_ = &probes;
+    inj->trace_all_ = trace_all;
     passport_bpf* skel = inj->skel_;
 
     for (const DenyEntry& d : deny) {
@@ -117,6 +203,159 @@ Injection::~Injection() {
     if (msg_prog_fd_ >= 0 && sockhash_fd_ >= 0) bpf_prog_detach2(msg_prog_fd_, sockhash_fd_, BPF_SK_MSG_VERDICT);
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_);
     if (mounted_) ::umount2(kOwnCgroupMount, MNT_DETACH);
+}
+
+bool Injection::adoptable(uint32_t pid) const {
+    if (pid == 0 || pid == static_cast<uint32_t>(::getpid())) return false;
+    return trace_all_ || probes_->is_selected(pid);
+}
+
+bool Injection::denied(const pp_endpoint& remote) const {
+    uint8_t v = 0;
+    uint16_t port = remote.port;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_ports), &port, &v) == 0) return true;
+    DenyKey k = deny_key(remote);
+    return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_cidrs), &k, &v) == 0;
+}
+
+size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
+    if (!skel_ || !probes_ || !adoptable(pid)) return 0;
+    const std::string proc = "/proc/" + std::to_string(pid);
+
+    // Client connections: ESTABLISHED sockets whose local port is not a listening port of the
+    // process's network namespace (an accepted connection has the listener's port).
+    TcpTable table;
+    read_tcp_table(proc + "/net/tcp", table);
+    read_tcp_table(proc + "/net/tcp6", table);
+    std::vector<int> fds;
+    if (DIR* d = ::opendir((proc + "/fd").c_str())) {
+        while (dirent* de = ::readdir(d)) {
+            if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+            char target[64] = {};
+            std::string link = proc + "/fd/" + de->d_name;
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            unsigned long long inode = 0;
+            if (n <= 0 || std::sscanf(target, "socket:[%llu]", &inode) != 1) continue;
+            auto it = table.established.find(inode);
+            if (it == table.established.end() || table.listening.count(it->second)) continue;
+            fds.push_back(std::atoi(de->d_name));
+        }
+        ::closedir(d);
+    }
+    if (fds.empty()) return 0;
+
+    struct stat ns {};
+    uint32_t netns = ::stat((proc + "/ns/net").c_str(), &ns) == 0 ? static_cast<uint32_t>(ns.st_ino) : 0;
+    Fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+    if (pidfd.fd < 0) {
+        adopt_.failed += fds.size();
+        if (log) log->push_back("pid " + std::to_string(pid) + ": pidfd_open: " + std::strerror(errno));
+        return 0;
+    }
+    const int sockhash = bpf_map__fd(skel_->maps.inject_socks);
+    const int adopt_map = bpf_map__fd(skel_->maps.inject_adopt);
+    const bpf_map* conns_map = bpf_object__find_map_by_name(skel_->obj, "conns");
+    const int conns = conns_map ? bpf_map__fd(conns_map) : -1;
+    std::vector<uint8_t> conn_state(conns_map ? bpf_map__value_size(conns_map) : 0);
+    size_t adopted = 0;
+    for (int target_fd : fds) {
+        Fd sock{static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.fd, target_fd, 0))};
+        std::string what = "pid " + std::to_string(pid) + " fd " + std::to_string(target_fd);
+        if (sock.fd < 0) {
+            // The process may have closed it meanwhile.
+            if (errno != EBADF) {
+                adopt_.failed++;
+                if (log) log->push_back(what + ": pidfd_getfd: " + std::strerror(errno));
+            }
+            continue;
+        }
+        // Check again on the socket itself: still TCP, still established.
+        int proto = 0;
+        socklen_t len = sizeof proto;
+        tcp_info ti{};
+        socklen_t tlen = sizeof ti;
+        if (::getsockopt(sock.fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 || proto != IPPROTO_TCP ||
+            ::getsockopt(sock.fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0 || ti.tcpi_state != TCP_ESTABLISHED)
+            continue;
+        sockaddr_storage la{}, ra{};
+        socklen_t llen = sizeof la, rlen = sizeof ra;
+        pp_inject_adopt a{};
+        if (::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&la), &llen) != 0 ||
+            ::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&ra), &rlen) != 0 || !endpoint_of(la, a.local) ||
+            !endpoint_of(ra, a.remote))
+            continue;
+        what += " " + describe(a.local) + " -> " + describe(a.remote);
+        uint64_t cookie = 0;
+        socklen_t clen = sizeof cookie;
+        if (::getsockopt(sock.fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen) != 0) {
+            adopt_.failed++;
+            if (log) log->push_back(what + ": SO_COOKIE: " + std::strerror(errno));
+            continue;
+        }
+        uint64_t present = 0;
+        if (bpf_map_lookup_elem(sockhash, &cookie, &present) == 0) continue;  // marked at connect, or adopted
+        if (denied(a.remote)) {
+            adopt_.denied++;
+            if (log) log->push_back(what + ": denied, left alone");
+            continue;
+        }
+        a.netns = netns;
+        // Number the bytes as the syscall probes do for this connection (they start counting
+        // when they first see it, after the agent started).
+        if (conns >= 0 && conn_state.size() >= kConnTxPosOffset + 8) {
+            uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(target_fd);
+            if (bpf_map_lookup_elem(conns, &key, conn_state.data()) == 0)
+                std::memcpy(&a.app_pos, conn_state.data() + kConnTxPosOffset, 8);
+        }
+        if (bpf_map_update_elem(adopt_map, &cookie, &a, BPF_ANY) != 0) {
+            adopt_.failed++;
+            if (log) log->push_back(what + ": adopt map: " + std::strerror(errno));
+            continue;
+        }
+        uint64_t value = static_cast<uint64_t>(sock.fd);  // the sockhash's values are 8 bytes
+        if (bpf_map_update_elem(sockhash, &cookie, &value, BPF_NOEXIST) != 0) {
+            int err = errno;
+            bpf_map_delete_elem(adopt_map, &cookie);
+            if (err == EEXIST) continue;
+            if (err == EBUSY) {
+                adopt_.ebusy++;
+                if (log) log->push_back(what + ": owned by another sk_msg user, left alone");
+            } else {
+                adopt_.failed++;
+                if (log) log->push_back(what + ": sockhash: " + std::strerror(err));
+            }
+            continue;
+        }
+        adopt_.adopted++;
+        adopted++;
+        if (log) log->push_back(what + ": adopted");
+    }
+
+    // Entries of adopted sockets that closed before sending anything: the sockhash dropped them.
+    uint64_t key = 0, next = 0;
+    std::vector<uint64_t> gone;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(adopt_map, prev, &next) == 0) {
+        uint64_t v = 0;
+        if (bpf_map_lookup_elem(sockhash, &next, &v) != 0 && errno == ENOENT) gone.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    for (uint64_t c : gone) bpf_map_delete_elem(adopt_map, &c);
+    return adopted;
+}
+
+size_t Injection::adopt_selected(std::vector<std::string>* log) {
+    size_t n = 0;
+    DIR* d = ::opendir("/proc");
+    if (!d) return 0;
+    while (dirent* de = ::readdir(d)) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        uint32_t pid = static_cast<uint32_t>(std::strtoul(de->d_name, nullptr, 10));
+        if (adoptable(pid)) n += adopt_process(pid, log);
+    }
+    ::closedir(d);
+    return n;
 }
 
 std::array<uint64_t, PP_INJC_COUNT> Injection::counters() const {

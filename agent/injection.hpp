@@ -24,19 +24,44 @@ class BpfProbes;
 class Injection {
 public:
     // cgroup2_path: where cgroup v2 is mounted ("" = none: mount one under /run/passport).
+    // trace_all: every process but the agent is selected (no --pid/--exe).
     static Result<std::unique_ptr<Injection>> attach(BpfProbes& probes, const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path);
+                                                     const std::string& cgroup2_path, bool trace_all = false);
     ~Injection();
     Injection(const Injection&) = delete;
     Injection& operator=(const Injection&) = delete;
 
     const std::string& cgroup_path() const { return cgroup_path_; }
+
+    // Connections opened before the agent started (or before their process was selected) never
+    // passed sock_ops. Adopts the established TCP client connections of process pid (never the
+    // agent's own, never a process that is not selected): each one not denied and not yet in
+    // the sockhash is put there from userspace, its state starting at the next request
+    // boundary. Lines describing what was done are appended to log when given. Returns the
+    // number adopted.
+    size_t adopt_process(uint32_t pid, std::vector<std::string>* log = nullptr);
+    // adopt_process over every selected process (trace_all: every process but the agent).
+    size_t adopt_selected(std::vector<std::string>* log = nullptr);
+
+    struct AdoptCounts {
+        uint64_t adopted = 0;  // sockets put in the sockhash
+        uint64_t denied = 0;   // destination denied (--inject-deny)
+        uint64_t ebusy = 0;    // another sk_msg user owns the socket
+        uint64_t failed = 0;   // pidfd_getfd, sockhash or map failures
+    };
+    const AdoptCounts& adopt_counts() const { return adopt_; }
     // Sum over CPUs of each enum pp_inject_counter.
     std::array<uint64_t, PP_INJC_COUNT> counters() const;
 
 private:
     Injection() = default;
+    bool adoptable(uint32_t pid) const;
+    bool denied(const pp_endpoint& remote) const;
+
     passport_bpf* skel_ = nullptr;
+    BpfProbes* probes_ = nullptr;
+    bool trace_all_ = false;
+    AdoptCounts adopt_;
     bpf_link* sockops_link_ = nullptr;
     int cgroup_fd_ = -1;
     int sockops_prog_fd_ = -1;  // attached without a link (old kernels): detached by hand

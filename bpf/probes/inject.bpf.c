@@ -5,6 +5,10 @@
  *     that is not denied gets its socket marked in sk_storage (inject_sk);
  *   ACTIVE_ESTABLISHED_CB: a marked socket joins the sockhash (inject_socks). EBUSY means another
  *     sk_msg user owns it: counted, left alone.
+ * Connections opened earlier (before the agent started, or before their process was selected)
+ *   are adopted by the agent from userspace: it puts the socket's cookie in inject_adopt and the
+ *   socket in the sockhash; the socket's first message then creates its state here, at a request
+ *   boundary (agent/injection.cpp).
  * sk_msg (BPF_SK_MSG_VERDICT on inject_socks), per piece of a sendmsg:
  *   follows HTTP/1 request framing on the socket (head, Content-Length or chunked body) with a
  *   byte state machine kept in sk_storage, so body bytes are never taken for a request; at each
@@ -65,6 +69,16 @@ struct {
     __type(key, __u64); /* socket cookie */
     __type(value, __u64);
 } inject_socks SEC(".maps");
+
+/* Sockets adopted by the agent whose first message has not been seen yet (socket cookie ->
+ * endpoints, netns, egress offset). Removed when that message creates the socket state; the
+ * agent prunes entries of sockets that closed first. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, struct pp_inject_adopt);
+} inject_adopt SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -388,7 +402,7 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
     case M_START:
         if (c < 'A' || c > 'Z') {
             s->mode = M_DEAD;
-            inj_count(s->app_bytes == 0 && run->msg_app_base == 0 ? PP_INJC_NOT_HTTP : PP_INJC_FRAMING_LOST);
+            inj_count(s->wire_bytes == 0 ? PP_INJC_NOT_HTTP : PP_INJC_FRAMING_LOST);
             return 1;
         }
         s->mode = M_METHOD;
@@ -785,6 +799,40 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
     return 0;
 }
 
+/* The first message of a socket the agent adopted: its state starts here, at a request boundary
+ * (a socket caught in the middle of a request is recognised on these first bytes and left
+ * alone, see docs/injection.md). NULL when the socket was not adopted. */
+static __always_inline struct pp_inj_sock *adopt(struct bpf_sock *sk)
+{
+    /* bpf_get_socket_cookie is not offered to sk_msg: read the cookie the agent's SO_COOKIE
+     * (and the sockhash insert) already gave the socket. */
+    struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+    if (!tp)
+        return NULL;
+    __u64 cookie = (__u64)tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter;
+    if (!cookie)
+        return NULL;
+    struct pp_inject_adopt *a = bpf_map_lookup_elem(&inject_adopt, &cookie);
+    if (!a)
+        return NULL;
+    struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!s) {
+        inj_count(PP_INJC_NO_STORAGE);
+        bpf_map_delete_elem(&inject_adopt, &cookie);
+        return NULL;
+    }
+    /* Fresh storage is zeroed: no bytes seen through this program, write_seq taken below. */
+    s->marked = 1;
+    s->mode = M_START;
+    s->local = a->local;
+    s->remote = a->remote;
+    s->netns = a->netns;
+    s->app_bytes = a->app_pos; /* offsets the syscall probes use for this connection */
+    s->cookie = cookie;
+    bpf_map_delete_elem(&inject_adopt, &cookie);
+    return s;
+}
+
 SEC("sk_msg")
 int inject_msg(struct sk_msg_md *msg)
 {
@@ -792,6 +840,8 @@ int inject_msg(struct sk_msg_md *msg)
     if (!sk)
         return SK_PASS;
     struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, 0);
+    if (!s)
+        s = adopt(sk);
     if (!s)
         return SK_PASS;
     __u32 size = msg->size;

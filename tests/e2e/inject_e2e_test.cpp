@@ -488,5 +488,109 @@ TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsP
     caller.stop();
 }
 
+// Connections opened before the agent started (issue 3): a selected python http.client whose
+// keep-alive connection was warmed up before the agent existed gets the header on the requests
+// it sends afterwards (the agent adopts the connection), every other byte identical; each
+// header names the subsegment Passport wrote for the call. An unselected process's connection,
+// also opened before, stays byte-identical.
+TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
+    InjectServer server(dir().path() / "dump");
+    auto go = dir().path() / "go";
+    auto start_client = [&](const std::string& name) {
+        auto c = gated({"python3", fixture("inject_preexisting_client.py").string(), std::to_string(server.port()),
+                        go.string(), (dir().path() / ("sent-" + name + ".bin")).string()});
+        auto warm = c->wait_for_line(Stream::kStdout, std::regex("warm (\\d+)"), deadline_in(20s));
+        EXPECT_TRUE(warm) << c->describe();
+        return c;
+    };
+    // One at a time, so the server numbers their connections 1 (selected) and 2 (not).
+    auto selected = start_client("selected");
+    auto unselected = start_client("unselected");
+    ASSERT_FALSE(HasFailure());
+    start_agent({"--record", record().string(), "-v", "--pid", std::to_string(selected->pid())});
+    touch(go);
+    for (auto* c : {selected.get(), unselected.get()}) {
+        auto st = c->wait_exit(deadline_in(60s));
+        ASSERT_TRUE(st && st->success()) << c->describe();
+    }
+    // Everything sent arrived before the clients saw their responses.
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
+    EXPECT_NE(exit.stderr_text.find("injection adopted 1 established connection"), std::string::npos)
+        << tail(exit.stderr_text);
+
+    // Selected: the warm-up request as sent, each later request with exactly one injected line.
+    const uint32_t tgid = static_cast<uint32_t>(selected->pid());
+    auto ids = injected_ids(tgid);
+    std::string got = server.received(1);
+    size_t removed = 0;
+    EXPECT_EQ(strip_injected(got, ids, removed), read_file(dir().path() / "sent-selected.bin"))
+        << "bytes other than the injected lines changed";
+    EXPECT_EQ(removed, 5u);
+    EXPECT_EQ(ids.size(), 5u);
+    size_t seen = 0;
+    for (const auto& r : server.requests()) {
+        if (r["conn"].get<int>() != 1) continue;
+        SCOPED_TRACE(r.dump());
+        seen++;
+        EXPECT_TRUE(r["body_ok"].get<bool>());
+        if (r["target"] == "/pre-warmup") {
+            EXPECT_EQ(r["trace"].size(), 0u) << "sent before the agent started";
+            continue;
+        }
+        ASSERT_EQ(r["trace"].size(), 1u);
+        EXPECT_TRUE(r["trace_first"].get<bool>());
+        std::smatch m;
+        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
+        ASSERT_TRUE(std::regex_match(line, m, kInjectedLine));
+        ASSERT_TRUE(ids.count(m[2].str())) << "Parent not reported by the kernel";
+        // The call's document holds the subsegment named on the wire, in the wire's trace: the
+        // kernel numbered the adopted connection's bytes as the syscall probes do.
+        const std::string trace = m[1].str(), parent = m[2].str();
+        auto doc = collector().wait_for(
+            [&](const json& d) {
+                if (!d.contains("subsegments")) return false;
+                for (const auto& s : d["subsegments"])
+                    if (s.value("id", "") == parent) return true;
+                return false;
+            },
+            deadline_in(kDocumentTimeout));
+        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
+        EXPECT_EQ((*doc)["trace_id"], trace);
+    }
+    EXPECT_EQ(seen, 6u) << "every request of the selected client arrived";
+
+    // Not selected: byte-identical, no header, nothing reported.
+    EXPECT_EQ(server.received(2), read_file(dir().path() / "sent-unselected.bin"));
+    for (const auto& r : server.requests()) {
+        if (r["conn"].get<int>() == 2) {
+            EXPECT_EQ(r["trace"].size(), 0u) << r.dump();
+        }
+    }
+    EXPECT_TRUE(injected_ids(static_cast<uint32_t>(unselected->pid())).empty());
+}
+
+// A connection opened earlier and caught in the middle of a request body: the first bytes the
+// kernel sees after adoption are body bytes, not a request, so the connection is left alone
+// for good: everything arrives byte-identical, including the next request.
+TEST_F(InjectE2e, AdoptedConnectionCaughtMidBodyIsLeftAlone) {
+    InjectServer server(dir().path() / "dump");
+    auto go = dir().path() / "go";
+    auto sent = dir().path() / "sent-mid.bin";
+    auto client = gated({"python3", fixture("inject_midbody_client.py").string(), std::to_string(server.port()),
+                         go.string(), sent.string()});
+    ASSERT_TRUE(client->wait_for_line(Stream::kStdout, std::regex("mid"), deadline_in(20s))) << client->describe();
+    start_agent({"--record", record().string(), "--pid", std::to_string(client->pid())});
+    touch(go);
+    auto st = client->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << client->describe();
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.not_http") + exit.counter("inject.framing_lost"), 1u) << exit.counters_text();
+    EXPECT_EQ(server.received(1), read_file(sent));
+    EXPECT_TRUE(injected_ids(static_cast<uint32_t>(client->pid())).empty());
+}
+
 }  // namespace
 }  // namespace passport::testing::e2e

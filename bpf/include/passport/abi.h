@@ -309,6 +309,18 @@ struct pp_inject_event {
     struct pp_trace_ctx ctx;
 };
 
+/* A socket the agent adopted (a TCP connection a selected process opened before the agent
+ * started, or before the process was selected): map inject_adopt, socket cookie -> this. The
+ * sk_msg program creates the socket's injection state from it on the socket's first message
+ * after adoption, at a request boundary (docs/injection.md, "Connections opened earlier"). */
+struct pp_inject_adopt {
+    struct pp_endpoint local;
+    struct pp_endpoint remote;
+    __u64 app_pos; /* bytes the syscall probes counted on this connection so far (egress) */
+    __u32 netns;
+    __u32 _pad;
+};
+
 #define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)
 #if defined(__cplusplus)
 #define PP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -331,6 +343,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 8, "pp_sample_cfg layout");
 PP_STATIC_ASSERT(sizeof(struct pp_reservoir) == 16, "pp_reservoir layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout");
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_inject_adopt) == 56, "pp_inject_adopt layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

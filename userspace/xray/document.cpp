@@ -31,8 +31,21 @@ locale_t utf8_ctype() {
 
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
+    out.reserve(out.size() + s.size() + 2);
     out += '"';
     for (size_t pos = 0; pos < s.size();) {
+        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time.
+        size_t run = pos;
+        while (run < s.size()) {
+            const auto r = static_cast<unsigned char>(s[run]);
+            if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\') break;
+            ++run;
+        }
+        if (run > pos) {
+            out.append(s.data() + pos, run - pos);
+            pos = run;
+            continue;
+        }
         const auto c = static_cast<unsigned char>(s[pos]);
         if (c >= 0x80) {
             const CodePoint cp = decode_utf8(s, pos);

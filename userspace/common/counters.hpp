@@ -7,27 +7,39 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace passport {
 
 class Counters {
 public:
-    void add(std::string_view name, uint64_t n = 1) {
-        auto it = values_.find(name);
-        if (it == values_.end()) {
-            values_.emplace(std::string(name), n);
-        } else {
-            it->second += n;
-        }
+    Counters() = default;
+    // The index points into values_: copies and moves rebuild it.
+    Counters(const Counters& o) : values_(o.values_) { reindex(); }
+    Counters(Counters&& o) noexcept : values_(std::move(o.values_)) {
+        o.values_.clear();
+        o.index_.clear();
+        reindex();
     }
-    void set(std::string_view name, uint64_t v) {
-        auto it = values_.find(name);
-        if (it == values_.end()) {
-            values_.emplace(std::string(name), v);
-        } else {
-            it->second = v;
+    Counters& operator=(const Counters& o) {
+        if (this != &o) {
+            values_ = o.values_;
+            reindex();
         }
+        return *this;
     }
+    Counters& operator=(Counters&& o) noexcept {
+        if (this != &o) {
+            values_ = std::move(o.values_);
+            o.values_.clear();
+            o.index_.clear();
+            reindex();
+        }
+        return *this;
+    }
+
+    void add(std::string_view name, uint64_t n = 1) { slot(name) += n; }
+    void set(std::string_view name, uint64_t v) { slot(name) = v; }
     uint64_t get(std::string_view name) const {
         auto it = values_.find(name);
         return it == values_.end() ? 0 : it->second;
@@ -35,7 +47,26 @@ public:
     const std::map<std::string, uint64_t, std::less<>>& all() const { return values_; }
 
 private:
+    // Hashing the name once beats the ordered map's string comparisons on the pipeline's hot
+    // path (several adds per event); the ordered map stays for all(). Its nodes never move.
+    struct NameHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    void reindex() {
+        index_.clear();
+        for (auto& [name, value] : values_) index_.emplace(name, &value);
+    }
+    uint64_t& slot(std::string_view name) {
+        auto it = index_.find(name);
+        if (it != index_.end()) return *it->second;
+        auto placed = values_.emplace(std::string(name), 0).first;
+        index_.emplace(placed->first, &placed->second);
+        return placed->second;
+    }
+
     std::map<std::string, uint64_t, std::less<>> values_;
+    std::unordered_map<std::string, uint64_t*, NameHash, std::equal_to<>> index_;
 };
 
 }  // namespace passport

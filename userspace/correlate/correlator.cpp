@@ -741,40 +741,65 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     s.start_time = sub.start_time;
     s.end_time = sub.end_time;
     s.in_progress = sub.in_progress;
-    s.metadata = {{"passport", process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote)}};
+    s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
     s.subsegments.push_back(std::move(sub));
     counters_.add("correlate.call_segments");
     sink_(std::move(s));
 }
 
-nlohmann::json Correlator::process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
-                                            const events::Endpoint& remote) {
+// {"connection":{"local":…,"remote":…},"host":…,"process":{…,"tid":N}}: members in sorted order,
+// as the JSON DOM this replaced wrote them.
+std::string Correlator::process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
+                                         const events::Endpoint& remote) {
     auto cached = process_json_.find(tgid);
     if (cached == process_json_.end()) {
         if (process_json_.size() >= 4096) process_json_.clear();
         cached = process_json_.emplace(tgid, process_facts(tgid)).first;
     }
-    nlohmann::json process = cached->second;
-    process["tid"] = tid;
-    nlohmann::json md = {{"process", std::move(process)}};
-    if (!cfg_.hostname.empty()) md["host"] = cfg_.hostname;
-    md["connection"] = {{"local", endpoint_host(local)}, {"remote", endpoint_host(remote)}};
+    std::string md;
+    md.reserve(96 + cfg_.hostname.size() + cached->second.size());
+    md += R"({"connection":{"local":)";
+    xray::append_json_string(md, endpoint_host(local));
+    md += R"(,"remote":)";
+    xray::append_json_string(md, endpoint_host(remote));
+    md += '}';
+    if (!cfg_.hostname.empty()) {
+        md += R"(,"host":)";
+        xray::append_json_string(md, cfg_.hostname);
+    }
+    md += R"(,"process":{)";
+    md += cached->second;
+    md += R"(,"tid":)";
+    md += std::to_string(tid);
+    md += "}}";
     return md;
 }
 
-nlohmann::json Correlator::process_facts(uint32_t tgid) {
+std::string Correlator::process_facts(uint32_t tgid) {
     const ProcessInfo* proc = processes_.get(tgid);
-    nlohmann::json process = {{"pid", tgid}};
+    std::string out;
     if (proc) {
-        if (!proc->exe.empty()) process["exe"] = proc->exe;
         if (!proc->cmdline.empty()) {
             std::string cmd;
             for (const auto& a : proc->cmdline) cmd += (cmd.empty() ? "" : " ") + a;
-            process["command"] = cmd.substr(0, 250);
+            out += R"("command":)";
+            xray::append_json_string(out, std::string_view(cmd).substr(0, 250));
+            out += ',';
         }
-        if (!proc->container_id.empty()) process["container_id"] = proc->container_id;
+        if (!proc->container_id.empty()) {
+            out += R"("container_id":)";
+            xray::append_json_string(out, proc->container_id);
+            out += ',';
+        }
+        if (!proc->exe.empty()) {
+            out += R"("exe":)";
+            xray::append_json_string(out, proc->exe);
+            out += ',';
+        }
     }
-    return process;
+    out += R"("pid":)";
+    out += std::to_string(tgid);
+    return out;
 }
 
 void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s) {
@@ -796,7 +821,7 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     }
     if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
     fill_exchange(s, ex, clock_, ids_, hr, counters_);
-    s.metadata = {{"passport", process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote)}};
+    s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
     if (!ctx.rule_name.empty()) s.aws = {{"xray", {{"rule_name", ctx.rule_name}}}};
 }
 

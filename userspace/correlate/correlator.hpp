@@ -182,9 +182,10 @@ private:
     void finish_call(pairing::HttpExchange&& ex);
     void build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s);
     xray::Subsegment build_subsegment(const CallContext& call, const pairing::HttpExchange& ex);
-    nlohmann::json process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
-                                    const events::Endpoint& remote);
-    nlohmann::json process_facts(uint32_t tgid);  // the per-process part, cached below
+    // metadata.passport, serialised (xray::Segment::passport_metadata).
+    std::string process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
+                                 const events::Endpoint& remote);
+    std::string process_facts(uint32_t tgid);  // the per-process part, cached below
     std::string service_name(uint32_t tgid);  // cached
     std::string derive_name(uint32_t tgid);
     bool decide(const SamplingInput& in, std::string* rule_name);
@@ -225,7 +226,9 @@ private:
     std::unordered_map<std::string, RequestKey> servers_by_pos_;
     std::deque<std::string> servers_by_pos_order_;
     // Per-process metadata and service names, forgotten when the process execs or exits.
-    std::unordered_map<uint32_t, nlohmann::json> process_json_;
+    // Per process: `"command":…,"exe":…,"pid":N` (the members of metadata.passport.process
+    // before "tid", in the order nlohmann::json would write them), serialised once.
+    std::unordered_map<uint32_t, std::string> process_json_;
     std::unordered_map<uint32_t, std::string> service_names_;
     // Kernel contexts not yet claimed by a parsed request, by (conn, request_pos); bounded.
     std::unordered_map<RequestKey, KernelContext, RequestKeyHash> kernel_pending_;

@@ -27,10 +27,25 @@ locale_t utf8_ctype() {
     return locale;
 }
 
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
+    out.reserve(out.size() + s.size() + 2);
     out += '"';
     for (size_t pos = 0; pos < s.size();) {
+        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time.
+        size_t run = pos;
+        while (run < s.size()) {
+            const auto r = static_cast<unsigned char>(s[run]);
+            if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\') break;
+            ++run;
+        }
+        if (run > pos) {
+            out.append(s.data() + pos, run - pos);
+            pos = run;
+            continue;
+        }
         const auto c = static_cast<unsigned char>(s[pos]);
         if (c >= 0x80) {
             const CodePoint cp = decode_utf8(s, pos);
@@ -77,6 +92,8 @@ void append_json_string(std::string& out, std::string_view s) {
     }
     out += '"';
 }
+
+namespace {
 
 std::string dump_json(const nlohmann::json& j) {
     // replace: strings in these blocks may come from traffic and need not be valid UTF-8.
@@ -251,7 +268,24 @@ std::string open_fields(const Segment& s) {
     }
     w.json_if("service", s.service);
     w.json_if("annotations", s.annotations);
-    w.json_if("metadata", s.metadata);
+    if (s.passport_metadata.empty()) {
+        w.json_if("metadata", s.metadata);
+    } else {
+        // {"passport":<already serialised>, then the other members of s.metadata}.
+        w.key("metadata");
+        out += "{\"passport\":";
+        out += s.passport_metadata;
+        if (is_nonempty_object(s.metadata)) {
+            for (const auto& [name, value] : s.metadata.items()) {
+                if (name == "passport") continue;
+                out += ',';
+                append_json_string(out, name);
+                out += ':';
+                out += dump_json(value);
+            }
+        }
+        out += '}';
+    }
     return out;
 }
 
@@ -358,7 +392,10 @@ class Packer {
         count(kCounterDocumentTruncated);
         // Cheapest loss first: metadata is unindexed free-form data.
         const auto steps = std::to_array<void (*)(Node&)>({
-            [](Node& n) { n.metadata = nullptr; },
+            [](Node& n) {
+                n.metadata = nullptr;
+                if constexpr (std::is_same_v<Node, Segment>) n.passport_metadata.clear();
+            },
             [](Node& n) {
                 shrink_json_strings(n.aws);
                 shrink_json_strings(n.annotations);

@@ -58,6 +58,11 @@ std::string truncate_url(std::string_view url, size_t max_chars = kMaxUrlLength)
 // clears a flag, so flags from other causes (a transport error) compound.
 void apply_http_status(int status, bool& error, bool& throttle, bool& fault);
 
+// Appends s as a JSON string literal (quotes included): control characters escaped, invalid
+// UTF-8 replaced by U+FFFD, other non-ASCII kept as UTF-8 (the same text nlohmann::json's dump
+// with error_handler_t::replace writes).
+void append_json_string(std::string& out, std::string_view s);
+
 // Document bodies (no header line), subsegments embedded.
 std::string to_json(const Segment& segment);
 std::string to_json(const Subsegment& subsegment);

@@ -84,9 +84,11 @@ TEST_F(CorrelatorTest, NewTraceSegmentFields) {
     EXPECT_EQ(s.http->response->status, 200);
     EXPECT_EQ(s.http->response->content_length, 12u);
     EXPECT_FALSE(s.error || s.fault || s.throttle);
-    EXPECT_EQ(s.metadata["passport"]["process"]["pid"], 4242);
-    EXPECT_EQ(s.metadata["passport"]["process"]["tid"], 4243);
-    EXPECT_EQ(s.metadata["passport"]["host"], "host-1");
+    // metadata.passport comes serialised (Segment::passport_metadata).
+    const auto passport_md = nlohmann::json::parse(s.passport_metadata);
+    EXPECT_EQ(passport_md["process"]["pid"], 4242);
+    EXPECT_EQ(passport_md["process"]["tid"], 4243);
+    EXPECT_EQ(passport_md["host"], "host-1");
     EXPECT_EQ(s.aws["xray"]["rule_name"], "rule-a");
     EXPECT_EQ(sampler_calls, 1);
     EXPECT_EQ(last_input.host, "shop.local");

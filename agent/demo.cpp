@@ -215,9 +215,10 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     std::printf("\n=== One trace ===\n");
     std::fputs(report::format_waterfall(docs).c_str(), stdout);
     std::printf(
-        "\nThe storefront's calls are subsegments, and the inventory's segments join the caller's\n"
-        "trace because both run on this node (stitched by connection). Not built yet: injecting\n"
-        "X-Amzn-Trace-Id for callees on other nodes (see docs/not-supported.md).\n");
+        "\nThe storefront's calls are subsegments. The kernel wrote X-Amzn-Trace-Id (the trace and\n"
+        "the call's subsegment id) into each call on the wire, so the inventory's segments join the\n"
+        "caller's trace wherever the inventory runs (docs/injection.md); on this node they would\n"
+        "also be linked by connection with --no-inject.\n");
     return docs.empty() ? 1 : 0;
 }
 

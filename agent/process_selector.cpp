@@ -1,4 +1,5 @@
 #include "agent/process_selector.hpp"
+#include "agent/proc_list.hpp"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -30,19 +31,6 @@ uint32_t read_ppid(uint32_t pid) {
         if (line.rfind("PPid:", 0) == 0) return static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
     }
     return 0;
-}
-
-std::vector<uint32_t> list_pids() {
-    std::vector<uint32_t> out;
-    DIR* d = ::opendir("/proc");
-    if (!d) return out;
-    while (dirent* e = ::readdir(d)) {
-        char* end = nullptr;
-        unsigned long v = std::strtoul(e->d_name, &end, 10);
-        if (end != e->d_name && *end == '\0') out.push_back(static_cast<uint32_t>(v));
-    }
-    ::closedir(d);
-    return out;
 }
 
 }  // namespace

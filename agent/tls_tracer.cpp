@@ -1,4 +1,5 @@
 #include "agent/tls_tracer.hpp"
+#include "agent/proc_list.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -54,19 +55,6 @@ bool is_libssl(const std::string& path) {
     return base.rfind("libssl.so", 0) == 0;
 }
 
-std::vector<uint32_t> all_pids() {
-    std::vector<uint32_t> out;
-    DIR* d = ::opendir("/proc");
-    if (!d) return out;
-    while (dirent* e = ::readdir(d)) {
-        char* end = nullptr;
-        unsigned long v = std::strtoul(e->d_name, &end, 10);
-        if (end != e->d_name && *end == '\0') out.push_back(static_cast<uint32_t>(v));
-    }
-    ::closedir(d);
-    return out;
-}
-
 // Keys of a hash map with u32 keys.
 std::vector<uint32_t> map_keys(int fd) {
     std::vector<uint32_t> out;
@@ -113,7 +101,7 @@ std::vector<std::string> TlsTracer::describe() const {
 
 void TlsTracer::scan_selected() {
     if (trace_all_) {
-        for (uint32_t pid : all_pids()) scan(pid);
+        for (uint32_t pid : list_pids()) scan(pid);
     } else {
         for (uint32_t pid : map_keys(probes_.map_fd("traced_pids"))) scan(pid);
     }

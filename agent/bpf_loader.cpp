@@ -182,16 +182,7 @@ bool BpfProbes::thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const {
 }
 
 std::array<uint64_t, PP_CTXC_COUNT> BpfProbes::ctx_counts() const {
-    std::array<uint64_t, PP_CTXC_COUNT> out{};
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) return out;
-    std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-    int fd = bpf_map__fd(skel_->maps.ctx_counters);
-    for (uint32_t r = 0; r < PP_CTXC_COUNT; r++) {
-        if (bpf_map_lookup_elem(fd, &r, vals.data()) != 0) continue;
-        for (uint64_t v : vals) out[r] += v;
-    }
-    return out;
+    return sum_percpu_counters<PP_CTXC_COUNT>(bpf_map__fd(skel_->maps.ctx_counters));
 }
 
 bpf_program* BpfProbes::program(const char* name) const {
@@ -206,14 +197,17 @@ int BpfProbes::map_fd(const char* name) const {
 int BpfProbes::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }
 
 std::array<uint64_t, PP_DROP_REASON_COUNT> BpfProbes::drop_counts() const {
-    std::array<uint64_t, PP_DROP_REASON_COUNT> out{};
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) return out;
+    return sum_percpu_counters<PP_DROP_REASON_COUNT>(bpf_map__fd(skel_->maps.drop_counters));
+}
+
+std::vector<uint64_t> sum_percpu_counters(int map_fd, uint32_t count) {
+    std::vector<uint64_t> out(count, 0);
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0 || map_fd < 0) return out;
     std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-    int fd = bpf_map__fd(skel_->maps.drop_counters);
-    for (uint32_t r = 0; r < PP_DROP_REASON_COUNT; r++) {
-        if (bpf_map_lookup_elem(fd, &r, vals.data()) != 0) continue;
-        for (uint64_t v : vals) out[r] += v;
+    for (uint32_t i = 0; i < count; i++) {
+        if (bpf_map_lookup_elem(map_fd, &i, vals.data()) != 0) continue;
+        for (uint64_t v : vals) out[i] += v;
     }
     return out;
 }

@@ -32,6 +32,18 @@ struct ProbeConfig {
     bool inject = false;
 };
 
+// Totals over all CPUs of a per-CPU array of u64 counters indexed 0..N-1 (drop reasons, kernel
+// context counters, injection counters). Zeros when the map cannot be read.
+std::vector<uint64_t> sum_percpu_counters(int map_fd, uint32_t count);
+
+template <size_t N>
+std::array<uint64_t, N> sum_percpu_counters(int map_fd) {
+    std::array<uint64_t, N> out{};
+    std::vector<uint64_t> sums = sum_percpu_counters(map_fd, static_cast<uint32_t>(N));
+    for (size_t i = 0; i < N && i < sums.size(); i++) out[i] = sums[i];
+    return out;
+}
+
 class BpfProbes {
 public:
     static Result<std::unique_ptr<BpfProbes>> load(const ProbeConfig& cfg);

@@ -1,4 +1,5 @@
 #include "agent/injection.hpp"
+#include "agent/proc_list.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -347,28 +348,14 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
 
 size_t Injection::adopt_selected(std::vector<std::string>* log) {
     size_t n = 0;
-    DIR* d = ::opendir("/proc");
-    if (!d) return 0;
-    while (dirent* de = ::readdir(d)) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
-        uint32_t pid = static_cast<uint32_t>(std::strtoul(de->d_name, nullptr, 10));
+    for (uint32_t pid : list_pids())
         if (adoptable(pid)) n += adopt_process(pid, log);
-    }
-    ::closedir(d);
     return n;
 }
 
 std::array<uint64_t, PP_INJC_COUNT> Injection::counters() const {
-    std::array<uint64_t, PP_INJC_COUNT> out{};
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0 || !skel_) return out;
-    std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-    int fd = bpf_map__fd(skel_->maps.inject_counters);
-    for (uint32_t c = 0; c < PP_INJC_COUNT; c++) {
-        if (bpf_map_lookup_elem(fd, &c, vals.data()) != 0) continue;
-        for (uint64_t v : vals) out[c] += v;
-    }
-    return out;
+    if (!skel_) return {};
+    return sum_percpu_counters<PP_INJC_COUNT>(bpf_map__fd(skel_->maps.inject_counters));
 }
 
 }  // namespace passport::agent

@@ -18,10 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "agent/bpf_loader.hpp"
@@ -129,6 +131,7 @@ const char* inject_counter_name(int c) {
         case PP_INJC_FRAMING_LOST: return "framing_lost";
         case PP_INJC_NO_STORAGE: return "no_storage";
         case PP_INJC_RESYNCED: return "resynced";
+        case PP_INJC_CORKED: return "corked_heads";
         default: return "unknown";
     }
 }
@@ -197,7 +200,26 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
     return inj;
 }
 
+// Heads the sk_msg program holds back until the app writes their rest are freed by the kernel,
+// unsent, when the socket leaves the sockhash (as every socket does when the agent exits): stop
+// holding new ones and give those held a bounded time to be released by the app's next write.
+void Injection::drain_held_heads() {
+    if (!skel_) return;
+    int fd = bpf_map__fd(skel_->maps.inject_ctl);
+    uint32_t key = 0;
+    pp_inject_ctl ctl{};
+    if (fd < 0 || bpf_map_lookup_elem(fd, &key, &ctl) != 0) return;
+    ctl.draining = 1;
+    if (bpf_map_update_elem(fd, &key, &ctl, BPF_ANY) != 0) return;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (std::chrono::steady_clock::now() < until) {
+        if (bpf_map_lookup_elem(fd, &key, &ctl) != 0 || ctl.held <= 0) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
 Injection::~Injection() {
+    drain_held_heads();
     if (sockops_link_) bpf_link__destroy(sockops_link_);
     if (sockops_prog_fd_ >= 0 && cgroup_fd_ >= 0)
         bpf_prog_detach2(sockops_prog_fd_, cgroup_fd_, BPF_CGROUP_SOCK_OPS);

@@ -56,6 +56,7 @@ public:
 private:
     Injection() = default;
     bool adoptable(uint32_t pid) const;
+    void drain_held_heads();
     bool denied(const pp_endpoint& remote) const;
 
     passport_bpf* skel_ = nullptr;

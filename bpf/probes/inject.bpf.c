@@ -26,6 +26,7 @@
 #include "emit.bpf.h"
 #include "filter.bpf.h"
 #include "maps.bpf.h"
+#include "sample.bpf.h"
 #include "trace_ctx.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -40,6 +41,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PP_INJ_MAX_STEPS 96
 /* A head longer than this is not followed (framing lost, injection stops on the socket). */
 #define PP_INJ_MAX_HEAD (64 * 1024)
+/* A head still incomplete at the end of a send is held back (corked) until the app has written
+ * the rest, up to this many bytes; a longer split head goes out as written, not injected. */
+#define PP_INJ_MAX_CORK (32 * 1024)
 
 /* ---- maps ---- */
 
@@ -87,6 +91,14 @@ struct {
     __type(value, __u64);
 } inject_counters SEC(".maps");
 
+/* Held-back heads: struct pp_inject_ctl (abi.h). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_inject_ctl);
+} inject_ctl SEC(".maps");
+
 /* Parser modes. */
 enum {
     M_START = 0,      /* at a request boundary */
@@ -110,6 +122,7 @@ enum {
 #define H_CL 1
 #define H_TE 2
 #define H_XRAY 4
+#define H_HOST 8
 
 /* Per-socket state. */
 struct pp_inj_sock {
@@ -135,9 +148,21 @@ struct pp_inj_sock {
     __u8 method_ok;         /* the method is one we inject into */
     __u8 seq_known;         /* seq_base is set */
     __u8 last_inserted;     /* the previous message got a header line */
-    __u8 _pad[3];
+    __u8 corked;            /* the current head began in a message the kernel is holding back */
+    __u8 msg_ctl;           /* cork/apply bytes were used on this socket (reset them every run) */
+    __u8 attr_flags;        /* A_* */
     __u32 seq_base;         /* tcp write_seq when wire_bytes was 0 */
-    __u32 _pad2;
+    __u32 cork_parsed;      /* corked: bytes of the held-back head already parsed */
+    /* Where the current request's method, path and Host value lie, as offsets from its first
+     * byte (valid while the head fits the first window), for the sampling rules. */
+    __u16 a_method_len;
+    __u16 a_path_start;
+    __u16 a_path_end;
+    __u16 a_host_start;
+    __u16 a_host_end;
+    __u16 a_host_colon;
+    __u8 a_host_colons;
+    __u8 _pad[3];
 };
 
 #define F_HAS_CL 1
@@ -145,6 +170,10 @@ struct pp_inj_sock {
 #define F_XRAY 4
 #define F_BAD 8       /* head cannot be framed (bad Content-Length) */
 #define F_VALUE_NUM 16 /* Content-Length digits started */
+
+#define A_PATH_DONE 1  /* the path's end is known */
+#define A_HOST_SEEN 2  /* a Host header was read (the first one counts) */
+#define A_HOST_VALUE 4 /* a non-blank Host value byte was seen */
 
 struct {
     __uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -165,7 +194,13 @@ struct pp_inj_run {
     __u32 consumed;            /* bytes of buf the parser consumed */
     __u8 head_done;            /* the parser ended a head */
     __u8 stop;                 /* stop: dead socket */
-    __u8 _pad[2];
+    __u8 req_win0;             /* the current window begins at the current request's first byte */
+    __u8 _pad;
+    __u32 skip;                /* bytes at the start of the next window already parsed */
+    __u32 _pad2;
+    struct pp_sample_text attrs; /* a minted call's method, path and Host in buf (sampling) */
+    __u16 rule;
+    __u8 _pad3[2];
     __u64 gen;                 /* bumped by every run on this CPU (the run keeps its value on its stack) */
     __u8 line[PP_INJECT_LINE_LEN + 3];
     __u8 buf[2 * PP_INJ_WINDOW];
@@ -311,6 +346,8 @@ static __always_inline __u8 packed_char(__u64 w0, __u64 w1, __u64 w2, __u32 k)
 #define name_te_at(k) packed_char(0x726566736e617274ULL, 0x6e69646f636e652dULL, 0x67ULL, (k))
 #define name_xray_at(k) packed_char(0x742d6e7a6d612d78ULL, 0x64692d65636172ULL, 0, (k))
 #define chunked_at(k) packed_char(0x64656b6e756863ULL, 0, 0, (k))
+#define NAME_HOST_LEN 4
+#define name_host_at(k) packed_char(0x74736f68ULL, 0, 0, (k))
 
 static __always_inline __u8 lower(__u8 c)
 {
@@ -357,6 +394,8 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
             m = H_TE;
         else if ((s->cand & H_XRAY) && s->line_len == NAME_XRAY_LEN)
             m = H_XRAY;
+        else if ((s->cand & H_HOST) && s->line_len == NAME_HOST_LEN && !(s->attr_flags & A_HOST_SEEN))
+            m = H_HOST;
         s->matched = m;
         if (m == H_XRAY)
             s->flags |= F_XRAY;
@@ -367,7 +406,9 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
             s->cl = 0;
         }
         s->te_match = 0;
-        s->mode = m == H_CL || m == H_TE ? M_HDR_VALUE : M_HDR_SKIP;
+        if (m == H_HOST)
+            s->attr_flags |= A_HOST_SEEN;
+        s->mode = m == H_CL || m == H_TE || m == H_HOST ? M_HDR_VALUE : M_HDR_SKIP;
         return 0;
     }
     __u8 l = lower(c);
@@ -390,6 +431,12 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
     } else {
         s->cand &= ~H_XRAY;
     }
+    if (k < NAME_HOST_LEN) {
+        if (l != name_host_at(k))
+            s->cand &= ~H_HOST;
+    } else {
+        s->cand &= ~H_HOST;
+    }
     if (s->line_len < 0xffff)
         s->line_len++;
     return 0;
@@ -411,6 +458,10 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
         s->head_len = 1;
         s->flags = 0;
         s->cl = 0;
+        s->attr_flags = 0;
+        s->a_method_len = s->a_path_start = s->a_path_end = 0;
+        s->a_host_start = s->a_host_end = s->a_host_colon = 0;
+        s->a_host_colons = 0;
         return 0;
     case M_METHOD:
         s->head_len++;
@@ -422,6 +473,8 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
                 return 1;
             }
             s->mode = M_REQLINE;
+            s->a_method_len = (__u16)s->line_len;
+            s->a_path_start = (__u16)(s->line_len + 1);
             s->line_len++;
             return 0;
         }
@@ -435,6 +488,10 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
         return 0;
     case M_REQLINE:
         s->head_len++;
+        if (!(s->attr_flags & A_PATH_DONE) && (c == '?' || c == ' ' || c == '\r' || c == '\n')) {
+            s->a_path_end = (__u16)i;
+            s->attr_flags |= A_PATH_DONE;
+        }
         if (c == '\r')
             return 0;
         if (c == '\n') {
@@ -479,7 +536,7 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
             return 1;
         }
         s->mode = M_HDR_NAME;
-        s->cand = H_CL | H_TE | H_XRAY;
+        s->cand = H_CL | H_TE | H_XRAY | H_HOST;
         s->line_len = 0;
         return name_char(s, c);
     case M_HDR_NAME:
@@ -501,6 +558,19 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
                 s->flags |= F_VALUE_NUM;
             } else if (c != ' ' && c != '\t' && c != '\r') {
                 s->flags |= F_BAD;
+            }
+        } else if (s->matched == H_HOST) {
+            if (c != ' ' && c != '\t' && c != '\r') {
+                if (!(s->attr_flags & A_HOST_VALUE)) {
+                    s->a_host_start = (__u16)i;
+                    s->attr_flags |= A_HOST_VALUE;
+                }
+                s->a_host_end = (__u16)(i + 1);
+                if (c == ':') {
+                    s->a_host_colon = (__u16)i;
+                    if (s->a_host_colons < 255)
+                        s->a_host_colons++;
+                }
             }
         } else if (s->te_match < CHUNKED_LEN) {
             __u8 l = lower(c);
@@ -596,12 +666,15 @@ static long feed_cb(__u64 idx, void *ctx)
 {
     struct pp_inj_loop *l = ctx;
     struct pp_inj_run *run = l->run;
-    __u32 i = (__u32)idx;
+    __u32 i = (__u32)idx + run->skip;
     if (i >= run->win || i >= PP_INJ_WINDOW) {
         run->consumed = run->win;
         return 1;
     }
-    __u8 c = run->buf[i & (PP_INJ_WINDOW - 1)];
+    __u64 bi = i;
+    /* Bound the index where the verifier sees it (clang drops a mask it can prove redundant). */
+    asm volatile("%[b] &= 0xfff" : [b] "+r"(bi));
+    __u8 c = run->buf[bi];
     struct pp_inj_sock *s = &run->st;
     int stop = feed(run, s, c, i);
     if (s->head_len > PP_INJ_MAX_HEAD && s->mode >= M_METHOD && s->mode <= M_HDR_SKIP) {
@@ -631,9 +704,13 @@ static __always_inline void put_hex8(__u8 *dst, __u8 b)
     dst[1] = hexdig(b & 15);
 }
 
-/* Writes the header line for ctx + subsegment id into run->line. */
-static __always_inline void format_line(struct pp_inj_run *run, const struct pp_trace_ctx *ctx, __u64 sub)
+/* Writes the header line for run->ev.ctx + subsegment id into run->line. A function of its own:
+ * inlined, its unrolled loops took most of on_head's stack. */
+__noinline int format_line(struct pp_inj_run *run, __u64 sub)
 {
+    if (!run)
+        return -1;
+    const struct pp_trace_ctx *ctx = &run->ev.ctx;
     __u8 *p = run->line;
     __builtin_memcpy(p, "X-Amzn-Trace-Id: Root=1-", 24);
     __u32 e = ctx->trace_epoch;
@@ -652,6 +729,7 @@ static __always_inline void format_line(struct pp_inj_run *run, const struct pp_
     p[90] = ctx->sampled == PP_SAMPLED_YES ? '1' : ctx->sampled == PP_SAMPLED_NO ? '0' : '?';
     p[91] = '\r';
     p[92] = '\n';
+    return 0;
 }
 
 /* Inserts run->line at message offset at. 0 on success; on failure the message is as before. */
@@ -686,7 +764,6 @@ static __always_inline void report(struct pp_inj_run *run, __u8 outcome, __u64 a
     ev->remote = s->remote;
     ev->netns = s->netns;
     ev->outcome = outcome;
-    ev->_pad[0] = ev->_pad[1] = 0;
     ev->app_pos = app_pos;
     ev->socket_cookie = s->cookie;
     emit(ev, sizeof(*ev));
@@ -701,6 +778,7 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
     struct pp_inject_event *ev = &run->ev;
     __u64 req = s->req_app_pos;
     ev->subsegment_id = 0;
+    ev->rule = PP_RULE_NONE;
     __builtin_memset(&ev->ctx, 0, sizeof(ev->ctx));
     ev->ctx_from_thread = 0;
     if (s->flags & F_XRAY) {
@@ -719,12 +797,33 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
         ev->ctx = *tctx;
         ev->ctx_from_thread = 1;
     } else {
-        /* A call outside any served request: a trace of its own. */
+        /* A call outside any served request: a trace of its own, sampled here by the local
+         * rules on the call's method, path and Host (its own segment follows this decision,
+         * and so does the callee through Sampled=). Undecided when the head did not fit the
+         * first window or a rule needs userspace: Sampled=?. */
         pp_mint_trace(&ev->ctx);
         ev->ctx.sampled = PP_SAMPLED_UNKNOWN;
+        if (run->req_win0 && s->head_len <= PP_INJ_WINDOW) {
+            /* In the scratch, not on the stack: the call chain's stack is near its limit. */
+            struct pp_sample_text *a = &run->attrs;
+            __builtin_memset(a, 0, sizeof(*a));
+            a->method_len = s->a_method_len;
+            if ((s->attr_flags & A_PATH_DONE) && s->a_path_end > s->a_path_start) {
+                a->path_off = s->a_path_start;
+                a->path_len = s->a_path_end - s->a_path_start;
+            }
+            __u16 he = s->a_host_colons == 1 ? s->a_host_colon : s->a_host_end;
+            if ((s->attr_flags & A_HOST_VALUE) && he > s->a_host_start) {
+                a->host_off = s->a_host_start;
+                a->host_len = he - s->a_host_start;
+            }
+            run->rule = PP_RULE_NONE;
+            ev->ctx.sampled = pp_sample_request(pid_tgid >> 32, run->buf, a, &run->rule);
+            ev->rule = run->rule;
+        }
     }
     __u64 sub = pp_random_id();
-    format_line(run, &ev->ctx, sub);
+    format_line(run, sub);
     __u64 at64 = s->reqline_end_app - run->msg_app_base + run->shift;
     /* A run preempted on this CPU (preemptible kernels) may find its scratch reused: never
      * modify a message from a scratch that is no longer ours. */
@@ -763,8 +862,12 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
             s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
         return 0;
     }
-    if (s->mode == M_START)
+    if (s->mode == M_START) {
         s->req_app_pos = run->msg_app_base + run->off - run->shift;
+        run->req_win0 = 1;
+    } else if (run->skip == 0) {
+        run->req_win0 = 0; /* a head (or body) that began in an earlier window */
+    }
     __u32 w = left < PP_INJ_WINDOW ? left : PP_INJ_WINDOW;
     if (bpf_msg_pull_data(msg, run->off, run->off + w, 0) != 0) {
         s->mode = M_DEAD;
@@ -788,10 +891,18 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
     run->win = w;
     run->consumed = 0;
     run->head_done = 0;
+    __u32 skip = run->skip;
+    if (skip > w) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+        return 1;
+    }
     struct pp_inj_loop l = {.run = run};
-    bpf_loop(w, feed_cb, &l, 0);
+    if (w > skip)
+        bpf_loop(w - skip, feed_cb, &l, 0);
+    run->skip = 0;
     __u32 used = run->consumed;
-    if (used == 0 || used > w)
+    if (used <= skip || used > w)
         used = w;
     run->off += used;
     if (run->head_done)
@@ -844,6 +955,23 @@ int inject_msg(struct sk_msg_md *msg)
         s = adopt(sk);
     if (!s)
         return SK_PASS;
+    if (s->msg_ctl) {
+        /* The kernel keeps a corked message's cork/apply byte counts in the message it reuses
+         * for the socket's later sends: clear them, or they would hold back unrelated data. */
+        bpf_msg_cork_bytes(msg, 0);
+        bpf_msg_apply_bytes(msg, 0);
+    }
+    __u32 zero_key = 0;
+    struct pp_inject_ctl *ctl = bpf_map_lookup_elem(&inject_ctl, &zero_key);
+    /* A held head is released by this run whatever happens below (resumed, or dropped with the
+     * socket's framing). */
+    const __u8 resumed = s->corked;
+    const __u32 parsed = s->cork_parsed;
+    if (resumed) {
+        s->corked = 0;
+        if (ctl)
+            __sync_fetch_and_add(&ctl->held, -1);
+    }
     __u32 size = msg->size;
     if (s->mode == M_DEAD) {
         s->app_bytes += size;
@@ -894,8 +1022,28 @@ int inject_msg(struct sk_msg_md *msg)
     run->st = *s;
     run->msg_app_base = s->app_bytes;
     run->off = 0;
+    run->skip = 0;
+    run->req_win0 = 0;
     run->size = size;
     run->shift = 0;
+    if (resumed) {
+        /* The kernel held back the start of a head and now runs this program again on it plus
+         * what the app wrote since: parsing resumes where it stopped. The first window still
+         * starts at the request's first byte while the parsed part fits it, so the offsets
+         * kept for the sampling rules stay valid. */
+        if (parsed > size) {
+            s->mode = M_DEAD;
+            s->app_bytes += size;
+            inj_count(PP_INJC_FRAMING_LOST);
+            return SK_PASS;
+        }
+        if (parsed < PP_INJ_WINDOW) {
+            run->skip = parsed;
+            run->req_win0 = 1;
+        } else {
+            run->off = parsed;
+        }
+    }
     for (int i = 0; i < PP_INJ_MAX_STEPS; i++) {
         if (run->stop || step(msg, run, my_gen))
             break;
@@ -911,6 +1059,34 @@ int inject_msg(struct sk_msg_md *msg)
         /* More requests in one send than the steps allow: stop following this socket. */
         run->st.mode = M_DEAD;
         inj_count(PP_INJC_FRAMING_LOST);
+    }
+    struct pp_inj_sock *st = &run->st;
+    if (st->mode >= M_REQLINE && st->mode <= M_HDR_SKIP && st->method_ok &&
+        st->req_app_pos >= run->msg_app_base && ctl && !ctl->draining) {
+        /* The message ends inside a head that began in it (the method is known): hold the head
+         * back until the app has written the rest, so the header can go after its request
+         * line. Bytes before the head go out now (apply_bytes; the kernel runs this program
+         * again on the rest at once); the head itself waits for at least one more byte
+         * (cork_bytes), and this program then runs on it and the new bytes together. */
+        __u32 req_off = (__u32)(st->req_app_pos - run->msg_app_base) + run->shift;
+        __u32 held = run->size - req_off;
+        if (req_off <= run->size && held <= PP_INJ_MAX_CORK) {
+            st->corked = 1;
+            st->cork_parsed = held;
+            st->msg_ctl = 1;
+            __sync_fetch_and_add(&ctl->held, 1);
+            if (req_off > 0) {
+                bpf_msg_apply_bytes(msg, req_off);
+                st->app_bytes = st->req_app_pos;
+                st->wire_bytes += req_off;
+                st->last_inserted = run->shift != 0;
+            } else {
+                bpf_msg_cork_bytes(msg, run->size + 1);
+                inj_count(PP_INJC_CORKED);
+            }
+            *s = *st;
+            return SK_PASS;
+        }
     }
     run->st.app_bytes = run->msg_app_base + size;
     run->st.wire_bytes += run->size;

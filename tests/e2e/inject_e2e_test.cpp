@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -156,8 +157,9 @@ struct Scenario {
 TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
     InjectServer server(dir().path() / "dump");
     const std::vector<Scenario> scenarios = {
-        {"pipelined", 5, 0, 0}, {"split_line", 1, 0, 1}, {"writev", 3, 0, 0},
-        {"body_get", 2, 0, 0},  {"app_header", 1, 2, 0},
+        {"pipelined", 5, 0, 0},     {"split_line", 1, 0, 1},      {"split_reqline", 1, 0, 0},
+        {"split_headers", 2, 0, 0}, {"split_pipelined", 3, 0, 0}, {"split_bytes", 1, 0, 0},
+        {"writev", 3, 0, 0},        {"body_get", 2, 0, 0},        {"app_header", 1, 2, 0},
     };
     std::vector<std::unique_ptr<ChildProcess>> clients;
     std::vector<std::string> args = {"--record", record().string()};
@@ -408,8 +410,10 @@ TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
     std::cout << "[ inject   ] " << count << " requests over " << conns << " connections, " << total_removed
               << " injected; " << exit.counters_text() << std::endl;
     EXPECT_EQ(total_removed, static_cast<size_t>(summary["requests"].get<int>()))
-        << "every request (heads are never split in this client) got exactly one header";
+        << "every request (heads split across sends included) got exactly one header";
     EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
+    EXPECT_EQ(exit.counter("inject.skipped_split_head"), 0u);
+    EXPECT_GT(exit.counter("inject.corked_heads"), 0u) << "no head was split: the mix lost its split case";
 }
 
 TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
@@ -486,6 +490,65 @@ TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsP
     ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
     EXPECT_EQ((*doc)["trace_id"], trace);
     caller.stop();
+}
+
+// A call made outside any served request (a script, a worker loop) starts its own trace in the
+// kernel, which also applies the local sampling rules to it (method, path and Host of the call):
+// the header says Sampled=1 or Sampled=0, and the call's own segment follows the same decision,
+// so the callee and Passport never disagree.
+constexpr std::string_view kCallRules = R"({
+  "version": 2,
+  "default": {"fixed_target": 0, "rate": 0.0},
+  "rules": [{"description": "other host", "host": "other.example", "http_method": "*",
+             "url_path": "*", "fixed_target": 0, "rate": 1.0},
+            {"description": "keep local GETs", "host": "127.0.0.1", "http_method": "GET",
+             "url_path": "/keep/*", "fixed_target": 0, "rate": 1.0}]
+})";
+
+TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
+    constexpr int kLoops = 4;
+    InjectServer server(dir().path() / "dump");
+    const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+    ChildOptions o;
+    o.argv = {"python3", fixture("call_loop.py").string(), std::to_string(kLoops), base + "/keep/a",
+              base + "/drop/b"};
+    ChildProcess script(o);
+    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^ready$"), deadline_in(20s))) << script.describe();
+    auto rules = dir().write_file("rules.json", kCallRules);
+    start_agent({"--record", record().string(), "--sampling-rules", rules.string(), "--pid",
+                 std::to_string(script.pid())});
+    ASSERT_TRUE(script.send_signal(SIGUSR1));
+    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^done$"), deadline_in(30s))) << script.describe();
+
+    std::map<std::string, std::string> keep, drop;  // trace id -> injected parent (subsegment) id
+    for (const auto& [part, want, out] : {std::tuple{"/keep/a", "1", &keep}, std::tuple{"/drop/b", "0", &drop}}) {
+        auto got = server.wait_requests(part, kLoops);
+        ASSERT_EQ(got.size(), size_t(kLoops)) << part;
+        for (const auto& r : got) {
+            ASSERT_EQ(r["trace"].size(), 1u) << r.dump();
+            std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
+            std::smatch m;
+            ASSERT_TRUE(std::regex_match(line, m, kInjectedLine)) << line;
+            EXPECT_EQ(m[3].str(), want) << "decided in the kernel, not left to the callee: " << r.dump();
+            (*out)[m[1].str()] = m[2].str();
+        }
+    }
+    EXPECT_EQ(keep.size(), size_t(kLoops)) << "each call its own trace";
+    EXPECT_EQ(drop.size(), size_t(kLoops)) << "each call its own trace";
+    for (const auto& [trace, parent] : keep) {
+        auto doc = collector().wait_for([&](const json& d) { return d.value("trace_id", "") == trace; },
+                                        deadline_in(kDocumentTimeout));
+        ASSERT_TRUE(doc) << "no segment for sampled call " << trace << "\n" << agent_diagnostics();
+        ASSERT_TRUE((*doc).contains("subsegments") && (*doc)["subsegments"].size() == 1) << doc->dump();
+        EXPECT_EQ((*doc)["subsegments"][0]["id"], parent) << "the id on the wire is the subsegment's";
+        EXPECT_EQ((*doc)["aws"]["xray"]["rule_name"], "keep local GETs") << doc->dump();
+    }
+    AgentExit exit = stop_agent_and_sync();
+    for (const auto& d : collector().documents())
+        EXPECT_FALSE(drop.count(d.value("trace_id", ""))) << "a call the kernel sampled out was reported: " << d.dump();
+    EXPECT_GE(exit.counter("correlate.not_sampled_rules"), uint64_t(kLoops));
+    EXPECT_GE(exit.counter("kernel.ctx_sampled_in_kernel"), uint64_t(2 * kLoops)) << exit.counters_text();
+    script.stop();
 }
 
 // Connections opened before the agent started (issue 3): a selected python http.client whose

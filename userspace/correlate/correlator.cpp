@@ -224,8 +224,12 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     call.has_parent = false;
     call.own_trace_id = inj.trace_id;
     call.own_segment_id = hex16(inj.segment_id);
-    if (inj.sampled == 1) call.own_sampled = true;
-    if (inj.sampled == 0) call.own_sampled = false;
+    // The kernel's sampling decision went on the wire (Sampled=1/0): the segment follows it.
+    if (inj.sampled == 1 || inj.sampled == 0) {
+        call.own_sampled = inj.sampled == 1;
+        call.own_rule_name.clear();
+        if (inj.rule < cfg_.kernel_rule_names.size()) call.own_rule_name = cfg_.kernel_rule_names[inj.rule];
+    }
 }
 
 void Correlator::on_inject(const events::Inject& inj) {
@@ -470,13 +474,12 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
         // Not made while serving anything (a worker, a cron loop): its own segment and trace.
         call.own_segment_id = ids_.new_segment_id();
         call.own_trace_id = ids_.new_trace_id(clock_.to_epoch_ns(seen.request_start_ns) / 1000000000ULL);
-        std::string rule;
         const std::string* host = seen.request ? find_header(seen.request->headers, "Host") : nullptr;
         call.own_sampled =
             decide(SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
                                  seen.request ? seen.request->method : "",
                                  seen.request ? seen.request->target.substr(0, seen.request->target.find('?')) : ""},
-                   &rule);
+                   &call.own_rule_name);
     }
     if (inj != pending_injects_.end()) {
         apply_inject(call, inj->second);
@@ -742,6 +745,7 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     s.end_time = sub.end_time;
     s.in_progress = sub.in_progress;
     s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
+    if (!call.own_rule_name.empty()) s.aws = {{"xray", {{"rule_name", call.own_rule_name}}}};
     s.subsegments.push_back(std::move(sub));
     counters_.add("correlate.call_segments");
     sink_(std::move(s));

@@ -130,6 +130,7 @@ private:
         std::string own_segment_id;
         std::string own_trace_id;
         bool own_sampled = false;
+        std::string own_rule_name;  // the sampling rule that decided own_sampled
         events::Endpoint local;
         events::Endpoint remote;
         uint64_t start_ns = 0;

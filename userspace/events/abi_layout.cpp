@@ -56,6 +56,7 @@ static_assert(offsetof(pp_inject_event, remote) == 44);
 static_assert(offsetof(pp_inject_event, netns) == 64);
 static_assert(offsetof(pp_inject_event, outcome) == 68);
 static_assert(offsetof(pp_inject_event, ctx_from_thread) == 69);
+static_assert(offsetof(pp_inject_event, rule) == 70);
 static_assert(offsetof(pp_inject_event, app_pos) == 72);
 static_assert(offsetof(pp_inject_event, subsegment_id) == 80);
 static_assert(offsetof(pp_inject_event, socket_cookie) == 88);

@@ -179,6 +179,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             if (ev.outcome == PP_INJ_INJECTED) out.trace_id = trace_id_string(ev.ctx);
             out.segment_id = ev.ctx.segment_id;
             out.sampled = ev.ctx.sampled;
+            out.rule = ev.rule;
             out.ctx_conn = to_key(ev.ctx.conn);
             out.ctx_request_pos = ev.ctx.request_pos;
             return Event{std::move(out)};

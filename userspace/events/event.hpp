@@ -126,6 +126,7 @@ struct Inject {
     std::string trace_id;          // "1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx"
     uint64_t segment_id = 0;       // the server request's segment (or the call's own segment)
     uint8_t sampled = 2;           // enum pp_sampled
+    uint16_t rule = 0xffff;        // minted: kernel sampling rule index that decided, 0xffff none
     ConnKey ctx_conn;              // the server request's connection (ctx_from_thread)
     uint64_t ctx_request_pos = 0;  // its ingress offset on ctx_conn
 };

@@ -86,7 +86,8 @@ std::string to_json_line(const Event& ev) {
                      {"outcome", static_cast<int>(e.outcome)}, {"app_pos", e.app_pos},
                      {"subsegment_id", e.subsegment_id}, {"cookie", e.socket_cookie},
                      {"ctx_from_thread", e.ctx_from_thread}, {"trace_id", e.trace_id},
-                     {"segment_id", e.segment_id}, {"sampled", e.sampled}, {"ctx_conn", key_json(e.ctx_conn)},
+                     {"segment_id", e.segment_id}, {"sampled", e.sampled}, {"rule", e.rule},
+                     {"ctx_conn", key_json(e.ctx_conn)},
                      {"ctx_request_pos", e.ctx_request_pos}};
             } else {
                 j = {{"type", "exit"}, {"tgid", e.tgid}, {"ts", e.ts_ns}, {"code", e.exit_code}, {"comm", e.comm}};
@@ -193,6 +194,7 @@ Result<Event> from_json_line(const std::string& line) {
             e.trace_id = j.at("trace_id").get<std::string>();
             e.segment_id = j.at("segment_id").get<uint64_t>();
             e.sampled = j.at("sampled").get<uint8_t>();
+            e.rule = j.value("rule", uint16_t{0xffff});
             e.ctx_conn = key_from(j.at("ctx_conn"));
             e.ctx_request_pos = j.at("ctx_request_pos").get<uint64_t>();
             return Event{std::move(e)};

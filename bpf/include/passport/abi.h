@@ -289,7 +289,8 @@ enum pp_inject_counter {
     PP_INJC_FRAMING_LOST = 10, /* sockets where framing could not be followed: injection stopped */
     PP_INJC_NO_STORAGE = 11,   /* socket storage unavailable */
     PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
-    PP_INJC_COUNT = 13,
+    PP_INJC_CORKED = 13,       /* sends ending inside a head: held back until the head is complete */
+    PP_INJC_COUNT = 14,
 };
 
 /* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).
@@ -302,11 +303,22 @@ struct pp_inject_event {
     __u32 netns;
     __u8 outcome;         /* enum pp_inject_outcome */
     __u8 ctx_from_thread; /* 1: ctx is the writing thread's server request; 0: minted for this call */
-    __u8 _pad[2];
+    __u16 rule;           /* minted: the kernel sampling rule that decided, or PP_RULE_NONE */
     __u64 app_pos;        /* bytes the app wrote on this socket before the request (injected excluded) */
     __u64 subsegment_id;  /* the Parent written into the header (0 when nothing was injected) */
     __u64 socket_cookie;
     struct pp_trace_ctx ctx;
+};
+
+/* Map inject_ctl (one entry): heads the sk_msg program holds back until the app has written
+ * their rest ("Heads split over several sends" in docs/injection.md). The kernel frees a
+ * socket's held bytes, unsent, when the socket leaves the sockhash, as every socket does when
+ * the agent exits: at exit the agent sets `draining` (no new head is held) and waits, bounded,
+ * for `held` (heads held right now) to reach zero, each released by the app's next write. */
+struct pp_inject_ctl {
+    __u32 draining;
+    __u32 _pad;
+    __s64 held;
 };
 
 /* A socket the agent adopted (a TCP connection a selected process opened before the agent

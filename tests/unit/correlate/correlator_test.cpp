@@ -518,6 +518,34 @@ TEST_F(CorrelatorTest, InjectedCallOutsideARequestIsItsOwnSegmentWithTheWireIds)
     EXPECT_EQ(counters.get("correlate.inject_matched"), 1u);
 }
 
+// The kernel sampled the call (its decision is on the wire as Sampled=1/0): the call's own
+// segment follows it and names the kernel rule, whatever the userspace sampler would say.
+TEST_F(CorrelatorTest, InjectedCallOutsideARequestFollowsTheKernelSamplingDecision) {
+    CorrelatorConfig cfg{"svc", "host-1"};
+    cfg.kernel_rule_names = {"keep local GETs", "other"};
+    Correlator kc{cfg, procs, ids, clock,
+                  [](const SamplingInput&, std::string* rule) {
+                      *rule = "userspace-rule";
+                      return true;  // userspace alone would sample both
+                  },
+                  counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); },
+                  [](xray::Subsegment&&, const std::string&, const std::string&) {}};
+    for (uint8_t sampled : {uint8_t{1}, uint8_t{0}}) {  // PP_SAMPLED_YES, PP_SAMPLED_NO
+        const uint64_t at = sampled == 1 ? 5'000'500'000 : 6'000'500'000;
+        auto c = call(4242, 4243, sampled == 1 ? 50001 : 50002, at, at + 500'000'000);
+        c.request_pos = 300;
+        auto inj = inject_for(c, 0x53995c3f42cd8ad8ULL + sampled, false);
+        inj.sampled = sampled;
+        inj.rule = 0;
+        kc.on_inject(inj);
+        kc.on_request_seen(seen_of(c));
+        kc.on_exchange(std::move(c));
+    }
+    ASSERT_EQ(out.size(), 1u) << "the call the kernel sampled out is not reported";
+    EXPECT_EQ(out[0].aws["xray"]["rule_name"], "keep local GETs");
+    EXPECT_EQ(counters.get("correlate.not_sampled_rules"), 1u);
+}
+
 TEST_F(CorrelatorTest, InjectionReportForAnotherOffsetDoesNotMatch) {
     auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
     c.request_pos = 300;

@@ -151,6 +151,7 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
     ev.ctx.sampled = PP_SAMPLED_YES;
     ev.ctx.conn = {42, 7, 555};
     ev.ctx.request_pos = 300;
+    ev.rule = 3;
     std::vector<uint8_t> rec(sizeof ev);
     std::memcpy(rec.data(), &ev, sizeof ev);
     auto r = decode(rec);
@@ -165,6 +166,7 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
     EXPECT_TRUE(i.ctx_from_thread);
     EXPECT_EQ(i.ctx_conn, (ConnKey{42, 7, 555}));
     EXPECT_EQ(i.ctx_request_pos, 300u);
+    EXPECT_EQ(i.rule, 3u);
     EXPECT_EQ(i.local.port, 50001);
     EXPECT_EQ(i.netns, 4026531833u);
 

@@ -68,6 +68,7 @@ TEST(EventsRecording, InjectRoundTrips) {
     in.sampled = 1;
     in.ctx_conn = {7, 5, 42};
     in.ctx_request_pos = 300;
+    in.rule = 16;
     auto back = from_json_line(to_json_line(Event{in}));
     ASSERT_TRUE(back.ok()) << back.error();
     const auto& out = std::get<Inject>(*back);
@@ -78,6 +79,7 @@ TEST(EventsRecording, InjectRoundTrips) {
     EXPECT_EQ(out.netns, in.netns);
     EXPECT_EQ(out.outcome, InjectOutcome::kAppHeader);
     EXPECT_EQ(out.app_pos, in.app_pos);
+    EXPECT_EQ(out.rule, 16u);
     EXPECT_EQ(out.subsegment_id, in.subsegment_id);
     EXPECT_EQ(out.socket_cookie, 77u);
     EXPECT_TRUE(out.ctx_from_thread);

@@ -211,11 +211,18 @@ void Injection::drain_held_heads() {
     if (fd < 0 || bpf_map_lookup_elem(fd, &key, &ctl) != 0) return;
     ctl.draining = 1;
     if (bpf_map_update_elem(fd, &key, &ctl, BPF_ANY) != 0) return;
-    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    if (bpf_map_lookup_elem(fd, &key, &ctl) != 0 || ctl.held <= 0) return;
+    std::fprintf(stderr,
+                 "passport: injection: waiting up to 1 s for %lld request head(s) held back until their "
+                 "app writes the rest\n",
+                 static_cast<long long>(ctl.held));
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (std::chrono::steady_clock::now() < until) {
         if (bpf_map_lookup_elem(fd, &key, &ctl) != 0 || ctl.held <= 0) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    std::fprintf(stderr, "passport: injection: %lld held head(s) not completed in time; the kernel drops them\n",
+                 static_cast<long long>(ctl.held));
 }
 
 Injection::~Injection() {

@@ -7,6 +7,7 @@
 //  - stream integrity over thousands of randomized requests;
 //  - an unmodified traced Python service calling an untraced one: the callee receives the
 //    header whose Parent is the caller's subsegment id in the X-Ray documents.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -549,6 +550,42 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
     EXPECT_GE(exit.counter("correlate.not_sampled_rules"), uint64_t(kLoops));
     EXPECT_GE(exit.counter("kernel.ctx_sampled_in_kernel"), uint64_t(2 * kLoops)) << exit.counters_text();
     script.stop();
+}
+
+// A head held back (split over sends) when the agent exits: the agent stops holding new heads and
+// waits for held ones to be completed by the app before the sockets leave the sockhash (which
+// would free the held bytes unsent): the request arrives whole.
+TEST_F(InjectE2e, HeadHeldBackWhileTheAgentExitsArrivesWhole) {
+    InjectServer server(dir().path() / "dump");
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go", then = dir().path() / "then";
+    auto c = gated({"python3", fixture("inject_client.py").string(), "held_at_exit", std::to_string(server.port()),
+                    out.string(), "--wait", go.string(), "--then", then.string()});
+    start_agent({"--record", record().string(), "--pid", std::to_string(c->pid())});
+    touch(go);
+    ASSERT_TRUE(c->wait_for_line(Stream::kStdout, std::regex("^partial$"), deadline_in(20s))) << c->describe();
+    ASSERT_EQ(::kill(agent().pid(), SIGINT), 0);
+    ASSERT_TRUE(wait_until([&] { return agent().stderr_text().find("request head(s) held back") != std::string::npos; },
+                           deadline_in(20s)))
+        << "the agent did not wait for the held head\n" << agent().stderr_text();
+    touch(then);
+    auto st = c->wait_exit(deadline_in(30s));
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(exit.stderr_text.find("not completed in time"), std::string::npos) << exit.stderr_text;
+    // Completed after the agent stopped reading its ring: the id is taken from the wire.
+    std::set<std::string> ids;
+    for (const auto& r : server.requests())
+        for (const auto& t : r["trace"]) {
+            std::smatch m;
+            std::string line = "X-Amzn-Trace-Id: " + t.get<std::string>() + "\r\n";
+            if (std::regex_match(line, m, kInjectedLine)) ids.insert(m[2].str());
+        }
+    size_t removed = 0;
+    std::string got = strip_injected(server.received(1), ids, removed);
+    EXPECT_EQ(got, read_file(out / "sent-1.bin")) << "the held start of the head was lost";
+    EXPECT_EQ(removed, 1u);
 }
 
 // Connections opened before the agent started (issue 3): a selected python http.client whose

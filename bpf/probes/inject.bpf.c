@@ -11,9 +11,12 @@
  *   boundary (agent/injection.cpp).
  * sk_msg (BPF_SK_MSG_VERDICT on inject_socks), per piece of a sendmsg:
  *   follows HTTP/1 request framing on the socket (head, Content-Length or chunked body) with a
- *   byte state machine kept in sk_storage, so body bytes are never taken for a request; at each
- *   request whose whole head lies in this piece, inserts one header line after the request line
- *   unless the head already has X-Amzn-Trace-Id. Anything unexpected (not HTTP/1, helper
+ *   byte state machine kept in sk_storage, so body bytes are never taken for a request; at the
+ *   end of each head, inserts one header line after the request line unless the head already
+ *   has X-Amzn-Trace-Id. A piece that ends inside a head (after its method) sends what precedes
+ *   the head and holds the head back until the app writes more (apply/cork bytes), so the whole
+ *   head is in one message when it ends. A call outside any served request gets a trace minted
+ *   here and the local sampling rules' decision. Anything unexpected (not HTTP/1, helper
  *   failure, framing that cannot be followed) leaves the bytes as the app wrote them and stops
  *   injection on that socket. Every request is reported (PP_EV_INJECT).
  *

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -578,6 +579,125 @@ http {{
                                     "params": {"max_other_load_pct": a.max_other_load, "rounds": a.rounds, "warmup_s": a.warmup, "duration_s": a.duration,
                                                "connections": a.connections, "threads": a.threads, "seed": a.seed}}
 
+    # -- section: a traced client (header injection) ---------------------------------------------
+
+    # wrk itself is the traced process: every request it sends is an outgoing call outside any
+    # served request (a segment of its own, sampled in the kernel), and with injection on, the
+    # sk_msg program inserts X-Amzn-Trace-Id into each one inside wrk's own send().
+    CLIENT_CONDITIONS = ["untraced", "passport-no-inject", "passport"]
+
+    def gated_wrk(self, url, seconds, d, name):
+        """wrk exec'd by a shell that first waits for a file, so Passport can select the shell's
+        pid before wrk connects (an exec keeps the pid). Returns (proc, go_path, out_path)."""
+        go = os.path.join(d, name + ".go")
+        out_path = os.path.join(d, name + ".out")
+        argv = ["wrk", "-t", str(self.a.threads), "-c", str(self.a.connections), "-d", f"{seconds}s",
+                "--timeout", "5s", "-s", os.path.join(HERE, "wrk", "report.lua"), url]
+        sh = f"while [ ! -e '{go}' ]; do sleep 0.01; done; exec " + " ".join(shlex.quote(x) for x in argv)
+        out = open(out_path, "w")
+        p = subprocess.Popen(["sh", "-c", sh], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        return p, go, out_path
+
+    def finish_wrk(self, p, out_path):
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_path) as f:
+            text = f.read()
+        m = re.search(r"^BENCHJSON (\{.*\})$", text, re.M)
+        if p.returncode != 0 or not m:
+            fail(f"wrk failed ({p.returncode}): {text[-1000:]}")
+        r = json.loads(m.group(1))
+        r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        r["wrk_cpu_s"] = ru.ru_utime + ru.ru_stime
+        return r
+
+    def client_run(self, cond, rnd):
+        d = self.run_dir(f"client-{cond}-r{rnd}")
+        a = self.a
+        res = {"condition": cond, "round": rnd}
+        sink = self.start_sink(d)
+        srv, tracer = None, None
+        try:
+            srv, url = self.start_server("nginx", "untraced", d)
+            warm, warm_go, warm_out = self.gated_wrk(url, a.warmup, d, "wrk-warmup")
+            run, run_go, run_out = self.gated_wrk(url, a.duration, d, "wrk")
+            if cond != "untraced":
+                argv = [self.bin_passport, "--pid", str(warm.pid), "--pid", str(run.pid), "--sampling-rules", self.rules,
+                        "--daemon-address", f"127.0.0.1:{self.port_sink}"]
+                if cond == "passport-no-inject":
+                    argv.append("--no-inject")
+                tracer = Proc("passport", argv, d)
+                if not tracer.wait_text("passport: ready", 60):
+                    fail("passport did not attach: " + tracer.stderr()[-2000:])
+            res["idle_busy_pct"] = self.wait_quiet()
+            open(warm_go, "w").close()
+            w = self.finish_wrk(warm, warm_out)
+            time.sleep(0.3)
+            s0, t0 = tree_cpu_ns(descendants(srv.pid)), task_cpu_ns(tracer.pid) if tracer else 0
+            open(run_go, "w").close()
+            r = self.finish_wrk(run, run_out)
+            time.sleep(0.25)
+            s1, t1 = tree_cpu_ns(descendants(srv.pid)), task_cpu_ns(tracer.pid) if tracer else 0
+            n = max(1, r["requests"])
+            res.update({k: r[k] for k in ("requests", "rps", "p50_us", "p99_us", "errors")})
+            res["warmup_requests"] = w["requests"]
+            res["client_cpu_us_per_req"] = r["wrk_cpu_s"] * 1e6 / n
+            res["server_cpu_us_per_req"] = (s1 - s0) / 1e3 / n
+            res["agent_cpu_us_per_req"] = (t1 - t0) / 1e3 / n if tracer else 0.0
+        finally:
+            if tracer:
+                tracer.stop(signal.SIGINT, timeout=60)
+            if srv:
+                srv.stop(signal.SIGTERM)
+            self.stop_sink(sink)
+        if tracer:
+            c = parse_counters(tracer.stderr())
+            res["injected"] = c.get("inject.injected", 0)
+            res["calls"] = c.get("http.requests", 0)
+            res["documents"] = c.get("pipeline.documents", 0)
+            res["kernel_dropped"] = sum(v for k, v in c.items() if k in KERNEL_LOSS)
+        self.log(f"  client {cond:18} round {rnd}: {res['rps']:9.0f} req/s  p99 {res['p99_us']:7d} us"
+                 f"  wrk {res['client_cpu_us_per_req']:5.1f} us/req"
+                 + (f"  agent {res['agent_cpu_us_per_req']:5.1f} us/req  injected {res['injected']}" if tracer else ""))
+        return res
+
+    def section_client(self):
+        a = self.a
+        rng = random.Random(a.seed + 1)
+        runs = []
+        self.log(f"client: {len(self.CLIENT_CONDITIONS)} conditions x {a.rounds} rounds, traced wrk -t{a.threads}"
+                 f" -c{a.connections} against nginx")
+        for rnd in range(1, a.rounds + 1):
+            order = self.CLIENT_CONDITIONS[:]
+            rng.shuffle(order)
+            for cond in order:
+                runs.append(self.client_run(cond, rnd))
+        base = {r["round"]: r for r in runs if r["condition"] == "untraced"}
+        summary = {}
+        for cond in self.CLIENT_CONDITIONS:
+            rs = [r for r in runs if r["condition"] == cond and r["round"] in base]
+            row = {"rounds": len(rs)}
+            for key, metric in (("throughput", "rps"), ("p50", "p50_us"), ("p99", "p99_us")):
+                ratios = [r[metric] / base[r["round"]][metric] for r in rs if base[r["round"]][metric]]
+                row[key + "_ratio"] = median(ratios)
+                row[key + "_ratio_min"], row[key + "_ratio_max"] = spread(ratios)
+                row[key] = median([r[metric] for r in rs])
+            row["client_cpu_us_per_req"] = median([r["client_cpu_us_per_req"] for r in rs])
+            row["extra_client_cpu_us_per_req"] = median(
+                [r["client_cpu_us_per_req"] - base[r["round"]]["client_cpu_us_per_req"] for r in rs])
+            row["agent_cpu_us_per_req"] = median([r["agent_cpu_us_per_req"] for r in rs])
+            row["errors"] = sum(r["errors"] for r in rs)
+            if cond != "untraced":
+                row["injected_per_request"] = sum(r["injected"] for r in rs) / max(
+                    1, sum(r["requests"] + r["warmup_requests"] for r in rs))
+                row["kernel_dropped"] = sum(r["kernel_dropped"] for r in rs)
+            summary[cond] = row
+        self.results["client"] = {"runs": runs, "summary": summary,
+                                  "params": {"rounds": a.rounds, "duration_s": a.duration, "connections": a.connections,
+                                             "threads": a.threads}}
+
     # -- section: loss at the highest load -----------------------------------------------------
 
     def section_stress(self):
@@ -864,7 +984,8 @@ http {{
                         (self.port_sink, socket.SOCK_DGRAM)):
             if not port_free(p, kind):
                 fail(f"port {p} is in use on 127.0.0.1; pick another with --base-port")
-        sections = self.a.only.split(",") if self.a.only else ["pipeline", "overhead", "stress", "idle", "syscalls"]
+        sections = (self.a.only.split(",") if self.a.only
+                    else ["pipeline", "overhead", "client", "stress", "idle", "syscalls"])
         if "overhead" in sections:
             self.prepare_node()
         for s in sections:
@@ -989,6 +1110,23 @@ def table(R):
                 r = f"{pf['ratio']:.1f}x" if pf["ratio"] is not None else "n/a (floor below resolution)"
                 L.append(f"   {server}: extra CPU per request — floor {pf['floor_cost_us_per_req']:.2f} us, Passport "
                          f"{pf['passport_cost_us_per_req']:.2f} us (server + agent) = {r} the floor")
+    cl = R.get("client")
+    if cl:
+        p = cl["params"]
+        L.append("")
+        L.append(f"1b. Overhead on a traced client (wrk -t{p['threads']} -c{p['connections']} as the traced process, calling "
+                 f"nginx; every request is a call outside any served request; {p['rounds']} interleaved rounds)")
+        L.append(f"{'condition':19} {'req/s':>8} {'throughput':>18} {'p99':>18} {'client us/req':>13} {'+client':>8} "
+                 f"{'agent us/req':>12} {'injected':>9}")
+        for cond, row in cl["summary"].items():
+            inj = f"{row['injected_per_request'] * 100:8.1f}%" if "injected_per_request" in row else f"{'-':>9}"
+            L.append(f"{cond:19} {row['throughput']:8.0f} {fmt_ratio(row, 'throughput'):>18} {fmt_ratio(row, 'p99'):>18} "
+                     f"{row['client_cpu_us_per_req']:13.1f} {row['extra_client_cpu_us_per_req']:+8.1f} "
+                     f"{row['agent_cpu_us_per_req']:12.2f} {inj}")
+        a, b = cl["summary"].get("passport"), cl["summary"].get("passport-no-inject")
+        if a and b:
+            L.append(f"   injection itself (passport vs passport-no-inject): client CPU "
+                     f"{a['extra_client_cpu_us_per_req'] - b['extra_client_cpu_us_per_req']:+.1f} us per request")
     L.append("")
     L.append("2. Agent cost (Passport's own process, from /proc)")
     row5 = (ov or {}).get("summary", {}).get("nginx", {}).get("passport-5%")
@@ -1084,7 +1222,7 @@ def main():
     ap.add_argument("--source", default=os.path.dirname(HERE))
     ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"))
     ap.add_argument("--quick", action="store_true", help="2 rounds, short runs (about 4 minutes)")
-    ap.add_argument("--only", help="comma-separated sections: pipeline,overhead,stress,idle,syscalls")
+    ap.add_argument("--only", help="comma-separated sections: pipeline,overhead,client,stress,idle,syscalls")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=float, help="seconds of measured wrk load per run")
     ap.add_argument("--warmup", type=float, help="seconds of wrk warm-up per run")

@@ -587,13 +587,17 @@ http {{
     CLIENT_CONDITIONS = ["untraced", "passport-no-inject", "passport"]
 
     def gated_wrk(self, url, seconds, d, name):
-        """wrk exec'd by a shell that first waits for a file, so Passport can select the shell's
-        pid before wrk connects (an exec keeps the pid). Returns (proc, go_path, out_path)."""
+        """wrk exec'd by a shell that first reads a line from a FIFO (blocked, forking nothing), so
+        Passport can select the shell's pid before wrk connects (an exec keeps the pid). Returns
+        (proc, fifo_path, out_path); release() it to start wrk."""
         go = os.path.join(d, name + ".go")
+        if os.path.exists(go):
+            os.unlink(go)
+        os.mkfifo(go)
         out_path = os.path.join(d, name + ".out")
         argv = ["wrk", "-t", str(self.a.threads), "-c", str(self.a.connections), "-d", f"{seconds}s",
                 "--timeout", "5s", "-s", os.path.join(HERE, "wrk", "report.lua"), url]
-        sh = f"while [ ! -e '{go}' ]; do sleep 0.01; done; exec " + " ".join(shlex.quote(x) for x in argv)
+        sh = f"read line < {shlex.quote(go)}; exec " + " ".join(shlex.quote(x) for x in argv)
         out = open(out_path, "w")
         p = subprocess.Popen(["sh", "-c", sh], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         out.close()
@@ -632,11 +636,13 @@ http {{
                 if not tracer.wait_text("passport: ready", 60):
                     fail("passport did not attach: " + tracer.stderr()[-2000:])
             res["idle_busy_pct"] = self.wait_quiet()
-            open(warm_go, "w").close()
+            with open(warm_go, "w") as f:
+                f.write("go\n")
             w = self.finish_wrk(warm, warm_out)
             time.sleep(0.3)
             s0, t0 = tree_cpu_ns(descendants(srv.pid)), task_cpu_ns(tracer.pid) if tracer else 0
-            open(run_go, "w").close()
+            with open(run_go, "w") as f:
+                f.write("go\n")
             r = self.finish_wrk(run, run_out)
             time.sleep(0.25)
             s1, t1 = tree_cpu_ns(descendants(srv.pid)), task_cpu_ns(tracer.pid) if tracer else 0

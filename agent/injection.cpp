@@ -252,12 +252,9 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
     if (!skel_ || !probes_ || !adoptable(pid)) return 0;
     const std::string proc = "/proc/" + std::to_string(pid);
 
-    // Client connections: ESTABLISHED sockets whose local port is not a listening port of the
-    // process's network namespace (an accepted connection has the listener's port).
-    TcpTable table;
-    read_tcp_table(proc + "/net/tcp", table);
-    read_tcp_table(proc + "/net/tcp6", table);
-    std::vector<int> fds;
+    // The process's sockets first: most processes that exec hold none (a shell's commands), and
+    // the namespace's TCP tables, which can hold tens of thousands of lines, are then not read.
+    std::vector<std::pair<int, unsigned long long>> socks;  // fd, socket inode
     if (DIR* d = ::opendir((proc + "/fd").c_str())) {
         while (dirent* de = ::readdir(d)) {
             if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
@@ -266,11 +263,21 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
             ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
             unsigned long long inode = 0;
             if (n <= 0 || std::sscanf(target, "socket:[%llu]", &inode) != 1) continue;
-            auto it = table.established.find(inode);
-            if (it == table.established.end() || table.listening.count(it->second)) continue;
-            fds.push_back(std::atoi(de->d_name));
+            socks.emplace_back(std::atoi(de->d_name), inode);
         }
         ::closedir(d);
+    }
+    if (socks.empty()) return 0;
+    // Client connections: ESTABLISHED sockets whose local port is not a listening port of the
+    // process's network namespace (an accepted connection has the listener's port).
+    TcpTable table;
+    read_tcp_table(proc + "/net/tcp", table);
+    read_tcp_table(proc + "/net/tcp6", table);
+    std::vector<int> fds;
+    for (const auto& [fd, inode] : socks) {
+        auto it = table.established.find(inode);
+        if (it == table.established.end() || table.listening.count(it->second)) continue;
+        fds.push_back(fd);
     }
     if (fds.empty()) return 0;
 

@@ -16,6 +16,10 @@ constexpr std::array<Direction, 2> kDirections = {Direction::kIngress, Direction
 
 size_t index(Direction dir) { return static_cast<size_t>(dir); }
 
+// A connection quiet this long gives back its buffers' storage (see expire()); a busy one keeps
+// it so it does not reallocate per message.
+constexpr uint64_t kReleaseAfterNs = 1'000'000'000;
+
 // Which side we are, given that a message of `kind` travels in direction `dir`.
 Role role_for(Direction dir, protocol::MessageKind kind) {
     const bool request = kind == protocol::MessageKind::kRequest;
@@ -201,6 +205,10 @@ void Connection::end(pairing::Outcome outcome) {
 }
 
 void Connection::expire(uint64_t now_ns, uint64_t timeout_ns) {
+    // Idle since the last tick: an exchange's bytes were consumed, their storage need not stay.
+    if (last_activity_ns_ + kReleaseAfterNs <= now_ns) {
+        for (auto& b : buffers_) b.release_idle_memory();
+    }
     for (Direction d : kDirections) {
         if (phase_ != Phase::kDetecting && phase_ != Phase::kActive) break;
         StreamBuffer& buf = buffer(d);

@@ -3,9 +3,11 @@
 #include <locale.h>
 #include <wctype.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -28,6 +30,19 @@ locale_t utf8_ctype() {
     return locale;
 }
 
+// True when one of the 8 bytes at p is a control character, non-ASCII, '"' or '\\'. (The
+// below-0x20 test can fire for a byte only when a lower byte of the word is below 0x20 too, so
+// the answer for the word is exact.)
+bool word_needs_escape(const char* p) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    uint64_t x;
+    std::memcpy(&x, p, sizeof x);
+    const auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+    const uint64_t below_space = (x - 0x20 * kOnes) & ~x & kHigh;
+    return ((x & kHigh) | below_space | has_zero(x ^ ('"' * kOnes)) | has_zero(x ^ ('\\' * kOnes))) != 0;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -35,8 +50,10 @@ void append_json_string(std::string& out, std::string_view s) {
     out.reserve(out.size() + s.size() + 2);
     out += '"';
     for (size_t pos = 0; pos < s.size();) {
-        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time.
+        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time,
+        // found 8 bytes per step while no byte of the word needs attention.
         size_t run = pos;
+        while (run + 8 <= s.size() && !word_needs_escape(s.data() + run)) run += 8;
         while (run < s.size()) {
             const auto r = static_cast<unsigned char>(s[run]);
             if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\') break;
@@ -109,11 +126,24 @@ class ObjectWriter {
     explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
 
     void key(std::string_view k) {
-        if (!first_) out_ += ',';
+        // `,"key":` in one append: keys are short literals of this file.
+        char buffer[64];
+        if (k.size() + 4 > sizeof buffer) {
+            if (!first_) out_ += ',';
+            out_ += '"';
+            out_ += k;
+            out_ += "\":";
+        } else {
+            size_t n = 0;
+            if (!first_) buffer[n++] = ',';
+            buffer[n++] = '"';
+            std::memcpy(buffer + n, k.data(), k.size());
+            n += k.size();
+            buffer[n++] = '"';
+            buffer[n++] = ':';
+            out_.append(buffer, n);
+        }
         first_ = false;
-        out_ += '"';
-        out_ += k;
-        out_ += "\":";
     }
     void string(std::string_view k, std::string_view v) {
         key(k);
@@ -616,6 +646,21 @@ double epoch_seconds_from_ns(uint64_t unix_ns) {
 
 std::string sanitize_name(std::string_view name, std::string_view fallback) {
     static constexpr std::string_view kAllowedPunctuation = "_.:/%&#=+\\-@";
+    // The common case: only ASCII letters, digits and allowed punctuation, short enough. Nothing
+    // to drop, trim or cut, so the name is kept as it is.
+    static const auto kKept = [] {
+        std::array<bool, 256> kept{};
+        for (int c = '0'; c <= '9'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (int c = 'a'; c <= 'z'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (int c = 'A'; c <= 'Z'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (const char c : kAllowedPunctuation) kept[static_cast<unsigned char>(c)] = true;
+        return kept;
+    }();
+    if (!name.empty() && name.size() <= kMaxNameLength &&
+        std::all_of(name.begin(), name.end(),
+                    [](char c) { return kKept[static_cast<unsigned char>(c)]; })) {
+        return std::string(name);
+    }
     const locale_t locale = utf8_ctype();
     std::string out;
     size_t chars = 0;
@@ -654,7 +699,7 @@ std::string sanitize_name(std::string_view name, std::string_view fallback) {
 }
 
 std::string_view truncate_url_view(std::string_view url, size_t max_chars) {
-    if (count_utf8_chars(url) <= max_chars) return url;
+    if (url.size() <= max_chars || count_utf8_chars(url) <= max_chars) return url;
     if (const size_t cut = url.find_first_of("?#"); cut != std::string_view::npos) {
         url = url.substr(0, cut);
     }

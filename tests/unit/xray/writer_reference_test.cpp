@@ -255,3 +255,42 @@ TEST(XrayWriterReference, HttpAndCauseWrittenInPlaceMatchTheirDom) {
 
 }  // namespace
 }  // namespace passport::xray
+
+namespace passport::xray {
+namespace {
+
+// append_json_string scans 8 bytes at a time while nothing needs escaping: every kind of byte
+// that does (controls, quote, backslash, DEL and non-ASCII, valid or not) at every offset of
+// the word, against nlohmann's writer with the same replacement policy.
+TEST(XrayWriterReference, JsonStringsMatchNlohmannAtEveryOffset) {
+    const std::vector<std::string> specials = {
+        std::string(1, '\0'), "\x01", "\x1f", "\"", "\\", "\x7f", "\n", "\t",
+        "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xC3", "\xFF", "\x80", " ", "/"};
+    for (size_t length = 0; length <= 40; ++length) {
+        for (size_t at = 0; at <= length; ++at) {
+            for (const std::string& special : specials) {
+                std::string text(length, 'a');
+                for (size_t i = 0; i < length; ++i) text[i] = static_cast<char>('a' + (i * 7) % 26);
+                text.insert(at, special);
+                std::string written;
+                append_json_string(written, text);
+                const std::string reference =
+                    nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                ASSERT_EQ(written, reference) << "length " << length << " at " << at;
+            }
+        }
+    }
+}
+
+TEST(XrayWriterReference, PlainNamesAreKeptAsTheyAre) {
+    EXPECT_EQ(sanitize_name("inventory.local:8080"), "inventory.local:8080");
+    EXPECT_EQ(sanitize_name("a_b-c@d/e%f&g#h=i+j\\k"), "a_b-c@d/e%f&g#h=i+j\\k");
+    EXPECT_EQ(sanitize_name(std::string(kMaxNameLength, 'n')), std::string(kMaxNameLength, 'n'));
+    EXPECT_EQ(sanitize_name(std::string(kMaxNameLength + 1, 'n')), std::string(kMaxNameLength, 'n'));
+    EXPECT_EQ(sanitize_name(" padded "), "padded");
+    EXPECT_EQ(sanitize_name("a!b"), "ab");
+    EXPECT_EQ(sanitize_name(""), std::string(kDefaultName));
+}
+
+}  // namespace
+}  // namespace passport::xray

@@ -412,24 +412,14 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
     }
     Headers& headers =
         kind_ == MessageKind::kRequest ? msg().request.headers : msg().response.headers;
-    // One allocation for the header list: count its lines first (an upper bound: the final
-    // empty line and folded lines are counted too).
-    size_t lines = 0;
-    for (size_t p = block.find('\n', line_start); p != std::string_view::npos;
-         p = block.find('\n', p + 1)) {
-        ++lines;
-    }
-    headers.reserve(std::min(lines, limits_.max_headers));
-    while (line_start < block.size()) {
-        const std::string_view line = next_line();
-        if (line.empty()) break;
+    auto header_line = [&](std::string_view line) -> std::string_view {
         if (line.front() == ' ' || line.front() == '\t') {
             // Obsolete line folding: the line continues the previous field's value.
             if (headers.empty()) return "http.bad_header";
             const std::string_view more = trim_ows(line);
             if (!is_field_value(more)) return "http.bad_header";
             headers.back().second.append(" ").append(more);
-            continue;
+            return {};
         }
         const size_t colon = line.find(':');
         if (colon == std::string_view::npos || colon == 0) return "http.bad_header";
@@ -439,6 +429,29 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
         if (!is_field_value(value)) return "http.bad_header";
         if (headers.size() >= limits_.max_headers) return "http.too_many_headers";
         headers.emplace_back(std::string(name), std::string(value));
+        return {};
+    };
+    // The lines are split first, up to a stack's worth, so the header list is allocated once.
+    constexpr size_t kStackLines = 32;
+    std::array<std::string_view, kStackLines> lines;
+    size_t count = 0;
+    bool ended = false;
+    while (line_start < block.size() && count < kStackLines) {
+        const std::string_view line = next_line();
+        if (line.empty()) {
+            ended = true;
+            break;
+        }
+        lines[count++] = line;
+    }
+    headers.reserve(std::min(count + (ended ? 0 : kStackLines), limits_.max_headers));
+    for (size_t i = 0; i < count; ++i) {
+        if (const std::string_view reason = header_line(lines[i]); !reason.empty()) return reason;
+    }
+    while (!ended && line_start < block.size()) {
+        const std::string_view line = next_line();
+        if (line.empty()) break;
+        if (const std::string_view reason = header_line(line); !reason.empty()) return reason;
     }
     return {};
 }

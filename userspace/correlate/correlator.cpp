@@ -822,7 +822,8 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
     fill_exchange(s, ex, clock_, ids_, std::move(hr), counters_);
     s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
-    if (!ctx.rule_name.empty()) s.aws = {{"xray", {{"rule_name", ctx.rule_name}}}};
+    // Built member by member: the initializer-list form costs several times as much.
+    if (!ctx.rule_name.empty()) s.aws["xray"]["rule_name"] = ctx.rule_name;
 }
 
 xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pairing::HttpExchange& ex) {

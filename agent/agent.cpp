@@ -44,11 +44,13 @@ struct RingContext {
     Injection* injection = nullptr;  // nullptr when injection is off
     bool trace_all = false;
     bool verbose = false;
+    // Reused for every record: decode_counted keeps its payload storage (no allocation per record).
+    events::Event event;
 };
 
 int on_record(void* ctx, void* data, size_t size) {
     auto* rc = static_cast<RingContext*>(ctx);
-    events::Event ev;
+    events::Event& ev = rc->event;
     if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev)) return 0;
     if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
@@ -270,7 +272,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             return 1;
         }
     }
-    RingContext rc{&counters, &pipe, &selector, &record, tls.get(), injection.get(), cfg.trace_all(), cfg.verbose};
+    RingContext rc{&counters, &pipe, &selector, &record, tls.get(), injection.get(), cfg.trace_all(), cfg.verbose, {}};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
         ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
     if (!ring) {

@@ -3,6 +3,7 @@
 // produces. One instance is owned by the pipeline and shared by reference with each stage; the
 // pipeline runs on one thread, so no atomics. Names are dotted: "<stage>.<what>", e.g.
 // "http.invalid_request", "export.udp_send_failed". The agent prints them all on exit.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -19,6 +20,7 @@ public:
     Counters(Counters&& o) noexcept : values_(std::move(o.values_)) {
         o.values_.clear();
         o.index_.clear();
+        o.recent_ = {};
         reindex();
     }
     Counters& operator=(const Counters& o) {
@@ -33,6 +35,7 @@ public:
             values_ = std::move(o.values_);
             o.values_.clear();
             o.index_.clear();
+            o.recent_ = {};
             reindex();
         }
         return *this;
@@ -55,18 +58,34 @@ private:
     };
     void reindex() {
         index_.clear();
+        recent_ = {};
         for (auto& [name, value] : values_) index_.emplace(name, &value);
     }
     uint64_t& slot(std::string_view name) {
+        // Most names are literals at fixed addresses: a direct-mapped cache by address finds
+        // them without hashing; the name is still compared, so a reused address cannot alias.
+        Recent& r = recent_[(reinterpret_cast<uintptr_t>(name.data()) >> 3) % kRecent];
+        if (r.key != nullptr && r.key->size() == name.size() &&
+            std::char_traits<char>::compare(r.key->data(), name.data(), name.size()) == 0) {
+            return *r.value;
+        }
         auto it = index_.find(name);
-        if (it != index_.end()) return *it->second;
-        auto placed = values_.emplace(std::string(name), 0).first;
-        index_.emplace(placed->first, &placed->second);
-        return placed->second;
+        if (it == index_.end()) {
+            auto placed = values_.emplace(std::string(name), 0).first;
+            it = index_.emplace(placed->first, &placed->second).first;
+        }
+        r = Recent{&it->first, it->second};
+        return *it->second;
     }
+    struct Recent {
+        const std::string* key = nullptr;  // a key of values_ (map nodes never move)
+        uint64_t* value = nullptr;
+    };
+    static constexpr size_t kRecent = 64;
 
     std::map<std::string, uint64_t, std::less<>> values_;
     std::unordered_map<std::string, uint64_t*, NameHash, std::equal_to<>> index_;
+    std::array<Recent, kRecent> recent_{};
 };
 
 }  // namespace passport

@@ -137,7 +137,7 @@ void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& 
         http.response = resp;
         xray::apply_http_status(resp.status, n.error, n.throttle, n.fault);
     }
-    n.http = http;
+    n.http = std::move(http);
     if (complete) {
         n.end_time = clock.to_epoch_seconds(ex.response_end_ns);
     } else if (ex.outcome == pairing::Outcome::kShutdown) {
@@ -824,9 +824,10 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
         }
     }
     if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
-    fill_exchange(s, ex, clock_, ids_, hr, counters_);
+    fill_exchange(s, ex, clock_, ids_, std::move(hr), counters_);
     s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
-    if (!ctx.rule_name.empty()) s.aws = {{"xray", {{"rule_name", ctx.rule_name}}}};
+    // Built member by member: the initializer-list form costs several times as much.
+    if (!ctx.rule_name.empty()) s.aws["xray"]["rule_name"] = ctx.rule_name;
 }
 
 xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pairing::HttpExchange& ex) {
@@ -842,7 +843,7 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pai
     // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
     // would wait for one that never comes.
     if (call.downstream_linked || call.injected) hr.traced = true;
-    fill_exchange(sub, ex, clock_, ids_, hr, counters_);
+    fill_exchange(sub, ex, clock_, ids_, std::move(hr), counters_);
     // AWS API calls become `aws` subsegments named after the service (userspace/aws).
     aws::fill_aws_subsegment(ex, sub, ids_, counters_);
     return sub;

@@ -59,6 +59,33 @@ std::string trace_id_string(const pp_trace_ctx& c) {
     return out;
 }
 
+// Fills `out` from a PP_EV_DATA record, reusing out.bytes' storage; the rejection reason, or
+// empty when the record is good (then every field of `out` is set).
+std::string_view decode_data(std::span<const uint8_t> rec, Data& out) {
+    constexpr size_t kFixed = offsetof(pp_data_event, msg);
+    if (rec.size() < kFixed) return "short_data";
+    pp_data_event ev;
+    std::memcpy(&ev, rec.data(), kFixed);
+    if (ev.captured > PP_MAX_CHUNK || ev.captured > ev.len) return "bad_capture_len";
+    if (rec.size() < kFixed + ev.captured) return "truncated_payload";
+    if (ev.direction > PP_DIR_EGRESS) return "bad_direction";
+    auto role = to_role(ev.role);
+    if (!role) return "bad_role";
+    if (ev.source > PP_SRC_TLS) return "bad_source";
+    out.conn = to_key(ev.conn);
+    out.tid = ev.hdr.tid;
+    out.enter_ns = ev.hdr.ts_ns;
+    out.exit_ns = ev.exit_ns;
+    out.pos = ev.pos;
+    out.len = ev.len;
+    out.direction = ev.direction == PP_DIR_INGRESS ? Direction::kIngress : Direction::kEgress;
+    out.role = *role;
+    out.syscall = ev.syscall;
+    out.source = ev.source;
+    out.bytes.assign(reinterpret_cast<const char*>(rec.data() + kFixed), ev.captured);
+    return {};
+}
+
 }  // namespace
 
 Result<Event> decode(std::span<const uint8_t> rec) {
@@ -80,28 +107,10 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             return Event{out};
         }
         case PP_EV_DATA: {
-            constexpr size_t kFixed = offsetof(pp_data_event, msg);
-            if (rec.size() < kFixed) return make_error("short_data");
-            pp_data_event ev;
-            std::memcpy(&ev, rec.data(), kFixed);
-            if (ev.captured > PP_MAX_CHUNK || ev.captured > ev.len) return make_error("bad_capture_len");
-            if (rec.size() < kFixed + ev.captured) return make_error("truncated_payload");
-            if (ev.direction > PP_DIR_EGRESS) return make_error("bad_direction");
-            auto role = to_role(ev.role);
-            if (!role) return make_error(role.error());
             Data out;
-            out.conn = to_key(ev.conn);
-            out.tid = ev.hdr.tid;
-            out.enter_ns = ev.hdr.ts_ns;
-            out.exit_ns = ev.exit_ns;
-            out.pos = ev.pos;
-            out.len = ev.len;
-            out.direction = ev.direction == PP_DIR_INGRESS ? Direction::kIngress : Direction::kEgress;
-            out.role = *role;
-            out.syscall = ev.syscall;
-            if (ev.source > PP_SRC_TLS) return make_error("bad_source");
-            out.source = ev.source;
-            out.bytes.assign(reinterpret_cast<const char*>(rec.data() + kFixed), ev.captured);
+            if (const std::string_view reason = decode_data(rec, out); !reason.empty()) {
+                return make_error(std::string(reason));
+            }
             return Event{std::move(out)};
         }
         case PP_EV_CONN_CLOSE: {
@@ -189,6 +198,18 @@ Result<Event> decode(std::span<const uint8_t> rec) {
 }
 
 bool decode_counted(std::span<const uint8_t> record, Counters& counters, Event& out) {
+    if (record.size() >= sizeof(pp_event_header) && record[0] == PP_EV_DATA) {
+        // Most records: decoded in place, so a caller that keeps `out` from one record to the
+        // next reuses its payload buffer instead of allocating one per record.
+        Data* data = std::get_if<Data>(&out);
+        if (data == nullptr) data = &out.emplace<Data>();
+        if (const std::string_view reason = decode_data(record, *data); !reason.empty()) {
+            counters.add("decode.rejected." + std::string(reason));
+            return false;
+        }
+        counters.add("decode.ok");
+        return true;
+    }
     auto r = decode(record);
     if (!r) {
         counters.add("decode.rejected." + r.error());

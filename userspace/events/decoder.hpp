@@ -15,6 +15,8 @@ namespace passport::events {
 Result<Event> decode(std::span<const uint8_t> record);
 
 // decode() plus counting: "decode.ok" / "decode.rejected.<reason>"; returns false on rejection.
+// A data record is decoded into `out` in place: keeping one Event across calls reuses its
+// payload storage. On rejection `out` holds nothing meaningful.
 bool decode_counted(std::span<const uint8_t> record, Counters& counters, Event& out);
 
 }  // namespace passport::events

@@ -11,6 +11,10 @@ class Emitter {
   public:
     virtual ~Emitter() = default;
     virtual void emit(std::string datagram) = 0;
+    // An empty string to write the next datagram into. An emitter that is done with the
+    // datagrams it was given hands their buffers back here, so the writer reuses their capacity
+    // instead of allocating one per document; the default has none to give.
+    virtual std::string spare() { return {}; }
     virtual void flush() {}
 };
 

@@ -23,6 +23,10 @@ void FanoutEmitter::emit(std::string datagram) {
     }
 }
 
+std::string FanoutEmitter::spare() {
+    return emitters_.empty() ? std::string() : emitters_.back()->spare();
+}
+
 void FanoutEmitter::flush() {
     for (auto& emitter : emitters_) emitter->flush();
 }

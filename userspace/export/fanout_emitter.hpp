@@ -18,6 +18,8 @@ class FanoutEmitter : public Emitter {
     size_t size() const { return emitters_.size(); }
 
     void emit(std::string datagram) override;
+    // The last emitter gets the original datagram, so its buffers are the ones to reuse.
+    std::string spare() override;
     void flush() override;
 
   private:

@@ -68,6 +68,22 @@ void UdpEmitter::emit(std::string datagram) {
         return;
     }
     send_one(datagram);
+    recycle(datagram);
+}
+
+std::string UdpEmitter::spare() {
+    if (spare_.empty()) return {};
+    std::string out = std::move(spare_.back());
+    spare_.pop_back();
+    return out;
+}
+
+void UdpEmitter::recycle(std::string& datagram) {
+    // Bounded: at most a batch of ordinary-sized buffers is kept (an oversized one is freed).
+    constexpr size_t kMaxKeptCapacity = 16 * 1024;
+    if (spare_.size() >= kMaxBatch || datagram.capacity() > kMaxKeptCapacity) return;
+    datagram.clear();
+    spare_.push_back(std::move(datagram));
 }
 
 // Sends the queued datagrams, up to kMaxBatch per sendmmsg(2): one syscall instead of one per
@@ -106,6 +122,7 @@ void UdpEmitter::flush() {
         }
         i++;
     }
+    for (std::string& datagram : pending_) recycle(datagram);
     pending_.clear();
 }
 

@@ -39,6 +39,7 @@ class UdpEmitter : public Emitter {
                                                       const HostPort& address, Counters& counters);
 
     void emit(std::string datagram) override;
+    std::string spare() override;
     // Sends what emit() queued (batching only). The agent calls it on its drain timer.
     void flush() override;
     // Queue up to max_batch datagrams and send them with one sendmmsg(2); 1 (the default)
@@ -54,10 +55,13 @@ class UdpEmitter : public Emitter {
 
     void count_failure(std::string_view reason);
     void send_one(const std::string& datagram);
+    // Keeps a sent datagram's buffer for spare().
+    void recycle(std::string& datagram);
 
     static constexpr size_t kMaxBatch = 64;
     size_t max_batch_ = 1;
     std::vector<std::string> pending_;
+    std::vector<std::string> spare_;  // sent datagrams' buffers, emptied, for spare()
 
     boost::asio::ip::udp::socket socket_;
     boost::asio::ip::udp::endpoint remote_;

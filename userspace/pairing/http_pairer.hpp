@@ -19,7 +19,7 @@
 // Owned by a stream::Connection (made through protocol::registered_protocols()); pipeline thread.
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -69,8 +69,10 @@ class HttpPairer final : public protocol::Session {
     events::Direction request_dir_;
     protocol::http1::Http1Parser requests_;
     protocol::http1::Http1Parser responses_;
-    std::deque<Pending> pending_;
-    std::deque<Message> early_;  // responses that completed while their request was still arriving
+    // Lists, not deques: an empty std::deque still holds a node (over 1 KiB for a Message), and
+    // every idle keep-alive connection has both empty. A list holds nothing while empty.
+    std::list<Pending> pending_;
+    std::list<Message> early_;  // responses that completed while their request was still arriving
     bool wants_data_ = true;
 };
 

@@ -67,6 +67,14 @@ void Pipeline::shutdown() {
 }
 
 void Pipeline::emit_segment(xray::Segment&& s) {
+    // The common case: the whole segment in one datagram, written straight into a buffer the
+    // emitter hands back from a datagram already sent.
+    std::string datagram = emitter_.spare();
+    if (xray::write_datagram(s, datagram, cfg_.max_datagram)) {
+        counters_.add("pipeline.documents");
+        emitter_.emit(std::move(datagram));
+        return;
+    }
     for (std::string& datagram : xray::serialize_documents(s, cfg_.max_datagram, &counters_)) {
         counters_.add("pipeline.documents");
         emitter_.emit(std::move(datagram));

@@ -16,6 +16,10 @@ constexpr std::array<Direction, 2> kDirections = {Direction::kIngress, Direction
 
 size_t index(Direction dir) { return static_cast<size_t>(dir); }
 
+// A connection quiet this long gives back its buffers' storage (see expire()); a busy one keeps
+// it so it does not reallocate per message.
+constexpr uint64_t kReleaseAfterNs = 1'000'000'000;
+
 // Which side we are, given that a message of `kind` travels in direction `dir`.
 Role role_for(Direction dir, protocol::MessageKind kind) {
     const bool request = kind == protocol::MessageKind::kRequest;
@@ -41,11 +45,13 @@ void Connection::on_open(const events::ConnOpen& open) {
     ctx_.local = open.local;
     ctx_.remote = open.remote;
     ctx_.netns = open.netns;
+    settled_ = false;
     if (phase_ == Phase::kDetecting && open.role != Role::kUnknown) ctx_.role = open.role;
     last_activity_ns_ = std::max(last_activity_ns_, open.ts_ns);
 }
 
 void Connection::on_data(const events::Data& data) {
+    settled_ = false;
     last_activity_ns_ = std::max(last_activity_ns_, data.exit_ns);
     if (phase_ == Phase::kEnded || !admit_source(data)) return;
     if (phase_ == Phase::kIgnored) return;
@@ -201,6 +207,11 @@ void Connection::end(pairing::Outcome outcome) {
 }
 
 void Connection::expire(uint64_t now_ns, uint64_t timeout_ns) {
+    if (settled_) return;
+    // Idle since the last tick: an exchange's bytes were consumed, their storage need not stay.
+    if (last_activity_ns_ + kReleaseAfterNs <= now_ns) {
+        for (auto& b : buffers_) b.release_idle_memory();
+    }
     for (Direction d : kDirections) {
         if (phase_ != Phase::kDetecting && phase_ != Phase::kActive) break;
         StreamBuffer& buf = buffer(d);
@@ -219,6 +230,8 @@ void Connection::expire(uint64_t now_ns, uint64_t timeout_ns) {
         }
     }
     if (session_ && phase_ != Phase::kEnded) session_->expire(now_ns, timeout_ns, ctx_);
+    settled_ = !stalled_at_[0] && !stalled_at_[1] && buffers_[0].holds_nothing() &&
+               buffers_[1].holds_nothing() && (!session_ || session_->pending_requests() == 0);
 }
 
 }  // namespace passport::stream

@@ -99,6 +99,10 @@ class Connection {
     const protocol::ProtocolEntry* protocol_ = nullptr;
     uint64_t last_activity_ns_ = 0;
     bool ciphertext_ = false;  // socket bytes of this connection are TLS records
+    // expire() has nothing to do until the next event: no hole, no buffered storage, no
+    // request waiting for its response. Idle keep-alive connections then cost the expiry pass
+    // one flag test each.
+    bool settled_ = false;
 };
 
 }  // namespace passport::stream

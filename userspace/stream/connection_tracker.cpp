@@ -64,8 +64,8 @@ void ConnectionTracker::handle(const events::ProcExec& /*exec*/) {
 void ConnectionTracker::handle(const events::ProcExit& exit) {
     // Walk in activity order so the exchanges come out in a deterministic order.
     std::vector<events::ConnKey> keys;
-    for (const auto& key : lru_) {
-        if (key.tgid == exit.tgid) keys.push_back(key);
+    for (const auto& item : lru_) {
+        if (item.key.tgid == exit.tgid) keys.push_back(item.key);
     }
     for (const auto& key : keys) {
         auto it = conns_.find(key);
@@ -93,14 +93,13 @@ Connection& ConnectionTracker::find_or_create(const events::ConnKey& key) {
         touch(it->second);
         return *it->second.conn;
     }
-    lru_.push_back(key);
-    Entry entry{std::make_unique<Connection>(key, counters_, config_.connection, sink_),
-                std::prev(lru_.end())};
-    Connection& conn = *entry.conn;
-    conns_.emplace(key, std::move(entry));
-    while (conns_.size() > config_.max_connections && lru_.front() != key) {
+    auto owned = std::make_unique<Connection>(key, counters_, config_.connection, sink_);
+    Connection& conn = *owned;
+    lru_.push_back(LruItem{key, &conn});
+    conns_.emplace(key, Entry{std::move(owned), std::prev(lru_.end())});
+    while (conns_.size() > config_.max_connections && lru_.front().key != key) {
         counters_.add("stream.evicted_connections");
-        retire(conns_.find(lru_.front()), pairing::Outcome::kTimedOut);
+        retire(conns_.find(lru_.front().key), pairing::Outcome::kTimedOut);
     }
     return conn;
 }
@@ -132,19 +131,16 @@ void ConnectionTracker::remember_ended(const events::ConnKey& key) {
 
 void ConnectionTracker::expire(uint64_t now_ns) {
     while (!lru_.empty()) {
-        auto it = conns_.find(lru_.front());
-        const uint64_t last = it->second.conn->last_activity_ns();
+        const uint64_t last = lru_.front().conn->last_activity_ns();
         if (now_ns < last || now_ns - last < config_.idle_timeout_ns) break;
         counters_.add("stream.idle_expired");
-        retire(it, pairing::Outcome::kTimedOut);
+        retire(conns_.find(lru_.front().key), pairing::Outcome::kTimedOut);
     }
-    for (const auto& key : lru_) {
-        conns_.find(key)->second.conn->expire(now_ns, config_.pairing_timeout_ns);
-    }
+    for (const auto& item : lru_) item.conn->expire(now_ns, config_.pairing_timeout_ns);
 }
 
 void ConnectionTracker::flush_all() {
-    while (!lru_.empty()) retire(conns_.find(lru_.front()), pairing::Outcome::kShutdown);
+    while (!lru_.empty()) retire(conns_.find(lru_.front().key), pairing::Outcome::kShutdown);
 }
 
 }  // namespace passport::stream

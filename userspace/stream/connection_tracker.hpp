@@ -68,9 +68,15 @@ class ConnectionTracker {
     const Connection* find(const events::ConnKey& key) const;
 
   private:
+    // The activity list holds each connection's address too, so the expiry pass walks it
+    // without a table lookup per connection.
+    struct LruItem {
+        events::ConnKey key;
+        Connection* conn;
+    };
     struct Entry {
         std::unique_ptr<Connection> conn;
-        std::list<events::ConnKey>::iterator lru;
+        std::list<LruItem>::iterator lru;
     };
     using Table = std::unordered_map<events::ConnKey, Entry, events::ConnKeyHash>;
 
@@ -95,7 +101,7 @@ class ConnectionTracker {
     TrackerConfig config_;
     pairing::ExchangeSink sink_;
     Table conns_;
-    std::list<events::ConnKey> lru_;                     // front: least recently active
+    std::list<LruItem> lru_;                             // front: least recently active
     std::unordered_map<uint64_t, uint64_t> newest_gen_;  // (tgid << 32 | fd) -> newest gen seen
     std::deque<events::ConnKey> ended_order_;
     std::unordered_set<events::ConnKey, events::ConnKeyHash> ended_;

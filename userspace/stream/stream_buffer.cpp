@@ -9,6 +9,10 @@ namespace passport::stream {
 namespace {
 // Compacting the head string costs a copy; do it only when the dead prefix is large.
 constexpr size_t kCompactThreshold = 4096;
+// Storage kept when everything buffered was consumed: enough for a typical request head, so a
+// busy stream of small messages does not reallocate per message, while a connection that goes
+// idle after a larger message (a response with its body) does not keep that message's worth.
+constexpr size_t kKeepCapacity = 512;
 }  // namespace
 
 StreamBuffer::StreamBuffer(Counters& counters, StreamLimits limits)
@@ -52,7 +56,18 @@ void StreamBuffer::add(uint64_t pos, std::string_view bytes, uint64_t len,
 
     uint64_t inserted = 0;
     if (!bytes.empty() && captured_end > start) {
-        inserted += insert_piece(start, captured_end - start, bytes);
+        if (start == head_end() && ahead_.empty()) {
+            // In order with nothing waiting behind a hole (nearly every chunk): straight into the
+            // head, without a piece of its own to copy it into first.
+            if (head_size() == 0) {
+                data_.clear();
+                off_ = 0;
+            }
+            data_.append(bytes.data(), static_cast<size_t>(captured_end - start));
+            inserted += captured_end - start;
+        } else {
+            inserted += insert_piece(start, captured_end - start, bytes);
+        }
     }
     const uint64_t gap_start = std::max(start, captured_end);
     if (end > gap_start) {
@@ -115,7 +130,11 @@ void StreamBuffer::consume(size_t n) {
     off_ += n;
     pos_ += n;
     if (off_ == data_.size()) {
-        data_.clear();
+        if (data_.capacity() > kKeepCapacity) {
+            std::string().swap(data_);  // see kKeepCapacity
+        } else {
+            data_.clear();
+        }
         off_ = 0;
     } else if (off_ >= kCompactThreshold && off_ * 2 >= data_.size()) {
         data_.erase(0, off_);
@@ -226,9 +245,15 @@ void StreamBuffer::drop_all() {
     trim_timings();
 }
 
+void StreamBuffer::release_idle_memory() {
+    if (head_size() != 0 || data_.capacity() <= sizeof(std::string)) return;
+    std::string().swap(data_);
+    off_ = 0;
+}
+
 void StreamBuffer::clear() {
     uint64_t end = std::max(head_end(), delivered_end_);
-    data_.clear();
+    std::string().swap(data_);  // not parsed any more: give the storage back too
     off_ = 0;
     ahead_.clear();
     ahead_bytes_ = 0;

@@ -82,6 +82,15 @@ class StreamBuffer {
     void declare_holes_lost();
     // Forgets everything buffered (the connection is not parsed any more).
     void clear();
+    // Frees the head's storage when nothing is buffered. Consumed bytes leave their capacity
+    // behind (so a busy stream does not reallocate per message); an idle keep-alive connection
+    // should not keep a message's worth of it. Called from the expiry tick.
+    void release_idle_memory();
+    // True when nothing is buffered, no storage is held and no timing is remembered.
+    bool holds_nothing() const {
+        return head_size() == 0 && ahead_.empty() && timings_.empty() &&
+               data_.capacity() <= sizeof(std::string);
+    }
 
     // Changes whenever buffered bytes were dropped without being consumed (overflow): a parser
     // holding state about earlier positions must resynchronise.

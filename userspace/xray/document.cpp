@@ -3,8 +3,11 @@
 #include <locale.h>
 #include <wctype.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -27,6 +30,19 @@ locale_t utf8_ctype() {
     return locale;
 }
 
+// True when one of the 8 bytes at p is a control character, non-ASCII, '"' or '\\'. (The
+// below-0x20 test can fire for a byte only when a lower byte of the word is below 0x20 too, so
+// the answer for the word is exact.)
+bool word_needs_escape(const char* p) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    uint64_t x;
+    std::memcpy(&x, p, sizeof x);
+    const auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+    const uint64_t below_space = (x - 0x20 * kOnes) & ~x & kHigh;
+    return ((x & kHigh) | below_space | has_zero(x ^ ('"' * kOnes)) | has_zero(x ^ ('\\' * kOnes))) != 0;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -34,8 +50,10 @@ void append_json_string(std::string& out, std::string_view s) {
     out.reserve(out.size() + s.size() + 2);
     out += '"';
     for (size_t pos = 0; pos < s.size();) {
-        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time.
+        // Printable ASCII other than '"' and '\\' (nearly all of it): copied a run at a time,
+        // found 8 bytes per step while no byte of the word needs attention.
         size_t run = pos;
+        while (run + 8 <= s.size() && !word_needs_escape(s.data() + run)) run += 8;
         while (run < s.size()) {
             const auto r = static_cast<unsigned char>(s[run]);
             if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\') break;
@@ -108,11 +126,24 @@ class ObjectWriter {
     explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
 
     void key(std::string_view k) {
-        if (!first_) out_ += ',';
+        // `,"key":` in one append: keys are short literals of this file.
+        char buffer[64];
+        if (k.size() + 4 > sizeof buffer) {
+            if (!first_) out_ += ',';
+            out_ += '"';
+            out_ += k;
+            out_ += "\":";
+        } else {
+            size_t n = 0;
+            if (!first_) buffer[n++] = ',';
+            buffer[n++] = '"';
+            std::memcpy(buffer + n, k.data(), k.size());
+            n += k.size();
+            buffer[n++] = '"';
+            buffer[n++] = ':';
+            out_.append(buffer, n);
+        }
         first_ = false;
-        out_ += '"';
-        out_ += k;
-        out_ += "\":";
     }
     void string(std::string_view k, std::string_view v) {
         key(k);
@@ -134,7 +165,7 @@ class ObjectWriter {
     }
     void time(std::string_view k, double t) {
         key(k);
-        out_ += format_time(t);
+        append_time(out_, t);
     }
     void json_if(std::string_view k, const nlohmann::json& j) {
         if (is_nonempty_object(j)) {
@@ -142,13 +173,23 @@ class ObjectWriter {
             out_ += dump_json(j);
         }
     }
-    // Attaches an already written object unless it is "{}".
-    void object_if(std::string_view k, const std::string& object) {
-        if (object.size() > 2) {
-            key(k);
-            out_ += object;
+    // Writes member k as the object `write` fills in through an ObjectWriter, in place; takes
+    // it back out (the member is omitted) when the object is left empty.
+    template <typename Fill>
+    void object_if(std::string_view k, Fill&& write) {
+        const size_t mark = out_.size();
+        const bool was_first = first_;
+        key(k);
+        ObjectWriter inner(out_);
+        write(inner);
+        if (inner.empty()) {
+            out_.resize(mark);
+            first_ = was_first;
+            return;
         }
+        inner.close();
     }
+    bool empty() const { return first_; }
     void close() { out_ += '}'; }
 
   private:
@@ -161,41 +202,28 @@ struct Independent {
     std::string_view parent_id;
 };
 
-std::string http_json(const HttpInfo& http, bool subsegment) {
-    std::string out;
-    ObjectWriter w(out);
+void write_http(ObjectWriter& w, const HttpInfo& http, bool subsegment) {
     if (http.request) {
         const HttpRequestInfo& r = *http.request;
-        std::string request;
-        ObjectWriter rw(request);
-        rw.capped("method", r.method);
-        if (!r.url.empty()) rw.string("url", truncate_url(r.url));
-        rw.capped("user_agent", r.user_agent);
-        rw.capped("client_ip", r.client_ip);
-        rw.flag("x_forwarded_for", r.x_forwarded_for && !r.client_ip.empty());
-        if (subsegment) rw.flag("traced", r.traced.value_or(false));
-        rw.close();
-        w.object_if("request", request);
+        w.object_if("request", [&](ObjectWriter& rw) {
+            rw.capped("method", r.method);
+            if (!r.url.empty()) rw.string("url", truncate_url_view(r.url));
+            rw.capped("user_agent", r.user_agent);
+            rw.capped("client_ip", r.client_ip);
+            rw.flag("x_forwarded_for", r.x_forwarded_for && !r.client_ip.empty());
+            if (subsegment) rw.flag("traced", r.traced.value_or(false));
+        });
     }
     if (http.response) {
-        std::string response;
-        ObjectWriter rw(response);
-        if (http.response->status > 0) {
-            rw.integer("status", static_cast<uint64_t>(http.response->status));
-        }
-        if (http.response->content_length) {
-            rw.integer("content_length", *http.response->content_length);
-        }
-        rw.close();
-        w.object_if("response", response);
+        const HttpResponseInfo& r = *http.response;
+        w.object_if("response", [&](ObjectWriter& rw) {
+            if (r.status > 0) rw.integer("status", static_cast<uint64_t>(r.status));
+            if (r.content_length) rw.integer("content_length", *r.content_length);
+        });
     }
-    w.close();
-    return out;
 }
 
-std::string cause_json(const Cause& cause) {
-    std::string out;
-    ObjectWriter w(out);
+void write_cause(std::string& out, ObjectWriter& w, const Cause& cause) {
     w.capped("working_directory", cause.working_directory);
     if (!cause.exceptions.empty()) {
         w.key("exceptions");
@@ -213,18 +241,20 @@ std::string cause_json(const Cause& cause) {
         }
         out += ']';
     }
-    w.close();
-    return out;
 }
 
 // Fields shared by segments and subsegments, written after the identity/timing block.
 template <typename Node>
-void write_outcome(ObjectWriter& w, const Node& node, bool subsegment) {
-    if (node.http) w.object_if("http", http_json(*node.http, subsegment));
+void write_outcome(std::string& out, ObjectWriter& w, const Node& node, bool subsegment) {
+    if (node.http) {
+        w.object_if("http", [&](ObjectWriter& hw) { write_http(hw, *node.http, subsegment); });
+    }
     w.flag("error", node.error);
     w.flag("throttle", node.throttle);
     w.flag("fault", node.fault);
-    if (node.cause) w.object_if("cause", cause_json(*node.cause));
+    if (node.cause) {
+        w.object_if("cause", [&](ObjectWriter& cw) { write_cause(out, cw, *node.cause); });
+    }
 }
 
 void write_timing(ObjectWriter& w, double start_time, double end_time, bool in_progress) {
@@ -236,20 +266,124 @@ void write_timing(ObjectWriter& w, double start_time, double end_time, bool in_p
     }
 }
 
-nlohmann::json segment_aws(const nlohmann::json& aws) {
-    nlohmann::json out = aws.is_object() ? aws : nlohmann::json::object();
-    nlohmann::json& xray = out["xray"];
-    if (!xray.is_object()) xray = nlohmann::json::object();
-    xray["sdk"] = kSdkName;
-    xray["sdk_version"] = PASSPORT_VERSION;
-    xray["auto_instrumentation"] = true;
-    return out;
+// Characters a JSON string may hold unescaped that are also never touched by the UTF-8 check:
+// such a string is written the same by any JSON writer, quotes added and nothing else.
+bool is_plain_ascii(std::string_view s) {
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
 }
 
-// The document without "subsegments" and without the closing brace, so children can be spliced
-// in. "id" is always the first member.
-std::string open_fields(const Segment& s) {
-    std::string out;
+// A key of a DOM object, exactly as nlohmann's dump writes it.
+void append_dom_key(std::string& out, const std::string& key) {
+    if (is_plain_ascii(key)) {
+        out += '"';
+        out += key;
+        out += "\":";
+    } else {
+        out += dump_json(nlohmann::json(key));
+        out += ':';
+    }
+}
+
+// A DOM value, exactly as nlohmann's dump writes it; plain strings without the serializer.
+void append_dom_value(std::string& out, const nlohmann::json& value) {
+    if (value.is_string()) {
+        const auto& text = value.get_ref<const std::string&>();
+        if (is_plain_ascii(text)) {
+            out += '"';
+            out += text;
+            out += '"';
+            return;
+        }
+    }
+    out += dump_json(value);
+}
+
+// aws.xray: the members the correlator put there (aws.xray.rule_name) with the SDK's own set
+// over them, in key order (nlohmann's objects are ordered maps, which is the order the
+// document had when this block was merged into a DOM copy and dumped).
+void append_segment_xray(std::string& out, const nlohmann::json* xray) {
+    struct Fixed {
+        std::string_view key;
+        std::string_view json;  // the value, already JSON
+    };
+    static const std::string kVersion = dump_json(PASSPORT_VERSION);
+    static const std::string kSdk = dump_json(kSdkName);
+    const std::array<Fixed, 3> fixed = {{
+        {"auto_instrumentation", "true"},
+        {"sdk", kSdk},
+        {"sdk_version", kVersion},
+    }};
+    out += '{';
+    size_t next_fixed = 0;
+    bool first = true;
+    auto separator = [&] {
+        if (!first) out += ',';
+        first = false;
+    };
+    auto write_fixed = [&] {
+        separator();
+        out += '"';
+        out += fixed[next_fixed].key;
+        out += "\":";
+        out += fixed[next_fixed].json;
+        ++next_fixed;
+    };
+    auto fixed_before = [&](std::string_view key) {
+        while (next_fixed < fixed.size() && fixed[next_fixed].key < key) write_fixed();
+    };
+    if (xray != nullptr && xray->is_object()) {
+        for (auto it = xray->begin(); it != xray->end(); ++it) {
+            const std::string& key = it.key();
+            fixed_before(key);
+            if (next_fixed < fixed.size() && fixed[next_fixed].key == key) continue;  // overridden
+            separator();
+            append_dom_key(out, key);
+            append_dom_value(out, it.value());
+        }
+    }
+    while (next_fixed < fixed.size()) write_fixed();
+    out += '}';
+}
+
+// The segment's "aws" object: the model's members with aws.xray merged as above. Written
+// straight from the model (no DOM copy, no serializer for the plain strings of the common
+// case: {"xray":{"rule_name":"Default"}}).
+void append_segment_aws(std::string& out, const nlohmann::json& aws) {
+    out += '{';
+    bool first = true;
+    bool xray_done = false;
+    auto write_xray = [&](const nlohmann::json* xray) {
+        if (!first) out += ',';
+        first = false;
+        out += R"("xray":)";
+        append_segment_xray(out, xray);
+        xray_done = true;
+    };
+    if (aws.is_object()) {
+        for (auto it = aws.begin(); it != aws.end(); ++it) {
+            const std::string& key = it.key();
+            if (!xray_done && key > std::string_view("xray")) write_xray(nullptr);
+            if (key == "xray") {
+                write_xray(&it.value());
+                continue;
+            }
+            if (!first) out += ',';
+            first = false;
+            append_dom_key(out, key);
+            append_dom_value(out, it.value());
+        }
+    }
+    if (!xray_done) write_xray(nullptr);
+    out += '}';
+}
+
+// Appends the document without "subsegments" and without the closing brace, so children can be
+// spliced in. "id" is always the first member.
+void append_open_fields(std::string& out, const Segment& s) {
     ObjectWriter w(out);
     w.string("id", s.id);
     w.string("name", sanitize_name(s.name));
@@ -257,15 +391,9 @@ std::string open_fields(const Segment& s) {
     w.capped("parent_id", s.parent_id);
     write_timing(w, s.start_time, s.end_time, s.in_progress);
     w.capped("origin", s.origin);
-    write_outcome(w, s, /*subsegment=*/false);
-    if (is_nonempty_object(s.aws)) {
-        w.json_if("aws", segment_aws(s.aws));
-    } else {
-        // The common case: only the SDK block, rendered once.
-        static const std::string kSdkOnly = dump_json(segment_aws(nullptr));
-        w.key("aws");
-        out += kSdkOnly;
-    }
+    write_outcome(out, w, s, /*subsegment=*/false);
+    w.key("aws");
+    append_segment_aws(out, s.aws);
     w.json_if("service", s.service);
     w.json_if("annotations", s.annotations);
     if (s.passport_metadata.empty()) {
@@ -286,11 +414,9 @@ std::string open_fields(const Segment& s) {
         }
         out += '}';
     }
-    return out;
 }
 
-std::string open_fields(const Subsegment& s, const Independent* independent) {
-    std::string out;
+void append_open_fields(std::string& out, const Subsegment& s, const Independent* independent) {
     ObjectWriter w(out);
     w.string("id", s.id);
     w.string("name", sanitize_name(s.name));
@@ -301,17 +427,28 @@ std::string open_fields(const Subsegment& s, const Independent* independent) {
         w.string("trace_id", independent->trace_id);
         w.string("parent_id", independent->parent_id);
     }
-    write_outcome(w, s, /*subsegment=*/true);
+    write_outcome(out, w, s, /*subsegment=*/true);
     w.json_if("aws", s.aws);
     w.json_if("sql", s.sql);
     w.json_if("annotations", s.annotations);
     w.json_if("metadata", s.metadata);
+}
+
+std::string open_fields(const Segment& s) {
+    std::string out;
+    append_open_fields(out, s);
+    return out;
+}
+
+std::string open_fields(const Subsegment& s, const Independent* independent) {
+    std::string out;
+    append_open_fields(out, s, independent);
     return out;
 }
 
 constexpr std::string_view kSubsegmentsKey = ",\"subsegments\":[";
 
-std::string embedded_json(const Subsegment& s);
+void append_embedded(std::string& out, const Subsegment& s);
 
 // Appends `,"subsegments":[…]` (if any) and the closing brace.
 void close_with_children(std::string& out, const std::vector<Subsegment>& children) {
@@ -322,16 +459,21 @@ void close_with_children(std::string& out, const std::vector<Subsegment>& childr
         for (const Subsegment& child : children) {
             if (!first) out += ',';
             first = false;
-            out += embedded_json(child);
+            append_embedded(out, child);
         }
         out += ']';
     }
     out += '}';
 }
 
-std::string embedded_json(const Subsegment& s) {
-    std::string out = open_fields(s, nullptr);
+void append_embedded(std::string& out, const Subsegment& s) {
+    append_open_fields(out, s, nullptr);
     close_with_children(out, s.subsegments);
+}
+
+std::string embedded_json(const Subsegment& s) {
+    std::string out;
+    append_embedded(out, s);
     return out;
 }
 
@@ -467,7 +609,7 @@ class Packer {
 
 }  // namespace
 
-std::string format_time(double epoch_seconds) {
+void append_time(std::string& out, double epoch_seconds) {
     // Clamp so that %.6f can never produce anything but a short plain decimal.
     if (!std::isfinite(epoch_seconds) || epoch_seconds < 0) epoch_seconds = 0;
     if (epoch_seconds > 1e11) epoch_seconds = 1e11;
@@ -488,7 +630,13 @@ std::string format_time(double epoch_seconds) {
         *--p = static_cast<char>('0' + whole % 10);
         whole /= 10;
     } while (whole != 0);
-    return std::string(p, static_cast<size_t>(end - p));
+    out.append(p, static_cast<size_t>(end - p));
+}
+
+std::string format_time(double epoch_seconds) {
+    std::string out;
+    append_time(out, epoch_seconds);
+    return out;
 }
 
 double epoch_seconds_from_ns(uint64_t unix_ns) {
@@ -498,6 +646,21 @@ double epoch_seconds_from_ns(uint64_t unix_ns) {
 
 std::string sanitize_name(std::string_view name, std::string_view fallback) {
     static constexpr std::string_view kAllowedPunctuation = "_.:/%&#=+\\-@";
+    // The common case: only ASCII letters, digits and allowed punctuation, short enough. Nothing
+    // to drop, trim or cut, so the name is kept as it is.
+    static const auto kKept = [] {
+        std::array<bool, 256> kept{};
+        for (int c = '0'; c <= '9'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (int c = 'a'; c <= 'z'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (int c = 'A'; c <= 'Z'; ++c) kept[static_cast<size_t>(c)] = true;
+        for (const char c : kAllowedPunctuation) kept[static_cast<unsigned char>(c)] = true;
+        return kept;
+    }();
+    if (!name.empty() && name.size() <= kMaxNameLength &&
+        std::all_of(name.begin(), name.end(),
+                    [](char c) { return kKept[static_cast<unsigned char>(c)]; })) {
+        return std::string(name);
+    }
     const locale_t locale = utf8_ctype();
     std::string out;
     size_t chars = 0;
@@ -535,12 +698,16 @@ std::string sanitize_name(std::string_view name, std::string_view fallback) {
     return out;
 }
 
-std::string truncate_url(std::string_view url, size_t max_chars) {
-    if (count_utf8_chars(url) <= max_chars) return std::string(url);
+std::string_view truncate_url_view(std::string_view url, size_t max_chars) {
+    if (url.size() <= max_chars || count_utf8_chars(url) <= max_chars) return url;
     if (const size_t cut = url.find_first_of("?#"); cut != std::string_view::npos) {
         url = url.substr(0, cut);
     }
-    return std::string(truncate_utf8(url, max_chars));
+    return truncate_utf8(url, max_chars);
+}
+
+std::string truncate_url(std::string_view url, size_t max_chars) {
+    return std::string(truncate_url_view(url, max_chars));
 }
 
 void apply_http_status(int status, bool& error, bool& throttle, bool& fault) {
@@ -553,7 +720,8 @@ void apply_http_status(int status, bool& error, bool& throttle, bool& fault) {
 }
 
 std::string to_json(const Segment& segment) {
-    std::string out = open_fields(segment);
+    std::string out;
+    append_open_fields(out, segment);
     close_with_children(out, segment.subsegments);
     return out;
 }
@@ -563,7 +731,8 @@ std::string to_json(const Subsegment& subsegment) { return embedded_json(subsegm
 std::string to_independent_json(const Subsegment& subsegment, std::string_view trace_id,
                                 std::string_view parent_id) {
     const Independent independent{trace_id, parent_id};
-    std::string out = open_fields(subsegment, &independent);
+    std::string out;
+    append_open_fields(out, subsegment, &independent);
     close_with_children(out, subsegment.subsegments);
     return out;
 }
@@ -577,12 +746,24 @@ std::string make_datagram(std::string_view body) {
     return out;
 }
 
+bool write_datagram(const Segment& segment, std::string& out, size_t max_datagram) {
+    out.clear();
+    // Most documents fit: grow once instead of doubling from a few bytes.
+    constexpr size_t kTypicalDatagram = 2048;
+    out.reserve(kTypicalDatagram);
+    out += kDatagramHeader;
+    out += '\n';
+    append_open_fields(out, segment);
+    close_with_children(out, segment.subsegments);
+    return out.size() <= max_datagram;
+}
+
 std::vector<std::string> serialize_documents(const Segment& segment, size_t max_datagram,
                                              Counters* counters) {
     std::vector<std::string> out;
-    std::string whole = to_json(segment);
-    if (kDatagramHeader.size() + 1 + whole.size() <= max_datagram) {
-        out.push_back(make_datagram(whole));
+    std::string whole;
+    if (write_datagram(segment, whole, max_datagram)) {
+        out.push_back(std::move(whole));
         return out;
     }
     Packer(max_datagram, counters, out).pack_segment(segment);

@@ -40,6 +40,8 @@ inline constexpr std::string_view kCounterSubsegmentsStreamed = "xray.subsegment
 
 // "1795480050.858123": fixed 6 decimals. Non-finite or negative values become 0.
 std::string format_time(double epoch_seconds);
+// The same, appended to out.
+void append_time(std::string& out, double epoch_seconds);
 
 // Unix-epoch nanoseconds -> the model's double seconds, truncated to whole microseconds first.
 // At today's epoch a double resolves only ~0.24 us, so ns / 1e9 can print as the next
@@ -53,6 +55,8 @@ std::string sanitize_name(std::string_view name, std::string_view fallback = kDe
 
 // Caps a URL at max_chars characters: first without query/fragment, then cut.
 std::string truncate_url(std::string_view url, size_t max_chars = kMaxUrlLength);
+// The same as a view of url (a prefix of it).
+std::string_view truncate_url_view(std::string_view url, size_t max_chars = kMaxUrlLength);
 
 // Sets the flags an HTTP status implies (§2): 4xx error, 429 throttle + error, 5xx fault. Never
 // clears a flag, so flags from other causes (a transport error) compound.
@@ -72,6 +76,12 @@ std::string to_independent_json(const Subsegment& subsegment, std::string_view t
 
 // kDatagramHeader + "\n" + body.
 std::string make_datagram(std::string_view body);
+
+// The whole segment, subsegments embedded, as one datagram written into `out` (cleared first, its
+// capacity reused): kDatagramHeader "\n" and the body written straight after it, no copy.
+// Returns false when that is over max_datagram; serialize_documents() then splits or cuts it.
+bool write_datagram(const Segment& segment, std::string& out,
+                    size_t max_datagram = kMaxDatagramSize);
 
 // The datagrams for one finished segment, the segment's own document first. If everything fits
 // in one datagram, that is the only one. Otherwise subsegments are embedded in file order while

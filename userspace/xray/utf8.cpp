@@ -56,6 +56,8 @@ void append_utf8(std::string& out, char32_t cp) {
 }
 
 std::string_view truncate_utf8(std::string_view text, size_t max_chars) {
+    // Every character is at least one byte: a text no longer than max_chars bytes fits whole.
+    if (text.size() <= max_chars) return text;
     size_t pos = 0;
     for (size_t chars = 0; pos < text.size() && chars < max_chars; ++chars) {
         pos += decode_utf8(text, pos).length;
@@ -65,7 +67,9 @@ std::string_view truncate_utf8(std::string_view text, size_t max_chars) {
 
 size_t count_utf8_chars(std::string_view text) {
     size_t chars = 0;
-    for (size_t pos = 0; pos < text.size(); ++chars) pos += decode_utf8(text, pos).length;
+    for (size_t pos = 0; pos < text.size(); ++chars) {
+        pos += static_cast<unsigned char>(text[pos]) < 0x80 ? 1 : decode_utf8(text, pos).length;
+    }
     return chars;
 }
 

@@ -249,7 +249,6 @@ Detection Http1Parser::detect(std::string_view bytes, DetectMode mode) {
 
 Http1Parser::Http1Parser(MessageKind kind, Counters& counters, bool mid_stream, ParserLimits limits)
     : kind_(kind), counters_(counters), limits_(limits) {
-    msg_.kind = kind_;
     if (mid_stream) {
         state_ = State::kResync;
         prev_lf_ = true;  // the first captured byte follows a syscall boundary: a fair candidate
@@ -322,9 +321,14 @@ ParseStatus Http1Parser::parse(stream::StreamBuffer& buffer, Message& out) {
     return ParseStatus::kNeedMore;
 }
 
+const Message& Http1Parser::current() const {
+    static const Message kNone{};
+    return msg_ ? *msg_ : kNone;
+}
+
 bool Http1Parser::finish(Message& out) {
     if (state_ != State::kBodyUntilClose) return false;
-    msg_.close_delimited = true;
+    msg().close_delimited = true;
     complete(out, State::kStart);
     return true;
 }
@@ -369,18 +373,18 @@ Http1Parser::Step Http1Parser::parse_start(stream::StreamBuffer& buffer, Message
     if (limits_.body_prefix_bytes > 0) {
         if (kind_ == MessageKind::kRequest) {
             if (limits_.body_interest) {
-                const BodyInterest interest = limits_.body_interest(msg_.request);
-                msg_.request.body_prefix_kept = interest.request;
-                msg_.request.response_body = interest.response;
+                const BodyInterest interest = limits_.body_interest(msg().request);
+                msg().request.body_prefix_kept = interest.request;
+                msg().request.response_body = interest.response;
             }
-            keeping_body_ = msg_.request.body_prefix_kept;
+            keeping_body_ = msg().request.body_prefix_kept;
         } else {
             keeping_body_ = keep_response_body_ == KeepBody::kYes ||
-                            (keep_response_body_ == KeepBody::kIfError && msg_.response.status >= 400);
+                            (keep_response_body_ == KeepBody::kIfError && msg().response.status >= 400);
         }
     }
-    msg_.start_pos = buffer.position();
-    msg_.timing.first = buffer.timing_at(buffer.position()).value_or(stream::ChunkTiming{});
+    msg().start_pos = buffer.position();
+    msg().timing.first = buffer.timing_at(buffer.position()).value_or(stream::ChunkTiming{});
     take(buffer, end);
     if (state_ == State::kStart) return complete(out, State::kStart);
     return {};
@@ -398,26 +402,24 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
     if (kind_ == MessageKind::kRequest) {
         const size_t sp1 = start.find(' ');
         const size_t sp2 = start.find(' ', sp1 + 1);
-        msg_.request.method.assign(start.substr(0, sp1));
-        msg_.request.target.assign(start.substr(sp1 + 1, sp2 - sp1 - 1));
-        msg_.request.version.assign(start.substr(sp2 + 1));
+        msg().request.method.assign(start.substr(0, sp1));
+        msg().request.target.assign(start.substr(sp1 + 1, sp2 - sp1 - 1));
+        msg().request.version.assign(start.substr(sp2 + 1));
     } else {
-        msg_.response.version.assign(start.substr(0, 8));
-        msg_.response.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
-        if (start.size() > 13) msg_.response.reason.assign(start.substr(13));
+        msg().response.version.assign(start.substr(0, 8));
+        msg().response.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
+        if (start.size() > 13) msg().response.reason.assign(start.substr(13));
     }
     Headers& headers =
-        kind_ == MessageKind::kRequest ? msg_.request.headers : msg_.response.headers;
-    while (line_start < block.size()) {
-        const std::string_view line = next_line();
-        if (line.empty()) break;
+        kind_ == MessageKind::kRequest ? msg().request.headers : msg().response.headers;
+    auto header_line = [&](std::string_view line) -> std::string_view {
         if (line.front() == ' ' || line.front() == '\t') {
             // Obsolete line folding: the line continues the previous field's value.
             if (headers.empty()) return "http.bad_header";
             const std::string_view more = trim_ows(line);
             if (!is_field_value(more)) return "http.bad_header";
             headers.back().second.append(" ").append(more);
-            continue;
+            return {};
         }
         const size_t colon = line.find(':');
         if (colon == std::string_view::npos || colon == 0) return "http.bad_header";
@@ -427,6 +429,29 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
         if (!is_field_value(value)) return "http.bad_header";
         if (headers.size() >= limits_.max_headers) return "http.too_many_headers";
         headers.emplace_back(std::string(name), std::string(value));
+        return {};
+    };
+    // The lines are split first, up to a stack's worth, so the header list is allocated once.
+    constexpr size_t kStackLines = 32;
+    std::array<std::string_view, kStackLines> lines;
+    size_t count = 0;
+    bool ended = false;
+    while (line_start < block.size() && count < kStackLines) {
+        const std::string_view line = next_line();
+        if (line.empty()) {
+            ended = true;
+            break;
+        }
+        lines[count++] = line;
+    }
+    headers.reserve(std::min(count + (ended ? 0 : kStackLines), limits_.max_headers));
+    for (size_t i = 0; i < count; ++i) {
+        if (const std::string_view reason = header_line(lines[i]); !reason.empty()) return reason;
+    }
+    while (!ended && line_start < block.size()) {
+        const std::string_view line = next_line();
+        if (line.empty()) break;
+        if (const std::string_view reason = header_line(line); !reason.empty()) return reason;
     }
     return {};
 }
@@ -436,12 +461,12 @@ std::string_view Http1Parser::choose_framing() {
     remaining_ = 0;
     bool te_present = false;
     const bool chunked = kind_ == MessageKind::kRequest
-                             ? final_coding_is_chunked(msg_.request.headers, te_present)
-                             : final_coding_is_chunked(msg_.response.headers, te_present);
+                             ? final_coding_is_chunked(msg().request.headers, te_present)
+                             : final_coding_is_chunked(msg().response.headers, te_present);
     bool cl_present = false;
     std::optional<uint64_t> length;
     const bool cl_ok = parse_content_length(
-        kind_ == MessageKind::kRequest ? msg_.request.headers : msg_.response.headers, length,
+        kind_ == MessageKind::kRequest ? msg().request.headers : msg().response.headers, length,
         cl_present);
 
     auto body_of_length = [&](uint64_t n) {
@@ -450,7 +475,7 @@ std::string_view Http1Parser::choose_framing() {
         if (n > 0) state_ = State::kBodyLength;
     };
     auto body_chunked = [&] {
-        msg_.chunked = true;
+        msg().chunked = true;
         state_ = State::kChunkSize;
     };
 
@@ -467,8 +492,8 @@ std::string_view Http1Parser::choose_framing() {
         return {};
     }
 
-    if (cl_present && cl_ok) msg_.response.content_length = length;
-    const int status = msg_.response.status;
+    if (cl_present && cl_ok) msg().response.content_length = length;
+    const int status = msg().response.status;
     if (status >= 100 && status < 200) {
         // 101 answers the request and ends HTTP on this connection; other 1xx are interim.
         if (status == 101) {
@@ -502,9 +527,9 @@ std::string_view Http1Parser::choose_framing() {
 
 void Http1Parser::take(stream::StreamBuffer& buffer, uint64_t n) {
     if (n == 0) return;
-    if (auto timing = buffer.timing_at(buffer.position() + n - 1)) msg_.timing.last = *timing;
+    if (auto timing = buffer.timing_at(buffer.position() + n - 1)) msg().timing.last = *timing;
     buffer.skip(n);
-    msg_.end_pos = buffer.position();
+    msg().end_pos = buffer.position();
 }
 
 Http1Parser::Step Http1Parser::body_bytes(stream::StreamBuffer& buffer, Message& out) {
@@ -673,7 +698,7 @@ Http1Parser::Step Http1Parser::framing_lost(stream::StreamBuffer& buffer, Messag
     // is known: hand it on with the body seen so far, then look for the next message.
     (void)buffer;
     counters_.add("http.chunk_framing_in_gap");
-    msg_.body_truncated = true;
+    msg().body_truncated = true;
     return complete(out, State::kResync);
 }
 
@@ -762,7 +787,8 @@ Http1Parser::Step Http1Parser::complete(Message& out, State next) {
         counters_.add("http.upgrades");
         state_ = State::kOpaque;
     }
-    out = std::move(msg_);
+    out = std::move(msg());
+    msg_.reset();  // an idle connection holds no message
     reset_message();
     return {true, ParseStatus::kFrame};
 }
@@ -777,8 +803,10 @@ void Http1Parser::keep_body_bytes(std::string_view bytes) {
 
 void Http1Parser::reset_message() {
     keeping_body_ = false;
-    msg_ = Message{};
-    msg_.kind = kind_;
+    if (msg_) {
+        *msg_ = Message{};
+        msg_->kind = kind_;
+    }
     remaining_ = 0;
     interim_ = false;
     upgrade_after_ = false;

@@ -19,6 +19,7 @@
 // Owned by the HTTP session of a connection (pairing::HttpPairer); pipeline thread only.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -90,7 +91,7 @@ class Http1Parser {
     // Headers of a message were parsed and its body is still arriving.
     bool in_message() const;
     // The message being received; meaningful while in_message().
-    const Message& current() const { return msg_; }
+    const Message& current() const;
     // After an upgrade or a CONNECT tunnel: the rest of the stream is not HTTP.
     bool upgraded() const { return state_ == State::kOpaque; }
 
@@ -141,20 +142,29 @@ class Http1Parser {
     void drop_resync(stream::StreamBuffer& buffer, size_t n);
     // msg_'s body length as framed so far (request or response, as kind_ says).
     uint64_t& body_bytes_field() {
-        return kind_ == MessageKind::kRequest ? msg_.request.body_bytes : msg_.response.body_bytes;
+        return kind_ == MessageKind::kRequest ? msg().request.body_bytes : msg().response.body_bytes;
     }
     void reset_message();
     // Appends captured body bytes to the kept prefix, when one is being kept.
     void keep_body_bytes(std::string_view bytes);
     std::string& body_prefix_field() {
-        return kind_ == MessageKind::kRequest ? msg_.request.body_prefix : msg_.response.body_prefix;
+        return kind_ == MessageKind::kRequest ? msg().request.body_prefix : msg().response.body_prefix;
     }
 
     MessageKind kind_;
     Counters& counters_;
     ParserLimits limits_;
     State state_ = State::kStart;
-    Message msg_;
+    // The message being parsed, made when its head is: between messages (an idle keep-alive
+    // connection) a parser holds none, which keeps the session of such a connection small.
+    Message& msg() {
+        if (!msg_) {
+            msg_ = std::make_unique<Message>();
+            msg_->kind = kind_;
+        }
+        return *msg_;
+    }
+    std::unique_ptr<Message> msg_;
     uint64_t remaining_ = 0;      // body or chunk bytes still to skip
     size_t scan_from_ = 0;        // where the search for the header block's end resumes
     bool prev_lf_ = true;         // resync: the byte before position() ended a line

@@ -745,7 +745,7 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     s.end_time = sub.end_time;
     s.in_progress = sub.in_progress;
     s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
-    if (!call.own_rule_name.empty()) s.aws = {{"xray", {{"rule_name", call.own_rule_name}}}};
+    if (!call.own_rule_name.empty()) s.aws["xray"]["rule_name"] = call.own_rule_name;
     s.subsegments.push_back(std::move(sub));
     counters_.add("correlate.call_segments");
     sink_(std::move(s));

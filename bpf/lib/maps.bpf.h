@@ -149,8 +149,7 @@ struct pp_io_args {
     __u8 syscall;   /* enum pp_syscall; the exit program checks it is its own */
     __u8 direction; /* enum pp_direction */
     __u8 active;    /* 1 from entry to exit */
-    __u8 tls_checked; /* entry looked at the connection's TLS state (process with TLS uprobes) */
-    __u8 _pad[3];
+    __u8 _pad[4];
 };
 
 enum pp_io_kind {

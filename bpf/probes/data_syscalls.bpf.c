@@ -25,19 +25,14 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
     __u32 tgid = pid_tgid >> 32;
     if (!is_traced(tgid))
         return 0;
-    /* A process with TLS uprobes: what the thread does with the socket must be looked at now,
-     * before the bytes move (an SSL_write's plaintext goes out before its ciphertext). Other
-     * processes find the connection at exit, once: a syscall that moves nothing (EAGAIN) then
-     * costs no lookup at all. */
-    __u8 tls_checked = 0;
-    if (pp_pid_bit(PP_BITS_TLS, tgid)) {
-        struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
-        if (!st)
-            return 0;
-        if (tls_on_socket_io(pid_tgid, fd, direction, st))
-            return 0; /* TLS ciphertext: the plaintext comes from the TLS probes */
-        tls_checked = 1;
-    }
+    struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
+    if (!st)
+        return 0;
+    /* Only a process with TLS uprobes can have a TLS call in progress or pending (pid_bits slot
+     * PP_BITS_TLS, set by the agent before it attaches them): the others skip every TLS map. */
+    if (pp_pid_bit(PP_BITS_TLS, tgid) ? tls_on_socket_io(pid_tgid, fd, direction, st)
+                                      : st->tls != PP_CONN_PLAIN)
+        return 0; /* TLS ciphertext: the plaintext comes from the TLS probes */
     struct pp_task_stash *t = task_stash_get(1);
     if (!t) {
         count_drop(PP_DROP_ARGS_MAP_FULL);
@@ -54,7 +49,6 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
     t->io.kind = kind;
     t->io.syscall = syscall;
     t->io.direction = direction;
-    t->io.tls_checked = tls_checked;
     t->io.active = 1;
     return 0;
 }
@@ -207,11 +201,10 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     struct pp_io_args a = t->io;
 
     __u32 tgid = pid_tgid >> 32;
-    struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, a.fd);
+    __u64 key = conn_map_key(tgid, a.fd);
+    struct pp_conn_state *st = bpf_map_lookup_elem(&conns, &key);
     if (!st)
-        return 0; /* not a TCP socket, or closed by another thread meanwhile */
-    if (!a.tls_checked && st->tls != PP_CONN_PLAIN)
-        return 0; /* TLS ciphertext (a record header began the stream) */
+        return 0; /* closed by another thread meanwhile */
     int ingress = a.direction == PP_DIR_INGRESS;
     __u64 pos = ingress ? __sync_fetch_and_add(&st->rx_pos, ret)
                         : __sync_fetch_and_add(&st->tx_pos, ret);

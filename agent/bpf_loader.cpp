@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +41,23 @@ const char* ctx_counter_name(int counter) {
     }
 }
 
+bool rules_read_request_text(const ProbeConfig& cfg) {
+    if (!cfg.sample_cfg.enabled || cfg.sample_cfg.rule_count == 0) return false;  // no rule to match
+    if (cfg.sample_rules.empty()) return true;  // rules counted but not given: be safe
+    // The kernel walks the rules in order and stops at the first that matches or is deferred. A
+    // rule whose three patterns are only '*' matches any text, absent text included, so when
+    // the first rule is such a rule (or deferred) no rule ever looks at the text.
+    const pp_sample_rule& r = cfg.sample_rules[0];
+    if (r.deferred) return false;
+    auto any_text = [](const char* p, unsigned len) {
+        if (len == 0 || len > PP_GLOB_MAX) return false;  // an empty pattern matches only absent text
+        for (unsigned i = 0; i < len; i++)
+            if (p[i] != '*') return false;
+        return true;
+    };
+    return !(any_text(r.host, r.host_len) && any_text(r.method, r.method_len) && any_text(r.path, r.path_len));
+}
+
 Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject) {
     passport_bpf* skel = passport_bpf__open();
     if (!skel) return make_error(std::string("open BPF object: ") + std::strerror(errno));
@@ -53,6 +71,7 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     rod->pp_cfg.self_tgid = static_cast<uint32_t>(::getpid());
     rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
+    rod->pp_head_text = rules_read_request_text(cfg) ? 1 : 0;
     bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
     if (!with_fork) bpf_program__set_autoload(skel->progs.process_fork, false);
     // Injection programs only when asked for and possible: the rest must load without them.
@@ -99,6 +118,17 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
     if (!skel) return make_error(skel.error());
     p->fork_inheritance_ = fork_ok;
     p->skel_ = *skel;
+    // The selection bitmaps, mapped once: select_pid() and the TLS tracer write bits there.
+    {
+        bpf_map* m = p->skel_->maps.pid_bits;
+        const size_t value = bpf_map__value_size(m);
+        const size_t len = value * bpf_map__max_entries(m);
+        void* mem = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+        if (mem == MAP_FAILED) return make_error(std::string("map pid_bits: ") + std::strerror(errno));
+        p->pid_bits_ = static_cast<uint64_t*>(mem);
+        p->pid_bits_len_ = len;
+        p->pid_bits_words_ = value / sizeof(uint64_t);
+    }
     // Sampling rules and the clock offset first: the programs read them from their first run.
     if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES) return make_error("too many kernel sampling rules");
     for (uint32_t i = 0; i < cfg.sample_rules.size(); i++) {
@@ -146,17 +176,39 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
 }
 
 BpfProbes::~BpfProbes() {
+    if (pid_bits_) ::munmap(pid_bits_, pid_bits_len_);
     if (skel_) passport_bpf__destroy(skel_);
+}
+
+// The pid_bits map (bpf/lib/maps.bpf.h): slot 0 the selection, slot 1 the TLS processes, one bit
+// per tgid, changed through the memory-mapped view with atomics (the fork and exit programs change
+// other bits of the same words concurrently).
+namespace {
+constexpr uint32_t kBitsTraced = 0;
+constexpr uint32_t kBitsTls = 1;
+}  // namespace
+
+void BpfProbes::set_pid_bit(uint32_t slot, uint32_t tgid, bool on) {
+    const size_t w = tgid >> 6;
+    if (!pid_bits_ || w >= pid_bits_words_) return;  // beyond PID_MAX_LIMIT: cannot happen
+    uint64_t* word = pid_bits_ + slot * pid_bits_words_ + w;
+    const uint64_t bit = uint64_t{1} << (tgid & 63);
+    if (on) __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    else __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
 }
 
 Result<bool> BpfProbes::select_pid(uint32_t tgid) {
     uint8_t one = 1;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid, &one, BPF_ANY) != 0)
         return make_error(std::string("select pid: ") + std::strerror(errno));
+    // The probes test the bit; the hash is the list userspace reads. Bit after the entry, so a
+    // fork the probes see as selected always finds the parent's entry to copy.
+    set_pid_bit(kBitsTraced, tgid, true);
     return true;
 }
 
 void BpfProbes::unselect_pid(uint32_t tgid) {
+    set_pid_bit(kBitsTraced, tgid, false);
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid);
 }
 
@@ -164,6 +216,14 @@ bool BpfProbes::is_selected(uint32_t tgid) const {
     uint8_t v = 0;
     return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid, &v) == 0;
 }
+
+bool BpfProbes::pid_bit_selected(uint32_t tgid) const {
+    const size_t w = tgid >> 6;
+    if (!pid_bits_ || w >= pid_bits_words_) return false;
+    return (__atomic_load_n(pid_bits_ + kBitsTraced * pid_bits_words_ + w, __ATOMIC_SEQ_CST) >> (tgid & 63)) & 1;
+}
+
+void BpfProbes::set_tls_proc(uint32_t tgid, bool on) { set_pid_bit(kBitsTls, tgid, on); }
 
 void BpfProbes::refresh_clock() {
     timespec real{}, mono{};
@@ -180,6 +240,8 @@ void BpfProbes::refresh_clock() {
 bool BpfProbes::thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const {
     return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.thread_ctx), &pid_tgid, &out) == 0;
 }
+
+bool BpfProbes::reads_request_text() const { return skel_->rodata->pp_head_text != 0; }
 
 std::array<uint64_t, PP_CTXC_COUNT> BpfProbes::ctx_counts() const {
     return sum_percpu_counters<PP_CTXC_COUNT>(bpf_map__fd(skel_->maps.ctx_counters));

@@ -54,6 +54,12 @@ public:
     Result<bool> select_pid(uint32_t tgid);
     void unselect_pid(uint32_t tgid);
     bool is_selected(uint32_t tgid) const;
+    // The probes' own view of the selection (the pid_bits bitmap), which they test on
+    // every syscall; is_selected() reads the traced_pids list. Both change together.
+    bool pid_bit_selected(uint32_t tgid) const;
+    // Marks a process as having TLS uprobes (pid_bits slot 1): only such processes' socket syscalls
+    // look at the TLS maps. Set before attaching its uprobes, cleared after detaching them.
+    void set_tls_proc(uint32_t tgid, bool on);
 
     // fd of the events ring buffer map, for ring_buffer__new.
     int events_map_fd() const;
@@ -66,6 +72,9 @@ public:
     void refresh_clock();
     // The trace context the kernel keeps for a thread (key pid_tgid), if any.
     bool thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const;
+    // Whether the kernel's head scan reads a request's method, path and Host (some local sampling
+    // rule looks at them); else it reads only the trace headers (rules_read_request_text).
+    bool reads_request_text() const;
     // Sum over CPUs of each enum pp_ctx_counter.
     std::array<uint64_t, PP_CTXC_COUNT> ctx_counts() const;
 
@@ -90,12 +99,21 @@ private:
     static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject);
     static Result<passport_bpf*> open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok);
 
+    void set_pid_bit(uint32_t slot, uint32_t tgid, bool on);
+
     passport_bpf* skel_ = nullptr;
+    uint64_t* pid_bits_ = nullptr;  // the pid_bits map, memory-mapped: 2 slots of pid_bits_words_
+    size_t pid_bits_len_ = 0;
+    size_t pid_bits_words_ = 0;
     std::vector<std::string> attached_;
     bool fork_inheritance_ = true;
     bool inject_loaded_ = false;
     std::string inject_error_;
 };
+
+// Whether any local sampling rule the kernel can reach matches on a request's method, path or
+// Host. When none does, the kernel head scan skips the request line and Host (ctx_parse.bpf.h).
+bool rules_read_request_text(const ProbeConfig& cfg);
 
 const char* drop_reason_name(int reason);
 const char* ctx_counter_name(int counter);

@@ -140,6 +140,7 @@ void TlsTracer::on_exit(uint32_t pid) {
     by_pid_.erase(it);
     int procs = probes_.map_fd("tls_procs");
     if (procs >= 0) bpf_map_delete_elem(procs, &pid);
+    probes_.set_tls_proc(pid, false);
     counters_.add("tls.detached_processes");
 }
 
@@ -199,8 +200,14 @@ void TlsTracer::consider(uint32_t pid, const std::string& open_path, const std::
     a.dev = st.st_dev;
     a.ino = st.st_ino;
     a.path = shown_path;
+    // Before the uprobes can fire: the socket probes look at the TLS maps only for flagged
+    // processes, and a call caught by a new uprobe must find its socket I/O looked at.
+    probes_.set_tls_proc(pid, true);
     if (!attach(pid, open_path, *syms, a)) {
-        if (list.empty()) by_pid_.erase(pid);
+        if (list.empty()) {
+            by_pid_.erase(pid);
+            probes_.set_tls_proc(pid, false);
+        }
         return;
     }
     spdlog::debug("tls: attached pid {}: {} ({})", pid, a.path, a.functions);

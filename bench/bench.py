@@ -289,6 +289,17 @@ class Bench:
             with open(path, "rb") as f:
                 self.binaries[name] = hashlib.sha256(f.read()).hexdigest()[:16]
         self.bin_passport = os.path.join(self.snap, "passport")
+        # --baseline: another passport binary (e.g. main's), run as extra conditions in the same
+        # interleaved rounds ("passport-base" on nginx, "base-other"/"base-self" per syscall), so a
+        # change is compared with its baseline on the same noisy machine.
+        self.bin_baseline = None
+        if args.baseline:
+            self.bin_baseline = os.path.join(self.snap, "passport-base")
+            shutil.copy2(args.baseline, self.bin_baseline)
+            with open(args.baseline, "rb") as f:
+                self.binaries["passport-base"] = hashlib.sha256(f.read()).hexdigest()[:16]
+            self.CONDITIONS = {k: list(v) for k, v in self.CONDITIONS.items()}
+            self.CONDITIONS["nginx"].append("passport-base")
         self.out_dir = os.path.abspath(args.out) if args.out else os.path.join(self.bin_dir, "results")
         self.logs = os.path.join(self.work, "logs")
         for d in (self.work, self.out_dir, self.logs):
@@ -402,7 +413,8 @@ http {{
                 fail("passport_floor did not attach: " + t.stderr())
             return t
         rules = [] if kind == "passport-5%" else ["--sampling-rules", self.rules]
-        t = Proc("passport", [self.bin_passport, "--pid", str(target_pid)] + rules +
+        exe = self.bin_baseline if kind == "passport-base" else self.bin_passport
+        t = Proc("passport", [exe, "--pid", str(target_pid)] + rules +
                  ["--daemon-address", f"127.0.0.1:{self.port_sink}"], d)
         if not t.wait_text("passport: ready", 60):
             fail("passport did not attach: " + t.stderr()[-2000:])
@@ -807,6 +819,8 @@ http {{
         selecting the spinning process itself (its TCP syscalls are then captured and emitted)."""
         a = self.a
         conds = ["untraced", "floor", "passport-other", "passport-self"]
+        if self.bin_baseline:
+            conds += ["base-other", "base-self"]
         modes = ["devnull", "socketpair", "tcp"]
         rng = random.Random(a.seed + 1)
         runs = []
@@ -821,14 +835,15 @@ http {{
                 counters = {}
                 try:
                     argv = [self.bin("syscall_spin"), str(a.spin_seconds)] + modes
-                    if cond == "passport-self":
+                    kind = "passport-base" if cond.startswith("base-") else "passport"
+                    if cond.endswith("-self"):
                         spin = Proc("syscall_spin", argv[:1] + ["--wait-signal"] + argv[1:], d)
                         if not spin.wait_text("syscall_spin: waiting", 10):
                             fail("syscall_spin did not start: " + spin.stderr())
-                        tracer = self.start_tracer("passport", spin.pid, d)
-                    elif cond == "passport-other":
+                        tracer = self.start_tracer(kind, spin.pid, d)
+                    elif cond.endswith("-other"):
                         other = Proc("selected_sleep", ["sleep", "100000"], d)
-                        tracer = self.start_tracer("passport", other.pid, d)
+                        tracer = self.start_tracer(kind, other.pid, d)
                     elif cond == "floor":
                         tracer = self.start_tracer("floor", 0, d)
                     self.wait_quiet()
@@ -850,10 +865,10 @@ http {{
                         spin.stop(signal.SIGTERM)
                     if tracer:
                         tracer.stop(signal.SIGINT, timeout=60)
-                        counters = parse_counters(tracer.stderr()) if cond.startswith("passport") else {}
+                        counters = parse_counters(tracer.stderr()) if cond != "floor" else {}
                     if other:
                         other.stop(signal.SIGTERM)
-                if cond == "passport-self":
+                if cond.endswith("-self"):
                     runs[-1]["kernel_dropped"] = sum(v for k, v in counters.items() if k in KERNEL_LOSS)
                     runs[-1]["events_decoded"] = counters.get("decode.ok", 0)
             self.log(f"  round {rnd}: " + ", ".join(
@@ -871,7 +886,7 @@ http {{
                                        "extra_ns_per_op": median([r["ns_per_op"] - base[r["round"]]["ns_per_op"]
                                                                   for r in rs])}
             f = summary[mode]["floor"]["extra_ns_per_op"]
-            for cond in ("passport-other", "passport-self"):
+            for cond in conds[2:]:
                 x = summary[mode][cond]["extra_ns_per_op"]
                 summary[mode][cond]["vs_floor"] = x / f if f > 20 else None
         self.results["syscalls"] = {"runs": runs, "summary": summary, "spin_seconds": a.spin_seconds,
@@ -1182,7 +1197,8 @@ def table(R):
             parts = [f"{c} {r['ns_per_op']:.0f}" + (f" ({r['extra_ns_per_op']:+.0f}) [{r['rate_ratio_min']:.2f}-{r['rate_ratio_max']:.2f}]"
                                                     if c != "untraced" else "") for c, r in rows.items()]
             L.append(f"   {mode:10}: " + "; ".join(parts))
-        L.append("   (passport-other: Passport selecting another process; passport-self: selecting the spinning process)")
+        L.append("   (passport-other: Passport selecting another process; passport-self: selecting the spinning process;"
+                 " base-*: the same with the --baseline binary)")
     if R.get("targets"):
         L.append("")
         L.append("Targets")
@@ -1241,6 +1257,8 @@ def main():
                     help="a run during which other processes used more than this %% of one CPU is run again")
     ap.add_argument("--retries", type=int, help="how many disturbed runs may be run again (default 12, quick 4)")
     ap.add_argument("--base-port", type=int, default=28780)
+    ap.add_argument("--baseline", help="another passport binary to compare with in the same rounds: adds the "
+                                       "conditions passport-base (nginx) and base-other/base-self (syscalls)")
     ap.add_argument("--out", help="results directory (default BUILD/bench/results)")
     ap.add_argument("--docs", action="store_true", help="also write docs/performance.png and docs/performance.json "
                                                         "(default for full runs)")

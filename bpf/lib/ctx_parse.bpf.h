@@ -186,7 +186,16 @@ struct pp_head_scan {
     /* results: 1 valid, 2 present but rejected */
     __u32 xray;
     __u32 tp;
+    __u32 want;         /* PP_H_* header names looked for (Host only when pp_head_text) */
+    __u32 _pad_want;
 };
+
+/* 0 when no local sampling rule the kernel can reach looks at a request's method, path or Host
+ * (the loader works it out from the rules, which it writes once before attaching): the scan then
+ * passes over the request line and the Host line 8 bytes a step, like any line it does not read,
+ * and the rules see those attributes as absent, which such rules match exactly as they match the
+ * real text (patterns made only of '*'). The trace headers are read either way. */
+const volatile __u32 pp_head_text __weak = 1;
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -356,7 +365,7 @@ static __always_inline void pp_end_line(struct pp_head_scan *h)
     }
     h->phase = PP_PH_NAME;
     h->name_pos = 0;
-    h->cand = PP_H_ALL;
+    h->cand = h->want;
     h->hdr = 0;
 }
 
@@ -510,7 +519,10 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
         return 0;
     __builtin_memset(hp, 0, sizeof(*hp));
     hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
-    hp->cand = PP_H_ALL;
+    hp->want = pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP);
+    hp->cand = hp->want;
+    if (!pp_head_text)
+        hp->rl_state = 2; /* the request line: only its end matters */
     hp->x_inkey = 1;
     hp->x_kcand = PP_K_ALL;
     hp->x_sampled = PP_SAMPLED_UNKNOWN;

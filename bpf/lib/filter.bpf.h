@@ -1,5 +1,5 @@
-/* Which processes are traced. Runs first in every program so unselected processes pay one
- * hash lookup and nothing else. */
+/* Which processes are traced. Runs first in every program (exit programs included, before any
+ * map lookup) so unselected processes pay one load from the selection bitmap and nothing else. */
 #ifndef PASSPORT_FILTER_BPF_H
 #define PASSPORT_FILTER_BPF_H
 
@@ -11,7 +11,7 @@ static __always_inline int is_traced(__u32 tgid)
         return 0;
     if (pp_cfg.trace_all)
         return 1;
-    return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+    return pp_pid_bit(PP_BITS_TRACED, tgid);
 }
 
 static __always_inline int server_port_allowed(__u16 local_port)

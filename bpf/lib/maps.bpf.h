@@ -35,6 +35,67 @@ struct {
     __type(value, __u8);
 } traced_pids SEC(".maps") __weak;
 
+/* The same selection as one bit per tgid, which the hot paths test instead of looking up the
+ * hash (an inlined array access, no hash): unselected processes pay almost nothing beyond the
+ * tracepoint itself. Slot PP_BITS_TRACED is the selection; slot PP_BITS_TLS the processes with
+ * TLS uprobes attached, the only ones whose socket syscalls look at the TLS maps (set by the
+ * agent before it attaches them). Memory-mapped by the agent, which sets and clears bits with
+ * atomic operations, as the fork and exit programs do here. Covers every pid the kernel can hand
+ * out (PID_MAX_LIMIT, 2^22 on 64-bit): 512 KiB per slot. traced_pids stays the list userspace
+ * reads; both change together (bit after the hash entry on select, before its removal on
+ * unselect). */
+#define PP_PID_BITMAP_WORDS (1u << 16)
+#define PP_BITS_TRACED 0
+#define PP_BITS_TLS 1
+
+struct pp_pid_bitmap {
+    __u64 w[PP_PID_BITMAP_WORDS];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, struct pp_pid_bitmap);
+} pid_bits SEC(".maps") __weak;
+
+/* Word index of tgid, or -1. The mask is forced (clang would otherwise recompute the index from
+ * the 64-bit pid_tgid and lose the bound the verifier needs); it changes nothing below 2^22. */
+static __always_inline long pp_pid_word(__u32 tgid)
+{
+    if (tgid >= (PP_PID_BITMAP_WORDS << 6))
+        return -1;
+    __u64 w = tgid >> 6;
+    asm volatile("%[x] &= 0xffff" : [x] "+r"(w));
+    return (long)w;
+}
+
+static __always_inline int pp_pid_bit(__u32 slot, __u32 tgid)
+{
+    long w = pp_pid_word(tgid);
+    struct pp_pid_bitmap *b = bpf_map_lookup_elem(&pid_bits, &slot);
+    if (w < 0 || !b)
+        return 0;
+    return (b->w[w] >> (tgid & 63)) & 1;
+}
+
+static __always_inline void pp_pid_bit_set(__u32 slot, __u32 tgid)
+{
+    long w = pp_pid_word(tgid);
+    struct pp_pid_bitmap *b = bpf_map_lookup_elem(&pid_bits, &slot);
+    if (w >= 0 && b)
+        __sync_fetch_and_or(&b->w[w], 1ULL << (tgid & 63));
+}
+
+static __always_inline void pp_pid_bit_clear(__u32 slot, __u32 tgid)
+{
+    long w = pp_pid_word(tgid);
+    struct pp_pid_bitmap *b = bpf_map_lookup_elem(&pid_bits, &slot);
+    if (w >= 0 && b)
+        __sync_fetch_and_and(&b->w[w], ~(1ULL << (tgid & 63)));
+}
+
 /* Server ports to trace (host order), when pp_cfg.filter_ports is 1. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -78,16 +139,17 @@ struct {
     __type(value, __u8);
 } ignored_fds SEC(".maps") __weak;
 
-/* Enter -> exit stash of a data syscall's arguments, keyed by pid_tgid. */
+/* Enter -> exit stash of a data syscall's arguments (task_stash.io). */
 struct pp_io_args {
     __u64 buf;      /* user buffer, or iovec array, or msghdr */
     __u64 enter_ns;
     __s32 fd;
     __u32 iovcnt;
     __u8 kind;      /* enum pp_io_kind */
-    __u8 syscall;   /* enum pp_syscall */
+    __u8 syscall;   /* enum pp_syscall; the exit program checks it is its own */
     __u8 direction; /* enum pp_direction */
-    __u8 _pad[5];
+    __u8 active;    /* 1 from entry to exit */
+    __u8 _pad[4];
 };
 
 enum pp_io_kind {
@@ -97,26 +159,41 @@ enum pp_io_kind {
     PP_IO_NONE = 3,   /* no user buffer (sendfile) */
 };
 
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __type(key, __u64);
-    __type(value, struct pp_io_args);
-} active_io_args SEC(".maps") __weak;
-
-/* accept/connect stash: the fd (connect) or nothing (accept) plus the entry time. */
+/* accept/connect stash (task_stash.sock): the fd (connect) or nothing (accept) plus the entry
+ * time. */
 struct pp_sock_args {
     __u64 enter_ns;
     __s32 fd;
-    __u32 _pad;
+    __u8 active; /* PP_SOCK_ACCEPT or PP_SOCK_CONNECT from entry to exit, else 0 */
+    __u8 _pad[3];
+};
+
+#define PP_SOCK_ACCEPT 1
+#define PP_SOCK_CONNECT 2
+
+/* A thread is in at most one syscall, so its stashes live with the thread itself
+ * (task-local storage): no hash update and delete per syscall, and nothing is left behind when
+ * a thread dies between entry and exit, or its process is unselected meanwhile (the exit
+ * programs return before looking at the stash for unselected processes). */
+struct pp_task_stash {
+    struct pp_io_args io;
+    struct pp_sock_args sock;
 };
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __type(key, __u64);
-    __type(value, struct pp_sock_args);
-} active_sock_args SEC(".maps") __weak;
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct pp_task_stash);
+} task_stash SEC(".maps") __weak;
+
+/* The current thread's stash, created on first use (NULL only when the kernel is out of
+ * memory for it, or the storage is busy on this CPU: counted as args_map_full). */
+static __always_inline struct pp_task_stash *task_stash_get(int create)
+{
+    return bpf_task_storage_get(&task_stash, bpf_get_current_task_btf(), 0,
+                                create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
 
 /* Scratch for one data event plus 2 * PP_MAX_CHUNK spare bytes: copies are bounded with masks
  * (offset <= PP_MAX_CHUNK - 1, size <= 2 * PP_MAX_CHUNK - 1) that the verifier can follow, and

@@ -73,8 +73,8 @@ struct {
     __type(value, struct pp_tls_fd);
 } tls_fds SEC(".maps") __weak;
 
-/* Processes with TLS uprobes attached (tgid -> 1), written by the agent: only their socket
- * reads are remembered in tls_last_rx. */
+/* Processes with TLS uprobes attached (tgid -> 1), the agent's list; the socket probes test the
+ * same set as pid_bits slot PP_BITS_TLS. Only their socket reads are remembered in tls_last_rx. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 8192);
@@ -261,7 +261,10 @@ static __always_inline void tls_flush_pending(__u64 pid_tgid, __s32 fd, struct p
 }
 
 /* Called by the socket syscall probes at entry, for a tracked TCP connection of a selected
- * process, before anything is stashed. Learns SSL* -> fd from what the thread does; returns 1
+ * process with TLS uprobes (pid_bits slot PP_BITS_TLS, set by the agent before it attaches
+ * them: for other processes no TLS call can be in progress or pending, so none of the maps below
+ * holds anything for them, and the probes only check the record-header mark), before anything is
+ * stashed. Learns SSL* -> fd from what the thread does; returns 1
  * when the connection carries TLS ciphertext (no payload to capture). */
 static __always_inline int tls_on_socket_io(__u64 pid_tgid, __s32 fd, __u8 direction,
                                             struct pp_conn_state *st)
@@ -281,9 +284,7 @@ static __always_inline int tls_on_socket_io(__u64 pid_tgid, __s32 fd, __u8 direc
     } else if (direction == PP_DIR_EGRESS) {
         tls_flush_pending(pid_tgid, fd, st);
     } else {
-        __u32 tgid = pid_tgid >> 32;
-        if (bpf_map_lookup_elem(&tls_procs, &tgid))
-            bpf_map_update_elem(&tls_last_rx, &pid_tgid, &fd, BPF_ANY);
+        bpf_map_update_elem(&tls_last_rx, &pid_tgid, &fd, BPF_ANY);
     }
     return st->tls != PP_CONN_PLAIN;
 }

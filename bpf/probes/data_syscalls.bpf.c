@@ -1,7 +1,7 @@
 /* Payload of tracked TCP connections: read, write, readv, writev, recvfrom, sendto, recvmsg,
  * sendmsg, sendfile. Arguments are stashed at entry (pointers are not in the exit tracepoint);
  * bytes are copied at exit, when the return value says how many moved.
- * Hooks: syscalls:sys_enter/exit_<call>. Maps: active_io_args, conns, ignored_fds,
+ * Hooks: syscalls:sys_enter/exit_<call>. Maps: task_stash (.io), conns, ignored_fds,
  * data_scratch, drop_counters, events (PP_EV_DATA, PP_EV_CONN_OPEN for sockets found mid-life),
  * and at a server request's first read (ctx_parse.bpf.h): thread_ctx, sample_*, ctx_counters,
  * events (PP_EV_TRACE_CTX). */
@@ -22,24 +22,34 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
                                     __u8 direction)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!is_traced(pid_tgid >> 32))
+    __u32 tgid = pid_tgid >> 32;
+    if (!is_traced(tgid))
         return 0;
     struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
     if (!st)
         return 0;
-    if (tls_on_socket_io(pid_tgid, fd, direction, st))
+    /* Only a process with TLS uprobes can have a TLS call in progress or pending (pid_bits slot
+     * PP_BITS_TLS, set by the agent before it attaches them): the others skip every TLS map. */
+    if (pp_pid_bit(PP_BITS_TLS, tgid) ? tls_on_socket_io(pid_tgid, fd, direction, st)
+                                      : st->tls != PP_CONN_PLAIN)
         return 0; /* TLS ciphertext: the plaintext comes from the TLS probes */
-    struct pp_io_args args = {
-        .buf = buf,
-        .enter_ns = bpf_ktime_get_ns(),
-        .fd = fd,
-        .iovcnt = iovcnt,
-        .kind = kind,
-        .syscall = syscall,
-        .direction = direction,
-    };
-    if (bpf_map_update_elem(&active_io_args, &pid_tgid, &args, BPF_ANY) != 0)
+    struct pp_task_stash *t = task_stash_get(1);
+    if (!t) {
         count_drop(PP_DROP_ARGS_MAP_FULL);
+        return 0;
+    }
+    t->io.buf = buf;
+    /* A read's entry time is only when the thread began to wait: every consumer of ingress
+     * data uses its exit time (request and response starts alike), so reads take one clock
+     * read, at exit, and report it as both. Writes keep both: a response starts at its first
+     * write's entry and ends at its last write's exit. */
+    t->io.enter_ns = direction == PP_DIR_EGRESS ? bpf_ktime_get_ns() : 0;
+    t->io.fd = fd;
+    t->io.iovcnt = iovcnt;
+    t->io.kind = kind;
+    t->io.syscall = syscall;
+    t->io.direction = direction;
+    t->io.active = 1;
     return 0;
 }
 
@@ -175,16 +185,20 @@ static long next_piece(__u32 index, void *ctx)
     return 0;
 }
 
-static __always_inline int io_exit(long ret)
+static __always_inline int io_exit(long ret, __u8 syscall)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    struct pp_io_args *args = bpf_map_lookup_elem(&active_io_args, &pid_tgid);
-    if (!args)
+    if (!is_traced(pid_tgid >> 32)) /* before the stash: unselected processes stop here */
         return 0;
-    struct pp_io_args a = *args;
-    bpf_map_delete_elem(&active_io_args, &pid_tgid);
+    struct pp_task_stash *t = task_stash_get(0);
+    /* Only the stash of this very syscall: one left active by an exit that returned early
+     * (the process was unselected meanwhile) belongs to another call. */
+    if (!t || !t->io.active || t->io.syscall != syscall)
+        return 0;
+    t->io.active = 0;
     if (ret <= 0)
         return 0;
+    struct pp_io_args a = t->io;
 
     __u32 tgid = pid_tgid >> 32;
     __u64 key = conn_map_key(tgid, a.fd);
@@ -200,11 +214,12 @@ static __always_inline int io_exit(long ret)
     if (!s)
         return 0;
     struct pp_data_event *ev = &s->ev;
-    fill_header(&ev->hdr, PP_EV_DATA, pid_tgid, a.enter_ns);
+    __u64 now = bpf_ktime_get_ns();
+    fill_header(&ev->hdr, PP_EV_DATA, pid_tgid, a.enter_ns ? a.enter_ns : now);
     ev->conn.tgid = tgid;
     ev->conn.fd = a.fd;
     ev->conn.gen = st->gen;
-    ev->exit_ns = bpf_ktime_get_ns();
+    ev->exit_ns = now;
     ev->direction = a.direction;
     ev->syscall = a.syscall;
     ev->role = st->role;
@@ -273,7 +288,7 @@ static __always_inline int io_exit(long ret)
         return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_BUF, sysno, dir);     \
     }                                                                                     \
     SEC("tracepoint/syscalls/sys_exit_" #call)                                           \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, sysno); }
 
 #define IOV_PROBE(call, sysno, dir)                                                       \
     SEC("tracepoint/syscalls/sys_enter_" #call)                                          \
@@ -283,7 +298,7 @@ static __always_inline int io_exit(long ret)
                         PP_IO_IOVEC, sysno, dir);                                         \
     }                                                                                     \
     SEC("tracepoint/syscalls/sys_exit_" #call)                                           \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, sysno); }
 
 BUF_PROBE(read, PP_SYS_READ, PP_DIR_INGRESS)
 BUF_PROBE(write, PP_SYS_WRITE, PP_DIR_EGRESS)
@@ -299,7 +314,7 @@ int recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_INGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int recvfrom_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+int recvfrom_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_RECVFROM); }
 
 BUF_PROBE(sendto, PP_SYS_SENDTO, PP_DIR_EGRESS)
 
@@ -312,7 +327,7 @@ int recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_INGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int recvmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+int recvmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_RECVMSG); }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
@@ -321,7 +336,7 @@ int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_EGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int sendmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+int sendmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_SENDMSG); }
 
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket; nothing to copy. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
@@ -330,4 +345,4 @@ int sendfile_enter(struct trace_event_raw_sys_enter *ctx)
     return io_enter((__s32)ctx->args[0], 0, 0, PP_IO_NONE, PP_SYS_SENDFILE, PP_DIR_EGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int sendfile_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+int sendfile_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_SENDFILE); }

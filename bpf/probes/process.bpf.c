@@ -2,7 +2,7 @@
  * (children of a selected process are selected too: nginx workers, pre-fork servers) and exit
  * of a traced process (its open requests end; its selection is dropped).
  * Hooks: tracepoint sched:sched_process_exec, tp_btf sched_process_fork,
- * tracepoint sched:sched_process_exit. Maps: traced_pids, events, thread_ctx (copied to new
+ * tracepoint sched:sched_process_exit. Maps: traced_pids, pid_bits, events, thread_ctx (copied to new
  * threads and children at fork, deleted at thread exit), ctx_counters. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -62,6 +62,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
         return 0;
     __u8 v = *sel;
     bpf_map_update_elem(&traced_pids, &child_tgid, &v, BPF_ANY);
+    pp_pid_bit_set(PP_BITS_TRACED, child_tgid);
     return 0;
 }
 
@@ -81,6 +82,8 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
     ev.exit_code = BPF_CORE_READ(task, exit_code) >> 8;
     ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
     bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+    pp_pid_bit_clear(PP_BITS_TRACED, tgid);
+    pp_pid_bit_clear(PP_BITS_TLS, tgid);
     bpf_map_delete_elem(&traced_pids, &tgid);
     emit(&ev, sizeof(ev));
     return 0;

@@ -509,5 +509,102 @@ TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
     EXPECT_EQ(server_in, req);
 }
 
+// Keys of a hash map whose key is (tgid << 32 | fd) that belong to tgid.
+size_t map_entries_of(int map_fd, uint32_t tgid) {
+    size_t n = 0;
+    uint64_t key = 0, next = 0;
+    uint64_t* prev = nullptr;
+    while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+        if (static_cast<uint32_t>(next >> 32) == tgid) n++;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+// The probes test a bitmap, the agent lists a hash: both follow select, fork and exit.
+TEST_F(KernelProbes, SelectionBitmapFollowsSelectForkAndExit) {
+    auto p = load();
+    ASSERT_TRUE(p);
+    GatedChild child([] {
+        pid_t g = ::fork();
+        if (g == 0) ::_exit(0);
+        int st = 0;
+        ::waitpid(g, &st, 0);
+        FILE* f = std::fopen(("/tmp/pp-kb-" + std::to_string(::getpid())).c_str(), "w");
+        std::fprintf(f, "%d", g);
+        std::fclose(f);
+    });
+    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    EXPECT_FALSE(p->pid_bit_selected(tgid));
+    ASSERT_TRUE(p->select_pid(tgid).ok());
+    EXPECT_TRUE(p->pid_bit_selected(tgid));
+    EXPECT_TRUE(p->is_selected(tgid));
+    p->unselect_pid(tgid);
+    EXPECT_FALSE(p->pid_bit_selected(tgid));
+    EXPECT_FALSE(p->is_selected(tgid));
+    ASSERT_TRUE(p->select_pid(tgid).ok());
+    const std::string path = "/tmp/pp-kb-" + std::to_string(child.pid());
+    child.start();
+    ASSERT_EQ(child.wait(), 0);
+    int grandchild = 0;
+    FILE* f = std::fopen(path.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fscanf(f, "%d", &grandchild), 1);
+    std::fclose(f);
+    std::remove(path.c_str());
+    // Both exited: the exit program cleared the bit and the entry of each.
+    EXPECT_FALSE(p->pid_bit_selected(tgid));
+    EXPECT_FALSE(p->is_selected(tgid));
+    EXPECT_FALSE(p->pid_bit_selected(static_cast<uint32_t>(grandchild)));
+    EXPECT_FALSE(p->is_selected(static_cast<uint32_t>(grandchild)));
+}
+
+// An unselected process leaves nothing in the connection tables either (the exit programs
+// return before any lookup), and a process unselected mid-life stops producing events at once.
+TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
+    auto p = load();
+    ASSERT_TRUE(p);
+    int go2[2], done1[2];
+    ASSERT_EQ(::pipe(go2), 0);
+    ASSERT_EQ(::pipe(done1), 0);
+    GatedChild child([&] {
+        loopback_exchange("GET /first HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", "");
+        char c = 'd';
+        if (::write(done1[1], &c, 1) != 1) ::_exit(2);
+        if (::read(go2[0], &c, 1) != 1) ::_exit(2);
+        loopback_exchange("GET /second HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", "");
+    });
+    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    ASSERT_TRUE(p->select_pid(tgid).ok());
+    child.start();
+    char c;
+    ASSERT_EQ(::read(done1[0], &c, 1), 1);
+    p->unselect_pid(tgid);
+    ASSERT_EQ(::write(go2[1], "g", 1), 1);
+    ASSERT_EQ(child.wait(), 0);
+    for (int fd : {go2[0], go2[1], done1[0], done1[1]}) ::close(fd);
+
+    Collected col;
+    drain(*p, col, [] { return false; }, 1500ms);  // whole deadline: anything would have arrived
+    std::string seen;
+    for (const auto* d : data_of(col, tgid)) seen += d->bytes;
+    EXPECT_NE(seen.find("GET /first"), std::string::npos) << "captured while selected";
+    EXPECT_EQ(seen.find("GET /second"), std::string::npos) << "captured after unselect";
+    // The first exchange closed its sockets while selected; the second never got an entry.
+    // (ignored_fds does hold the pipes the child used while selected: LRU, cleared at close.)
+    EXPECT_EQ(map_entries_of(p->map_fd("conns"), tgid), 0u);
+
+    // A process never selected: no events, no entries.
+    GatedChild other([] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
+    other.start();
+    ASSERT_EQ(other.wait(), 0);
+    Collected col2;
+    drain(*p, col2, [] { return false; }, 1000ms);
+    EXPECT_TRUE(data_of(col2, static_cast<uint32_t>(other.pid())).empty());
+    EXPECT_EQ(map_entries_of(p->map_fd("conns"), static_cast<uint32_t>(other.pid())), 0u);
+    EXPECT_EQ(map_entries_of(p->map_fd("ignored_fds"), static_cast<uint32_t>(other.pid())), 0u);
+}
+
 }  // namespace
 }  // namespace passport::agent

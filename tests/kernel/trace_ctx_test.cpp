@@ -286,6 +286,62 @@ TEST_F(KernelTraceCtx, XrayHeaderWinsOverTraceparentAndSampledUnknownIsDecidedBy
     EXPECT_EQ(evs[0].rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
 }
 
+// The head scan reads the request line and Host only when a rule the kernel can reach looks at
+// them; otherwise it reads the trace headers alone and the rules decide exactly as before.
+TEST_F(KernelTraceCtx, RequestLineAndHostAreReadOnlyWhenARuleNeedsThem) {
+    auto needs = [](const sample::LocalRules& r) {
+        sample::KernelRules k = sample::compile_kernel_rules(r);
+        ProbeConfig cfg;
+        cfg.sample_rules = k.rules;
+        cfg.sample_default = k.default_rule;
+        cfg.sample_cfg = k.cfg;
+        return rules_read_request_text(cfg);
+    };
+    sample::LocalRules none = no_sampling();
+    EXPECT_FALSE(needs(none)) << "the default rule matches nothing";
+    sample::LocalRule stars;
+    stars.name = "stars";
+    stars.host = "*";
+    stars.http_method = "**";
+    stars.url_path = "*";
+    stars.rate = 1.0;
+    sample::LocalRule path = stars;
+    path.name = "path";
+    path.url_path = "/p/*";
+    sample::LocalRules r1 = none;
+    r1.rules = {stars, path};
+    EXPECT_FALSE(needs(r1)) << "the first rule matches every request: the second is never reached";
+    sample::LocalRules r2 = none;
+    r2.rules = {path, stars};
+    EXPECT_TRUE(needs(r2));
+    sample::LocalRule empty_host = stars;
+    empty_host.host = "";
+    sample::LocalRules r3 = none;
+    r3.rules = {empty_host};
+    EXPECT_TRUE(needs(r3)) << "an empty pattern matches only an absent Host";
+
+    // Scan without the request text: a rule of stars decides, the X-Amzn-Trace-Id after Host and
+    // a traceparent are still read exactly.
+    start(r1);
+    EXPECT_FALSE(probes_->reads_request_text());
+    ASSERT_EQ(get("/p/x").status, 200);
+    ASSERT_EQ(get("/q", {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=?"}).status,
+              200);
+    ASSERT_EQ(get("/t", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-00"}).status, 200);
+    auto evs = ctx_events(3);
+    ASSERT_EQ(evs.size(), 3u);
+    EXPECT_EQ(evs[0].source, PP_CTX_MINTED);
+    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES);
+    EXPECT_EQ(evs[0].rule, 0u) << "the rule of stars decided";
+    EXPECT_EQ(evs[1].source, PP_CTX_XRAY_HEADER);
+    EXPECT_EQ(evs[1].trace_id, kRoot);
+    EXPECT_EQ(evs[1].parent_id, kParent);
+    EXPECT_EQ(evs[1].sampled, PP_SAMPLED_YES);
+    EXPECT_EQ(evs[1].rule, 0u);
+    EXPECT_EQ(evs[2].source, PP_CTX_TRACEPARENT);
+    EXPECT_EQ(evs[2].sampled, PP_SAMPLED_NO);
+}
+
 TEST_F(KernelTraceCtx, NoHeaderMintsTraceWithEpochAndPathRuleAndReservoir) {
     sample::LocalRules rules = no_sampling();
     sample::LocalRule yes;  // only this path is sampled (rate 1)

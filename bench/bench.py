@@ -252,6 +252,17 @@ def spread(xs):
     return (min(xs), max(xs)) if xs else (None, None)
 
 
+def add_ratios(row, runs, base):
+    """Throughput, p50 and p99 of runs into row: medians and spreads of the values and of their
+    ratios to the same round's run in base (round -> run)."""
+    for key, metric in (("throughput", "rps"), ("p50", "p50_us"), ("p99", "p99_us")):
+        ratios = [r[metric] / base[r["round"]][metric] for r in runs if base[r["round"]][metric]]
+        row[key + "_ratio"] = median(ratios)
+        row[key + "_ratio_min"], row[key + "_ratio_max"] = spread(ratios)
+        row[key] = median([r[metric] for r in runs])
+        row[key + "_min"], row[key + "_max"] = spread([r[metric] for r in runs])
+
+
 def cmd_version(argv):
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -426,18 +437,7 @@ http {{
         out_path = os.path.join(d, name + ".out")
         with open(out_path, "w") as out:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-            _, status, ru = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
-        with open(out_path) as f:
-            text = f.read()
-        m = re.search(r"^BENCHJSON (\{.*\})$", text, re.M)
-        if p.returncode != 0 or not m:
-            fail(f"wrk failed ({p.returncode}): {text[-1000:]}")
-        r = json.loads(m.group(1))
-        r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
-        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-        r["wrk_cpu_s"] = ru.ru_utime + ru.ru_stime
-        return r
+        return self.finish_wrk(p, out_path)
 
     # -- section 1: overhead -------------------------------------------------------------------
 
@@ -540,12 +540,7 @@ http {{
                 if not rs:
                     continue
                 row = {"rounds": len(rs)}
-                for key, metric in (("throughput", "rps"), ("p50", "p50_us"), ("p99", "p99_us")):
-                    ratios = [r[metric] / base[r["round"]][metric] for r in rs if base[r["round"]][metric]]
-                    row[key + "_ratio"] = median(ratios)
-                    row[key + "_ratio_min"], row[key + "_ratio_max"] = spread(ratios)
-                    row[key] = median([r[metric] for r in rs])
-                    row[key + "_min"], row[key + "_max"] = spread([r[metric] for r in rs])
+                add_ratios(row, rs, base)
                 row["server_cpu_us_per_req"] = median([r["server_cpu_us_per_req"] for r in rs])
                 row["extra_server_cpu_us_per_req"] = median(
                     [r["server_cpu_us_per_req"] - base[r["round"]]["server_cpu_us_per_req"] for r in rs])
@@ -697,11 +692,7 @@ http {{
         for cond in self.CLIENT_CONDITIONS:
             rs = [r for r in runs if r["condition"] == cond and r["round"] in base]
             row = {"rounds": len(rs)}
-            for key, metric in (("throughput", "rps"), ("p50", "p50_us"), ("p99", "p99_us")):
-                ratios = [r[metric] / base[r["round"]][metric] for r in rs if base[r["round"]][metric]]
-                row[key + "_ratio"] = median(ratios)
-                row[key + "_ratio_min"], row[key + "_ratio_max"] = spread(ratios)
-                row[key] = median([r[metric] for r in rs])
+            add_ratios(row, rs, base)
             row["client_cpu_us_per_req"] = median([r["client_cpu_us_per_req"] for r in rs])
             row["extra_client_cpu_us_per_req"] = median(
                 [r["client_cpu_us_per_req"] - base[r["round"]]["client_cpu_us_per_req"] for r in rs])

@@ -432,7 +432,7 @@ http {{
         return t
 
     def wrk(self, url, seconds, connections, threads, d, name="wrk"):
-        argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s",
+        argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
                 "-s", os.path.join(HERE, "wrk", "report.lua"), url]
         out_path = os.path.join(d, name + ".out")
         with open(out_path, "w") as out:
@@ -602,7 +602,7 @@ http {{
             os.unlink(go)
         os.mkfifo(go)
         out_path = os.path.join(d, name + ".out")
-        argv = ["wrk", "-t", str(self.a.threads), "-c", str(self.a.connections), "-d", f"{seconds}s",
+        argv = ["wrk", "-t", str(self.a.threads), "-c", str(self.a.connections), "-d", f"{max(1, round(seconds))}s",
                 "--timeout", "5s", "-s", os.path.join(HERE, "wrk", "report.lua"), url]
         sh = f"read line < {shlex.quote(go)}; exec " + " ".join(shlex.quote(x) for x in argv)
         out = open(out_path, "w")

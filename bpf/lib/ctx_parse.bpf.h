@@ -571,20 +571,9 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
         pp_ctx_count(PP_CTXC_MINTED);
     }
     if (need_rules) {
-        struct pp_sample_text a = {};
-        if (h.method_end > 0 && h.method_end < PP_MAX_CHUNK) {
-            a.method_off = 0;
-            a.method_len = h.method_end;
-        }
-        if (h.path_end > h.path_start && h.path_end < PP_MAX_CHUNK) {
-            a.path_off = h.path_start;
-            a.path_len = h.path_end - h.path_start;
-        }
-        __u32 he = h.host_colons == 1 ? h.host_colon : h.host_end;
-        if (he > h.host_start && he < PP_MAX_CHUNK) {
-            a.host_off = h.host_start;
-            a.host_len = he - h.host_start;
-        }
+        struct pp_sample_text a;
+        pp_sample_text_from(&a, h.method_end, h.path_start, h.path_end, h.host_start, h.host_end, h.host_colon,
+                            h.host_colons);
         __u16 rule = PP_RULE_NONE;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;

@@ -34,6 +34,28 @@ struct pp_sample_text {
     __u16 path_len;
 };
 
+/* *a from where a request head's method, path (without query) and Host value lie in its text, as
+ * offsets from the request's first byte (the method starts at 0). A range that is empty or ends
+ * at or past PP_MAX_CHUNK is left out (empty: matches any pattern). A Host value with exactly one
+ * ':' ends there (its port); one with more (an IPv6 literal) is kept whole. */
+static __always_inline void pp_sample_text_from(struct pp_sample_text *a, __u32 method_end, __u32 path_start,
+                                                __u32 path_end, __u32 host_start, __u32 host_end,
+                                                __u32 host_colon, __u32 host_colons)
+{
+    __builtin_memset(a, 0, sizeof(*a));
+    if (method_end > 0 && method_end < PP_MAX_CHUNK)
+        a->method_len = method_end;
+    if (path_end > path_start && path_end < PP_MAX_CHUNK) {
+        a->path_off = path_start;
+        a->path_len = path_end - path_start;
+    }
+    __u32 he = host_colons == 1 ? host_colon : host_end;
+    if (he > host_start && he < PP_MAX_CHUNK) {
+        a->host_off = host_start;
+        a->host_len = he - host_start;
+    }
+}
+
 static __always_inline __u8 pp_fold(__u8 c)
 {
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;

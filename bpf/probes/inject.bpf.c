@@ -218,6 +218,12 @@ struct {
     __type(value, struct pp_inj_run);
 } inject_scratch SEC(".maps");
 
+static __always_inline struct pp_inject_ctl *inject_ctl_get(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&inject_ctl, &zero);
+}
+
 static __always_inline void inj_count(__u32 c)
 {
     __u64 *v = bpf_map_lookup_elem(&inject_counters, &c);
@@ -815,20 +821,11 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
         ev->ctx.sampled = PP_SAMPLED_UNKNOWN;
         if (run->req_win0 && s->head_len <= PP_INJ_WINDOW) {
             /* In the scratch, not on the stack: the call chain's stack is near its limit. */
-            struct pp_sample_text *a = &run->attrs;
-            __builtin_memset(a, 0, sizeof(*a));
-            a->method_len = s->a_method_len;
-            if ((s->attr_flags & A_PATH_DONE) && s->a_path_end > s->a_path_start) {
-                a->path_off = s->a_path_start;
-                a->path_len = s->a_path_end - s->a_path_start;
-            }
-            __u16 he = s->a_host_colons == 1 ? s->a_host_colon : s->a_host_end;
-            if ((s->attr_flags & A_HOST_VALUE) && he > s->a_host_start) {
-                a->host_off = s->a_host_start;
-                a->host_len = he - s->a_host_start;
-            }
+            /* Offsets not found are 0, which the helper leaves out. */
+            pp_sample_text_from(&run->attrs, s->a_method_len, s->a_path_start, s->a_path_end, s->a_host_start,
+                                s->a_host_end, s->a_host_colon, s->a_host_colons);
             run->rule = PP_RULE_NONE;
-            ev->ctx.sampled = pp_sample_request(pid_tgid >> 32, run->buf, a, &run->rule);
+            ev->ctx.sampled = pp_sample_request(pid_tgid >> 32, run->buf, &run->attrs, &run->rule);
             ev->rule = run->rule;
         }
     }
@@ -971,14 +968,13 @@ int inject_msg(struct sk_msg_md *msg)
         bpf_msg_cork_bytes(msg, 0);
         bpf_msg_apply_bytes(msg, 0);
     }
-    __u32 zero_key = 0;
-    struct pp_inject_ctl *ctl = bpf_map_lookup_elem(&inject_ctl, &zero_key);
     /* A held head is released by this run whatever happens below (resumed, or dropped with the
      * socket's framing). */
     const __u8 resumed = s->corked;
     const __u32 parsed = s->cork_parsed;
     if (resumed) {
         s->corked = 0;
+        struct pp_inject_ctl *ctl = inject_ctl_get();
         if (ctl)
             __sync_fetch_and_add(&ctl->held, -1);
     }
@@ -1071,8 +1067,9 @@ int inject_msg(struct sk_msg_md *msg)
         inj_count(PP_INJC_FRAMING_LOST);
     }
     struct pp_inj_sock *st = &run->st;
+    struct pp_inject_ctl *ctl = NULL;
     if (st->mode >= M_REQLINE && st->mode <= M_HDR_SKIP && st->method_ok &&
-        st->req_app_pos >= run->msg_app_base && ctl && !ctl->draining) {
+        st->req_app_pos >= run->msg_app_base && (ctl = inject_ctl_get()) && !ctl->draining) {
         /* The message ends inside a head that began in it (the method is known): hold the head
          * back until the app has written the rest, so the header can go after its request
          * line. Bytes before the head go out now (apply_bytes; the kernel runs this program

@@ -27,6 +27,18 @@ using namespace std::chrono_literals;
 const std::regex kInjectedLine(
     "X-Amzn-Trace-Id: Root=(1-[0-9a-f]{8}-[0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=([01?])\r\n");
 
+// The ids of a received X-Amzn-Trace-Id value (inject_server.py's "trace" entries) when it is
+// exactly the line Passport inserts; nullopt for any other value.
+struct WireIds {
+    std::string trace, parent, sampled;
+};
+std::optional<WireIds> wire_ids(const nlohmann::json& value) {
+    std::string line = "X-Amzn-Trace-Id: " + value.get<std::string>() + "\r\n";
+    std::smatch m;
+    if (!std::regex_match(line, m, kInjectedLine)) return std::nullopt;
+    return WireIds{m[1].str(), m[2].str(), m[3].str()};
+}
+
 std::string read_file(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;
@@ -139,6 +151,18 @@ class InjectE2e : public E2eTest {
   protected:
     std::filesystem::path record() { return dir().path() / "events.jsonl"; }
 
+    // The first document with a top-level subsegment of this id (waits up to kDocumentTimeout).
+    std::optional<json> document_with_subsegment(const std::string& id) {
+        return collector().wait_for(
+            [&](const json& d) {
+                if (!d.contains("subsegments")) return false;
+                for (const auto& s : d["subsegments"])
+                    if (s.value("id", "") == id) return true;
+                return false;
+            },
+            deadline_in(kDocumentTimeout));
+    }
+
     std::set<std::string> injected_ids(uint32_t tgid) {
         std::set<std::string> ids;
         for (const auto& e : inject_events(record()))
@@ -218,15 +242,14 @@ TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
             if (r["conn"].get<int>() != static_cast<int>(i + 1)) continue;
             size_t mine = 0;
             for (const auto& t : r["trace"]) {
-                std::smatch m;
-                std::string line = "X-Amzn-Trace-Id: " + t.get<std::string>() + "\r\n";
-                if (std::regex_match(line, m, kInjectedLine) && ids.count(m[2].str())) {
+                auto w = wire_ids(t);
+                if (w && ids.count(w->parent)) {
                     mine++;
                     EXPECT_TRUE(r["trace_first"].get<bool>()) << r.dump();
                     bool root_ok = false;
                     for (const auto& e : inject_events(record()))
-                        root_ok = root_ok || (e.parent == m[2].str() && e.trace_id == m[1].str());
-                    EXPECT_TRUE(root_ok) << "Root differs from the reported trace id: " << line;
+                        root_ok = root_ok || (e.parent == w->parent && e.trace_id == w->trace);
+                    EXPECT_TRUE(root_ok) << "Root differs from the reported trace id: " << t;
                 }
             }
             EXPECT_LE(mine, 1u) << "at most one injected header per request: " << r.dump();
@@ -274,10 +297,9 @@ TEST_F(InjectE2e, RealClientsCurlPythonNode) {
         SCOPED_TRACE(r.dump());
         n++;
         ASSERT_EQ(r["trace"].size(), 1u);
-        std::smatch m;
-        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
-        ASSERT_TRUE(std::regex_match(line, m, kInjectedLine));
-        EXPECT_TRUE(ids.count(m[2].str())) << "Parent not reported by the kernel";
+        auto w = wire_ids(r["trace"][0]);
+        ASSERT_TRUE(w);
+        EXPECT_TRUE(ids.count(w->parent)) << "Parent not reported by the kernel";
         EXPECT_TRUE(r["trace_first"].get<bool>());
         EXPECT_TRUE(r["body_ok"].get<bool>());
     }
@@ -290,18 +312,10 @@ TEST_F(InjectE2e, RealClientsCurlPythonNode) {
     // Calls made outside any served request: each is a segment of its own whose trace id and
     // subsegment id are the ones on the wire, marked traced.
     for (const auto& r : server.requests()) {
-        std::smatch m;
-        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
-        std::regex_match(line, m, kInjectedLine);
-        std::string trace = m[1].str(), parent = m[2].str();
-        auto doc = collector().wait_for(
-            [&](const json& d) {
-                if (!d.contains("subsegments")) return false;
-                for (const auto& s : d["subsegments"])
-                    if (s.value("id", "") == parent) return true;
-                return false;
-            },
-            deadline_in(kDocumentTimeout));
+        auto w = wire_ids(r["trace"][0]);
+        ASSERT_TRUE(w) << r.dump();
+        const std::string trace = w->trace, parent = w->parent;
+        auto doc = document_with_subsegment(parent);
         ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
         EXPECT_EQ((*doc)["trace_id"], trace);
         for (const auto& s : (*doc)["subsegments"])
@@ -470,10 +484,9 @@ TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsP
     auto got = callee.wait_requests(tag, 1);
     ASSERT_EQ(got.size(), 1u);
     ASSERT_EQ(got[0]["trace"].size(), 1u) << got[0].dump();
-    std::smatch hm;
-    std::string line = "X-Amzn-Trace-Id: " + got[0]["trace"][0].get<std::string>() + "\r\n";
-    ASSERT_TRUE(std::regex_match(line, hm, kInjectedLine)) << line;
-    const std::string trace = hm[1].str(), parent = hm[2].str();
+    auto w = wire_ids(got[0]["trace"][0]);
+    ASSERT_TRUE(w) << got[0].dump();
+    const std::string trace = w->trace, parent = w->parent;
     // The callee would make its segment with parent_id = Parent: that must be the caller's
     // subsegment for this call, in the same trace.
     auto doc = collector().wait_for(
@@ -527,11 +540,10 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
         ASSERT_EQ(got.size(), size_t(kLoops)) << part;
         for (const auto& r : got) {
             ASSERT_EQ(r["trace"].size(), 1u) << r.dump();
-            std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
-            std::smatch m;
-            ASSERT_TRUE(std::regex_match(line, m, kInjectedLine)) << line;
-            EXPECT_EQ(m[3].str(), want) << "decided in the kernel, not left to the callee: " << r.dump();
-            (*out)[m[1].str()] = m[2].str();
+            auto w = wire_ids(r["trace"][0]);
+            ASSERT_TRUE(w) << r.dump();
+            EXPECT_EQ(w->sampled, want) << "decided in the kernel, not left to the callee: " << r.dump();
+            (*out)[w->trace] = w->parent;
         }
     }
     EXPECT_EQ(keep.size(), size_t(kLoops)) << "each call its own trace";
@@ -577,11 +589,8 @@ TEST_F(InjectE2e, HeadHeldBackWhileTheAgentExitsArrivesWhole) {
     // Completed after the agent stopped reading its ring: the id is taken from the wire.
     std::set<std::string> ids;
     for (const auto& r : server.requests())
-        for (const auto& t : r["trace"]) {
-            std::smatch m;
-            std::string line = "X-Amzn-Trace-Id: " + t.get<std::string>() + "\r\n";
-            if (std::regex_match(line, m, kInjectedLine)) ids.insert(m[2].str());
-        }
+        for (const auto& t : r["trace"])
+            if (auto w = wire_ids(t)) ids.insert(w->parent);
     size_t removed = 0;
     std::string got = strip_injected(server.received(1), ids, removed);
     EXPECT_EQ(got, read_file(out / "sent-1.bin")) << "the held start of the head was lost";
@@ -640,21 +649,13 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
         }
         ASSERT_EQ(r["trace"].size(), 1u);
         EXPECT_TRUE(r["trace_first"].get<bool>());
-        std::smatch m;
-        std::string line = "X-Amzn-Trace-Id: " + r["trace"][0].get<std::string>() + "\r\n";
-        ASSERT_TRUE(std::regex_match(line, m, kInjectedLine));
-        ASSERT_TRUE(ids.count(m[2].str())) << "Parent not reported by the kernel";
+        auto w = wire_ids(r["trace"][0]);
+        ASSERT_TRUE(w);
+        ASSERT_TRUE(ids.count(w->parent)) << "Parent not reported by the kernel";
         // The call's document holds the subsegment named on the wire, in the wire's trace: the
         // kernel numbered the adopted connection's bytes as the syscall probes do.
-        const std::string trace = m[1].str(), parent = m[2].str();
-        auto doc = collector().wait_for(
-            [&](const json& d) {
-                if (!d.contains("subsegments")) return false;
-                for (const auto& s : d["subsegments"])
-                    if (s.value("id", "") == parent) return true;
-                return false;
-            },
-            deadline_in(kDocumentTimeout));
+        const std::string trace = w->trace, parent = w->parent;
+        auto doc = document_with_subsegment(parent);
         ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
         EXPECT_EQ((*doc)["trace_id"], trace);
     }

@@ -63,6 +63,9 @@ int on_record(void* ctx, void* data, size_t size) {
         }
     }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
+    if (const auto* inj = std::get_if<events::Inject>(&ev);
+        inj && inj->outcome == events::InjectOutcome::kLeave && rc->injection)
+        rc->injection->remove_socket(inj->socket_cookie);
     if (rc->tls) {
         if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->tls->on_exec(exec->tgid);
         if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->tls->on_exit(exit->tgid);
@@ -360,6 +363,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         counters.set("inject.adopted_sockets", ac.adopted);
         counters.set("inject.adopt_denied", ac.denied);
         counters.set("inject.adopt_ebusy", ac.ebusy);
+        counters.set("inject.adopt_blocking", ac.blocking);
+        counters.set("inject.adopt_removed", ac.removed);
         counters.set("inject.adopt_failed", ac.failed);
     }
     injection.reset();  // detach before the programs and maps go

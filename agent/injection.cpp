@@ -131,7 +131,11 @@ const char* inject_counter_name(int c) {
         case PP_INJC_FRAMING_LOST: return "framing_lost";
         case PP_INJC_NO_STORAGE: return "no_storage";
         case PP_INJC_RESYNCED: return "resynced";
-        case PP_INJC_CORKED: return "corked_heads";
+        case PP_INJC_SPLIT_INJECTED: return "split_heads_injected";
+        case PP_INJC_LEFT_NOT_HTTP: return "left_not_http";
+        case PP_INJC_LEFT_BLOCKING: return "left_blocking";
+        case PP_INJC_LEFT_SNDBUF: return "left_sndbuf";
+        case PP_INJC_KTHREAD: return "kernel_threads";
         default: return "unknown";
     }
 }
@@ -200,33 +204,14 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
     return inj;
 }
 
-// Heads the sk_msg program holds back until the app writes their rest are freed by the kernel,
-// unsent, when the socket leaves the sockhash (as every socket does when the agent exits): stop
-// holding new ones and give those held a bounded time to be released by the app's next write.
-void Injection::drain_held_heads() {
+// An adopted socket the sk_msg program found it must leave (adopted sockets have no
+// header-option callback to leave by themselves): remove it from the sockhash.
+void Injection::remove_socket(uint64_t cookie) {
     if (!skel_) return;
-    int fd = bpf_map__fd(skel_->maps.inject_ctl);
-    uint32_t key = 0;
-    pp_inject_ctl ctl{};
-    if (fd < 0 || bpf_map_lookup_elem(fd, &key, &ctl) != 0) return;
-    ctl.draining = 1;
-    if (bpf_map_update_elem(fd, &key, &ctl, BPF_ANY) != 0) return;
-    if (bpf_map_lookup_elem(fd, &key, &ctl) != 0 || ctl.held <= 0) return;
-    std::fprintf(stderr,
-                 "passport: injection: waiting up to 1 s for %lld request head(s) held back until their "
-                 "app writes the rest\n",
-                 static_cast<long long>(ctl.held));
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (std::chrono::steady_clock::now() < until) {
-        if (bpf_map_lookup_elem(fd, &key, &ctl) != 0 || ctl.held <= 0) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    std::fprintf(stderr, "passport: injection: %lld held head(s) not completed in time; the kernel drops them\n",
-                 static_cast<long long>(ctl.held));
+    if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.inject_socks), &cookie) == 0) adopt_.removed++;
 }
 
 Injection::~Injection() {
-    drain_held_heads();
     if (sockops_link_) bpf_link__destroy(sockops_link_);
     if (sockops_prog_fd_ >= 0 && cgroup_fd_ >= 0)
         bpf_prog_detach2(sockops_prog_fd_, cgroup_fd_, BPF_CGROUP_SOCK_OPS);
@@ -334,6 +319,13 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
         if (denied(a.remote)) {
             adopt_.denied++;
             if (log) log->push_back(what + ": denied, left alone");
+            continue;
+        }
+        // A blocking socket in a sockhash can see EAGAIN from a blocking recv(); one joining
+        // from userspace has no header-option callback to leave by in time: never adopted.
+        if (const int fl = ::fcntl(sock.fd, F_GETFL); fl < 0 || !(fl & O_NONBLOCK)) {
+            adopt_.blocking++;
+            if (log) log->push_back(what + ": blocking socket, left alone");
             continue;
         }
         a.netns = netns;

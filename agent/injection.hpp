@@ -48,7 +48,12 @@ public:
         uint64_t denied = 0;   // destination denied (--inject-deny)
         uint64_t ebusy = 0;    // another sk_msg user owns the socket
         uint64_t failed = 0;   // pidfd_getfd, sockhash or map failures
+        uint64_t blocking = 0; // blocking sockets, never adopted (see docs/injection.md)
+        uint64_t removed = 0;  // adopted sockets removed again on the sk_msg program's request
     };
+    // Removes an adopted socket from the sockhash (the sk_msg program asked: not HTTP/1, turned
+    // blocking, or its send buffer filled).
+    void remove_socket(uint64_t cookie);
     const AdoptCounts& adopt_counts() const { return adopt_; }
     // Sum over CPUs of each enum pp_inject_counter.
     std::array<uint64_t, PP_INJC_COUNT> counters() const;
@@ -56,7 +61,6 @@ public:
 private:
     Injection() = default;
     bool adoptable(uint32_t pid) const;
-    void drain_held_heads();
     bool denied(const pp_endpoint& remote) const;
 
     passport_bpf* skel_ = nullptr;

@@ -3,8 +3,19 @@
  * sock_ops (cgroup v2 root):
  *   TCP_CONNECT_CB (runs in the connecting task): a selected process connecting to a destination
  *     that is not denied gets its socket marked in sk_storage (inject_sk);
+ *     Kernel threads are never marked.
  *   ACTIVE_ESTABLISHED_CB: a marked socket joins the sockhash (inject_socks). EBUSY means another
- *     sk_msg user owns it: counted, left alone.
+ *     sk_msg user owns it: counted, left alone. The socket also gets the header-option callback
+ *     (HDR_OPT_LEN_CB), which the kernel runs in every sendmsg and for every segment it builds:
+ *     there a socket that must leave the sockhash is removed (see "Leaving" below).
+ * Leaving: a socket in a sockhash gets the kernel's tcp_bpf receive path, and its blocking
+ *   recv() returns EAGAIN when woken without data (tcp_bpf_recvmsg: tcp_msg_wait_data() waits
+ *   once; a wake-up with no data, e.g. the send buffer's space coming back as ACKs arrive, makes
+ *   it return -EAGAIN instead of waiting again as tcp_recvmsg does). So a socket leaves as soon as
+ *   it is not HTTP/1, its file is blocking (checked on every send), or its send buffer filled
+ *   (SOCK_NOSPACE: write-space wake-ups follow). The header-option callback runs inside the same
+ *   sendmsg that ran sk_msg, so a blocking socket is out before the send returns and its reads
+ *   take the plain TCP path.
  * Connections opened earlier (before the agent started, or before their process was selected)
  *   are adopted by the agent from userspace: it puts the socket's cookie in inject_adopt and the
  *   socket in the sockhash; the socket's first message then creates its state here, at a request
@@ -13,9 +24,9 @@
  *   follows HTTP/1 request framing on the socket (head, Content-Length or chunked body) with a
  *   byte state machine kept in sk_storage, so body bytes are never taken for a request; at the
  *   end of each head, inserts one header line after the request line unless the head already
- *   has X-Amzn-Trace-Id. A piece that ends inside a head (after its method) sends what precedes
- *   the head and holds the head back until the app writes more (apply/cork bytes), so the whole
- *   head is in one message when it ends. A call outside any served request gets a trace minted
+ *   has X-Amzn-Trace-Id. Nothing is ever held back: a head written over several sends is parsed
+ *   as it passes, and its line goes before the head's blank line, in the send that ends the head
+ *   (when that send holds the whole blank line). A call outside any served request gets a trace minted
  *   here and the local sampling rules' decision. Anything unexpected (not HTTP/1, helper
  *   failure, framing that cannot be followed) leaves the bytes as the app wrote them and stops
  *   injection on that socket. Every request is reported (PP_EV_INJECT).
@@ -44,9 +55,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PP_INJ_MAX_STEPS 96
 /* A head longer than this is not followed (framing lost, injection stops on the socket). */
 #define PP_INJ_MAX_HEAD (64 * 1024)
-/* A head still incomplete at the end of a send is held back (corked) until the app has written
- * the rest, up to this many bytes; a longer split head goes out as written, not injected. */
-#define PP_INJ_MAX_CORK (32 * 1024)
 /* After an insert, a message up to this size is made one buffer again (see insert_line). */
 #define PP_INJ_LINEARIZE_MAX 4096
 
@@ -96,13 +104,6 @@ struct {
     __type(value, __u64);
 } inject_counters SEC(".maps");
 
-/* Held-back heads: struct pp_inject_ctl (abi.h). */
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct pp_inject_ctl);
-} inject_ctl SEC(".maps");
 
 /* Parser modes. */
 enum {
@@ -153,11 +154,15 @@ struct pp_inj_sock {
     __u8 method_ok;         /* the method is one we inject into */
     __u8 seq_known;         /* seq_base is set */
     __u8 last_inserted;     /* the previous message got a header line */
-    __u8 corked;            /* the current head began in a message the kernel is holding back */
-    __u8 msg_ctl;           /* cork/apply bytes were used on this socket (reset them every run) */
+    __u8 blank_cr;          /* the current header line began with CR (its start is in blank_app) */
+    __u8 leave;             /* enum pp_inject_leave: the socket must leave the sockhash */
     __u8 attr_flags;        /* A_* */
     __u32 seq_base;         /* tcp write_seq when wire_bytes was 0 */
-    __u32 cork_parsed;      /* corked: bytes of the held-back head already parsed */
+    __u8 adopted;           /* joined from userspace: no header-option callback, the agent removes it */
+    __u8 leave_sent;        /* adopted: the agent was asked to remove it */
+    __u8 head_reported;     /* the current head was handled before its final LF arrived */
+    __u8 _pad0;
+    __u64 blank_app;        /* app offset of the first byte of the current header line */
     /* Where the current request's method, path and Host value lie, as offsets from its first
      * byte (valid while the head fits the first window), for the sampling rules. */
     __u16 a_method_len;
@@ -218,11 +223,6 @@ struct {
     __type(value, struct pp_inj_run);
 } inject_scratch SEC(".maps");
 
-static __always_inline struct pp_inject_ctl *inject_ctl_get(void)
-{
-    __u32 zero = 0;
-    return bpf_map_lookup_elem(&inject_ctl, &zero);
-}
 
 static __always_inline void inj_count(__u32 c)
 {
@@ -232,6 +232,13 @@ static __always_inline void inj_count(__u32 c)
 }
 
 /* ---- sock_ops ---- */
+
+static __always_inline void count_leave(__u8 why)
+{
+    inj_count(why == PP_LEAVE_BLOCKING ? PP_INJC_LEFT_BLOCKING
+              : why == PP_LEAVE_SNDBUF ? PP_INJC_LEFT_SNDBUF
+                                       : PP_INJC_LEFT_NOT_HTTP);
+}
 
 static __always_inline int port_denied(__u16 port)
 {
@@ -285,49 +292,48 @@ static __always_inline void fill_endpoints(struct bpf_sock_ops *skops, struct pp
     }
 }
 
-SEC("sockops")
-int inject_sockops(struct bpf_sock_ops *skops)
+#define PP_PF_KTHREAD 0x00200000
+
+/* TCP_CONNECT_CB, in connect() of the connecting task (the process is known here only): a
+ * selected user process connecting to a destination that is not denied gets its socket marked. */
+static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
-    __u32 op = skops->op;
-    if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-        return 1;
-    if (skops->family != PP_AF_INET && skops->family != PP_AF_INET6)
-        return 1;
-    struct bpf_sock *sk = skops->sk;
-    if (!sk)
-        return 1;
-
-    if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
-        /* Runs in connect() of the connecting task: the process is known here only. */
-        __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-        if (!is_traced(tgid))
-            return 1;
-        if (port_denied((__u16)bpf_ntohl(skops->remote_port)) || addr_denied(skops)) {
-            inj_count(PP_INJC_DENIED);
-            return 1;
-        }
-        struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-        if (!s) {
-            inj_count(PP_INJC_NO_STORAGE);
-            return 1;
-        }
-        s->marked = 1;
-        s->mode = M_START;
-        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        s->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-        inj_count(PP_INJC_MARKED);
-        return 1;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!is_traced(tgid))
+        return;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    if (BPF_CORE_READ(task, flags) & PP_PF_KTHREAD) {
+        inj_count(PP_INJC_KTHREAD);
+        return;
     }
+    if (port_denied((__u16)bpf_ntohl(skops->remote_port)) || addr_denied(skops)) {
+        inj_count(PP_INJC_DENIED);
+        return;
+    }
+    struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!s) {
+        inj_count(PP_INJC_NO_STORAGE);
+        return;
+    }
+    s->marked = 1;
+    s->mode = M_START;
+    s->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+    inj_count(PP_INJC_MARKED);
+}
 
-    /* ACTIVE_ESTABLISHED_CB: may run in softirq context, so only sockets marked above. */
+/* ACTIVE_ESTABLISHED_CB (may run in softirq context, so only sockets marked at connect): the
+ * socket joins the sockhash and gets the header-option callback, where it can leave again. */
+static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
     struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, 0);
     if (!s || !s->marked)
-        return 1;
+        return;
     fill_endpoints(skops, s);
     __u64 cookie = bpf_get_socket_cookie(skops);
     s->cookie = cookie;
     long err = bpf_sock_hash_update(skops, &inject_socks, &cookie, BPF_NOEXIST);
     if (err == 0) {
+        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
         inj_count(PP_INJC_ADDED);
     } else if (err == -16 /* EBUSY: another sk_msg/sockmap user owns the socket */) {
         s->marked = 0;
@@ -336,6 +342,53 @@ int inject_sockops(struct bpf_sock_ops *skops)
         s->marked = 0;
         inj_count(PP_INJC_ADD_FAILED);
     }
+}
+
+/* HDR_OPT_LEN_CB: runs in every sendmsg (after sk_msg ran on its data) and for every segment the
+ * socket builds. A socket the sk_msg program gave a reason to leave, or whose send buffer
+ * filled, leaves the sockhash here (the kernel restores the plain TCP operations once the
+ * current send is done). No option space is reserved. */
+static __always_inline void on_header_options(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+    struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, sk, 0, 0);
+    if (!s || !s->marked)
+        return;
+    __u8 why = s->leave;
+    if (!why) {
+        struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+        if (!tp)
+            return;
+        struct socket *so = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket);
+        if (!so || !(BPF_CORE_READ(so, flags) & (1UL << SOCK_NOSPACE)))
+            return;
+        why = PP_LEAVE_SNDBUF;
+    }
+    __u64 cookie = s->cookie;
+    bpf_map_delete_elem(&inject_socks, &cookie);
+    bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+    s->leave = why;
+    s->marked = 0;
+    count_leave(why);
+}
+
+SEC("sockops")
+int inject_sockops(struct bpf_sock_ops *skops)
+{
+    __u32 op = skops->op;
+    if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+        op != BPF_SOCK_OPS_HDR_OPT_LEN_CB)
+        return 1;
+    if (skops->family != PP_AF_INET && skops->family != PP_AF_INET6)
+        return 1;
+    struct bpf_sock *sk = skops->sk;
+    if (!sk)
+        return 1;
+    if (op == BPF_SOCK_OPS_TCP_CONNECT_CB)
+        on_connect(skops, sk);
+    else if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+        on_established(skops, sk);
+    else
+        on_header_options(skops, sk);
     return 1;
 }
 
@@ -469,6 +522,8 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
         s->head_len = 1;
         s->flags = 0;
         s->cl = 0;
+        s->blank_cr = 0;
+        s->head_reported = 0;
         s->attr_flags = 0;
         s->a_method_len = s->a_path_start = s->a_path_end = 0;
         s->a_host_start = s->a_host_end = s->a_host_colon = 0;
@@ -520,10 +575,18 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
         return 0;
     case M_HDR_START:
         s->head_len++;
-        if (c == '\r')
+        if (c == '\r') {
+            if (!s->blank_cr) {
+                s->blank_cr = 1;
+                s->blank_app = run->msg_app_base + run->off + i - run->shift;
+            }
             return 0;
+        }
         if (c == '\n') {
-            /* End of the head. */
+            /* End of the head: blank_app is where its blank line begins. */
+            if (!s->blank_cr)
+                s->blank_app = run->msg_app_base + run->off + i - run->shift;
+            s->blank_cr = 0;
             if (s->flags & F_BAD) {
                 s->mode = M_DEAD;
                 inj_count(PP_INJC_FRAMING_LOST);
@@ -546,6 +609,7 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
             }
             return 1;
         }
+        s->blank_cr = 0;
         s->mode = M_HDR_NAME;
         s->cand = H_CL | H_TE | H_XRAY | H_HOST;
         s->line_len = 0;
@@ -793,6 +857,10 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
     struct pp_inj_sock *s = &run->st;
     struct pp_inject_event *ev = &run->ev;
     __u64 req = s->req_app_pos;
+    if (s->head_reported) {
+        s->head_reported = 0; /* handled when the message ended on the blank line's CR */
+        return 0;
+    }
     ev->subsegment_id = 0;
     ev->rule = PP_RULE_NONE;
     __builtin_memset(&ev->ctx, 0, sizeof(ev->ctx));
@@ -802,10 +870,17 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
         report(run, PP_INJ_APP_HEADER, req);
         return 0;
     }
+    /* Where the line goes: after the request line when the whole head is in this message;
+     * before the blank line when the head began in an earlier send (those bytes are gone), if
+     * the blank line lies wholly in this message. */
+    __u64 at_app = s->reqline_end_app;
     if (req < run->msg_app_base) {
-        inj_count(PP_INJC_SKIP_SPLIT);
-        report(run, PP_INJ_SKIP_SPLIT, req);
-        return 0;
+        if (s->blank_app < run->msg_app_base) {
+            inj_count(PP_INJC_SKIP_SPLIT);
+            report(run, PP_INJ_SKIP_SPLIT, req);
+            return 0;
+        }
+        at_app = s->blank_app;
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     struct pp_trace_ctx *tctx = bpf_map_lookup_elem(&thread_ctx, &pid_tgid);
@@ -831,7 +906,7 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
     }
     __u64 sub = pp_random_id();
     format_line(run, sub);
-    __u64 at64 = s->reqline_end_app - run->msg_app_base + run->shift;
+    __u64 at64 = at_app - run->msg_app_base + run->shift;
     /* A run preempted on this CPU (preemptible kernels) may find its scratch reused: never
      * modify a message from a scratch that is no longer ours. */
     if (run->gen != my_gen) {
@@ -848,6 +923,8 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
     run->size += PP_INJECT_LINE_LEN;
     ev->subsegment_id = sub;
     inj_count(PP_INJC_INJECTED);
+    if (at_app != s->reqline_end_app)
+        inj_count(PP_INJC_SPLIT_INJECTED);
     report(run, PP_INJ_INJECTED, req);
     return 0;
 }
@@ -947,8 +1024,114 @@ static __always_inline struct pp_inj_sock *adopt(struct bpf_sock *sk)
     s->netns = a->netns;
     s->app_bytes = a->app_pos; /* offsets the syscall probes use for this connection */
     s->cookie = cookie;
+    s->adopted = 1;
     bpf_map_delete_elem(&inject_adopt, &cookie);
     return s;
+}
+
+/* Why the socket must leave the sockhash now (enum pp_inject_leave), or 0. Its file is read on
+ * every send: a program may make a socket blocking after connect. O_NONBLOCK is 04000 on x86-64
+ * and arm64. */
+#define PP_O_NONBLOCK 04000
+static __always_inline __u8 leave_reason(struct tcp_sock *tp)
+{
+    struct socket *so = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket);
+    if (!so)
+        return 0;
+    if (!(BPF_CORE_READ(so, file, f_flags) & PP_O_NONBLOCK))
+        return PP_LEAVE_BLOCKING;
+    if (BPF_CORE_READ(so, flags) & (1UL << SOCK_NOSPACE))
+        return PP_LEAVE_SNDBUF;
+    return 0;
+}
+
+/* An adopted socket has no header-option callback: the agent removes it from the sockhash. */
+static __always_inline void ask_agent_to_remove(struct pp_inj_sock *s)
+{
+    __u32 zero = 0;
+    struct pp_inj_run *run = bpf_map_lookup_elem(&inject_scratch, &zero);
+    if (!run)
+        return;
+    run->st = *s;
+    __builtin_memset(&run->ev.ctx, 0, sizeof(run->ev.ctx));
+    run->ev.subsegment_id = 0;
+    run->ev.ctx_from_thread = 0;
+    run->ev.rule = s->leave;
+    report(run, PP_INJ_LEAVE, s->app_bytes);
+    s->leave_sent = 1;
+    count_leave(s->leave);
+}
+
+/* Write_seq against the bytes this program passed: the kernel may send fewer bytes of a message
+ * than this program saw (a nonblocking send that ran out of memory frees the rest, the app sends
+ * it again) and then pass the next message without running this program. Bytes never seen can
+ * be skipped only inside a body; otherwise the framing is lost. 0 when the socket can go on. */
+static __always_inline int resync(struct pp_inj_sock *s, struct tcp_sock *tp)
+{
+    __u32 wseq = tp->write_seq;
+    if (!s->seq_known) {
+        s->seq_base = wseq - (__u32)s->wire_bytes;
+        s->seq_known = 1;
+        return 0;
+    }
+    __s32 delta = (__s32)(wseq - s->seq_base - (__u32)s->wire_bytes);
+    if (delta == 0)
+        return 0;
+    if (delta > 0 && !s->last_inserted && (s->mode == M_BODY || s->mode == M_CHUNK_DATA) &&
+        s->body_left >= (__u64)delta) {
+        s->body_left -= delta;
+        if (s->body_left == 0)
+            s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
+        s->app_bytes += delta;
+        s->wire_bytes += delta;
+        inj_count(PP_INJC_RESYNCED);
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses (and injects into) one message with the run's scratch. 0, or -1 when the socket's
+ * framing is no longer known. */
+static __always_inline int parse_message(struct sk_msg_md *msg, struct pp_inj_sock *s, __u32 size)
+{
+    __u32 zero = 0;
+    struct pp_inj_run *run = bpf_map_lookup_elem(&inject_scratch, &zero);
+    if (!run)
+        return -1;
+    const __u64 my_gen = ++run->gen;
+    run->stop = 0;
+    run->st = *s;
+    run->msg_app_base = s->app_bytes;
+    run->off = 0;
+    run->skip = 0;
+    run->req_win0 = 0;
+    run->size = size;
+    run->shift = 0;
+    for (int i = 0; i < PP_INJ_MAX_STEPS; i++) {
+        if (run->stop || step(msg, run, my_gen))
+            break;
+    }
+    /* A message that ends on the CR of a head's blank line: the head ends with the next byte
+     * (a header line cannot begin with CR), and every header is known, so the head is handled
+     * now, its line before that CR; the next message may hold nothing but the LF. */
+    struct pp_inj_sock *st = &run->st;
+    if (!run->stop && st->mode == M_HDR_START && st->blank_cr && st->method_ok && !(st->flags & F_BAD)) {
+        on_head(msg, run, my_gen);
+        st->head_reported = 1;
+    }
+    /* A run preempted meanwhile found its scratch reused: this socket's framing is unknown. */
+    if (run->stop || run->gen != my_gen)
+        return -1;
+    if (run->off < run->size && run->st.mode != M_DEAD) {
+        /* More requests in one send than the steps allow: stop following this socket. */
+        run->st.mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
+    }
+    run->st.app_bytes = run->msg_app_base + size;
+    run->st.wire_bytes += run->size;
+    run->st.last_inserted = run->shift != 0;
+    *s = run->st;
+    return 0;
 }
 
 SEC("sk_msg")
@@ -962,142 +1145,29 @@ int inject_msg(struct sk_msg_md *msg)
         s = adopt(sk);
     if (!s)
         return SK_PASS;
-    if (s->msg_ctl) {
-        /* The kernel keeps a corked message's cork/apply byte counts in the message it reuses
-         * for the socket's later sends: clear them, or they would hold back unrelated data. */
-        bpf_msg_cork_bytes(msg, 0);
-        bpf_msg_apply_bytes(msg, 0);
-    }
-    /* A held head is released by this run whatever happens below (resumed, or dropped with the
-     * socket's framing). */
-    const __u8 resumed = s->corked;
-    const __u32 parsed = s->cork_parsed;
-    if (resumed) {
-        s->corked = 0;
-        struct pp_inject_ctl *ctl = inject_ctl_get();
-        if (ctl)
-            __sync_fetch_and_add(&ctl->held, -1);
-    }
     __u32 size = msg->size;
-    if (s->mode == M_DEAD) {
-        s->app_bytes += size;
-        return SK_PASS;
-    }
-    /* The kernel may send fewer bytes of a message than this program saw (a nonblocking send
-     * that ran out of memory frees the rest, the app sends it again) and then pass the next
-     * message without running this program. The socket's write_seq tells how many bytes
-     * really went out: bytes never seen can be skipped only inside a body; otherwise the
-     * framing is lost and the socket is left alone from here on. */
     struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
     if (!tp) {
+        /* Not a TCP socket (never expected in this sockhash): leave it alone. */
         s->mode = M_DEAD;
-        inj_count(PP_INJC_FRAMING_LOST);
-        return SK_PASS;
-    }
-    __u32 wseq = tp->write_seq;
-    if (!s->seq_known) {
-        s->seq_base = wseq - (__u32)s->wire_bytes;
-        s->seq_known = 1;
-    } else {
-        __s32 delta = (__s32)(wseq - s->seq_base - (__u32)s->wire_bytes);
-        if (delta != 0) {
-            if (delta > 0 && !s->last_inserted && (s->mode == M_BODY || s->mode == M_CHUNK_DATA) &&
-                s->body_left >= (__u64)delta) {
-                s->body_left -= delta;
-                if (s->body_left == 0)
-                    s->mode = s->mode == M_BODY ? M_START : M_CHUNK_DATA_END;
-                s->app_bytes += delta;
-                s->wire_bytes += delta;
-                inj_count(PP_INJC_RESYNCED);
-            } else {
-                s->mode = M_DEAD;
-                s->app_bytes += size;
-                inj_count(PP_INJC_FRAMING_LOST);
-                return SK_PASS;
-            }
-        }
-    }
-    __u32 zero = 0;
-    struct pp_inj_run *run = bpf_map_lookup_elem(&inject_scratch, &zero);
-    if (!run) {
         s->app_bytes += size;
         return SK_PASS;
     }
-    const __u64 my_gen = ++run->gen;
-    run->stop = 0;
-    run->st = *s;
-    run->msg_app_base = s->app_bytes;
-    run->off = 0;
-    run->skip = 0;
-    run->req_win0 = 0;
-    run->size = size;
-    run->shift = 0;
-    if (resumed) {
-        /* The kernel held back the start of a head and now runs this program again on it plus
-         * what the app wrote since: parsing resumes where it stopped. The first window still
-         * starts at the request's first byte while the parsed part fits it, so the offsets
-         * kept for the sampling rules stay valid. */
-        if (parsed > size) {
-            s->mode = M_DEAD;
-            s->app_bytes += size;
-            inj_count(PP_INJC_FRAMING_LOST);
-            return SK_PASS;
-        }
-        if (parsed < PP_INJ_WINDOW) {
-            run->skip = parsed;
-            run->req_win0 = 1;
-        } else {
-            run->off = parsed;
-        }
+    if (s->mode != M_DEAD && resync(s, tp) != 0) {
+        s->mode = M_DEAD;
+        inj_count(PP_INJC_FRAMING_LOST);
     }
-    for (int i = 0; i < PP_INJ_MAX_STEPS; i++) {
-        if (run->stop || step(msg, run, my_gen))
-            break;
-    }
-    if (run->stop || run->gen != my_gen) {
-        /* The scratch was reused meanwhile: this socket's framing is no longer known. */
+    if (s->mode != M_DEAD && parse_message(msg, s, size) != 0) {
         s->mode = M_DEAD;
         s->app_bytes += size;
         inj_count(PP_INJC_FRAMING_LOST);
-        return SK_PASS;
+    } else if (s->mode == M_DEAD) {
+        s->app_bytes += size;
     }
-    if (run->off < run->size && run->st.mode != M_DEAD) {
-        /* More requests in one send than the steps allow: stop following this socket. */
-        run->st.mode = M_DEAD;
-        inj_count(PP_INJC_FRAMING_LOST);
+    if (!s->leave) {
+        s->leave = s->mode == M_DEAD ? PP_LEAVE_NOT_HTTP : leave_reason(tp);
+        if (s->leave && s->adopted && !s->leave_sent)
+            ask_agent_to_remove(s);
     }
-    struct pp_inj_sock *st = &run->st;
-    struct pp_inject_ctl *ctl = NULL;
-    if (st->mode >= M_REQLINE && st->mode <= M_HDR_SKIP && st->method_ok &&
-        st->req_app_pos >= run->msg_app_base && (ctl = inject_ctl_get()) && !ctl->draining) {
-        /* The message ends inside a head that began in it (the method is known): hold the head
-         * back until the app has written the rest, so the header can go after its request
-         * line. Bytes before the head go out now (apply_bytes; the kernel runs this program
-         * again on the rest at once); the head itself waits for at least one more byte
-         * (cork_bytes), and this program then runs on it and the new bytes together. */
-        __u32 req_off = (__u32)(st->req_app_pos - run->msg_app_base) + run->shift;
-        __u32 held = run->size - req_off;
-        if (req_off <= run->size && held <= PP_INJ_MAX_CORK) {
-            st->corked = 1;
-            st->cork_parsed = held;
-            st->msg_ctl = 1;
-            __sync_fetch_and_add(&ctl->held, 1);
-            if (req_off > 0) {
-                bpf_msg_apply_bytes(msg, req_off);
-                st->app_bytes = st->req_app_pos;
-                st->wire_bytes += req_off;
-                st->last_inserted = run->shift != 0;
-            } else {
-                bpf_msg_cork_bytes(msg, run->size + 1);
-                inj_count(PP_INJC_CORKED);
-            }
-            *s = *st;
-            return SK_PASS;
-        }
-    }
-    run->st.app_bytes = run->msg_app_base + size;
-    run->st.wire_bytes += run->size;
-    run->st.last_inserted = run->shift != 0;
-    *s = run->st;
     return SK_PASS;
 }

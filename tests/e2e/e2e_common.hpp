@@ -136,6 +136,15 @@ class E2eTest : public ::testing::Test {
 
     AgentRunner& agent() { return *agent_; }
 
+    // SIGKILL, as the OOM killer would: the agent gets no chance to clean up. Waits for it to be
+    // gone; the test owns no agent afterwards.
+    AgentExit kill_agent() {
+        ::kill(agent_->pid(), SIGKILL);
+        AgentExit exit = agent_->stop();
+        agent_.reset();
+        return exit;
+    }
+
     // Stops the agent (it drains its pipeline on SIGINT) and waits until the collector holds
     // everything it sent: after this, "no document for X" is a fact, not a race.
     AgentExit stop_agent_and_sync() {

@@ -233,6 +233,7 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
 }
 
 void Correlator::on_inject(const events::Inject& inj) {
+    if (inj.outcome == events::InjectOutcome::kLeave) return;  // about the socket, not a request
     std::string key = inject_key(inj.tgid, inj.local, inj.remote, inj.app_pos);
     // Known before the call is parsed or the callee resolved, whichever comes first.
     if (inj.outcome == events::InjectOutcome::kInjected && inj.subsegment_id != 0)

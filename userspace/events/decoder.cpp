@@ -172,7 +172,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
         case PP_EV_INJECT: {
             pp_inject_event ev;
             if (!read_struct(rec, ev)) return make_error("short_inject");
-            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_SKIP_FAILED) return make_error("bad_inject_outcome");
+            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_LEAVE) return make_error("bad_inject_outcome");
             Inject out;
             out.tgid = ev.hdr.tgid;
             out.tid = ev.hdr.tid;

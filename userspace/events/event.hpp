@@ -108,7 +108,14 @@ struct TraceCtx {
 // The kernel put (or found) X-Amzn-Trace-Id in an outgoing request (PP_EV_INJECT). Matches the
 // client request whose connection is (tgid, local, remote, netns) and whose first byte is at
 // egress stream offset app_pos.
-enum class InjectOutcome : uint8_t { kInjected = 1, kAppHeader = 2, kSkippedSplit = 3, kSkippedFailed = 4 };
+// kLeave is no request: an adopted socket must leave the sockhash (the agent removes it).
+enum class InjectOutcome : uint8_t {
+    kInjected = 1,
+    kAppHeader = 2,
+    kSkippedSplit = 3,
+    kSkippedFailed = 4,
+    kLeave = 5,
+};
 
 struct Inject {
     uint32_t tgid = 0;

@@ -268,10 +268,21 @@ struct pp_config {
 
 /* What happened to one outgoing request. */
 enum pp_inject_outcome {
-    PP_INJ_INJECTED = 1,    /* the header line was inserted after the request line */
+    PP_INJ_INJECTED = 1,    /* the header line was inserted (after the request line, or before
+                               the blank line of a head written over several sends) */
     PP_INJ_APP_HEADER = 2,  /* the request already had X-Amzn-Trace-Id: bytes left identical */
-    PP_INJ_SKIP_SPLIT = 3,  /* the head began in an earlier send: cannot insert safely, skipped */
+    PP_INJ_SKIP_SPLIT = 3,  /* the head's end was split inside its blank line: not injected */
     PP_INJ_SKIP_FAILED = 4, /* a helper failed: the request went out unmodified */
+    PP_INJ_LEAVE = 5,       /* no request: an adopted socket must leave the sockhash (agent removes
+                               it); `rule` holds the enum pp_inject_leave reason */
+};
+
+/* Why a socket leaves the sockhash (a socket in a sockhash gets the kernel's tcp_bpf receive
+ * path, whose blocking recv() can return EAGAIN after a wake-up without data). */
+enum pp_inject_leave {
+    PP_LEAVE_NOT_HTTP = 1, /* not HTTP/1, or its framing could not be followed */
+    PP_LEAVE_BLOCKING = 2, /* the socket's file is blocking (no O_NONBLOCK) */
+    PP_LEAVE_SNDBUF = 3,   /* the send buffer filled (SOCK_NOSPACE): write-space wake-ups follow */
 };
 
 /* Per-CPU counters of the injection programs (map inject_counters), summed by the agent. */
@@ -289,8 +300,12 @@ enum pp_inject_counter {
     PP_INJC_FRAMING_LOST = 10, /* sockets where framing could not be followed: injection stopped */
     PP_INJC_NO_STORAGE = 11,   /* socket storage unavailable */
     PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
-    PP_INJC_CORKED = 13,       /* sends ending inside a head: held back until the head is complete */
-    PP_INJC_COUNT = 14,
+    PP_INJC_SPLIT_INJECTED = 13, /* heads written over several sends, injected before the blank line */
+    PP_INJC_LEFT_NOT_HTTP = 14,  /* sockets removed from the sockhash: not HTTP/1 or framing lost */
+    PP_INJC_LEFT_BLOCKING = 15,  /* sockets removed from the sockhash: blocking file */
+    PP_INJC_LEFT_SNDBUF = 16,    /* sockets removed from the sockhash: send buffer filled */
+    PP_INJC_KTHREAD = 17,        /* connects by kernel threads (never marked) */
+    PP_INJC_COUNT = 18,
 };
 
 /* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).
@@ -308,17 +323,6 @@ struct pp_inject_event {
     __u64 subsegment_id;  /* the Parent written into the header (0 when nothing was injected) */
     __u64 socket_cookie;
     struct pp_trace_ctx ctx;
-};
-
-/* Map inject_ctl (one entry): heads the sk_msg program holds back until the app has written
- * their rest ("Heads split over several sends" in docs/injection.md). The kernel frees a
- * socket's held bytes, unsent, when the socket leaves the sockhash, as every socket does when
- * the agent exits: at exit the agent sets `draining` (no new head is held) and waits, bounded,
- * for `held` (heads held right now) to reach zero, each released by the app's next write. */
-struct pp_inject_ctl {
-    __u32 draining;
-    __u32 _pad;
-    __s64 held;
 };
 
 /* A socket the agent adopted (a TCP connection a selected process opened before the agent

@@ -15,6 +15,8 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # programs the tests trace (real, unmodified servers and clients)
   python3 curl nginx-light nodejs openssl iproute2 procps
+  # a blocking HTTP client the injection tests run (Debian's requests for /usr/bin/python3)
+  python3-requests
   # a non-HTTP protocol next to injection (must pass untouched)
   redis-server redis-tools
   # benchmarks

@@ -11,8 +11,8 @@ namespace {
 constexpr size_t kMaxHead = 128;  // longer header names / parameter names are not looked at
 constexpr size_t kMaxStreams = 65536;
 constexpr std::array<std::string_view, 6> kHeaders = {
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-amz-security-token",
-    "x-api-key"};
+    "authorization", "proxy-authorization",  "cookie",
+    "set-cookie",    "x-amz-security-token", "x-api-key"};
 
 bool is_tchar(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
@@ -20,26 +20,27 @@ bool is_tchar(char c) {
 }
 
 bool is_method(const std::string& s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 }  // namespace
 
 void RecordRedactor::forget(const ConnKey& conn) {
-    streams_.erase(Key{conn, Direction::kIngress});
-    streams_.erase(Key{conn, Direction::kEgress});
+    for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
+        for (uint8_t source : {0, 1}) streams_.erase(Key{conn, dir, source});
+    }
 }
 
 void RecordRedactor::redact(Data& d) {
     if (streams_.size() >= kMaxStreams) streams_.clear();
-    Stream& s = streams_[Key{d.conn, d.direction}];
+    Stream& s = streams_[Key{d.conn, d.direction, d.source}];
     if (s.started && d.pos != s.next_pos && s.mode != Mode::kMaskLine) {
         s.mode = Mode::kSkip;  // a gap: whatever line this is, it was not classified
         s.head.clear();
     }
     s.started = true;
-    s.next_pos = d.pos + d.bytes.size();
-    if (d.bytes.size() < d.len && s.mode != Mode::kMaskLine) s.next_pos = ~uint64_t{0};
+    s.next_pos = d.pos + d.bytes.size();  // an uncaptured tail (len > size) is the next gap
     for (char& c : d.bytes) step(s, c);
 }
 
@@ -51,12 +52,17 @@ void RecordRedactor::step(Stream& s, char& c) const {
         return;
     }
     switch (s.mode) {
-        case Mode::kSkip: return;
+        case Mode::kSkip:
+            return;
         case Mode::kMaskLine:
             if (c != '\r' && c != ' ' && c != '\t') c = '*';
             return;
-        case Mode::kTarget: target_step(s, c); return;
-        case Mode::kLineStart: classify(s, c); return;
+        case Mode::kTarget:
+            target_step(s, c);
+            return;
+        case Mode::kLineStart:
+            classify(s, c);
+            return;
     }
 }
 
@@ -97,8 +103,9 @@ void RecordRedactor::target_step(Stream& s, char& c) const {
 
 bool RecordRedactor::sensitive_header(const std::string& name) const {
     std::string lower(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
+        return static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    });
     if (std::find(kHeaders.begin(), kHeaders.end(), lower) != kHeaders.end()) return true;
     if (lower.rfind("x-amz-", 0) == 0) return false;
     return redact::is_credential_name(name, redact::Policy{true, {}});

@@ -7,9 +7,10 @@
 // included). Every masked byte becomes '*', so lengths and stream offsets are unchanged and a
 // masked recording replays like the original (minus the masked values).
 //
-// Works line by line per connection and direction, across Data events (a header split over two
-// reads is still masked). After a gap in the stream (bytes not captured) the current line is
-// skipped unless a value was being masked, which continues to the end of the line.
+// Works line by line per connection, direction and source (socket or TLS plaintext), across Data
+// events (a header split over two reads is still masked). After a gap in the stream (bytes not
+// captured) the current line is skipped unless a value was being masked, which continues to the end
+// of the line.
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -31,21 +32,22 @@ class RecordRedactor {
     enum class Mode : uint8_t { kLineStart, kSkip, kMaskLine, kTarget };
     struct Stream {
         Mode mode = Mode::kLineStart;
-        std::string head;        // the line so far while it is classified, or the param name
-        bool in_query = false;   // kTarget: past '?' or '#'
-        bool in_value = false;   // kTarget: past '=' of the current parameter
-        bool mask_value = false; // kTarget: that value is a credential
+        std::string head;         // the line so far while it is classified, or the param name
+        bool in_query = false;    // kTarget: past '?' or '#'
+        bool in_value = false;    // kTarget: past '=' of the current parameter
+        bool mask_value = false;  // kTarget: that value is a credential
         uint64_t next_pos = 0;
         bool started = false;
     };
     struct Key {
         ConnKey conn;
         Direction dir;
+        uint8_t source;  // socket bytes and TLS plaintext are separate streams
         bool operator==(const Key&) const = default;
     };
     struct KeyHash {
         size_t operator()(const Key& k) const {
-            return ConnKeyHash{}(k.conn) ^ static_cast<size_t>(k.dir);
+            return ConnKeyHash{}(k.conn) ^ (static_cast<size_t>(k.dir) << 1) ^ k.source;
         }
     };
 

@@ -9,8 +9,8 @@ namespace {
 
 // Words that mark a credential wherever they appear inside a word.
 constexpr std::array<std::string_view, 11> kContained = {
-    "token",     "secret",     "password", "passwd",  "passphrase", "signature",
-    "credential", "apikey",    "session",  "sessid",  "authorization"};
+    "token",      "secret", "password", "passwd", "passphrase",   "signature",
+    "credential", "apikey", "session",  "sessid", "authorization"};
 // Short words that mark a credential only as a whole word (so "monkey" is not a key).
 constexpr std::array<std::string_view, 6> kWhole = {"key", "keys", "sig", "pwd", "pass", "auth"};
 
@@ -42,7 +42,8 @@ std::vector<std::string> words_of(std::string_view name) {
             cur.clear();
             continue;
         }
-        if (is_upper(c) && i > 0 && is_alnum(name[i - 1]) && !is_upper(name[i - 1]) && !cur.empty()) {
+        if (is_upper(c) && i > 0 && is_alnum(name[i - 1]) && !is_upper(name[i - 1]) &&
+            !cur.empty()) {
             words.push_back(std::move(cur));
             cur.clear();
         }

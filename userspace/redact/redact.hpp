@@ -8,8 +8,8 @@
 //    X-Amz-Security-Token, ...), or
 //  - equals one of the names the user added (--redact-query-param, any case), or
 //  - has a word that contains token, secret, password, passwd, passphrase, signature,
-//    credential, apikey, session, sessid or authorization, or a word that is exactly key, keys, sig,
-//    pwd, pass or auth. Words are split at every character that is not a letter or a digit and
+//    credential, apikey, session, sessid or authorization, or a word that is exactly key, keys,
+//    sig, pwd, pass or auth. Words are split at every character that is not a letter or a digit and
 //    where a lower-case letter or digit is followed by an upper-case one (camelCase), then
 //    lower-cased. So api_key, apiKey, X-Api-Key, access_token, accessToken, AWSAccessKeyId and
 //    sessionid, PHPSESSID match; monkey, author, design and page do not.

@@ -34,7 +34,8 @@ TEST(RecordRedactor, MasksCredentialsKeepsLength) {
     for (const char* secret : {"abc123", "ff00", "s3cr3t", "Bearer", "c00k1e", "k3y", "t0k"})
         EXPECT_EQ(out.find(secret), std::string::npos) << secret << "\n" << out;
     EXPECT_NE(out.find("GET /x?token=******&page=2&X-Amz-Signature=**** HTTP/1.1\r\n"),
-              std::string::npos) << out;
+              std::string::npos)
+        << out;
     EXPECT_NE(out.find("Authorization: ****** ******\r\n"), std::string::npos) << out;
     for (const char* kept : {"Host: shop\r\n", "X-Amz-Target: DynamoDB_20120810.GetItem\r\n",
                              "User-Agent: curl/8\r\n\r\n"})
@@ -55,7 +56,8 @@ TEST(RecordRedactor, SplitAtEveryByteGivesTheSameResult) {
 TEST(RecordRedactor, ResponseSetCookieAndStatusLine) {
     RecordRedactor r(redact::Policy{});
     EventBuilder b;
-    const std::string resp = "HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\n\r\nbody token=1\n";
+    const std::string resp =
+        "HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\n\r\nbody token=1\n";
     const std::string out = masked(r, b.write(resp, 1, 2));
     EXPECT_EQ(out.find("abc"), std::string::npos) << out;
     EXPECT_NE(out.find("HTTP/1.1 200 OK\r\n"), std::string::npos);

@@ -29,12 +29,13 @@ constexpr std::string_view kServerResponse =
 constexpr std::string_view kCallRequest =
     "GET http://user:pa55word@api.local/v1?api_key=outk3y&q=1 HTTP/1.1\r\n"
     "Host: api.local\r\nAuthorization: Basic b3V0\r\n\r\n";
-constexpr std::string_view kCallResponse = "HTTP/1.1 204 No Content\r\nSet-Cookie: c=callc00kie\r\n\r\n";
+constexpr std::string_view kCallResponse =
+    "HTTP/1.1 204 No Content\r\nSet-Cookie: c=callc00kie\r\n\r\n";
 
-const char* const kSecrets[] = {"abc123",     "AKIAEXAMPLE", "s3cr3t",    "cHJveHk=",
-                                "c00k1e",     "k3yvalue",    "custom-header-value", "setc00kie",
-                                "pa55word",   "outk3y",      "b3V0",      "callc00kie",
-                                "hunter2"};
+const char* const kSecrets[] = {
+    "abc123",   "AKIAEXAMPLE",         "s3cr3t",    "cHJveHk=", "c00k1e",
+    "k3yvalue", "custom-header-value", "setc00kie", "pa55word", "outk3y",
+    "b3V0",     "callc00kie",          "hunter2"};
 
 struct SecretsPipelineTest : ::testing::Test {
     passport::testing::TempDir proc;
@@ -44,8 +45,10 @@ struct SecretsPipelineTest : ::testing::Test {
 
     SecretsPipelineTest() {
         const std::string pid = std::to_string(EventBuilder::kDefaultTgid);
-        proc.write_file(pid + "/cmdline", std::string("python3\0app.py\0--db-password=hunter2\0--port\0"
-                                                      "8080\0", 49));
+        proc.write_file(pid + "/cmdline",
+                        std::string("python3\0app.py\0--db-password=hunter2\0--port\0"
+                                    "8080\0",
+                                    49));
         proc.write_file(pid + "/comm", "python3\n");
     }
 
@@ -77,8 +80,9 @@ struct SecretsPipelineTest : ::testing::Test {
 
 TEST_F(SecretsPipelineTest, NoSecretReachesADocument) {
     const std::string all = run({});
-    ASSERT_NE(all.find("\"url\":\"http://shop.local/x?token=REDACTED&page=2&X-Amz-Credential=REDACTED\""),
-              std::string::npos)
+    ASSERT_NE(
+        all.find("\"url\":\"http://shop.local/x?token=REDACTED&page=2&X-Amz-Credential=REDACTED\""),
+        std::string::npos)
         << all;
     EXPECT_NE(all.find("\"url\":\"http://api.local/v1?api_key=REDACTED&q=1\""), std::string::npos)
         << all;
@@ -102,7 +106,8 @@ TEST_F(SecretsPipelineTest, NoRedactKeepsQueryButNotHeadersOrUserinfo) {
     cfg.correlator.redaction.enabled = false;
     const std::string all = run(cfg);
     EXPECT_NE(all.find("token=abc123&page=2"), std::string::npos) << all;
-    for (const char* s : {"s3cr3t", "c00k1e", "k3yvalue", "custom-header-value", "pa55word", "hunter2"})
+    for (const char* s :
+         {"s3cr3t", "c00k1e", "k3yvalue", "custom-header-value", "pa55word", "hunter2"})
         EXPECT_EQ(all.find(s), std::string::npos) << s << " in\n" << all;
 }
 

@@ -9,26 +9,54 @@ namespace {
 const Policy kOn{};
 
 TEST(CredentialName, WordsAndPrefix) {
-    for (const char* n :
-         {"token", "TOKEN", "access_token", "accessToken", "id_token", "key", "api_key", "api-key",
-          "apikey", "apiKey", "X-Api-Key", "secret", "client_secret", "password", "db.password",
-          "passwd", "pwd", "pass", "signature", "sig", "auth", "authToken", "credential",
-          "credentials", "session", "sessionid", "PHPSESSID", "AWSAccessKeyId",
-          "X-Amz-Signature", "x-amz-credential", "X-Amz-Security-Token", "X-Amz-Date",
-          "authorization", "private.key", "keys"}) {
+    for (const char* n : {"token",
+                          "TOKEN",
+                          "access_token",
+                          "accessToken",
+                          "id_token",
+                          "key",
+                          "api_key",
+                          "api-key",
+                          "apikey",
+                          "apiKey",
+                          "X-Api-Key",
+                          "secret",
+                          "client_secret",
+                          "password",
+                          "db.password",
+                          "passwd",
+                          "pwd",
+                          "pass",
+                          "signature",
+                          "sig",
+                          "auth",
+                          "authToken",
+                          "credential",
+                          "credentials",
+                          "session",
+                          "sessionid",
+                          "PHPSESSID",
+                          "AWSAccessKeyId",
+                          "X-Amz-Signature",
+                          "x-amz-credential",
+                          "X-Amz-Security-Token",
+                          "X-Amz-Date",
+                          "authorization",
+                          "private.key",
+                          "keys"}) {
         EXPECT_TRUE(is_credential_name(n, kOn)) << n;
     }
-    for (const char* n : {"page", "monkey", "keyboard", "author", "design", "signal", "id",
-                          "q", "passenger", "x-amzn-trace-id", "", "sort", "compass"}) {
+    for (const char* n : {"page", "monkey", "keyboard", "author", "design", "signal", "id", "q",
+                          "passenger", "x-amzn-trace-id", "", "sort", "compass"}) {
         EXPECT_FALSE(is_credential_name(n, kOn)) << n;
     }
 }
 
 TEST(CredentialName, MatchedAfterPercentDecoding) {
-    EXPECT_TRUE(is_credential_name("%74oken", kOn));          // %74 = 't'
-    EXPECT_TRUE(is_credential_name("api%5Fkey", kOn));        // %5F = '_'
+    EXPECT_TRUE(is_credential_name("%74oken", kOn));    // %74 = 't'
+    EXPECT_TRUE(is_credential_name("api%5Fkey", kOn));  // %5F = '_'
     EXPECT_TRUE(is_credential_name("X%2DAmz%2DSignature", kOn));
-    EXPECT_TRUE(is_credential_name("api+key", kOn));          // '+' is a space: two words
+    EXPECT_TRUE(is_credential_name("api+key", kOn));  // '+' is a space: two words
     EXPECT_FALSE(is_credential_name("%6Donkey", kOn));
 }
 
@@ -42,8 +70,10 @@ TEST(CredentialName, ExtraNamesAreExactAndCaseInsensitive) {
 }
 
 TEST(RedactUrl, ReplacesOnlyCredentialValues) {
-    EXPECT_EQ(redact_url("http://h/x?token=abc123&page=2", kOn), "http://h/x?token=REDACTED&page=2");
-    EXPECT_EQ(redact_url("/x?page=2&API_KEY=k&sort=asc", kOn), "/x?page=2&API_KEY=REDACTED&sort=asc");
+    EXPECT_EQ(redact_url("http://h/x?token=abc123&page=2", kOn),
+              "http://h/x?token=REDACTED&page=2");
+    EXPECT_EQ(redact_url("/x?page=2&API_KEY=k&sort=asc", kOn),
+              "/x?page=2&API_KEY=REDACTED&sort=asc");
     EXPECT_EQ(redact_url("http://h/x?monkey=1&key=2", kOn), "http://h/x?monkey=1&key=REDACTED");
 }
 
@@ -86,15 +116,29 @@ TEST(RedactUrl, OffKeepsQuery) {
 }
 
 TEST(RedactArgs, EqualsSpaceAndUrls) {
-    std::vector<std::string> argv = {"python3", "app.py",       "--db-password=hunter2",
-                                     "--token", "t0k",          "--port",
-                                     "8080",    "-v",           "API_KEY=zz",
-                                     "--monkey=1", "--db-url=postgres://u:pw@db/x?sslpassword=k"};
+    std::vector<std::string> argv = {"python3",
+                                     "app.py",
+                                     "--db-password=hunter2",
+                                     "--token",
+                                     "t0k",
+                                     "--port",
+                                     "8080",
+                                     "-v",
+                                     "API_KEY=zz",
+                                     "--monkey=1",
+                                     "--db-url=postgres://u:pw@db/x?sslpassword=k"};
     auto out = redact_args(argv, kOn);
-    std::vector<std::string> want = {"python3", "app.py",       "--db-password=REDACTED",
-                                     "--token", "REDACTED",     "--port",
-                                     "8080",    "-v",           "API_KEY=REDACTED",
-                                     "--monkey=1", "--db-url=postgres://db/x?sslpassword=REDACTED"};
+    std::vector<std::string> want = {"python3",
+                                     "app.py",
+                                     "--db-password=REDACTED",
+                                     "--token",
+                                     "REDACTED",
+                                     "--port",
+                                     "8080",
+                                     "-v",
+                                     "API_KEY=REDACTED",
+                                     "--monkey=1",
+                                     "--db-url=postgres://db/x?sslpassword=REDACTED"};
     EXPECT_EQ(out, want);
 }
 

@@ -71,6 +71,17 @@ TEST(PrivateFile, NonRegularFilesAndHardLinksAreRefused) {
     EXPECT_EQ(dir.read_file("orig"), "x");
 }
 
+TEST(PrivateFile, AnotherUsersFileIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+    passport::testing::TempDir dir;
+    const auto p = dir.write_file("theirs", "their data");
+    ASSERT_EQ(::chown(p.c_str(), 65534, 65534), 0);
+    auto fd = open_private_file(p.string());
+    ASSERT_FALSE(fd.ok());
+    EXPECT_NE(fd.error().find("another user"), std::string::npos) << fd.error();
+    EXPECT_EQ(dir.read_file("theirs"), "their data");
+}
+
 TEST(PrivateFile, FileEmitterUsesIt) {
     passport::testing::TempDir dir;
     Counters counters;

@@ -72,13 +72,14 @@ Output:
                         (default: $AWS_XRAY_DAEMON_ADDRESS, else 127.0.0.1:2000)
   --output FILE|-       also write each document as a JSON line to FILE or stdout; without
                         --daemon-address/AWS_XRAY_DAEMON_ADDRESS, instead of UDP
+                        (--output and --record files: mode 0600, never through a symlink,
+                        an existing file only if it is the agent user's regular file)
   --service-name NAME   segment name when the process sets neither AWS_XRAY_TRACING_NAME nor
                         OTEL_SERVICE_NAME (default: script or executable name)
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
-  --record FILE         write the raw kernel events as JSON lines (for replay tests); the file
-                        is created with mode 0600 and must not exist or be a regular file;
-                        credential header and query values are masked with '*'
+  --record FILE         write the raw kernel events as JSON lines (for replay tests), with
+                        credential header and query values masked with '*'
   --record-raw          --record keeps credential header and query values as captured
 
 Secrets (see docs/xray-mapping.md "Redaction"):

@@ -7,8 +7,8 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -20,10 +20,12 @@
 #include "agent/tls_tracer.hpp"
 #include "userspace/common/clock.hpp"
 #include "userspace/events/decoder.hpp"
+#include "userspace/events/record_redactor.hpp"
 #include "userspace/events/recording.hpp"
 #include "userspace/export/daemon_address.hpp"
 #include "userspace/export/fanout_emitter.hpp"
 #include "userspace/export/file_emitter.hpp"
+#include "userspace/export/private_file.hpp"
 #include "userspace/export/udp_emitter.hpp"
 #include "userspace/pipeline/pipeline.hpp"
 #include "userspace/sample/kernel_rules.hpp"
@@ -35,11 +37,45 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+// --record: events as JSON lines in a 0600 file, credentials masked unless --record-raw.
+struct Recorder {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file{nullptr, std::fclose};
+    std::optional<events::RecordRedactor> redactor;  // empty with --record-raw
+
+    void write(const events::Event& ev) {
+        std::string line;
+        if (const auto* d = std::get_if<events::Data>(&ev); d && redactor) {
+            events::Event masked = *d;  // the pipeline keeps the original bytes
+            redactor->redact(std::get<events::Data>(masked));
+            line = events::to_json_line(masked);
+        } else {
+            if (const auto* c = std::get_if<events::ConnClose>(&ev); c && redactor)
+                redactor->forget(c->conn);
+            line = events::to_json_line(ev);
+        }
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), file.get());
+    }
+};
+
+Result<Recorder> open_recorder(const Config& cfg) {
+    Recorder r;
+    auto fd = exporter::open_private_file(cfg.record);
+    if (!fd) return make_error(fd.error());
+    r.file.reset(::fdopen(*fd, "w"));
+    if (!r.file) {
+        ::close(*fd);
+        return make_error(cfg.record + ": fdopen failed");
+    }
+    if (!cfg.record_raw) r.redactor.emplace(redact::Policy{true, cfg.redact_names});
+    return r;
+}
+
 struct RingContext {
     Counters* counters;
     pipeline::Pipeline* pipeline;
     ProcessSelector* selector;
-    std::ofstream* record;
+    Recorder* record;
     TlsTracer* tls;  // nullptr when TLS capture is off
     Injection* injection = nullptr;  // nullptr when injection is off
     bool trace_all = false;
@@ -52,7 +88,7 @@ int on_record(void* ctx, void* data, size_t size) {
     auto* rc = static_cast<RingContext*>(ctx);
     events::Event& ev = rc->event;
     if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev)) return 0;
-    if (rc->record && rc->record->is_open()) *rc->record << events::to_json_line(ev) << '\n';
+    if (rc->record && rc->record->file) rc->record->write(ev);
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
         rc->selector->on_exec(*exec);
         // A process selected now may hold connections it opened before (inherited across exec).
@@ -174,6 +210,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pcfg.correlator.kernel_rule_names = kernel_rules.names;
     pcfg.correlator.configured_service_name = cfg.service_name;
     pcfg.correlator.hostname = hostname();
+    pcfg.correlator.redaction = {cfg.redact, cfg.redact_names};
+    pcfg.correlator.export_process_args = cfg.export_process_args;
     pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
                             counters, clock);
 
@@ -267,13 +305,14 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         }
     }
 
-    std::ofstream record;
+    Recorder record;
     if (!cfg.record.empty()) {
-        record.open(cfg.record);
-        if (!record) {
-            std::fprintf(stderr, "passport: --record %s: cannot open\n", cfg.record.c_str());
+        auto r = open_recorder(cfg);
+        if (!r) {
+            std::fprintf(stderr, "passport: --record: %s\n", r.error().c_str());
             return 1;
         }
+        record = std::move(*r);
     }
     RingContext rc{&counters, &pipe, &selector, &record, tls.get(), injection.get(), cfg.trace_all(), cfg.verbose, {}};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
@@ -371,7 +410,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     ring.reset();
     tls.reset();  // uprobe links before the programs they use
     probes.reset();
-    if (record.is_open()) record.flush();
+    if (record.file) std::fflush(record.file.get());
 
     for (const auto& [name, value] : counters.all())
         std::fprintf(stderr, "counter %s %llu\n", name.c_str(), static_cast<unsigned long long>(value));

@@ -72,11 +72,23 @@ Output:
                         (default: $AWS_XRAY_DAEMON_ADDRESS, else 127.0.0.1:2000)
   --output FILE|-       also write each document as a JSON line to FILE or stdout; without
                         --daemon-address/AWS_XRAY_DAEMON_ADDRESS, instead of UDP
+                        (--output and --record files: mode 0600, never through a symlink,
+                        an existing file only if it is the agent user's regular file)
   --service-name NAME   segment name when the process sets neither AWS_XRAY_TRACING_NAME nor
                         OTEL_SERVICE_NAME (default: script or executable name)
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
-  --record FILE         write the raw kernel events as JSON lines (for replay tests)
+  --record FILE         write the raw kernel events as JSON lines (for replay tests), with
+                        credential header and query values masked with '*'
+  --record-raw          --record keeps credential header and query values as captured
+
+Secrets (see docs/xray-mapping.md "Redaction"):
+  --redact-query-param NAME
+                        also redact the value of query parameters and arguments named NAME
+                        (any case; repeatable). Credential-looking names are redacted anyway
+  --no-redact           keep credential query values in URLs (userinfo is always removed)
+  --export-process-args record the process's arguments in metadata (redacted); default: only
+                        the executable path
 
 AWS API calls (outgoing calls become `aws` subsegments; see docs/aws.md):
   --aws-endpoint H[:P]  also treat calls to this host (and port) as AWS API calls: LocalStack,
@@ -188,6 +200,17 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             auto v = get();
             if (!v) return make_error(v.error());
             c.record = *v;
+        } else if (a == "--record-raw") {
+            c.record_raw = true;
+        } else if (a == "--no-redact") {
+            c.redact = false;
+        } else if (a == "--redact-query-param") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            if (v->empty()) return make_error("--redact-query-param: empty name");
+            c.redact_names.push_back(*v);
+        } else if (a == "--export-process-args") {
+            c.export_process_args = true;
         } else if (a == "--aws-endpoint") {
             auto v = get();
             if (!v) return make_error(v.error());

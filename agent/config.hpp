@@ -22,6 +22,10 @@ struct Config {
     std::string service_name;              // --service-name
     std::string sampling_rules;            // --sampling-rules FILE
     std::string record;                    // --record FILE: raw events as JSON lines
+    bool record_raw = false;               // --record-raw: keep credentials in recorded bytes
+    bool redact = true;                    // --no-redact: keep credential query values
+    std::vector<std::string> redact_names; // --redact-query-param NAME (repeatable)
+    bool export_process_args = false;      // --export-process-args: argv in metadata
     double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
     uint32_t ringbuf_mb = 8;               // --ringbuf-mb: ~400 ms of events at 20k req/s
     std::vector<aws::EndpointSpec> aws_endpoints;  // --aws-endpoint HOST[:PORT]

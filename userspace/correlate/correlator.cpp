@@ -48,15 +48,19 @@ std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
     return k;
 }
 
-// The URL as the SDK middlewares write it: scheme://Host + original target (query kept).
+// The URL as the SDK middlewares write it: scheme://Host + original target, then redacted
+// (credential query values replaced, userinfo removed; userspace/redact).
 std::string request_url(const protocol::http1::Request& req, const events::Endpoint& authority_fallback,
-                        bool tls) {
+                        bool tls, const redact::Policy& policy) {
     const std::string& target = req.target;
-    if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
+    if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0)
+        return redact::redact_url(target, policy);
     const std::string* host = find_header(req.headers, "Host");
     std::string authority = host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
-    return (tls ? "https://" : "http://") + authority + (target.empty() || target[0] != '/' ? "/" : "") +
-           (target == "*" ? "" : target);
+    return redact::redact_url((tls ? "https://" : "http://") + authority +
+                                  (target.empty() || target[0] != '/' ? "/" : "") +
+                                  (target == "*" ? "" : target),
+                              policy);
 }
 
 const char* outcome_message(pairing::Outcome o) {
@@ -784,9 +788,10 @@ std::string Correlator::process_facts(uint32_t tgid) {
     const ProcessInfo* proc = processes_.get(tgid);
     std::string out;
     if (proc) {
-        if (!proc->cmdline.empty()) {
+        if (cfg_.export_process_args && !proc->cmdline.empty()) {
             std::string cmd;
-            for (const auto& a : proc->cmdline) cmd += (cmd.empty() ? "" : " ") + a;
+            for (const auto& a : redact::redact_args(proc->cmdline, cfg_.redaction))
+                cmd += (cmd.empty() ? "" : " ") + a;
             out += R"("command":)";
             xray::append_json_string(out, std::string_view(cmd).substr(0, 250));
             out += ',';
@@ -815,7 +820,7 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     s.parent_id = ctx.parent_id;
     xray::HttpRequestInfo hr;
     hr.method = req.method;
-    hr.url = request_url(req, ex.local, ex.tls);
+    hr.url = request_url(req, ex.local, ex.tls, cfg_.redaction);
     if (const std::string* ua = find_header(req.headers, "User-Agent")) hr.user_agent = *ua;
     if (const std::string* xff = find_header(req.headers, "X-Forwarded-For")) {
         std::string first = trim(xff->substr(0, xff->find(',')));
@@ -840,7 +845,7 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pai
     sub.namespace_ = "remote";
     xray::HttpRequestInfo hr;
     hr.method = ex.request.method;
-    hr.url = request_url(ex.request, ex.remote, ex.tls);
+    hr.url = request_url(ex.request, ex.remote, ex.tls, cfg_.redaction);
     // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
     // would wait for one that never comes.
     if (call.downstream_linked || call.injected) hr.traced = true;

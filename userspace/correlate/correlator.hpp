@@ -28,6 +28,7 @@
 #include "userspace/common/counters.hpp"
 #include "userspace/correlate/process_info.hpp"
 #include "userspace/pairing/http_exchange.hpp"
+#include "userspace/redact/redact.hpp"
 #include "userspace/xray/ids.hpp"
 #include "userspace/xray/segment.hpp"
 #include "userspace/xray/trace_header.hpp"
@@ -54,6 +55,12 @@ struct CorrelatorConfig {
     // Names of the kernel's sampling rules by index (sample::KernelRules::names), so a segment
     // the kernel sampled names its rule as one sampled here would.
     std::vector<std::string> kernel_rule_names = {};
+    // Credential values in URLs and process arguments (userspace/redact). Userinfo is always
+    // removed from URLs.
+    redact::Policy redaction = {};
+    // Process arguments (argv after argv[0]) in metadata.passport.process.command: off by
+    // default (--export-process-args); when on, credentials in them are redacted too.
+    bool export_process_args = false;
 };
 
 class Correlator {

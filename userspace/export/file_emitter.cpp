@@ -1,7 +1,8 @@
 #include "userspace/export/file_emitter.hpp"
 
-#include <cerrno>
-#include <cstring>
+#include <unistd.h>
+
+#include "userspace/export/private_file.hpp"
 
 namespace passport::exporter {
 
@@ -10,9 +11,12 @@ Result<std::unique_ptr<FileEmitter>> FileEmitter::open(const std::string& path,
     if (path == "-") {
         return std::unique_ptr<FileEmitter>(new FileEmitter(stdout, /*owned=*/false, counters));
     }
-    std::FILE* file = std::fopen(path.c_str(), "w");
+    auto fd = open_private_file(path);
+    if (!fd) return make_error("output file " + fd.error());
+    std::FILE* file = ::fdopen(*fd, "w");
     if (file == nullptr) {
-        return make_error("cannot open output file " + path + ": " + std::strerror(errno));
+        ::close(*fd);
+        return make_error("output file " + path + ": fdopen failed");
     }
     return std::unique_ptr<FileEmitter>(new FileEmitter(file, /*owned=*/true, counters));
 }

@@ -18,7 +18,8 @@ inline constexpr std::string_view kCounterFileWriteFailed = "export.file_write_f
 
 class FileEmitter : public Emitter {
   public:
-    // "-" means stdout. An existing file is truncated.
+    // "-" means stdout. A file is created (or reused) by open_private_file: mode 0600, never
+    // through a symbolic link, an existing file only if it is the agent user's regular file.
     static Result<std::unique_ptr<FileEmitter>> open(const std::string& path, Counters& counters);
     ~FileEmitter() override;
     FileEmitter(const FileEmitter&) = delete;

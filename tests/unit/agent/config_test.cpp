@@ -24,6 +24,26 @@ TEST(AgentConfig, EnvironmentDaemonAddressAndFlagPrecedence) {
     EXPECT_FALSE(parse_args({}, "host:notaport").ok());
 }
 
+TEST(AgentConfig, SecretsFlags) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->redact);
+    EXPECT_FALSE(c->export_process_args);
+    EXPECT_FALSE(c->record_raw);
+    EXPECT_TRUE(c->redact_names.empty());
+    c = parse_args({"--no-redact", "--redact-query-param", "code", "--redact-query-param=state",
+                    "--export-process-args", "--record", "/tmp/r", "--record-raw"},
+                   nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_FALSE(c->redact);
+    EXPECT_EQ(c->redact_names, (std::vector<std::string>{"code", "state"}));
+    EXPECT_TRUE(c->export_process_args);
+    EXPECT_TRUE(c->record_raw);
+    EXPECT_FALSE(parse_args({"--redact-query-param"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--redact-query-param="}, nullptr).ok());
+    EXPECT_NE(usage().find("--export-process-args"), std::string::npos);
+}
+
 TEST(AgentConfig, OutputAloneReplacesUdp) {
     auto c = parse_args({"--output", "-"}, nullptr);
     ASSERT_TRUE(c.ok());

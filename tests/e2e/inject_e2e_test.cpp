@@ -622,6 +622,50 @@ TEST_F(InjectE2e, HeadSplitWhileTheAgentIsKilledArrivesWhole) {
         << "left loaded after SIGKILL: " << ::testing::PrintToString(passport_bpf_objects());
 }
 
+// The agent killed (SIGKILL, as the OOM killer would) at a random moment while thousands of
+// randomized requests (pipelined, chunked, heads cut anywhere across sends) are being injected:
+// every request arrives whole (its bytes as sent plus at most the one injected line), every
+// response is right, and nothing of the agent stays loaded.
+TEST_F(InjectE2e, KilledUnderInjectionLoadLosesNoByte) {
+    ASSERT_TRUE(passport_bpf_objects().empty()) << "another agent is running; this test counts BPF objects";
+    InjectServer server(dir().path() / "dump");
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go";
+    std::mt19937 rnd(std::random_device{}());
+    auto c = gated({"python3", fixture("inject_client.py").string(), "stress", std::to_string(server.port()),
+                    out.string(), "--wait", go.string(), "--count", "3000", "--seed", std::to_string(rnd() % 100000)});
+    start_agent({"--pid", std::to_string(c->pid())});
+    touch(go);
+    const size_t kill_after = 100 + rnd() % 900;
+    server.wait_requests("/s", kill_after);
+    AgentExit exit = kill_agent();
+    EXPECT_FALSE(exit.status.success());
+    auto st = c->wait_exit(deadline_in(300s));
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    auto summary = json::parse(c->lines(Stream::kStdout).back());
+    EXPECT_EQ(summary["responses_ok"], summary["requests"]);
+    std::set<std::string> ids;
+    size_t with = 0, without = 0;
+    for (const auto& r : server.requests()) {
+        EXPECT_LE(r["trace"].size(), 1u) << r.dump();
+        for (const auto& t : r["trace"])
+            if (auto w = wire_ids(t)) ids.insert(w->parent);
+        (r["trace"].empty() ? without : with)++;
+    }
+    for (int k = 1; k <= summary["connections"].get<int>(); k++) {
+        size_t removed = 0;
+        std::string sent = read_file(out / ("sent-" + std::to_string(k) + ".bin"));
+        EXPECT_TRUE(strip_injected(server.received(k), ids, removed) == sent) << "connection " << k << ": bytes differ";
+    }
+    std::cout << "[ inject   ] killed after " << kill_after << " requests: " << with << " injected, " << without
+              << " sent after the kill without the header" << std::endl;
+    EXPECT_GT(with, 0u);
+    EXPECT_GT(without, 0u) << "the kill came after the last request";
+    EXPECT_TRUE(wait_until([] { return passport_bpf_objects().empty(); }, deadline_in(10s)))
+        << "left loaded after SIGKILL: " << ::testing::PrintToString(passport_bpf_objects());
+}
+
 // Connections opened before the agent started (issue 3): a selected python http.client whose
 // keep-alive connection was warmed up before the agent existed gets the header on the requests
 // it sends afterwards (the agent adopts the connection), every other byte identical; each

@@ -67,6 +67,8 @@ const char* outcome_message(pairing::Outcome o) {
         case pairing::Outcome::kProcessExited: return "process exited before the response was complete";
         case pairing::Outcome::kTimedOut: return "no response within the pairing timeout";
         case pairing::Outcome::kShutdown: return "agent stopped before the response";
+        case pairing::Outcome::kPipelineOverflow:
+            return "request not paired: more pipelined requests than the pairing limit";
     }
     return "";
 }
@@ -75,6 +77,7 @@ const char* outcome_type(pairing::Outcome o) {
     switch (o) {
         case pairing::Outcome::kProcessExited: return "ProcessExited";
         case pairing::Outcome::kTimedOut: return "TimedOut";
+        case pairing::Outcome::kPipelineOverflow: return "PipelineOverflow";
         case pairing::Outcome::kComplete:
         case pairing::Outcome::kConnectionClosed:
         case pairing::Outcome::kShutdown: return "ConnectionClosed";

@@ -16,6 +16,9 @@ enum class Outcome : uint8_t {
     kProcessExited,     // the traced process exited before the response was complete
     kTimedOut,          // no response within the pairing timeout
     kShutdown,          // agent stopped while the exchange was open
+    // more requests pipelined than the pairing keeps (SessionLimits::max_pending): this request
+    // was not kept and its response, when it comes, is discarded
+    kPipelineOverflow,
 };
 
 struct HttpExchange {

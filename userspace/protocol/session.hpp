@@ -30,8 +30,9 @@ struct ConnContext {
 };
 
 struct SessionLimits {
-    // Requests waiting for their response (pipelining depth). Beyond it the oldest is given up.
-    size_t max_pending = 64;
+    // Requests waiting for their response (pipelining depth). A request beyond it is reported at
+    // once as kPipelineOverflow and its response discarded; the others still pair in order.
+    size_t max_pending = 256;
 };
 
 struct SessionParams {

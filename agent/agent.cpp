@@ -171,6 +171,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pcfg.correlator.kernel_rule_names = kernel_rules.names;
     pcfg.correlator.configured_service_name = cfg.service_name;
     pcfg.correlator.hostname = hostname();
+    pcfg.tracker.memory_budget_bytes = size_t{cfg.memory_budget_mb} * 1024 * 1024;
     pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
                             counters, clock);
 

@@ -69,6 +69,8 @@ const char* outcome_message(pairing::Outcome o) {
         case pairing::Outcome::kShutdown: return "agent stopped before the response";
         case pairing::Outcome::kPipelineOverflow:
             return "request not paired: more pipelined requests than the pairing limit";
+        case pairing::Outcome::kMemoryBudget:
+            return "request not paired: the agent's memory budget was exhausted";
     }
     return "";
 }
@@ -78,6 +80,7 @@ const char* outcome_type(pairing::Outcome o) {
         case pairing::Outcome::kProcessExited: return "ProcessExited";
         case pairing::Outcome::kTimedOut: return "TimedOut";
         case pairing::Outcome::kPipelineOverflow: return "PipelineOverflow";
+        case pairing::Outcome::kMemoryBudget: return "MemoryBudget";
         case pairing::Outcome::kComplete:
         case pairing::Outcome::kConnectionClosed:
         case pairing::Outcome::kShutdown: return "ConnectionClosed";

@@ -19,6 +19,9 @@ enum class Outcome : uint8_t {
     // more requests pipelined than the pairing keeps (SessionLimits::max_pending): this request
     // was not kept and its response, when it comes, is discarded
     kPipelineOverflow,
+    // the agent's memory budget was exhausted while this request waited: it was not kept and
+    // its response, when it comes, is discarded
+    kMemoryBudget,
 };
 
 struct HttpExchange {

@@ -51,8 +51,20 @@ std::string_view outcome_counter(Outcome outcome) {
             return "pairing.shutdown";
         case Outcome::kPipelineOverflow:
             return "pairing.pipeline_overflow";
+        case Outcome::kMemoryBudget:
+            return "pairing.memory_budget";
     }
     return "pairing.unknown_outcome";
+}
+
+// Heap a parsed request holds: its strings and header list, plus the list node around it.
+size_t message_bytes(const protocol::http1::Message& m) {
+    const auto& r = m.request;
+    size_t n = sizeof(protocol::http1::Message) + 32 + r.method.capacity() + r.target.capacity() +
+               r.version.capacity() + r.body_prefix.capacity();
+    n += r.headers.capacity() * sizeof(protocol::http1::Headers::value_type);
+    for (const auto& [name, value] : r.headers) n += name.capacity() + value.capacity();
+    return n;
 }
 
 }  // namespace
@@ -137,6 +149,7 @@ void HttpPairer::push_pending(Pending&& pending, const protocol::ConnContext& ct
         emit(std::move(pending.message), std::nullopt, Outcome::kPipelineOverflow, ctx);
         push_placeholder();
     } else {
+        pending_bytes_ += message_bytes(pending.message);
         pending_.push_back(std::move(pending));
         ++waiting_;
     }
@@ -154,6 +167,7 @@ void HttpPairer::push_placeholder() {
 std::list<HttpPairer::Pending>::iterator HttpPairer::make_placeholder(
     std::list<Pending>::iterator it) {
     --waiting_;
+    pending_bytes_ -= std::min(pending_bytes_, message_bytes(it->message));
     it->message = Message{};
     it->placeholder = true;
     it->count = 1;
@@ -210,9 +224,7 @@ void HttpPairer::on_response(Message&& response, const protocol::ConnContext& ct
         counters_.add("pairing.orphan_responses");
         return;
     }
-    Message request = std::move(front.message);
-    pending_.pop_front();
-    --waiting_;
+    Message request = take_front();
     const bool upgraded = responses_.upgraded();
     emit(std::move(request), std::move(response), Outcome::kComplete, ctx);
     if (upgraded) wants_data_ = false;  // 101 or CONNECT: the rest is not HTTP
@@ -226,8 +238,30 @@ void HttpPairer::on_response_lost() {
         return;
     }
     counters_.add("pairing.response_lost");
+    take_front();
+}
+
+HttpPairer::Message HttpPairer::take_front() {
+    Message m = std::move(pending_.front().message);
     pending_.pop_front();
     --waiting_;
+    pending_bytes_ -= std::min(pending_bytes_, message_bytes(m));
+    return m;
+}
+
+void HttpPairer::shed(const protocol::ConnContext& ctx) {
+    // Every waiting request is reported now; one placeholder run stands for all of them, so
+    // their responses are discarded and the connection stays in step.
+    uint64_t placeholders = 0;
+    while (!pending_.empty()) {
+        Pending p = std::move(pending_.front());
+        pending_.pop_front();
+        placeholders += p.placeholder ? p.count : 1;
+        if (!p.placeholder) emit(std::move(p.message), std::nullopt, Outcome::kMemoryBudget, ctx);
+    }
+    waiting_ = 0;
+    pending_bytes_ = 0;
+    if (placeholders > 0) pending_.push_back(Pending{Message{}, true, placeholders});
 }
 
 std::string_view HttpPairer::next_response_method() const {
@@ -260,6 +294,7 @@ void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {
         if (!p.placeholder) emit(std::move(p.message), std::nullopt, outcome, ctx);
     }
     waiting_ = 0;
+    pending_bytes_ = 0;
     if (requests_.in_message()) {
         // A request whose body never finished arriving; if the server already answered it
         // (e.g. 413 before reading the body), that answer is complete.

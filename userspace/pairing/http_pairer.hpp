@@ -51,6 +51,8 @@ class HttpPairer final : public protocol::Session {
     void expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::ConnContext& ctx) override;
     bool wants_data() const override { return wants_data_; }
     size_t pending_requests() const override;
+    size_t memory_bytes() const override { return pending_bytes_; }
+    void shed(const protocol::ConnContext& ctx) override;
 
   private:
     using Message = protocol::http1::Message;
@@ -73,6 +75,8 @@ class HttpPairer final : public protocol::Session {
     std::list<Pending>::iterator make_placeholder(std::list<Pending>::iterator it);
     // Removes one placeholder (its response arrived or was lost); pops the run when empty.
     void pop_placeholder();
+    // Removes a real request from pending_ and from pending_bytes_.
+    Message take_front();
     // Since when the front request has waited for its response to begin.
     uint64_t waiting_since(const Pending& front) const;
     void drain_early(const protocol::ConnContext& ctx);
@@ -94,6 +98,7 @@ class HttpPairer final : public protocol::Session {
     std::list<Pending> pending_;
     std::list<Message> early_;  // responses that completed while their request was still arriving
     size_t waiting_ = 0;        // real (non-placeholder) requests in pending_
+    size_t pending_bytes_ = 0;  // heap held by the requests in pending_, approximately
     // The response direction has bytes of a response that has not completed yet.
     bool response_started_ = false;
     uint64_t last_response_end_ns_ = 0;  // exit of the syscall that ended the previous response

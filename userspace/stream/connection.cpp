@@ -45,7 +45,8 @@ Connection::~Connection() {
 }
 
 size_t Connection::memory_bytes() const {
-    return buffers_[0].memory_bytes() + buffers_[1].memory_bytes();
+    return buffers_[0].memory_bytes() + buffers_[1].memory_bytes() +
+           (session_ ? session_->memory_bytes() : 0);
 }
 
 void Connection::recharge() {
@@ -60,6 +61,7 @@ void Connection::shed() {
         if (phase_ == Phase::kDetecting) search_anywhere_[index(d)] = true;
         stalled_at_[index(d)].reset();
     }
+    if (session_ && phase_ == Phase::kActive) session_->shed(ctx_);
     counters_.add("stream.budget_dropped_heads");
     counters_.add("stream.budget_dropped_bytes", dropped);
     settled_ = false;

@@ -74,10 +74,12 @@ class Connection {
     // Latest kernel timestamp seen on this connection (CLOCK_MONOTONIC ns).
     uint64_t last_activity_ns() const { return last_activity_ns_; }
     size_t buffered_bytes() const;
-    // Heap held by both stream buffers (what the memory budget is charged).
+    // Heap held by both stream buffers and the requests parsed but still waiting for their
+    // responses (what the memory budget is charged).
     size_t memory_bytes() const;
     // Memory budget: drops every buffered byte (stream.budget_dropped_heads/_bytes); each
-    // direction resynchronises at its next message start. Requests already parsed stay paired.
+    // direction resynchronises at its next message start. Requests parsed and still waiting are
+    // reported at once (kMemoryBudget) and their responses discarded when they come.
     void shed();
     size_t pending_requests() const { return session_ ? session_->pending_requests() : 0; }
 

@@ -13,6 +13,7 @@ namespace {
 
 using events::Role;
 using pairing::HttpExchange;
+using pairing::Outcome;
 using passport::testing::EventBuilder;
 
 TEST(MemoryBudget, ListsHoldersInTheOrderTheyStartedHolding) {
@@ -124,6 +125,62 @@ TEST(TrackerBudget, ZeroMeansUnlimited) {
     }
     EXPECT_EQ(counters.get("stream.budget_dropped_heads"), 0u);
     EXPECT_GE(tracker.budget().charged(), 40000u);
+}
+
+}  // namespace
+}  // namespace passport::stream
+
+namespace passport::stream {
+namespace {
+
+TEST(TrackerBudget, ParsedRequestsWaitingAreChargedAndShedWithoutShiftingResponses) {
+    TrackerConfig config;
+    config.memory_budget_bytes = 256 * 1024;
+    Counters counters;
+    std::vector<HttpExchange> out;
+    ConnectionTracker tracker(
+        counters, [&](HttpExchange&& x) { out.push_back(std::move(x)); }, config);
+
+    // One connection pipelines 40 requests with 4 KiB heads; nothing answers them yet.
+    EventBuilder piped(Role::kServer, key_for(0));
+    tracker.on_event(piped.open(1));
+    const std::string pad = "X-Pad: " + std::string(4000, 'p') + "\r\n";
+    for (int i = 0; i < 40; ++i) {
+        tracker.on_event(piped.read("GET /p" + std::to_string(i) + " HTTP/1.1\r\n" + pad + "\r\n",
+                                    10 + i, 11 + i));
+    }
+    const size_t held = tracker.budget().charged();
+    EXPECT_GT(held, 40u * 4000);
+    EXPECT_EQ(tracker.find(key_for(0))->pending_requests(), 40u);
+
+    // Newer slow heads push the total over: the waiting requests are the oldest holders.
+    for (int i = 1; i <= 8; ++i) {
+        EventBuilder slow(Role::kServer, key_for(i));
+        tracker.on_event(slow.open(100 + i));
+        const std::string head = partial_head(16 * 1024);
+        for (size_t off = 0; off < head.size(); off += 4096) {
+            tracker.on_event(slow.read(head.substr(off, 4096), 200 + i, 201 + i));
+        }
+    }
+    EXPECT_LE(tracker.budget().charged(), config.memory_budget_bytes);
+    EXPECT_EQ(tracker.find(key_for(0))->pending_requests(), 0u);
+    ASSERT_EQ(out.size(), 40u);
+    EXPECT_EQ(out[0].outcome, Outcome::kMemoryBudget);
+    EXPECT_EQ(out[39].request.target, "/p39");
+    EXPECT_EQ(counters.get("pairing.memory_budget"), 40u);
+
+    // Their 40 responses come: all discarded; the next request pairs with its own response.
+    for (int i = 0; i < 40; ++i) {
+        tracker.on_event(
+            piped.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 300 + i, 301 + i));
+    }
+    EXPECT_EQ(out.size(), 40u);
+    EXPECT_EQ(counters.get("pairing.discarded_responses"), 40u);
+    tracker.on_event(piped.read("GET /after HTTP/1.1\r\nHost: h\r\n\r\n", 400, 401));
+    tracker.on_event(piped.write("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 402, 403));
+    ASSERT_EQ(out.size(), 41u);
+    EXPECT_EQ(out[40].request.target, "/after");
+    EXPECT_EQ(out[40].response->status, 201);
 }
 
 }  // namespace

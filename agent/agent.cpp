@@ -212,6 +212,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pcfg.correlator.hostname = hostname();
     pcfg.correlator.redaction = {cfg.redact, cfg.redact_names};
     pcfg.correlator.export_process_args = cfg.export_process_args;
+    pcfg.tracker.memory_budget_bytes = size_t{cfg.memory_budget_mb} * 1024 * 1024;
     pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
                             counters, clock);
 

@@ -105,6 +105,8 @@ Trace context propagation:
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
   --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
+  --memory-budget-mb N  bytes all connections' stream buffers may hold together, in MiB (default 256;
+                        0 = unlimited); past it the connections holding bytes longest are dropped
   --no-tls              do not attach the OpenSSL uprobes (HTTPS stays opaque)
   -v, --verbose         debug logging
   -h, --help            this text
@@ -241,6 +243,12 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             if (!n) return make_error(n.error());
             if (*n == 0 || (*n & (*n - 1)) != 0) return make_error("--ringbuf-mb: must be a power of two");
             c.ringbuf_mb = static_cast<uint32_t>(*n);
+        } else if (a == "--memory-budget-mb") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto n = parse_uint("--memory-budget-mb", *v, 1u << 20);
+            if (!n) return make_error(n.error());
+            c.memory_budget_mb = static_cast<uint32_t>(*n);
         } else {
             return make_error("unknown option '" + args[i] + "' (see --help)");
         }

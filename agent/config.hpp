@@ -28,6 +28,7 @@ struct Config {
     bool export_process_args = false;      // --export-process-args: argv in metadata
     double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
     uint32_t ringbuf_mb = 8;               // --ringbuf-mb: ~400 ms of events at 20k req/s
+    uint32_t memory_budget_mb = 256;       // --memory-budget-mb: stream buffers (0 = unlimited)
     std::vector<aws::EndpointSpec> aws_endpoints;  // --aws-endpoint HOST[:PORT]
     bool aws_calls = true;                 // --no-aws-calls turns AWS call recognition off
     bool show_help = false;

@@ -179,6 +179,13 @@ std::optional<TlsSymbols> TlsTracer::symbols(const std::string& open_path, dev_t
     std::optional<TlsSymbols> v;
     if (r) v = *r;
     else spdlog::debug("tls: {}: {}", open_path, r.error());
+    // One entry per distinct binary seen; a machine that keeps making new ones (builds) must not
+    // grow it for ever: start over, the next look reads the ELF again.
+    constexpr size_t kMaxElfCache = 4096;
+    if (elf_cache_.size() >= kMaxElfCache) {
+        counters_.add("tls.elf_cache_cleared");
+        elf_cache_.clear();
+    }
     elf_cache_[key] = v;
     return v;
 }

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run every test through ctest (labels: unit, replay,
-# kernel, e2e). Kernel and e2e tests need root and load real BPF programs.
+# kernel, e2e). Kernel and e2e tests need root and load real BPF programs. Tests labelled soak
+# (long, full-size load) run only when asked for: scripts/test.sh -L soak.
 # Extra arguments go to ctest (e.g. -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-ctest --test-dir build --output-on-failure --timeout 300 "$@"
+if [[ " $* " == *soak* ]]; then
+    ctest --test-dir build --output-on-failure "$@"
+else
+    ctest --test-dir build --output-on-failure --timeout 300 -LE soak "$@"
+fi

@@ -71,6 +71,10 @@ const char* outcome_message(pairing::Outcome o) {
         case pairing::Outcome::kProcessExited: return "process exited before the response was complete";
         case pairing::Outcome::kTimedOut: return "no response within the pairing timeout";
         case pairing::Outcome::kShutdown: return "agent stopped before the response";
+        case pairing::Outcome::kPipelineOverflow:
+            return "request not paired: more pipelined requests than the pairing limit";
+        case pairing::Outcome::kMemoryBudget:
+            return "request not paired: the agent's memory budget was exhausted";
     }
     return "";
 }
@@ -79,6 +83,8 @@ const char* outcome_type(pairing::Outcome o) {
     switch (o) {
         case pairing::Outcome::kProcessExited: return "ProcessExited";
         case pairing::Outcome::kTimedOut: return "TimedOut";
+        case pairing::Outcome::kPipelineOverflow: return "PipelineOverflow";
+        case pairing::Outcome::kMemoryBudget: return "MemoryBudget";
         case pairing::Outcome::kComplete:
         case pairing::Outcome::kConnectionClosed:
         case pairing::Outcome::kShutdown: return "ConnectionClosed";
@@ -186,11 +192,11 @@ constexpr size_t kMaxInjectEntries = 8192;
 
 template <typename V>
 void bounded_put(std::unordered_map<std::string, V>& map, std::deque<std::string>& order, const std::string& key,
-                 V value) {
+                 V value, Counters& counters, std::string_view evicted_counter) {
     if (!map.count(key)) order.push_back(key);
     map[key] = std::move(value);
     while (order.size() > kMaxInjectEntries) {
-        map.erase(order.front());
+        if (map.erase(order.front())) counters.add(evicted_counter);
         order.pop_front();
     }
 }
@@ -241,7 +247,8 @@ void Correlator::on_inject(const events::Inject& inj) {
     std::string key = inject_key(inj.tgid, inj.local, inj.remote, inj.app_pos);
     // Known before the call is parsed or the callee resolved, whichever comes first.
     if (inj.outcome == events::InjectOutcome::kInjected && inj.subsegment_id != 0)
-        bounded_put(injected_ids_, injected_ids_order_, hex16(inj.subsegment_id), key);
+        bounded_put(injected_ids_, injected_ids_order_, hex16(inj.subsegment_id), key, counters_,
+                    "correlate.injected_ids_evicted");
     auto known = calls_by_inject_key_.find(key);
     if (known != calls_by_inject_key_.end()) {
         auto c = calls_.find(known->second);
@@ -250,7 +257,7 @@ void Correlator::on_inject(const events::Inject& inj) {
             return;
         }
     }
-    bounded_put(pending_injects_, pending_inject_order_, key, inj);
+    bounded_put(pending_injects_, pending_inject_order_, key, inj, counters_, "correlate.inject_reports_evicted");
 }
 
 Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
@@ -297,11 +304,66 @@ void Correlator::remember(std::deque<RequestKey>& order, const RequestKey& key, 
         order.pop_front();
         if (server) {
             auto it = servers_.find(old);
-            if (it != servers_.end() && !it->second.done) counters_.add("correlate.contexts_evicted");
-            servers_.erase(old);
+            if (it == servers_.end()) continue;
+            if (!it->second.done) {
+                counters_.add("correlate.contexts_evicted");
+                unindex_server(old, it->second);
+            }
+            servers_.erase(it);
         } else {
-            calls_.erase(old);
+            auto it = calls_.find(old);
+            if (it == calls_.end()) continue;
+            unindex_call(old, it->second);
+            calls_.erase(it);
         }
+    }
+}
+
+void Correlator::unindex_server(const RequestKey& key, const ServerContext& ctx) {
+    const uint64_t thread = (uint64_t{ctx.tgid} << 32) | ctx.tid;
+    if (auto open = open_by_thread_.find(thread); open != open_by_thread_.end()) {
+        auto& v = open->second;
+        v.erase(std::remove(v.begin(), v.end(), key), v.end());
+        if (v.empty()) open_by_thread_.erase(open);
+    }
+    if (auto last = last_activity_.find(thread); last != last_activity_.end() && last->second == key) {
+        last_activity_.erase(last);
+    }
+    if (auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote)); by_tuple != servers_by_tuple_.end()) {
+        auto& v = by_tuple->second;
+        v.erase(std::remove(v.begin(), v.end(), key), v.end());
+        if (v.empty()) servers_by_tuple_.erase(by_tuple);
+    }
+}
+
+void Correlator::unindex_call(const RequestKey& key, const CallContext& call) {
+    auto it = calls_by_tuple_.find(tuple_key(call.local, call.remote));
+    if (it == calls_by_tuple_.end()) return;
+    auto& v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), key), v.end());
+    if (v.empty()) calls_by_tuple_.erase(it);
+}
+
+void Correlator::bound_thread_activity() {
+    if (last_activity_.size() <= cfg_.max_contexts) return;
+    for (auto it = last_activity_.begin(); it != last_activity_.end();) {
+        auto s = servers_.find(it->second);
+        if (s == servers_.end() || s->second.done) {
+            counters_.add("correlate.thread_activity_forgotten");
+            it = last_activity_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void Correlator::overflow_subsegment(ServerContext& parent, xray::Subsegment&& sub) {
+    resolve(parent);
+    if (parent.sampled && subsegment_sink_) {
+        counters_.add("correlate.subsegments_flushed");
+        subsegment_sink_(std::move(sub), parent.trace_id, parent.segment_id);
+    } else {
+        counters_.add("correlate.subsegments_dropped");
     }
 }
 
@@ -339,7 +401,8 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
     open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
     last_activity_[(uint64_t{seen.tgid} << 32) | seen.tid] = key;
     servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
-    bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos), key);
+    bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos), key, counters_,
+                "correlate.server_positions_evicted");
     remember(server_order_, key, /*server=*/true);
     try_link_server(ctx);
     return ctx;
@@ -490,7 +553,8 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
         apply_inject(call, inj->second);
         pending_injects_.erase(inj);
     }
-    bounded_put(calls_by_inject_key_, calls_by_inject_key_order_, ikey, key);
+    bounded_put(calls_by_inject_key_, calls_by_inject_key_order_, ikey, key, counters_,
+                "correlate.call_inject_keys_evicted");
     auto [it, inserted] = calls_.emplace(key, std::move(call));
     // Keep-alive connections make many calls on one tuple: keep the few newest still known.
     auto& same_tuple = calls_by_tuple_[tuple_key(seen.local, seen.remote)];
@@ -671,20 +735,7 @@ void Correlator::on_exchange(pairing::HttpExchange&& ex) {
 void Correlator::finish_server(pairing::HttpExchange&& ex) {
     RequestKey key{ex.conn, ex.request_start_ns};
     ServerContext& ctx = server_context(seen_from(ex));  // existing, or made now if its head was not reported
-    auto open = open_by_thread_.find((uint64_t{ctx.tgid} << 32) | ctx.tid);
-    if (open != open_by_thread_.end()) {
-        auto& v = open->second;
-        v.erase(std::remove(v.begin(), v.end(), key), v.end());
-        if (v.empty()) open_by_thread_.erase(open);
-    }
-    auto last = last_activity_.find((uint64_t{ctx.tgid} << 32) | ctx.tid);
-    if (last != last_activity_.end() && last->second == key) last_activity_.erase(last);
-    auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote));
-    if (by_tuple != servers_by_tuple_.end()) {
-        auto& v = by_tuple->second;
-        v.erase(std::remove(v.begin(), v.end(), key), v.end());
-        if (v.empty()) servers_by_tuple_.erase(by_tuple);
-    }
+    unindex_server(key, ctx);
     resolve(ctx);
     ctx.done = true;
     if (ctx.sampled) {
@@ -714,8 +765,10 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     }
     CallContext& call = it->second;
     call.done = true;
-    if (call.has_parent && ex.response_tid != 0)
+    if (call.has_parent && ex.response_tid != 0) {
         last_activity_[(uint64_t{ex.tgid} << 32) | ex.response_tid] = call.parent;
+        bound_thread_activity();
+    }
     // The tuple entry stays: a downstream server reported after this call's read still links
     // to it. It goes with the context (bounded) or when newer calls on the tuple replace it.
     xray::Subsegment sub = build_subsegment(call, ex);
@@ -723,6 +776,10 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
     if (call.has_parent) {
         auto p = servers_.find(call.parent);
         if (p != servers_.end() && !p->second.done) {
+            if (p->second.subsegments.size() >= cfg_.max_subsegments) {
+                overflow_subsegment(p->second, std::move(sub));
+                return;
+            }
             p->second.subsegments.push_back(std::move(sub));
             return;
         }

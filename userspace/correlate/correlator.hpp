@@ -52,6 +52,11 @@ struct CorrelatorConfig {
     // late-reported callees still find them; the oldest go first (correlate.contexts_evicted
     // counts open ones lost that way).
     size_t max_contexts = 8192;
+    // Subsegments an open server request keeps for its segment (about what one 64 KB document
+    // holds). Calls finishing beyond that are sent at once as independent subsegments under it
+    // (correlate.subsegments_flushed), or dropped when it is not sampled
+    // (correlate.subsegments_dropped).
+    size_t max_subsegments = 1000;
     // Names of the kernel's sampling rules by index (sample::KernelRules::names), so a segment
     // the kernel sampled names its rule as one sampled here would.
     std::vector<std::string> kernel_rule_names = {};
@@ -82,6 +87,19 @@ public:
     // The kernel injected (or found) X-Amzn-Trace-Id in an outgoing request: the call it matches
     // takes the injected ids (see docs/injection.md). Usually reported before the call's bytes.
     void on_inject(const events::Inject& inj);
+    // Entries in the tables that grow with traffic (for tests and the exit report).
+    struct TableSizes {
+        size_t servers = 0;
+        size_t calls = 0;
+        size_t servers_by_tuple = 0;
+        size_t calls_by_tuple = 0;
+        size_t open_threads = 0;
+        size_t thread_activity = 0;
+    };
+    TableSizes table_sizes() const {
+        return {servers_.size(),          calls_.size(),         servers_by_tuple_.size(),
+                calls_by_tuple_.size(),   open_by_thread_.size(), last_activity_.size()};
+    }
     // The process exec'd or exited: its cached name and facts are stale.
     void forget_process(uint32_t tgid) {
         process_json_.erase(tgid);
@@ -198,6 +216,14 @@ private:
     std::string derive_name(uint32_t tgid);
     bool decide(const SamplingInput& in, std::string* rule_name);
     void remember(std::deque<RequestKey>& order, const RequestKey& key, bool server);
+    // Removes a server request from the per-thread and per-tuple indexes.
+    void unindex_server(const RequestKey& key, const ServerContext& ctx);
+    // Removes a call from calls_by_tuple_ (the entry goes when its last call does).
+    void unindex_call(const RequestKey& key, const CallContext& call);
+    // A call finished under an open request that already holds max_subsegments.
+    void overflow_subsegment(ServerContext& parent, xray::Subsegment&& sub);
+    // Keeps last_activity_ within max_contexts threads: forgets threads whose request is gone.
+    void bound_thread_activity();
 
     CorrelatorConfig cfg_;
     ProcessInfoCache& processes_;

@@ -16,6 +16,12 @@ enum class Outcome : uint8_t {
     kProcessExited,     // the traced process exited before the response was complete
     kTimedOut,          // no response within the pairing timeout
     kShutdown,          // agent stopped while the exchange was open
+    // more requests pipelined than the pairing keeps (SessionLimits::max_pending): this request
+    // was not kept and its response, when it comes, is discarded
+    kPipelineOverflow,
+    // the agent's memory budget was exhausted while this request waited: it was not kept and
+    // its response, when it comes, is discarded
+    kMemoryBudget,
 };
 
 struct HttpExchange {

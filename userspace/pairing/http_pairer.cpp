@@ -1,5 +1,7 @@
 #include "userspace/pairing/http_pairer.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "userspace/aws/aws_call.hpp"
@@ -47,8 +49,22 @@ std::string_view outcome_counter(Outcome outcome) {
             return "pairing.timed_out";
         case Outcome::kShutdown:
             return "pairing.shutdown";
+        case Outcome::kPipelineOverflow:
+            return "pairing.pipeline_overflow";
+        case Outcome::kMemoryBudget:
+            return "pairing.memory_budget";
     }
     return "pairing.unknown_outcome";
+}
+
+// Heap a parsed request holds: its strings and header list, plus the list node around it.
+size_t message_bytes(const protocol::http1::Message& m) {
+    const auto& r = m.request;
+    size_t n = sizeof(protocol::http1::Message) + 32 + r.method.capacity() + r.target.capacity() +
+               r.version.capacity() + r.body_prefix.capacity();
+    n += r.headers.capacity() * sizeof(protocol::http1::Headers::value_type);
+    for (const auto& [name, value] : r.headers) n += name.capacity() + value.capacity();
+    return n;
 }
 
 }  // namespace
@@ -64,11 +80,7 @@ HttpPairer::HttpPairer(const protocol::SessionParams& params)
       responses_(MessageKind::kResponse, params.counters,
                  params.mid_stream[1 - index(request_dir_)], response_limits(params.role)) {}
 
-size_t HttpPairer::pending_requests() const {
-    size_t n = 0;
-    for (const auto& p : pending_) n += p.placeholder ? 0 : 1;
-    return n;
-}
+size_t HttpPairer::pending_requests() const { return waiting_; }
 
 void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
                          const protocol::ConnContext& ctx) {
@@ -82,6 +94,8 @@ void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
         }
         switch (parser.parse(buffer, frame)) {
             case ParseStatus::kNeedMore:
+                if (!is_request)
+                    response_started_ = responses_.in_message() || !buffer.head().empty();
                 return;
             case ParseStatus::kSkip:
                 break;
@@ -124,20 +138,57 @@ void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx)
 
 void HttpPairer::on_request_lost(const protocol::ConnContext& ctx) {
     counters_.add("pairing.lost_requests");
-    push_pending(Pending{Message{}, true}, ctx);
+    push_placeholder();
+    drain_early(ctx);
 }
 
 void HttpPairer::push_pending(Pending&& pending, const protocol::ConnContext& ctx) {
-    pending_.push_back(std::move(pending));
-    if (pending_.size() > limits_.max_pending) {
+    if (waiting_ >= limits_.max_pending) {
+        // Not kept: reported now, and its response will be discarded rather than shift the rest.
         counters_.add("pairing.pending_overflow");
-        Pending oldest = std::move(pending_.front());
-        pending_.pop_front();
-        if (!oldest.placeholder) {
-            emit(std::move(oldest.message), std::nullopt, Outcome::kTimedOut, ctx);
-        }
+        emit(std::move(pending.message), std::nullopt, Outcome::kPipelineOverflow, ctx);
+        push_placeholder();
+    } else {
+        pending_bytes_ += message_bytes(pending.message);
+        pending_.push_back(std::move(pending));
+        ++waiting_;
     }
     drain_early(ctx);
+}
+
+void HttpPairer::push_placeholder() {
+    if (!pending_.empty() && pending_.back().placeholder) {
+        ++pending_.back().count;
+        return;
+    }
+    pending_.push_back(Pending{Message{}, true, 1});
+}
+
+std::list<HttpPairer::Pending>::iterator HttpPairer::make_placeholder(
+    std::list<Pending>::iterator it) {
+    --waiting_;
+    pending_bytes_ -= std::min(pending_bytes_, message_bytes(it->message));
+    it->message = Message{};
+    it->placeholder = true;
+    it->count = 1;
+    if (it != pending_.begin() && std::prev(it)->placeholder) {
+        std::prev(it)->count += it->count;
+        it = std::prev(pending_.erase(it));
+    }
+    auto next = std::next(it);
+    if (next != pending_.end() && next->placeholder) {
+        it->count += next->count;
+        next = pending_.erase(next);
+    }
+    return next;
+}
+
+void HttpPairer::pop_placeholder() {
+    if (--pending_.front().count == 0) pending_.pop_front();
+}
+
+uint64_t HttpPairer::waiting_since(const Pending& front) const {
+    return std::max(front.message.timing.last.exit_ns, last_response_end_ns_);
 }
 
 void HttpPairer::drain_early(const protocol::ConnContext& ctx) {
@@ -157,9 +208,11 @@ void HttpPairer::on_response(Message&& response, const protocol::ConnContext& ct
         }
         return;
     }
+    response_started_ = false;
+    last_response_end_ns_ = std::max(last_response_end_ns_, response.timing.last.exit_ns);
     Pending& front = pending_.front();
     if (front.placeholder) {
-        pending_.pop_front();
+        pop_placeholder();
         counters_.add("pairing.discarded_responses");
         return;
     }
@@ -171,17 +224,44 @@ void HttpPairer::on_response(Message&& response, const protocol::ConnContext& ct
         counters_.add("pairing.orphan_responses");
         return;
     }
-    Message request = std::move(front.message);
-    pending_.pop_front();
+    Message request = take_front();
     const bool upgraded = responses_.upgraded();
     emit(std::move(request), std::move(response), Outcome::kComplete, ctx);
     if (upgraded) wants_data_ = false;  // 101 or CONNECT: the rest is not HTTP
 }
 
 void HttpPairer::on_response_lost() {
+    response_started_ = false;
     if (pending_.empty()) return;
-    if (!pending_.front().placeholder) counters_.add("pairing.response_lost");
+    if (pending_.front().placeholder) {
+        pop_placeholder();
+        return;
+    }
+    counters_.add("pairing.response_lost");
+    take_front();
+}
+
+HttpPairer::Message HttpPairer::take_front() {
+    Message m = std::move(pending_.front().message);
     pending_.pop_front();
+    --waiting_;
+    pending_bytes_ -= std::min(pending_bytes_, message_bytes(m));
+    return m;
+}
+
+void HttpPairer::shed(const protocol::ConnContext& ctx) {
+    // Every waiting request is reported now; one placeholder run stands for all of them, so
+    // their responses are discarded and the connection stays in step.
+    uint64_t placeholders = 0;
+    while (!pending_.empty()) {
+        Pending p = std::move(pending_.front());
+        pending_.pop_front();
+        placeholders += p.placeholder ? p.count : 1;
+        if (!p.placeholder) emit(std::move(p.message), std::nullopt, Outcome::kMemoryBudget, ctx);
+    }
+    waiting_ = 0;
+    pending_bytes_ = 0;
+    if (placeholders > 0) pending_.push_back(Pending{Message{}, true, placeholders});
 }
 
 std::string_view HttpPairer::next_response_method() const {
@@ -196,7 +276,8 @@ std::string_view HttpPairer::next_response_method() const {
 protocol::http1::KeepBody HttpPairer::next_response_keeps_body() const {
     using protocol::http1::KeepBody;
     if (!pending_.empty()) {
-        return pending_.front().placeholder ? KeepBody::kNo : pending_.front().message.request.response_body;
+        return pending_.front().placeholder ? KeepBody::kNo
+                                            : pending_.front().message.request.response_body;
     }
     return requests_.in_message() ? requests_.current().request.response_body : KeepBody::kNo;
 }
@@ -212,6 +293,8 @@ void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {
         pending_.pop_front();
         if (!p.placeholder) emit(std::move(p.message), std::nullopt, outcome, ctx);
     }
+    waiting_ = 0;
+    pending_bytes_ = 0;
     if (requests_.in_message()) {
         // A request whose body never finished arriving; if the server already answered it
         // (e.g. 413 before reading the body), that answer is complete.
@@ -231,13 +314,19 @@ void HttpPairer::end(Outcome outcome, const protocol::ConnContext& ctx) {
 }
 
 void HttpPairer::expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::ConnContext& ctx) {
-    for (auto& p : pending_) {
-        if (p.placeholder) continue;
-        const uint64_t done_ns = p.message.timing.last.exit_ns;
-        if (now_ns < done_ns || now_ns - done_ns < timeout_ns) break;  // later ones are younger
-        emit(std::move(p.message), std::nullopt, Outcome::kTimedOut, ctx);
-        p.message = Message{};
-        p.placeholder = true;  // its response, should it come, must not pair with the next one
+    // A response under way answers the first request waiting: nothing behind it has waited for
+    // its own response yet, so nothing is given up while bytes of a response are still coming.
+    if (response_started_) return;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->placeholder) {
+            ++it;
+            continue;
+        }
+        const uint64_t since_ns = waiting_since(*it);
+        if (now_ns < since_ns || now_ns - since_ns < timeout_ns) break;  // later ones are younger
+        emit(std::move(it->message), std::nullopt, Outcome::kTimedOut, ctx);
+        // Its response, should it come, must not pair with the next request.
+        it = make_placeholder(it);
     }
 }
 

@@ -13,8 +13,17 @@
 //     (pairing.orphan_responses), as is one with no request at all;
 //   - a response that completes while its request's body is still arriving (100-continue, early
 //     413) is held until the request completes.
-// At most SessionLimits::max_pending requests wait; beyond that the oldest is emitted as
-// kTimedOut (pairing.pending_overflow).
+// At most SessionLimits::max_pending requests wait (pipelining depth). A request beyond that is
+// emitted at once as kPipelineOverflow (pairing.pending_overflow) and leaves a placeholder, so
+// its response is discarded (pairing.discarded_responses) and every later response still pairs
+// with its own request. Consecutive placeholders share one entry (a count), so memory stays
+// bounded by max_pending requests whatever the depth.
+//
+// Timeouts: expire() gives up (kTimedOut) only on requests still waiting for the first byte of
+// their response, counted from when the request ended or the previous response ended, whichever
+// is later. A response whose bytes have started is never expired here, however long it streams
+// (server-sent events, downloads); a connection that goes silent is ended by the tracker's idle
+// timeout instead.
 //
 // Owned by a stream::Connection (made through protocol::registered_protocols()); pipeline thread.
 #include <cstddef>
@@ -42,12 +51,17 @@ class HttpPairer final : public protocol::Session {
     void expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::ConnContext& ctx) override;
     bool wants_data() const override { return wants_data_; }
     size_t pending_requests() const override;
+    size_t memory_bytes() const override { return pending_bytes_; }
+    void shed(const protocol::ConnContext& ctx) override;
 
   private:
     using Message = protocol::http1::Message;
     struct Pending {
         Message message;
-        bool placeholder = false;  // a request we lost or gave up on: its response is discarded
+        // Requests we lost or gave up on: their responses are discarded. Runs of consecutive
+        // placeholders share one entry.
+        bool placeholder = false;
+        uint64_t count = 1;  // placeholders only: how many responses to discard
     };
 
     void on_request(Message&& request, const protocol::ConnContext& ctx);
@@ -55,6 +69,16 @@ class HttpPairer final : public protocol::Session {
     void on_response(Message&& response, const protocol::ConnContext& ctx);
     void on_response_lost();
     void push_pending(Pending&& pending, const protocol::ConnContext& ctx);
+    void push_placeholder();
+    // Turns a waiting request into a placeholder, merged with placeholder runs next to it;
+    // returns the entry after the result.
+    std::list<Pending>::iterator make_placeholder(std::list<Pending>::iterator it);
+    // Removes one placeholder (its response arrived or was lost); pops the run when empty.
+    void pop_placeholder();
+    // Removes a real request from pending_ and from pending_bytes_.
+    Message take_front();
+    // Since when the front request has waited for its response to begin.
+    uint64_t waiting_since(const Pending& front) const;
     void drain_early(const protocol::ConnContext& ctx);
     // Method of the request the next response answers ("" when unknown).
     std::string_view next_response_method() const;
@@ -73,6 +97,11 @@ class HttpPairer final : public protocol::Session {
     // every idle keep-alive connection has both empty. A list holds nothing while empty.
     std::list<Pending> pending_;
     std::list<Message> early_;  // responses that completed while their request was still arriving
+    size_t waiting_ = 0;        // real (non-placeholder) requests in pending_
+    size_t pending_bytes_ = 0;  // heap held by the requests in pending_, approximately
+    // The response direction has bytes of a response that has not completed yet.
+    bool response_started_ = false;
+    uint64_t last_response_end_ns_ = 0;  // exit of the syscall that ended the previous response
     bool wants_data_ = true;
 };
 

@@ -30,7 +30,9 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
               counters_.add("pipeline.documents");
               emitter_.emit(xray::make_datagram(xray::to_independent_json(sub, trace_id, parent_id)));
           }),
-      tracker_(counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); }) {
+      tracker_(
+          counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); },
+          cfg_.tracker) {
     tracker_.set_request_observer(
         [this](const pairing::HttpRequestSeen& seen) { correlator_.on_request_seen(seen); });
 }

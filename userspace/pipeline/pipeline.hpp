@@ -23,6 +23,7 @@ namespace passport::pipeline {
 
 struct PipelineConfig {
     correlate::CorrelatorConfig correlator;
+    stream::TrackerConfig tracker;
     std::string proc_root = "/proc";
     size_t max_datagram = 64000;
 };

@@ -30,8 +30,9 @@ struct ConnContext {
 };
 
 struct SessionLimits {
-    // Requests waiting for their response (pipelining depth). Beyond it the oldest is given up.
-    size_t max_pending = 64;
+    // Requests waiting for their response (pipelining depth). A request beyond it is reported at
+    // once as kPipelineOverflow and its response discarded; the others still pair in order.
+    size_t max_pending = 256;
 };
 
 struct SessionParams {
@@ -63,6 +64,11 @@ class Session {
     virtual bool wants_data() const = 0;
     // Requests waiting for a response.
     virtual size_t pending_requests() const = 0;
+    // Heap held by parsed messages still waiting (what the memory budget is charged).
+    virtual size_t memory_bytes() const { return 0; }
+    // Memory budget: gives up on every message still waiting (reported at once), so its memory
+    // is freed, without letting later messages pair with the wrong partner.
+    virtual void shed(const ConnContext& /*ctx*/) {}
 };
 
 }  // namespace passport::protocol

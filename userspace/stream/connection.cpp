@@ -29,12 +29,43 @@ Role role_for(Direction dir, protocol::MessageKind kind) {
 }  // namespace
 
 Connection::Connection(const events::ConnKey& key, Counters& counters,
-                       const ConnectionConfig& config, const pairing::ExchangeSink& sink)
+                       const ConnectionConfig& config, const pairing::ExchangeSink& sink,
+                       MemoryBudget* budget)
     : counters_(counters),
       config_(config),
       sink_(sink),
-      buffers_{{StreamBuffer(counters, config.stream), StreamBuffer(counters, config.stream)}} {
+      buffers_{{StreamBuffer(counters, config.stream), StreamBuffer(counters, config.stream)}},
+      budget_(budget) {
     ctx_.key = key;
+    budget_node_.owner = this;
+}
+
+Connection::~Connection() {
+    if (budget_) budget_->update(budget_node_, 0);
+}
+
+size_t Connection::memory_bytes() const {
+    return buffers_[0].memory_bytes() + buffers_[1].memory_bytes() +
+           (session_ ? session_->memory_bytes() : 0);
+}
+
+void Connection::recharge() {
+    if (budget_) budget_->update(budget_node_, memory_bytes());
+}
+
+void Connection::shed() {
+    size_t dropped = 0;
+    for (Direction d : kDirections) {
+        dropped += buffer(d).shed();
+        // A detector must now look for a message start anywhere, not at the next byte.
+        if (phase_ == Phase::kDetecting) search_anywhere_[index(d)] = true;
+        stalled_at_[index(d)].reset();
+    }
+    if (session_ && phase_ == Phase::kActive) session_->shed(ctx_);
+    counters_.add("stream.budget_dropped_heads");
+    counters_.add("stream.budget_dropped_bytes", dropped);
+    settled_ = false;
+    recharge();
 }
 
 size_t Connection::buffered_bytes() const {
@@ -61,6 +92,7 @@ void Connection::on_data(const events::Data& data) {
     buffer(data.direction)
         .add(data.pos, data.bytes, data.len, ChunkTiming{data.enter_ns, data.exit_ns, data.tid});
     process(data.direction);
+    recharge();
 }
 
 bool Connection::admit_source(const events::Data& data) {
@@ -204,6 +236,7 @@ void Connection::end(pairing::Outcome outcome) {
     if (session_) session_->end(outcome, ctx_);
     phase_ = Phase::kEnded;
     for (auto& b : buffers_) b.clear();
+    recharge();
 }
 
 void Connection::expire(uint64_t now_ns, uint64_t timeout_ns) {
@@ -230,6 +263,7 @@ void Connection::expire(uint64_t now_ns, uint64_t timeout_ns) {
         }
     }
     if (session_ && phase_ != Phase::kEnded) session_->expire(now_ns, timeout_ns, ctx_);
+    recharge();
     settled_ = !stalled_at_[0] && !stalled_at_[1] && buffers_[0].holds_nothing() &&
                buffers_[1].holds_nothing() && (!session_ || session_->pending_requests() == 0);
 }

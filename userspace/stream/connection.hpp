@@ -33,6 +33,7 @@
 #include "userspace/pairing/exchange_sink.hpp"
 #include "userspace/protocol/registry.hpp"
 #include "userspace/protocol/session.hpp"
+#include "userspace/stream/memory_budget.hpp"
 #include "userspace/stream/stream_buffer.hpp"
 
 namespace passport::stream {
@@ -49,9 +50,12 @@ class Connection {
   public:
     enum class Phase : uint8_t { kDetecting, kActive, kIgnored, kEnded };
 
-    // `config` and `sink` must outlive the connection.
+    // `config`, `sink` and `budget` (optional) must outlive the connection.
     Connection(const events::ConnKey& key, Counters& counters, const ConnectionConfig& config,
-               const pairing::ExchangeSink& sink);
+               const pairing::ExchangeSink& sink, MemoryBudget* budget = nullptr);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
 
     void on_open(const events::ConnOpen& open);
     void on_data(const events::Data& data);
@@ -70,6 +74,13 @@ class Connection {
     // Latest kernel timestamp seen on this connection (CLOCK_MONOTONIC ns).
     uint64_t last_activity_ns() const { return last_activity_ns_; }
     size_t buffered_bytes() const;
+    // Heap held by both stream buffers and the requests parsed but still waiting for their
+    // responses (what the memory budget is charged).
+    size_t memory_bytes() const;
+    // Memory budget: drops every buffered byte (stream.budget_dropped_heads/_bytes); each
+    // direction resynchronises at its next message start. Requests parsed and still waiting are
+    // reported at once (kMemoryBudget) and their responses discarded when they come.
+    void shed();
     size_t pending_requests() const { return session_ ? session_->pending_requests() : 0; }
 
   private:
@@ -84,6 +95,8 @@ class Connection {
     void discard_before_start(events::Direction dir, size_t n);
     // False for bytes that are TLS ciphertext (see TLS above); switches to plaintext mode.
     bool admit_source(const events::Data& data);
+    // Reports memory_bytes() to the budget.
+    void recharge();
 
     Counters& counters_;
     const ConnectionConfig& config_;
@@ -97,6 +110,8 @@ class Connection {
     std::array<std::optional<uint64_t>, 2> stalled_at_{};
     std::unique_ptr<protocol::Session> session_;
     const protocol::ProtocolEntry* protocol_ = nullptr;
+    MemoryBudget* budget_ = nullptr;
+    BudgetNode budget_node_;
     uint64_t last_activity_ns_ = 0;
     bool ciphertext_ = false;  // socket bytes of this connection are TLS records
     // expire() has nothing to do until the next event: no hole, no buffered storage, no

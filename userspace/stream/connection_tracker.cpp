@@ -15,7 +15,7 @@ uint64_t fd_slot(const events::ConnKey& key) {
 }  // namespace
 
 ConnectionTracker::ConnectionTracker(Counters& counters, HttpCallback on_http, TrackerConfig config)
-    : counters_(counters), config_(std::move(config)) {
+    : counters_(counters), config_(std::move(config)), budget_(config_.memory_budget_bytes) {
     sink_.http = std::move(on_http);
 }
 
@@ -45,6 +45,16 @@ void ConnectionTracker::handle(const events::Data& data) {
     }
     if (conns_.count(data.conn) == 0) counters_.add("stream.conn_without_open");
     find_or_create(data.conn).on_data(data);
+    enforce_budget();
+}
+
+void ConnectionTracker::enforce_budget() {
+    while (budget_.over()) {
+        BudgetNode* oldest = budget_.oldest();
+        if (oldest == nullptr) return;
+        oldest->owner->shed();
+        if (oldest->linked() && oldest == budget_.oldest()) return;  // holds nothing it can drop
+    }
 }
 
 void ConnectionTracker::handle(const events::ConnClose& close) {
@@ -93,7 +103,7 @@ Connection& ConnectionTracker::find_or_create(const events::ConnKey& key) {
         touch(it->second);
         return *it->second.conn;
     }
-    auto owned = std::make_unique<Connection>(key, counters_, config_.connection, sink_);
+    auto owned = std::make_unique<Connection>(key, counters_, config_.connection, sink_, &budget_);
     Connection& conn = *owned;
     lru_.push_back(LruItem{key, &conn});
     conns_.emplace(key, Entry{std::move(owned), std::prev(lru_.end())});
@@ -137,9 +147,11 @@ void ConnectionTracker::expire(uint64_t now_ns) {
         retire(conns_.find(lru_.front().key), pairing::Outcome::kTimedOut);
     }
     for (const auto& item : lru_) item.conn->expire(now_ns, config_.pairing_timeout_ns);
+    counters_.set("stream.budget_peak_bytes", budget_.peak());
 }
 
 void ConnectionTracker::flush_all() {
+    counters_.set("stream.budget_peak_bytes", budget_.peak());
     while (!lru_.empty()) retire(conns_.find(lru_.front().key), pairing::Outcome::kShutdown);
 }
 

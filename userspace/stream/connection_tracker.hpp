@@ -9,8 +9,16 @@
 //   same (tgid, fd), newer gen kConnectionClosed: the fd was reused, so the old socket is gone
 //   expire(now): idle         kTimedOut after TrackerConfig::idle_timeout_ns without events
 //   table full                 kTimedOut for the least recently active (stream.evicted_connections)
+//
+// Memory budget: every connection charges what its stream buffers hold to one MemoryBudget
+// (TrackerConfig::memory_budget_bytes). After each data event, while the total is over the
+// budget, the connection holding bytes for the longest time (its oldest unfinished message
+// began first) is shed: its buffered bytes are dropped (stream.budget_dropped_heads,
+// stream.budget_dropped_bytes) and its parsers resynchronise at their next message start. The
+// connection itself stays, so its later requests are traced again.
 //   flush_all()                kShutdown
-// Independently, expire() gives up on requests unanswered for pairing_timeout_ns (kTimedOut), and
+// Independently, expire() gives up on requests whose response has not begun within
+// pairing_timeout_ns (kTimedOut; a response still streaming is never cut short), and
 // on stream bytes that have been missing for a whole expiry tick (lost by the ring buffer).
 // Events for a connection already ended (late data, stale generations) are dropped and counted;
 // a connection first seen through its data (open missed, or socket older than the agent) is
@@ -32,15 +40,19 @@
 #include "userspace/pairing/exchange_sink.hpp"
 #include "userspace/pairing/http_exchange.hpp"
 #include "userspace/stream/connection.hpp"
+#include "userspace/stream/memory_budget.hpp"
 
 namespace passport::stream {
 
 struct TrackerConfig {
     size_t max_connections = 16 * 1024;
     uint64_t idle_timeout_ns = 300'000'000'000ULL;    // 5 min without any event
-    uint64_t pairing_timeout_ns = 60'000'000'000ULL;  // 1 min waiting for a response
+    uint64_t pairing_timeout_ns = 60'000'000'000ULL;  // 1 min waiting for a response to begin
     // Ended connections remembered, so their late events do not resurrect them.
     size_t ended_memory = 4096;
+    // Bytes all stream buffers together may hold (0: unlimited). The default leaves room for
+    // the rest of the agent within a 512 MiB container limit.
+    size_t memory_budget_bytes = 256ULL * 1024 * 1024;
     ConnectionConfig connection;
 };
 
@@ -65,6 +77,7 @@ class ConnectionTracker {
     void flush_all();
 
     size_t size() const { return conns_.size(); }
+    const MemoryBudget& budget() const { return budget_; }
     const Connection* find(const events::ConnKey& key) const;
 
   private:
@@ -86,7 +99,7 @@ class ConnectionTracker {
     void handle(const events::ProcExec& exec);
     void handle(const events::ProcExit& exit);
     void handle(const events::TraceCtx&) {}  // the pipeline gives it to the correlator
-    void handle(const events::Inject&) {}  // routed to the correlator by the pipeline
+    void handle(const events::Inject&) {}    // routed to the correlator by the pipeline
 
     // False when the key is an older generation of its fd than one already seen; ends the older
     // connection when the key is newer.
@@ -95,11 +108,14 @@ class ConnectionTracker {
     void touch(Entry& entry);
     void retire(Table::iterator it, pairing::Outcome outcome);
     void remember_ended(const events::ConnKey& key);
+    // Sheds the connections holding bytes longest until the budget fits.
+    void enforce_budget();
     bool ended(const events::ConnKey& key) const { return ended_.count(key) != 0; }
 
     Counters& counters_;
     TrackerConfig config_;
     pairing::ExchangeSink sink_;
+    MemoryBudget budget_;
     Table conns_;
     std::list<LruItem> lru_;                             // front: least recently active
     std::unordered_map<uint64_t, uint64_t> newest_gen_;  // (tgid << 32 | fd) -> newest gen seen

@@ -245,6 +245,22 @@ void StreamBuffer::drop_all() {
     trim_timings();
 }
 
+size_t StreamBuffer::shed() {
+    const size_t dropped = buffered_bytes();
+    drop_all();
+    std::string().swap(data_);
+    return dropped;
+}
+
+size_t StreamBuffer::memory_bytes() const {
+    // A std::map node: the value plus three pointers, a colour and the allocator's header.
+    constexpr size_t kNodeOverhead = 48;
+    const size_t storage = data_.capacity() > sizeof(std::string) ? data_.capacity() : 0;
+    return storage + ahead_bytes_ +
+           ahead_.size() * (sizeof(Piece) + sizeof(uint64_t) + kNodeOverhead) +
+           timings_.size() * (sizeof(TimingEntry) + sizeof(uint64_t) + kNodeOverhead);
+}
+
 void StreamBuffer::release_idle_memory() {
     if (head_size() != 0 || data_.capacity() <= sizeof(std::string)) return;
     std::string().swap(data_);

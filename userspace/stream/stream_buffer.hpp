@@ -82,6 +82,13 @@ class StreamBuffer {
     void declare_holes_lost();
     // Forgets everything buffered (the connection is not parsed any more).
     void clear();
+    // Drops every buffered byte and its storage to free memory (the memory budget); the parser
+    // resynchronises at the next message start, as after an overflow. Returns the bytes dropped.
+    size_t shed();
+    // Heap this buffer holds, approximately: head storage, bytes and nodes waiting behind holes,
+    // and the per-syscall timing records (a head trickled in one byte per syscall holds one
+    // record per byte).
+    size_t memory_bytes() const;
     // Frees the head's storage when nothing is buffered. Consumed bytes leave their capacity
     // behind (so a busy stream does not reallocate per message); an idle keep-alive connection
     // should not keep a message's worth of it. Called from the expiry tick.

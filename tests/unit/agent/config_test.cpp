@@ -71,6 +71,17 @@ TEST(AgentConfig, SelectorsAndValidation) {
     EXPECT_NE(bad.error().find("--frobnicate"), std::string::npos);
 }
 
+TEST(AgentConfig, MemoryBudget) {
+    auto d = parse_args({}, nullptr);
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(d->memory_budget_mb, 256u);
+    auto c = parse_args({"--memory-budget-mb", "32"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->memory_budget_mb, 32u);
+    EXPECT_FALSE(parse_args({"--memory-budget-mb", "lots"}, nullptr).ok());
+    EXPECT_FALSE(parse_args({"--memory-budget-mb"}, nullptr).ok());
+}
+
 TEST(AgentConfig, DemoSubcommandHelpVersion) {
     auto c = parse_args({"demo", "--verbose"}, nullptr);
     ASSERT_TRUE(c.ok());

@@ -585,3 +585,76 @@ TEST_F(CorrelatorTest, InjectedCallGoesUnderTheServerRequestTheKernelNamed) {
 
 }  // namespace
 }  // namespace passport::correlate
+
+namespace passport::correlate {
+namespace {
+
+struct BoundedCorrelator : CorrelatorTest {};
+
+// A call from a distinct client tuple: 127.x.y.z:port -> 127.0.0.1:9000.
+HttpExchange call_from(uint32_t n, uint64_t start) {
+    HttpExchange ex = call(4242, 4243, static_cast<uint16_t>(1024 + n % 60000), start, start + 1000);
+    ex.conn = {4242, static_cast<int32_t>(n % 50000), 1'000'000u + n};
+    ex.local = {2, static_cast<uint16_t>(1024 + n % 60000),
+                {127, static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)}};
+    return ex;
+}
+
+TEST_F(BoundedCorrelator, CallTuplesAreForgottenWithTheirCalls) {
+    sample_result = false;  // no documents: only the tables matter here
+    constexpr uint32_t kCalls = 1'000'000;
+    size_t most_tuples = 0;
+    for (uint32_t n = 0; n < kCalls; ++n) {
+        HttpExchange ex = call_from(n, 10'000'000'000ULL + n * 10'000ULL);
+        corr.on_request_seen(seen_of(ex));
+        corr.on_exchange(std::move(ex));
+        if (n % 4096 == 0) most_tuples = std::max(most_tuples, corr.table_sizes().calls_by_tuple);
+    }
+    const auto sizes = corr.table_sizes();
+    const size_t bound = CorrelatorConfig{}.max_contexts;
+    EXPECT_LE(sizes.calls, bound);
+    EXPECT_LE(sizes.calls_by_tuple, bound);
+    EXPECT_LE(most_tuples, bound);
+    EXPECT_GT(sizes.calls_by_tuple, 0u);  // recent calls are still found by tuple
+}
+
+TEST_F(BoundedCorrelator, OpenServerRequestsEvictedUnansweredLeaveNoIndexEntries) {
+    for (uint32_t n = 0; n < 50'000; ++n) {
+        HttpExchange ex = exchange("GET", "/", 200);
+        ex.conn = {4242, 7, 5000u + n};
+        ex.request_tid = 10'000 + n;  // a thread each, so per-thread lists cannot share entries
+        ex.remote = {2, static_cast<uint16_t>(1024 + n % 60000), {127, 0, static_cast<uint8_t>(n >> 8),
+                                                                   static_cast<uint8_t>(n)}};
+        corr.on_request_seen(seen_of(ex));  // never answered
+    }
+    const auto sizes = corr.table_sizes();
+    const size_t bound = CorrelatorConfig{}.max_contexts;
+    EXPECT_LE(sizes.servers, bound);
+    EXPECT_LE(sizes.servers_by_tuple, bound);
+    EXPECT_LE(sizes.open_threads, bound);
+    EXPECT_LE(sizes.thread_activity, bound);
+    EXPECT_EQ(counters.get("correlate.contexts_evicted"), 50'000u - bound);
+}
+
+TEST_F(BoundedCorrelator, AnOpenRequestKeepsAtMostMaxSubsegmentsAndSendsTheRest) {
+    auto server = exchange("GET", "/batch", 200);
+    server.response_end_ns = 9'000'000'000;
+    corr.on_request_seen(seen_of(server));
+    const size_t cap = CorrelatorConfig{}.max_subsegments;
+    for (size_t i = 0; i < cap + 5; ++i) {
+        auto c = call(4242, 4243, static_cast<uint16_t>(20000 + i), 5'001'000'000 + i * 1000, 5'001'000'500 + i * 1000);
+        c.conn = {4242, 40, 70'000u + i};
+        corr.on_request_seen(seen_of(c));
+        corr.on_exchange(std::move(c));
+    }
+    ASSERT_EQ(late.size(), 5u);
+    EXPECT_EQ(counters.get("correlate.subsegments_flushed"), 5u);
+    corr.on_exchange(std::move(server));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].subsegments.size(), cap);
+    EXPECT_EQ(std::get<1>(late[0]), out[0].trace_id);
+    EXPECT_EQ(std::get<2>(late[0]), out[0].id);
+}
+
+}  // namespace
+}  // namespace passport::correlate

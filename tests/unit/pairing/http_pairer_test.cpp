@@ -230,16 +230,112 @@ TEST(PairingHttp, TimedOutRequestLeavesAPlaceholderForItsLateResponse) {
     EXPECT_EQ(h.out[1].response_end_ns, 14100u);
 }
 
-TEST(PairingHttp, PendingRequestsAreCapped) {
-    PairerHarness h(Role::kServer, /*max_pending=*/3);
+// A response whose Content-Length is its request's number: a marker the pairing cannot fake.
+std::string numbered_response(int i) {
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(i) + "\r\n\r\n" +
+           std::string(static_cast<size_t>(i), 'x');
+}
+
+TEST(PairingHttp, DeepPipelinePairsEveryResponseWithItsRequest) {
+    PairerHarness h(Role::kServer, protocol::SessionLimits{}.max_pending);
+    constexpr int kDepth = 150;
     std::string reqs;
-    for (int i = 0; i < 5; ++i) reqs += get("/" + std::to_string(i));
+    for (int i = 0; i < kDepth; ++i) reqs += get("/" + std::to_string(i));
     h.read(reqs, 100, 110);
-    EXPECT_EQ(h.pairer->pending_requests(), 3u);
-    EXPECT_EQ(h.counters.get("pairing.pending_overflow"), 2u);
+    EXPECT_EQ(h.pairer->pending_requests(), static_cast<size_t>(kDepth));
+    for (int i = 0; i < kDepth; ++i) h.write(numbered_response(i), 200 + i, 201 + i);
+    ASSERT_EQ(h.out.size(), static_cast<size_t>(kDepth));
+    for (int i = 0; i < kDepth; ++i) {
+        EXPECT_EQ(h.out[i].request.target, "/" + std::to_string(i));
+        EXPECT_EQ(h.out[i].outcome, Outcome::kComplete);
+        ASSERT_TRUE(h.out[i].response.has_value());
+        EXPECT_EQ(h.out[i].response->content_length, static_cast<uint64_t>(i));
+    }
+    EXPECT_EQ(h.counters.get("pairing.pending_overflow"), 0u);
+}
+
+TEST(PairingHttp, OverflowIsReportedAndNeverShiftsLaterResponses) {
+    PairerHarness h(Role::kServer, /*max_pending=*/8);
+    std::string reqs;
+    for (int i = 0; i < 20; ++i) reqs += get("/" + std::to_string(i));
+    h.read(reqs, 100, 110);
+    EXPECT_EQ(h.pairer->pending_requests(), 8u);
+    EXPECT_EQ(h.counters.get("pairing.pending_overflow"), 12u);
+    ASSERT_EQ(h.out.size(), 12u);
+    for (int i = 0; i < 12; ++i) {
+        EXPECT_EQ(h.out[i].request.target, "/" + std::to_string(i + 8));
+        EXPECT_EQ(h.out[i].outcome, Outcome::kPipelineOverflow);
+        EXPECT_FALSE(h.out[i].response.has_value());
+    }
+    for (int i = 0; i < 20; ++i) h.write(numbered_response(i), 200 + i, 201 + i);
+    ASSERT_EQ(h.out.size(), 20u);
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(h.out[12 + i].request.target, "/" + std::to_string(i));
+        EXPECT_EQ(h.out[12 + i].response->content_length, static_cast<uint64_t>(i));
+    }
+    EXPECT_EQ(h.counters.get("pairing.discarded_responses"), 12u);
+    // The connection is back in step: the next request gets the next response.
+    h.read(get("/20"), 300, 310);
+    h.write(numbered_response(20), 400, 410);
+    ASSERT_EQ(h.out.size(), 21u);
+    EXPECT_EQ(h.out[20].request.target, "/20");
+    EXPECT_EQ(h.out[20].response->content_length, 20u);
+}
+
+constexpr uint64_t kSecond = 1'000'000'000ULL;
+
+TEST(PairingHttp, StreamedResponseLongerThanTheTimeoutIsOneCompleteExchange) {
+    PairerHarness h(Role::kServer);
+    const uint64_t t0 = 1000 * kSecond;
+    h.read(get("/events"), t0, t0 + 1000);
+    h.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", t0 + kSecond / 10,
+            t0 + kSecond / 10 + 500);
+    for (uint64_t s = 1; s <= 90; ++s) {
+        h.write("6\r\ntick!\n\r\n", t0 + s * kSecond, t0 + s * kSecond + 500);
+        h.pairer->expire(t0 + s * kSecond + kSecond / 2, 60 * kSecond, h.ctx);
+    }
+    EXPECT_TRUE(h.out.empty());
+    h.write("0\r\n\r\n", t0 + 90 * kSecond + 100, t0 + 90 * kSecond + 600);
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].outcome, Outcome::kComplete);
+    EXPECT_EQ(h.out[0].response->status, 200);
+    EXPECT_EQ(h.out[0].response_end_ns - h.out[0].request_start_ns, 90 * kSecond - 400);
+    EXPECT_EQ(h.counters.get("pairing.timed_out"), 0u);
+}
+
+TEST(PairingHttp, RequestBehindALongStreamWaitsFromThePreviousResponseEnd) {
+    PairerHarness h(Role::kServer);
+    const uint64_t t0 = 1000 * kSecond;
+    h.read(get("/stream") + get("/next"), t0, t0 + 1000);
+    h.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", t0 + 1, t0 + 2);
+    for (uint64_t s = 1; s <= 90; ++s)
+        h.write("1\r\nx\r\n", t0 + s * kSecond, t0 + s * kSecond + 1);
+    h.write("0\r\n\r\n", t0 + 90 * kSecond + 2, t0 + 90 * kSecond + 3);
+    ASSERT_EQ(h.out.size(), 1u);
+    h.pairer->expire(t0 + 91 * kSecond, 60 * kSecond, h.ctx);  // /next has waited 1 s, not 91
+    EXPECT_EQ(h.out.size(), 1u);
+    h.pairer->expire(t0 + 151 * kSecond, 60 * kSecond, h.ctx);
     ASSERT_EQ(h.out.size(), 2u);
-    EXPECT_EQ(h.out[0].request.target, "/0");
-    EXPECT_EQ(h.out[0].outcome, Outcome::kTimedOut);
+    EXPECT_EQ(h.out[1].request.target, "/next");
+    EXPECT_EQ(h.out[1].outcome, Outcome::kTimedOut);
+}
+
+TEST(PairingHttp, RequestWhoseResponseNeverStartsStillTimesOutBehindPlaceholders) {
+    PairerHarness h(Role::kServer, /*max_pending=*/1);
+    h.read(get("/a") + get("/b") + get("/c"), 100, 1000);
+    ASSERT_EQ(h.out.size(), 2u);  // /b and /c overflowed
+    h.pairer->expire(1000 + 10000, 10000, h.ctx);
+    ASSERT_EQ(h.out.size(), 3u);
+    EXPECT_EQ(h.out[2].request.target, "/a");
+    EXPECT_EQ(h.out[2].outcome, Outcome::kTimedOut);
+    // Three responses come late: all discarded, then the connection is in step again.
+    for (int i = 0; i < 3; ++i) h.write(kOk, 20000 + i, 20001 + i);
+    EXPECT_EQ(h.counters.get("pairing.discarded_responses"), 3u);
+    h.read(get("/d"), 30000, 30001);
+    h.write(kOk, 30002, 30003);
+    ASSERT_EQ(h.out.size(), 4u);
+    EXPECT_EQ(h.out[3].request.target, "/d");
+    EXPECT_EQ(h.out[3].outcome, Outcome::kComplete);
 }
 
 TEST(PairingHttp, UpgradeStopsTheSession) {

@@ -536,6 +536,30 @@ TEST(ConnectionTracker, UnansweredRequestsTimeOutOnALiveConnection) {
     EXPECT_EQ(h.tracker.find(b.key())->pending_requests(), 0u);
 }
 
+TEST(ConnectionTracker, ResponseStreamedFor90SecondsOfEventTimeIsOneExchange) {
+    constexpr uint64_t kSecond = 1'000'000'000ULL;
+    TrackerHarness h;  // default timeouts: 60 s pairing, 5 min idle
+    EventBuilder b(Role::kServer);
+    const uint64_t t0 = 7 * kSecond;
+    h.feed(b.open(t0));
+    h.feed(b.read(get("/events"), t0 + 100, t0 + 200));
+    h.feed(b.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", t0 + kSecond / 2,
+                   t0 + kSecond / 2 + 100));
+    for (uint64_t s = 1; s <= 90; ++s) {
+        h.feed(b.write("5\r\ndata\n\r\n", t0 + s * kSecond, t0 + s * kSecond + 100));
+        for (uint64_t tick = 1; tick <= 5; ++tick)
+            h.tracker.expire(t0 + s * kSecond + tick * kSecond / 5);
+    }
+    EXPECT_TRUE(h.out.empty()) << "a response still streaming must not be given up";
+    h.feed(b.write("0\r\n\r\n", t0 + 90 * kSecond + 300, t0 + 90 * kSecond + 400));
+    ASSERT_EQ(h.out.size(), 1u);
+    EXPECT_EQ(h.out[0].outcome, Outcome::kComplete);
+    EXPECT_EQ(h.out[0].response->status, 200);
+    EXPECT_EQ(h.out[0].response->body_bytes, 450u);
+    EXPECT_EQ(h.out[0].response_end_ns - h.out[0].request_start_ns, 90 * kSecond + 200);
+    EXPECT_EQ(h.counters.get("pairing.timed_out"), 0u);
+}
+
 TEST(ConnectionTracker, FlushAllEndsEverythingAsShutdown) {
     TrackerHarness h;
     EventBuilder a(Role::kServer, {1, 3, 1});

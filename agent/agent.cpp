@@ -220,6 +220,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     pc.trace_all = cfg.trace_all();
     pc.server_ports = cfg.ports;
     pc.ringbuf_bytes = cfg.ringbuf_mb * 1024u * 1024u;
+    pc.max_connections = cfg.max_connections;
     pc.sample_rules = kernel_rules.rules;
     pc.sample_default = kernel_rules.default_rule;
     pc.sample_cfg = kernel_rules.cfg;
@@ -248,6 +249,7 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             why = "off: this kernel lacks sock_ops/sk_msg programs";
         } else {
             std::vector<DenyEntry> deny;
+            for (uint16_t port : kDefaultInjectDenyPorts) deny.push_back(DenyEntry{.is_port = true, .port = port});
             for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
             auto inj = Injection::attach(*probes, deny, features.cgroup2_path, cfg.trace_all());
             if (inj) {
@@ -260,9 +262,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             std::fprintf(stderr,
                          "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
                          "processes on connections opened from now on, and on those they opened earlier "
-                         "(adopted) (sock_ops on %s)%s\n",
-                         injection->cgroup_path().c_str(),
-                         cfg.inject_deny.empty() ? "" : "; deny list applied");
+                         "(adopted) (sock_ops on %s); never to %zu well-known non-HTTP ports%s\n",
+                         injection->cgroup_path().c_str(), std::size(kDefaultInjectDenyPorts),
+                         cfg.inject_deny.empty() ? "" : " nor to --inject-deny");
         } else {
             std::fprintf(stderr, "  [no]  injection - %s\n", why.c_str());
         }
@@ -392,6 +394,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     auto drops = probes->drop_counts();
     for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
         counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
+    const auto lru = probes->lru_evictions();
+    counters.set("kernel.conns_evicted", lru.conns);
+    counters.set("kernel.thread_ctx_evicted", lru.thread_ctx);
     auto ctxc = probes->ctx_counts();
     for (int r = 0; r < PP_CTXC_COUNT; r++)
         counters.set(std::string("kernel.") + ctx_counter_name(r), ctxc[static_cast<size_t>(r)]);

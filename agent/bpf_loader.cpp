@@ -73,6 +73,8 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
     rod->pp_head_text = rules_read_request_text(cfg) ? 1 : 0;
     bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
+    bpf_map__set_max_entries(skel->maps.conns, cfg.max_connections);
+    bpf_map__set_max_entries(skel->maps.ignored_fds, cfg.max_connections);
     if (!with_fork) bpf_program__set_autoload(skel->progs.process_fork, false);
     // Injection programs only when asked for and possible: the rest must load without them.
     if (!with_inject) {
@@ -260,6 +262,35 @@ int BpfProbes::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }
 
 std::array<uint64_t, PP_DROP_REASON_COUNT> BpfProbes::drop_counts() const {
     return sum_percpu_counters<PP_DROP_REASON_COUNT>(bpf_map__fd(skel_->maps.drop_counters));
+}
+
+namespace {
+
+// Entries present in a hash map (one syscall per key: for the exit report, not a hot path).
+uint64_t count_keys(int map_fd) {
+    uint64_t n = 0, key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+        n++;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+uint64_t evicted(uint64_t added, uint64_t deleted, uint64_t present) {
+    return added > deleted + present ? added - deleted - present : 0;
+}
+
+}  // namespace
+
+BpfProbes::LruEvictions BpfProbes::lru_evictions() const {
+    auto c = sum_percpu_counters<PP_LRU_COUNT>(bpf_map__fd(skel_->maps.lru_counts));
+    LruEvictions out;
+    out.conns = evicted(c[PP_LRU_CONNS_ADDED], c[PP_LRU_CONNS_DELETED], count_keys(bpf_map__fd(skel_->maps.conns)));
+    out.thread_ctx =
+        evicted(c[PP_LRU_CTX_ADDED], c[PP_LRU_CTX_DELETED], count_keys(bpf_map__fd(skel_->maps.thread_ctx)));
+    return out;
 }
 
 std::vector<uint64_t> sum_percpu_counters(int map_fd, uint32_t count) {

@@ -22,6 +22,7 @@ struct ProbeConfig {
     bool trace_all = true;
     std::vector<uint16_t> server_ports;  // empty: all
     uint32_t ringbuf_bytes = 8 * 1024 * 1024;
+    uint32_t max_connections = 65536;  // entries of the conns and ignored_fds tables
     // Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.hpp), written
     // before attach. Left disabled (sample_cfg.enabled 0), the kernel decides nothing and every
     // minted trace is left to userspace.
@@ -66,6 +67,13 @@ public:
 
     // Sum over CPUs of each drop reason.
     std::array<uint64_t, PP_DROP_REASON_COUNT> drop_counts() const;
+    // Entries the kernel evicted from the LRU maps to make room (never deleted by Passport):
+    // connections (conns) and thread trace contexts (thread_ctx).
+    struct LruEvictions {
+        uint64_t conns = 0;
+        uint64_t thread_ctx = 0;
+    };
+    LruEvictions lru_evictions() const;
 
     // Writes CLOCK_REALTIME - CLOCK_MONOTONIC into clock_sync, so trace ids the kernel mints
     // carry the right epoch seconds. Done before attach; the agent repeats it every second.

@@ -105,6 +105,8 @@ Trace context propagation:
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
   --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
+  --max-connections N   kernel connection table size (default 65536); the least recently used
+                        entry is evicted when it is full (kernel.conns_evicted counts them)
   --memory-budget-mb N  bytes all connections' stream buffers may hold together, in MiB (default 256;
                         0 = unlimited); past it the connections holding bytes longest are dropped
   --no-tls              do not attach the OpenSSL uprobes (HTTPS stays opaque)
@@ -243,6 +245,13 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             if (!n) return make_error(n.error());
             if (*n == 0 || (*n & (*n - 1)) != 0) return make_error("--ringbuf-mb: must be a power of two");
             c.ringbuf_mb = static_cast<uint32_t>(*n);
+        } else if (a == "--max-connections") {
+            auto v = get();
+            if (!v) return make_error(v.error());
+            auto n = parse_uint("--max-connections", *v, 1u << 24);
+            if (!n) return make_error(n.error());
+            if (*n < 16) return make_error("--max-connections: at least 16");
+            c.max_connections = static_cast<uint32_t>(*n);
         } else if (a == "--memory-budget-mb") {
             auto v = get();
             if (!v) return make_error(v.error());

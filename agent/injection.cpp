@@ -194,13 +194,12 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
     inj->cgroup_fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (inj->cgroup_fd_ < 0) return make_error("open cgroup " + path + ": " + std::strerror(errno));
     inj->sockops_link_ = bpf_program__attach_cgroup(skel->progs.inject_sockops, inj->cgroup_fd_);
-    if (!inj->sockops_link_) {
-        // Kernels without cgroup bpf_link: a plain multi-attach, detached by hand at exit.
-        int fd = bpf_program__fd(skel->progs.inject_sockops);
-        if (bpf_prog_attach(fd, inj->cgroup_fd_, BPF_CGROUP_SOCK_OPS, BPF_F_ALLOW_MULTI) != 0)
-            return make_error("attach sock_ops to cgroup " + path + ": " + std::strerror(errno));
-        inj->sockops_prog_fd_ = fd;
-    }
+    // Only through a bpf_link (Linux 5.7 or later), which goes with the agent however it ends: a
+    // plain attachment would stay on the cgroup after a SIGKILL, with no agent reading its
+    // reports.
+    if (!inj->sockops_link_)
+        return make_error(std::string("attach sock_ops to cgroup ") + path + " through a bpf_link: " +
+                          std::strerror(errno));
     return inj;
 }
 
@@ -213,8 +212,6 @@ void Injection::remove_socket(uint64_t cookie) {
 
 Injection::~Injection() {
     if (sockops_link_) bpf_link__destroy(sockops_link_);
-    if (sockops_prog_fd_ >= 0 && cgroup_fd_ >= 0)
-        bpf_prog_detach2(sockops_prog_fd_, cgroup_fd_, BPF_CGROUP_SOCK_OPS);
     if (msg_prog_fd_ >= 0 && sockhash_fd_ >= 0) bpf_prog_detach2(msg_prog_fd_, sockhash_fd_, BPF_SK_MSG_VERDICT);
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_);
     if (mounted_) ::umount2(kOwnCgroupMount, MNT_DETACH);

@@ -69,7 +69,6 @@ private:
     AdoptCounts adopt_;
     bpf_link* sockops_link_ = nullptr;
     int cgroup_fd_ = -1;
-    int sockops_prog_fd_ = -1;  // attached without a link (old kernels): detached by hand
     int msg_prog_fd_ = -1;
     int sockhash_fd_ = -1;
     std::string cgroup_path_;

@@ -95,7 +95,10 @@ static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd,
 
     __u64 key = conn_map_key(tgid, fd);
     struct pp_conn_state st = {.gen = ts, .role = role};
-    if (bpf_map_update_elem(&conns, &key, &st, BPF_ANY) != 0) {
+    /* A new entry is counted (LRU accounting); a stale one for a reused fd is overwritten. */
+    if (bpf_map_update_elem(&conns, &key, &st, BPF_NOEXIST) == 0) {
+        lru_count(PP_LRU_CONNS_ADDED);
+    } else if (bpf_map_update_elem(&conns, &key, &st, BPF_EXIST) != 0) {
         count_drop(PP_DROP_CONN_MAP_FULL);
         return NULL;
     }

@@ -27,6 +27,21 @@ struct {
     __type(value, __u64);
 } drop_counters SEC(".maps") __weak;
 
+/* Per-CPU adds and deletes of the LRU maps conns and thread_ctx, indexed by enum pp_lru_count. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, PP_LRU_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} lru_counts SEC(".maps") __weak;
+
+static __always_inline void lru_count(__u32 c)
+{
+    __u64 *v = bpf_map_lookup_elem(&lru_counts, &c);
+    if (v)
+        *v += 1;
+}
+
 /* Selected processes (tgid -> 1), when pp_cfg.trace_all is 0. Children inherit at fork. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -218,6 +233,23 @@ struct {
     __type(key, __u64);
     __type(value, struct pp_trace_ctx);
 } thread_ctx SEC(".maps") __weak;
+
+/* Stores a thread's trace context: in place when the thread has one, else as a new entry
+ * (counted for the LRU accounting). 0 on success. */
+static __always_inline long pp_store_thread_ctx(__u64 pid_tgid, const struct pp_trace_ctx *ctx)
+{
+    struct pp_trace_ctx *cur = bpf_map_lookup_elem(&thread_ctx, &pid_tgid);
+    if (cur) {
+        __builtin_memcpy(cur, ctx, sizeof(*cur));
+        return 0;
+    }
+    long err = bpf_map_update_elem(&thread_ctx, &pid_tgid, ctx, BPF_NOEXIST);
+    if (err == 0)
+        lru_count(PP_LRU_CTX_ADDED);
+    else if (err == -17 /* EEXIST: added meanwhile */)
+        err = bpf_map_update_elem(&thread_ctx, &pid_tgid, ctx, BPF_EXIST);
+    return err;
+}
 
 /* Monotonic -> epoch offset, written by userspace (one entry, key 0). */
 struct {

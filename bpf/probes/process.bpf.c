@@ -40,7 +40,7 @@ static __always_inline void inherit_trace_ctx(struct task_struct *parent, struct
         return;
     struct pp_trace_ctx copy = *ctx;
     __u64 child_key = (__u64)BPF_CORE_READ(child, tgid) << 32 | (__u32)BPF_CORE_READ(child, pid);
-    if (bpf_map_update_elem(&thread_ctx, &child_key, &copy, BPF_ANY) == 0)
+    if (pp_store_thread_ctx(child_key, &copy) == 0)
         pp_ctx_count(PP_CTXC_INHERITED);
     else
         pp_ctx_count(PP_CTXC_STORE_FAILED);
@@ -71,7 +71,8 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
-    bpf_map_delete_elem(&thread_ctx, &pid_tgid); /* the thread's trace context ends with it */
+    if (bpf_map_delete_elem(&thread_ctx, &pid_tgid) == 0) /* the thread's trace context ends with it */
+        lru_count(PP_LRU_CTX_DELETED);
     if ((__u32)pid_tgid != tgid) /* a thread ended; the process goes on */
         return 0;
     if (!is_traced(tgid))

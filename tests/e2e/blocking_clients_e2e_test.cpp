@@ -97,6 +97,23 @@ TEST_F(BlockingClientsE2e, UploadsAndLateAnswersSeeNoErrorAndAreInjected) {
     EXPECT_GE(exit.counter("inject.injected"), 40u);
     EXPECT_GT(exit.counter("inject.left_blocking"), 0u);
     EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
+    EXPECT_EQ(exit.counter("kernel.conns_evicted"), 0u) << "the default table holds these connections";
+}
+
+// A kernel connection table smaller than the connections a traced server holds open: the kernel
+// evicts the least recently used entries, and the agent says how many (never silently).
+TEST_F(BlockingClientsE2e, ConnectionTableEvictionsAreCounted) {
+    const uint16_t port = free_tcp_port();
+    auto server = start_server(port, "0");
+    start_agent({"--pid", std::to_string(server->pid()), "--max-connections", "32"});
+    ChildOptions o;
+    o.argv = {"python3", fixture("blocking_matrix.py").string(), "hold", std::to_string(port), "200"};
+    ChildProcess c(o);
+    auto st = c.wait_exit(deadline_in(120s));
+    ASSERT_TRUE(st && st->success()) << c.describe();
+    EXPECT_EQ(c.lines(Stream::kStdout).back(), "ok 400 errors 0");
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_GT(exit.counter("kernel.conns_evicted"), 0u) << exit.counters_text();
 }
 
 }  // namespace

@@ -55,10 +55,10 @@ std::string hex16(uint64_t v) {
 // The verifying server.
 class InjectServer {
   public:
-    explicit InjectServer(const std::filesystem::path& dump_dir) : dump_(dump_dir) {
+    explicit InjectServer(const std::filesystem::path& dump_dir, uint16_t port = 0) : dump_(dump_dir) {
         std::filesystem::create_directories(dump_);
         ChildOptions o;
-        o.argv = {"python3", fixture("inject_server.py").string(), dump_.string()};
+        o.argv = {"python3", fixture("inject_server.py").string(), dump_.string(), std::to_string(port)};
         proc_ = std::make_unique<ChildProcess>(o);
         auto m = proc_->wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
         if (!m) throw std::runtime_error("inject_server did not start: " + proc_->describe());
@@ -369,6 +369,26 @@ TEST_F(InjectE2e, DeniedPortAndKillSwitchLeaveBytesIdentical) {
     }
 }
 
+// Well-known ports of protocols that are not HTTP/1 (telnet's 23 here) are never injected, with
+// no --inject-deny: their sockets never join the sockhash.
+TEST_F(InjectE2e, WellKnownNonHttpPortsAreNeverInjected) {
+    InjectServer server(dir().path() / "dump", 23);
+    auto out = dir().path() / "out";
+    std::filesystem::create_directories(out);
+    auto go = dir().path() / "go";
+    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
+                    out.string(), "--wait", go.string()});
+    start_agent({"--pid", std::to_string(c->pid())});
+    touch(go);
+    auto st = c->wait_exit(deadline_in(60s));
+    ASSERT_TRUE(st && st->success()) << c->describe();
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(server.received(1), read_file(out / "sent-1.bin"));
+    EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.denied"), 1u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("inject.sockets"), 0u) << exit.counters_text();
+}
+
 TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
     if (find_executable("redis-server").empty() || find_executable("redis-cli").empty())
         GTEST_FAIL() << "redis-server/redis-cli missing: run .ci/install-deps.sh";
@@ -399,6 +419,7 @@ TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
     EXPECT_EQ(read_file(dir().path() / "got2.txt"), "POST /x HTTP/1.1\n");
     EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
     EXPECT_GE(exit.counter("inject.not_http"), 1u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.left_not_http"), 1u) << "a non-HTTP socket leaves the sockhash";
     // The untraced check: what the server stored is exactly what the client sent.
     ChildOptions co;
     co.argv = {"redis-cli", "-p", std::to_string(port), "--raw", "GET", "k"};

@@ -97,6 +97,17 @@ enum pp_drop_reason {
     PP_DROP_REASON_COUNT = 6,
 };
 
+/* Entries added to and deleted from the LRU maps conns and thread_ctx (per-CPU map lru_counts).
+ * An LRU map also loses entries the kernel evicts to make room; the agent reads how many by
+ * comparing these counts with the entries present (evicted = added - deleted - present). */
+enum pp_lru_count {
+    PP_LRU_CONNS_ADDED = 0,
+    PP_LRU_CONNS_DELETED = 1,
+    PP_LRU_CTX_ADDED = 2,
+    PP_LRU_CTX_DELETED = 3,
+    PP_LRU_COUNT = 4,
+};
+
 /* Common prefix of every record. */
 struct pp_event_header {
     __u8 kind;    /* enum pp_event_kind */

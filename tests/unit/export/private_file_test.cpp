@@ -61,7 +61,7 @@ TEST(PrivateFile, NonRegularFilesAndHardLinksAreRefused) {
     const auto fifo = dir.path() / "fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
     auto f = open_private_file(fifo.string());
-    EXPECT_FALSE(f.ok());
+    EXPECT_FALSE(f.ok()) << "a FIFO without a reader";
     EXPECT_FALSE(open_private_file(dir.path().string()).ok());  // a directory
     const auto orig = dir.write_file("orig", "x");
     std::filesystem::create_hard_link(orig, dir.path() / "hard");
@@ -69,6 +69,19 @@ TEST(PrivateFile, NonRegularFilesAndHardLinksAreRefused) {
     ASSERT_FALSE(h.ok());
     EXPECT_NE(h.error().find("hard link"), std::string::npos) << h.error();
     EXPECT_EQ(dir.read_file("orig"), "x");
+}
+
+TEST(PrivateFile, DevNullOfTheAgentsUserIsWrittenAsItIs) {
+    struct stat before {};
+    ASSERT_EQ(::stat("/dev/null", &before), 0);
+    if (before.st_uid != ::geteuid()) GTEST_SKIP() << "/dev/null belongs to another user";
+    auto fd = open_private_file("/dev/null");
+    ASSERT_TRUE(fd.ok()) << fd.error();
+    EXPECT_EQ(::write(*fd, "x", 1), 1);
+    ::close(*fd);
+    struct stat after {};
+    ASSERT_EQ(::stat("/dev/null", &after), 0);
+    EXPECT_EQ(after.st_mode, before.st_mode) << "a device is never re-moded";
 }
 
 TEST(PrivateFile, AnotherUsersFileIsRefused) {

@@ -25,7 +25,9 @@
 //   traceparent, U = parse_traceparent(V):
 //     K == 0  iff  no such line;
 //     K == 1  iff  U has a Root, except that U also rejects values longer than 512 (the kernel
-//                  allows up to 1024 non-blank characters, for versions after 00);
+//                  allows up to 1024 non-blank characters, for versions after 00), and the
+//                  kernel also rejects blanks inside the value (U accepts any bytes after the
+//                  flags of versions after 00);
 //     K == 1  implies  Root, Parent and Sampled are the kernel's.
 //   The context: X-Amzn-Trace-Id when valid, else traceparent when valid, else a new trace with
 //   no parent and the sampling decision left to userspace (no kernel rules are loaded here); each
@@ -154,7 +156,8 @@ void check_traceparent(const pp_host_head_result& k, const std::optional<std::st
     if (!raw) return;
     const std::string v = trim_trailing(*raw);
     const TraceHeader u = parse_traceparent(v);
-    check((k.traceparent == 1) == u.has_root() || (k.traceparent == 1 && v.size() > 512));
+    if (k.traceparent == 1 && !u.has_root()) check(v.size() > 512);
+    if (k.traceparent == 2 && u.has_root()) check(v.find_first_of(" \t") != std::string::npos);
     if (k.traceparent == 1 && k.xray != 1) {
         check(k.source == PP_CTX_TRACEPARENT);
         if (u.has_root()) check_same(k, u);

@@ -161,7 +161,7 @@ struct pp_head_scan {
     __u32 x_key;
     __u32 x_j;
     __u32 x_bad;        /* the current value is malformed */
-    __u32 x_trail;      /* spaces after the current value */
+    __u32 x_trail;      /* blanks after the current value (or inside the current key) */
     __u32 x_seen;       /* keys seen (with a non-empty value) */
     __u32 x_dup;
     __u32 x_root_ok;
@@ -248,13 +248,21 @@ static __always_inline void pp_x_char(struct pp_head_scan *h, __u8 c)
     }
     int space = c == ' ' || c == '\t';
     if (h->x_inkey) {
-        if (space)
+        /* x_trail: a blank after the key's first character. Blanks around a key are allowed,
+         * one inside it ("Ro ot") makes it none of ours, as in userspace. */
+        if (space) {
+            if (h->x_kpos > 0)
+                h->x_trail = 1;
             return;
+        }
         if (c == '=') {
             h->x_key = pp_exact_key(h->x_kcand, h->x_kpos);
             h->x_inkey = 0;
+            h->x_trail = 0;
             return;
         }
+        if (h->x_trail)
+            h->x_kcand = 0;
         h->x_kcand = h->x_kpos < 8 ? pp_narrow(h->x_kcand, h->x_kpos, pp_fold(c), 0x100) : 0;
         h->x_kpos++;
         return;

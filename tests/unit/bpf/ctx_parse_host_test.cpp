@@ -60,4 +60,21 @@ TEST(CtxParseHost, MalformedSampledValueIsNoDecision) {
     EXPECT_EQ(ok.sampled, PP_SAMPLED_NO);
 }
 
+// Userspace trims blanks around a key but not inside it: "Ro ot" is not Root. The kernel used
+// to skip blanks anywhere in a key.
+TEST(CtxParseHost, BlankInsideKeyIsNotTheKey) {
+    const auto r = scan(with_trace_header(std::string("Ro ot=") + kRoot));
+    EXPECT_EQ(r.xray, 2u);
+    EXPECT_EQ(r.source, PP_CTX_MINTED);
+    const auto parent =
+        scan(with_trace_header(std::string("Root=") + kRoot + ";Pa rent=53995c3f42cd8ad8"));
+    EXPECT_EQ(parent.xray, 1u);
+    EXPECT_EQ(parent.parent_id, 0u);
+    const auto padded =
+        scan(with_trace_header(std::string(" Root =\t") + kRoot + " ; Sampled = 1 "));
+    EXPECT_EQ(padded.xray, 1u);
+    EXPECT_STREQ(padded.root, kRoot);
+    EXPECT_EQ(padded.sampled, PP_SAMPLED_YES);
+}
+
 }  // namespace

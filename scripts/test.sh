@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run every test through ctest (labels: unit, replay,
-# kernel, e2e). Kernel and e2e tests need root and load real BPF programs.
-# Extra arguments go to ctest (e.g. -L unit).
+# kernel, e2e). Kernel and e2e tests need root and load real BPF programs. Then the unit and
+# replay tests again under ASan/UBSan (scripts/sanitize.sh, build-asan/) and the short fuzz runs
+# (scripts/fuzz.sh, build-fuzz/, label fuzz).
+# Extra arguments go to ctest (e.g. -L unit) and run only the main build's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 300 "$@"
+if (($# == 0)); then
+  scripts/sanitize.sh
+  scripts/fuzz.sh
+fi

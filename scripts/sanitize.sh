@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 jobs=${PASSPORT_JOBS:-$(nproc)}
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPASSPORT_SANITIZE=ON -DPASSPORT_BPF=OFF >/dev/null
 cmake --build build-asan -j"$jobs" --target passport_unit_tests passport_replay_tests
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ctest --test-dir build-asan -L 'unit|replay' --output-on-failure --timeout 300 -j"$jobs" "$@"

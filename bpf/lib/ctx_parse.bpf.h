@@ -161,7 +161,7 @@ struct pp_head_scan {
     __u32 x_key;
     __u32 x_j;
     __u32 x_bad;        /* the current value is malformed */
-    __u32 x_trail;      /* spaces after the current value */
+    __u32 x_trail;      /* blanks after the current value (or inside the current key) */
     __u32 x_seen;       /* keys seen (with a non-empty value) */
     __u32 x_dup;
     __u32 x_root_ok;
@@ -171,7 +171,7 @@ struct pp_head_scan {
     __u32 x_lo;
     __u64 x_hi;
     __u64 x_par;
-    __u64 x_cur;        /* parent digits of the value being read */
+    __u64 x_cur;        /* Parent digits, or the Sampled decision, of the value being read */
     /* traceparent value */
     __u32 t_j;
     __u32 t_bad;
@@ -223,7 +223,8 @@ static __always_inline void pp_x_end_part(struct pp_head_scan *h)
                 h->x_par = h->x_cur;
                 h->x_par_ok = 1;
             }
-        }
+        } else if (h->x_key == PP_K_SAMPLED && !h->x_bad)
+            h->x_sampled = (__u32)h->x_cur;
     }
     h->x_inkey = 1;
     h->x_kpos = 0;
@@ -247,13 +248,21 @@ static __always_inline void pp_x_char(struct pp_head_scan *h, __u8 c)
     }
     int space = c == ' ' || c == '\t';
     if (h->x_inkey) {
-        if (space)
+        /* x_trail: a blank after the key's first character. Blanks around a key are allowed,
+         * one inside it ("Ro ot") makes it none of ours, as in userspace. */
+        if (space) {
+            if (h->x_kpos > 0)
+                h->x_trail = 1;
             return;
+        }
         if (c == '=') {
             h->x_key = pp_exact_key(h->x_kcand, h->x_kpos);
             h->x_inkey = 0;
+            h->x_trail = 0;
             return;
         }
+        if (h->x_trail)
+            h->x_kcand = 0;
         h->x_kcand = h->x_kpos < 8 ? pp_narrow(h->x_kcand, h->x_kpos, pp_fold(c), 0x100) : 0;
         h->x_kpos++;
         return;
@@ -296,14 +305,16 @@ static __always_inline void pp_x_char(struct pp_head_scan *h, __u8 c)
         else
             h->x_cur = h->x_cur << 4 | v;
     } else if (h->x_key == PP_K_SAMPLED) {
+        /* Held in x_cur until the part ends: only a value of exactly one of these characters
+         * decides ("1x" is no decision, as in userspace). */
         if (j > 0)
             h->x_bad = 1;
         else if (c == '1')
-            h->x_sampled = PP_SAMPLED_YES;
+            h->x_cur = PP_SAMPLED_YES;
         else if (c == '0')
-            h->x_sampled = PP_SAMPLED_NO;
+            h->x_cur = PP_SAMPLED_NO;
         else if (c == '?')
-            h->x_sampled = PP_SAMPLED_UNKNOWN;
+            h->x_cur = PP_SAMPLED_UNKNOWN;
         else
             h->x_bad = 1;
     }

@@ -849,7 +849,7 @@ namespace {
 struct Recognised {
     HostPort host;
     std::optional<CredentialScope> scope;
-    std::optional<std::vector<std::string_view>> aws_labels;
+    bool aws_host = false;  // host is an AWS endpoint (labels: aws_host_labels(host.host))
     bool configured = false;
     std::string configured_bucket;
 };
@@ -864,10 +864,10 @@ std::optional<Recognised> recognise(const Request& req) {
         r.scope = parse_sigv4(*auth);
     }
     if (!r.host.host.empty()) {
-        r.aws_labels = aws_host_labels(r.host.host);
+        r.aws_host = aws_host_labels(r.host.host).has_value();
         r.configured = configured_endpoint(r.host, &r.configured_bucket);
     }
-    if (!r.scope && (r.aws_labels || r.configured)) {
+    if (!r.scope && (r.aws_host || r.configured)) {
         // Presigned URLs carry the scope in the query.
         const size_t q = req.target.find("X-Amz-Credential=");
         if (q != std::string::npos) {
@@ -876,7 +876,7 @@ std::optional<Recognised> recognise(const Request& req) {
             r.scope = parse_sigv4(url_decode(v, false));
         }
     }
-    if (!r.scope && !r.aws_labels && !r.configured) return std::nullopt;
+    if (!r.scope && !r.aws_host && !r.configured) return std::nullopt;
     return r;
 }
 
@@ -900,7 +900,11 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     AwsCall call;
     std::string host_bucket = r->configured_bucket;
     std::optional<HostFacts> hf;
-    if (r->aws_labels) hf = host_facts(*r->aws_labels);
+    // The labels view r->host.host, so they are taken here, from the Recognised that stays put:
+    // a short host name lives inside its std::string and moves with it.
+    if (r->aws_host) {
+        if (const auto labels = aws_host_labels(r->host.host)) hf = host_facts(*labels);
+    }
     if (r->scope) {
         call.signing_name = r->scope->service;
         call.region = r->scope->region;

@@ -101,7 +101,8 @@ class Scanner {
                     }
                     // Surrogate pairs are not recombined: names Passport reads are ASCII.
                     if (cp >= 0xD800 && cp <= 0xDFFF) cp = '?';
-                    if (out && out->size() < kMaxJsonString) put_utf8(*out, cp);
+                    const size_t bytes = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+                    if (out && out->size() + bytes <= kMaxJsonString) put_utf8(*out, cp);
                     continue;
                 }
                 default:

@@ -526,5 +526,16 @@ TEST_F(AwsCallTest, MutatedRequestsAndResponsesStaySafe) {
     }
 }
 
+// A host name short enough to live inside its std::string (no heap buffer): the host labels
+// the service comes from must not point into a moved-from copy (seen under ASan as a read of a
+// dead stack frame).
+TEST_F(AwsCallTest, ShortHostNameIsReadFromLiveStorage) {
+    for (const std::string host : {"sqs.api.aws", "s3.api.aws", "x.amazonaws.com"}) {
+        const auto call = classify(sdk_request("POST", "/", host, {}), nullptr);
+        ASSERT_TRUE(call.has_value()) << host;
+        EXPECT_EQ(call->signing_name, host.substr(0, host.find('.'))) << host;
+    }
+}
+
 }  // namespace
 }  // namespace passport::aws

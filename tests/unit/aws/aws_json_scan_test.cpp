@@ -92,5 +92,15 @@ TEST(AwsJsonScan, DeepNestingAndHugeInputAreBounded) {
     EXPECT_EQ(l[0].text.size(), kMaxJsonString);
 }
 
+// A \u escape decodes to up to 3 bytes: one that does not fit whole is left out, so the text
+// stays within kMaxJsonString and never ends in part of a character.
+TEST(AwsJsonScan, EscapedCharacterAtTheCapIsLeftOutWhole) {
+    const std::string body =
+        "{\"s\":\"" + std::string(kMaxJsonString - 1, 'a') + "\\u8dd3\\u00e9b\"}";
+    const auto m = scan_json_object(body);
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].text, std::string(kMaxJsonString - 1, 'a') + "b");
+}
+
 }  // namespace
 }  // namespace passport::aws

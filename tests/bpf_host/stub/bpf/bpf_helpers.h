@@ -1,0 +1,78 @@
+/* Userspace stand-in for libbpf's <bpf/bpf_helpers.h>, so that the kernel-side sources in bpf/
+ * compile unchanged as plain C for host tests and fuzz targets (the same files, not copies).
+ *
+ * Map definitions keep libbpf's BTF form: __uint/__type expand to the same pointer-to-array and
+ * pointer members libbpf uses, so a map's type, max_entries, key and value sizes are compile-time
+ * facts of its definition, and the helper macros below pass them to an in-memory model of the
+ * maps (bpf_stub.c): arrays indexed by a __u32 key, hashes as small tables keyed by bytes, a ring
+ * buffer that keeps the last record submitted. Helpers are plain C functions; bpf_loop runs its
+ * callback in an ordinary loop.
+ *
+ * Adding a program (for example probes/inject.bpf.c): declare each further helper it calls here
+ * and model it in bpf_stub.c; its SEC() programs become plain functions a target calls with a
+ * context struct it fills in. */
+#ifndef PASSPORT_STUB_BPF_HELPERS_H
+#define PASSPORT_STUB_BPF_HELPERS_H
+
+#include <stddef.h>
+
+#include "vmlinux.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SEC(name)
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#define __noinline __attribute__((noinline))
+#define __weak __attribute__((weak))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) __typeof__(val) *name
+#define __array(name, val) __typeof__(val) *name[]
+
+/* What a map definition says about the map. */
+struct pp_stub_map_info {
+    unsigned type;
+    unsigned max_entries;
+    unsigned key_size;
+    unsigned value_size;
+};
+
+#define PP_STUB_MAP_INFO(map)                                                                  \
+    ((struct pp_stub_map_info){sizeof(*(map)->type) / sizeof(int),                             \
+                               sizeof(*(map)->max_entries) / sizeof(int), sizeof(*(map)->key), \
+                               sizeof(*(map)->value)})
+
+void *pp_stub_map_lookup(const void *map, struct pp_stub_map_info info, const void *key);
+long pp_stub_map_update(const void *map, struct pp_stub_map_info info, const void *key,
+                        const void *value, __u64 flags);
+long pp_stub_map_delete(const void *map, struct pp_stub_map_info info, const void *key);
+
+#define bpf_map_lookup_elem(map, key) pp_stub_map_lookup((map), PP_STUB_MAP_INFO(map), (key))
+#define bpf_map_update_elem(map, key, value, flags) \
+    pp_stub_map_update((map), PP_STUB_MAP_INFO(map), (key), (value), (flags))
+#define bpf_map_delete_elem(map, key) pp_stub_map_delete((map), PP_STUB_MAP_INFO(map), (key))
+
+long bpf_loop(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags);
+
+void *bpf_ringbuf_reserve(void *ringbuf, __u64 size, __u64 flags);
+void bpf_ringbuf_submit(void *data, __u64 flags);
+void bpf_ringbuf_discard(void *data, __u64 flags);
+long bpf_ringbuf_output(void *ringbuf, void *data, __u64 size, __u64 flags);
+__u64 bpf_ringbuf_query(void *ringbuf, __u64 flags);
+
+__u32 bpf_get_prandom_u32(void);
+__u64 bpf_ktime_get_ns(void);
+__u64 bpf_get_current_pid_tgid(void);
+struct task_struct *bpf_get_current_task_btf(void);
+void *bpf_task_storage_get(void *map, struct task_struct *task, void *value, __u64 flags);
+long bpf_probe_read_user(void *dst, __u32 size, const void *unsafe_ptr);
+long bpf_probe_read_kernel(void *dst, __u32 size, const void *unsafe_ptr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PASSPORT_STUB_BPF_HELPERS_H */

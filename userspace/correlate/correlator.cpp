@@ -275,7 +275,10 @@ Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::
 std::string Correlator::service_name(uint32_t tgid) {
     auto cached = service_names_.find(tgid);
     if (cached != service_names_.end()) return cached->second;
-    if (service_names_.size() >= 4096) service_names_.clear();
+    if (service_names_.size() >= 4096) {
+        service_names_.clear();
+        counters_.add("correlate.name_cache_cleared");
+    }
     std::string name = derive_name(tgid);
     service_names_.emplace(tgid, name);
     return name;
@@ -819,7 +822,10 @@ std::string Correlator::process_metadata(uint32_t tgid, uint32_t tid, const even
                                          const events::Endpoint& remote) {
     auto cached = process_json_.find(tgid);
     if (cached == process_json_.end()) {
-        if (process_json_.size() >= 4096) process_json_.clear();
+        if (process_json_.size() >= 4096) {
+            process_json_.clear();
+            counters_.add("correlate.process_cache_cleared");
+        }
         cached = process_json_.emplace(tgid, process_facts(tgid)).first;
     }
     std::string md;

@@ -143,7 +143,10 @@ const ProcessInfo* ProcessInfoCache::get(uint32_t pid) {
     auto info = read(pid);
     if (!info) return nullptr;
     // Bound the cache: a busy host with many short-lived processes must not grow it forever.
-    if (cache_.size() >= 16384) cache_.erase(cache_.begin());
+    if (cache_.size() >= 16384) {
+        cache_.erase(cache_.begin());
+        evicted_++;
+    }
     return &cache_.emplace(pid, std::move(*info)).first->second;
 }
 

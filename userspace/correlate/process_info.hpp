@@ -39,6 +39,8 @@ public:
     const ProcessInfo* get(uint32_t pid);
     void forget(uint32_t pid) { cache_.erase(pid); }
     size_t size() const { return cache_.size(); }
+    // Entries dropped to keep the cache within its 16 384 processes.
+    uint64_t evicted() const { return evicted_; }
 
     // Reads /proc/PID now (no cache).
     std::optional<ProcessInfo> read(uint32_t pid) const;
@@ -46,6 +48,7 @@ public:
 private:
     std::string proc_root_;
     std::unordered_map<uint32_t, ProcessInfo> cache_;
+    uint64_t evicted_ = 0;
 };
 
 }  // namespace passport::correlate

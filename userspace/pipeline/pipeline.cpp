@@ -66,6 +66,7 @@ void Pipeline::tick(uint64_t now_monotonic_ns) { tracker_.expire(now_monotonic_n
 void Pipeline::shutdown() {
     tracker_.flush_all();
     emitter_.flush();
+    counters_.set("process.cache_evicted", processes_.evicted());
 }
 
 void Pipeline::emit_segment(xray::Segment&& s) {

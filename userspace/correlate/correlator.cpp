@@ -564,7 +564,10 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     same_tuple.erase(std::remove_if(same_tuple.begin(), same_tuple.end(),
                                     [this](const RequestKey& k) { return !calls_.count(k); }),
                      same_tuple.end());
-    if (same_tuple.size() >= 8) same_tuple.erase(same_tuple.begin());
+    if (same_tuple.size() >= 8) {
+        same_tuple.erase(same_tuple.begin());
+        counters_.add("correlate.tuple_calls_trimmed");
+    }
     same_tuple.push_back(key);
     remember(call_order_, key, /*server=*/false);
     try_link_call(key, it->second);

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "inject_host.h"
@@ -195,7 +196,7 @@ struct Result {
     std::vector<size_t> msg_of_byte_end;  // end offset (input) of each message
 };
 
-inline bool is_hex(const std::string& s, size_t at, size_t n) {
+inline bool is_hex(std::string_view s, size_t at, size_t n) {
     for (size_t i = at; i < at + n; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
     return true;
@@ -203,14 +204,17 @@ inline bool is_hex(const std::string& s, size_t at, size_t n) {
 
 // The well-formed line at out[o], or false.
 inline bool line_at(const std::string& out, size_t o, uint64_t* parent) {
-    if (out.size() - o < PP_INJECT_LINE_LEN) return false;
-    std::string l = out.substr(o, PP_INJECT_LINE_LEN);
-    if (l.compare(0, 24, "X-Amzn-Trace-Id: Root=1-") != 0 || !is_hex(l, 24, 8) || l[32] != '-' ||
-        !is_hex(l, 33, 24) || l.compare(57, 8, ";Parent=") != 0 || !is_hex(l, 65, 16) ||
-        l.compare(81, 9, ";Sampled=") != 0 || (l[90] != '1' && l[90] != '0' && l[90] != '?') ||
+    if (out.size() - o < PP_INJECT_LINE_LEN || out[o] != 'X') return false;
+    std::string_view l(out.data() + o, PP_INJECT_LINE_LEN);
+    if (l.substr(0, 24) != "X-Amzn-Trace-Id: Root=1-" || !is_hex(l, 24, 8) || l[32] != '-' ||
+        !is_hex(l, 33, 24) || l.substr(57, 8) != ";Parent=" || !is_hex(l, 65, 16) ||
+        l.substr(81, 9) != ";Sampled=" || (l[90] != '1' && l[90] != '0' && l[90] != '?') ||
         l[91] != '\r' || l[92] != '\n')
         return false;
-    *parent = std::stoull(l.substr(65, 16), nullptr, 16);
+    uint64_t v = 0;
+    for (size_t i = 65; i < 81; i++)
+        v = v << 4 | static_cast<uint64_t>(l[i] <= '9' ? l[i] - '0' : l[i] - 'a' + 10);
+    *parent = v;
     return true;
 }
 

@@ -96,6 +96,11 @@ int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out,
     return verdict;
 }
 
+void pp_inj_host_bypass(int id, size_t len) {
+    if (id < 0 || id >= host_sock_count) abort();
+    host_socks[id].tcp.write_seq += (__u32)len;
+}
+
 int pp_inj_host_dead(int id) {
     if (id < 0 || id >= host_sock_count) abort();
     struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, &host_socks[id].tcp, 0, 0);

@@ -24,6 +24,10 @@ int pp_inj_host_socket(int adopted);
  * the program's verdict (1: SK_PASS). */
 int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len);
 
+/* The kernel sent len bytes on socket id without running the program (the rest of a message
+ * it sent only in part, written again by the app): write_seq advances by len. */
+void pp_inj_host_bypass(int id, size_t len);
+
 /* The socket's parser gave up (M_DEAD: nothing of it is ever touched again). */
 int pp_inj_host_dead(int id);
 

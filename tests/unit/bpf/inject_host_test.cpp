@@ -134,6 +134,44 @@ TEST(InjectHost, NonHttpFirstBytesLeaveTheWholeStreamIdentical) {
     }
 }
 
+TEST(InjectHost, BodyBytesSentWithoutTheProgramAreSkipped) {
+    pp_inj_host_reset();
+    int sock = pp_inj_host_socket(0);
+    const uint8_t* o = nullptr;
+    size_t n = 0;
+    const std::string head =
+        "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'b');
+    pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(head.data()), head.size(), &o, &n);
+    EXPECT_EQ(n, head.size() + PP_INJECT_LINE_LEN);
+    // Bytes are skipped only after a message without an insert (a partly sent message with
+    // an inserted line cannot be told apart).
+    const std::string more(10, 'b');
+    pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(more.data()), more.size(), &o, &n);
+    EXPECT_EQ(n, more.size());
+    pp_inj_host_bypass(sock, 40);
+    const std::string rest = std::string(40, 'b') + "GET / HTTP/1.1\r\n\r\n";
+    pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(rest.data()), rest.size(), &o, &n);
+    EXPECT_EQ(n, rest.size() + PP_INJECT_LINE_LEN);
+    EXPECT_EQ(pp_inj_host_counter(PP_INJC_RESYNCED), 1u);
+    EXPECT_EQ(pp_inj_host_counter(PP_INJC_INJECTED), 2u);
+    EXPECT_FALSE(pp_inj_host_dead(sock));
+}
+
+TEST(InjectHost, HeadBytesSentWithoutTheProgramStopInjection) {
+    pp_inj_host_reset();
+    int sock = pp_inj_host_socket(0);
+    const uint8_t* o = nullptr;
+    size_t n = 0;
+    const std::string first = "GET / HTTP/1.1\r\nHost: h\r\n";
+    pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(first.data()), first.size(), &o, &n);
+    pp_inj_host_bypass(sock, 5);
+    const std::string rest = "\r\nGET /2 HTTP/1.1\r\n\r\n";
+    pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(rest.data()), rest.size(), &o, &n);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(o), n), rest);
+    EXPECT_TRUE(pp_inj_host_dead(sock));
+    EXPECT_EQ(pp_inj_host_counter(PP_INJC_FRAMING_LOST), 1u);
+}
+
 TEST(InjectHost, FailedPushLeavesTheRequestUnmodified) {
     pp_inj_host_reset();
     int sock = pp_inj_host_socket(0);

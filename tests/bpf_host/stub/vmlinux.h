@@ -7,6 +7,47 @@
 #include <linux/bpf.h>
 #include <linux/types.h>
 
-struct task_struct;
+/* Only the fields the kernel-side sources read (BPF_CORE_READ or plain loads). */
+struct ns_common {
+    unsigned int inum;
+};
+struct net {
+    struct ns_common ns;
+};
+struct nsproxy {
+    struct net *net_ns;
+};
+struct task_struct {
+    unsigned int flags;
+    struct nsproxy *nsproxy;
+};
+struct file {
+    unsigned int f_flags;
+};
+enum socket_flags { SOCKWQ_ASYNC_NOSPACE, SOCKWQ_ASYNC_WAITDATA, SOCK_NOSPACE };
+struct socket {
+    unsigned long flags;
+    struct file *file;
+};
+typedef struct {
+    __s64 counter;
+} atomic64_t;
+struct sock_common {
+    atomic64_t skc_cookie;
+};
+struct sock {
+    struct sock_common __sk_common;
+    struct socket *sk_socket;
+};
+struct inet_sock {
+    struct sock sk;
+};
+struct inet_connection_sock {
+    struct inet_sock icsk_inet;
+};
+struct tcp_sock {
+    struct inet_connection_sock inet_conn;
+    __u32 write_seq;
+};
 
 #endif /* PASSPORT_STUB_VMLINUX_H */

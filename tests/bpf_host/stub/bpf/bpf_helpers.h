@@ -71,6 +71,24 @@ void *bpf_task_storage_get(void *map, struct task_struct *task, void *value, __u
 long bpf_probe_read_user(void *dst, __u32 size, const void *unsafe_ptr);
 long bpf_probe_read_kernel(void *dst, __u32 size, const void *unsafe_ptr);
 
+/* Socket programs (probes/inject.bpf.c). Socket storage: one value per (map, socket pointer),
+ * zeroed when created. The sk_msg helpers act on the message the harness gave
+ * pp_stub_msg_begin (bpf_stub.h), as the kernel documents them: pull makes [start, end) the
+ * directly accessible data..data_end; push inserts len zero bytes at start; pop removes len
+ * bytes at start; push and pop leave nothing directly accessible until the next pull. */
+__u64 bpf_get_current_task(void);
+__u64 bpf_get_socket_cookie(void *ctx);
+long bpf_sock_hash_update(struct bpf_sock_ops *skops, void *map, void *key, __u64 flags);
+long bpf_sock_ops_cb_flags_set(struct bpf_sock_ops *skops, int argval);
+void *pp_stub_sk_storage_get(const void *map, unsigned value_size, void *sk, void *value,
+                             __u64 flags);
+#define bpf_sk_storage_get(map, sk, init, flags) \
+    pp_stub_sk_storage_get((map), sizeof(*(map)->value), (sk), (init), (flags))
+struct tcp_sock *bpf_skc_to_tcp_sock(void *sk);
+long bpf_msg_pull_data(struct sk_msg_md *msg, __u32 start, __u32 end, __u64 flags);
+long bpf_msg_push_data(struct sk_msg_md *msg, __u32 start, __u32 len, __u64 flags);
+long bpf_msg_pop_data(struct sk_msg_md *msg, __u32 start, __u32 len, __u64 flags);
+
 #ifdef __cplusplus
 }
 #endif

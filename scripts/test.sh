@@ -8,12 +8,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-if [[ " $* " == *soak* ]]; then
-  ctest --test-dir build --output-on-failure "$@"
-else
-  ctest --test-dir build --output-on-failure --timeout 300 -LE soak "$@"
-fi
+extra=""
 if (($# == 0)); then
-  scripts/sanitize.sh
-  scripts/fuzz.sh
+  # The sanitizer and fuzz builds take the CPU the kernel and e2e tests leave idle (those mostly
+  # wait on real programs), at the lowest priority so the tests are served first.
+  (nice -n 19 scripts/sanitize.sh --build-only && nice -n 19 scripts/fuzz.sh --build-only) \
+    >build/extra-builds.log 2>&1 &
+  extra=$!
+fi
+status=0
+if [[ " $* " == *soak* ]]; then
+  ctest --test-dir build --output-on-failure "$@" || status=$?
+else
+  ctest --test-dir build --output-on-failure --timeout 300 -LE soak "$@" || status=$?
+fi
+if [[ -n $extra ]]; then
+  if ! wait "$extra"; then
+    cat build/extra-builds.log
+    echo "test.sh: the sanitizer or fuzz build failed" >&2
+    exit 1
+  fi
+fi
+((status == 0)) || exit "$status"
+if [[ -n $extra ]]; then
+  scripts/sanitize.sh --test-only
+  scripts/fuzz.sh --test-only
 fi

@@ -206,8 +206,6 @@ struct pp_inj_run {
     __u8 stop;                 /* stop: dead socket */
     __u8 req_win0;             /* the current window begins at the current request's first byte */
     __u8 _pad;
-    __u32 skip;                /* bytes at the start of the next window already parsed */
-    __u32 _pad2;
     struct pp_sample_text attrs; /* a minted call's method, path and Host in buf (sampling) */
     __u16 rule;
     __u8 _pad3[2];
@@ -232,6 +230,18 @@ static __always_inline void inj_count(__u32 c)
 }
 
 /* ---- sock_ops ---- */
+
+/* The struct socket of a TCP socket (NULL once the socket has no file). */
+static __always_inline struct socket *socket_of(struct tcp_sock *tp)
+{
+    return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket);
+}
+
+/* The send buffer filled at some point (SOCK_NOSPACE): write-space wake-ups follow. */
+static __always_inline int send_buffer_filled(struct socket *so)
+{
+    return (BPF_CORE_READ(so, flags) & (1UL << SOCK_NOSPACE)) != 0;
+}
 
 static __always_inline void count_leave(__u8 why)
 {
@@ -358,8 +368,8 @@ static __always_inline void on_header_options(struct bpf_sock_ops *skops, struct
         struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
         if (!tp)
             return;
-        struct socket *so = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket);
-        if (!so || !(BPF_CORE_READ(so, flags) & (1UL << SOCK_NOSPACE)))
+        struct socket *so = socket_of(tp);
+        if (!so || !send_buffer_filled(so))
             return;
         why = PP_LEAVE_SNDBUF;
     }
@@ -741,7 +751,7 @@ static long feed_cb(__u64 idx, void *ctx)
 {
     struct pp_inj_loop *l = ctx;
     struct pp_inj_run *run = l->run;
-    __u32 i = (__u32)idx + run->skip;
+    __u32 i = (__u32)idx;
     if (i >= run->win || i >= PP_INJ_WINDOW) {
         run->consumed = run->win;
         return 1;
@@ -949,7 +959,7 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
     if (s->mode == M_START) {
         s->req_app_pos = run->msg_app_base + run->off - run->shift;
         run->req_win0 = 1;
-    } else if (run->skip == 0) {
+    } else {
         run->req_win0 = 0; /* a head (or body) that began in an earlier window */
     }
     __u32 w = left < PP_INJ_WINDOW ? left : PP_INJ_WINDOW;
@@ -975,18 +985,10 @@ __noinline int step(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
     run->win = w;
     run->consumed = 0;
     run->head_done = 0;
-    __u32 skip = run->skip;
-    if (skip > w) {
-        s->mode = M_DEAD;
-        inj_count(PP_INJC_FRAMING_LOST);
-        return 1;
-    }
     struct pp_inj_loop l = {.run = run};
-    if (w > skip)
-        bpf_loop(w - skip, feed_cb, &l, 0);
-    run->skip = 0;
+    bpf_loop(w, feed_cb, &l, 0);
     __u32 used = run->consumed;
-    if (used <= skip || used > w)
+    if (used == 0 || used > w)
         used = w;
     run->off += used;
     if (run->head_done)
@@ -1035,12 +1037,12 @@ static __always_inline struct pp_inj_sock *adopt(struct bpf_sock *sk)
 #define PP_O_NONBLOCK 04000
 static __always_inline __u8 leave_reason(struct tcp_sock *tp)
 {
-    struct socket *so = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket);
+    struct socket *so = socket_of(tp);
     if (!so)
         return 0;
     if (!(BPF_CORE_READ(so, file, f_flags) & PP_O_NONBLOCK))
         return PP_LEAVE_BLOCKING;
-    if (BPF_CORE_READ(so, flags) & (1UL << SOCK_NOSPACE))
+    if (send_buffer_filled(so))
         return PP_LEAVE_SNDBUF;
     return 0;
 }
@@ -1103,7 +1105,6 @@ static __always_inline int parse_message(struct sk_msg_md *msg, struct pp_inj_so
     run->st = *s;
     run->msg_app_base = s->app_bytes;
     run->off = 0;
-    run->skip = 0;
     run->req_win0 = 0;
     run->size = size;
     run->shift = 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Passport's benchmark suite (issue #5). Started by bench/run.sh; see docs/performance.md.
+"""Passport's benchmark suite. Started by bench/run.sh; see docs/performance.md.
 
 Sections (all by default, or pick with --only):
   overhead    nginx (1 worker) and a Node `http` server under wrk on loopback, in rounds that
@@ -342,7 +342,7 @@ class Bench:
 
     def wait_quiet(self, limit_pct=25.0, max_wait=20.0):
         """Waits (up to max_wait s) until the machine's busy CPU, sampled over 0.5 s while our own
-        processes idle, is below limit_pct of one CPU: other sessions share this VM."""
+        processes idle, is below limit_pct of one CPU: other work may share the machine."""
         t0 = time.monotonic()
         while True:
             b0 = machine_cpu()[0]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Passport's benchmark suite (issue #5): builds what it needs, runs every benchmark, prints the
+# Passport's benchmark suite: builds what it needs, runs every benchmark, prints the
 # table, writes BUILD/bench/results/{results.json,table.txt,performance.png} and, for full runs,
 # docs/performance.{json,png}. About 15 minutes; `--quick` takes about 5. Needs root.
 #   sudo bench/run.sh [--quick] [--only pipeline,overhead,client,stress,idle,syscalls] [--help]

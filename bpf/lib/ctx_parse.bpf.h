@@ -8,7 +8,8 @@
  *     order, spaces around parts): Root must be "1-<8 hex>-<24 hex>" with a non-zero random part,
  *     Parent 16 hex not zero (an invalid Parent is ignored), Sampled 0/1/?. A header longer than
  *     1024 bytes, a duplicated key, or no valid Root: the header is treated as absent;
- *   - else W3C traceparent "vv-<32 lower hex>-<16 lower hex>-<2 hex>" (xray.md §3.4);
+ *   - else W3C traceparent "vv-<32 lower hex>-<16 lower hex>-<2 hex>" (W3C Trace Context,
+ *     https://www.w3.org/TR/trace-context/);
  *   - else a new trace (pp_mint_trace).
  * Only header lines that end inside the captured bytes count. The context goes to thread_ctx for
  * the reading thread and to userspace as PP_EV_TRACE_CTX. */

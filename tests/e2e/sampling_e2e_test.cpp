@@ -1,5 +1,5 @@
 // Sampling decisions at the agent: a local rules file decides for requests without an upstream
-// decision, and an upstream Sampled=0/1 always wins over the rules (reference/xray.md §3.1, §4.1).
+// decision, and an upstream Sampled=0/1 always wins over the rules (the X-Ray SDKs' behaviour).
 #include "tests/e2e/e2e_common.hpp"
 
 namespace passport::testing::e2e {

@@ -1,5 +1,5 @@
 #pragma once
-// Network namespaces for tests that need two "hosts" on one machine (reference/kernel.md §5):
+// Network namespaces for tests that need two "hosts" on one machine:
 // NetNs wraps `ip netns add/del`; VethLink joins two namespaces with a veth pair and gives each
 // end an address (direct veth pairs work here; a Linux bridge did not pass TCP). Names carry
 // the test's pid so parallel runs never collide, and everything is deleted by the destructors.

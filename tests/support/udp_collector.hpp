@@ -29,7 +29,7 @@
 
 namespace passport::testing {
 
-// The one header line Passport writes (xray.md §1.1: the Node/Python SDK spelling).
+// The one header line Passport writes (the spelling the X-Ray SDKs for Node.js and Python send).
 inline constexpr std::string_view kXrayHeader = R"({"format":"json","version":1})";
 
 // One received datagram, split and parsed. `problem` is empty when the datagram is well formed.

@@ -1,5 +1,5 @@
 #pragma once
-// Field checks for X-Ray segment documents (reference/xray.md §2, §3), shared by every e2e test.
+// Field checks for X-Ray segment documents (AWS X-Ray Developer Guide, "AWS X-Ray segment documents"), shared by every e2e test.
 // They return ::testing::AssertionResult so a failure names the field, what arrived and the
 // whole document: EXPECT_TRUE(is_valid_segment(doc)).
 #include <cstdint>

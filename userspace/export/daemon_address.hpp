@@ -1,5 +1,5 @@
 #pragma once
-// AWS_XRAY_DAEMON_ADDRESS parsing (xray.md §1.5). The agent reads the variable (or its own flag)
+// AWS_XRAY_DAEMON_ADDRESS parsing (its forms: AWS X-Ray Developer Guide, "AWS X-Ray daemon"). The agent reads the variable (or its own flag)
 // once at startup; UdpEmitter sends to `udp`, the future sampling poller talks HTTP to `tcp`.
 // Accepted forms:
 //   host:port                          same address for UDP and TCP

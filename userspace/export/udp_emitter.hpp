@@ -1,7 +1,7 @@
 #pragma once
 #include <vector>
 // UdpEmitter: sends datagrams to the X-Ray daemon over a connected, non-blocking UDP socket
-// (xray.md §1.1). Created by the agent at startup on the pipeline's io_context; emit() is called
+// (AWS X-Ray Developer Guide, "Sending segment documents to the X-Ray daemon"). Created by the agent at startup on the pipeline's io_context; emit() is called
 // on that thread. The daemon host is resolved once, in create(). A send never blocks and never
 // throws: would-block, refused (no daemon listening, reported by ICMP on a later send), too large
 // and other errors are counted and the datagram is dropped, as the SDKs do.

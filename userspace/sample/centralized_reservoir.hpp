@@ -1,5 +1,5 @@
 #pragma once
-// The per-rule state of X-Ray centralized sampling (xray.md §4.3, the SDKs' exact algorithm):
+// The per-rule state of X-Ray centralized sampling (as the X-Ray SDKs' centralized samplers implement it):
 // borrow one request per second until the service grants a quota, then `quota` per second until
 // its TTL, always falling back to the fixed rate; plus the statistics reported to
 // GetSamplingTargets (§4.4). Pure logic with the time and the random number passed in; the

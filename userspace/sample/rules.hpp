@@ -1,5 +1,5 @@
 #pragma once
-// X-Ray local sampling rules (xray.md §4.1): the JSON file format the SDKs accept as their local
+// X-Ray local sampling rules (AWS X-Ray Developer Guide, "Configuring sampling rules"): the JSON file format the SDKs accept as their local
 // fallback, parsed and validated into LocalRules. The agent loads the file at startup (bad files
 // are configuration errors, reported as Result errors); LocalSampler applies the rules.
 #include <cstdint>

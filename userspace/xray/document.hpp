@@ -3,7 +3,7 @@
 // X-Ray JSON: the correlator builds the model (segment.hpp), the pipeline calls
 // serialize_documents() and hands each datagram to an exporter::Emitter.
 //
-// Output rules (xray.md §1.1, §2):
+// Output rules (AWS X-Ray Developer Guide, "AWS X-Ray segment documents"):
 // - compact JSON with the top-level "id" first (the daemon finds a rejected document by regex
 //   on "id":"…"); times as epoch seconds with exactly 6 decimals;
 // - empty optional fields omitted; error/throttle/fault only when true;

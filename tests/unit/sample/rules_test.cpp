@@ -9,7 +9,7 @@
 namespace passport::sample {
 namespace {
 
-// xray.md §4.1.
+// The local sampling rules file format (AWS X-Ray Developer Guide, "Configuring sampling rules").
 constexpr const char* kExampleV2 = R"({"version":2,"default":{"fixed_target":1,"rate":0.05},
  "rules":[{"description":"checkout","host":"*","http_method":"*","url_path":"/checkout","fixed_target":10,"rate":0.05}]})";
 

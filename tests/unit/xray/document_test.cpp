@@ -76,7 +76,7 @@ TEST(XrayDocument, InProgressReplacesEndTime) {
     EXPECT_FALSE(j.contains("end_time"));
 }
 
-// --- A1 from xray.md Appendix A, as Passport writes it ---
+// --- a segment with an embedded remote subsegment, as Passport writes it ---
 
 TEST(XrayDocument, SegmentWithEmbeddedRemoteSubsegment) {
     Segment s = minimal_segment();

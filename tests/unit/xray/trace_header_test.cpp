@@ -7,7 +7,7 @@
 namespace passport::xray {
 namespace {
 
-// Vectors from xray.md §3.3.
+// Trace ids and parents as the X-Ray SDKs (Go, Node.js, Python) and OpenTelemetry write them.
 constexpr const char* kGoRoot = "1-57ff426a-80c11c39b0c928905eb0828d";
 constexpr const char* kNodeRoot = "1-58ed6027-14afb2e09172c337713486c0";
 constexpr const char* kNodeParent = "48af77592b6dd73f";

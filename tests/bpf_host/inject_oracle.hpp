@@ -161,6 +161,21 @@ inline Stream make_stream(Source& r, uint32_t max_requests) {
 }
 
 // Cut points: increasing, inside (0, size).
+// Damages a stream in 1 to 4 places: a byte changed, a few bytes dropped, or a few CR, LF, ':',
+// '0' or ';' inserted.
+inline void damage(Source& r, std::string& in) {
+    for (uint32_t n = 1 + r.below(4); n > 0 && !in.empty(); n--) {
+        size_t at = r.below(static_cast<uint32_t>(in.size()));
+        uint32_t how = r.below(3);
+        if (how == 0)
+            in[at] = static_cast<char>(r.below(256));
+        else if (how == 1)
+            in.erase(at, 1 + r.below(20));
+        else
+            in.insert(at, std::string(1 + r.below(3), "\r\n:0;"[r.below(5)]));
+    }
+}
+
 inline std::vector<size_t> make_cuts(Source& r, const std::string& s, const Stream* st) {
     std::vector<size_t> cuts;
     size_t at = 0;

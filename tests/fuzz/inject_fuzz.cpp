@@ -45,19 +45,6 @@ namespace {
     std::abort();
 }
 
-void damage(Source& r, std::string& in) {
-    for (uint32_t n = 1 + r.below(4); n > 0 && !in.empty(); n--) {
-        size_t at = r.below(static_cast<uint32_t>(in.size()));
-        uint32_t how = r.below(3);
-        if (how == 0)
-            in[at] = static_cast<char>(r.below(256));
-        else if (how == 1)
-            in.erase(at, 1 + r.below(20));
-        else
-            in.insert(at, std::string(1 + r.below(3), "\r\n:0;"[r.below(5)]));
-    }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -105,17 +105,7 @@ TEST(InjectHost, ArbitraryBytesOnlyGetLinesInserted) {
         Source r(nullptr, 0, seed);
         Stream st = make_stream(r, 3);
         std::string in = st.bytes;
-        // Damage the stream: flip, drop or insert bytes at random places.
-        for (uint32_t n = 1 + r.below(4); n > 0 && !in.empty(); n--) {
-            size_t at = r.below(static_cast<uint32_t>(in.size()));
-            uint32_t how = r.below(3);
-            if (how == 0)
-                in[at] = static_cast<char>(r.below(256));
-            else if (how == 1)
-                in.erase(at, 1 + r.below(20));
-            else
-                in.insert(at, std::string(1 + r.below(3), "\r\n:0;"[r.below(5)]));
-        }
+        damage(r, in);  // flip, drop or insert bytes at random places
         auto cuts = make_cuts(r, in, nullptr);
         Result res;
         ASSERT_EQ(run(in, cuts, static_cast<int>(seed & 1), res), "") << "seed " << seed;

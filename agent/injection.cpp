@@ -18,12 +18,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "agent/bpf_loader.hpp"
@@ -206,8 +204,7 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
 // An adopted socket the sk_msg program found it must leave (adopted sockets have no
 // header-option callback to leave by themselves): remove it from the sockhash.
 void Injection::remove_socket(uint64_t cookie) {
-    if (!skel_) return;
-    if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.inject_socks), &cookie) == 0) adopt_.removed++;
+    if (sockhash_fd_ >= 0 && bpf_map_delete_elem(sockhash_fd_, &cookie) == 0) adopt_.removed++;
 }
 
 Injection::~Injection() {

@@ -779,6 +779,7 @@ TEST_F(InjectE2e, AdoptedConnectionCaughtMidBodyIsLeftAlone) {
     EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
     EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
     EXPECT_GE(exit.counter("inject.not_http") + exit.counter("inject.framing_lost"), 1u) << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.left_not_http"), 1u) << "the adopted socket was not sent out of the sockhash";
     EXPECT_EQ(server.received(1), read_file(sent));
     EXPECT_TRUE(injected_ids(static_cast<uint32_t>(client->pid())).empty());
 }

@@ -76,7 +76,7 @@ struct RingContext {
     pipeline::Pipeline* pipeline;
     ProcessSelector* selector;
     Recorder* record;
-    TlsTracer* tls;  // nullptr when TLS capture is off
+    TlsTracer* tls;                  // nullptr when TLS capture is off
     Injection* injection = nullptr;  // nullptr when injection is off
     bool trace_all = false;
     bool verbose = false;
@@ -87,7 +87,8 @@ struct RingContext {
 int on_record(void* ctx, void* data, size_t size) {
     auto* rc = static_cast<RingContext*>(ctx);
     events::Event& ev = rc->event;
-    if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev)) return 0;
+    if (!events::decode_counted({static_cast<const uint8_t*>(data), size}, *rc->counters, ev))
+        return 0;
     if (rc->record && rc->record->file) rc->record->write(ev);
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
         rc->selector->on_exec(*exec);
@@ -95,7 +96,8 @@ int on_record(void* ctx, void* data, size_t size) {
         if (rc->injection && !rc->trace_all) {
             std::vector<std::string> log;
             rc->injection->adopt_process(exec->tgid, rc->verbose ? &log : nullptr);
-            for (const auto& line : log) std::fprintf(stderr, "passport: inject %s\n", line.c_str());
+            for (const auto& line : log)
+                std::fprintf(stderr, "passport: inject %s\n", line.c_str());
         }
     }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
@@ -112,12 +114,12 @@ int on_record(void* ctx, void* data, size_t size) {
 
 // Lets the fan-out feed an emitter it does not own (the demo's in-memory sink).
 class ForwardingEmitter : public exporter::Emitter {
-public:
+  public:
     explicit ForwardingEmitter(exporter::Emitter& target) : target_(target) {}
     void emit(std::string datagram) override { target_.emit(std::move(datagram)); }
     void flush() override { target_.flush(); }
 
-private:
+  private:
     exporter::Emitter& target_;
 };
 
@@ -130,28 +132,34 @@ std::string hostname() {
 
 int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function<void()> on_ready) {
     if (::geteuid() != 0) {
-        std::fprintf(stderr, "passport: must run as root (loads BPF programs and reads /proc of other users)\n");
+        std::fprintf(
+            stderr,
+            "passport: must run as root (loads BPF programs and reads /proc of other users)\n");
         return 1;
     }
     KernelFeatures features = probe_kernel_features();
     std::fputs(format_feature_report(features).c_str(), stderr);
     if (!features.btf || !features.syscall_tracepoints || !features.ringbuf) {
-        std::fprintf(stderr,
-                     "passport: this kernel lacks what capture needs (BTF, syscall tracepoints and a "
-                     "BPF ring buffer); nothing can be traced\n");
+        std::fprintf(
+            stderr,
+            "passport: this kernel lacks what capture needs (BTF, syscall tracepoints and a "
+            "BPF ring buffer); nothing can be traced\n");
         return 1;
     }
-    std::fprintf(stderr,
-                 "passport: capabilities: HTTP/1.x server segments and outgoing-call subsegments over "
-                 "plaintext TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API "
-                 "calls (see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see docs/not-supported.md)\n");
+    std::fprintf(
+        stderr,
+        "passport: capabilities: HTTP/1.x server segments and outgoing-call subsegments over "
+        "plaintext TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API "
+        "calls (see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see "
+        "docs/not-supported.md)\n");
     // AWS API calls: set before any traffic is processed, read-only afterwards.
     aws::set_options(aws::Options{.enabled = cfg.aws_calls, .endpoints = cfg.aws_endpoints});
     std::fprintf(stderr, "passport: AWS API calls: %s\n",
                  !cfg.aws_calls ? "off (--no-aws-calls): recorded as remote HTTP calls"
                  : cfg.aws_endpoints.empty()
                      ? "recognised by *.amazonaws.com hosts and SigV4 signatures (docs/aws.md)"
-                     : "recognised by *.amazonaws.com hosts, SigV4 signatures and the configured --aws-endpoint hosts (docs/aws.md)");
+                     : "recognised by *.amazonaws.com hosts, SigV4 signatures and the configured "
+                       "--aws-endpoint hosts (docs/aws.md)");
 
     spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
     asio::io_context io;
@@ -190,7 +198,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (!cfg.sampling_rules.empty()) {
         auto r = sample::load_local_rules(cfg.sampling_rules);
         if (!r) {
-            std::fprintf(stderr, "passport: --sampling-rules %s: %s\n", cfg.sampling_rules.c_str(), r.error().c_str());
+            std::fprintf(stderr, "passport: --sampling-rules %s: %s\n", cfg.sampling_rules.c_str(),
+                         r.error().c_str());
             return 2;
         }
         rules = std::move(*r);
@@ -201,7 +210,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     sample::KernelRules kernel_rules = sample::compile_kernel_rules(rules);
     if (kernel_rules.deferred > 0)
         std::fprintf(stderr,
-                     "passport: %zu sampling rule(s) too long or beyond the first %d: requests reaching them are "
+                     "passport: %zu sampling rule(s) too long or beyond the first %d: requests "
+                     "reaching them are "
                      "sampled in userspace, not in the kernel\n",
                      kernel_rules.deferred, PP_MAX_SAMPLE_RULES);
     counters.set("kernel.sampling_rules_deferred", kernel_rules.deferred);
@@ -237,7 +247,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     std::fprintf(stderr, "  %s tp_btf - %s\n", probes->fork_inheritance() ? "[yes]" : "[no] ",
                  probes->fork_inheritance()
                      ? "children forked by selected processes are selected in the kernel"
-                     : "refused by this kernel: children forked by selected processes after start are not traced");
+                     : "refused by this kernel: children forked by selected processes after start "
+                       "are not traced");
 
     // Header injection: optional; everything else works without it.
     std::unique_ptr<Injection> injection;
@@ -249,7 +260,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             why = "off: this kernel lacks sock_ops/sk_msg programs";
         } else {
             std::vector<DenyEntry> deny;
-            for (uint16_t port : kDefaultInjectDenyPorts) deny.push_back(DenyEntry{.is_port = true, .port = port});
+            for (uint16_t port : kDefaultInjectDenyPorts)
+                deny.push_back(DenyEntry{.is_port = true, .port = port});
             for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
             auto inj = Injection::attach(*probes, deny, features.cgroup2_path, cfg.trace_all());
             if (inj) {
@@ -259,12 +271,14 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
             }
         }
         if (injection) {
-            std::fprintf(stderr,
-                         "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
-                         "processes on connections opened from now on, and on those they opened earlier "
-                         "(adopted) (sock_ops on %s); never to %zu well-known non-HTTP ports%s\n",
-                         injection->cgroup_path().c_str(), std::size(kDefaultInjectDenyPorts),
-                         cfg.inject_deny.empty() ? "" : " nor to --inject-deny");
+            std::fprintf(
+                stderr,
+                "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of "
+                "traced "
+                "processes on connections opened from now on, and on those they opened earlier "
+                "(adopted) (sock_ops on %s); never to %zu well-known non-HTTP ports%s\n",
+                injection->cgroup_path().c_str(), std::size(kDefaultInjectDenyPorts),
+                cfg.inject_deny.empty() ? "" : " nor to --inject-deny");
         } else {
             std::fprintf(stderr, "  [no]  injection - %s\n", why.c_str());
         }
@@ -282,7 +296,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (injection) {
         std::vector<std::string> log;
         size_t adopted = injection->adopt_selected(cfg.verbose ? &log : nullptr);
-        std::fprintf(stderr, "        injection adopted %zu established connection(s) opened before start\n", adopted);
+        std::fprintf(
+            stderr, "        injection adopted %zu established connection(s) opened before start\n",
+            adopted);
         for (const auto& line : log) std::fprintf(stderr, "        inject %s\n", line.c_str());
     }
 
@@ -291,20 +307,24 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (!cfg.tls) {
         std::fprintf(stderr, "  [no]  TLS - off (--no-tls): HTTPS traffic is not traced\n");
     } else if (!features.uprobes) {
-        std::fprintf(stderr, "  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced\n");
+        std::fprintf(stderr,
+                     "  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced\n");
     } else {
         tls = std::make_unique<TlsTracer>(*probes, counters, cfg.trace_all());
         tls->scan_selected();
         if (tls->attached_binaries() == 0) {
             std::fprintf(stderr,
-                         "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process maps "
-                         "libssl.so.* or exports SSL_write; processes that load it later are attached then\n");
+                         "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected "
+                         "process maps "
+                         "libssl.so.* or exports SSL_write; processes that load it later are "
+                         "attached then\n");
         } else {
             std::fprintf(stderr, "  [yes] TLS - OpenSSL uprobes on %zu binaries in %zu processes\n",
                          tls->attached_binaries(), tls->attached_processes());
         }
         if (cfg.verbose) {
-            for (const auto& line : tls->describe()) std::fprintf(stderr, "        tls %s\n", line.c_str());
+            for (const auto& line : tls->describe())
+                std::fprintf(stderr, "        tls %s\n", line.c_str());
         }
     }
 
@@ -317,7 +337,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
         }
         record = std::move(*r);
     }
-    RingContext rc{&counters, &pipe, &selector, &record, tls.get(), injection.get(), cfg.trace_all(), cfg.verbose, {}};
+    RingContext rc{&counters,       &pipe,           &selector,   &record, tls.get(),
+                   injection.get(), cfg.trace_all(), cfg.verbose, {}};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
         ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
     if (!ring) {
@@ -329,12 +350,13 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     // timer drains the rest.
     asio::posix::stream_descriptor ring_fd(io, ::dup(ring_buffer__epoll_fd(ring.get())));
     std::function<void()> wait_ring = [&]() {
-        ring_fd.async_wait(asio::posix::stream_descriptor::wait_read, [&](boost::system::error_code ec) {
-            if (ec) return;
-            ring_buffer__consume(ring.get());
-            fanout.flush();
-            wait_ring();
-        });
+        ring_fd.async_wait(asio::posix::stream_descriptor::wait_read,
+                           [&](boost::system::error_code ec) {
+                               if (ec) return;
+                               ring_buffer__consume(ring.get());
+                               fanout.flush();
+                               wait_ring();
+                           });
     };
     wait_ring();
 
@@ -364,16 +386,15 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
     auto t_kclock = every(1s, [&]() { probes->refresh_clock(); });
 
-    auto stop = [&]() {
-        io.stop();
-    };
+    auto stop = [&]() { io.stop(); };
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (!ec) stop();
     });
     asio::steady_timer duration_timer(io);
     if (cfg.duration_s > 0) {
-        duration_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(cfg.duration_s * 1000)));
+        duration_timer.expires_after(
+            std::chrono::milliseconds(static_cast<int64_t>(cfg.duration_s * 1000)));
         duration_timer.async_wait([&](boost::system::error_code ec) {
             if (!ec) stop();
         });
@@ -381,7 +402,9 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
 
     std::fprintf(stderr, "passport: %zu programs attached; tracing %s\n", probes->attached().size(),
                  cfg.trace_all() ? "every process except passport"
-                                 : (std::to_string(*scanned) + " selected process(es) and their future children").c_str());
+                                 : (std::to_string(*scanned) +
+                                    " selected process(es) and their future children")
+                                       .c_str());
     std::fprintf(stderr, "passport: ready\n");
     std::fflush(stderr);
     if (on_ready) asio::post(io, on_ready);
@@ -403,7 +426,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (injection) {
         auto ic = injection->counters();
         for (int c = 0; c < PP_INJC_COUNT; c++)
-            counters.set(std::string("inject.") + inject_counter_name(c), ic[static_cast<size_t>(c)]);
+            counters.set(std::string("inject.") + inject_counter_name(c),
+                         ic[static_cast<size_t>(c)]);
         const auto& ac = injection->adopt_counts();
         counters.set("inject.adopted_sockets", ac.adopted);
         counters.set("inject.adopt_denied", ac.denied);
@@ -419,7 +443,8 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     if (record.file) std::fflush(record.file.get());
 
     for (const auto& [name, value] : counters.all())
-        std::fprintf(stderr, "counter %s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+        std::fprintf(stderr, "counter %s %llu\n", name.c_str(),
+                     static_cast<unsigned long long>(value));
     return 0;
 }
 

@@ -15,34 +15,53 @@ namespace passport::agent {
 
 const char* drop_reason_name(int reason) {
     switch (reason) {
-        case PP_DROP_RINGBUF_FULL: return "ringbuf_full";
-        case PP_DROP_ARGS_MAP_FULL: return "args_map_full";
-        case PP_DROP_CONN_MAP_FULL: return "conn_map_full";
-        case PP_DROP_READ_USER: return "read_user_failed";
-        case PP_DROP_TRUNCATED: return "payload_truncated";
-        case PP_DROP_IOV_LIMIT: return "iov_limit";
-        default: return "unknown";
+        case PP_DROP_RINGBUF_FULL:
+            return "ringbuf_full";
+        case PP_DROP_ARGS_MAP_FULL:
+            return "args_map_full";
+        case PP_DROP_CONN_MAP_FULL:
+            return "conn_map_full";
+        case PP_DROP_READ_USER:
+            return "read_user_failed";
+        case PP_DROP_TRUNCATED:
+            return "payload_truncated";
+        case PP_DROP_IOV_LIMIT:
+            return "iov_limit";
+        default:
+            return "unknown";
     }
 }
 
 const char* ctx_counter_name(int counter) {
     switch (counter) {
-        case PP_CTXC_XRAY: return "ctx_from_xray_header";
-        case PP_CTXC_TRACEPARENT: return "ctx_from_traceparent";
-        case PP_CTXC_MINTED: return "ctx_minted";
-        case PP_CTXC_XRAY_REJECTED: return "ctx_xray_header_rejected";
-        case PP_CTXC_TP_REJECTED: return "ctx_traceparent_rejected";
-        case PP_CTXC_SAMPLE_KERNEL: return "ctx_sampled_in_kernel";
-        case PP_CTXC_SAMPLE_DEFERRED: return "ctx_sampling_deferred";
-        case PP_CTXC_NO_CLOCK: return "ctx_no_clock";
-        case PP_CTXC_INHERITED: return "ctx_inherited";
-        case PP_CTXC_STORE_FAILED: return "ctx_store_failed";
-        default: return "unknown";
+        case PP_CTXC_XRAY:
+            return "ctx_from_xray_header";
+        case PP_CTXC_TRACEPARENT:
+            return "ctx_from_traceparent";
+        case PP_CTXC_MINTED:
+            return "ctx_minted";
+        case PP_CTXC_XRAY_REJECTED:
+            return "ctx_xray_header_rejected";
+        case PP_CTXC_TP_REJECTED:
+            return "ctx_traceparent_rejected";
+        case PP_CTXC_SAMPLE_KERNEL:
+            return "ctx_sampled_in_kernel";
+        case PP_CTXC_SAMPLE_DEFERRED:
+            return "ctx_sampling_deferred";
+        case PP_CTXC_NO_CLOCK:
+            return "ctx_no_clock";
+        case PP_CTXC_INHERITED:
+            return "ctx_inherited";
+        case PP_CTXC_STORE_FAILED:
+            return "ctx_store_failed";
+        default:
+            return "unknown";
     }
 }
 
 bool rules_read_request_text(const ProbeConfig& cfg) {
-    if (!cfg.sample_cfg.enabled || cfg.sample_cfg.rule_count == 0) return false;  // no rule to match
+    if (!cfg.sample_cfg.enabled || cfg.sample_cfg.rule_count == 0)
+        return false;                           // no rule to match
     if (cfg.sample_rules.empty()) return true;  // rules counted but not given: be safe
     // The kernel walks the rules in order and stops at the first that matches or is deferred. A
     // rule whose three patterns are only '*' matches any text, absent text included, so when
@@ -50,15 +69,18 @@ bool rules_read_request_text(const ProbeConfig& cfg) {
     const pp_sample_rule& r = cfg.sample_rules[0];
     if (r.deferred) return false;
     auto any_text = [](const char* p, unsigned len) {
-        if (len == 0 || len > PP_GLOB_MAX) return false;  // an empty pattern matches only absent text
+        if (len == 0 || len > PP_GLOB_MAX)
+            return false;  // an empty pattern matches only absent text
         for (unsigned i = 0; i < len; i++)
             if (p[i] != '*') return false;
         return true;
     };
-    return !(any_text(r.host, r.host_len) && any_text(r.method, r.method_len) && any_text(r.path, r.path_len));
+    return !(any_text(r.host, r.host_len) && any_text(r.method, r.method_len) &&
+             any_text(r.path, r.path_len));
 }
 
-Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject) {
+Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with_fork,
+                                               bool with_inject) {
     passport_bpf* skel = passport_bpf__open();
     if (!skel) return make_error(std::string("open BPF object: ") + std::strerror(errno));
     if (uint32_t built = skel->rodata->pp_bpf_abi_version; built != PP_ABI_VERSION) {
@@ -87,12 +109,14 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     }
     if (int err = passport_bpf__load(skel); err != 0) {
         passport_bpf__destroy(skel);
-        return make_error(std::string("load BPF programs (verifier or permissions): ") + std::strerror(-err));
+        return make_error(std::string("load BPF programs (verifier or permissions): ") +
+                          std::strerror(-err));
     }
     return skel;
 }
 
-Result<passport_bpf*> BpfProbes::open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok) {
+Result<passport_bpf*> BpfProbes::open_and_load_any(const ProbeConfig& cfg, bool with_inject,
+                                                   bool& fork_ok) {
     // tp_btf (fork inheritance) is a program type a kernel may refuse while the rest works;
     // retry without it rather than fail.
     fork_ok = true;
@@ -126,26 +150,31 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         const size_t value = bpf_map__value_size(m);
         const size_t len = value * bpf_map__max_entries(m);
         void* mem = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
-        if (mem == MAP_FAILED) return make_error(std::string("map pid_bits: ") + std::strerror(errno));
+        if (mem == MAP_FAILED)
+            return make_error(std::string("map pid_bits: ") + std::strerror(errno));
         p->pid_bits_ = static_cast<uint64_t*>(mem);
         p->pid_bits_len_ = len;
         p->pid_bits_words_ = value / sizeof(uint64_t);
     }
     // Sampling rules and the clock offset first: the programs read them from their first run.
-    if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES) return make_error("too many kernel sampling rules");
+    if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES)
+        return make_error("too many kernel sampling rules");
     for (uint32_t i = 0; i < cfg.sample_rules.size(); i++) {
-        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &i, &cfg.sample_rules[i], BPF_ANY) != 0)
+        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &i, &cfg.sample_rules[i],
+                                BPF_ANY) != 0)
             return make_error("sample_rules map update failed");
     }
     uint32_t default_index = PP_MAX_SAMPLE_RULES, zero = 0;
-    if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &default_index, &cfg.sample_default,
-                            BPF_ANY) != 0 ||
-        bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_cfg), &zero, &cfg.sample_cfg, BPF_ANY) != 0)
+    if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &default_index,
+                            &cfg.sample_default, BPF_ANY) != 0 ||
+        bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_cfg), &zero, &cfg.sample_cfg,
+                            BPF_ANY) != 0)
         return make_error("sample_cfg map update failed");
     p->refresh_clock();
     for (uint16_t port : cfg.server_ports) {
         uint8_t one = 1;
-        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) != 0)
+        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) !=
+            0)
             return make_error("server_ports map update failed");
     }
     // Attach one by one so a failure names the program.
@@ -195,8 +224,10 @@ void BpfProbes::set_pid_bit(uint32_t slot, uint32_t tgid, bool on) {
     if (!pid_bits_ || w >= pid_bits_words_) return;  // beyond PID_MAX_LIMIT: cannot happen
     uint64_t* word = pid_bits_ + slot * pid_bits_words_ + w;
     const uint64_t bit = uint64_t{1} << (tgid & 63);
-    if (on) __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
-    else __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
+    if (on)
+        __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    else
+        __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
 }
 
 Result<bool> BpfProbes::select_pid(uint32_t tgid) {
@@ -222,7 +253,9 @@ bool BpfProbes::is_selected(uint32_t tgid) const {
 bool BpfProbes::pid_bit_selected(uint32_t tgid) const {
     const size_t w = tgid >> 6;
     if (!pid_bits_ || w >= pid_bits_words_) return false;
-    return (__atomic_load_n(pid_bits_ + kBitsTraced * pid_bits_words_ + w, __ATOMIC_SEQ_CST) >> (tgid & 63)) & 1;
+    return (__atomic_load_n(pid_bits_ + kBitsTraced * pid_bits_words_ + w, __ATOMIC_SEQ_CST) >>
+            (tgid & 63)) &
+           1;
 }
 
 void BpfProbes::set_tls_proc(uint32_t tgid, bool on) { set_pid_bit(kBitsTls, tgid, on); }
@@ -234,7 +267,8 @@ void BpfProbes::refresh_clock() {
     pp_clock c{};
     c.mono_to_epoch_ns = (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL +
                          (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
-    c.updated_mono_ns = static_cast<uint64_t>(mono.tv_sec) * 1000000000ULL + static_cast<uint64_t>(mono.tv_nsec);
+    c.updated_mono_ns =
+        static_cast<uint64_t>(mono.tv_sec) * 1000000000ULL + static_cast<uint64_t>(mono.tv_nsec);
     uint32_t zero = 0;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.clock_sync), &zero, &c, BPF_ANY);
 }
@@ -287,9 +321,10 @@ uint64_t evicted(uint64_t added, uint64_t deleted, uint64_t present) {
 BpfProbes::LruEvictions BpfProbes::lru_evictions() const {
     auto c = sum_percpu_counters<PP_LRU_COUNT>(bpf_map__fd(skel_->maps.lru_counts));
     LruEvictions out;
-    out.conns = evicted(c[PP_LRU_CONNS_ADDED], c[PP_LRU_CONNS_DELETED], count_keys(bpf_map__fd(skel_->maps.conns)));
-    out.thread_ctx =
-        evicted(c[PP_LRU_CTX_ADDED], c[PP_LRU_CTX_DELETED], count_keys(bpf_map__fd(skel_->maps.thread_ctx)));
+    out.conns = evicted(c[PP_LRU_CONNS_ADDED], c[PP_LRU_CONNS_DELETED],
+                        count_keys(bpf_map__fd(skel_->maps.conns)));
+    out.thread_ctx = evicted(c[PP_LRU_CTX_ADDED], c[PP_LRU_CTX_DELETED],
+                             count_keys(bpf_map__fd(skel_->maps.thread_ctx)));
     return out;
 }
 

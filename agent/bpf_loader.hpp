@@ -46,7 +46,7 @@ std::array<uint64_t, N> sum_percpu_counters(int map_fd) {
 }
 
 class BpfProbes {
-public:
+  public:
     static Result<std::unique_ptr<BpfProbes>> load(const ProbeConfig& cfg);
     ~BpfProbes();
     BpfProbes(const BpfProbes&) = delete;
@@ -102,10 +102,12 @@ public:
     bpf_program* program(const char* name) const;
     int map_fd(const char* name) const;
 
-private:
+  private:
     BpfProbes() = default;
-    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork, bool with_inject);
-    static Result<passport_bpf*> open_and_load_any(const ProbeConfig& cfg, bool with_inject, bool& fork_ok);
+    static Result<passport_bpf*> open_and_load(const ProbeConfig& cfg, bool with_fork,
+                                               bool with_inject);
+    static Result<passport_bpf*> open_and_load_any(const ProbeConfig& cfg, bool with_inject,
+                                                   bool& fork_ok);
 
     void set_pid_bit(uint32_t slot, uint32_t tgid, bool on);
 

@@ -15,7 +15,8 @@ Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint6
         return make_error(flag + ": expected a number, got '" + v + "'");
     errno = 0;
     unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
-    if (errno != 0 || n > max) return make_error(flag + ": " + v + " is out of range (max " + std::to_string(max) + ")");
+    if (errno != 0 || n > max)
+        return make_error(flag + ": " + v + " is out of range (max " + std::to_string(max) + ")");
     return static_cast<uint64_t>(n);
 }
 
@@ -41,7 +42,8 @@ Result<DenyEntry> parse_deny(const std::string& v) {
     } else if (inet_pton(AF_INET6, addr.c_str(), e.addr) == 1) {
         e.family = AF_INET6;
     } else {
-        return make_error("--inject-deny: expected a port or an address/prefix (CIDR), got '" + v + "'");
+        return make_error("--inject-deny: expected a port or an address/prefix (CIDR), got '" + v +
+                          "'");
     }
     uint32_t max = e.family == AF_INET ? 32 : 128;
     e.prefix = max;
@@ -228,7 +230,8 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             if (!v) return make_error(v.error());
             char* end = nullptr;
             double d = std::strtod(v->c_str(), &end);
-            if (end == v->c_str() || *end != '\0' || d < 0) return make_error("--duration: expected seconds, got '" + *v + "'");
+            if (end == v->c_str() || *end != '\0' || d < 0)
+                return make_error("--duration: expected seconds, got '" + *v + "'");
             c.duration_s = d;
         } else if (a == "--no-inject") {
             c.inject = false;
@@ -243,7 +246,8 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
             if (!v) return make_error(v.error());
             auto n = parse_uint("--ringbuf-mb", *v, 1024);
             if (!n) return make_error(n.error());
-            if (*n == 0 || (*n & (*n - 1)) != 0) return make_error("--ringbuf-mb: must be a power of two");
+            if (*n == 0 || (*n & (*n - 1)) != 0)
+                return make_error("--ringbuf-mb: must be a power of two");
             c.ringbuf_mb = static_cast<uint32_t>(*n);
         } else if (a == "--max-connections") {
             auto v = get();

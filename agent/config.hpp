@@ -14,27 +14,27 @@ namespace passport::agent {
 struct Config {
     // Where documents go. daemon_address is "host:port" (UDP); empty with output set = no UDP.
     std::string daemon_address;
-    bool daemon_address_explicit = false;  // given by flag or AWS_XRAY_DAEMON_ADDRESS
-    std::string output;                    // --output FILE or "-"
-    std::vector<uint32_t> pids;            // --pid
-    std::vector<std::string> exe_globs;    // --exe
-    std::vector<uint16_t> ports;           // --port
-    std::string service_name;              // --service-name
-    std::string sampling_rules;            // --sampling-rules FILE
-    std::string record;                    // --record FILE: raw events as JSON lines
-    bool record_raw = false;               // --record-raw: keep credentials in recorded bytes
-    bool redact = true;                    // --no-redact: keep credential query values
-    std::vector<std::string> redact_names; // --redact-query-param NAME (repeatable)
-    bool export_process_args = false;      // --export-process-args: argv in metadata
-    double duration_s = 0;                 // --duration: stop after this long (0 = until signal)
-    uint32_t max_connections = 65536;      // --max-connections: kernel conns table entries
-    uint32_t ringbuf_mb = 8;               // --ringbuf-mb: ~400 ms of events at 20k req/s
-    uint32_t memory_budget_mb = 256;       // --memory-budget-mb: stream buffers (0 = unlimited)
+    bool daemon_address_explicit = false;   // given by flag or AWS_XRAY_DAEMON_ADDRESS
+    std::string output;                     // --output FILE or "-"
+    std::vector<uint32_t> pids;             // --pid
+    std::vector<std::string> exe_globs;     // --exe
+    std::vector<uint16_t> ports;            // --port
+    std::string service_name;               // --service-name
+    std::string sampling_rules;             // --sampling-rules FILE
+    std::string record;                     // --record FILE: raw events as JSON lines
+    bool record_raw = false;                // --record-raw: keep credentials in recorded bytes
+    bool redact = true;                     // --no-redact: keep credential query values
+    std::vector<std::string> redact_names;  // --redact-query-param NAME (repeatable)
+    bool export_process_args = false;       // --export-process-args: argv in metadata
+    double duration_s = 0;                  // --duration: stop after this long (0 = until signal)
+    uint32_t max_connections = 65536;       // --max-connections: kernel conns table entries
+    uint32_t ringbuf_mb = 8;                // --ringbuf-mb: ~400 ms of events at 20k req/s
+    uint32_t memory_budget_mb = 256;        // --memory-budget-mb: stream buffers (0 = unlimited)
     std::vector<aws::EndpointSpec> aws_endpoints;  // --aws-endpoint HOST[:PORT]
-    bool aws_calls = true;                 // --no-aws-calls turns AWS call recognition off
+    bool aws_calls = true;                         // --no-aws-calls turns AWS call recognition off
     bool show_help = false;
     bool show_version = false;
-    bool demo = false;                     // `passport demo`
+    bool demo = false;  // `passport demo`
     bool verbose = false;
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
@@ -62,9 +62,9 @@ Result<DenyEntry> parse_deny(const std::string& v);
 // Destination ports never injected, whatever --inject-deny says: well-known protocols that are
 // not HTTP/1, several of them with the server speaking first, so a client's socket would sit in
 // the sockhash while it waits in recv() before its first send (docs/injection.md).
-inline constexpr uint16_t kDefaultInjectDenyPorts[] = {21,   22,   23,   25,   53,   110,  143,  389,
-                                                       445,  465,  587,  636,  993,  995,  2049, 3306,
-                                                       5432, 5672, 6379, 9042, 9092, 11211, 27017};
+inline constexpr uint16_t kDefaultInjectDenyPorts[] = {
+    21,  22,  23,   25,   53,   110,  143,  389,  445,  465,   587,  636,
+    993, 995, 2049, 3306, 5432, 5672, 6379, 9042, 9092, 11211, 27017};
 
 // fnmatch-style glob test of --exe against an executable path, its basename, or the comm name.
 bool exe_matches(const std::string& glob, const std::string& exe_path, const std::string& comm);

@@ -165,15 +165,18 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     std::string storefront = write("storefront.py", kStorefrontPy);
     std::string client = write("client.py", kClientPy);
     // The demo records every request (the default rule would keep 1/s + 5%).
-    std::string rules = write("sampling.json", R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
+    std::string rules = write(
+        "sampling.json", R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
 
-    std::printf("passport demo: starting a Node inventory service and a Python storefront on 127.0.0.1\n");
+    std::printf(
+        "passport demo: starting a Node inventory service and a Python storefront on 127.0.0.1\n");
     Child inv = spawn({"node", inventory}, {});
     int inv_port = read_port(inv);
     Child shop = spawn({"python3", storefront}, {"INVENTORY_PORT=" + std::to_string(inv_port)});
     int shop_port = read_port(shop);
     if (inv_port == 0 || shop_port == 0) {
-        std::fprintf(stderr, "passport demo: a demo service did not start (is node/python3 installed?)\n");
+        std::fprintf(stderr,
+                     "passport demo: a demo service did not start (is node/python3 installed?)\n");
         stop(inv);
         stop(shop);
         return 1;
@@ -188,12 +191,15 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     std::thread driver;
     int rc = run_agent(cfg, &sink, [&]() {
         driver = std::thread([&]() {
-            std::printf("passport demo: tracing pids %d (inventory.js :%d) and %d (storefront.py :%d); driving requests\n",
-                        inv.pid, inv_port, shop.pid, shop_port);
+            std::printf(
+                "passport demo: tracing pids %d (inventory.js :%d) and %d (storefront.py :%d); "
+                "driving requests\n",
+                inv.pid, inv_port, shop.pid, shop_port);
             std::fflush(stdout);
             Child c = spawn({"python3", client, std::to_string(shop_port)}, {});
             char line[256];
-            while (c.out && std::fgets(line, sizeof line, c.out)) std::printf("passport demo: %s", line);
+            while (c.out && std::fgets(line, sizeof line, c.out))
+                std::printf("passport demo: %s", line);
             int st = 0;
             ::waitpid(c.pid, &st, 0);
             if (c.out) std::fclose(c.out);
@@ -210,13 +216,16 @@ int run_demo(Config cfg, const char* /*argv0*/) {
 
     size_t rejected = 0;
     auto docs = report::parse_datagrams(sink.datagrams(), &rejected);
-    std::printf("\n=== Services (what the X-Ray service map shows) — %zu documents ===\n", docs.size());
+    std::printf("\n=== Services (what the X-Ray service map shows) — %zu documents ===\n",
+                docs.size());
     std::fputs(report::format_service_table(report::service_table(docs)).c_str(), stdout);
     std::printf("\n=== One trace ===\n");
     std::fputs(report::format_waterfall(docs).c_str(), stdout);
     std::printf(
-        "\nThe storefront's calls are subsegments. The kernel wrote X-Amzn-Trace-Id (the trace and\n"
-        "the call's subsegment id) into each call on the wire, so the inventory's segments join the\n"
+        "\nThe storefront's calls are subsegments. The kernel wrote X-Amzn-Trace-Id (the trace "
+        "and\n"
+        "the call's subsegment id) into each call on the wire, so the inventory's segments join "
+        "the\n"
         "caller's trace wherever the inventory runs (docs/injection.md); on this node they would\n"
         "also be linked by connection with --no-inject.\n");
     return docs.empty() ? 1 : 0;

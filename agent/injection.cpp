@@ -8,8 +8,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -45,8 +45,8 @@ constexpr size_t kConnTxPosOffset = 16;
 
 // A process's view of its network namespace's TCP sockets (/proc/PID/net/tcp and tcp6).
 struct TcpTable {
-    std::set<uint16_t> listening;                 // local ports in LISTEN
-    std::map<uint64_t, uint16_t> established;     // socket inode -> local port, ESTABLISHED only
+    std::set<uint16_t> listening;              // local ports in LISTEN
+    std::map<uint64_t, uint16_t> established;  // socket inode -> local port, ESTABLISHED only
 };
 
 void read_tcp_table(const std::string& path, TcpTable& t) {
@@ -56,7 +56,9 @@ void read_tcp_table(const std::string& path, TcpTable& t) {
     while (std::getline(in, line)) {
         std::istringstream f(line);
         std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
-        if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
+        if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >>
+              inode))
+            continue;
         auto colon = local.rfind(':');
         if (colon == std::string::npos) continue;
         char* end = nullptr;
@@ -101,7 +103,8 @@ bool endpoint_of(const sockaddr_storage& ss, pp_endpoint& e) {
 std::string describe(const pp_endpoint& e) {
     char buf[INET6_ADDRSTRLEN] = {};
     ::inet_ntop(e.family == AF_INET ? AF_INET : AF_INET6, e.addr, buf, sizeof buf);
-    return (e.family == AF_INET6 ? "[" + std::string(buf) + "]" : std::string(buf)) + ":" + std::to_string(e.port);
+    return (e.family == AF_INET6 ? "[" + std::string(buf) + "]" : std::string(buf)) + ":" +
+           std::to_string(e.port);
 }
 
 // Closes the fd on scope exit.
@@ -116,30 +119,51 @@ struct Fd {
 
 const char* inject_counter_name(int c) {
     switch (c) {
-        case PP_INJC_MARKED: return "marked";
-        case PP_INJC_DENIED: return "denied";
-        case PP_INJC_ADDED: return "sockets";
-        case PP_INJC_EBUSY: return "ebusy";
-        case PP_INJC_ADD_FAILED: return "sockhash_failed";
-        case PP_INJC_INJECTED: return "injected";
-        case PP_INJC_APP_HEADER: return "app_header";
-        case PP_INJC_SKIP_SPLIT: return "skipped_split_head";
-        case PP_INJC_SKIP_FAILED: return "skipped_helper_failed";
-        case PP_INJC_NOT_HTTP: return "not_http";
-        case PP_INJC_FRAMING_LOST: return "framing_lost";
-        case PP_INJC_NO_STORAGE: return "no_storage";
-        case PP_INJC_RESYNCED: return "resynced";
-        case PP_INJC_SPLIT_INJECTED: return "split_heads_injected";
-        case PP_INJC_LEFT_NOT_HTTP: return "left_not_http";
-        case PP_INJC_LEFT_BLOCKING: return "left_blocking";
-        case PP_INJC_LEFT_SNDBUF: return "left_sndbuf";
-        case PP_INJC_KTHREAD: return "kernel_threads";
-        default: return "unknown";
+        case PP_INJC_MARKED:
+            return "marked";
+        case PP_INJC_DENIED:
+            return "denied";
+        case PP_INJC_ADDED:
+            return "sockets";
+        case PP_INJC_EBUSY:
+            return "ebusy";
+        case PP_INJC_ADD_FAILED:
+            return "sockhash_failed";
+        case PP_INJC_INJECTED:
+            return "injected";
+        case PP_INJC_APP_HEADER:
+            return "app_header";
+        case PP_INJC_SKIP_SPLIT:
+            return "skipped_split_head";
+        case PP_INJC_SKIP_FAILED:
+            return "skipped_helper_failed";
+        case PP_INJC_NOT_HTTP:
+            return "not_http";
+        case PP_INJC_FRAMING_LOST:
+            return "framing_lost";
+        case PP_INJC_NO_STORAGE:
+            return "no_storage";
+        case PP_INJC_RESYNCED:
+            return "resynced";
+        case PP_INJC_SPLIT_INJECTED:
+            return "split_heads_injected";
+        case PP_INJC_LEFT_NOT_HTTP:
+            return "left_not_http";
+        case PP_INJC_LEFT_BLOCKING:
+            return "left_blocking";
+        case PP_INJC_LEFT_SNDBUF:
+            return "left_sndbuf";
+        case PP_INJC_KTHREAD:
+            return "kernel_threads";
+        default:
+            return "unknown";
     }
 }
 
-Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path, bool trace_all) {
+Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes,
+                                                     const std::vector<DenyEntry>& deny,
+                                                     const std::string& cgroup2_path,
+                                                     bool trace_all) {
     if (!probes.injection_loaded())
         return make_error(probes.injection_error().empty() ? "injection programs not loaded"
                                                            : probes.injection_error());
@@ -153,7 +177,8 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
         uint8_t one = 1;
         if (d.is_port) {
             uint16_t port = d.port;
-            if (bpf_map_update_elem(bpf_map__fd(skel->maps.inject_deny_ports), &port, &one, BPF_ANY) != 0)
+            if (bpf_map_update_elem(bpf_map__fd(skel->maps.inject_deny_ports), &port, &one,
+                                    BPF_ANY) != 0)
                 return make_error(std::string("inject deny port map: ") + std::strerror(errno));
             continue;
         }
@@ -183,8 +208,8 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
         ::mkdir("/run/passport", 0755);
         ::mkdir(kOwnCgroupMount, 0755);
         if (::mount("cgroup2", kOwnCgroupMount, "cgroup2", 0, nullptr) != 0)
-            return make_error(std::string("no cgroup v2 mount, and mounting one on ") + kOwnCgroupMount +
-                              " failed: " + std::strerror(errno));
+            return make_error(std::string("no cgroup v2 mount, and mounting one on ") +
+                              kOwnCgroupMount + " failed: " + std::strerror(errno));
         inj->mounted_ = true;
         path = kOwnCgroupMount;
     }
@@ -196,8 +221,8 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes, const st
     // plain attachment would stay on the cgroup after a SIGKILL, with no agent reading its
     // reports.
     if (!inj->sockops_link_)
-        return make_error(std::string("attach sock_ops to cgroup ") + path + " through a bpf_link: " +
-                          std::strerror(errno));
+        return make_error(std::string("attach sock_ops to cgroup ") + path +
+                          " through a bpf_link: " + std::strerror(errno));
     return inj;
 }
 
@@ -209,7 +234,8 @@ void Injection::remove_socket(uint64_t cookie) {
 
 Injection::~Injection() {
     if (sockops_link_) bpf_link__destroy(sockops_link_);
-    if (msg_prog_fd_ >= 0 && sockhash_fd_ >= 0) bpf_prog_detach2(msg_prog_fd_, sockhash_fd_, BPF_SK_MSG_VERDICT);
+    if (msg_prog_fd_ >= 0 && sockhash_fd_ >= 0)
+        bpf_prog_detach2(msg_prog_fd_, sockhash_fd_, BPF_SK_MSG_VERDICT);
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_);
     if (mounted_) ::umount2(kOwnCgroupMount, MNT_DETACH);
 }
@@ -222,7 +248,8 @@ bool Injection::adoptable(uint32_t pid) const {
 bool Injection::denied(const pp_endpoint& remote) const {
     uint8_t v = 0;
     uint16_t port = remote.port;
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_ports), &port, &v) == 0) return true;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_ports), &port, &v) == 0)
+        return true;
     DenyKey k = deny_key(remote);
     return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_cidrs), &k, &v) == 0;
 }
@@ -261,11 +288,13 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
     if (fds.empty()) return 0;
 
     struct stat ns {};
-    uint32_t netns = ::stat((proc + "/ns/net").c_str(), &ns) == 0 ? static_cast<uint32_t>(ns.st_ino) : 0;
+    uint32_t netns =
+        ::stat((proc + "/ns/net").c_str(), &ns) == 0 ? static_cast<uint32_t>(ns.st_ino) : 0;
     Fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
     if (pidfd.fd < 0) {
         adopt_.failed += fds.size();
-        if (log) log->push_back("pid " + std::to_string(pid) + ": pidfd_open: " + std::strerror(errno));
+        if (log)
+            log->push_back("pid " + std::to_string(pid) + ": pidfd_open: " + std::strerror(errno));
         return 0;
     }
     const int sockhash = bpf_map__fd(skel_->maps.inject_socks);
@@ -290,15 +319,16 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
         socklen_t len = sizeof proto;
         tcp_info ti{};
         socklen_t tlen = sizeof ti;
-        if (::getsockopt(sock.fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 || proto != IPPROTO_TCP ||
-            ::getsockopt(sock.fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0 || ti.tcpi_state != TCP_ESTABLISHED)
+        if (::getsockopt(sock.fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 ||
+            proto != IPPROTO_TCP || ::getsockopt(sock.fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0 ||
+            ti.tcpi_state != TCP_ESTABLISHED)
             continue;
         sockaddr_storage la{}, ra{};
         socklen_t llen = sizeof la, rlen = sizeof ra;
         pp_inject_adopt a{};
         if (::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&la), &llen) != 0 ||
-            ::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&ra), &rlen) != 0 || !endpoint_of(la, a.local) ||
-            !endpoint_of(ra, a.remote))
+            ::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&ra), &rlen) != 0 ||
+            !endpoint_of(la, a.local) || !endpoint_of(ra, a.remote))
             continue;
         what += " " + describe(a.local) + " -> " + describe(a.remote);
         uint64_t cookie = 0;
@@ -309,7 +339,8 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
             continue;
         }
         uint64_t present = 0;
-        if (bpf_map_lookup_elem(sockhash, &cookie, &present) == 0) continue;  // marked at connect, or adopted
+        if (bpf_map_lookup_elem(sockhash, &cookie, &present) == 0)
+            continue;  // marked at connect, or adopted
         if (denied(a.remote)) {
             adopt_.denied++;
             if (log) log->push_back(what + ": denied, left alone");

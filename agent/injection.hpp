@@ -22,11 +22,13 @@ namespace passport::agent {
 class BpfProbes;
 
 class Injection {
-public:
+  public:
     // cgroup2_path: where cgroup v2 is mounted ("" = none: mount one under /run/passport).
     // trace_all: every process but the agent is selected (no --pid/--exe).
-    static Result<std::unique_ptr<Injection>> attach(BpfProbes& probes, const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path, bool trace_all = false);
+    static Result<std::unique_ptr<Injection>> attach(BpfProbes& probes,
+                                                     const std::vector<DenyEntry>& deny,
+                                                     const std::string& cgroup2_path,
+                                                     bool trace_all = false);
     ~Injection();
     Injection(const Injection&) = delete;
     Injection& operator=(const Injection&) = delete;
@@ -44,12 +46,12 @@ public:
     size_t adopt_selected(std::vector<std::string>* log = nullptr);
 
     struct AdoptCounts {
-        uint64_t adopted = 0;  // sockets put in the sockhash
-        uint64_t denied = 0;   // destination denied (--inject-deny)
-        uint64_t ebusy = 0;    // another sk_msg user owns the socket
-        uint64_t failed = 0;   // pidfd_getfd, sockhash or map failures
-        uint64_t blocking = 0; // blocking sockets, never adopted (see docs/injection.md)
-        uint64_t removed = 0;  // adopted sockets removed again on the sk_msg program's request
+        uint64_t adopted = 0;   // sockets put in the sockhash
+        uint64_t denied = 0;    // destination denied (--inject-deny)
+        uint64_t ebusy = 0;     // another sk_msg user owns the socket
+        uint64_t failed = 0;    // pidfd_getfd, sockhash or map failures
+        uint64_t blocking = 0;  // blocking sockets, never adopted (see docs/injection.md)
+        uint64_t removed = 0;   // adopted sockets removed again on the sk_msg program's request
     };
     // Removes an adopted socket from the sockhash (the sk_msg program asked: not HTTP/1, turned
     // blocking, or its send buffer filled).
@@ -58,7 +60,7 @@ public:
     // Sum over CPUs of each enum pp_inject_counter.
     std::array<uint64_t, PP_INJC_COUNT> counters() const;
 
-private:
+  private:
     Injection() = default;
     bool adoptable(uint32_t pid) const;
     bool denied(const pp_endpoint& remote) const;
@@ -74,7 +76,6 @@ private:
     std::string cgroup_path_;
     bool mounted_ = false;
 };
-
 
 const char* inject_counter_name(int c);
 

@@ -78,9 +78,8 @@ KernelFeatures probe_kernel_features() {
     f.tracefs = err.empty();
     f.lines.push_back({"tracefs", f.tracefs, f.tracefs ? tracefs_dir : err});
 
-    f.syscall_tracepoints =
-        f.tracefs && exists(tracefs_dir + "/events/syscalls/sys_enter_read") &&
-        prog_type_ok(BPF_PROG_TYPE_TRACEPOINT);
+    f.syscall_tracepoints = f.tracefs && exists(tracefs_dir + "/events/syscalls/sys_enter_read") &&
+                            prog_type_ok(BPF_PROG_TYPE_TRACEPOINT);
     f.lines.push_back({"syscall tracepoints", f.syscall_tracepoints,
                        f.syscall_tracepoints ? "plaintext capture of socket syscalls"
                                              : "missing: no capture possible"});
@@ -90,22 +89,24 @@ KernelFeatures probe_kernel_features() {
     f.tp_btf = f.btf;
 
     f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
-    f.lines.push_back({"ring buffer", f.ringbuf, f.ringbuf ? "event transport" : "missing (kernel < 5.8)"});
+    f.lines.push_back(
+        {"ring buffer", f.ringbuf, f.ringbuf ? "event transport" : "missing (kernel < 5.8)"});
 
     f.uprobes = exists("/sys/bus/event_source/devices/uprobe");
     f.lines.push_back({"uprobes", f.uprobes, "TLS library probes (OpenSSL, docs/tls.md)"});
 
     f.kprobes = exists("/sys/bus/event_source/devices/kprobe");
-    f.lines.push_back({"kprobes", f.kprobes,
-                       f.kprobes ? "present; not needed" : "absent (CONFIG_KPROBES off); not needed"});
+    f.lines.push_back(
+        {"kprobes", f.kprobes,
+         f.kprobes ? "present; not needed" : "absent (CONFIG_KPROBES off); not needed"});
 
     f.sk_msg = prog_type_ok(BPF_PROG_TYPE_SK_MSG);
     f.sock_ops = prog_type_ok(BPF_PROG_TYPE_SOCK_OPS);
     f.cgroup2_path = find_cgroup2();
     f.lines.push_back({"sock_ops + sk_msg", f.sk_msg && f.sock_ops,
-                       "X-Amzn-Trace-Id injection" +
-                           (f.cgroup2_path.empty() ? std::string("; no cgroup v2 mount")
-                                                   : "; cgroup v2 at " + f.cgroup2_path)});
+                       "X-Amzn-Trace-Id injection" + (f.cgroup2_path.empty()
+                                                          ? std::string("; no cgroup v2 mount")
+                                                          : "; cgroup v2 at " + f.cgroup2_path)});
 
     ensure_mounted("/sys/kernel/security", "securityfs");  // only to read the lockdown level
     f.lockdown = read_first_line("/sys/kernel/security/lockdown");

@@ -12,7 +12,8 @@
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     if (!args.empty() && args[0] == "check-tls") {
-        return passport::agent::run_check_tls(std::vector<std::string>(args.begin() + 1, args.end()));
+        return passport::agent::run_check_tls(
+            std::vector<std::string>(args.begin() + 1, args.end()));
     }
     auto cfg = passport::agent::parse_args(args, std::getenv("AWS_XRAY_DAEMON_ADDRESS"));
     if (!cfg) {

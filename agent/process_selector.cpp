@@ -28,7 +28,8 @@ std::string read_comm(uint32_t pid) {
 uint32_t read_ppid(uint32_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     for (std::string line; std::getline(in, line);) {
-        if (line.rfind("PPid:", 0) == 0) return static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
+        if (line.rfind("PPid:", 0) == 0)
+            return static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
     }
     return 0;
 }
@@ -42,7 +43,8 @@ bool ProcessSelector::matches_exe(uint32_t pid, const std::string& filename,
                                   const std::string& comm) const {
     std::string exe = read_link("/proc/" + std::to_string(pid) + "/exe");
     for (const auto& g : cfg_.exe_globs) {
-        if (exe_matches(g, exe, comm) || (!filename.empty() && exe_matches(g, filename, ""))) return true;
+        if (exe_matches(g, exe, comm) || (!filename.empty() && exe_matches(g, filename, "")))
+            return true;
     }
     return false;
 }

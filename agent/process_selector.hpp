@@ -16,7 +16,7 @@
 namespace passport::agent {
 
 class ProcessSelector {
-public:
+  public:
     ProcessSelector(const Config& cfg, BpfProbes& probes, Counters& counters);
 
     // Initial scan. Returns an error when a --pid names no running process.
@@ -24,7 +24,7 @@ public:
     void on_exec(const events::ProcExec& e);
     void on_exit(const events::ProcExit& e) { by_exe_.erase(e.tgid); }
 
-private:
+  private:
     bool matches_exe(uint32_t pid, const std::string& filename, const std::string& comm) const;
     void select(uint32_t pid);
 

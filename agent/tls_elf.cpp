@@ -41,13 +41,17 @@ void scan_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, TlsSymbols& out
         const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
         if (!name || std::strncmp(name, "SSL_", 4) != 0) continue;
         const char* rest = name + 4;
-        if (std::strcmp(rest, "read") == 0) out.ssl_read = true;
+        if (std::strcmp(rest, "read") == 0)
+            out.ssl_read = true;
         else if (std::strcmp(rest, "write") == 0) {
             out.ssl_write = true;
             if (dynamic) out.exported = true;
-        } else if (std::strcmp(rest, "read_ex") == 0) out.ssl_read_ex = true;
-        else if (std::strcmp(rest, "write_ex") == 0) out.ssl_write_ex = true;
-        else if (std::strcmp(rest, "set_fd") == 0) out.ssl_set_fd = true;
+        } else if (std::strcmp(rest, "read_ex") == 0)
+            out.ssl_read_ex = true;
+        else if (std::strcmp(rest, "write_ex") == 0)
+            out.ssl_write_ex = true;
+        else if (std::strcmp(rest, "set_fd") == 0)
+            out.ssl_set_fd = true;
     }
 }
 
@@ -91,11 +95,12 @@ int run_check_tls(const std::vector<std::string>& paths) {
             std::printf("%s: yes: HTTPS through this binary can be traced (%s%s)\n", path.c_str(),
                         syms->list().c_str(), syms->exported ? "" : "; found in .symtab only");
         } else {
-            std::printf("%s: no: SSL_read and SSL_write are not both defined here (%s); if it loads "
-                        "libssl.so.* (`ldd %s | grep libssl`, or /proc/PID/maps of the running "
-                        "program), that library is traced instead: check it\n",
-                        path.c_str(), syms->list().empty() ? "no OpenSSL functions" : syms->list().c_str(),
-                        path.c_str());
+            std::printf(
+                "%s: no: SSL_read and SSL_write are not both defined here (%s); if it loads "
+                "libssl.so.* (`ldd %s | grep libssl`, or /proc/PID/maps of the running "
+                "program), that library is traced instead: check it\n",
+                path.c_str(), syms->list().empty() ? "no OpenSSL functions" : syms->list().c_str(),
+                path.c_str());
             status = 1;
         }
     }

@@ -28,14 +28,10 @@ struct Hook {
 
 // The uretprobe program is shared: it finds the call's direction in tls_calls.
 constexpr Hook kHooks[] = {
-    {"SSL_write", "ssl_write_enter", false, true},
-    {"SSL_write", "ssl_ret", true, true},
-    {"SSL_read", "ssl_read_enter", false, true},
-    {"SSL_read", "ssl_ret", true, true},
-    {"SSL_write_ex", "ssl_write_ex_enter", false, false},
-    {"SSL_write_ex", "ssl_ret", true, false},
-    {"SSL_read_ex", "ssl_read_ex_enter", false, false},
-    {"SSL_read_ex", "ssl_ret", true, false},
+    {"SSL_write", "ssl_write_enter", false, true},        {"SSL_write", "ssl_ret", true, true},
+    {"SSL_read", "ssl_read_enter", false, true},          {"SSL_read", "ssl_ret", true, true},
+    {"SSL_write_ex", "ssl_write_ex_enter", false, false}, {"SSL_write_ex", "ssl_ret", true, false},
+    {"SSL_read_ex", "ssl_read_ex_enter", false, false},   {"SSL_read_ex", "ssl_ret", true, false},
     {"SSL_set_fd", "ssl_set_fd_enter", false, false},
 };
 
@@ -73,7 +69,10 @@ std::vector<uint32_t> map_keys(int fd) {
 }  // namespace
 
 TlsTracer::TlsTracer(BpfProbes& probes, Counters& counters, bool trace_all)
-    : probes_(probes), counters_(counters), trace_all_(trace_all), self_(static_cast<uint32_t>(::getpid())) {}
+    : probes_(probes),
+      counters_(counters),
+      trace_all_(trace_all),
+      self_(static_cast<uint32_t>(::getpid())) {}
 
 TlsTracer::~TlsTracer() {
     for (auto& [pid, list] : by_pid_) {
@@ -177,8 +176,10 @@ std::optional<TlsSymbols> TlsTracer::symbols(const std::string& open_path, dev_t
     if (auto it = elf_cache_.find(key); it != elf_cache_.end()) return it->second;
     auto r = read_tls_symbols(open_path);
     std::optional<TlsSymbols> v;
-    if (r) v = *r;
-    else spdlog::debug("tls: {}: {}", open_path, r.error());
+    if (r)
+        v = *r;
+    else
+        spdlog::debug("tls: {}: {}", open_path, r.error());
     // One entry per distinct binary seen; a machine that keeps making new ones (builds) must not
     // grow it for ever: start over, the next look reads the ELF again.
     constexpr size_t kMaxElfCache = 4096;
@@ -225,18 +226,21 @@ void TlsTracer::consider(uint32_t pid, const std::string& open_path, const std::
     if (procs >= 0) bpf_map_update_elem(procs, &pid, &one, BPF_ANY);
 }
 
-bool TlsTracer::attach(uint32_t pid, const std::string& open_path, const TlsSymbols& syms, Attachment& a) {
+bool TlsTracer::attach(uint32_t pid, const std::string& open_path, const TlsSymbols& syms,
+                       Attachment& a) {
     std::set<std::string> functions;
     for (const Hook& h : kHooks) {
         if (!has(syms, h.function)) continue;
         bpf_program* prog = probes_.program(h.program);
         if (!prog) return false;
         LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = h.retprobe, .func_name = h.function);
-        bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), open_path.c_str(), 0, &opts);
+        bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid),
+                                                         open_path.c_str(), 0, &opts);
         if (!link) {
             const int err = errno;
             if (!h.required) continue;
-            spdlog::warn("tls: cannot attach {} in {} for pid {}: {}", h.function, a.path, pid, std::strerror(err));
+            spdlog::warn("tls: cannot attach {} in {} for pid {}: {}", h.function, a.path, pid,
+                         std::strerror(err));
             counters_.add("tls.attach_failed");
             for (bpf_link* l : a.links) bpf_link__destroy(l);
             a.links.clear();

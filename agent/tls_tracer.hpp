@@ -37,7 +37,7 @@ struct bpf_link;
 namespace passport::agent {
 
 class TlsTracer {
-public:
+  public:
     TlsTracer(BpfProbes& probes, Counters& counters, bool trace_all);
     ~TlsTracer();
     TlsTracer(const TlsTracer&) = delete;
@@ -55,7 +55,7 @@ public:
     // "pid 123: /usr/lib/x86_64-linux-gnu/libssl.so.3 (SSL_read SSL_write ...)" per binary.
     std::vector<std::string> describe() const;
 
-private:
+  private:
     struct Attachment {
         dev_t dev = 0;
         ino_t ino = 0;

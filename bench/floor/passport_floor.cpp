@@ -29,7 +29,8 @@ int main() {
     libbpf_set_print(quiet_libbpf);
 
     // Block the stop signals first and wait for them on a signalfd: no handler races.
-    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a signalfd.
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a
+    // signalfd.
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     sigset_t stop;
@@ -48,7 +49,8 @@ int main() {
 
     passport_floor* skel = passport_floor__open_and_load();
     if (!skel) {
-        std::fprintf(stderr, "passport_floor: loading the floor programs failed: %s\n", std::strerror(errno));
+        std::fprintf(stderr, "passport_floor: loading the floor programs failed: %s\n",
+                     std::strerror(errno));
         return 1;
     }
 
@@ -67,7 +69,8 @@ int main() {
         }
         links.push_back(link);
     }
-    std::fprintf(stderr, "passport_floor: %zu programs attached (%d refused)\n", links.size(), failed);
+    std::fprintf(stderr, "passport_floor: %zu programs attached (%d refused)\n", links.size(),
+                 failed);
     std::fprintf(stderr, "passport_floor: ready\n");
     std::fflush(stderr);
 

@@ -59,7 +59,7 @@ namespace fs = std::filesystem;
 
 // Counts and discards: the pipeline's cost without any export syscall.
 class DiscardEmitter : public exporter::Emitter {
-public:
+  public:
     void emit(std::string datagram) override {
         datagrams_++;
         bytes_ += datagram.size();
@@ -172,15 +172,20 @@ void shift(Record& r, uint64_t delta) {
     auto* h = reinterpret_cast<pp_event_header*>(r.bytes.data());
     h->ts_ns += delta;
     switch (h->kind) {
-        case PP_EV_CONN_OPEN: reinterpret_cast<pp_conn_open_event*>(r.bytes.data())->conn.gen += delta; break;
-        case PP_EV_CONN_CLOSE: reinterpret_cast<pp_conn_close_event*>(r.bytes.data())->conn.gen += delta; break;
+        case PP_EV_CONN_OPEN:
+            reinterpret_cast<pp_conn_open_event*>(r.bytes.data())->conn.gen += delta;
+            break;
+        case PP_EV_CONN_CLOSE:
+            reinterpret_cast<pp_conn_close_event*>(r.bytes.data())->conn.gen += delta;
+            break;
         case PP_EV_DATA: {
             auto* ev = reinterpret_cast<pp_data_event*>(r.bytes.data());
             ev->conn.gen += delta;
             ev->exit_ns += delta;
             break;
         }
-        default: break;
+        default:
+            break;
     }
 }
 
@@ -208,9 +213,11 @@ struct FakeProc {
             std::string base = fs::path(exe).filename();
             fs::create_symlink(exe, dir / "exe");
             std::ofstream(dir / "comm") << base.substr(0, 15) << "\n";
-            std::string argv = exe + std::string(1, '\0') + "server-" + std::to_string(t) + ".py" + std::string(1, '\0');
+            std::string argv = exe + std::string(1, '\0') + "server-" + std::to_string(t) + ".py" +
+                               std::string(1, '\0');
             std::ofstream(dir / "cmdline", std::ios::binary) << argv;
-            std::ofstream(dir / "environ", std::ios::binary) << "PATH=/usr/bin" << '\0' << "HOME=/root" << '\0';
+            std::ofstream(dir / "environ", std::ios::binary)
+                << "PATH=/usr/bin" << '\0' << "HOME=/root" << '\0';
             std::ofstream(dir / "status") << "Name:\t" << base << "\nPPid:\t1\n";
             std::ofstream(dir / "cgroup") << "0::/\n";
         }
@@ -224,18 +231,19 @@ struct FakeProc {
 struct Options {
     std::string capture = PASSPORT_BENCH_CAPTURE;
     double seconds = 5.0;
-    long iterations = 0;     // > 0: run exactly this many instead of timing
+    long iterations = 0;  // > 0: run exactly this many instead of timing
     long warmup = 20;
-    std::string udp;         // HOST:PORT: send documents with the agent's UdpEmitter
-    long udp_batch = 64;     // datagrams per sendmmsg, as the agent configures it
+    std::string udp;      // HOST:PORT: send documents with the agent's UdpEmitter
+    long udp_batch = 64;  // datagrams per sendmmsg, as the agent configures it
 };
 
 [[noreturn]] void usage(int code) {
-    std::fprintf(code ? stderr : stdout,
-                 "usage: passport_pipeline_bench [--capture FILE] [--seconds S | --iterations N]\n"
-                 "                                [--warmup N] [--udp HOST:PORT [--udp-batch N]]\n"
-                 "Replays a recorded event stream through decode -> reassembly -> parse -> correlate ->\n"
-                 "document and prints one JSON object (events/s, ns/event, documents).\n");
+    std::fprintf(
+        code ? stderr : stdout,
+        "usage: passport_pipeline_bench [--capture FILE] [--seconds S | --iterations N]\n"
+        "                                [--warmup N] [--udp HOST:PORT [--udp-batch N]]\n"
+        "Replays a recorded event stream through decode -> reassembly -> parse -> correlate ->\n"
+        "document and prints one JSON object (events/s, ns/event, documents).\n");
     std::exit(code);
 }
 
@@ -247,14 +255,22 @@ Options parse(int argc, char** argv) {
             if (i + 1 >= argc) usage(2);
             return argv[++i];
         };
-        if (a == "--capture") o.capture = next();
-        else if (a == "--seconds") o.seconds = std::atof(next().c_str());
-        else if (a == "--iterations") o.iterations = std::atol(next().c_str());
-        else if (a == "--warmup") o.warmup = std::atol(next().c_str());
-        else if (a == "--udp") o.udp = next();
-        else if (a == "--udp-batch") o.udp_batch = std::atol(next().c_str());
-        else if (a == "-h" || a == "--help") usage(0);
-        else usage(2);
+        if (a == "--capture")
+            o.capture = next();
+        else if (a == "--seconds")
+            o.seconds = std::atof(next().c_str());
+        else if (a == "--iterations")
+            o.iterations = std::atol(next().c_str());
+        else if (a == "--warmup")
+            o.warmup = std::atol(next().c_str());
+        else if (a == "--udp")
+            o.udp = next();
+        else if (a == "--udp-batch")
+            o.udp_batch = std::atol(next().c_str());
+        else if (a == "-h" || a == "--help")
+            usage(0);
+        else
+            usage(2);
     }
     return o;
 }
@@ -271,7 +287,8 @@ int main(int argc, char** argv) {
     }
     auto loaded = events::read_recording(in);
     if (!loaded) {
-        std::fprintf(stderr, "passport_pipeline_bench: %s: %s\n", opt.capture.c_str(), loaded.error().c_str());
+        std::fprintf(stderr, "passport_pipeline_bench: %s: %s\n", opt.capture.c_str(),
+                     loaded.error().c_str());
         return 1;
     }
     const std::vector<events::Event>& evs = *loaded;
@@ -292,7 +309,8 @@ int main(int argc, char** argv) {
     FakeProc proc(evs);
     Counters counters;
     ClockOffset clock(1'795'000'000'000'000'000LL);
-    auto rules = sample::parse_local_rules(R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
+    auto rules = sample::parse_local_rules(
+        R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
     if (!rules) {
         std::fprintf(stderr, "passport_pipeline_bench: rules: %s\n", rules.error().c_str());
         return 1;
@@ -320,8 +338,9 @@ int main(int argc, char** argv) {
     cfg.correlator.hostname = "bench-host";
     cfg.proc_root = proc.root.string();
     uint64_t seq = 1;
-    pipeline::Pipeline pipe(cfg, std::make_unique<sample::LocalSampler>(std::move(*rules)), *emitter, counters,
-                            clock, [&seq] { return seq++ * 0x9E3779B97F4A7C15ULL; });
+    pipeline::Pipeline pipe(cfg, std::make_unique<sample::LocalSampler>(std::move(*rules)),
+                            *emitter, counters, clock,
+                            [&seq] { return seq++ * 0x9E3779B97F4A7C15ULL; });
 
     uint64_t events_replayed = 0;
     uint64_t bytes_replayed = 0;
@@ -337,7 +356,8 @@ int main(int argc, char** argv) {
             if (!r.per_iteration && iteration > 0) continue;
             // One event reused across records, as the agent's ring callback does.
             events::Event& ev = event;
-            if (events::decode_counted({r.bytes.data(), r.bytes.size()}, counters, ev)) pipe.on_event(ev);
+            if (events::decode_counted({r.bytes.data(), r.bytes.size()}, counters, ev))
+                pipe.on_event(ev);
             events_replayed++;
             bytes_replayed += r.bytes.size();
         }
@@ -388,10 +408,12 @@ int main(int argc, char** argv) {
     out["events_per_s"] = cpu > 0 ? double(events) / cpu : 0.0;
     out["ns_per_event"] = events ? cpu * 1e9 / double(events) : 0.0;
     out["us_per_document"] = docs ? cpu * 1e6 / double(docs) : 0.0;
-    out["emitter"] = udp ? "udp " + opt.udp + " batch " + std::to_string(opt.udp_batch) : std::string("discard");
+    out["emitter"] =
+        udp ? "udp " + opt.udp + " batch " + std::to_string(opt.udp_batch) : std::string("discard");
     out["decode_rejected"] = 0;
     for (const auto& [name, value] : counters.all())
-        if (name.rfind("decode.rejected", 0) == 0) out["decode_rejected"] = out["decode_rejected"].get<uint64_t>() + value;
+        if (name.rfind("decode.rejected", 0) == 0)
+            out["decode_rejected"] = out["decode_rejected"].get<uint64_t>() + value;
     out["udp_send_failed"] = counters.get("export.udp_send_failed");
     std::printf("%s\n", out.dump().c_str());
     return docs > 0 ? 0 : 1;

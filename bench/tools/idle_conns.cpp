@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,7 +35,8 @@ bool read_response(int fd) {
             if (end == std::string::npos) continue;
             size_t cl = got.find("Content-Length:");
             if (cl == std::string::npos) cl = got.find("content-length:");
-            size_t body = cl == std::string::npos ? 0 : std::strtoul(got.c_str() + cl + 15, nullptr, 10);
+            size_t body =
+                cl == std::string::npos ? 0 : std::strtoul(got.c_str() + cl + 15, nullptr, 10);
             need = end + 4 + body;
         }
         if (got.size() >= need) return true;
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: idle_conns HOST PORT N\n");
         return 2;
     }
-    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a signalfd.
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a
+    // signalfd.
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     sigset_t stop;
@@ -67,8 +69,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     const long want = std::atol(argv[3]);
-    const std::string req = std::string("GET /index.html HTTP/1.1\r\nHost: ") + argv[1] +
-                            "\r\nUser-Agent: passport-bench-idle/1.0\r\nConnection: keep-alive\r\n\r\n";
+    const std::string req =
+        std::string("GET /index.html HTTP/1.1\r\nHost: ") + argv[1] +
+        "\r\nUser-Agent: passport-bench-idle/1.0\r\nConnection: keep-alive\r\n\r\n";
 
     auto t0 = std::chrono::steady_clock::now();
     std::vector<int> fds;
@@ -87,10 +90,13 @@ int main(int argc, char** argv) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         fds.push_back(fd);
-        if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) && read_response(fd)) answered++;
+        if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) &&
+            read_response(fd))
+            answered++;
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "idle_conns: ready (%zu open, %ld answered, %.1f s)\n", fds.size(), answered, secs);
+    std::fprintf(stderr, "idle_conns: ready (%zu open, %ld answered, %.1f s)\n", fds.size(),
+                 answered, secs);
     std::fflush(stderr);
 
     pollfd pfd{sfd, POLLIN, 0};
@@ -103,7 +109,7 @@ int main(int argc, char** argv) {
         if (poll(&p, 1, 0) == 0) still_open++;
         close(fd);
     }
-    std::printf("{\"open\":%zu,\"answered\":%ld,\"still_open_at_end\":%ld,\"seconds\":%.2f}\n", fds.size(), answered,
-                still_open, secs);
+    std::printf("{\"open\":%zu,\"answered\":%ld,\"still_open_at_end\":%ld,\"seconds\":%.2f}\n",
+                fds.size(), answered, still_open, secs);
     return fds.size() == static_cast<size_t>(want) ? 0 : 1;
 }

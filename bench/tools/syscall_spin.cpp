@@ -37,8 +37,8 @@ bool tcp_pair(int& a, int& b) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
-    if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(l, 1) != 0 ||
-        getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(l, 1) != 0 || getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
         return false;
     a = socket(AF_INET, SOCK_STREAM, 0);
     if (a < 0 || connect(a, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return false;
@@ -90,8 +90,8 @@ bool run(const std::string& mode, double seconds) {
         t = now();
     }
     const double elapsed = t - t0;
-    std::printf("{\"mode\":\"%s\",\"ops\":%llu,\"seconds\":%.3f,\"ns_per_op\":%.1f}\n", mode.c_str(), ops, elapsed,
-                elapsed * 1e9 / double(ops));
+    std::printf("{\"mode\":\"%s\",\"ops\":%llu,\"seconds\":%.3f,\"ns_per_op\":%.1f}\n",
+                mode.c_str(), ops, elapsed, elapsed * 1e9 / double(ops));
     std::fflush(stdout);
     close(wfd);
     if (rfd >= 0) close(rfd);
@@ -106,12 +106,16 @@ int main(int argc, char** argv) {
     double seconds = -1;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
-        if (a == "--wait-signal") wait_signal = true;
-        else if (seconds < 0) seconds = std::atof(a.c_str());
-        else modes.push_back(a);
+        if (a == "--wait-signal")
+            wait_signal = true;
+        else if (seconds < 0)
+            seconds = std::atof(a.c_str());
+        else
+            modes.push_back(a);
     }
     if (seconds <= 0 || modes.empty()) {
-        std::fprintf(stderr, "usage: syscall_spin [--wait-signal] SECONDS devnull|socketpair|tcp...\n");
+        std::fprintf(stderr,
+                     "usage: syscall_spin [--wait-signal] SECONDS devnull|socketpair|tcp...\n");
         return 2;
     }
     if (wait_signal) {

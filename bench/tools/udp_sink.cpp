@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: udp_sink PORT\n");
         return 2;
     }
-    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a signalfd.
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches a
+    // signalfd.
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     sigset_t stop;

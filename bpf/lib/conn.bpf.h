@@ -13,10 +13,10 @@
 #include "maps.bpf.h"
 
 /* Not in vmlinux.h (macros). */
-#define PP_S_IFMT 0170000
-#define PP_S_IFSOCK 0140000
-#define PP_AF_INET 2
-#define PP_AF_INET6 10
+#define PP_S_IFMT      0170000
+#define PP_S_IFSOCK    0140000
+#define PP_AF_INET     2
+#define PP_AF_INET6    10
 #define PP_SOCK_STREAM 1
 #define PP_IPPROTO_TCP 6
 #define PP_EINPROGRESS 115
@@ -83,7 +83,7 @@ static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *
 /* Starts tracking fd as a connection with the given role and reports it. Returns the new
  * state, or NULL when the port filter excludes it or the table refused it. */
 static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd, struct sock *sk,
-                                                        __u8 role, __u64 ts)
+                                                       __u8 role, __u64 ts)
 {
     __u32 tgid = pid_tgid >> 32;
     struct pp_conn_open_event ev = {};

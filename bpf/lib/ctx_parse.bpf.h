@@ -26,8 +26,8 @@
 #define PP_MAX_TRACE_HEADER 1024
 
 /* Literals as little-endian byte strings, so a byte is a shift away (no string tables). */
-#define PP_C8(a, b, c, d, e, f, g, h)                                                            \
-    ((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |    \
+#define PP_C8(a, b, c, d, e, f, g, h)                                                              \
+    ((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |       \
      (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
 static __always_inline __u8 pp_lit(__u64 lo, __u64 hi, __u32 k)
@@ -41,14 +41,14 @@ static __always_inline __u8 pp_lit(__u64 lo, __u64 hi, __u32 k)
 
 /* Header names. */
 #define PP_H_XRAY 1
-#define PP_H_TP 2
+#define PP_H_TP   2
 #define PP_H_HOST 4
-#define PP_H_ALL 7
+#define PP_H_ALL  7
 /* Trace header keys. */
-#define PP_K_ROOT 1
-#define PP_K_PARENT 2
+#define PP_K_ROOT    1
+#define PP_K_PARENT  2
 #define PP_K_SAMPLED 4
-#define PP_K_ALL 7
+#define PP_K_ALL     7
 
 static __always_inline __u8 pp_name_char(__u32 which, __u32 k)
 {
@@ -74,9 +74,12 @@ static __always_inline __u8 pp_name_char(__u32 which, __u32 k)
 static __always_inline __u32 pp_name_len(__u32 which)
 {
     switch (which) {
-    case PP_H_XRAY: return 15;
-    case PP_H_TP: return 11;
-    case PP_H_HOST: return 4;
+    case PP_H_XRAY:
+        return 15;
+    case PP_H_TP:
+        return 11;
+    case PP_H_HOST:
+        return 4;
     }
     return 0;
 }
@@ -138,8 +141,8 @@ enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
 struct pp_head_scan {
     __u32 len;
     /* request line */
-    __u32 line;         /* 0 while in the request line */
-    __u32 rl_state;     /* 0 method, 1 path, 2 query/rest */
+    __u32 line;     /* 0 while in the request line */
+    __u32 rl_state; /* 0 method, 1 path, 2 query/rest */
     __u32 method_end;
     __u32 path_start;
     __u32 path_end;
@@ -147,23 +150,23 @@ struct pp_head_scan {
     __u32 phase;
     __u32 name_pos;
     __u32 cand;
-    __u32 hdr;          /* PP_H_* of the value being read, 0 other */
-    __u32 seen;         /* PP_H_* headers already read (the first of each counts) */
+    __u32 hdr;  /* PP_H_* of the value being read, 0 other */
+    __u32 seen; /* PP_H_* headers already read (the first of each counts) */
     /* Host value */
     __u32 host_start;
-    __u32 host_end;     /* one past the last non-space */
+    __u32 host_end; /* one past the last non-space */
     __u32 host_colon;
     __u32 host_colons;
     /* X-Amzn-Trace-Id value */
     __u32 x_len;
-    __u32 x_inkey;      /* 1 reading a key, 0 reading a value */
+    __u32 x_inkey; /* 1 reading a key, 0 reading a value */
     __u32 x_kpos;
     __u32 x_kcand;
     __u32 x_key;
     __u32 x_j;
-    __u32 x_bad;        /* the current value is malformed */
-    __u32 x_trail;      /* blanks after the current value (or inside the current key) */
-    __u32 x_seen;       /* keys seen (with a non-empty value) */
+    __u32 x_bad;   /* the current value is malformed */
+    __u32 x_trail; /* blanks after the current value (or inside the current key) */
+    __u32 x_seen;  /* keys seen (with a non-empty value) */
     __u32 x_dup;
     __u32 x_root_ok;
     __u32 x_par_ok;
@@ -172,7 +175,7 @@ struct pp_head_scan {
     __u32 x_lo;
     __u64 x_hi;
     __u64 x_par;
-    __u64 x_cur;        /* Parent digits, or the Sampled decision, of the value being read */
+    __u64 x_cur; /* Parent digits, or the Sampled decision, of the value being read */
     /* traceparent value */
     __u32 t_j;
     __u32 t_bad;
@@ -181,13 +184,13 @@ struct pp_head_scan {
     __u32 t_flags;
     __u32 t_epoch;
     __u32 t_lo;
-    __u32 pos;          /* next byte to look at */
+    __u32 pos; /* next byte to look at */
     __u64 t_hi;
     __u64 t_par;
     /* results: 1 valid, 2 present but rejected */
     __u32 xray;
     __u32 tp;
-    __u32 want;         /* PP_H_* header names looked for (Host only when pp_head_text) */
+    __u32 want; /* PP_H_* header names looked for (Host only when pp_head_text) */
     __u32 _pad_want;
 };
 
@@ -584,8 +587,8 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
     }
     if (need_rules) {
         struct pp_sample_text a;
-        pp_sample_text_from(&a, h.method_end, h.path_start, h.path_end, h.host_start, h.host_end, h.host_colon,
-                            h.host_colons);
+        pp_sample_text_from(&a, h.method_end, h.path_start, h.path_end, h.host_start, h.host_end,
+                            h.host_colon, h.host_colons);
         __u16 rule = PP_RULE_NONE;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;

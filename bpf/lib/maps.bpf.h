@@ -60,8 +60,8 @@ struct {
  * reads; both change together (bit after the hash entry on select, before its removal on
  * unselect). */
 #define PP_PID_BITMAP_WORDS (1u << 16)
-#define PP_BITS_TRACED 0
-#define PP_BITS_TLS 1
+#define PP_BITS_TRACED      0
+#define PP_BITS_TLS         1
 
 struct pp_pid_bitmap {
     __u64 w[PP_PID_BITMAP_WORDS];
@@ -156,7 +156,7 @@ struct {
 
 /* Enter -> exit stash of a data syscall's arguments (task_stash.io). */
 struct pp_io_args {
-    __u64 buf;      /* user buffer, or iovec array, or msghdr */
+    __u64 buf; /* user buffer, or iovec array, or msghdr */
     __u64 enter_ns;
     __s32 fd;
     __u32 iovcnt;
@@ -183,7 +183,7 @@ struct pp_sock_args {
     __u8 _pad[3];
 };
 
-#define PP_SOCK_ACCEPT 1
+#define PP_SOCK_ACCEPT  1
 #define PP_SOCK_CONNECT 2
 
 /* A thread is in at most one syscall, so its stashes live with the thread itself

@@ -38,9 +38,9 @@ struct pp_sample_text {
  * offsets from the request's first byte (the method starts at 0). A range that is empty or ends
  * at or past PP_MAX_CHUNK is left out (empty: matches any pattern). A Host value with exactly one
  * ':' ends there (its port); one with more (an IPv6 literal) is kept whole. */
-static __always_inline void pp_sample_text_from(struct pp_sample_text *a, __u32 method_end, __u32 path_start,
-                                                __u32 path_end, __u32 host_start, __u32 host_end,
-                                                __u32 host_colon, __u32 host_colons)
+static __always_inline void pp_sample_text_from(struct pp_sample_text *a, __u32 method_end,
+                                                __u32 path_start, __u32 path_end, __u32 host_start,
+                                                __u32 host_end, __u32 host_colon, __u32 host_colons)
 {
     __builtin_memset(a, 0, sizeof(*a));
     if (method_end > 0 && method_end < PP_MAX_CHUNK)
@@ -70,9 +70,9 @@ struct pp_glob_state {
     __u32 tlen;
     __u32 p;
     __u32 t;
-    __u32 star;    /* pattern index of the last '*', or ~0 */
+    __u32 star; /* pattern index of the last '*', or ~0 */
     __u32 star_t;
-    __s32 result;  /* 1 match, 0 no match, -1 undecided */
+    __s32 result; /* 1 match, 0 no match, -1 undecided */
 };
 
 struct pp_rule_state {
@@ -175,7 +175,8 @@ static long pp_rule_step(__u32 i, void *arg)
     }
     int m = pp_glob_match(l->sc, r->host, r->host_len, l->text, w->a.host_off, w->a.host_len);
     if (m == 1)
-        m = pp_glob_match(l->sc, r->method, r->method_len, l->text, w->a.method_off, w->a.method_len);
+        m = pp_glob_match(l->sc, r->method, r->method_len, l->text, w->a.method_off,
+                          w->a.method_len);
     if (m == 1)
         m = pp_glob_match(l->sc, r->path, r->path_len, l->text, w->a.path_off, w->a.path_len);
     if (m < 0) {

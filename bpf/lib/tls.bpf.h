@@ -34,7 +34,7 @@ enum pp_conn_tls {
 struct pp_tls_call {
     __u64 ssl;
     __u64 buf;
-    __u64 len_ptr;  /* _ex variants: size_t *readbytes / *written; else 0 */
+    __u64 len_ptr; /* _ex variants: size_t *readbytes / *written; else 0 */
     __u64 enter_ns;
     __s32 fd;       /* socket the thread used during the call, -1 if none */
     __u32 num;      /* bytes asked for (SSL_write: what a successful call writes) */
@@ -167,8 +167,15 @@ static long tls_piece(__u32 index, void *ctx)
 static __always_inline int tls_starts_with_method(__u32 w)
 {
     switch (w) {
-    case 0x20544547: case 0x54534f50: case 0x20545550: case 0x44414548: case 0x454c4544:
-    case 0x43544150: case 0x4954504f: case 0x4e4e4f43: case 0x43415254:
+    case 0x20544547:
+    case 0x54534f50:
+    case 0x20545550:
+    case 0x44414548:
+    case 0x454c4544:
+    case 0x43544150:
+    case 0x4954504f:
+    case 0x4e4e4f43:
+    case 0x43415254:
         return 1;
     }
     return 0;
@@ -279,7 +286,8 @@ static __always_inline int tls_on_socket_io(__u64 pid_tgid, __s32 fd, __u8 direc
             call->num > 0) {
             call->emitted = 1;
             tls_bind(pid_tgid >> 32, call->ssl, fd, st->gen);
-            tls_emit_plaintext(pid_tgid, st, fd, PP_DIR_EGRESS, call->buf, call->num, call->enter_ns);
+            tls_emit_plaintext(pid_tgid, st, fd, PP_DIR_EGRESS, call->buf, call->num,
+                               call->enter_ns);
         }
     } else if (direction == PP_DIR_EGRESS) {
         tls_flush_pending(pid_tgid, fd, st);

@@ -30,7 +30,8 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
         lru_count(PP_LRU_CONNS_DELETED);
     /* The closing thread's trace context belonged to a request on this connection: it ends. */
     struct pp_trace_ctx *tc = bpf_map_lookup_elem(&thread_ctx, &pid_tgid);
-    if (tc && tc->conn.fd == fd && tc->conn.gen == ev.conn.gen && bpf_map_delete_elem(&thread_ctx, &pid_tgid) == 0)
+    if (tc && tc->conn.fd == fd && tc->conn.gen == ev.conn.gen &&
+        bpf_map_delete_elem(&thread_ctx, &pid_tgid) == 0)
         lru_count(PP_LRU_CTX_DELETED);
     emit(&ev, sizeof(ev));
     return 0;

@@ -103,7 +103,8 @@ static __always_inline __u32 copy_iovec(struct pp_data_scratch *s, __u64 iov_ptr
 {
     if (iovcnt > PP_MAX_IOV)
         iovcnt = PP_MAX_IOV; /* counted once per syscall in io_exit */
-    struct pp_iov_walk w = {.s = s, .iov_ptr = iov_ptr, .iovcnt = iovcnt, .skip = skip, .want = want};
+    struct pp_iov_walk w = {
+        .s = s, .iov_ptr = iov_ptr, .iovcnt = iovcnt, .skip = skip, .want = want};
     bpf_loop(PP_MAX_IOV, iov_step, &w, 0);
     return w.off;
 }
@@ -206,8 +207,8 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     if (!st)
         return 0; /* closed by another thread meanwhile */
     int ingress = a.direction == PP_DIR_INGRESS;
-    __u64 pos = ingress ? __sync_fetch_and_add(&st->rx_pos, ret)
-                        : __sync_fetch_and_add(&st->tx_pos, ret);
+    __u64 pos =
+        ingress ? __sync_fetch_and_add(&st->rx_pos, ret) : __sync_fetch_and_add(&st->tx_pos, ret);
 
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -273,32 +274,43 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     /* The first piece, then (head budget only) the next ones through bpf_loop, which the
      * verifier checks once instead of once per unrolled iteration. The last piece's len runs to
      * the end of the syscall's data, so whatever was not copied is a gap of known size. */
-    struct pp_chunk_loop c = {.s = s, .a = a, .msg_iov = msg_iov, .msg_iovlen = msg_iovlen,
-                              .pos = pos, .ret = (__u64)ret, .full = full};
+    struct pp_chunk_loop c = {.s = s,
+                              .a = a,
+                              .msg_iov = msg_iov,
+                              .msg_iovlen = msg_iovlen,
+                              .pos = pos,
+                              .ret = (__u64)ret,
+                              .full = full};
     emit_piece(&c, captured);
     if (c.off < full)
         bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK - 1, next_piece, &c, 0);
     return 0;
 }
 
-#define BUF_PROBE(call, sysno, dir)                                                       \
-    SEC("tracepoint/syscalls/sys_enter_" #call)                                          \
-    int call##_enter(struct trace_event_raw_sys_enter *ctx)                               \
-    {                                                                                     \
-        return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_BUF, sysno, dir);     \
-    }                                                                                     \
-    SEC("tracepoint/syscalls/sys_exit_" #call)                                           \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, sysno); }
+#define BUF_PROBE(call, sysno, dir)                                                                \
+    SEC("tracepoint/syscalls/sys_enter_" #call)                                                    \
+    int call##_enter(struct trace_event_raw_sys_enter *ctx)                                        \
+    {                                                                                              \
+        return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_BUF, sysno, dir);              \
+    }                                                                                              \
+    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
+    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
+    {                                                                                              \
+        return io_exit(ctx->ret, sysno);                                                           \
+    }
 
-#define IOV_PROBE(call, sysno, dir)                                                       \
-    SEC("tracepoint/syscalls/sys_enter_" #call)                                          \
-    int call##_enter(struct trace_event_raw_sys_enter *ctx)                               \
-    {                                                                                     \
-        return io_enter((__s32)ctx->args[0], ctx->args[1], (__u32)ctx->args[2],           \
-                        PP_IO_IOVEC, sysno, dir);                                         \
-    }                                                                                     \
-    SEC("tracepoint/syscalls/sys_exit_" #call)                                           \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, sysno); }
+#define IOV_PROBE(call, sysno, dir)                                                                \
+    SEC("tracepoint/syscalls/sys_enter_" #call)                                                    \
+    int call##_enter(struct trace_event_raw_sys_enter *ctx)                                        \
+    {                                                                                              \
+        return io_enter((__s32)ctx->args[0], ctx->args[1], (__u32)ctx->args[2], PP_IO_IOVEC,       \
+                        sysno, dir);                                                               \
+    }                                                                                              \
+    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
+    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
+    {                                                                                              \
+        return io_exit(ctx->ret, sysno);                                                           \
+    }
 
 BUF_PROBE(read, PP_SYS_READ, PP_DIR_INGRESS)
 BUF_PROBE(write, PP_SYS_WRITE, PP_DIR_EGRESS)
@@ -314,7 +326,10 @@ int recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_INGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int recvfrom_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_RECVFROM); }
+int recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    return io_exit(ctx->ret, PP_SYS_RECVFROM);
+}
 
 BUF_PROBE(sendto, PP_SYS_SENDTO, PP_DIR_EGRESS)
 
@@ -327,7 +342,10 @@ int recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_INGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int recvmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_RECVMSG); }
+int recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    return io_exit(ctx->ret, PP_SYS_RECVMSG);
+}
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
@@ -336,7 +354,10 @@ int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_EGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int sendmsg_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_SENDMSG); }
+int sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    return io_exit(ctx->ret, PP_SYS_SENDMSG);
+}
 
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket; nothing to copy. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
@@ -345,4 +366,7 @@ int sendfile_enter(struct trace_event_raw_sys_enter *ctx)
     return io_enter((__s32)ctx->args[0], 0, 0, PP_IO_NONE, PP_SYS_SENDFILE, PP_DIR_EGRESS);
 }
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int sendfile_exit(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret, PP_SYS_SENDFILE); }
+int sendfile_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    return io_exit(ctx->ret, PP_SYS_SENDFILE);
+}

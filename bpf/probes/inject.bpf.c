@@ -26,8 +26,8 @@
  *   end of each head, inserts one header line after the request line unless the head already
  *   has X-Amzn-Trace-Id. Nothing is ever held back: a head written over several sends is parsed
  *   as it passes, and its line goes before the head's blank line, in the send that ends the head
- *   (when that send holds the whole blank line). A call outside any served request gets a trace minted
- *   here and the local sampling rules' decision. Anything unexpected (not HTTP/1, helper
+ *   (when that send holds the whole blank line). A call outside any served request gets a trace
+ * minted here and the local sampling rules' decision. Anything unexpected (not HTTP/1, helper
  *   failure, framing that cannot be followed) leaves the bytes as the app wrote them and stops
  *   injection on that socket. Every request is reported (PP_EV_INJECT).
  *
@@ -45,7 +45,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define PP_AF_INET 2
+#define PP_AF_INET  2
 #define PP_AF_INET6 10
 
 /* Bytes of the message looked at per window (heads larger than this are parsed over several
@@ -104,65 +104,64 @@ struct {
     __type(value, __u64);
 } inject_counters SEC(".maps");
 
-
 /* Parser modes. */
 enum {
-    M_START = 0,      /* at a request boundary */
-    M_METHOD,         /* in the method */
-    M_REQLINE,        /* rest of the request line */
-    M_HDR_START,      /* at the start of a header line */
+    M_START = 0, /* at a request boundary */
+    M_METHOD,    /* in the method */
+    M_REQLINE,   /* rest of the request line */
+    M_HDR_START, /* at the start of a header line */
     M_HDR_NAME,
     M_HDR_VALUE,
-    M_HDR_SKIP,       /* rest of a header line we do not care about */
-    M_BODY,           /* Content-Length body: body_left bytes */
+    M_HDR_SKIP, /* rest of a header line we do not care about */
+    M_BODY,     /* Content-Length body: body_left bytes */
     M_CHUNK_SIZE,
     M_CHUNK_EXT,      /* chunk extension up to the end of the size line */
     M_CHUNK_DATA,     /* body_left bytes of chunk data */
     M_CHUNK_DATA_END, /* the CRLF after chunk data */
     M_TRAILER_START,
     M_TRAILER,
-    M_DEAD,           /* not followed any more: never touched again */
+    M_DEAD, /* not followed any more: never touched again */
 };
 
 /* Header names of interest, as bits. */
-#define H_CL 1
-#define H_TE 2
+#define H_CL   1
+#define H_TE   2
 #define H_XRAY 4
 #define H_HOST 8
 
 /* Per-socket state. */
 struct pp_inj_sock {
-    __u64 app_bytes;        /* app bytes of all earlier messages */
+    __u64 app_bytes; /* app bytes of all earlier messages */
     __u64 body_left;
-    __u64 cl;               /* Content-Length being parsed */
-    __u64 req_app_pos;      /* app offset of the current request's first byte */
-    __u64 reqline_end_app;  /* app offset just after the request line's LF */
-    __u64 rolling;          /* last 8 bytes of the request line (CR dropped) */
+    __u64 cl;              /* Content-Length being parsed */
+    __u64 req_app_pos;     /* app offset of the current request's first byte */
+    __u64 reqline_end_app; /* app offset just after the request line's LF */
+    __u64 rolling;         /* last 8 bytes of the request line (CR dropped) */
     __u64 cookie;
-    __u64 wire_bytes;       /* bytes that left through this program (app + inserted) */
+    __u64 wire_bytes; /* bytes that left through this program (app + inserted) */
     struct pp_endpoint local;
     struct pp_endpoint remote;
     __u32 netns;
-    __u32 line_len;         /* bytes of the current line (CR dropped) */
+    __u32 line_len; /* bytes of the current line (CR dropped) */
     __u32 head_len;
-    __u8 marked;            /* set at connect: a selected process, destination allowed */
+    __u8 marked; /* set at connect: a selected process, destination allowed */
     __u8 mode;
-    __u8 cand;              /* header name candidates (H_*) */
-    __u8 matched;           /* the header whose value is being read */
-    __u8 flags;             /* F_* of the current head */
-    __u8 te_match;          /* progress matching "chunked" in Transfer-Encoding */
-    __u8 method_ok;         /* the method is one we inject into */
-    __u8 seq_known;         /* seq_base is set */
-    __u8 last_inserted;     /* the previous message got a header line */
-    __u8 blank_cr;          /* the current header line began with CR (its start is in blank_app) */
-    __u8 leave;             /* enum pp_inject_leave: the socket must leave the sockhash */
-    __u8 attr_flags;        /* A_* */
-    __u32 seq_base;         /* tcp write_seq when wire_bytes was 0 */
-    __u8 adopted;           /* joined from userspace: no header-option callback, the agent removes it */
-    __u8 leave_sent;        /* adopted: the agent was asked to remove it */
-    __u8 head_reported;     /* the current head was handled before its final LF arrived */
+    __u8 cand;          /* header name candidates (H_*) */
+    __u8 matched;       /* the header whose value is being read */
+    __u8 flags;         /* F_* of the current head */
+    __u8 te_match;      /* progress matching "chunked" in Transfer-Encoding */
+    __u8 method_ok;     /* the method is one we inject into */
+    __u8 seq_known;     /* seq_base is set */
+    __u8 last_inserted; /* the previous message got a header line */
+    __u8 blank_cr;      /* the current header line began with CR (its start is in blank_app) */
+    __u8 leave;         /* enum pp_inject_leave: the socket must leave the sockhash */
+    __u8 attr_flags;    /* A_* */
+    __u32 seq_base;     /* tcp write_seq when wire_bytes was 0 */
+    __u8 adopted;       /* joined from userspace: no header-option callback, the agent removes it */
+    __u8 leave_sent;    /* adopted: the agent was asked to remove it */
+    __u8 head_reported; /* the current head was handled before its final LF arrived */
     __u8 _pad0;
-    __u64 blank_app;        /* app offset of the first byte of the current header line */
+    __u64 blank_app; /* app offset of the first byte of the current header line */
     /* Where the current request's method, path and Host value lie, as offsets from its first
      * byte (valid while the head fits the first window), for the sampling rules. */
     __u16 a_method_len;
@@ -175,14 +174,14 @@ struct pp_inj_sock {
     __u8 _pad[3];
 };
 
-#define F_HAS_CL 1
-#define F_CHUNKED 2
-#define F_XRAY 4
-#define F_BAD 8       /* head cannot be framed (bad Content-Length) */
+#define F_HAS_CL    1
+#define F_CHUNKED   2
+#define F_XRAY      4
+#define F_BAD       8  /* head cannot be framed (bad Content-Length) */
 #define F_VALUE_NUM 16 /* Content-Length digits started */
 
-#define A_PATH_DONE 1  /* the path's end is known */
-#define A_HOST_SEEN 2  /* a Host header was read (the first one counts) */
+#define A_PATH_DONE  1 /* the path's end is known */
+#define A_HOST_SEEN  2 /* a Host header was read (the first one counts) */
 #define A_HOST_VALUE 4 /* a non-blank Host value byte was seen */
 
 struct {
@@ -194,22 +193,22 @@ struct {
 
 /* Per-CPU scratch of one sk_msg run. */
 struct pp_inj_run {
-    struct pp_inj_sock st;     /* working copy of the socket state */
+    struct pp_inj_sock st; /* working copy of the socket state */
     struct pp_inject_event ev;
-    __u64 msg_app_base;        /* app offset of this message's first byte */
-    __u32 off;                 /* current offset in the message (injected bytes included) */
-    __u32 size;                /* message size (grows with each insert) */
-    __u32 shift;               /* bytes inserted so far in this message */
-    __u32 win;                 /* bytes in buf */
-    __u32 consumed;            /* bytes of buf the parser consumed */
-    __u8 head_done;            /* the parser ended a head */
-    __u8 stop;                 /* stop: dead socket */
-    __u8 req_win0;             /* the current window begins at the current request's first byte */
+    __u64 msg_app_base; /* app offset of this message's first byte */
+    __u32 off;          /* current offset in the message (injected bytes included) */
+    __u32 size;         /* message size (grows with each insert) */
+    __u32 shift;        /* bytes inserted so far in this message */
+    __u32 win;          /* bytes in buf */
+    __u32 consumed;     /* bytes of buf the parser consumed */
+    __u8 head_done;     /* the parser ended a head */
+    __u8 stop;          /* stop: dead socket */
+    __u8 req_win0;      /* the current window begins at the current request's first byte */
     __u8 _pad;
     struct pp_sample_text attrs; /* a minted call's method, path and Host in buf (sampling) */
     __u16 rule;
     __u8 _pad3[2];
-    __u64 gen;                 /* bumped by every run on this CPU (the run keeps its value on its stack) */
+    __u64 gen; /* bumped by every run on this CPU (the run keeps its value on its stack) */
     __u8 line[PP_INJECT_LINE_LEN + 3];
     __u8 buf[2 * PP_INJ_WINDOW];
 };
@@ -220,7 +219,6 @@ struct {
     __type(key, __u32);
     __type(value, struct pp_inj_run);
 } inject_scratch SEC(".maps");
-
 
 static __always_inline void inj_count(__u32 c)
 {
@@ -343,7 +341,8 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
     s->cookie = cookie;
     long err = bpf_sock_hash_update(skops, &inject_socks, &cookie, BPF_NOEXIST);
     if (err == 0) {
-        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+                                             BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
         inj_count(PP_INJC_ADDED);
     } else if (err == -16 /* EBUSY: another sk_msg/sockmap user owns the socket */) {
         s->marked = 0;
@@ -375,7 +374,8 @@ static __always_inline void on_header_options(struct bpf_sock_ops *skops, struct
     }
     __u64 cookie = s->cookie;
     bpf_map_delete_elem(&inject_socks, &cookie);
-    bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+    bpf_sock_ops_cb_flags_set(skops,
+                              skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
     s->leave = why;
     s->marked = 0;
     count_leave(why);
@@ -406,21 +406,21 @@ int inject_sockops(struct bpf_sock_ops *skops)
 
 /* Words matched byte by byte, packed little-endian into constants: .rodata arrays from several
  * objects do not survive `bpftool gen object` of this bpftool version. */
-#define NAME_CL_LEN 14 /* content-length */
-#define NAME_TE_LEN 17 /* transfer-encoding */
+#define NAME_CL_LEN   14 /* content-length */
+#define NAME_TE_LEN   17 /* transfer-encoding */
 #define NAME_XRAY_LEN 15 /* x-amzn-trace-id */
-#define CHUNKED_LEN 7
+#define CHUNKED_LEN   7
 
 static __always_inline __u8 packed_char(__u64 w0, __u64 w1, __u64 w2, __u32 k)
 {
     __u64 w = k < 8 ? w0 : k < 16 ? w1 : w2;
     return (__u8)(w >> (8 * (k & 7)));
 }
-#define name_cl_at(k) packed_char(0x2d746e65746e6f63ULL, 0x6874676e656cULL, 0, (k))
-#define name_te_at(k) packed_char(0x726566736e617274ULL, 0x6e69646f636e652dULL, 0x67ULL, (k))
+#define name_cl_at(k)   packed_char(0x2d746e65746e6f63ULL, 0x6874676e656cULL, 0, (k))
+#define name_te_at(k)   packed_char(0x726566736e617274ULL, 0x6e69646f636e652dULL, 0x67ULL, (k))
 #define name_xray_at(k) packed_char(0x742d6e7a6d612d78ULL, 0x64692d65636172ULL, 0, (k))
-#define chunked_at(k) packed_char(0x64656b6e756863ULL, 0, 0, (k))
-#define NAME_HOST_LEN 4
+#define chunked_at(k)   packed_char(0x64656b6e756863ULL, 0, 0, (k))
+#define NAME_HOST_LEN   4
 #define name_host_at(k) packed_char(0x74736f68ULL, 0, 0, (k))
 
 static __always_inline __u8 lower(__u8 c)
@@ -468,7 +468,8 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
             m = H_TE;
         else if ((s->cand & H_XRAY) && s->line_len == NAME_XRAY_LEN)
             m = H_XRAY;
-        else if ((s->cand & H_HOST) && s->line_len == NAME_HOST_LEN && !(s->attr_flags & A_HOST_SEEN))
+        else if ((s->cand & H_HOST) && s->line_len == NAME_HOST_LEN &&
+                 !(s->attr_flags & A_HOST_SEEN))
             m = H_HOST;
         s->matched = m;
         if (m == H_XRAY)
@@ -907,8 +908,8 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
         if (run->req_win0 && s->head_len <= PP_INJ_WINDOW) {
             /* In the scratch, not on the stack: the call chain's stack is near its limit. */
             /* Offsets not found are 0, which the helper leaves out. */
-            pp_sample_text_from(&run->attrs, s->a_method_len, s->a_path_start, s->a_path_end, s->a_host_start,
-                                s->a_host_end, s->a_host_colon, s->a_host_colons);
+            pp_sample_text_from(&run->attrs, s->a_method_len, s->a_path_start, s->a_path_end,
+                                s->a_host_start, s->a_host_end, s->a_host_colon, s->a_host_colons);
             run->rule = PP_RULE_NONE;
             ev->ctx.sampled = pp_sample_request(pid_tgid >> 32, run->buf, &run->attrs, &run->rule);
             ev->rule = run->rule;
@@ -1116,7 +1117,8 @@ static __always_inline int parse_message(struct sk_msg_md *msg, struct pp_inj_so
      * (a header line cannot begin with CR), and every header is known, so the head is handled
      * now, its line before that CR; the next message may hold nothing but the LF. */
     struct pp_inj_sock *st = &run->st;
-    if (!run->stop && st->mode == M_HDR_START && st->blank_cr && st->method_ok && !(st->flags & F_BAD)) {
+    if (!run->stop && st->mode == M_HDR_START && st->blank_cr && st->method_ok &&
+        !(st->flags & F_BAD)) {
         on_head(msg, run, my_gen);
         st->head_reported = 1;
     }

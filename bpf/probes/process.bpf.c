@@ -2,8 +2,8 @@
  * (children of a selected process are selected too: nginx workers, pre-fork servers) and exit
  * of a traced process (its open requests end; its selection is dropped).
  * Hooks: tracepoint sched:sched_process_exec, tp_btf sched_process_fork,
- * tracepoint sched:sched_process_exit. Maps: traced_pids, pid_bits, events, thread_ctx (copied to new
- * threads and children at fork, deleted at thread exit), ctx_counters. */
+ * tracepoint sched:sched_process_exit. Maps: traced_pids, pid_bits, events, thread_ctx (copied to
+ * new threads and children at fork, deleted at thread exit), ctx_counters. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -71,7 +71,8 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
-    if (bpf_map_delete_elem(&thread_ctx, &pid_tgid) == 0) /* the thread's trace context ends with it */
+    if (bpf_map_delete_elem(&thread_ctx, &pid_tgid) ==
+        0) /* the thread's trace context ends with it */
         lru_count(PP_LRU_CTX_DELETED);
     if ((__u32)pid_tgid != tgid) /* a thread ended; the process goes on */
         return 0;

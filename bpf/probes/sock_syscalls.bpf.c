@@ -1,6 +1,7 @@
 /* Connection lifecycle: accept/accept4 (server side) and connect (client side).
  * Hooks: syscalls:sys_enter/exit_{accept,accept4,connect}.
- * Maps: task_stash (.sock, the entry -> exit stash), conns (new entries), events (PP_EV_CONN_OPEN). */
+ * Maps: task_stash (.sock, the entry -> exit stash), conns (new entries), events (PP_EV_CONN_OPEN).
+ */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -52,19 +53,34 @@ static __always_inline int accept_exit(long ret)
 }
 
 SEC("tracepoint/syscalls/sys_enter_accept")
-int accept_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter(-1, PP_SOCK_ACCEPT); }
+int accept_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    return sock_enter(-1, PP_SOCK_ACCEPT);
+}
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int accept_exit_tp(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+int accept_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+    return accept_exit(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_enter_accept4")
-int accept4_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter(-1, PP_SOCK_ACCEPT); }
+int accept4_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    return sock_enter(-1, PP_SOCK_ACCEPT);
+}
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int accept4_exit(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+int accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    return accept_exit(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int connect_enter(struct trace_event_raw_sys_enter *ctx) { return sock_enter((__s32)ctx->args[0], PP_SOCK_CONNECT); }
+int connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    return sock_enter((__s32)ctx->args[0], PP_SOCK_CONNECT);
+}
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int connect_exit(struct trace_event_raw_sys_exit *ctx)

@@ -62,16 +62,28 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex
 }
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter) { return tls_enter(ctx, PP_DIR_EGRESS, 0); }
+int BPF_KPROBE(ssl_write_enter)
+{
+    return tls_enter(ctx, PP_DIR_EGRESS, 0);
+}
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter) { return tls_enter(ctx, PP_DIR_INGRESS, 0); }
+int BPF_KPROBE(ssl_read_enter)
+{
+    return tls_enter(ctx, PP_DIR_INGRESS, 0);
+}
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_ex_enter) { return tls_enter(ctx, PP_DIR_EGRESS, 1); }
+int BPF_KPROBE(ssl_write_ex_enter)
+{
+    return tls_enter(ctx, PP_DIR_EGRESS, 1);
+}
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_ex_enter) { return tls_enter(ctx, PP_DIR_INGRESS, 1); }
+int BPF_KPROBE(ssl_read_ex_enter)
+{
+    return tls_enter(ctx, PP_DIR_INGRESS, 1);
+}
 
 /* SSL_set_fd(ssl, fd): the program names the socket itself. */
 SEC("uprobe")
@@ -209,4 +221,3 @@ int tls_mmap_enter(struct trace_event_raw_sys_enter *ctx)
     bpf_map_update_elem(&tls_rescan, &tgid, &one, BPF_NOEXIST);
     return 0;
 }
-

@@ -22,18 +22,17 @@ struct gotls_event_view {
 
 static volatile sig_atomic_t stopping;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     stopping = 1;
 }
 
-static int on_event(void *ctx, void *data, size_t size)
-{
+static int on_event(void *ctx, void *data, size_t size) {
     (void)ctx;
     (void)size;
     const struct gotls_event_view *e = data;
-    printf("%s fd=%lld len=%lld g=%llx data=", e->kind == 1 ? "W" : "R", e->fd, e->len, e->goroutine);
+    printf("%s fd=%lld len=%lld g=%llx data=", e->kind == 1 ? "W" : "R", e->fd, e->len,
+           e->goroutine);
     for (unsigned int i = 0; i < e->captured && i < 255; i++) {
         unsigned char c = e->data[i];
         putchar(c == '\n' ? '|' : c == '\r' ? '~' : (c >= 32 && c < 127) ? c : '.');
@@ -42,8 +41,7 @@ static int on_event(void *ctx, void *data, size_t size)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: %s BINARY PID WRITE_OFF READ_OFF RET_OFF...\n", argv[0]);
         return 2;
@@ -58,7 +56,10 @@ int main(int argc, char **argv)
     unsigned char yes = 1;
     bpf_map_update_elem(bpf_map__fd(skel->maps.gotls_pids), &pid, &yes, BPF_ANY);
     LIBBPF_OPTS(bpf_uprobe_opts, opts);
-    struct { struct bpf_program *prog; const char *offset; } attach[64];
+    struct {
+        struct bpf_program *prog;
+        const char *offset;
+    } attach[64];
     int n = 0;
     attach[n].prog = skel->progs.gotls_write_entry, attach[n++].offset = argv[3];
     attach[n].prog = skel->progs.gotls_read_entry, attach[n++].offset = argv[4];
@@ -72,12 +73,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.gotls_events), on_event, NULL, NULL);
+    struct ring_buffer *rb =
+        ring_buffer__new(bpf_map__fd(skel->maps.gotls_events), on_event, NULL, NULL);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     fprintf(stderr, "attached\n");
-    while (!stopping)
-        ring_buffer__poll(rb, 100);
+    while (!stopping) ring_buffer__poll(rb, 100);
     ring_buffer__poll(rb, 0);
     fflush(stdout);
     ring_buffer__free(rb);

@@ -9,12 +9,14 @@
 
 static struct pp_data_scratch scratch;
 
-static void root_text(char *out, const struct pp_trace_ctx *c) {
+static void root_text(char *out, const struct pp_trace_ctx *c)
+{
     static const char digits[] = "0123456789abcdef";
     char *p = out;
     *p++ = '1';
     *p++ = '-';
-    for (int shift = 28; shift >= 0; shift -= 4) *p++ = digits[(c->trace_epoch >> shift) & 15];
+    for (int shift = 28; shift >= 0; shift -= 4)
+        *p++ = digits[(c->trace_epoch >> shift) & 15];
     *p++ = '-';
     for (int i = 0; i < 12; i++) {
         *p++ = digits[c->trace_rand[i] >> 4];
@@ -24,7 +26,8 @@ static void root_text(char *out, const struct pp_trace_ctx *c) {
 }
 
 void pp_host_head_scan(const uint8_t *head, size_t len, const uint8_t *stale, size_t stale_len,
-                       int head_text, int ring_full, struct pp_host_head_result *out) {
+                       int head_text, int ring_full, struct pp_host_head_result *out)
+{
     pp_stub_reset();
     pp_stub_set_ringbuf_full(ring_full);
     *(volatile __u32 *)&pp_head_text = head_text ? 1 : 0;
@@ -32,7 +35,8 @@ void pp_host_head_scan(const uint8_t *head, size_t len, const uint8_t *stale, si
     __u32 captured = len > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)len;
     unsigned char *buf = scratch.ev.msg;
     size_t room = sizeof(scratch) - offsetof(struct pp_data_scratch, ev.msg);
-    for (size_t i = 0; i < room; i++) buf[i] = stale_len ? stale[i % stale_len] : 0;
+    for (size_t i = 0; i < room; i++)
+        buf[i] = stale_len ? stale[i % stale_len] : 0;
     memcpy(buf, head, captured);
     scratch.ev.captured = captured;
     scratch.ev.conn.tgid = 4242;
@@ -48,7 +52,8 @@ void pp_host_head_scan(const uint8_t *head, size_t len, const uint8_t *stale, si
     size_t size = 0;
     const struct pp_trace_ctx_event *ev = pp_stub_ringbuf_last(&size);
     out->emitted = ev != NULL;
-    if (!ev) ev = (const struct pp_trace_ctx_event *)scratch.spare;
+    if (!ev)
+        ev = (const struct pp_trace_ctx_event *)scratch.spare;
     out->source = ev->ctx.source;
     out->sampled = ev->ctx.sampled;
     out->rejected = ev->rejected;

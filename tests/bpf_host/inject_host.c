@@ -30,7 +30,7 @@
 #undef volatile
 #undef asm
 
-#define PP_HOST_SOCKS 16
+#define PP_HOST_SOCKS      16
 #define PP_HOST_O_NONBLOCK 04000
 
 struct pp_host_sock {
@@ -44,14 +44,17 @@ static int host_sock_count;
 static struct sk_msg_md host_md;
 static uint8_t *host_out;
 
-void pp_inj_host_reset(void) {
+void pp_inj_host_reset(void)
+{
     pp_stub_reset();
     memset(host_socks, 0, sizeof(host_socks));
     host_sock_count = 0;
 }
 
-int pp_inj_host_socket(int adopted) {
-    if (host_sock_count == PP_HOST_SOCKS) abort();
+int pp_inj_host_socket(int adopted)
+{
+    if (host_sock_count == PP_HOST_SOCKS)
+        abort();
     int id = host_sock_count++;
     struct pp_host_sock *h = &host_socks[id];
     h->file.f_flags = PP_HOST_O_NONBLOCK;
@@ -69,7 +72,8 @@ int pp_inj_host_socket(int adopted) {
     } else {
         struct pp_inj_sock *s =
             bpf_sk_storage_get(&inject_sk, &h->tcp, 0, BPF_SK_STORAGE_GET_F_CREATE);
-        if (!s) abort();
+        if (!s)
+            abort();
         s->marked = 1;
         s->mode = M_START;
         s->cookie = cookie;
@@ -77,8 +81,10 @@ int pp_inj_host_socket(int adopted) {
     return id;
 }
 
-int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len) {
-    if (id < 0 || id >= host_sock_count) abort();
+int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len)
+{
+    if (id < 0 || id >= host_sock_count)
+        abort();
     struct pp_host_sock *h = &host_socks[id];
     memset(&host_md, 0, sizeof(host_md));
     host_md.sk = (struct bpf_sock *)&h->tcp;
@@ -88,7 +94,8 @@ int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out,
     const uint8_t *bytes = pp_stub_msg_end(&n);
     free(host_out);
     host_out = malloc(n ? n : 1);
-    if (!host_out) abort();
+    if (!host_out)
+        abort();
     memcpy(host_out, bytes, n);
     h->tcp.write_seq += (__u32)n;
     *out = host_out;
@@ -96,23 +103,29 @@ int pp_inj_host_send(int id, const uint8_t *in, size_t len, const uint8_t **out,
     return verdict;
 }
 
-void pp_inj_host_bypass(int id, size_t len) {
-    if (id < 0 || id >= host_sock_count) abort();
+void pp_inj_host_bypass(int id, size_t len)
+{
+    if (id < 0 || id >= host_sock_count)
+        abort();
     host_socks[id].tcp.write_seq += (__u32)len;
 }
 
-int pp_inj_host_dead(int id) {
-    if (id < 0 || id >= host_sock_count) abort();
+int pp_inj_host_dead(int id)
+{
+    if (id < 0 || id >= host_sock_count)
+        abort();
     struct pp_inj_sock *s = bpf_sk_storage_get(&inject_sk, &host_socks[id].tcp, 0, 0);
     return !s || s->mode == M_DEAD;
 }
 
-size_t pp_inj_host_reports(struct pp_inj_host_report *out, size_t max) {
+size_t pp_inj_host_reports(struct pp_inj_host_report *out, size_t max)
+{
     size_t n = 0, total = pp_stub_ringbuf_count();
     for (size_t i = 0; i < total; i++) {
         size_t size = 0;
         const struct pp_inject_event *ev = pp_stub_ringbuf_at(i, &size);
-        if (size != sizeof(*ev) || ev->hdr.kind != PP_EV_INJECT) continue;
+        if (size != sizeof(*ev) || ev->hdr.kind != PP_EV_INJECT)
+            continue;
         if (n < max) {
             out[n].outcome = ev->outcome;
             out[n].sampled = ev->ctx.sampled;
@@ -126,7 +139,8 @@ size_t pp_inj_host_reports(struct pp_inj_host_report *out, size_t max) {
     return n;
 }
 
-uint64_t pp_inj_host_counter(unsigned c) {
+uint64_t pp_inj_host_counter(unsigned c)
+{
     __u32 key = c;
     __u64 *v = bpf_map_lookup_elem(&inject_counters, &key);
     return v ? *v : 0;

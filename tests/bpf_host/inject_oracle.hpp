@@ -28,14 +28,20 @@
 #include "inject_host.h"
 #include "passport/abi.h"
 
-namespace pp_inject_oracle {
+namespace pp_inject_oracle
+{
 
 // Random choices: from the given bytes while they last, then from a fixed generator.
-class Source {
+class Source
+{
   public:
-    Source(const uint8_t* data, size_t size, uint64_t seed) : p_(data), n_(size), s_(seed) {}
-    uint32_t below(uint32_t k) {
-        if (k <= 1) return 0;
+    Source(const uint8_t *data, size_t size, uint64_t seed) : p_(data), n_(size), s_(seed)
+    {
+    }
+    uint32_t below(uint32_t k)
+    {
+        if (k <= 1)
+            return 0;
         uint32_t v;
         if (n_ >= 2) {
             v = static_cast<uint32_t>(p_[0]) | static_cast<uint32_t>(p_[1]) << 8;
@@ -50,19 +56,22 @@ class Source {
         }
         return v % k;
     }
-    bool chance(uint32_t in) { return below(in) == 0; }
+    bool chance(uint32_t in)
+    {
+        return below(in) == 0;
+    }
 
   private:
-    const uint8_t* p_;
+    const uint8_t *p_;
     size_t n_;
     uint64_t s_;
 };
 
 struct Request {
-    size_t start = 0;         // first byte
-    size_t reqline_end = 0;   // just after the request line's LF
-    size_t blank = 0;         // the CR of the head's blank line
-    bool own_header = false;  // carries X-Amzn-Trace-Id
+    size_t start = 0;        // first byte
+    size_t reqline_end = 0;  // just after the request line's LF
+    size_t blank = 0;        // the CR of the head's blank line
+    bool own_header = false; // carries X-Amzn-Trace-Id
 };
 
 struct Stream {
@@ -70,21 +79,26 @@ struct Stream {
     std::vector<Request> requests;
 };
 
-inline std::string random_case(Source& r, std::string s) {
-    for (auto& c : s)
-        if (c >= 'a' && c <= 'z' && r.chance(2)) c = static_cast<char>(c - 32);
+inline std::string random_case(Source &r, std::string s)
+{
+    for (auto &c : s)
+        if (c >= 'a' && c <= 'z' && r.chance(2))
+            c = static_cast<char>(c - 32);
     return s;
 }
 
-inline std::string hex(uint64_t v, int digits) {
+inline std::string hex(uint64_t v, int digits)
+{
     static const char d[] = "0123456789abcdef";
     std::string s(static_cast<size_t>(digits), '0');
-    for (int i = digits - 1; i >= 0; i--, v >>= 4) s[static_cast<size_t>(i)] = d[v & 15];
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        s[static_cast<size_t>(i)] = d[v & 15];
     return s;
 }
 
-inline std::string body_text(Source& r, size_t n) {
-    static const char* pieces[] = {
+inline std::string body_text(Source &r, size_t n)
+{
+    static const char *pieces[] = {
         "GET / HTTP/1.1\r\n",          "Host: x\r\n",           "\r\n", "0\r\n\r\n",
         "X-Amzn-Trace-Id: Root=1\r\n", "Content-Length: 5\r\n", "abc"};
     std::string s;
@@ -99,30 +113,36 @@ inline std::string body_text(Source& r, size_t n) {
 }
 
 // Appends one HTTP/1 request to st.
-inline void add_request(Source& r, Stream& st) {
-    static const char* methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
-    static const char* targets[] = {"/", "/a/b?c=d", "/x?GET%20/%20HTTP/1.1", "*",
+inline void add_request(Source &r, Stream &st)
+{
+    static const char *methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
+    static const char *targets[] = {"/", "/a/b?c=d", "/x?GET%20/%20HTTP/1.1", "*",
                                     "http://h.example/p"};
     Request q;
-    std::string& b = st.bytes;
+    std::string &b = st.bytes;
     q.start = b.size();
     b += methods[r.below(7)];
     b += ' ';
     b += targets[r.below(5)];
-    if (r.chance(3)) b += "/" + std::string(r.below(5000), 'p');
+    if (r.chance(3))
+        b += "/" + std::string(r.below(5000), 'p');
     b += r.chance(4) ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
     q.reqline_end = b.size();
-    int body = static_cast<int>(r.below(3));  // 0 none, 1 Content-Length, 2 chunked
+    int body = static_cast<int>(r.below(3)); // 0 none, 1 Content-Length, 2 chunked
     size_t cl = 0;
-    if (body == 1) cl = r.chance(4) ? 4096 + r.below(20000) : r.below(300);
+    if (body == 1)
+        cl = r.chance(4) ? 4096 + r.below(20000) : r.below(300);
     q.own_header = r.chance(4);
     std::vector<std::string> headers;
-    if (r.chance(5) == false) headers.push_back(random_case(r, "host") + ": h.example:8080");
+    if (r.chance(5) == false)
+        headers.push_back(random_case(r, "host") + ": h.example:8080");
     for (uint32_t n = r.below(4); n > 0; n--)
         headers.push_back(random_case(r, "x-other-" + std::to_string(r.below(100))) + ":v" +
                           std::to_string(r.below(1000)));
-    if (r.chance(8)) headers.push_back(random_case(r, "x-amzn-trace-idx") + ": no");
-    if (r.chance(8)) headers.push_back(random_case(r, "content-lengthy") + ": 7");
+    if (r.chance(8))
+        headers.push_back(random_case(r, "x-amzn-trace-idx") + ": no");
+    if (r.chance(8))
+        headers.push_back(random_case(r, "content-lengthy") + ": 7");
     if (body == 1)
         headers.push_back(random_case(r, "content-length") + ":" + (r.chance(2) ? " " : "") +
                           std::to_string(cl));
@@ -134,36 +154,44 @@ inline void add_request(Source& r, Stream& st) {
                           ": Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8");
     for (size_t i = headers.size(); i > 1; i--)
         std::swap(headers[i - 1], headers[r.below(static_cast<uint32_t>(i))]);
-    for (const auto& h : headers) b += h + "\r\n";
+    for (const auto &h : headers)
+        b += h + "\r\n";
     q.blank = b.size();
     b += "\r\n";
-    if (body == 1) b += body_text(r, cl);
+    if (body == 1)
+        b += body_text(r, cl);
     if (body == 2) {
         for (uint32_t n = r.below(4); n > 0; n--) {
             size_t sz = r.chance(4) ? 4096 + r.below(9000) : 1 + r.below(200);
             int digits = 1;
-            while ((sz >> (4 * digits)) != 0) digits++;
-            b += random_case(r, hex(sz, digits + static_cast<int>(r.below(3))));  // leading zeros
-            if (r.chance(3)) b += ";ext=" + std::to_string(r.below(10));
+            while ((sz >> (4 * digits)) != 0)
+                digits++;
+            b += random_case(r, hex(sz, digits + static_cast<int>(r.below(3)))); // leading zeros
+            if (r.chance(3))
+                b += ";ext=" + std::to_string(r.below(10));
             b += "\r\n" + body_text(r, sz) + "\r\n";
         }
         b += r.chance(2) ? "0\r\n" : "0;last\r\n";
-        if (r.chance(3)) b += "X-Trailer: t\r\n";
+        if (r.chance(3))
+            b += "X-Trailer: t\r\n";
         b += "\r\n";
     }
     st.requests.push_back(q);
 }
 
-inline Stream make_stream(Source& r, uint32_t max_requests) {
+inline Stream make_stream(Source &r, uint32_t max_requests)
+{
     Stream st;
-    for (uint32_t n = 1 + r.below(max_requests); n > 0; n--) add_request(r, st);
+    for (uint32_t n = 1 + r.below(max_requests); n > 0; n--)
+        add_request(r, st);
     return st;
 }
 
 // Cut points: increasing, inside (0, size).
 // Damages a stream in 1 to 4 places: a byte changed, a few bytes dropped, or a few CR, LF, ':',
 // '0' or ';' inserted.
-inline void damage(Source& r, std::string& in) {
+inline void damage(Source &r, std::string &in)
+{
     for (uint32_t n = 1 + r.below(4); n > 0 && !in.empty(); n--) {
         size_t at = r.below(static_cast<uint32_t>(in.size()));
         uint32_t how = r.below(3);
@@ -176,50 +204,58 @@ inline void damage(Source& r, std::string& in) {
     }
 }
 
-inline std::vector<size_t> make_cuts(Source& r, const std::string& s, const Stream* st) {
+inline std::vector<size_t> make_cuts(Source &r, const std::string &s, const Stream *st)
+{
     std::vector<size_t> cuts;
     size_t at = 0;
     while (true) {
         size_t step;
         uint32_t how = r.below(8);
         if (how == 0)
-            step = 1 + r.below(8);                           // tiny pieces
-        else if (how <= 2 && st && !st->requests.empty()) {  // around a request's blank line
-            const Request& q = st->requests[r.below(static_cast<uint32_t>(st->requests.size()))];
+            step = 1 + r.below(8);                          // tiny pieces
+        else if (how <= 2 && st && !st->requests.empty()) { // around a request's blank line
+            const Request &q = st->requests[r.below(static_cast<uint32_t>(st->requests.size()))];
             size_t target = q.blank + r.below(4);
-            if (target <= at) continue;
+            if (target <= at)
+                continue;
             step = target - at;
         } else
             step = 1 + r.below(how == 7 ? 20000 : 600);
         at += step;
-        if (at >= s.size()) break;
+        if (at >= s.size())
+            break;
         cuts.push_back(at);
-        if (cuts.size() > 400) break;
+        if (cuts.size() > 400)
+            break;
     }
     return cuts;
 }
 
 struct Inserted {
-    size_t msg;       // message index
-    size_t in_pos;    // input offset it precedes
-    uint64_t parent;  // its Parent
+    size_t msg;      // message index
+    size_t in_pos;   // input offset it precedes
+    uint64_t parent; // its Parent
 };
 
 struct Result {
     std::vector<Inserted> inserted;
     std::vector<pp_inj_host_report> reports;
-    std::vector<size_t> msg_of_byte_end;  // end offset (input) of each message
+    std::vector<size_t> msg_of_byte_end; // end offset (input) of each message
 };
 
-inline bool is_hex(std::string_view s, size_t at, size_t n) {
+inline bool is_hex(std::string_view s, size_t at, size_t n)
+{
     for (size_t i = at; i < at + n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
     return true;
 }
 
 // The well-formed line at out[o], or false.
-inline bool line_at(const std::string& out, size_t o, uint64_t* parent) {
-    if (out.size() - o < PP_INJECT_LINE_LEN || out[o] != 'X') return false;
+inline bool line_at(const std::string &out, size_t o, uint64_t *parent)
+{
+    if (out.size() - o < PP_INJECT_LINE_LEN || out[o] != 'X')
+        return false;
     std::string_view l(out.data() + o, PP_INJECT_LINE_LEN);
     if (l.substr(0, 24) != "X-Amzn-Trace-Id: Root=1-" || !is_hex(l, 24, 8) || l[32] != '-' ||
         !is_hex(l, 33, 24) || l.substr(57, 8) != ";Parent=" || !is_hex(l, 65, 16) ||
@@ -234,20 +270,21 @@ inline bool line_at(const std::string& out, size_t o, uint64_t* parent) {
 }
 
 // Runs the stream, cut at cuts, through a new socket; fills res; "" or what failed.
-inline std::string run(const std::string& in, const std::vector<size_t>& cuts, int adopted,
-                       Result& res) {
+inline std::string run(const std::string &in, const std::vector<size_t> &cuts, int adopted,
+                       Result &res)
+{
     pp_inj_host_reset();
     int sock = pp_inj_host_socket(adopted);
     std::vector<std::string> outs;
     size_t from = 0;
     for (size_t k = 0; k <= cuts.size(); k++) {
         size_t to = k < cuts.size() ? cuts[k] : in.size();
-        const uint8_t* o = nullptr;
+        const uint8_t *o = nullptr;
         size_t olen = 0;
-        if (pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(in.data()) + from, to - from,
+        if (pp_inj_host_send(sock, reinterpret_cast<const uint8_t *>(in.data()) + from, to - from,
                              &o, &olen) != 1)
             return "verdict not SK_PASS";
-        outs.emplace_back(reinterpret_cast<const char*>(o), olen);
+        outs.emplace_back(reinterpret_cast<const char *>(o), olen);
         res.msg_of_byte_end.push_back(to);
         from = to;
     }
@@ -256,16 +293,18 @@ inline std::string run(const std::string& in, const std::vector<size_t>& cuts, i
     pp_inj_host_reports(res.reports.data(), n);
     std::vector<uint64_t> ids;
     size_t app_header = 0;
-    for (const auto& rep : res.reports) {
-        if (rep.outcome == PP_INJ_INJECTED) ids.push_back(rep.subsegment_id);
-        if (rep.outcome == PP_INJ_APP_HEADER) app_header++;
+    for (const auto &rep : res.reports) {
+        if (rep.outcome == PP_INJ_INJECTED)
+            ids.push_back(rep.subsegment_id);
+        if (rep.outcome == PP_INJ_APP_HEADER)
+            app_header++;
         if (rep.outcome != PP_INJ_INJECTED && rep.subsegment_id != 0)
             return "subsegment id in a record without a line";
     }
     // Strip the lines the records name, message by message.
     size_t next = 0, i = 0;
     for (size_t k = 0; k < outs.size(); k++) {
-        const std::string& out = outs[k];
+        const std::string &out = outs[k];
         size_t end = res.msg_of_byte_end[k], lines = 0;
         for (size_t o = 0; o < out.size();) {
             uint64_t parent = 0;
@@ -284,50 +323,65 @@ inline std::string run(const std::string& in, const std::vector<size_t>& cuts, i
             i++;
             o++;
         }
-        if (i != end) return "message " + std::to_string(k) + ": input bytes missing";
+        if (i != end)
+            return "message " + std::to_string(k) + ": input bytes missing";
         if (out.size() != (end - (k ? res.msg_of_byte_end[k - 1] : 0)) + lines * PP_INJECT_LINE_LEN)
             return "message " + std::to_string(k) + ": size accounting";
     }
-    if (next != ids.size()) return "an injected record has no line on the wire";
-    if (pp_inj_host_counter(PP_INJC_INJECTED) != ids.size()) return "injected counter";
-    if (pp_inj_host_counter(PP_INJC_APP_HEADER) != app_header) return "app header counter";
+    if (next != ids.size())
+        return "an injected record has no line on the wire";
+    if (pp_inj_host_counter(PP_INJC_INJECTED) != ids.size())
+        return "injected counter";
+    if (pp_inj_host_counter(PP_INJC_APP_HEADER) != app_header)
+        return "app header counter";
     return "";
 }
 
 // The generated-stream checks on top of run(); "" or what failed.
-inline std::string check_stream(const Stream& st, const std::vector<size_t>& cuts, int adopted) {
+inline std::string check_stream(const Stream &st, const std::vector<size_t> &cuts, int adopted)
+{
     Result res;
     std::string err = run(st.bytes, cuts, adopted, res);
-    if (!err.empty()) return err;
+    if (!err.empty())
+        return err;
     auto msg_of = [&](size_t pos) {
         size_t k = 0;
-        while (k < cuts.size() && cuts[k] <= pos) k++;
+        while (k < cuts.size() && cuts[k] <= pos)
+            k++;
         return k;
     };
     size_t ins = 0, rep = 0;
     for (size_t n = 0; n < st.requests.size(); n++) {
-        const Request& q = st.requests[n];
+        const Request &q = st.requests[n];
         std::string who = "request " + std::to_string(n) + ": ";
-        while (rep < res.reports.size() && res.reports[rep].outcome == PP_INJ_LEAVE) rep++;
-        if (rep == res.reports.size()) return who + "no record";
-        const auto& r = res.reports[rep++];
-        if (r.app_pos != q.start) return who + "record app_pos " + std::to_string(r.app_pos);
+        while (rep < res.reports.size() && res.reports[rep].outcome == PP_INJ_LEAVE)
+            rep++;
+        if (rep == res.reports.size())
+            return who + "no record";
+        const auto &r = res.reports[rep++];
+        if (r.app_pos != q.start)
+            return who + "record app_pos " + std::to_string(r.app_pos);
         if (q.own_header) {
             if (r.outcome != PP_INJ_APP_HEADER)
                 return who + "own header, outcome " + std::to_string(r.outcome);
             continue;
         }
-        if (r.outcome != PP_INJ_INJECTED) return who + "outcome " + std::to_string(r.outcome);
-        if (ins == res.inserted.size()) return who + "no line";
-        const Inserted& l = res.inserted[ins++];
+        if (r.outcome != PP_INJ_INJECTED)
+            return who + "outcome " + std::to_string(r.outcome);
+        if (ins == res.inserted.size())
+            return who + "no line";
+        const Inserted &l = res.inserted[ins++];
         size_t want = msg_of(q.start) == msg_of(q.blank) ? q.reqline_end : q.blank;
         if (l.in_pos != want)
             return who + "line at " + std::to_string(l.in_pos) + ", expected " +
                    std::to_string(want);
-        if (l.parent != r.subsegment_id) return who + "Parent differs from the record";
+        if (l.parent != r.subsegment_id)
+            return who + "Parent differs from the record";
     }
-    if (ins != res.inserted.size()) return "more lines than requests";
-    if (rep != res.reports.size()) return "more records than requests";
+    if (ins != res.inserted.size())
+        return "more lines than requests";
+    if (rep != res.reports.size())
+        return "more records than requests";
     if (pp_inj_host_counter(PP_INJC_FRAMING_LOST) != 0 ||
         pp_inj_host_counter(PP_INJC_NOT_HTTP) != 0)
         return "framing lost";
@@ -337,6 +391,6 @@ inline std::string check_stream(const Stream& st, const std::vector<size_t>& cut
     return "";
 }
 
-}  // namespace pp_inject_oracle
+} // namespace pp_inject_oracle
 
-#endif  // PASSPORT_INJECT_ORACLE_HPP
+#endif // PASSPORT_INJECT_ORACLE_HPP

@@ -28,10 +28,15 @@ std::string node_path() {
 }
 
 // Environment that must not leak from the test runner into the app's SDK configuration.
-const std::vector<std::string> kAwsEnv = {"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-                                          "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                          "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-                                          "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"};
+const std::vector<std::string> kAwsEnv = {"AWS_PROFILE",
+                                          "AWS_REGION",
+                                          "AWS_DEFAULT_REGION",
+                                          "AWS_ACCESS_KEY_ID",
+                                          "AWS_SECRET_ACCESS_KEY",
+                                          "AWS_SESSION_TOKEN",
+                                          "AWS_ENDPOINT_URL",
+                                          "AWS_CONFIG_FILE",
+                                          "AWS_SHARED_CREDENTIALS_FILE"};
 
 class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::string> {
   protected:
@@ -45,7 +50,8 @@ class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::stri
 
     // The local service endpoint, over `scheme`; returns its base URL.
     std::string start_endpoint(const std::string& scheme) {
-        std::vector<std::string> argv = {node_path(), (sdk_dir() / "fake_aws_endpoint.js").string(), scheme};
+        std::vector<std::string> argv = {node_path(), (sdk_dir() / "fake_aws_endpoint.js").string(),
+                                         scheme};
         if (scheme == "https") {
             make_certificate();
             argv.push_back(cert_.string());
@@ -59,9 +65,9 @@ class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::stri
         cert_ = dir().path() / "endpoint-cert.pem";
         key_ = dir().path() / "endpoint-key.pem";
         CommandResult r = run_command(
-            ChildOptions{{"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_.string(),
-                          "-out", cert_.string(), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                          "subjectAltName=IP:127.0.0.1,DNS:localhost"},
+            ChildOptions{{"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                          key_.string(), "-out", cert_.string(), "-days", "2", "-subj",
+                          "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"},
                          {},
                          {},
                          dir().path()},
@@ -75,8 +81,8 @@ class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::stri
         for (const auto& name : kAwsEnv) options.env_remove.push_back(name);
         if (!cert_.empty()) options.env["NODE_EXTRA_CA_CERTS"] = cert_.string();
         options.env["NODE_PATH"] = (sdk_dir() / "node_modules").string();
-        return start_script_server({node_path(), (sdk_dir() / "aws_app.js").string(), endpoint}, dir().path(),
-                                   options);
+        return start_script_server({node_path(), (sdk_dir() / "aws_app.js").string(), endpoint},
+                                   dir().path(), options);
     }
 
     // GET /ROUTE/TAG on the app: what the SDK reported for each call (operation, request_id,
@@ -117,13 +123,17 @@ class AwsSdkE2E : public E2eTest, public ::testing::WithParamInterface<std::stri
             EXPECT_EQ(aws.value(it.key(), json()), it.value()) << it.key();
         }
         // Nothing else from the request bodies: only whitelisted names.
-        json known = {{"operation", 1}, {"region", 1}, {"request_id", 1}, {"retries", 1}, {"id_2", 1}};
+        json known = {
+            {"operation", 1}, {"region", 1}, {"request_id", 1}, {"retries", 1}, {"id_2", 1}};
         for (auto it = aws.begin(); it != aws.end(); ++it) {
-            EXPECT_TRUE(known.contains(it.key()) || resources.contains(it.key())) << "unexpected aws." << it.key();
+            EXPECT_TRUE(known.contains(it.key()) || resources.contains(it.key()))
+                << "unexpected aws." << it.key();
         }
         EXPECT_EQ(field(sub, "http.response.status"), 200);
-        EXPECT_TRUE(field(sub, "http.request").is_null()) << "the SDKs record no http.request for AWS calls";
-        EXPECT_FALSE(sub.value("error", false) || sub.value("fault", false) || sub.value("throttle", false));
+        EXPECT_TRUE(field(sub, "http.request").is_null())
+            << "the SDKs record no http.request for AWS calls";
+        EXPECT_FALSE(sub.value("error", false) || sub.value("fault", false) ||
+                     sub.value("throttle", false));
         EXPECT_TRUE(is_segment_id(sub.value("id", "")));
     }
 
@@ -154,15 +164,21 @@ TEST_P(AwsSdkE2E, DynamoDbSqsAndS3CallsBecomeAwsSubsegments) {
           {{"table_names", json::array({"orders", "audit"})}}}},
         {"/sqs/" + tag,
          "SQS",
-         {{{"queue_url", queue}}, {{"queue_url", queue}, {"max_number_of_messages", 1}, {"message_count", 1}}}},
+         {{{"queue_url", queue}},
+          {{"queue_url", queue}, {"max_number_of_messages", 1}, {"message_count", 1}}}},
         // ListObjectsV2 is not in the X-Ray SDK's S3 whitelist: operation only, like the SDK.
-        {"/s3/" + tag, "S3", {{{"bucket_name", "media"}, {"key", key}}, {{"bucket_name", "media"}, {"key", key}}, json::object()}},
+        {"/s3/" + tag,
+         "S3",
+         {{{"bucket_name", "media"}, {"key", key}},
+          {{"bucket_name", "media"}, {"key", key}},
+          json::object()}},
     };
     for (Route& route : routes) {
         SCOPED_TRACE(route.path);
         json sdk = drive(*app, route.path);
         ASSERT_EQ(sdk.size(), route.resources.size()) << sdk.dump();
-        if (route.service == "SQS") route.resources[0]["message_id"] = sdk[0].value("message_id", "?");
+        if (route.service == "SQS")
+            route.resources[0]["message_id"] = sdk[0].value("message_id", "?");
         auto doc = wait_for_url(route.path);
         ASSERT_TRUE(doc) << agent_diagnostics();
         EXPECT_TRUE(is_valid_segment(*doc));
@@ -182,7 +198,8 @@ TEST_P(AwsSdkE2E, DynamoDbSqsAndS3CallsBecomeAwsSubsegments) {
     }
     AgentExit exit = stop_agent_and_sync();
     if (GetParam() == "https") {
-        // The calls were read as TLS plaintext (node's static OpenSSL), the handshakes never parsed.
+        // The calls were read as TLS plaintext (node's static OpenSSL), the handshakes never
+        // parsed.
         EXPECT_GE(exit.counter("stream.tls_connections"), 1u) << exit.counters_text();
         EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
     } else {
@@ -219,7 +236,8 @@ TEST_P(AwsSdkE2E, ServiceErrorsAndThrottlingAreFlagged) {
     EXPECT_TRUE(put.value("throttle", false)) << put.dump();
     EXPECT_TRUE(put.value("error", false));
     EXPECT_FALSE(put.value("fault", false));
-    EXPECT_EQ(first_exception(put).value("type", ""), "ProvisionedThroughputExceededException") << put.dump();
+    EXPECT_EQ(first_exception(put).value("type", ""), "ProvisionedThroughputExceededException")
+        << put.dump();
     EXPECT_EQ(first_exception(put).value("remote", false), true);
 
     const json& get = subs[1];
@@ -267,7 +285,8 @@ TEST_F(AwsSdkEndpointE2E, HttpsEndpointIsTrustedByTheSdk) {
     for (const std::string route : {"/ddb/", "/sqs/", "/s3/"}) {
         json sdk = drive(*app, route + unique_tag());
         EXPECT_FALSE(sdk.empty()) << route;
-        for (const auto& call : sdk) EXPECT_FALSE(call.value("request_id", "").empty()) << call.dump();
+        for (const auto& call : sdk)
+            EXPECT_FALSE(call.value("request_id", "").empty()) << call.dump();
     }
 }
 

@@ -365,8 +365,7 @@ TEST_F(BadInputE2E, ServerExitingMidRequestIsSurvivedAndCounted) {
     }
 
     AgentExit exit = stop_agent_and_sync();
-    EXPECT_GE(exit.counter("correlate.incomplete"), 2u)
-        << "counters: " << exit.counters_text();
+    EXPECT_GE(exit.counter("correlate.incomplete"), 2u) << "counters: " << exit.counters_text();
 }
 
 TEST_F(BadInputE2E, DaemonNotListeningIsCountedAndSurvived) {

@@ -35,7 +35,8 @@ class BlockingClientsE2e : public E2eTest {
     // Starts the matrix server (traced too: it is a python3 process like the clients).
     std::unique_ptr<ChildProcess> start_server(uint16_t port, const std::string& delay) {
         ChildOptions o;
-        o.argv = {"python3", fixture("blocking_matrix.py").string(), "server", std::to_string(port), delay};
+        o.argv = {"python3", fixture("blocking_matrix.py").string(), "server", std::to_string(port),
+                  delay};
         auto p = std::make_unique<ChildProcess>(o);
         if (!p->wait_for_line(Stream::kStdout, std::regex("^listening"), deadline_in(20s)))
             throw std::runtime_error("matrix server did not start: " + p->describe());
@@ -44,12 +45,15 @@ class BlockingClientsE2e : public E2eTest {
 
     // One client kind: `runs` requests over `sizes`, gated on `go` so that the agent selects it
     // (and the programs it runs) before its first connect.
-    std::unique_ptr<ChildProcess> client(const std::string& python, const std::filesystem::path& go, uint16_t port,
-                                         const std::string& kind, const std::string& sizes, int runs) {
+    std::unique_ptr<ChildProcess> client(const std::string& python, const std::filesystem::path& go,
+                                         uint16_t port, const std::string& kind,
+                                         const std::string& sizes, int runs) {
         std::string cmd = python + " '" + fixture("blocking_matrix.py").string() + "' client " +
-                          std::to_string(port) + " '" + kind + "' " + sizes + " " + std::to_string(runs);
+                          std::to_string(port) + " '" + kind + "' " + sizes + " " +
+                          std::to_string(runs);
         ChildOptions o;
-        o.argv = {"sh", "-c", "while [ ! -e '" + go.string() + "' ]; do sleep 0.02; done; exec " + cmd};
+        o.argv = {"sh", "-c",
+                  "while [ ! -e '" + go.string() + "' ]; do sleep 0.02; done; exec " + cmd};
         return std::make_unique<ChildProcess>(o);
     }
 };
@@ -69,16 +73,24 @@ TEST_F(BlockingClientsE2e, UploadsAndLateAnswersSeeNoErrorAndAreInjected) {
         int runs;
     };
     const std::vector<Run> matrix = {
-        {"socket", port, sizes, 6},         {"httpclient", port, sizes, 6},       {"urllib", port, sizes, 6},
-        {"requests", port, sizes, 6},       {"late_blocking", port, sizes, 6},    {"curl", port, sizes, 6},
-        {c_client, port, sizes, 6},         {"socket", slow_port, "4000000", 2},  {"httpclient", slow_port, "8000000", 2},
+        {"socket", port, sizes, 6},
+        {"httpclient", port, sizes, 6},
+        {"urllib", port, sizes, 6},
+        {"requests", port, sizes, 6},
+        {"late_blocking", port, sizes, 6},
+        {"curl", port, sizes, 6},
+        {c_client, port, sizes, 6},
+        {"socket", slow_port, "4000000", 2},
+        {"httpclient", slow_port, "8000000", 2},
         {c_client, slow_port, "16000000", 2},
     };
     auto go = dir().path() / "go";
     std::vector<std::unique_ptr<ChildProcess>> clients;
-    std::vector<std::string> args = {"--pid", std::to_string(server->pid()), "--pid", std::to_string(slow->pid())};
+    std::vector<std::string> args = {"--pid", std::to_string(server->pid()), "--pid",
+                                     std::to_string(slow->pid())};
     for (const auto& r : matrix) {
-        clients.push_back(client(r.kind == "requests" ? with_requests : "python3", go, r.port, r.kind, r.sizes, r.runs));
+        clients.push_back(client(r.kind == "requests" ? with_requests : "python3", go, r.port,
+                                 r.kind, r.sizes, r.runs));
         args.insert(args.end(), {"--pid", std::to_string(clients.back()->pid())});
     }
     start_agent(args);
@@ -97,7 +109,8 @@ TEST_F(BlockingClientsE2e, UploadsAndLateAnswersSeeNoErrorAndAreInjected) {
     EXPECT_GE(exit.counter("inject.injected"), 40u);
     EXPECT_GT(exit.counter("inject.left_blocking"), 0u);
     EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
-    EXPECT_EQ(exit.counter("kernel.conns_evicted"), 0u) << "the default table holds these connections";
+    EXPECT_EQ(exit.counter("kernel.conns_evicted"), 0u)
+        << "the default table holds these connections";
 }
 
 // A kernel connection table smaller than the connections a traced server holds open: the kernel
@@ -107,7 +120,8 @@ TEST_F(BlockingClientsE2e, ConnectionTableEvictionsAreCounted) {
     auto server = start_server(port, "0");
     start_agent({"--pid", std::to_string(server->pid()), "--max-connections", "32"});
     ChildOptions o;
-    o.argv = {"python3", fixture("blocking_matrix.py").string(), "hold", std::to_string(port), "200"};
+    o.argv = {"python3", fixture("blocking_matrix.py").string(), "hold", std::to_string(port),
+              "200"};
     ChildProcess c(o);
     auto st = c.wait_exit(deadline_in(120s));
     ASSERT_TRUE(st && st->success()) << c.describe();

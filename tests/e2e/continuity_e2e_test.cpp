@@ -299,7 +299,8 @@ class ContinuityE2E : public E2eTest {
 TEST_F(ContinuityE2E, PythonCallsNodeOneTrace) {
     auto b = start_node_callee("svc-b");
     auto a = start_python_caller("svc-a", *b);
-    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent(
+        {"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string tag = unique_tag();
     const std::string b_host = "127.0.0.1:" + std::to_string(b->port());
@@ -419,7 +420,8 @@ TEST_F(ContinuityE2E, ThreadPoolConcurrencyNeverMisattributes) {
     constexpr int kConcurrency = 16;
     auto b = start_node_callee("pool-b");
     auto a = start_python_caller("pool-a", *b);
-    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent(
+        {"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     LoadRun run = drive(a->port(), kRequests, kConcurrency, 0);
     ASSERT_TRUE(run.errors.empty())
@@ -508,7 +510,8 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
     constexpr int kConcurrency = 8;
     auto b = start_node_callee("loop-b");
     auto a = start_node_caller("loop-a", *b);
-    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent(
+        {"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string a_prefix = a->url("/work?id=");
     const std::string b_prefix = b->url("/item?id=");
@@ -633,7 +636,8 @@ TEST_F(ContinuityE2E, CallOutsideAnyRequestIsItsOwnSegment) {
     ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^ready$"),
                                      deadline_in(std::chrono::seconds(20))))
         << script.describe();
-    start_agent({"--no-inject", "--pid", std::to_string(script.pid()), "--pid", std::to_string(traced->pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(script.pid()), "--pid",
+                 std::to_string(traced->pid())});
 
     double started = wall_clock_now();
     ASSERT_TRUE(script.send_signal(SIGUSR1));
@@ -777,8 +781,8 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
     ASSERT_TRUE(chain_up) << nginx.describe() << "\n" << dir().read_file("nginx/error.log");
     ASSERT_FALSE(child_pids(nginx.pid()).empty());
 
-    start_agent({"--no-inject", "--pid", std::to_string(a.pid()), "--pid", std::to_string(nginx.pid()), "--pid",
-                 std::to_string(c.pid())});
+    start_agent({"--no-inject", "--pid", std::to_string(a.pid()), "--pid",
+                 std::to_string(nginx.pid()), "--pid", std::to_string(c.pid())});
 
     const std::string tag = unique_tag();
     struct Case {
@@ -854,7 +858,8 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
 TEST_F(ContinuityE2E, CalleeWithOwnTraceHeaderKeepsIt) {
     auto b = start_node_callee("hdr-b");
     auto a = start_python_caller("hdr-a", *b);
-    start_agent({"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    start_agent(
+        {"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
 
     const std::string rest = "/trace-header/" + unique_tag();
     HttpResponse response = http_get(a->url("/with-header" + rest));

@@ -55,12 +55,15 @@ std::string hex16(uint64_t v) {
 // The verifying server.
 class InjectServer {
   public:
-    explicit InjectServer(const std::filesystem::path& dump_dir, uint16_t port = 0) : dump_(dump_dir) {
+    explicit InjectServer(const std::filesystem::path& dump_dir, uint16_t port = 0)
+        : dump_(dump_dir) {
         std::filesystem::create_directories(dump_);
         ChildOptions o;
-        o.argv = {"python3", fixture("inject_server.py").string(), dump_.string(), std::to_string(port)};
+        o.argv = {"python3", fixture("inject_server.py").string(), dump_.string(),
+                  std::to_string(port)};
         proc_ = std::make_unique<ChildProcess>(o);
-        auto m = proc_->wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
+        auto m =
+            proc_->wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
         if (!m) throw std::runtime_error("inject_server did not start: " + proc_->describe());
         port_ = static_cast<uint16_t>(std::stoi(m->groups[1]));
     }
@@ -78,13 +81,16 @@ class InjectServer {
             [&] {
                 got.clear();
                 for (auto& r : requests())
-                    if (r["target"].get<std::string>().find(part) != std::string::npos) got.push_back(r);
+                    if (r["target"].get<std::string>().find(part) != std::string::npos)
+                        got.push_back(r);
                 return got.size() >= n;
             },
             deadline_in(30s));
         return got;
     }
-    std::string received(int conn) const { return read_file(dump_ / ("conn-" + std::to_string(conn) + ".bin")); }
+    std::string received(int conn) const {
+        return read_file(dump_ / ("conn-" + std::to_string(conn) + ".bin"));
+    }
     ChildProcess& proc() { return *proc_; }
 
   private:
@@ -109,14 +115,16 @@ std::vector<InjectEvent> inject_events(const std::filesystem::path& record) {
         if (line.find("\"inject\"") == std::string::npos) continue;
         json j = json::parse(line);
         if (j["type"] != "inject") continue;
-        out.push_back({j["tgid"].get<uint32_t>(), j["outcome"].get<int>(), j["app_pos"].get<uint64_t>(),
-                       hex16(j["subsegment_id"].get<uint64_t>()), j["trace_id"].get<std::string>()});
+        out.push_back({j["tgid"].get<uint32_t>(), j["outcome"].get<int>(),
+                       j["app_pos"].get<uint64_t>(), hex16(j["subsegment_id"].get<uint64_t>()),
+                       j["trace_id"].get<std::string>()});
     }
     return out;
 }
 
 // `got` with every injected line whose Parent is in `ids` removed; counts them.
-std::string strip_injected(const std::string& got, const std::set<std::string>& ids, size_t& removed) {
+std::string strip_injected(const std::string& got, const std::set<std::string>& ids,
+                           size_t& removed) {
     std::string out;
     removed = 0;
     auto begin = got.cbegin();
@@ -183,34 +191,36 @@ struct Scenario {
 // line (the request line has left by then); every other injected line right after the request
 // line.
 bool injected_last(const std::string& target) {
-    static const std::set<std::string> kSplit = {"/split", "/split-reqline", "/split-h1",
-                                                 "/split-h2", "/sp2", "/sp3", "/split-bytes"};
+    static const std::set<std::string> kSplit = {
+        "/split", "/split-reqline", "/split-h1", "/split-h2", "/sp2", "/sp3", "/split-bytes"};
     return kSplit.count(target) != 0;
 }
 
 TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
     InjectServer server(dir().path() / "dump");
     const std::vector<Scenario> scenarios = {
-        {"pipelined", 5, 0, 0},     {"split_line", 2, 0, 0},      {"split_blank", 2, 0, 0},
-        {"split_reqline", 1, 0, 0},
-        {"split_headers", 2, 0, 0}, {"split_pipelined", 3, 0, 0}, {"split_bytes", 1, 0, 0},
-        {"writev", 3, 0, 0},        {"body_get", 2, 0, 0},        {"app_header", 1, 2, 0},
+        {"pipelined", 5, 0, 0},     {"split_line", 2, 0, 0},    {"split_blank", 2, 0, 0},
+        {"split_reqline", 1, 0, 0}, {"split_headers", 2, 0, 0}, {"split_pipelined", 3, 0, 0},
+        {"split_bytes", 1, 0, 0},   {"writev", 3, 0, 0},        {"body_get", 2, 0, 0},
+        {"app_header", 1, 2, 0},
     };
     std::vector<std::unique_ptr<ChildProcess>> clients;
     std::vector<std::string> args = {"--record", record().string()};
     for (const auto& s : scenarios) {
         auto out = dir().path() / ("out-" + s.name);
         std::filesystem::create_directories(out);
-        clients.push_back(gated({"python3", fixture("inject_client.py").string(), s.name, std::to_string(server.port()),
-                                 out.string(), "--wait", (dir().path() / ("go-" + s.name)).string()}));
+        clients.push_back(gated({"python3", fixture("inject_client.py").string(), s.name,
+                                 std::to_string(server.port()), out.string(), "--wait",
+                                 (dir().path() / ("go-" + s.name)).string()}));
         args.push_back("--pid");
         args.push_back(std::to_string(clients.back()->pid()));
     }
     // Not selected: must pass untouched.
     auto plain_out = dir().path() / "out-plain";
     std::filesystem::create_directories(plain_out);
-    auto plain = gated({"python3", fixture("inject_client.py").string(), "plain", std::to_string(server.port()),
-                        plain_out.string(), "--wait", (dir().path() / "go-plain").string()});
+    auto plain = gated({"python3", fixture("inject_client.py").string(), "plain",
+                        std::to_string(server.port()), plain_out.string(), "--wait",
+                        (dir().path() / "go-plain").string()});
     start_agent(args);
 
     // One client at a time, so the server's connection numbers follow the scenarios.
@@ -285,16 +295,17 @@ TEST_F(InjectE2e, RealClientsCurlPythonNode) {
         for (int i = 0; i < 3 * 1024 * 1024; i++) out.put(static_cast<char>((i * 7) & 0xff));
     }
     auto go = dir().path() / "go";
-    auto curl_keepalive = gated(sh_gated(go, "curl -sS -o /dev/null " + base + "/curl-a " + base + "/curl-b " + base +
-                                                 "/curl-c"));
-    auto curl_post = gated(sh_gated(go, "curl -sS -o /dev/null --data-binary @" + big.string() + " " + base +
-                                            "/curl-big"));
-    auto py = gated({"python3", fixture("inject_http_client.py").string(), std::to_string(server.port()), go.string(),
-                     "4"});
-    auto node = gated({"node", fixture("inject_node_client.js").string(), std::to_string(server.port()), go.string()});
-    start_agent({"--record", record().string(), "--pid", std::to_string(curl_keepalive->pid()), "--pid",
-                 std::to_string(curl_post->pid()), "--pid", std::to_string(py->pid()), "--pid",
-                 std::to_string(node->pid())});
+    auto curl_keepalive = gated(sh_gated(
+        go, "curl -sS -o /dev/null " + base + "/curl-a " + base + "/curl-b " + base + "/curl-c"));
+    auto curl_post = gated(sh_gated(
+        go, "curl -sS -o /dev/null --data-binary @" + big.string() + " " + base + "/curl-big"));
+    auto py = gated({"python3", fixture("inject_http_client.py").string(),
+                     std::to_string(server.port()), go.string(), "4"});
+    auto node = gated({"node", fixture("inject_node_client.js").string(),
+                       std::to_string(server.port()), go.string()});
+    start_agent({"--record", record().string(), "--pid", std::to_string(curl_keepalive->pid()),
+                 "--pid", std::to_string(curl_post->pid()), "--pid", std::to_string(py->pid()),
+                 "--pid", std::to_string(node->pid())});
     touch(go);
     for (auto* c : {curl_keepalive.get(), curl_post.get(), py.get(), node.get()}) {
         auto st = c->wait_exit(deadline_in(120s));
@@ -329,7 +340,8 @@ TEST_F(InjectE2e, RealClientsCurlPythonNode) {
         ASSERT_TRUE(w) << r.dump();
         const std::string trace = w->trace, parent = w->parent;
         auto doc = document_with_subsegment(parent);
-        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
+        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n"
+                         << agent_diagnostics();
         EXPECT_EQ((*doc)["trace_id"], trace);
         for (const auto& s : (*doc)["subsegments"])
             if (s.value("id", "") == parent) {
@@ -345,17 +357,19 @@ TEST_F(InjectE2e, DeniedPortAndKillSwitchLeaveBytesIdentical) {
         auto out = dir().path() / ("out-" + std::to_string(round));
         std::filesystem::create_directories(out);
         auto go = dir().path() / ("go-" + std::to_string(round));
-        auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
-                        out.string(), "--wait", go.string()});
+        auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined",
+                        std::to_string(server.port()), out.string(), "--wait", go.string()});
         std::vector<std::string> args = {"--pid", std::to_string(c->pid())};
         if (round == 0) {
-            args.insert(args.end(), {"--inject-deny", "10.0.0.0/8", "--inject-deny", std::to_string(server.port())});
+            args.insert(args.end(), {"--inject-deny", "10.0.0.0/8", "--inject-deny",
+                                     std::to_string(server.port())});
         } else {
             args.push_back("--no-inject");
         }
         start_agent(args);
         if (round == 1) {
-            EXPECT_NE(agent().stderr_text().find("[no]  injection - off (--no-inject)"), std::string::npos);
+            EXPECT_NE(agent().stderr_text().find("[no]  injection - off (--no-inject)"),
+                      std::string::npos);
         }
         touch(go);
         auto st = c->wait_exit(deadline_in(60s));
@@ -376,8 +390,8 @@ TEST_F(InjectE2e, WellKnownNonHttpPortsAreNeverInjected) {
     auto out = dir().path() / "out";
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go";
-    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
-                    out.string(), "--wait", go.string()});
+    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined",
+                    std::to_string(server.port()), out.string(), "--wait", go.string()});
     start_agent({"--pid", std::to_string(c->pid())});
     touch(go);
     auto st = c->wait_exit(deadline_in(60s));
@@ -394,20 +408,23 @@ TEST_F(InjectE2e, RedisTrafficOfATracedClientIsUntouched) {
         GTEST_FAIL() << "redis-server/redis-cli missing: run .ci/install-deps.sh";
     uint16_t port = free_tcp_port();
     ChildOptions so;
-    so.argv = {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-               "no"};
+    so.argv = {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
+               "--save",       "",       "--appendonly",       "no"};
     ChildProcess redis(so);
-    ASSERT_TRUE(redis.wait_for_line(Stream::kStdout, std::regex("Ready to accept connections"), deadline_in(20s)))
+    ASSERT_TRUE(redis.wait_for_line(Stream::kStdout, std::regex("Ready to accept connections"),
+                                    deadline_in(20s)))
         << redis.describe();
     // Binary values, one of them an HTTP request line: RESP frames them, injection must not.
-    auto value = dir().write_file("value.bin", std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\xff binary", 36));
+    auto value = dir().write_file(
+        "value.bin", std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\xff binary", 36));
     auto go = dir().path() / "go";
     const std::string cli = "redis-cli -p " + std::to_string(port);
-    auto script = dir().write_file("redis.sh", "set -e\n" + cli + " -x SET k < '" + value.string() + "'\n" + cli +
-                                                   " --raw GET k > '" + (dir().path() / "got.bin").string() + "'\n" +
-                                                   cli + " SET 'GET / HTTP/1.1' 'POST /x HTTP/1.1'\n" + cli +
-                                                   " --raw GET 'GET / HTTP/1.1' > '" +
-                                                   (dir().path() / "got2.txt").string() + "'\n");
+    auto script = dir().write_file(
+        "redis.sh", "set -e\n" + cli + " -x SET k < '" + value.string() + "'\n" + cli +
+                        " --raw GET k > '" + (dir().path() / "got.bin").string() + "'\n" + cli +
+                        " SET 'GET / HTTP/1.1' 'POST /x HTTP/1.1'\n" + cli +
+                        " --raw GET 'GET / HTTP/1.1' > '" + (dir().path() / "got2.txt").string() +
+                        "'\n");
     auto client = gated(sh_gated(go, "sh '" + script.string() + "'"));
     start_agent({"--pid", std::to_string(client->pid())});
     touch(go);
@@ -434,9 +451,10 @@ TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go";
     const int count = 2000;
-    auto c = gated({"python3", fixture("inject_client.py").string(), "stress", std::to_string(server.port()),
-                    out.string(), "--wait", go.string(), "--count", std::to_string(count), "--seed",
-                    std::to_string(std::random_device{}() % 100000)});
+    auto c =
+        gated({"python3", fixture("inject_client.py").string(), "stress",
+               std::to_string(server.port()), out.string(), "--wait", go.string(), "--count",
+               std::to_string(count), "--seed", std::to_string(std::random_device{}() % 100000)});
     start_agent({"--record", record().string(), "--pid", std::to_string(c->pid())});
     touch(go);
     auto st = c->wait_exit(deadline_in(300s));  // generous: the test must finish, not be fast
@@ -456,13 +474,14 @@ TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
         EXPECT_TRUE(got == sent) << "connection " << k << ": bytes differ";
         total_removed += removed;
     }
-    std::cout << "[ inject   ] " << count << " requests over " << conns << " connections, " << total_removed
-              << " injected; " << exit.counters_text() << std::endl;
+    std::cout << "[ inject   ] " << count << " requests over " << conns << " connections, "
+              << total_removed << " injected; " << exit.counters_text() << std::endl;
     EXPECT_EQ(total_removed, static_cast<size_t>(summary["requests"].get<int>()))
         << "every request (heads split across sends included) got exactly one header";
     EXPECT_EQ(exit.counter("inject.framing_lost"), 0u);
     EXPECT_EQ(exit.counter("inject.skipped_split_head"), 0u);
-    EXPECT_GT(exit.counter("inject.split_heads_injected"), 0u) << "no head was split: the mix lost its split case";
+    EXPECT_GT(exit.counter("inject.split_heads_injected"), 0u)
+        << "no head was split: the mix lost its split case";
     EXPECT_EQ(exit.counter("inject.left_blocking"), 0u) << "the client's sockets are nonblocking";
 }
 
@@ -474,8 +493,8 @@ TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
     auto out = dir().path() / "out";
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go";
-    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined", std::to_string(server.port()),
-                    out.string(), "--wait", go.string()});
+    auto c = gated({"python3", fixture("inject_client.py").string(), "pipelined",
+                    std::to_string(server.port()), out.string(), "--wait", go.string()});
     start_agent({"--pid", std::to_string(c->pid())});
     AgentOptions second;
     second.agent_path = agent_path();
@@ -487,19 +506,24 @@ TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
     AgentExit b = other.stop();
     AgentExit a = stop_agent_and_sync();
     EXPECT_TRUE(b.status.success()) << b.stderr_text;
-    EXPECT_EQ(a.counter("inject.ebusy") + b.counter("inject.ebusy"), 1u) << a.counters_text() << "\n"
-                                                                          << b.counters_text();
+    EXPECT_EQ(a.counter("inject.ebusy") + b.counter("inject.ebusy"), 1u)
+        << a.counters_text() << "\n"
+        << b.counters_text();
     EXPECT_EQ(a.counter("inject.injected") + b.counter("inject.injected"), 5u);
     size_t removed = 0;
     std::string sent = read_file(out / "sent-1.bin");
     std::string got = server.received(1);
-    std::string stripped = strip_injected(got, [&] {
-        std::set<std::string> all;
-        std::smatch m;
-        for (auto it = got.cbegin(); std::regex_search(it, got.cend(), m, kInjectedLine); it = m[0].second)
-            all.insert(m[2].str());
-        return all;
-    }(), removed);
+    std::string stripped = strip_injected(
+        got,
+        [&] {
+            std::set<std::string> all;
+            std::smatch m;
+            for (auto it = got.cbegin(); std::regex_search(it, got.cend(), m, kInjectedLine);
+                 it = m[0].second)
+                all.insert(m[2].str());
+            return all;
+        }(),
+        removed);
     EXPECT_EQ(removed, 5u) << "one header per request, not two";
     EXPECT_EQ(stripped, sent);
 }
@@ -507,9 +531,11 @@ TEST_F(InjectE2e, SecondSkMsgUserGetsEbusyAndTheSocketIsInjectedOnce) {
 TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsParent) {
     InjectServer callee(dir().path() / "dump");
     ChildOptions o;
-    o.argv = {"python3", fixture("caller_server.py").string(), "127.0.0.1", std::to_string(callee.port())};
+    o.argv = {"python3", fixture("caller_server.py").string(), "127.0.0.1",
+              std::to_string(callee.port())};
     ChildProcess caller(o);
-    auto m = caller.wait_for_line(Stream::kStdout, std::regex("listening on port (\\d+)"), deadline_in(20s));
+    auto m = caller.wait_for_line(Stream::kStdout, std::regex("listening on port (\\d+)"),
+                                  deadline_in(20s));
     ASSERT_TRUE(m) << caller.describe();
     // Only the caller is traced: same-node stitching cannot help, the header must carry it.
     start_agent({"--pid", std::to_string(caller.pid())});
@@ -562,40 +588,49 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
     o.argv = {"python3", fixture("call_loop.py").string(), std::to_string(kLoops), base + "/keep/a",
               base + "/drop/b"};
     ChildProcess script(o);
-    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^ready$"), deadline_in(20s))) << script.describe();
+    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^ready$"), deadline_in(20s)))
+        << script.describe();
     auto rules = dir().write_file("rules.json", kCallRules);
     start_agent({"--record", record().string(), "--sampling-rules", rules.string(), "--pid",
                  std::to_string(script.pid())});
     ASSERT_TRUE(script.send_signal(SIGUSR1));
-    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^done$"), deadline_in(30s))) << script.describe();
+    ASSERT_TRUE(script.wait_for_line(Stream::kStdout, std::regex("^done$"), deadline_in(30s)))
+        << script.describe();
 
     std::map<std::string, std::string> keep, drop;  // trace id -> injected parent (subsegment) id
-    for (const auto& [part, want, out] : {std::tuple{"/keep/a", "1", &keep}, std::tuple{"/drop/b", "0", &drop}}) {
+    for (const auto& [part, want, out] :
+         {std::tuple{"/keep/a", "1", &keep}, std::tuple{"/drop/b", "0", &drop}}) {
         auto got = server.wait_requests(part, kLoops);
         ASSERT_EQ(got.size(), size_t(kLoops)) << part;
         for (const auto& r : got) {
             ASSERT_EQ(r["trace"].size(), 1u) << r.dump();
             auto w = wire_ids(r["trace"][0]);
             ASSERT_TRUE(w) << r.dump();
-            EXPECT_EQ(w->sampled, want) << "decided in the kernel, not left to the callee: " << r.dump();
+            EXPECT_EQ(w->sampled, want)
+                << "decided in the kernel, not left to the callee: " << r.dump();
             (*out)[w->trace] = w->parent;
         }
     }
     EXPECT_EQ(keep.size(), size_t(kLoops)) << "each call its own trace";
     EXPECT_EQ(drop.size(), size_t(kLoops)) << "each call its own trace";
     for (const auto& [trace, parent] : keep) {
-        auto doc = collector().wait_for([&](const json& d) { return d.value("trace_id", "") == trace; },
-                                        deadline_in(kDocumentTimeout));
+        auto doc =
+            collector().wait_for([&](const json& d) { return d.value("trace_id", "") == trace; },
+                                 deadline_in(kDocumentTimeout));
         ASSERT_TRUE(doc) << "no segment for sampled call " << trace << "\n" << agent_diagnostics();
-        ASSERT_TRUE((*doc).contains("subsegments") && (*doc)["subsegments"].size() == 1) << doc->dump();
-        EXPECT_EQ((*doc)["subsegments"][0]["id"], parent) << "the id on the wire is the subsegment's";
+        ASSERT_TRUE((*doc).contains("subsegments") && (*doc)["subsegments"].size() == 1)
+            << doc->dump();
+        EXPECT_EQ((*doc)["subsegments"][0]["id"], parent)
+            << "the id on the wire is the subsegment's";
         EXPECT_EQ((*doc)["aws"]["xray"]["rule_name"], "keep local GETs") << doc->dump();
     }
     AgentExit exit = stop_agent_and_sync();
     for (const auto& d : collector().documents())
-        EXPECT_FALSE(drop.count(d.value("trace_id", ""))) << "a call the kernel sampled out was reported: " << d.dump();
+        EXPECT_FALSE(drop.count(d.value("trace_id", "")))
+            << "a call the kernel sampled out was reported: " << d.dump();
     EXPECT_GE(exit.counter("correlate.not_sampled_rules"), uint64_t(kLoops));
-    EXPECT_GE(exit.counter("kernel.ctx_sampled_in_kernel"), uint64_t(2 * kLoops)) << exit.counters_text();
+    EXPECT_GE(exit.counter("kernel.ctx_sampled_in_kernel"), uint64_t(2 * kLoops))
+        << exit.counters_text();
     script.stop();
 }
 
@@ -604,7 +639,8 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
 // outlive it). Empty when bpftool lists none.
 std::vector<std::string> passport_bpf_objects() {
     static const std::regex kOurs(
-        "\"name\":\"(inject_[a-z_]*|thread_ctx|clock_sync|pid_bits|task_stash|sample_rules|drop_counters)\"");
+        "\"name\":\"(inject_[a-z_]*|thread_ctx|clock_sync|pid_bits|task_stash|sample_rules|drop_"
+        "counters)\"");
     std::vector<std::string> found;
     for (const char* what : {"prog", "map"}) {
         ChildOptions o;
@@ -622,23 +658,28 @@ std::vector<std::string> passport_bpf_objects() {
 // is held back in the kernel, so the rest of the head, written after the agent died, completes
 // the request byte for byte, and nothing of the agent stays loaded.
 TEST_F(InjectE2e, HeadSplitWhileTheAgentIsKilledArrivesWhole) {
-    ASSERT_TRUE(passport_bpf_objects().empty()) << "another agent is running; this test counts BPF objects";
+    ASSERT_TRUE(passport_bpf_objects().empty())
+        << "another agent is running; this test counts BPF objects";
     InjectServer server(dir().path() / "dump");
     auto out = dir().path() / "out";
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go", then = dir().path() / "then";
-    auto c = gated({"python3", fixture("inject_client.py").string(), "held_at_exit", std::to_string(server.port()),
-                    out.string(), "--wait", go.string(), "--then", then.string()});
+    auto c = gated({"python3", fixture("inject_client.py").string(), "held_at_exit",
+                    std::to_string(server.port()), out.string(), "--wait", go.string(), "--then",
+                    then.string()});
     start_agent({"--pid", std::to_string(c->pid())});
-    ASSERT_FALSE(passport_bpf_objects().empty()) << "bpftool shows none of the running agent's objects";
+    ASSERT_FALSE(passport_bpf_objects().empty())
+        << "bpftool shows none of the running agent's objects";
     touch(go);
-    ASSERT_TRUE(c->wait_for_line(Stream::kStdout, std::regex("^partial$"), deadline_in(20s))) << c->describe();
+    ASSERT_TRUE(c->wait_for_line(Stream::kStdout, std::regex("^partial$"), deadline_in(20s)))
+        << c->describe();
     AgentExit exit = kill_agent();
     EXPECT_FALSE(exit.status.success());
     touch(then);
     auto st = c->wait_exit(deadline_in(30s));
     ASSERT_TRUE(st && st->success()) << c->describe();
-    EXPECT_EQ(server.received(1), read_file(out / "sent-1.bin")) << "the request did not arrive as written";
+    EXPECT_EQ(server.received(1), read_file(out / "sent-1.bin"))
+        << "the request did not arrive as written";
     EXPECT_TRUE(wait_until([] { return passport_bpf_objects().empty(); }, deadline_in(10s)))
         << "left loaded after SIGKILL: " << ::testing::PrintToString(passport_bpf_objects());
 }
@@ -648,14 +689,16 @@ TEST_F(InjectE2e, HeadSplitWhileTheAgentIsKilledArrivesWhole) {
 // every request arrives whole (its bytes as sent plus at most the one injected line), every
 // response is right, and nothing of the agent stays loaded.
 TEST_F(InjectE2e, KilledUnderInjectionLoadLosesNoByte) {
-    ASSERT_TRUE(passport_bpf_objects().empty()) << "another agent is running; this test counts BPF objects";
+    ASSERT_TRUE(passport_bpf_objects().empty())
+        << "another agent is running; this test counts BPF objects";
     InjectServer server(dir().path() / "dump");
     auto out = dir().path() / "out";
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go";
     std::mt19937 rnd(std::random_device{}());
-    auto c = gated({"python3", fixture("inject_client.py").string(), "stress", std::to_string(server.port()),
-                    out.string(), "--wait", go.string(), "--count", "3000", "--seed", std::to_string(rnd() % 100000)});
+    auto c = gated({"python3", fixture("inject_client.py").string(), "stress",
+                    std::to_string(server.port()), out.string(), "--wait", go.string(), "--count",
+                    "3000", "--seed", std::to_string(rnd() % 100000)});
     start_agent({"--pid", std::to_string(c->pid())});
     touch(go);
     const size_t kill_after = 100 + rnd() % 900;
@@ -677,10 +720,11 @@ TEST_F(InjectE2e, KilledUnderInjectionLoadLosesNoByte) {
     for (int k = 1; k <= summary["connections"].get<int>(); k++) {
         size_t removed = 0;
         std::string sent = read_file(out / ("sent-" + std::to_string(k) + ".bin"));
-        EXPECT_TRUE(strip_injected(server.received(k), ids, removed) == sent) << "connection " << k << ": bytes differ";
+        EXPECT_TRUE(strip_injected(server.received(k), ids, removed) == sent)
+            << "connection " << k << ": bytes differ";
     }
-    std::cout << "[ inject   ] killed after " << kill_after << " requests: " << with << " injected, " << without
-              << " sent after the kill without the header" << std::endl;
+    std::cout << "[ inject   ] killed after " << kill_after << " requests: " << with
+              << " injected, " << without << " sent after the kill without the header" << std::endl;
     EXPECT_GT(with, 0u);
     EXPECT_GT(without, 0u) << "the kill came after the last request";
     EXPECT_TRUE(wait_until([] { return passport_bpf_objects().empty(); }, deadline_in(10s)))
@@ -696,8 +740,9 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
     InjectServer server(dir().path() / "dump");
     auto go = dir().path() / "go";
     auto start_client = [&](const std::string& name) {
-        auto c = gated({"python3", fixture("inject_preexisting_client.py").string(), std::to_string(server.port()),
-                        go.string(), (dir().path() / ("sent-" + name + ".bin")).string()});
+        auto c = gated({"python3", fixture("inject_preexisting_client.py").string(),
+                        std::to_string(server.port()), go.string(),
+                        (dir().path() / ("sent-" + name + ".bin")).string()});
         auto warm = c->wait_for_line(Stream::kStdout, std::regex("warm (\\d+)"), deadline_in(20s));
         EXPECT_TRUE(warm) << c->describe();
         return c;
@@ -715,7 +760,8 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
     // Everything sent arrived before the clients saw their responses.
     AgentExit exit = stop_agent_and_sync();
     EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
-    EXPECT_NE(exit.stderr_text.find("injection adopted 1 established connection"), std::string::npos)
+    EXPECT_NE(exit.stderr_text.find("injection adopted 1 established connection"),
+              std::string::npos)
         << tail(exit.stderr_text);
 
     // Selected: the warm-up request as sent, each later request with exactly one injected line.
@@ -746,7 +792,8 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
         // kernel numbered the adopted connection's bytes as the syscall probes do.
         const std::string trace = w->trace, parent = w->parent;
         auto doc = document_with_subsegment(parent);
-        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
+        ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n"
+                         << agent_diagnostics();
         EXPECT_EQ((*doc)["trace_id"], trace);
     }
     EXPECT_EQ(seen, 6u) << "every request of the selected client arrived";
@@ -768,9 +815,10 @@ TEST_F(InjectE2e, AdoptedConnectionCaughtMidBodyIsLeftAlone) {
     InjectServer server(dir().path() / "dump");
     auto go = dir().path() / "go";
     auto sent = dir().path() / "sent-mid.bin";
-    auto client = gated({"python3", fixture("inject_midbody_client.py").string(), std::to_string(server.port()),
-                         go.string(), sent.string()});
-    ASSERT_TRUE(client->wait_for_line(Stream::kStdout, std::regex("mid"), deadline_in(20s))) << client->describe();
+    auto client = gated({"python3", fixture("inject_midbody_client.py").string(),
+                         std::to_string(server.port()), go.string(), sent.string()});
+    ASSERT_TRUE(client->wait_for_line(Stream::kStdout, std::regex("mid"), deadline_in(20s)))
+        << client->describe();
     start_agent({"--record", record().string(), "--pid", std::to_string(client->pid())});
     touch(go);
     auto st = client->wait_exit(deadline_in(60s));
@@ -778,8 +826,10 @@ TEST_F(InjectE2e, AdoptedConnectionCaughtMidBodyIsLeftAlone) {
     AgentExit exit = stop_agent_and_sync();
     EXPECT_EQ(exit.counter("inject.adopted_sockets"), 1u) << exit.counters_text();
     EXPECT_EQ(exit.counter("inject.injected"), 0u) << exit.counters_text();
-    EXPECT_GE(exit.counter("inject.not_http") + exit.counter("inject.framing_lost"), 1u) << exit.counters_text();
-    EXPECT_GE(exit.counter("inject.left_not_http"), 1u) << "the adopted socket was not sent out of the sockhash";
+    EXPECT_GE(exit.counter("inject.not_http") + exit.counter("inject.framing_lost"), 1u)
+        << exit.counters_text();
+    EXPECT_GE(exit.counter("inject.left_not_http"), 1u)
+        << "the adopted socket was not sent out of the sockhash";
     EXPECT_EQ(server.received(1), read_file(sent));
     EXPECT_TRUE(injected_ids(static_cast<uint32_t>(client->pid())).empty());
 }

@@ -29,8 +29,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     ASSERT_TRUE(server);
     auto rules = dir().write_file("rules.json", kRules);
     const auto record = dir().path() / "events.jsonl";
-    start_agent({"--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(), "--record",
-                 record.string()});
+    start_agent({"--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(),
+                 "--record", record.string()});
 
     const std::string tag = unique_tag();
     const std::string root(kIncomingRoot), parent(kIncomingParent);
@@ -54,7 +54,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     std::map<std::string, events::TraceCtx> by_segment;
     size_t not_sampled = 0;
     for (const auto& e : *events)
-        if (const auto* t = std::get_if<events::TraceCtx>(&e); t && t->conn.tgid == static_cast<uint32_t>(server->pid())) {
+        if (const auto* t = std::get_if<events::TraceCtx>(&e);
+            t && t->conn.tgid == static_cast<uint32_t>(server->pid())) {
             by_segment[t->segment_id] = *t;
             if (t->sampled == 0) not_sampled++;
         }
@@ -70,7 +71,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     ASSERT_EQ(by_which.size(), 3u);
     for (const auto& [which, d] : by_which) {
         const std::string id = d.at("id").get<std::string>();
-        ASSERT_TRUE(by_segment.count(id)) << which << ": segment id " << id << " is not a kernel segment id";
+        ASSERT_TRUE(by_segment.count(id))
+            << which << ": segment id " << id << " is not a kernel segment id";
         const events::TraceCtx& k = by_segment.at(id);
         EXPECT_EQ(d.at("trace_id").get<std::string>(), k.trace_id) << which;
         EXPECT_EQ(d.value("parent_id", std::string()), k.parent_id) << which;
@@ -80,7 +82,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(by_which["w3c"].at("parent_id"), "53995c3f42cd8ad8");
     EXPECT_FALSE(by_which["minted"].contains("parent_id"));
-    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3) << "minted in the kernel";
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3)
+        << "minted in the kernel";
 }
 
 }  // namespace

@@ -51,11 +51,11 @@ struct Cert {
 // A self-signed certificate for 127.0.0.1 and localhost, made for this test only.
 Cert make_cert(TempDir& dir) {
     Cert c{(dir.path() / "cert.pem").string(), (dir.path() / "key.pem").string()};
-    CommandResult r = run_command(
-        cmd({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", c.key, "-out",
-                  c.cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
-                  "subjectAltName=IP:127.0.0.1,DNS:localhost"}),
-        deadline_in(std::chrono::seconds(60)));
+    CommandResult r =
+        run_command(cmd({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                         c.key, "-out", c.cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                         "subjectAltName=IP:127.0.0.1,DNS:localhost"}),
+                    deadline_in(std::chrono::seconds(60)));
     EXPECT_TRUE(r.status.success()) << "openssl req: " << r.err;
     return c;
 }
@@ -80,7 +80,8 @@ std::vector<std::pair<json, json>> all_subsegments(const std::vector<json>& docs
 }
 
 // The call subsegment whose URL is `url`, and the document holding it.
-std::optional<std::pair<json, json>> find_call(const std::vector<json>& docs, const std::string& url) {
+std::optional<std::pair<json, json>> find_call(const std::vector<json>& docs,
+                                               const std::string& url) {
     for (auto& [doc, sub] : all_subsegments(docs)) {
         if (field(sub, "http.request.url") == url) return std::make_pair(doc, sub);
     }
@@ -88,8 +89,9 @@ std::optional<std::pair<json, json>> find_call(const std::vector<json>& docs, co
 }
 
 // A server segment: every field an X-Ray SDK middleware would write for this request.
-AssertionResult is_https_segment(const json& doc, const std::string& url, int status, uint64_t length,
-                                 double t0, double t1, std::string_view user_agent_prefix) {
+AssertionResult is_https_segment(const json& doc, const std::string& url, int status,
+                                 uint64_t length, double t0, double t1,
+                                 std::string_view user_agent_prefix) {
     if (auto r = is_valid_segment(doc); !r) return r;
     if (auto r = has_http(doc, "GET", url, status, length); !r) return r;
     if (auto r = has_status_flags(doc, status); !r) return r;
@@ -99,7 +101,8 @@ AssertionResult is_https_segment(const json& doc, const std::string& url, int st
     const json ua = field(doc, "http.request.user_agent");
     if (!user_agent_prefix.empty() &&
         (!ua.is_string() || ua.get<std::string>().rfind(user_agent_prefix, 0) != 0))
-        return AssertionFailure() << "user_agent is not " << user_agent_prefix << "…: " << brief(doc);
+        return AssertionFailure() << "user_agent is not " << user_agent_prefix
+                                  << "…: " << brief(doc);
     return AssertionSuccess();
 }
 
@@ -107,7 +110,8 @@ AssertionResult is_https_segment(const json& doc, const std::string& url, int st
 AssertionResult is_https_call(const json& sub, const std::string& url, int status, uint64_t length,
                               double t0, double t1, bool traced) {
     if (field(sub, "name") != "127.0.0.1") return AssertionFailure() << "name: " << sub.dump();
-    if (field(sub, "namespace") != "remote") return AssertionFailure() << "namespace: " << sub.dump();
+    if (field(sub, "namespace") != "remote")
+        return AssertionFailure() << "namespace: " << sub.dump();
     if (!is_segment_id(field(sub, "id").get<std::string>()))
         return AssertionFailure() << "id: " << sub.dump();
     if (field(sub, "http.request.method") != "GET" || field(sub, "http.request.url") != url ||
@@ -117,7 +121,8 @@ AssertionResult is_https_call(const json& sub, const std::string& url, int statu
     if (auto r = has_status_flags(sub, status); !r) return r;
     if (auto r = times_within(sub, t0, t1); !r) return r;
     const bool is_traced = field(sub, "http.request.traced") == true;
-    if (is_traced != traced) return AssertionFailure() << "traced should be " << traced << ": " << sub.dump();
+    if (is_traced != traced)
+        return AssertionFailure() << "traced should be " << traced << ": " << sub.dump();
     return AssertionSuccess();
 }
 
@@ -140,15 +145,17 @@ class TlsE2eTest : public E2eTest {
     }
 
     std::unique_ptr<TestServer> python_server(std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv = {python3_path(), fixture("tls_server.py").string(), cert_.cert, cert_.key};
+        std::vector<std::string> argv = {python3_path(), fixture("tls_server.py").string(),
+                                         cert_.cert, cert_.key};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return start_script_server(argv, dir().path(), server_env());
     }
 
     std::unique_ptr<TestServer> node_server(const std::string& program = "") {
-        return start_script_server({program.empty() ? node_path() : program, fixture("tls_node.js").string(),
-                                    "server", cert_.cert, cert_.key},
-                                   dir().path(), server_env());
+        return start_script_server(
+            {program.empty() ? node_path() : program, fixture("tls_node.js").string(), "server",
+             cert_.cert, cert_.key},
+            dir().path(), server_env());
     }
 
     // The agent says it attached the TLS probes to pid (it logs that at -v).
@@ -187,7 +194,8 @@ TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
     const std::string fifo = (dir().path() / "curl.cfg").string();
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
     ChildProcess client(cmd({"curl", "-s", "-S", "--cacert", cert_.cert, "-K", fifo}));
-    start_agent({"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
+    start_agent(
+        {"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
     ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
     ASSERT_TRUE(wait_attached(client.pid())) << agent_diagnostics();
 
@@ -234,19 +242,24 @@ TEST_F(TlsE2eTest, PythonClientAndNodeServer) {
     const std::string trigger = (dir().path() / "go").string();
     const std::string ok = https_url(server->port(), "/ok/" + unique_tag());
     const std::string missing = https_url(server->port(), "/missing/" + unique_tag());
-    ChildProcess client(cmd({python3_path(), fixture("tls_client.py").string(), cert_.cert, trigger, ok, missing}));
-    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^ready$"), deadline_in(std::chrono::seconds(20))));
-    start_agent({"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
+    ChildProcess client(
+        cmd({python3_path(), fixture("tls_client.py").string(), cert_.cert, trigger, ok, missing}));
+    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^ready$"),
+                                     deadline_in(std::chrono::seconds(20))));
+    start_agent(
+        {"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
     ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
     ASSERT_TRUE(wait_attached(client.pid())) << agent_diagnostics();
 
     const double t0 = wall_clock_now();
     dir().write_file("go", "");
-    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^done$"), deadline_in(std::chrono::seconds(30))))
+    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^done$"),
+                                     deadline_in(std::chrono::seconds(30))))
         << client.describe();
     const double t1 = wall_clock_now();
 
-    for (const auto& [url, status, length] : {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
+    for (const auto& [url, status, length] :
+         {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
         auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
@@ -268,19 +281,24 @@ TEST_F(TlsE2eTest, NodeClientAndPythonServer) {
     const std::string trigger = (dir().path() / "go").string();
     const std::string ok = https_url(server->port(), "/ok/" + unique_tag());
     const std::string missing = https_url(server->port(), "/missing/" + unique_tag());
-    ChildProcess client(cmd({node_path(), fixture("tls_node.js").string(), "client", cert_.cert, trigger, ok, missing}));
-    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^ready$"), deadline_in(std::chrono::seconds(20))));
-    start_agent({"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
+    ChildProcess client(cmd({node_path(), fixture("tls_node.js").string(), "client", cert_.cert,
+                             trigger, ok, missing}));
+    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^ready$"),
+                                     deadline_in(std::chrono::seconds(20))));
+    start_agent(
+        {"-v", "--pid", std::to_string(server->pid()), "--pid", std::to_string(client.pid())});
     ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
     ASSERT_TRUE(wait_attached(client.pid())) << agent_diagnostics();
 
     const double t0 = wall_clock_now();
     dir().write_file("go", "");
-    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^done$"), deadline_in(std::chrono::seconds(30))))
+    ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("^done$"),
+                                     deadline_in(std::chrono::seconds(30))))
         << client.describe();
     const double t1 = wall_clock_now();
 
-    for (const auto& [url, status, length] : {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
+    for (const auto& [url, status, length] :
+         {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
         auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
@@ -300,12 +318,14 @@ TEST_F(TlsE2eTest, NodeClientAndPythonServer) {
 TEST_F(TlsE2eTest, HttpsServerCallsHttpsDownstream) {
     auto downstream = node_server();
     auto front = python_server();
-    start_agent({"-v", "--pid", std::to_string(front->pid()), "--pid", std::to_string(downstream->pid())});
+    start_agent(
+        {"-v", "--pid", std::to_string(front->pid()), "--pid", std::to_string(downstream->pid())});
     ASSERT_TRUE(wait_attached(front->pid())) << agent_diagnostics();
     ASSERT_TRUE(wait_attached(downstream->pid())) << agent_diagnostics();
 
     const std::string down_url = https_url(downstream->port(), "/ok/" + unique_tag());
-    const std::string front_url = https_url(front->port(), "/call/" + unique_tag() + "?url=" + down_url);
+    const std::string front_url =
+        https_url(front->port(), "/call/" + unique_tag() + "?url=" + down_url);
     const double t0 = wall_clock_now();
     CommandResult r = curl(front_url);
     const double t1 = wall_clock_now();
@@ -315,7 +335,8 @@ TEST_F(TlsE2eTest, HttpsServerCallsHttpsDownstream) {
     auto front_segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, front_url); });
     ASSERT_EQ(front_segs.size(), 1u) << agent_diagnostics();
     const json& seg = front_segs[0];
-    EXPECT_TRUE(is_https_segment(seg, front_url, 200, std::string("called 200\n").size(), t0, t1, "curl/"));
+    EXPECT_TRUE(
+        is_https_segment(seg, front_url, 200, std::string("called 200\n").size(), t0, t1, "curl/"));
     ASSERT_TRUE(seg.contains("subsegments")) << brief(seg);
     auto call = find_call({seg}, down_url);
     ASSERT_TRUE(call) << seg.dump();
@@ -324,7 +345,8 @@ TEST_F(TlsE2eTest, HttpsServerCallsHttpsDownstream) {
     EXPECT_LE(num_field(call->second, "end_time"), num_field(seg, "end_time"));
 
     // (front_url ends with down_url too: compare whole URLs.)
-    auto down_segs = wait_docs(1, [&](const json& d) { return field(d, "http.request.url") == down_url; });
+    auto down_segs =
+        wait_docs(1, [&](const json& d) { return field(d, "http.request.url") == down_url; });
     ASSERT_EQ(down_segs.size(), 1u) << agent_diagnostics();
     EXPECT_TRUE(is_https_segment(down_segs[0], down_url, 200, 3, t0, t1, ""));
     EXPECT_TRUE(stitched(seg, call->second, down_segs[0]));
@@ -354,9 +376,11 @@ TEST_F(TlsE2eTest, ServerStartedAfterAgentIsTraced) {
 // trigger file appears) is attached when it maps the library, then traced.
 TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     const std::string trigger = (dir().path() / "load-ssl").string();
-    ChildProcess late(cmd({python3_path(), fixture("tls_server.py").string(), cert_.cert, cert_.key, "--late", trigger},
+    ChildProcess late(cmd({python3_path(), fixture("tls_server.py").string(), cert_.cert, cert_.key,
+                           "--late", trigger},
                           {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME"}));
-    ASSERT_TRUE(late.wait_for_line(Stream::kStdout, std::regex("^waiting for"), deadline_in(std::chrono::seconds(20))));
+    ASSERT_TRUE(late.wait_for_line(Stream::kStdout, std::regex("^waiting for"),
+                                   deadline_in(std::chrono::seconds(20))));
     start_agent({"-v", "--pid", std::to_string(late.pid())});
     // Nothing to attach yet: python3 itself has no OpenSSL and ssl is not imported.
     const std::string needle = "tls: attached pid " + std::to_string(late.pid()) + ":";
@@ -368,7 +392,8 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     ASSERT_TRUE(listening) << late.describe();
     ASSERT_TRUE(wait_attached(late.pid())) << agent_diagnostics();
 
-    const std::string url = https_url(static_cast<uint16_t>(std::stoi(listening->groups[1])), "/ok/" + unique_tag());
+    const std::string url =
+        https_url(static_cast<uint16_t>(std::stoi(listening->groups[1])), "/ok/" + unique_tag());
     const double t0 = wall_clock_now();
     CommandResult r = curl(url);
     const double t1 = wall_clock_now();
@@ -387,14 +412,17 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
 // selected by the kernel at fork and gets its own uprobes at the agent's next scan.
 TEST_F(TlsE2eTest, ForkedHttpsServerChildIsTraced) {
     const std::string trigger = (dir().path() / "fork").string();
-    ChildProcess parent(cmd({python3_path(), fixture("tls_server.py").string(), cert_.cert, cert_.key, "--fork", trigger},
+    ChildProcess parent(cmd({python3_path(), fixture("tls_server.py").string(), cert_.cert,
+                             cert_.key, "--fork", trigger},
                             {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME"}));
-    ASSERT_TRUE(parent.wait_for_line(Stream::kStdout, std::regex("^waiting for"), deadline_in(std::chrono::seconds(20))));
+    ASSERT_TRUE(parent.wait_for_line(Stream::kStdout, std::regex("^waiting for"),
+                                     deadline_in(std::chrono::seconds(20))));
     start_agent({"-v", "--pid", std::to_string(parent.pid())});
     ASSERT_TRUE(wait_attached(parent.pid())) << agent_diagnostics();
 
     dir().write_file("fork", "");
-    auto child = parent.wait_for_line(Stream::kStdout, std::regex("child pid ([0-9]+)"), deadline_in(std::chrono::seconds(20)));
+    auto child = parent.wait_for_line(Stream::kStdout, std::regex("child pid ([0-9]+)"),
+                                      deadline_in(std::chrono::seconds(20)));
     ASSERT_TRUE(child) << parent.describe();
     auto listening = parent.wait_for_line(Stream::kStdout, std::regex("listening on port ([0-9]+)"),
                                           deadline_in(std::chrono::seconds(20)));
@@ -402,7 +430,8 @@ TEST_F(TlsE2eTest, ForkedHttpsServerChildIsTraced) {
     const pid_t child_pid = std::stoi(child->groups[1]);
     ASSERT_TRUE(wait_attached(child_pid)) << agent_diagnostics();
 
-    const std::string url = https_url(static_cast<uint16_t>(std::stoi(listening->groups[1])), "/ok/" + unique_tag());
+    const std::string url =
+        https_url(static_cast<uint16_t>(std::stoi(listening->groups[1])), "/ok/" + unique_tag());
     const double t0 = wall_clock_now();
     CommandResult r = curl(url);
     const double t1 = wall_clock_now();
@@ -415,16 +444,23 @@ TEST_F(TlsE2eTest, ForkedHttpsServerChildIsTraced) {
 
 // `passport check-tls` tells a hookable binary from one that is not.
 TEST_F(TlsE2eTest, CheckTlsNamesHookableBinaries) {
-    CommandResult yes = run_command(cmd({agent_path(), "check-tls", "/usr/lib/x86_64-linux-gnu/libssl.so.3", node_path()}),
-                                    deadline_in(std::chrono::seconds(60)));
+    CommandResult yes = run_command(
+        cmd({agent_path(), "check-tls", "/usr/lib/x86_64-linux-gnu/libssl.so.3", node_path()}),
+        deadline_in(std::chrono::seconds(60)));
     EXPECT_TRUE(yes.status.success()) << yes.out << yes.err;
     EXPECT_NE(yes.out.find("libssl.so.3: yes"), std::string::npos) << yes.out;
-    EXPECT_NE(yes.out.find(": yes: HTTPS through this binary can be traced (SSL_read SSL_write"), std::string::npos) << yes.out;
-    CommandResult no = run_command(cmd({agent_path(), "check-tls", python3_path()}), deadline_in(std::chrono::seconds(60)));
+    EXPECT_NE(yes.out.find(": yes: HTTPS through this binary can be traced (SSL_read SSL_write"),
+              std::string::npos)
+        << yes.out;
+    CommandResult no = run_command(cmd({agent_path(), "check-tls", python3_path()}),
+                                   deadline_in(std::chrono::seconds(60)));
     EXPECT_EQ(no.status.code, 1) << no.out << no.err;
-    EXPECT_NE(no.out.find(": no: SSL_read and SSL_write are not both defined here"), std::string::npos) << no.out;
-    CommandResult missing = run_command(cmd({agent_path(), "check-tls", (dir().path() / "absent").string()}),
-                                        deadline_in(std::chrono::seconds(60)));
+    EXPECT_NE(no.out.find(": no: SSL_read and SSL_write are not both defined here"),
+              std::string::npos)
+        << no.out;
+    CommandResult missing =
+        run_command(cmd({agent_path(), "check-tls", (dir().path() / "absent").string()}),
+                    deadline_in(std::chrono::seconds(60)));
     EXPECT_EQ(missing.status.code, 1);
     EXPECT_NE(missing.out.find("error: "), std::string::npos) << missing.out;
 }
@@ -434,11 +470,13 @@ TEST_F(TlsE2eTest, CheckTlsNamesHookableBinaries) {
 TEST_F(TlsE2eTest, CiphertextIsNeverParsed) {
     auto server = python_server();
     start_agent({"--no-tls", "--pid", std::to_string(server->pid())});
-    EXPECT_NE(agent().stderr_text().find("TLS - off (--no-tls)"), std::string::npos) << agent().stderr_text();
+    EXPECT_NE(agent().stderr_text().find("TLS - off (--no-tls)"), std::string::npos)
+        << agent().stderr_text();
     const std::string url = https_url(server->port(), "/ok/" + unique_tag());
     for (int i = 0; i < 3; i++) ASSERT_TRUE(curl(url).status.success());
     AgentExit exit = stop_agent_and_sync();
-    EXPECT_TRUE(with_url_containing(collector().documents(), "/ok/").empty()) << agent_diagnostics();
+    EXPECT_TRUE(with_url_containing(collector().documents(), "/ok/").empty())
+        << agent_diagnostics();
     EXPECT_EQ(exit.counter("stream.non_http_connections"), 0u) << exit.counters_text();
     EXPECT_EQ(exit.counter_matching({"parse"}), 0u) << exit.counters_text();
     EXPECT_EQ(exit.counter("http.requests"), 0u) << exit.counters_text();
@@ -464,10 +502,12 @@ TEST_F(TlsE2eTest, NodeHttpsServerSegmentsCarryTheKernelsIds) {
 }
 
 void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
-    auto rules = dir().write_file("rules.json", R"({"version": 2, "default": {"fixed_target": 0, "rate": 1.0}, "rules": []})");
+    auto rules = dir().write_file(
+        "rules.json",
+        R"({"version": 2, "default": {"fixed_target": 0, "rate": 1.0}, "rules": []})");
     const auto record = dir().path() / "events.jsonl";
-    start_agent({"-v", "--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(), "--record",
-                 record.string()});
+    start_agent({"-v", "--pid", std::to_string(server->pid()), "--sampling-rules", rules.string(),
+                 "--record", record.string()});
     ASSERT_TRUE(wait_attached(server->pid())) << agent_diagnostics();
 
     const std::string tag = unique_tag();
@@ -479,8 +519,12 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
         r.ca_cert = cert_.cert;
         return http_request(r);
     };
-    ASSERT_EQ(get("xray", {"X-Amzn-Trace-Id: Root=" + root + ";Parent=" + parent + ";Sampled=1"}).status, 200);
-    ASSERT_EQ(get("w3c", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}).status, 200);
+    ASSERT_EQ(
+        get("xray", {"X-Amzn-Trace-Id: Root=" + root + ";Parent=" + parent + ";Sampled=1"}).status,
+        200);
+    ASSERT_EQ(
+        get("w3c", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}).status,
+        200);
     ASSERT_EQ(get("minted", {}).status, 200);
     for (const char* which : {"xray", "w3c", "minted"})
         ASSERT_TRUE(wait_for_url(tag + which)) << which << "\n" << agent_diagnostics();
@@ -491,7 +535,8 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     ASSERT_TRUE(events.ok()) << events.error();
     std::map<std::string, events::TraceCtx> by_segment;
     for (const auto& e : *events)
-        if (const auto* t = std::get_if<events::TraceCtx>(&e); t && t->conn.tgid == static_cast<uint32_t>(server->pid()))
+        if (const auto* t = std::get_if<events::TraceCtx>(&e);
+            t && t->conn.tgid == static_cast<uint32_t>(server->pid()))
             by_segment[t->segment_id] = *t;
     ASSERT_EQ(by_segment.size(), 3u) << "one kernel context per HTTPS request";
 
@@ -517,7 +562,8 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(by_which["w3c"].at("parent_id"), parent);
     EXPECT_FALSE(by_which["minted"].contains("parent_id"));
-    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3) << "minted in the kernel (PP_CTX_MINTED)";
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3)
+        << "minted in the kernel (PP_CTX_MINTED)";
     EXPECT_GE(exit.counter("correlate.kernel_context_used"), 3u) << exit.counters_text();
     EXPECT_EQ(exit.counter("correlate.kernel_context_unclaimed"), 0u) << exit.counters_text();
 }

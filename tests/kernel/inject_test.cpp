@@ -32,8 +32,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::ChildOptions;
 using testing::ChildProcess;
-using testing::Stream;
 using testing::deadline_in;
+using testing::Stream;
 
 std::filesystem::path fixture(const char* name) {
     return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "e2e" / "fixtures" / name;
@@ -58,13 +58,15 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     ChildOptions so;
     so.argv = {"python3", fixture("inject_server.py").string(), (dir.path() / "dump").string()};
     ChildProcess server(so);
-    auto m = server.wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
+    auto m =
+        server.wait_for_line(Stream::kStdout, std::regex("listening (\\d+)"), deadline_in(20s));
     ASSERT_TRUE(m) << server.describe();
 
     auto go = dir.path() / "go";
     ChildOptions co;
-    co.argv = {"python3", fixture("inject_client.py").string(), "plain", m->groups[1], (dir.path() / "out").string(),
-               "--wait", go.string()};
+    co.argv = {"python3",    fixture("inject_client.py").string(), "plain",
+               m->groups[1], (dir.path() / "out").string(),        "--wait",
+               go.string()};
     ChildProcess client(co);
     ASSERT_TRUE(client.wait_for_line(Stream::kStdout, std::regex("waiting"), deadline_in(20s)));
 
@@ -82,7 +84,8 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     // The context a server request would have left on the client's main thread.
     pp_trace_ctx ctx{};
     ctx.trace_epoch = 0x5759e988;
-    const uint8_t rnd[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
+    const uint8_t rnd[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe,
+                             0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
     std::memcpy(ctx.trace_rand, rnd, sizeof rnd);
     ctx.segment_id = 0x1122334455667788ULL;
     ctx.parent_id = 0x53995c3f42cd8ad8ULL;
@@ -91,7 +94,9 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     ctx.conn = {999, 5, 42};
     ctx.request_pos = 300;
     uint64_t key = (uint64_t{pid} << 32) | pid;
-    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd((*probes)->skeleton()->maps.thread_ctx), &key, &ctx, BPF_ANY), 0);
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd((*probes)->skeleton()->maps.thread_ctx), &key, &ctx,
+                                  BPF_ANY),
+              0);
 
     std::ofstream(go).put('\n');
     auto st = client.wait_exit(deadline_in(60s));
@@ -127,7 +132,8 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
         EXPECT_EQ(r.ctx_request_pos, 300u);
         EXPECT_NE(r.subsegment_id, 0u);
         EXPECT_EQ(r.remote.port, std::stoi(m->groups[1]));
-        EXPECT_EQ(r.app_pos, expected_pos) << "app bytes before the request, injected ones excluded";
+        EXPECT_EQ(r.app_pos, expected_pos)
+            << "app bytes before the request, injected ones excluded";
         expected_pos = second_pos;
     }
     EXPECT_NE(reports[0].subsegment_id, reports[1].subsegment_id);
@@ -140,9 +146,11 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     std::string wire = ss.str();
     for (const auto& r : reports) {
         char parent[17];
-        std::snprintf(parent, sizeof parent, "%016llx", static_cast<unsigned long long>(r.subsegment_id));
-        std::string line = std::string("X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=") + parent +
-                           ";Sampled=1\r\n";
+        std::snprintf(parent, sizeof parent, "%016llx",
+                      static_cast<unsigned long long>(r.subsegment_id));
+        std::string line =
+            std::string("X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=") +
+            parent + ";Sampled=1\r\n";
         EXPECT_NE(wire.find(line), std::string::npos) << line << " not in\n" << wire;
     }
     server.stop();

@@ -33,7 +33,7 @@ using namespace std::chrono_literals;
 
 // A child process that runs `body` when told to, so the parent can select it first.
 class GatedChild {
-public:
+  public:
     explicit GatedChild(std::function<void()> body) {
         int go[2];
         if (::pipe(go) != 0) std::abort();
@@ -66,25 +66,28 @@ public:
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     bool reaped_ = false;
     int go_ = -1;
 };
 
 // Server and client on 127.0.0.1 inside one process: one request, one response.
-void loopback_exchange(const std::string& request, const std::string& resp_head, const std::string& resp_body) {
+void loopback_exchange(const std::string& request, const std::string& resp_head,
+                       const std::string& resp_body) {
     int ls = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t al = sizeof a;
-    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 4) != 0) ::_exit(3);
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 4) != 0)
+        ::_exit(3);
     ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al);
     int c = ::socket(AF_INET, SOCK_STREAM, 0);
     if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::_exit(4);
     int s = ::accept4(ls, nullptr, nullptr, 0);
-    if (::send(c, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) ::_exit(5);
+    if (::send(c, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size()))
+        ::_exit(5);
     std::string got(request.size(), '\0');
     size_t n = 0;
     while (n < got.size()) {
@@ -94,7 +97,8 @@ void loopback_exchange(const std::string& request, const std::string& resp_head,
     }
     iovec iov[2] = {{const_cast<char*>(resp_head.data()), resp_head.size()},
                     {const_cast<char*>(resp_body.data()), resp_body.size()}};
-    if (::writev(s, iov, 2) != static_cast<ssize_t>(resp_head.size() + resp_body.size())) ::_exit(7);
+    if (::writev(s, iov, 2) != static_cast<ssize_t>(resp_head.size() + resp_body.size()))
+        ::_exit(7);
     std::string back(resp_head.size() + resp_body.size(), '\0');
     n = 0;
     while (n < back.size()) {
@@ -119,12 +123,13 @@ struct Collected {
 int collect_cb(void* ctx, void* data, size_t size) {
     auto* c = static_cast<Collected*>(ctx);
     events::Event e;
-    if (events::decode_counted({static_cast<const uint8_t*>(data), size}, c->counters, e)) c->events.push_back(std::move(e));
+    if (events::decode_counted({static_cast<const uint8_t*>(data), size}, c->counters, e))
+        c->events.push_back(std::move(e));
     return 0;
 }
 
 class KernelProbes : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (::geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
         probe_kernel_features();  // mounts tracefs/bpffs when missing
@@ -153,7 +158,8 @@ protected:
     static std::vector<const events::Data*> data_of(const Collected& c, uint32_t tgid) {
         std::vector<const events::Data*> out;
         for (const auto& e : c.events)
-            if (const auto* d = std::get_if<events::Data>(&e); d && d->conn.tgid == tgid) out.push_back(d);
+            if (const auto* d = std::get_if<events::Data>(&e); d && d->conn.tgid == tgid)
+                out.push_back(d);
         return out;
     }
 };
@@ -194,8 +200,9 @@ TEST_F(KernelProbes, LoadsAttachesAndLeavesNothingBehind) {
         auto p = load();
         ASSERT_TRUE(p);
         std::set<std::string> attached(p->attached().begin(), p->attached().end());
-        for (const char* name : {"accept4_exit", "connect_exit", "read_enter", "writev_exit", "recvmsg_exit",
-                                 "sendto_enter", "close_enter", "process_exec", "process_fork", "process_exit"})
+        for (const char* name :
+             {"accept4_exit", "connect_exit", "read_enter", "writev_exit", "recvmsg_exit",
+              "sendto_enter", "close_enter", "process_exec", "process_fork", "process_exit"})
             EXPECT_TRUE(attached.count(name)) << name << " not attached";
         EXPECT_TRUE(loaded_prog_names().count("accept4_exit"));
         for (uint32_t id : loaded_prog_ids("accept4_exit"))
@@ -211,7 +218,8 @@ TEST_F(KernelProbes, LoadsAttachesAndLeavesNothingBehind) {
         return false;
     };
     auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (ours_left() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    while (ours_left() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
     EXPECT_FALSE(ours_left()) << "programs left loaded after destruction";
 }
 
@@ -230,15 +238,24 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
     drain(*p, c, [&] {
         closes = 0;
         for (const auto& e : c.events)
-            if (const auto* cl = std::get_if<events::ConnClose>(&e); cl && cl->conn.tgid == tgid) closes++;
+            if (const auto* cl = std::get_if<events::ConnClose>(&e); cl && cl->conn.tgid == tgid)
+                closes++;
         return closes >= 2;
     });
     EXPECT_EQ(c.counters.get("decode.ok"), c.events.size());
-    for (const auto& e : c.events) std::visit([&](const auto& ev) {
-        using T = std::decay_t<decltype(ev)>;
-        if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit> || std::is_same_v<T, events::Inject>) fprintf(stderr, "DBG proc %u\n", ev.tgid);
-        else fprintf(stderr, "DBG idx=%zu tgid=%u fd=%d (child %u)\n", e.index(), ev.conn.tgid, ev.conn.fd, tgid);
-    }, e);
+    for (const auto& e : c.events)
+        std::visit(
+            [&](const auto& ev) {
+                using T = std::decay_t<decltype(ev)>;
+                if constexpr (std::is_same_v<T, events::ProcExec> ||
+                              std::is_same_v<T, events::ProcExit> ||
+                              std::is_same_v<T, events::Inject>)
+                    fprintf(stderr, "DBG proc %u\n", ev.tgid);
+                else
+                    fprintf(stderr, "DBG idx=%zu tgid=%u fd=%d (child %u)\n", e.index(),
+                            ev.conn.tgid, ev.conn.fd, tgid);
+            },
+            e);
 
     // Two connections: the accepted (server) and the connected (client) socket.
     const events::ConnOpen* server = nullptr;
@@ -260,8 +277,9 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
         EXPECT_EQ(d->bytes.size(), d->len);
         EXPECT_LE(d->enter_ns, d->exit_ns);
         bool is_server = d->conn == server->conn;
-        std::string& s = is_server ? (d->direction == events::Direction::kIngress ? server_in : server_out)
-                                   : (d->direction == events::Direction::kIngress ? client_in : client_out);
+        std::string& s =
+            is_server ? (d->direction == events::Direction::kIngress ? server_in : server_out)
+                      : (d->direction == events::Direction::kIngress ? client_in : client_out);
         EXPECT_EQ(d->pos, s.size()) << "positions are contiguous per direction";
         s += d->bytes;
     }
@@ -275,20 +293,27 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
 TEST_F(KernelProbes, UnselectedProcessProducesNothing) {
     auto p = load();
     ASSERT_TRUE(p);
-    GatedChild child([] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
+    GatedChild child(
+        [] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
     child.start();
     ASSERT_EQ(child.wait(), 0);
     Collected c;
-    drain(*p, c, [] { return false; }, 1500ms);  // whole deadline: anything would have arrived
+    drain(
+        *p, c, [] { return false; }, 1500ms);  // whole deadline: anything would have arrived
     for (const auto& e : c.events) {
-        std::visit([&](const auto& ev) {
-            using T = std::decay_t<decltype(ev)>;
-            if constexpr (std::is_same_v<T, events::ProcExec> || std::is_same_v<T, events::ProcExit> || std::is_same_v<T, events::Inject>) {
-                EXPECT_NE(ev.tgid, static_cast<uint32_t>(child.pid()));
-            } else {
-                EXPECT_NE(ev.conn.tgid, static_cast<uint32_t>(child.pid())) << "event from an unselected process";
-            }
-        }, e);
+        std::visit(
+            [&](const auto& ev) {
+                using T = std::decay_t<decltype(ev)>;
+                if constexpr (std::is_same_v<T, events::ProcExec> ||
+                              std::is_same_v<T, events::ProcExit> ||
+                              std::is_same_v<T, events::Inject>) {
+                    EXPECT_NE(ev.tgid, static_cast<uint32_t>(child.pid()));
+                } else {
+                    EXPECT_NE(ev.conn.tgid, static_cast<uint32_t>(child.pid()))
+                        << "event from an unselected process";
+                }
+            },
+            e);
     }
 }
 
@@ -298,7 +323,8 @@ TEST_F(KernelProbes, ForkedChildOfSelectedProcessIsTraced) {
     GatedChild child([] {
         pid_t g = ::fork();
         if (g == 0) {
-            loopback_exchange("GET /grandchild HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", "");
+            loopback_exchange("GET /grandchild HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n",
+                              "");
             ::_exit(0);
         }
         int st = 0;
@@ -371,7 +397,8 @@ TEST_F(KernelProbes, FullRingIsCountedNotSilent) {
     ASSERT_TRUE(p);
     GatedChild child([] {
         for (int i = 0; i < 50; i++)
-            loopback_exchange("GET /" + std::string(1000, 'a') + " HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", "");
+            loopback_exchange("GET /" + std::string(1000, 'a') + " HTTP/1.1\r\n\r\n",
+                              "HTTP/1.1 204 No Content\r\n\r\n", "");
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
     child.start();
@@ -384,7 +411,8 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
     ASSERT_TRUE(p);
     std::string body(20000, 'b');
     GatedChild child([&] {
-        loopback_exchange("POST / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n", body);
+        loopback_exchange("POST / HTTP/1.1\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n", body);
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
     child.start();
@@ -394,12 +422,14 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
     drain(*p, c, [&] {
         uint64_t out = 0;
         for (const auto* d : data_of(c, tgid))
-            if (d->direction == events::Direction::kEgress && d->role == events::Role::kServer) out += d->len;
+            if (d->direction == events::Direction::kEgress && d->role == events::Role::kServer)
+                out += d->len;
         return out >= body.size();
     });
     uint64_t total = 0;
     for (const auto* d : data_of(c, tgid)) {
-        if (d->direction != events::Direction::kEgress || d->role != events::Role::kServer) continue;
+        if (d->direction != events::Direction::kEgress || d->role != events::Role::kServer)
+            continue;
         EXPECT_LE(d->bytes.size(), size_t{PP_MAX_CHUNK});
         EXPECT_EQ(d->pos, total);
         total += d->len;
@@ -432,7 +462,8 @@ TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
         uint64_t n = 0;
         for (const auto* d : data_of(c, tgid)) {
             bool server_side = d->role == events::Role::kServer;
-            if (server_side == (role == events::Role::kServer) && d->direction == events::Direction::kIngress)
+            if (server_side == (role == events::Role::kServer) &&
+                d->direction == events::Direction::kIngress)
                 n += d->len;
         }
         return n;
@@ -441,7 +472,8 @@ TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
     std::string server_in;
     uint64_t next = 0;
     for (const auto* d : data_of(c, tgid)) {
-        if (d->role != events::Role::kServer || d->direction != events::Direction::kIngress) continue;
+        if (d->role != events::Role::kServer || d->direction != events::Direction::kIngress)
+            continue;
         ASSERT_EQ(d->pos, next) << "pieces are contiguous";
         next += d->len;
         if (server_in.size() == d->pos) server_in += d->bytes;  // contiguous captured prefix
@@ -466,12 +498,14 @@ void loopback6_exchange(const std::string& request) {
     a.sin6_family = AF_INET6;
     a.sin6_addr = in6addr_loopback;
     socklen_t al = sizeof a;
-    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 4) != 0) ::_exit(3);
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 4) != 0)
+        ::_exit(3);
     ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al);
     int c = ::socket(AF_INET6, SOCK_STREAM, 0);
     if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::_exit(4);
     int s = ::accept(ls, nullptr, nullptr);
-    if (::write(c, request.data(), request.size()) != static_cast<ssize_t>(request.size())) ::_exit(5);
+    if (::write(c, request.data(), request.size()) != static_cast<ssize_t>(request.size()))
+        ::_exit(5);
     std::string got(request.size(), '\0');
     size_t n = 0;
     while (n < got.size()) {
@@ -497,7 +531,8 @@ TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
     drain(*p, c, [&] { return data_of(c, tgid).size() >= 2; });
     const events::ConnOpen* server = nullptr;
     for (const auto& e : c.events)
-        if (const auto* o = std::get_if<events::ConnOpen>(&e); o && o->conn.tgid == tgid && o->role == events::Role::kServer)
+        if (const auto* o = std::get_if<events::ConnOpen>(&e);
+            o && o->conn.tgid == tgid && o->role == events::Role::kServer)
             server = o;
     ASSERT_NE(server, nullptr);
     EXPECT_EQ(server->local.family, 10);
@@ -505,7 +540,8 @@ TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
     EXPECT_EQ(server->remote.ip_string(), "::1");
     std::string server_in;
     for (const auto* d : data_of(c, tgid))
-        if (d->conn == server->conn && d->direction == events::Direction::kIngress) server_in += d->bytes;
+        if (d->conn == server->conn && d->direction == events::Direction::kIngress)
+            server_in += d->bytes;
     EXPECT_EQ(server_in, req);
 }
 
@@ -586,7 +622,8 @@ TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
     for (int fd : {go2[0], go2[1], done1[0], done1[1]}) ::close(fd);
 
     Collected col;
-    drain(*p, col, [] { return false; }, 1500ms);  // whole deadline: anything would have arrived
+    drain(
+        *p, col, [] { return false; }, 1500ms);  // whole deadline: anything would have arrived
     std::string seen;
     for (const auto* d : data_of(col, tgid)) seen += d->bytes;
     EXPECT_NE(seen.find("GET /first"), std::string::npos) << "captured while selected";
@@ -596,11 +633,13 @@ TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
     EXPECT_EQ(map_entries_of(p->map_fd("conns"), tgid), 0u);
 
     // A process never selected: no events, no entries.
-    GatedChild other([] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
+    GatedChild other(
+        [] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
     other.start();
     ASSERT_EQ(other.wait(), 0);
     Collected col2;
-    drain(*p, col2, [] { return false; }, 1000ms);
+    drain(
+        *p, col2, [] { return false; }, 1000ms);
     EXPECT_TRUE(data_of(col2, static_cast<uint32_t>(other.pid())).empty());
     EXPECT_EQ(map_entries_of(p->map_fd("conns"), static_cast<uint32_t>(other.pid())), 0u);
     EXPECT_EQ(map_entries_of(p->map_fd("ignored_fds"), static_cast<uint32_t>(other.pid())), 0u);

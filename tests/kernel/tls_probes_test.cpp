@@ -91,7 +91,8 @@ void tls_conversation(const std::string& cert, const std::string& key) {
     char buf[256];
     if (SSL_read(ssl, buf, sizeof buf) != -1) ::_exit(17);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    if (SSL_write(ssl, kRequest.data(), static_cast<int>(kRequest.size())) != static_cast<int>(kRequest.size()))
+    if (SSL_write(ssl, kRequest.data(), static_cast<int>(kRequest.size())) !=
+        static_cast<int>(kRequest.size()))
         ::_exit(18);
     size_t got = 0;
     std::string response;
@@ -111,14 +112,16 @@ bool program_loaded(const std::string& name, uint32_t map_id) {
         if (fd < 0) continue;
         bpf_prog_info info{};
         uint32_t len = sizeof info;
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name && info.nr_map_ids > 0) {
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name &&
+            info.nr_map_ids > 0) {
             std::vector<uint32_t> maps(info.nr_map_ids);
             bpf_prog_info again{};
             again.nr_map_ids = info.nr_map_ids;
             again.map_ids = reinterpret_cast<uint64_t>(maps.data());
             len = sizeof again;
             if (bpf_obj_get_info_by_fd(fd, &again, &len) == 0)
-                for (uint32_t i = 0; i < std::min(again.nr_map_ids, info.nr_map_ids); i++) found |= maps[i] == map_id;
+                for (uint32_t i = 0; i < std::min(again.nr_map_ids, info.nr_map_ids); i++)
+                    found |= maps[i] == map_id;
         }
         ::close(fd);
     }
@@ -132,13 +135,14 @@ uint32_t map_id_of(int map_fd) {
 }
 
 class TlsKernelProbes : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (::geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
         probe_kernel_features();
         dir_ = "/tmp/passport-tls-kernel-" + std::to_string(::getpid());
-        std::string cmd = "mkdir -p " + dir_ + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir_ +
-                          "/key.pem -out " + dir_ + "/cert.pem -days 1 -subj /CN=localhost >/dev/null 2>&1";
+        std::string cmd =
+            "mkdir -p " + dir_ + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir_ +
+            "/key.pem -out " + dir_ + "/cert.pem -days 1 -subj /CN=localhost >/dev/null 2>&1";
         ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
     }
     void TearDown() override {
@@ -191,11 +195,15 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
     std::vector<events::ConnOpen> opens;
     std::vector<events::Data> tls_data, socket_payload;
     for (const auto& e : col.events) {
-        if (const auto* o = std::get_if<events::ConnOpen>(&e); o && o->conn.tgid == static_cast<uint32_t>(child))
+        if (const auto* o = std::get_if<events::ConnOpen>(&e);
+            o && o->conn.tgid == static_cast<uint32_t>(child))
             opens.push_back(*o);
-        if (const auto* d = std::get_if<events::Data>(&e); d && d->conn.tgid == static_cast<uint32_t>(child)) {
-            if (d->source == PP_SRC_TLS) tls_data.push_back(*d);
-            else if (!d->bytes.empty()) socket_payload.push_back(*d);
+        if (const auto* d = std::get_if<events::Data>(&e);
+            d && d->conn.tgid == static_cast<uint32_t>(child)) {
+            if (d->source == PP_SRC_TLS)
+                tls_data.push_back(*d);
+            else if (!d->bytes.empty())
+                socket_payload.push_back(*d);
         }
     }
     ASSERT_EQ(opens.size(), 2u) << "client and server sockets";

@@ -77,7 +77,7 @@ int on_rec(void* ctx, void* data, size_t size) {
 }
 
 class KernelTraceCtx : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (::geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
         probe_kernel_features();
@@ -100,8 +100,9 @@ protected:
         cert_dir_ = "/tmp/passport-ctx-tls-" + std::to_string(::getpid());
         cert_ = cert_dir_ + "/cert.pem";
         const std::string key = cert_dir_ + "/key.pem";
-        const std::string cmd = "mkdir -p " + cert_dir_ + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout " +
-                                key + " -out " + cert_ + " -days 1 -subj /CN=127.0.0.1 -addext " +
+        const std::string cmd = "mkdir -p " + cert_dir_ +
+                                " && openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key +
+                                " -out " + cert_ + " -days 1 -subj /CN=127.0.0.1 -addext " +
                                 "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
         ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
         start_server(rules, "ctx_server.py", {cert_, key});
@@ -110,7 +111,8 @@ protected:
         tls_->scan_selected();
         ASSERT_EQ(tls_->attached_binaries(), 1u) << "python's ssl module maps libssl.so.3";
     }
-    void start_server(const sample::LocalRules& rules, const char* fixture, const std::vector<std::string>& args) {
+    void start_server(const sample::LocalRules& rules, const char* fixture,
+                      const std::vector<std::string>& args) {
         ProbeConfig cfg;
         cfg.trace_all = false;
         cfg.ringbuf_bytes = 16 * 1024 * 1024;
@@ -123,8 +125,9 @@ protected:
         probes_ = std::move(*p);
         rb_ = ring_buffer__new(probes_->events_map_fd(), on_rec, &ring_, nullptr);
         ASSERT_NE(rb_, nullptr);
-        std::vector<std::string> argv = {testing::python3_path(),
-                                         std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/" + fixture};
+        std::vector<std::string> argv = {
+            testing::python3_path(),
+            std::string(PASSPORT_SOURCE_DIR) + "/tests/kernel/fixtures/" + fixture};
         argv.insert(argv.end(), args.begin(), args.end());
         server_ = testing::start_script_server(argv, PASSPORT_SOURCE_DIR);
         ASSERT_TRUE(server_);
@@ -153,10 +156,12 @@ protected:
         testing::wait_until(collect, deadline_in(10s));
         if (out.size() < n)
             for (const auto& [name, value] : ring_.counters.all())
-                std::fprintf(stderr, "ring counter %s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+                std::fprintf(stderr, "ring counter %s %llu\n", name.c_str(),
+                             static_cast<unsigned long long>(value));
         return out;
     }
-    testing::HttpResponse get(const std::string& path, const std::vector<std::string>& headers = {}) {
+    testing::HttpResponse get(const std::string& path,
+                              const std::vector<std::string>& headers = {}) {
         if (cert_.empty()) return testing::http_get(server_->url(path), headers);
         testing::HttpRequest r;
         r.url = "https://127.0.0.1:" + std::to_string(server_->port()) + path;
@@ -165,11 +170,11 @@ protected:
         return testing::http_request(r);
     }
     // Starts GET path on a background thread; returns the serving thread id from "hold TID".
-    uint32_t hold(const std::string& path, const std::vector<std::string>& headers, std::thread& client,
-                  testing::HttpResponse& resp) {
+    uint32_t hold(const std::string& path, const std::vector<std::string>& headers,
+                  std::thread& client, testing::HttpResponse& resp) {
         client = std::thread([this, path, headers, &resp] { resp = get(path, headers); });
-        auto m = server_->process().wait_for_line(Stream::kStdout, std::regex("^hold ([0-9]+) " + path + "$"),
-                                                   deadline_in(15s));
+        auto m = server_->process().wait_for_line(
+            Stream::kStdout, std::regex("^hold ([0-9]+) " + path + "$"), deadline_in(15s));
         if (!m) return 0;
         return static_cast<uint32_t>(std::stoul(m->groups[1]));
     }
@@ -198,7 +203,8 @@ protected:
             if (!(d.conn == ev.conn) || d.pos != ev.request_pos) continue;
             found = true;
             EXPECT_GT(seq, ev_seq) << "PP_EV_TRACE_CTX precedes the request's data";
-            EXPECT_EQ(d.bytes.rfind("GET ", 0), 0u) << "request_pos is the plaintext position of the request";
+            EXPECT_EQ(d.bytes.rfind("GET ", 0), 0u)
+                << "request_pos is the plaintext position of the request";
         }
         EXPECT_TRUE(found) << "no TLS plaintext read at pos " << ev.request_pos;
     }
@@ -216,9 +222,10 @@ TEST_F(KernelTraceCtx, XrayHeaderGivesExactIdsInEventAndThreadMap) {
     start(no_sampling());
     std::thread client;
     testing::HttpResponse resp;
-    uint32_t tid = hold("/hold/xray",
-                        {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=1"},
-                        client, resp);
+    uint32_t tid =
+        hold("/hold/xray",
+             {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=1"},
+             client, resp);
     ASSERT_NE(tid, 0u);
     auto evs = ctx_events(1, tid);
     ASSERT_EQ(evs.size(), 1u);
@@ -243,9 +250,12 @@ TEST_F(KernelTraceCtx, XrayHeaderGivesExactIdsInEventAndThreadMap) {
 
 TEST_F(KernelTraceCtx, XrayHeaderKeysAnyCaseAnyOrderWithSpaces) {
     start(no_sampling());
-    ASSERT_EQ(get("/a", {"x-amzn-trace-id:  PaReNt=53995C3F42CD8AD8 ; sampled=0;ROOT=1-5759E988-BD862E3FE1BE46A994272793 ;Self=1-abc;Lineage=a87bd80c:1"})
-                  .status,
-              200);
+    ASSERT_EQ(
+        get("/a",
+            {"x-amzn-trace-id:  PaReNt=53995C3F42CD8AD8 ; "
+             "sampled=0;ROOT=1-5759E988-BD862E3FE1BE46A994272793 ;Self=1-abc;Lineage=a87bd80c:1"})
+            .status,
+        200);
     auto evs = ctx_events(1);
     ASSERT_EQ(evs.size(), 1u);
     EXPECT_EQ(evs[0].source, PP_CTX_XRAY_HEADER);
@@ -256,8 +266,12 @@ TEST_F(KernelTraceCtx, XrayHeaderKeysAnyCaseAnyOrderWithSpaces) {
 
 TEST_F(KernelTraceCtx, TraceparentIsConvertedWhenNoXrayHeader) {
     start(no_sampling());
-    ASSERT_EQ(get("/tp", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}).status, 200);
-    ASSERT_EQ(get("/tp0", {"Traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-00"}).status, 200);
+    ASSERT_EQ(
+        get("/tp", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}).status,
+        200);
+    ASSERT_EQ(get("/tp0", {"Traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-00"})
+                  .status,
+              200);
     auto evs = ctx_events(2);
     ASSERT_EQ(evs.size(), 2u);
     for (const auto& ev : evs) {
@@ -282,7 +296,8 @@ TEST_F(KernelTraceCtx, XrayHeaderWinsOverTraceparentAndSampledUnknownIsDecidedBy
     EXPECT_EQ(evs[0].source, PP_CTX_XRAY_HEADER);
     EXPECT_EQ(evs[0].trace_id, kRoot);
     EXPECT_EQ(evs[0].parent_id, "");
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES) << "Sampled=? leaves the decision to the kernel's rules";
+    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES)
+        << "Sampled=? leaves the decision to the kernel's rules";
     EXPECT_EQ(evs[0].rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
 }
 
@@ -325,9 +340,13 @@ TEST_F(KernelTraceCtx, RequestLineAndHostAreReadOnlyWhenARuleNeedsThem) {
     start(r1);
     EXPECT_FALSE(probes_->reads_request_text());
     ASSERT_EQ(get("/p/x").status, 200);
-    ASSERT_EQ(get("/q", {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=?"}).status,
+    ASSERT_EQ(get("/q", {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent +
+                         ";Sampled=?"})
+                  .status,
               200);
-    ASSERT_EQ(get("/t", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-00"}).status, 200);
+    ASSERT_EQ(
+        get("/t", {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-00"}).status,
+        200);
     auto evs = ctx_events(3);
     ASSERT_EQ(evs.size(), 3u);
     EXPECT_EQ(evs[0].source, PP_CTX_MINTED);
@@ -368,10 +387,12 @@ TEST_F(KernelTraceCtx, NoHeaderMintsTraceWithEpochAndPathRuleAndReservoir) {
     for (const auto& ev : evs) {
         EXPECT_EQ(ev.source, PP_CTX_MINTED);
         EXPECT_EQ(ev.parent_id, "");
-        const uint32_t epoch = static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));
+        const uint32_t epoch =
+            static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));
         EXPECT_LE(now - 5, epoch);
         EXPECT_LE(epoch, now + 60) << "minted epoch is the wall clock of the request";
-        EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}"))) << ev.trace_id;
+        EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")))
+            << ev.trace_id;
     }
     EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES);
     EXPECT_EQ(evs[0].rule, 0);
@@ -425,7 +446,8 @@ TEST_F(KernelTraceCtx, HostileHeadersAreTreatedAsAbsent) {
     start(no_sampling());
     const std::string root = std::string("Root=") + kRoot;
     const std::vector<std::pair<std::string, uint8_t>> cases = {
-        {"X-Amzn-Trace-Id: " + root + ";Parent=" + kParent + ";Foo=" + std::string(1100, 'a'), PP_REJECT_XRAY},
+        {"X-Amzn-Trace-Id: " + root + ";Parent=" + kParent + ";Foo=" + std::string(1100, 'a'),
+         PP_REJECT_XRAY},
         {"X-Amzn-Trace-Id: Root=1-5759e98g-bd862e3fe1be46a994272793;Sampled=1", PP_REJECT_XRAY},
         {"X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a99427279;Sampled=1", PP_REJECT_XRAY},
         {"X-Amzn-Trace-Id: Root=1-5759e988-000000000000000000000000;Sampled=1", PP_REJECT_XRAY},
@@ -433,14 +455,20 @@ TEST_F(KernelTraceCtx, HostileHeadersAreTreatedAsAbsent) {
         {"X-Amzn-Trace-Id: " + root + ";Sampled=1;Sampled=0", PP_REJECT_XRAY},
         {"X-Amzn-Trace-Id: Parent=53995c3f42cd8ad8;Sampled=1", PP_REJECT_XRAY},
         {"X-Amzn-Trace-Id: ;;;===;;Root;Root=;=", PP_REJECT_XRAY},
-        {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-0000000000000000-01", PP_REJECT_TRACEPARENT},
-        {"traceparent: 00-8A3C60F7D188F8FA79D48A391A778FA6-53995c3f42cd8ad8-01", PP_REJECT_TRACEPARENT},
-        {"traceparent: ff-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01", PP_REJECT_TRACEPARENT},
-        {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01-extra", PP_REJECT_TRACEPARENT},
+        {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-0000000000000000-01",
+         PP_REJECT_TRACEPARENT},
+        {"traceparent: 00-8A3C60F7D188F8FA79D48A391A778FA6-53995c3f42cd8ad8-01",
+         PP_REJECT_TRACEPARENT},
+        {"traceparent: ff-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01",
+         PP_REJECT_TRACEPARENT},
+        {"traceparent: 00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01-extra",
+         PP_REJECT_TRACEPARENT},
     };
-    for (const auto& [header, reject] : cases) ASSERT_EQ(get("/hostile", {header}).status, 200) << header;
+    for (const auto& [header, reject] : cases)
+        ASSERT_EQ(get("/hostile", {header}).status, 200) << header;
     // A head whose X-Amzn-Trace-Id comes after the first 4 KiB: not seen by the kernel.
-    ASSERT_EQ(get("/late", {"X-Filler: " + std::string(4200, 'f'), std::string("X-Amzn-Trace-Id: ") + root})
+    ASSERT_EQ(get("/late",
+                  {"X-Filler: " + std::string(4200, 'f'), std::string("X-Amzn-Trace-Id: ") + root})
                   .status,
               200);
     auto evs = ctx_events(cases.size() + 1);
@@ -461,22 +489,24 @@ TEST_F(KernelTraceCtx, WorkerThreadInheritsAndContextEndsWithThreads) {
     start(no_sampling());
     std::thread client;
     testing::HttpResponse resp;
-    client = std::thread([&] { resp = get("/worker/1", {std::string("X-Amzn-Trace-Id: Root=") + kRoot}); });
-    auto m = server_->process().wait_for_line(Stream::kStdout, std::regex("^worker ([0-9]+) ([0-9]+)$"),
-                                              deadline_in(15s));
+    client = std::thread(
+        [&] { resp = get("/worker/1", {std::string("X-Amzn-Trace-Id: Root=") + kRoot}); });
+    auto m = server_->process().wait_for_line(
+        Stream::kStdout, std::regex("^worker ([0-9]+) ([0-9]+)$"), deadline_in(15s));
     ASSERT_TRUE(m);
     uint32_t handler = static_cast<uint32_t>(std::stoul(m->groups[1]));
     uint32_t worker = static_cast<uint32_t>(std::stoul(m->groups[2]));
     pp_trace_ctx parent_ctx{}, worker_ctx{};
     ASSERT_TRUE(thread_ctx(handler, parent_ctx));
-    ASSERT_TRUE(thread_ctx(worker, worker_ctx)) << "a thread started while serving inherits the context";
+    ASSERT_TRUE(thread_ctx(worker, worker_ctx))
+        << "a thread started while serving inherits the context";
     EXPECT_EQ(std::memcmp(&parent_ctx, &worker_ctx, sizeof parent_ctx), 0);
     EXPECT_EQ(trace_id_of(worker_ctx), kRoot);
     ASSERT_EQ(get("/release").status, 200);
     client.join();
     ASSERT_EQ(resp.status, 200);
-    ASSERT_TRUE(server_->process().wait_for_line(Stream::kStdout, std::regex("^joined " + std::to_string(worker) + "$"),
-                                                 deadline_in(15s)));
+    ASSERT_TRUE(server_->process().wait_for_line(
+        Stream::kStdout, std::regex("^joined " + std::to_string(worker) + "$"), deadline_in(15s)));
     pp_trace_ctx gone{};
     EXPECT_FALSE(thread_ctx(worker, gone)) << "the worker exited: its context is deleted";
     // curl closed its connection: the handler thread ends (ThreadingHTTPServer), and so does its
@@ -488,15 +518,18 @@ TEST_F(KernelTraceCtx, WorkerThreadInheritsAndContextEndsWithThreads) {
 TEST_F(KernelTraceCtx, ContextEndsWhenTheThreadClosesItsConnection) {
     start(no_sampling(), "close_server.py");
     testing::HttpResponse resp;
-    std::thread client([&] { resp = get("/closing", {std::string("X-Amzn-Trace-Id: Root=") + kRoot}); });
-    auto served = server_->process().wait_for_line(Stream::kStdout, std::regex("^served ([0-9]+)$"), deadline_in(15s));
+    std::thread client(
+        [&] { resp = get("/closing", {std::string("X-Amzn-Trace-Id: Root=") + kRoot}); });
+    auto served = server_->process().wait_for_line(Stream::kStdout, std::regex("^served ([0-9]+)$"),
+                                                   deadline_in(15s));
     ASSERT_TRUE(served);
     const uint32_t tid = static_cast<uint32_t>(std::stoul(served->groups[1]));
     pp_trace_ctx m{};
     ASSERT_TRUE(thread_ctx(tid, m)) << "answered but not closed yet: the context is still there";
     EXPECT_EQ(trace_id_of(m), kRoot);
     server_->process().send_signal(SIGUSR1);
-    ASSERT_TRUE(server_->process().wait_for_line(Stream::kStdout, std::regex("^closed "), deadline_in(15s)));
+    ASSERT_TRUE(server_->process().wait_for_line(Stream::kStdout, std::regex("^closed "),
+                                                 deadline_in(15s)));
     EXPECT_FALSE(thread_ctx(tid, m)) << "the thread closed the request's connection and lives on";
     client.join();
     EXPECT_EQ(resp.status, 200);
@@ -508,9 +541,10 @@ TEST_F(KernelTraceCtx, HttpsXrayHeaderGivesExactIdsInEventAndThreadMap) {
     start_https(no_sampling());
     std::thread client;
     testing::HttpResponse resp;
-    uint32_t tid = hold("/hold/tls",
-                        {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=1"},
-                        client, resp);
+    uint32_t tid =
+        hold("/hold/tls",
+             {std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent + ";Sampled=1"},
+             client, resp);
     ASSERT_NE(tid, 0u) << server_->process().describe();
     auto evs = ctx_events(1, tid);
     ASSERT_EQ(evs.size(), 1u) << "one context for the HTTPS request (none from the ciphertext)";
@@ -520,7 +554,8 @@ TEST_F(KernelTraceCtx, HttpsXrayHeaderGivesExactIdsInEventAndThreadMap) {
     EXPECT_EQ(ev.sampled, PP_SAMPLED_YES);
     EXPECT_EQ(ev.source, PP_CTX_XRAY_HEADER);
     EXPECT_EQ(ev.rule, PP_RULE_NONE);
-    EXPECT_EQ(ev.request_pos, 0u) << "the plaintext position (the handshake came before on the socket)";
+    EXPECT_EQ(ev.request_pos, 0u)
+        << "the plaintext position (the handshake came before on the socket)";
     pp_trace_ctx m{};
     ASSERT_TRUE(thread_ctx(tid, m)) << "the serving thread holds the context while it serves";
     EXPECT_EQ(m.trace_epoch, 0x5759e988u);
@@ -548,7 +583,8 @@ TEST_F(KernelTraceCtx, HttpsRequestWithoutHeaderGetsMintedTrace) {
     EXPECT_EQ(ev.parent_id, "");
     EXPECT_EQ(ev.sampled, PP_SAMPLED_NO) << "the default rule samples nothing here";
     EXPECT_EQ(ev.rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
-    EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}"))) << ev.trace_id;
+    EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")))
+        << ev.trace_id;
     const uint32_t epoch = static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));
     EXPECT_LE(now - 5, epoch);
     EXPECT_LE(epoch, now + 60);

@@ -18,7 +18,8 @@
 namespace passport {
 namespace {
 
-constexpr const char* kCapture = PASSPORT_SOURCE_DIR "/tests/replay/data/demo_storefront_inventory.events.jsonl";
+constexpr const char* kCapture =
+    PASSPORT_SOURCE_DIR "/tests/replay/data/demo_storefront_inventory.events.jsonl";
 
 std::vector<events::Event> load_capture() {
     std::ifstream in(kCapture);
@@ -30,14 +31,15 @@ std::vector<events::Event> load_capture() {
 std::vector<nlohmann::json> replay(const std::vector<events::Event>& evs, Counters& counters) {
     ClockOffset clock(1'795'000'000'000'000'000LL);
     report::MemoryEmitter sink;
-    auto rules = sample::parse_local_rules(R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
+    auto rules = sample::parse_local_rules(
+        R"({"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]})");
     EXPECT_TRUE(rules.ok());
     pipeline::PipelineConfig cfg;
     cfg.correlator.configured_service_name = "replayed";
     cfg.proc_root = "/nonexistent-proc-for-replay";
     uint64_t n = 1;
-    pipeline::Pipeline p(cfg, std::make_unique<sample::LocalSampler>(std::move(*rules)), sink, counters, clock,
-                         [&n] { return n++ * 0x9E3779B97F4A7C15ULL; });
+    pipeline::Pipeline p(cfg, std::make_unique<sample::LocalSampler>(std::move(*rules)), sink,
+                         counters, clock, [&n] { return n++ * 0x9E3779B97F4A7C15ULL; });
     for (const auto& e : evs) p.on_event(e);
     p.shutdown();
     size_t rejected = 0;
@@ -51,7 +53,8 @@ std::map<std::string, int> by_port_and_status(const std::vector<nlohmann::json>&
     std::map<std::string, int> out;
     for (const auto& d : docs) {
         std::string local = d["metadata"]["passport"]["connection"]["local"];
-        out[local.substr(local.rfind(':') + 1) + " " + std::to_string(d["http"]["response"]["status"].get<int>())]++;
+        out[local.substr(local.rfind(':') + 1) + " " +
+            std::to_string(d["http"]["response"]["status"].get<int>())]++;
     }
     return out;
 }
@@ -63,7 +66,8 @@ TEST(ReplayDemoCapture, EveryRequestBecomesTheRightSegment) {
     std::map<std::string, int> ports;
     for (const auto& d : docs) {
         EXPECT_TRUE(std::regex_match(d["id"].get<std::string>(), std::regex("[0-9a-f]{16}")));
-        EXPECT_TRUE(std::regex_match(d["trace_id"].get<std::string>(), std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")));
+        EXPECT_TRUE(std::regex_match(d["trace_id"].get<std::string>(),
+                                     std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")));
         EXPECT_EQ(d["name"], "replayed");
         EXPECT_LE(d["start_time"].get<double>(), d["end_time"].get<double>());
         EXPECT_FALSE(d.contains("in_progress"));
@@ -118,7 +122,8 @@ TEST(ReplayDemoCapture, EveryRequestBecomesTheRightSegment) {
             ASSERT_TRUE(calls_by_id.count(d["parent_id"])) << d.dump();
             EXPECT_EQ(d["trace_id"], trace_of_call[d["parent_id"]]);
             const auto& sub = *calls_by_id[d["parent_id"]];
-            EXPECT_EQ(sub["http"]["response"]["status"], status) << "the call saw the callee's status";
+            EXPECT_EQ(sub["http"]["response"]["status"], status)
+                << "the call saw the callee's status";
         } else if (d["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793") {
             continued++;
             EXPECT_EQ(d["parent_id"], "53995c3f42cd8ad8");
@@ -128,7 +133,8 @@ TEST(ReplayDemoCapture, EveryRequestBecomesTheRightSegment) {
         }
     }
     EXPECT_EQ(continued, 1);
-    EXPECT_EQ(counters.get("pairing.complete"), 36u + 15u) << "client side of the 15 inventory calls too";
+    EXPECT_EQ(counters.get("pairing.complete"), 36u + 15u)
+        << "client side of the 15 inventory calls too";
 }
 
 TEST(ReplayDemoCapture, ResplitPayloadsGiveTheSameDocuments) {
@@ -164,7 +170,8 @@ TEST(ReplayDemoCapture, ResplitPayloadsGiveTheSameDocuments) {
         EXPECT_EQ(a[i]["http"], b[i]["http"]) << i;
         EXPECT_EQ(a[i].contains("parent_id"), b[i].contains("parent_id")) << i;
         EXPECT_EQ(a[i].value("subsegments", nlohmann::json::array()).size(),
-                  b[i].value("subsegments", nlohmann::json::array()).size()) << i;
+                  b[i].value("subsegments", nlohmann::json::array()).size())
+            << i;
         // Times depend only on the first and last byte's syscalls, which a split keeps.
         EXPECT_DOUBLE_EQ(a[i]["start_time"].get<double>(), b[i]["start_time"].get<double>()) << i;
         EXPECT_DOUBLE_EQ(a[i]["end_time"].get<double>(), b[i]["end_time"].get<double>()) << i;

@@ -20,7 +20,7 @@ struct HttpRequest {
     std::vector<std::string> headers;  // "Name: value" lines
     std::optional<std::string> body;   // sent with --data-binary
     std::string user_agent = "passport-e2e/1.0";
-    std::string ca_cert;               // https: trust this PEM certificate (curl --cacert)
+    std::string ca_cert;  // https: trust this PEM certificate (curl --cacert)
     std::chrono::milliseconds timeout = std::chrono::seconds(15);
 };
 

@@ -1,7 +1,7 @@
 #pragma once
-// Field checks for X-Ray segment documents (AWS X-Ray Developer Guide, "AWS X-Ray segment documents"), shared by every e2e test.
-// They return ::testing::AssertionResult so a failure names the field, what arrived and the
-// whole document: EXPECT_TRUE(is_valid_segment(doc)).
+// Field checks for X-Ray segment documents (AWS X-Ray Developer Guide, "AWS X-Ray segment
+// documents"), shared by every e2e test. They return ::testing::AssertionResult so a failure names
+// the field, what arrived and the whole document: EXPECT_TRUE(is_valid_segment(doc)).
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -104,7 +104,9 @@ const std::string* find_pair(const Pairs& pairs, std::string_view name) {
     return nullptr;
 }
 
-bool has_pair(const Pairs& pairs, std::string_view name) { return find_pair(pairs, name) != nullptr; }
+bool has_pair(const Pairs& pairs, std::string_view name) {
+    return find_pair(pairs, name) != nullptr;
+}
 
 bool is_region_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 bool is_service_char(char c) { return is_region_char(c) || c == '.' || c == '_'; }
@@ -185,7 +187,8 @@ bool configured_endpoint(const HostPort& hp, std::string* bucket_prefix) {
         if (hp.host == e.host) return true;
         if (hp.host.size() > e.host.size() + 1 && ends_with(hp.host, e.host) &&
             hp.host[hp.host.size() - e.host.size() - 1] == '.') {
-            if (bucket_prefix) *bucket_prefix = hp.host.substr(0, hp.host.size() - e.host.size() - 1);
+            if (bucket_prefix)
+                *bucket_prefix = hp.host.substr(0, hp.host.size() - e.host.size() - 1);
             return true;
         }
     }
@@ -231,7 +234,8 @@ std::optional<HostFacts> host_facts(const std::vector<std::string_view>& labels)
             after = 2;
         }
         if (ends_with(svc, "-fips")) svc.remove_suffix(5);
-        if (svc.empty() || !std::all_of(svc.begin(), svc.end(), is_service_char)) return std::nullopt;
+        if (svc.empty() || !std::all_of(svc.begin(), svc.end(), is_service_char))
+            return std::nullopt;
         f.signing_name = svc;
     }
     for (size_t i = after; i < labels.size() && f.region.empty(); ++i) {
@@ -269,13 +273,13 @@ std::string signing_name_from_target(std::string_view target) {
 // What the X-Ray SDKs record per operation (their AWS whitelist), written compactly:
 // space-separated wire names; "Wire=field" renames; otherwise the field is snake_case(Wire).
 struct Rule {
-    std::string_view service;    // signing name
+    std::string_view service;  // signing name
     std::string_view operation;
-    std::string_view request;    // scalar (or whole) request parameters
-    std::string_view req_keys;   // "Wire=field": member names of a request map
-    std::string_view req_count;  // "Wire=field": element count of a request list
-    std::string_view response;   // response parameters
-    std::string_view resp_count; // "Wire=field": element count of a response list
+    std::string_view request;     // scalar (or whole) request parameters
+    std::string_view req_keys;    // "Wire=field": member names of a request map
+    std::string_view req_count;   // "Wire=field": element count of a request list
+    std::string_view response;    // response parameters
+    std::string_view resp_count;  // "Wire=field": element count of a response list
 };
 
 constexpr Rule kRules[] = {
@@ -283,7 +287,8 @@ constexpr Rule kRules[] = {
     {"dynamodb", "BatchWriteItem", "", "RequestItems=table_names", "",
      "ConsumedCapacity ItemCollectionMetrics", ""},
     {"dynamodb", "CreateTable",
-     "GlobalSecondaryIndexes LocalSecondaryIndexes ProvisionedThroughput TableName", "", "", "", ""},
+     "GlobalSecondaryIndexes LocalSecondaryIndexes ProvisionedThroughput TableName", "", "", "",
+     ""},
     {"dynamodb", "DeleteItem", "TableName", "", "", "ConsumedCapacity ItemCollectionMetrics", ""},
     {"dynamodb", "DeleteTable", "TableName", "", "", "", ""},
     {"dynamodb", "DescribeTable", "TableName", "", "", "", ""},
@@ -377,7 +382,9 @@ struct Params {
     std::vector<std::pair<std::string, std::vector<std::string>>> keys;
     std::vector<std::pair<std::string, size_t>> counts;
 
-    void set(std::string name, nlohmann::json v) { values.emplace_back(std::move(name), std::move(v)); }
+    void set(std::string name, nlohmann::json v) {
+        values.emplace_back(std::move(name), std::move(v));
+    }
     const nlohmann::json* value(std::string_view name) const {
         for (const auto& [k, v] : values) {
             if (k == name) return &v;
@@ -460,8 +467,8 @@ struct Target {
 Target split_target(std::string_view target) {
     Target t;
     // absolute-form (proxies): drop scheme and authority
-    if (const size_t scheme = target.find("://"); scheme != std::string_view::npos &&
-                                                  scheme < target.find('/')) {
+    if (const size_t scheme = target.find("://");
+        scheme != std::string_view::npos && scheme < target.find('/')) {
         const size_t slash = target.find('/', scheme + 3);
         target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
     }
@@ -479,21 +486,22 @@ std::string s3_operation(std::string_view method, bool has_bucket, bool has_key,
     auto sub = [&](std::string_view name) { return has_pair(q, name); };
     if (!has_bucket) return method == "GET" ? "ListBuckets" : "";
     if (!has_key) {
-        static constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kBucketSub = {{
-            {"policy", "BucketPolicy"},
-            {"tagging", "BucketTagging"},
-            {"acl", "BucketAcl"},
-            {"cors", "BucketCors"},
-            {"lifecycle", "BucketLifecycleConfiguration"},
-            {"versioning", "BucketVersioning"},
-            {"website", "BucketWebsite"},
-            {"notification", "BucketNotificationConfiguration"},
-            {"encryption", "BucketEncryption"},
-            {"logging", "BucketLogging"},
-            {"replication", "BucketReplication"},
-            {"location", "BucketLocation"},
-            {"ownershipControls", "BucketOwnershipControls"},
-        }};
+        static constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kBucketSub =
+            {{
+                {"policy", "BucketPolicy"},
+                {"tagging", "BucketTagging"},
+                {"acl", "BucketAcl"},
+                {"cors", "BucketCors"},
+                {"lifecycle", "BucketLifecycleConfiguration"},
+                {"versioning", "BucketVersioning"},
+                {"website", "BucketWebsite"},
+                {"notification", "BucketNotificationConfiguration"},
+                {"encryption", "BucketEncryption"},
+                {"logging", "BucketLogging"},
+                {"replication", "BucketReplication"},
+                {"location", "BucketLocation"},
+                {"ownershipControls", "BucketOwnershipControls"},
+            }};
         if (method == "GET") {
             if (sub("list-type")) return "ListObjectsV2";
             if (sub("uploads")) return "ListMultipartUploads";
@@ -559,7 +567,8 @@ void s3_rest(const Request& req, const Target& t, const std::string& host_bucket
     if (bucket.empty()) {
         const size_t slash = path.find('/');
         bucket = url_decode(path.substr(0, slash), false);
-        key = slash == std::string_view::npos ? std::string() : url_decode(path.substr(slash + 1), false);
+        key = slash == std::string_view::npos ? std::string()
+                                              : url_decode(path.substr(slash + 1), false);
     } else {
         key = url_decode(path, false);
     }
@@ -648,8 +657,10 @@ bool throttling_code(std::string_view code) {
 // "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException" or
 // "ThrottlingException:http://internal.amazon.com/…" -> the bare code.
 std::string bare_code(std::string_view code) {
-    if (const size_t hash = code.rfind('#'); hash != std::string_view::npos) code.remove_prefix(hash + 1);
-    if (const size_t colon = code.find(':'); colon != std::string_view::npos) code = code.substr(0, colon);
+    if (const size_t hash = code.rfind('#'); hash != std::string_view::npos)
+        code.remove_prefix(hash + 1);
+    if (const size_t colon = code.find(':'); colon != std::string_view::npos)
+        code = code.substr(0, colon);
     code = trim(code);
     if (code.size() > 128) return {};
     return std::string(code);
@@ -689,17 +700,20 @@ Result<EndpointSpec> parse_endpoint(std::string_view text) {
     std::string_view port_text;
     if (text.front() == '[') {
         const size_t close = text.find(']');
-        if (close == std::string_view::npos) return make_error("'" + std::string(text) + "': missing ']'");
+        if (close == std::string_view::npos)
+            return make_error("'" + std::string(text) + "': missing ']'");
         e.host = to_lower(text.substr(1, close - 1));
         if (close + 1 < text.size()) {
-            if (text[close + 1] != ':') return make_error("'" + std::string(text) + "': expected ':PORT' after ']'");
+            if (text[close + 1] != ':')
+                return make_error("'" + std::string(text) + "': expected ':PORT' after ']'");
             port_text = text.substr(close + 2);
             if (port_text.empty()) return make_error("'" + std::string(text) + "': empty port");
         }
     } else {
         const size_t colon = text.rfind(':');
         if (colon != std::string_view::npos && text.find(':') != colon) {
-            return make_error("'" + std::string(text) + "': write IPv6 addresses as [ADDR] or [ADDR]:PORT");
+            return make_error("'" + std::string(text) +
+                              "': write IPv6 addresses as [ADDR] or [ADDR]:PORT");
         }
         e.host = to_lower(text.substr(0, colon));
         if (colon != std::string_view::npos) {
@@ -710,7 +724,8 @@ Result<EndpointSpec> parse_endpoint(std::string_view text) {
     if (e.host.empty()) return make_error("'" + std::string(text) + "': empty host");
     if (e.host.size() > 253) return make_error("'" + std::string(text) + "': host name too long");
     for (char c : e.host) {
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == ':' || c == '_')) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == ':' || c == '_')) {
             return make_error("'" + std::string(text) + "': invalid character in host");
         }
     }
@@ -742,7 +757,8 @@ std::optional<CredentialScope> parse_sigv4(std::string_view value) {
     }
     if ((n != 5 && n != 4) || parts[n - 1] != "aws4_request") return std::nullopt;
     if (parts[0].empty() || parts[1].size() != 8 ||
-        !std::all_of(parts[1].begin(), parts[1].end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        !std::all_of(parts[1].begin(), parts[1].end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
         return std::nullopt;
     }
     CredentialScope out;
@@ -825,7 +841,8 @@ std::string snake_case(std::string_view name) {
     for (size_t i = 0; i < name.size(); ++i) {
         const char c = name[i];
         if (is_up(c) && i > 0 &&
-            (is_low(name[i - 1]) || (is_up(name[i - 1]) && i + 1 < name.size() && is_low(name[i + 1])))) {
+            (is_low(name[i - 1]) ||
+             (is_up(name[i - 1]) && i + 1 < name.size() && is_low(name[i + 1])))) {
             out += '_';
         }
         out += lower(c);
@@ -860,7 +877,8 @@ std::optional<Recognised> recognise(const Request& req) {
     Recognised r;
     if (const std::string* host = find_header(req.headers, "Host")) r.host = split_host(*host);
     if (const std::string* auth = find_header(req.headers, "Authorization");
-        auth && (istarts_with(*auth, "AWS4-HMAC-SHA256 ") || istarts_with(*auth, "AWS4-ECDSA-P256-SHA256 "))) {
+        auth && (istarts_with(*auth, "AWS4-HMAC-SHA256 ") ||
+                 istarts_with(*auth, "AWS4-ECDSA-P256-SHA256 "))) {
         r.scope = parse_sigv4(*auth);
     }
     if (!r.host.host.empty()) {
@@ -922,7 +940,8 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     }
     const std::string* amz_target = find_header(req.headers, "X-Amz-Target");
     if (amz_target && amz_target->size() > 256) amz_target = nullptr;
-    if (call.signing_name.empty() && amz_target) call.signing_name = signing_name_from_target(*amz_target);
+    if (call.signing_name.empty() && amz_target)
+        call.signing_name = signing_name_from_target(*amz_target);
     if (call.signing_name.empty()) return std::nullopt;  // an AWS-looking host we cannot name
 
     const Target t = split_target(req.target);
@@ -943,8 +962,9 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     if (amz_target) {
         protocol = Protocol::kJson;
         const size_t dot = amz_target->rfind('.');
-        call.operation = trim(dot == std::string::npos ? std::string_view(*amz_target)
-                                                       : std::string_view(*amz_target).substr(dot + 1));
+        call.operation =
+            trim(dot == std::string::npos ? std::string_view(*amz_target)
+                                          : std::string_view(*amz_target).substr(dot + 1));
         params_from_json(req.body_prefix, params);
     } else if (const std::string* action = find_pair(t.query, "Action")) {
         protocol = Protocol::kQuery;
@@ -970,7 +990,8 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         if (a != std::string::npos) {
             int n = 0;
             size_t i = a + 8;
-            for (; i < attempt->size() && (*attempt)[i] >= '0' && (*attempt)[i] <= '9' && n < 1000; ++i) {
+            for (; i < attempt->size() && (*attempt)[i] >= '0' && (*attempt)[i] <= '9' && n < 1000;
+                 ++i) {
                 n = n * 10 + ((*attempt)[i] - '0');
             }
             if (n > 0) call.retries = n - 1;
@@ -980,12 +1001,14 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
     Params out;
     if (resp) {
         for (std::string_view h : {"x-amzn-RequestId", "x-amz-request-id", "x-amzn-request-id"}) {
-            if (const std::string* v = find_header(resp->headers, h); v && !v->empty() && v->size() <= 256) {
+            if (const std::string* v = find_header(resp->headers, h);
+                v && !v->empty() && v->size() <= 256) {
                 call.request_id = *v;
                 break;
             }
         }
-        if (const std::string* v = find_header(resp->headers, "x-amz-id-2"); v && v->size() <= 256) {
+        if (const std::string* v = find_header(resp->headers, "x-amz-id-2");
+            v && v->size() <= 256) {
             call.id_2 = *v;
         }
         if (resp->status >= 400) {

@@ -21,7 +21,7 @@ inline uint64_t realtime_now_ns() {
 }
 
 class ClockOffset {
-public:
+  public:
     ClockOffset() { refresh(); }
     explicit ClockOffset(int64_t offset_ns) : offset_ns_(offset_ns) {}
 
@@ -49,7 +49,7 @@ public:
         return static_cast<double>(us / 1000000) + static_cast<double>(us % 1000000) / 1e6;
     }
 
-private:
+  private:
     int64_t offset_ns_ = 0;
 };
 

@@ -13,7 +13,7 @@
 namespace passport {
 
 class Counters {
-public:
+  public:
     Counters() = default;
     // The index points into values_: copies and moves rebuild it.
     Counters(const Counters& o) : values_(o.values_) { reindex(); }
@@ -49,7 +49,7 @@ public:
     }
     const std::map<std::string, uint64_t, std::less<>>& all() const { return values_; }
 
-private:
+  private:
     // Hashing the name once beats the ordered map's string comparisons on the pipeline's hot
     // path (several adds per event); the ordered map stays for all(). Its nodes never move.
     struct NameHash {

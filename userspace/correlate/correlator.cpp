@@ -50,13 +50,15 @@ std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
 
 // The URL as the SDK middlewares write it: scheme://Host + original target, then redacted
 // (credential query values replaced, userinfo removed; userspace/redact).
-std::string request_url(const protocol::http1::Request& req, const events::Endpoint& authority_fallback,
-                        bool tls, const redact::Policy& policy) {
+std::string request_url(const protocol::http1::Request& req,
+                        const events::Endpoint& authority_fallback, bool tls,
+                        const redact::Policy& policy) {
     const std::string& target = req.target;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0)
         return redact::redact_url(target, policy);
     const std::string* host = find_header(req.headers, "Host");
-    std::string authority = host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
+    std::string authority =
+        host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
     return redact::redact_url((tls ? "https://" : "http://") + authority +
                                   (target.empty() || target[0] != '/' ? "/" : "") +
                                   (target == "*" ? "" : target),
@@ -65,12 +67,16 @@ std::string request_url(const protocol::http1::Request& req, const events::Endpo
 
 const char* outcome_message(pairing::Outcome o) {
     switch (o) {
-        case pairing::Outcome::kComplete: return "";
+        case pairing::Outcome::kComplete:
+            return "";
         case pairing::Outcome::kConnectionClosed:
             return "connection closed before the response was complete";
-        case pairing::Outcome::kProcessExited: return "process exited before the response was complete";
-        case pairing::Outcome::kTimedOut: return "no response within the pairing timeout";
-        case pairing::Outcome::kShutdown: return "agent stopped before the response";
+        case pairing::Outcome::kProcessExited:
+            return "process exited before the response was complete";
+        case pairing::Outcome::kTimedOut:
+            return "no response within the pairing timeout";
+        case pairing::Outcome::kShutdown:
+            return "agent stopped before the response";
         case pairing::Outcome::kPipelineOverflow:
             return "request not paired: more pipelined requests than the pairing limit";
         case pairing::Outcome::kMemoryBudget:
@@ -81,13 +87,18 @@ const char* outcome_message(pairing::Outcome o) {
 
 const char* outcome_type(pairing::Outcome o) {
     switch (o) {
-        case pairing::Outcome::kProcessExited: return "ProcessExited";
-        case pairing::Outcome::kTimedOut: return "TimedOut";
-        case pairing::Outcome::kPipelineOverflow: return "PipelineOverflow";
-        case pairing::Outcome::kMemoryBudget: return "MemoryBudget";
+        case pairing::Outcome::kProcessExited:
+            return "ProcessExited";
+        case pairing::Outcome::kTimedOut:
+            return "TimedOut";
+        case pairing::Outcome::kPipelineOverflow:
+            return "PipelineOverflow";
+        case pairing::Outcome::kMemoryBudget:
+            return "MemoryBudget";
         case pairing::Outcome::kComplete:
         case pairing::Outcome::kConnectionClosed:
-        case pairing::Outcome::kShutdown: return "ConnectionClosed";
+        case pairing::Outcome::kShutdown:
+            return "ConnectionClosed";
     }
     return "ConnectionClosed";
 }
@@ -130,8 +141,8 @@ xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters&
 
 // Times, HTTP facts and the error/fault/throttle flags shared by segments and subsegments.
 template <typename Node>
-void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& clock, xray::IdGenerator& ids,
-                   xray::HttpRequestInfo request_info, Counters& counters) {
+void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& clock,
+                   xray::IdGenerator& ids, xray::HttpRequestInfo request_info, Counters& counters) {
     n.start_time = clock.to_epoch_seconds(ex.request_start_ns);
     xray::HttpInfo http;
     http.request = std::move(request_info);
@@ -191,8 +202,9 @@ std::string conn_pos_key(const events::ConnKey& c, uint64_t pos) {
 constexpr size_t kMaxInjectEntries = 8192;
 
 template <typename V>
-void bounded_put(std::unordered_map<std::string, V>& map, std::deque<std::string>& order, const std::string& key,
-                 V value, Counters& counters, std::string_view evicted_counter) {
+void bounded_put(std::unordered_map<std::string, V>& map, std::deque<std::string>& order,
+                 const std::string& key, V value, Counters& counters,
+                 std::string_view evicted_counter) {
     if (!map.count(key)) order.push_back(key);
     map[key] = std::move(value);
     while (order.size() > kMaxInjectEntries) {
@@ -203,8 +215,8 @@ void bounded_put(std::unordered_map<std::string, V>& map, std::deque<std::string
 
 }  // namespace
 
-std::string Correlator::inject_key(uint32_t tgid, const events::Endpoint& local, const events::Endpoint& remote,
-                                   uint64_t pos) {
+std::string Correlator::inject_key(uint32_t tgid, const events::Endpoint& local,
+                                   const events::Endpoint& remote, uint64_t pos) {
     std::string k = tuple_key(local, remote);
     k.append(reinterpret_cast<const char*>(&tgid), sizeof tgid);
     k.append(reinterpret_cast<const char*>(&pos), sizeof pos);
@@ -213,8 +225,9 @@ std::string Correlator::inject_key(uint32_t tgid, const events::Endpoint& local,
 
 void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     if (inj.outcome != events::InjectOutcome::kInjected) {
-        counters_.add(inj.outcome == events::InjectOutcome::kAppHeader ? "correlate.inject_app_header"
-                                                                       : "correlate.inject_skipped");
+        counters_.add(inj.outcome == events::InjectOutcome::kAppHeader
+                          ? "correlate.inject_app_header"
+                          : "correlate.inject_skipped");
         return;
     }
     // What went on the wire wins: the downstream service takes these ids as its parent.
@@ -238,7 +251,8 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     if (inj.sampled == 1 || inj.sampled == 0) {
         call.own_sampled = inj.sampled == 1;
         call.own_rule_name.clear();
-        if (inj.rule < cfg_.kernel_rule_names.size()) call.own_rule_name = cfg_.kernel_rule_names[inj.rule];
+        if (inj.rule < cfg_.kernel_rule_names.size())
+            call.own_rule_name = cfg_.kernel_rule_names[inj.rule];
     }
 }
 
@@ -257,7 +271,8 @@ void Correlator::on_inject(const events::Inject& inj) {
             return;
         }
     }
-    bounded_put(pending_injects_, pending_inject_order_, key, inj, counters_, "correlate.inject_reports_evicted");
+    bounded_put(pending_injects_, pending_inject_order_, key, inj, counters_,
+                "correlate.inject_reports_evicted");
 }
 
 Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::IdGenerator& ids,
@@ -329,10 +344,12 @@ void Correlator::unindex_server(const RequestKey& key, const ServerContext& ctx)
         v.erase(std::remove(v.begin(), v.end(), key), v.end());
         if (v.empty()) open_by_thread_.erase(open);
     }
-    if (auto last = last_activity_.find(thread); last != last_activity_.end() && last->second == key) {
+    if (auto last = last_activity_.find(thread);
+        last != last_activity_.end() && last->second == key) {
         last_activity_.erase(last);
     }
-    if (auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote)); by_tuple != servers_by_tuple_.end()) {
+    if (auto by_tuple = servers_by_tuple_.find(tuple_key(ctx.local, ctx.remote));
+        by_tuple != servers_by_tuple_.end()) {
         auto& v = by_tuple->second;
         v.erase(std::remove(v.begin(), v.end(), key), v.end());
         if (v.empty()) servers_by_tuple_.erase(by_tuple);
@@ -398,14 +415,14 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
         const auto& req = *seen.request;
         ctx.upstream = upstream_header(req, counters_);
         const std::string* host = find_header(req.headers, "Host");
-        ctx.sampling = SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "", req.method,
-                                     req.target.substr(0, req.target.find('?'))};
+        ctx.sampling = SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
+                                     req.method, req.target.substr(0, req.target.find('?'))};
     }
     open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
     last_activity_[(uint64_t{seen.tgid} << 32) | seen.tid] = key;
     servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
-    bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos), key, counters_,
-                "correlate.server_positions_evicted");
+    bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos),
+                key, counters_, "correlate.server_positions_evicted");
     remember(server_order_, key, /*server=*/true);
     try_link_server(ctx);
     return ctx;
@@ -418,11 +435,13 @@ void Correlator::on_kernel_context(const events::TraceCtx& kc) {
     if (!kernel_pending_.count(key)) kernel_order_.push_back(key);
     kernel_pending_[key] = std::move(k);
     while (kernel_order_.size() > cfg_.max_contexts) {
-        if (kernel_pending_.erase(kernel_order_.front())) counters_.add("correlate.kernel_context_unclaimed");
+        if (kernel_pending_.erase(kernel_order_.front()))
+            counters_.add("correlate.kernel_context_unclaimed");
         kernel_order_.pop_front();
     }
     // Claimed entries leave kernel_pending_ at once; drop their queue slots lazily.
-    while (!kernel_order_.empty() && !kernel_pending_.count(kernel_order_.front())) kernel_order_.pop_front();
+    while (!kernel_order_.empty() && !kernel_pending_.count(kernel_order_.front()))
+        kernel_order_.pop_front();
 }
 
 bool Correlator::has_own_header(const ServerContext& ctx) {
@@ -466,7 +485,9 @@ void Correlator::apply_kernel(ServerContext& ctx) {
 
 void Correlator::apply_upstream(ServerContext& ctx) {
     const xray::TraceHeader& th = ctx.upstream;
-    ctx.trace_id = th.has_root() ? th.root : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);
+    ctx.trace_id = th.has_root()
+                       ? th.root
+                       : ids_.new_trace_id(clock_.to_epoch_ns(ctx.start_ns) / 1000000000ULL);
     ctx.parent_id = th.has_root() ? th.parent : "";
     switch (th.sampled) {
         case xray::SampledFlag::kSampled:
@@ -512,13 +533,15 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     if (kernel_minted) {
         // fall through to the own-segment branch below
     } else if (open != open_by_thread_.end() && last != last_activity_.end() &&
-        std::find(open->second.begin(), open->second.end(), last->second) != open->second.end()) {
+               std::find(open->second.begin(), open->second.end(), last->second) !=
+                   open->second.end()) {
         call.has_parent = true;
         call.parent = last->second;
     } else if (open != open_by_thread_.end()) {
         const RequestKey* best = nullptr;
         for (const RequestKey& k : open->second) {
-            if (k.start_ns <= seen.request_start_ns && (!best || k.start_ns >= best->start_ns)) best = &k;
+            if (k.start_ns <= seen.request_start_ns && (!best || k.start_ns >= best->start_ns))
+                best = &k;
         }
         if (best) {
             call.has_parent = true;
@@ -544,13 +567,16 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     if (!call.has_parent) {
         // Not made while serving anything (a worker, a cron loop): its own segment and trace.
         call.own_segment_id = ids_.new_segment_id();
-        call.own_trace_id = ids_.new_trace_id(clock_.to_epoch_ns(seen.request_start_ns) / 1000000000ULL);
-        const std::string* host = seen.request ? find_header(seen.request->headers, "Host") : nullptr;
-        call.own_sampled =
-            decide(SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
-                                 seen.request ? seen.request->method : "",
-                                 seen.request ? seen.request->target.substr(0, seen.request->target.find('?')) : ""},
-                   &call.own_rule_name);
+        call.own_trace_id =
+            ids_.new_trace_id(clock_.to_epoch_ns(seen.request_start_ns) / 1000000000ULL);
+        const std::string* host =
+            seen.request ? find_header(seen.request->headers, "Host") : nullptr;
+        call.own_sampled = decide(
+            SamplingInput{
+                service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
+                seen.request ? seen.request->method : "",
+                seen.request ? seen.request->target.substr(0, seen.request->target.find('?')) : ""},
+            &call.own_rule_name);
     }
     if (inj != pending_injects_.end()) {
         apply_inject(call, inj->second);
@@ -591,7 +617,8 @@ void Correlator::try_link_server(ServerContext& server) {
     const RequestKey* best = nullptr;
     for (const RequestKey& k : it->second) {
         auto c = calls_.find(k);
-        if (c == calls_.end() || c->second.downstream_linked || !may_link(server, c->second)) continue;
+        if (c == calls_.end() || c->second.downstream_linked || !may_link(server, c->second))
+            continue;
         // The call was written before the server read it; allow for the two syscalls' exits
         // being reported in either order.
         if (!best || k.start_ns > best->start_ns) best = &k;
@@ -681,8 +708,8 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
     apply_upstream(ctx);
 }
 
-bool Correlator::injected_call_trace(const std::string& ikey, const std::string& id, std::string& trace_id,
-                                     bool& sampled, int depth) {
+bool Correlator::injected_call_trace(const std::string& ikey, const std::string& id,
+                                     std::string& trace_id, bool& sampled, int depth) {
     // The report still waits for the call's head (newer than any call already matched to this
     // key): it says which request the writing thread was serving.
     auto p = pending_injects_.find(ikey);
@@ -699,7 +726,8 @@ bool Correlator::injected_call_trace(const std::string& ikey, const std::string&
             sampled = srv->second.sampled;
             return true;
         }
-        if (inj.sampled != PP_SAMPLED_YES && inj.sampled != PP_SAMPLED_NO) return false;  // decided later
+        if (inj.sampled != PP_SAMPLED_YES && inj.sampled != PP_SAMPLED_NO)
+            return false;  // decided later
         trace_id = inj.trace_id;
         sampled = inj.sampled == PP_SAMPLED_YES;
         return true;
@@ -719,7 +747,8 @@ bool Correlator::link_by_injected_id(ServerContext& ctx, int depth) {
     if (it == injected_ids_.end()) return false;
     std::string trace_id;
     bool sampled = false;
-    if (!injected_call_trace(it->second, parent, trace_id, sampled, depth) || trace_id.empty()) return false;
+    if (!injected_call_trace(it->second, parent, trace_id, sampled, depth) || trace_id.empty())
+        return false;
     ctx.trace_id = std::move(trace_id);
     ctx.parent_id = parent;
     ctx.sampled = sampled;
@@ -740,7 +769,8 @@ void Correlator::on_exchange(pairing::HttpExchange&& ex) {
 
 void Correlator::finish_server(pairing::HttpExchange&& ex) {
     RequestKey key{ex.conn, ex.request_start_ns};
-    ServerContext& ctx = server_context(seen_from(ex));  // existing, or made now if its head was not reported
+    ServerContext& ctx =
+        server_context(seen_from(ex));  // existing, or made now if its head was not reported
     unindex_server(key, ctx);
     resolve(ctx);
     ctx.done = true;
@@ -752,7 +782,8 @@ void Correlator::finish_server(pairing::HttpExchange&& ex) {
         s.subsegments = std::move(ctx.subsegments);
         sink_(std::move(s));
     } else {
-        counters_.add(ctx.sampled_upstream ? "correlate.not_sampled_upstream" : "correlate.not_sampled_rules");
+        counters_.add(ctx.sampled_upstream ? "correlate.not_sampled_upstream"
+                                           : "correlate.not_sampled_rules");
     }
     // A finished context is kept only for its ids (late calls): drop everything else.
     ctx.subsegments = {};
@@ -878,7 +909,8 @@ std::string Correlator::process_facts(uint32_t tgid) {
     return out;
 }
 
-void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex, xray::Segment& s) {
+void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex,
+                               xray::Segment& s) {
     const auto& req = ex.request;
     s.name = ctx.sampling.service_name.empty() ? service_name(ex.tgid) : ctx.sampling.service_name;
     s.id = ctx.segment_id;
@@ -902,11 +934,13 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     if (!ctx.rule_name.empty()) s.aws["xray"]["rule_name"] = ctx.rule_name;
 }
 
-xray::Subsegment Correlator::build_subsegment(const CallContext& call, const pairing::HttpExchange& ex) {
+xray::Subsegment Correlator::build_subsegment(const CallContext& call,
+                                              const pairing::HttpExchange& ex) {
     xray::Subsegment sub;
     sub.id = call.subsegment_id;
     const std::string* host = find_header(ex.request.headers, "Host");
-    std::string name = host && !trim(*host).empty() ? strip_port(trim(*host)) : ex.remote.ip_string();
+    std::string name =
+        host && !trim(*host).empty() ? strip_port(trim(*host)) : ex.remote.ip_string();
     sub.name = name.empty() ? "remote" : name;
     sub.namespace_ = "remote";
     xray::HttpRequestInfo hr;

@@ -69,7 +69,7 @@ struct CorrelatorConfig {
 };
 
 class Correlator {
-public:
+  public:
     using SegmentSink = std::function<void(xray::Segment&&)>;
     // An independent subsegment: the subsegment, its trace id and its parent's id.
     using SubsegmentSink = std::function<void(xray::Subsegment&&, const std::string& trace_id,
@@ -97,8 +97,8 @@ public:
         size_t thread_activity = 0;
     };
     TableSizes table_sizes() const {
-        return {servers_.size(),          calls_.size(),         servers_by_tuple_.size(),
-                calls_by_tuple_.size(),   open_by_thread_.size(), last_activity_.size()};
+        return {servers_.size(),        calls_.size(),          servers_by_tuple_.size(),
+                calls_by_tuple_.size(), open_by_thread_.size(), last_activity_.size()};
     }
     // The process exec'd or exited: its cached name and facts are stale.
     void forget_process(uint32_t tgid) {
@@ -106,7 +106,7 @@ public:
         service_names_.erase(tgid);
     }
 
-private:
+  private:
     struct RequestKey {
         events::ConnKey conn;
         uint64_t start_ns = 0;
@@ -140,16 +140,16 @@ private:
         bool sampled = false;
         bool sampled_upstream = false;  // the decision came with the request
         std::string rule_name;
-        bool has_linked_call = false;   // stitched under a call made on this node
+        bool has_linked_call = false;  // stitched under a call made on this node
         RequestKey linked_call;
-        bool done = false;              // its segment was sent (or dropped)
-        bool has_kernel = false;        // the kernel gave it a context (it is in thread_ctx)
+        bool done = false;        // its segment was sent (or dropped)
+        bool has_kernel = false;  // the kernel gave it a context (it is in thread_ctx)
         KernelContext kernel;
         std::vector<xray::Subsegment> subsegments;
     };
     struct CallContext {
         bool has_parent = false;
-        RequestKey parent;          // server request it was made under
+        RequestKey parent;  // server request it was made under
         std::string subsegment_id;
         // Made outside any request: the segment it becomes, and its trace.
         std::string own_segment_id;
@@ -191,8 +191,8 @@ private:
     void try_link_call(const RequestKey& call_key, CallContext& call);
 
     // Injection reports, keyed by tgid + connection tuple + egress offset of the request.
-    static std::string inject_key(uint32_t tgid, const events::Endpoint& local, const events::Endpoint& remote,
-                                  uint64_t pos);
+    static std::string inject_key(uint32_t tgid, const events::Endpoint& local,
+                                  const events::Endpoint& remote, uint64_t pos);
     void apply_inject(CallContext& call, const events::Inject& inj);
     // A server request whose header (its own, as read by the kernel or the parser) names as Parent
     // a subsegment id the kernel injected on this node: it takes that call's current trace (the
@@ -201,8 +201,8 @@ private:
     bool link_by_injected_id(ServerContext& ctx, int depth);
     // Trace id and sampled flag of the call behind the injection report `ikey`, whose injected
     // subsegment id is `id`: from the call when it was parsed, else from the report itself.
-    bool injected_call_trace(const std::string& ikey, const std::string& id, std::string& trace_id, bool& sampled,
-                             int depth);
+    bool injected_call_trace(const std::string& ikey, const std::string& id, std::string& trace_id,
+                             bool& sampled, int depth);
 
     void finish_server(pairing::HttpExchange&& ex);
     void finish_call(pairing::HttpExchange&& ex);
@@ -212,7 +212,7 @@ private:
     std::string process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
                                  const events::Endpoint& remote);
     std::string process_facts(uint32_t tgid);  // the per-process part, cached below
-    std::string service_name(uint32_t tgid);  // cached
+    std::string service_name(uint32_t tgid);   // cached
     std::string derive_name(uint32_t tgid);
     bool decide(const SamplingInput& in, std::string* rule_name);
     void remember(std::deque<RequestKey>& order, const RequestKey& key, bool server);

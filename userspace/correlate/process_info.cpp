@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
-#include <array>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -45,13 +45,14 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 // "python3.11" -> "python"; "node" -> "node"; others unchanged.
 std::string interpreter_family(const std::string& exe_base) {
     static const std::array<const char*, 9> kFamilies = {"python", "node", "ruby", "perl", "php",
-                                                         "bash", "sh", "dash", "java"};
+                                                         "bash",   "sh",   "dash", "java"};
     for (const char* f : kFamilies) {
         if (exe_base == f) return f;
         if (starts_with(exe_base, f)) {
             std::string rest = exe_base.substr(std::char_traits<char>::length(f));
-            if (std::all_of(rest.begin(), rest.end(),
-                            [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
+            if (std::all_of(rest.begin(), rest.end(), [](char c) {
+                    return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+                }))
                 return f;
         }
     }
@@ -65,7 +66,9 @@ std::string container_id_from_cgroup(const std::string& cgroup) {
         while (n < 64 && std::isxdigit(static_cast<unsigned char>(cgroup[i + n])) &&
                !std::isupper(static_cast<unsigned char>(cgroup[i + n])))
             n++;
-        if (n == 64 && (i + 64 == cgroup.size() || !std::isxdigit(static_cast<unsigned char>(cgroup[i + 64]))) &&
+        if (n == 64 &&
+            (i + 64 == cgroup.size() ||
+             !std::isxdigit(static_cast<unsigned char>(cgroup[i + 64]))) &&
             (i == 0 || !std::isxdigit(static_cast<unsigned char>(cgroup[i - 1]))))
             return cgroup.substr(i, 64);
         i += n;
@@ -86,8 +89,8 @@ std::string script_name(const std::vector<std::string>& argv) {
         if (a == "-c" || a == "-e" || a == "--eval" || a == "-p" || a == "--print") return "";
         if (!a.empty() && a[0] == '-') {
             // Options that take a separate value in the common interpreters.
-            if (a == "-W" || a == "-X" || a == "-r" || a == "--require" || a == "-I" || a == "-cp" ||
-                a == "-classpath")
+            if (a == "-W" || a == "-X" || a == "-r" || a == "--require" || a == "-I" ||
+                a == "-cp" || a == "-classpath")
                 i++;
             continue;
         }
@@ -131,7 +134,8 @@ std::optional<ProcessInfo> ProcessInfoCache::read(uint32_t pid) const {
     }
     std::istringstream status(read_file(dir + "/status", 16 * 1024));
     for (std::string line; std::getline(status, line);) {
-        if (starts_with(line, "PPid:")) info.ppid = static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
+        if (starts_with(line, "PPid:"))
+            info.ppid = static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
     }
     info.container_id = container_id_from_cgroup(read_file(dir + "/cgroup", 64 * 1024));
     return info;

@@ -14,7 +14,7 @@ namespace passport::correlate {
 struct ProcessInfo {
     uint32_t pid = 0;
     uint32_t ppid = 0;
-    std::string exe;                   // readlink of /proc/PID/exe, "" if unreadable
+    std::string exe;  // readlink of /proc/PID/exe, "" if unreadable
     std::string comm;
     std::vector<std::string> cmdline;  // argv
     std::string xray_tracing_name;     // AWS_XRAY_TRACING_NAME from the process environment
@@ -32,7 +32,7 @@ std::string derive_service_name(const ProcessInfo& info, const std::string& conf
 std::string script_name(const std::vector<std::string>& argv);
 
 class ProcessInfoCache {
-public:
+  public:
     explicit ProcessInfoCache(std::string proc_root = "/proc") : proc_root_(std::move(proc_root)) {}
 
     // Cached info, read on first use; nullopt when the process is gone and was never read.
@@ -45,7 +45,7 @@ public:
     // Reads /proc/PID now (no cache).
     std::optional<ProcessInfo> read(uint32_t pid) const;
 
-private:
+  private:
     std::string proc_root_;
     std::unordered_map<uint32_t, ProcessInfo> cache_;
     uint64_t evicted_ = 0;

@@ -40,9 +40,12 @@ std::string hex64(uint64_t v) {
 
 Result<Role> to_role(uint8_t r) {
     switch (r) {
-        case PP_ROLE_UNKNOWN: return Role::kUnknown;
-        case PP_ROLE_SERVER: return Role::kServer;
-        case PP_ROLE_CLIENT: return Role::kClient;
+        case PP_ROLE_UNKNOWN:
+            return Role::kUnknown;
+        case PP_ROLE_SERVER:
+            return Role::kServer;
+        case PP_ROLE_CLIENT:
+            return Role::kClient;
     }
     return make_error("bad_role");
 }
@@ -50,7 +53,8 @@ Result<Role> to_role(uint8_t r) {
 std::string trace_id_string(const pp_trace_ctx& c) {
     static const char* kDigits = "0123456789abcdef";
     std::string out = "1-";
-    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kDigits[(c.trace_epoch >> shift) & 15]);
+    for (int shift = 28; shift >= 0; shift -= 4)
+        out.push_back(kDigits[(c.trace_epoch >> shift) & 15]);
     out.push_back('-');
     for (uint8_t b : c.trace_rand) {
         out.push_back(kDigits[b >> 4]);
@@ -149,8 +153,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             pp_trace_ctx_event ev;
             if (!read_struct(rec, ev)) return make_error("short_trace_ctx");
             const pp_trace_ctx& c = ev.ctx;
-            if (c.sampled > PP_SAMPLED_UNKNOWN || c.source == PP_CTX_NONE || c.source > PP_CTX_MINTED ||
-                c.segment_id == 0)
+            if (c.sampled > PP_SAMPLED_UNKNOWN || c.source == PP_CTX_NONE ||
+                c.source > PP_CTX_MINTED || c.segment_id == 0)
                 return make_error("bad_trace_ctx");
             TraceCtx out;
             out.conn = to_key(c.conn);
@@ -172,7 +176,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
         case PP_EV_INJECT: {
             pp_inject_event ev;
             if (!read_struct(rec, ev)) return make_error("short_inject");
-            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_LEAVE) return make_error("bad_inject_outcome");
+            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_LEAVE)
+                return make_error("bad_inject_outcome");
             Inject out;
             out.tgid = ev.hdr.tgid;
             out.tid = ev.hdr.tid;

@@ -59,9 +59,9 @@ struct Data {
     uint32_t len = 0;       // bytes the syscall moved; bytes.size() may be smaller (capture cap)
     Direction direction = Direction::kIngress;
     Role role = Role::kUnknown;
-    uint8_t syscall = 0;    // enum pp_syscall
-    uint8_t source = 0;     // enum pp_data_source: 0 socket syscall, 1 TLS library plaintext
-    std::string bytes;      // captured prefix of the len bytes
+    uint8_t syscall = 0;  // enum pp_syscall
+    uint8_t source = 0;   // enum pp_data_source: 0 socket syscall, 1 TLS library plaintext
+    std::string bytes;    // captured prefix of the len bytes
 };
 
 struct ConnClose {
@@ -103,7 +103,6 @@ struct TraceCtx {
     uint16_t rule = 0xffff;    // kernel sampling rule index that decided, 0xffff none
     uint8_t rejected = 0;      // PP_REJECT_* bits
 };
-
 
 // The kernel put (or found) X-Amzn-Trace-Id in an outgoing request (PP_EV_INJECT). Matches the
 // client request whose connection is (tgid, local, remote, netns) and whose first byte is at

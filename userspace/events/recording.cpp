@@ -37,7 +37,10 @@ Result<std::string> from_hex(const std::string& hex) {
 }
 
 json key_json(const ConnKey& k) { return {{"tgid", k.tgid}, {"fd", k.fd}, {"gen", k.gen}}; }
-ConnKey key_from(const json& j) { return ConnKey{j.at("tgid").get<uint32_t>(), j.at("fd").get<int32_t>(), j.at("gen").get<uint64_t>()}; }
+ConnKey key_from(const json& j) {
+    return ConnKey{j.at("tgid").get<uint32_t>(), j.at("fd").get<int32_t>(),
+                   j.at("gen").get<uint64_t>()};
+}
 
 json ep_json(const Endpoint& e) {
     std::string addr(reinterpret_cast<const char*>(e.addr.data()), e.addr.size());
@@ -60,37 +63,71 @@ std::string to_json_line(const Event& ev) {
         [&](const auto& e) {
             using T = std::decay_t<decltype(e)>;
             if constexpr (std::is_same_v<T, ConnOpen>) {
-                j = {{"type", "open"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
-                     {"local", ep_json(e.local)}, {"remote", ep_json(e.remote)}, {"netns", e.netns},
+                j = {{"type", "open"},
+                     {"conn", key_json(e.conn)},
+                     {"tid", e.tid},
+                     {"ts", e.ts_ns},
+                     {"local", ep_json(e.local)},
+                     {"remote", ep_json(e.remote)},
+                     {"netns", e.netns},
                      {"role", static_cast<int>(e.role)}};
             } else if constexpr (std::is_same_v<T, Data>) {
-                j = {{"type", "data"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"enter", e.enter_ns},
-                     {"exit", e.exit_ns}, {"pos", e.pos}, {"len", e.len},
+                j = {{"type", "data"},
+                     {"conn", key_json(e.conn)},
+                     {"tid", e.tid},
+                     {"enter", e.enter_ns},
+                     {"exit", e.exit_ns},
+                     {"pos", e.pos},
+                     {"len", e.len},
                      {"dir", e.direction == Direction::kIngress ? "in" : "out"},
-                     {"role", static_cast<int>(e.role)}, {"syscall", e.syscall}, {"bytes", to_hex(e.bytes)}};
+                     {"role", static_cast<int>(e.role)},
+                     {"syscall", e.syscall},
+                     {"bytes", to_hex(e.bytes)}};
                 if (e.source != 0) j["source"] = e.source;
             } else if constexpr (std::is_same_v<T, ConnClose>) {
-                j = {{"type", "close"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
-                     {"rx", e.rx_bytes}, {"tx", e.tx_bytes}};
+                j = {{"type", "close"}, {"conn", key_json(e.conn)}, {"tid", e.tid},
+                     {"ts", e.ts_ns},   {"rx", e.rx_bytes},         {"tx", e.tx_bytes}};
             } else if constexpr (std::is_same_v<T, ProcExec>) {
-                j = {{"type", "exec"}, {"tgid", e.tgid}, {"ppid", e.ppid}, {"ts", e.ts_ns},
-                     {"comm", e.comm}, {"filename", e.filename}};
+                j = {{"type", "exec"}, {"tgid", e.tgid}, {"ppid", e.ppid},
+                     {"ts", e.ts_ns},  {"comm", e.comm}, {"filename", e.filename}};
             } else if constexpr (std::is_same_v<T, TraceCtx>) {
-                j = {{"type", "trace_ctx"}, {"conn", key_json(e.conn)}, {"tid", e.tid}, {"ts", e.ts_ns},
-                     {"pos", e.request_pos}, {"trace_id", e.trace_id}, {"segment_id", e.segment_id},
-                     {"parent_id", e.parent_id}, {"sampled", e.sampled}, {"source", e.source},
-                     {"rule", e.rule}, {"rejected", e.rejected}};
+                j = {{"type", "trace_ctx"},
+                     {"conn", key_json(e.conn)},
+                     {"tid", e.tid},
+                     {"ts", e.ts_ns},
+                     {"pos", e.request_pos},
+                     {"trace_id", e.trace_id},
+                     {"segment_id", e.segment_id},
+                     {"parent_id", e.parent_id},
+                     {"sampled", e.sampled},
+                     {"source", e.source},
+                     {"rule", e.rule},
+                     {"rejected", e.rejected}};
             } else if constexpr (std::is_same_v<T, Inject>) {
-                j = {{"type", "inject"}, {"tgid", e.tgid}, {"tid", e.tid}, {"ts", e.ts_ns},
-                     {"local", ep_json(e.local)}, {"remote", ep_json(e.remote)}, {"netns", e.netns},
-                     {"outcome", static_cast<int>(e.outcome)}, {"app_pos", e.app_pos},
-                     {"subsegment_id", e.subsegment_id}, {"cookie", e.socket_cookie},
-                     {"ctx_from_thread", e.ctx_from_thread}, {"trace_id", e.trace_id},
-                     {"segment_id", e.segment_id}, {"sampled", e.sampled}, {"rule", e.rule},
+                j = {{"type", "inject"},
+                     {"tgid", e.tgid},
+                     {"tid", e.tid},
+                     {"ts", e.ts_ns},
+                     {"local", ep_json(e.local)},
+                     {"remote", ep_json(e.remote)},
+                     {"netns", e.netns},
+                     {"outcome", static_cast<int>(e.outcome)},
+                     {"app_pos", e.app_pos},
+                     {"subsegment_id", e.subsegment_id},
+                     {"cookie", e.socket_cookie},
+                     {"ctx_from_thread", e.ctx_from_thread},
+                     {"trace_id", e.trace_id},
+                     {"segment_id", e.segment_id},
+                     {"sampled", e.sampled},
+                     {"rule", e.rule},
                      {"ctx_conn", key_json(e.ctx_conn)},
                      {"ctx_request_pos", e.ctx_request_pos}};
             } else {
-                j = {{"type", "exit"}, {"tgid", e.tgid}, {"ts", e.ts_ns}, {"code", e.exit_code}, {"comm", e.comm}};
+                j = {{"type", "exit"},
+                     {"tgid", e.tgid},
+                     {"ts", e.ts_ns},
+                     {"code", e.exit_code},
+                     {"comm", e.comm}};
             }
         },
         ev);
@@ -125,7 +162,8 @@ Result<Event> from_json_line(const std::string& line) {
             e.exit_ns = j.at("exit").get<uint64_t>();
             e.pos = j.at("pos").get<uint64_t>();
             e.len = j.at("len").get<uint32_t>();
-            e.direction = j.at("dir").get<std::string>() == "in" ? Direction::kIngress : Direction::kEgress;
+            e.direction =
+                j.at("dir").get<std::string>() == "in" ? Direction::kIngress : Direction::kEgress;
             e.role = role();
             e.syscall = j.at("syscall").get<uint8_t>();
             e.source = j.value("source", uint8_t{0});

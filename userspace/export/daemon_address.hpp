@@ -1,7 +1,7 @@
 #pragma once
-// AWS_XRAY_DAEMON_ADDRESS parsing (its forms: AWS X-Ray Developer Guide, "AWS X-Ray daemon"). The agent reads the variable (or its own flag)
-// once at startup; UdpEmitter sends to `udp`, the future sampling poller talks HTTP to `tcp`.
-// Accepted forms:
+// AWS_XRAY_DAEMON_ADDRESS parsing (its forms: AWS X-Ray Developer Guide, "AWS X-Ray daemon"). The
+// agent reads the variable (or its own flag) once at startup; UdpEmitter sends to `udp`, the future
+// sampling poller talks HTTP to `tcp`. Accepted forms:
 //   host:port                          same address for UDP and TCP
 //   udp:host:port tcp:host:port        either order, exactly one space, both required
 // Hosts may be names or IPv4; IPv6 is accepted in brackets ("[::1]:2000") as an extension the

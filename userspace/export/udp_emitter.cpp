@@ -100,7 +100,8 @@ void UdpEmitter::flush() {
             msgs[k].msg_hdr.msg_iov = &iov[k];
             msgs[k].msg_hdr.msg_iovlen = 1;
         }
-        const int r = ::sendmmsg(socket_.native_handle(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+        const int r = ::sendmmsg(socket_.native_handle(), msgs.data(), static_cast<unsigned>(n),
+                                 MSG_DONTWAIT);
         if (r > 0) {
             for (int k = 0; k < r; k++) {
                 counters_.add(kCounterDocumentsSent);

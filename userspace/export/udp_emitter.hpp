@@ -1,10 +1,11 @@
 #pragma once
 #include <vector>
 // UdpEmitter: sends datagrams to the X-Ray daemon over a connected, non-blocking UDP socket
-// (AWS X-Ray Developer Guide, "Sending segment documents to the X-Ray daemon"). Created by the agent at startup on the pipeline's io_context; emit() is called
-// on that thread. The daemon host is resolved once, in create(). A send never blocks and never
-// throws: would-block, refused (no daemon listening, reported by ICMP on a later send), too large
-// and other errors are counted and the datagram is dropped, as the SDKs do.
+// (AWS X-Ray Developer Guide, "Sending segment documents to the X-Ray daemon"). Created by the
+// agent at startup on the pipeline's io_context; emit() is called on that thread. The daemon host
+// is resolved once, in create(). A send never blocks and never throws: would-block, refused (no
+// daemon listening, reported by ICMP on a later send), too large and other errors are counted and
+// the datagram is dropped, as the SDKs do.
 #include <cstddef>
 #include <memory>
 #include <string>

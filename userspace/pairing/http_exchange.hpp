@@ -67,7 +67,7 @@ struct HttpRequestSeen {
     uint32_t tgid = 0;
     uint32_t tid = 0;
     uint64_t request_start_ns = 0;
-    uint64_t request_pos = 0;  // as HttpExchange::request_pos
+    uint64_t request_pos = 0;                           // as HttpExchange::request_pos
     const protocol::http1::Request* request = nullptr;  // valid during the callback only
 };
 

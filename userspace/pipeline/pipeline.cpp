@@ -26,9 +26,11 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
               return d.sampled;
           },
           counters_, [this](xray::Segment&& s) { emit_segment(std::move(s)); },
-          [this](xray::Subsegment&& sub, const std::string& trace_id, const std::string& parent_id) {
+          [this](xray::Subsegment&& sub, const std::string& trace_id,
+                 const std::string& parent_id) {
               counters_.add("pipeline.documents");
-              emitter_.emit(xray::make_datagram(xray::to_independent_json(sub, trace_id, parent_id)));
+              emitter_.emit(
+                  xray::make_datagram(xray::to_independent_json(sub, trace_id, parent_id)));
           }),
       tracker_(
           counters_, [this](pairing::HttpExchange&& ex) { correlator_.on_exchange(std::move(ex)); },

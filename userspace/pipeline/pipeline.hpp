@@ -29,9 +29,9 @@ struct PipelineConfig {
 };
 
 class Pipeline {
-public:
-    Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler, exporter::Emitter& emitter,
-             Counters& counters, const ClockOffset& clock,
+  public:
+    Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
+             exporter::Emitter& emitter, Counters& counters, const ClockOffset& clock,
              xray::RandomSource random = xray::system_random_source());
 
     void on_event(const events::Event& e);
@@ -43,7 +43,7 @@ public:
     Counters& counters() { return counters_; }
     const ClockOffset& clock() const { return clock_; }
 
-private:
+  private:
     void emit_segment(xray::Segment&& s);
 
     PipelineConfig cfg_;

@@ -45,7 +45,8 @@ void collect(const json& doc, const std::string& parent, std::vector<Span>& out)
     if (doc.contains("http") && doc["http"].contains("request")) {
         const json& r = doc["http"]["request"];
         s.label = str(r, "method") + " " + str(r, "url");
-        if (doc["http"].contains("response")) s.status = static_cast<int>(num(doc["http"]["response"], "status"));
+        if (doc["http"].contains("response"))
+            s.status = static_cast<int>(num(doc["http"]["response"], "status"));
     }
     out.push_back(s);
     if (doc.contains("subsegments") && doc["subsegments"].is_array())
@@ -78,7 +79,8 @@ std::vector<ServiceRow> service_table(const std::vector<json>& documents) {
         ServiceRow& r = rows[str(d, "name")];
         r.name = str(d, "name");
         r.requests++;
-        if (d.contains("end_time")) total_ms[r.name] += (num(d, "end_time") - num(d, "start_time")) * 1000.0;
+        if (d.contains("end_time"))
+            total_ms[r.name] += (num(d, "end_time") - num(d, "start_time")) * 1000.0;
         r.error_pct += flag(d, "error");
         r.fault_pct += flag(d, "fault");
         r.throttle_pct += flag(d, "throttle");
@@ -98,12 +100,13 @@ std::vector<ServiceRow> service_table(const std::vector<json>& documents) {
 std::string format_service_table(const std::vector<ServiceRow>& rows) {
     std::ostringstream o;
     char line[256];
-    std::snprintf(line, sizeof line, "%-28s %9s %12s %8s %8s %9s\n", "service", "requests", "avg latency",
-                  "error", "fault", "throttle");
+    std::snprintf(line, sizeof line, "%-28s %9s %12s %8s %8s %9s\n", "service", "requests",
+                  "avg latency", "error", "fault", "throttle");
     o << line;
     for (const auto& r : rows) {
-        std::snprintf(line, sizeof line, "%-28.28s %9zu %9.2f ms %7.1f%% %7.1f%% %8.1f%%\n", r.name.c_str(),
-                      r.requests, r.avg_latency_ms, r.error_pct, r.fault_pct, r.throttle_pct);
+        std::snprintf(line, sizeof line, "%-28.28s %9zu %9.2f ms %7.1f%% %7.1f%% %8.1f%%\n",
+                      r.name.c_str(), r.requests, r.avg_latency_ms, r.error_pct, r.fault_pct,
+                      r.throttle_pct);
         o << line;
     }
     return o.str();
@@ -121,7 +124,8 @@ std::string format_waterfall(const std::vector<json>& documents, size_t width) {
     double best_start = 0;
     for (const auto& [id, docs] : traces) {
         double start = num(*docs.front(), "start_time");
-        if (!best || docs.size() > best->size() || (docs.size() == best->size() && start < best_start)) {
+        if (!best || docs.size() > best->size() ||
+            (docs.size() == best->size() && start < best_start)) {
             best = &docs;
             best_id = id;
             best_start = start;
@@ -148,23 +152,29 @@ std::string format_waterfall(const std::vector<json>& documents, size_t width) {
         }
         return d;
     };
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start < b.start; });
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& a, const Span& b) { return a.start < b.start; });
 
     std::ostringstream o;
     o << "trace " << best_id << "  (" << static_cast<long>(span_s * 1e6) / 1000.0 << " ms)\n";
     for (const Span& s : spans) {
         size_t from = static_cast<size_t>((s.start - t0) / span_s * static_cast<double>(width));
-        size_t len = std::max<size_t>(1, static_cast<size_t>((s.end - s.start) / span_s * static_cast<double>(width)));
+        size_t len = std::max<size_t>(
+            1, static_cast<size_t>((s.end - s.start) / span_s * static_cast<double>(width)));
         from = std::min(from, width - 1);
         len = std::min(len, width - from);
-        std::string bar = std::string(from, ' ') + std::string(len, '#') + std::string(width - from - len, ' ');
+        std::string bar =
+            std::string(from, ' ') + std::string(len, '#') + std::string(width - from - len, ' ');
         std::string name = std::string(static_cast<size_t>(depth(s)) * 2, ' ') + s.name;
         char line[512];
-        std::snprintf(line, sizeof line, "  %-30.30s |%s| %8.2f ms %s%s%s%s\n", name.c_str(), bar.c_str(),
-                      (s.end - s.start) * 1000.0, s.status ? std::to_string(s.status).c_str() : "",
-                      s.fault ? " fault" : "", s.error ? " error" : "", s.throttle ? " throttle" : "");
+        std::snprintf(line, sizeof line, "  %-30.30s |%s| %8.2f ms %s%s%s%s\n", name.c_str(),
+                      bar.c_str(), (s.end - s.start) * 1000.0,
+                      s.status ? std::to_string(s.status).c_str() : "", s.fault ? " fault" : "",
+                      s.error ? " error" : "", s.throttle ? " throttle" : "");
         o << line;
-        if (!s.label.empty()) o << "  " << std::string(static_cast<size_t>(depth(s)) * 2 + 2, ' ') << s.label.substr(0, 100) << "\n";
+        if (!s.label.empty())
+            o << "  " << std::string(static_cast<size_t>(depth(s)) * 2 + 2, ' ')
+              << s.label.substr(0, 100) << "\n";
     }
     return o.str();
 }

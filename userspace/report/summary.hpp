@@ -14,11 +14,11 @@ namespace passport::report {
 
 // Keeps every datagram in memory: the demo's embedded sink when no X-Ray daemon is around.
 class MemoryEmitter : public exporter::Emitter {
-public:
+  public:
     void emit(std::string datagram) override { datagrams_.push_back(std::move(datagram)); }
     const std::vector<std::string>& datagrams() const { return datagrams_; }
 
-private:
+  private:
     std::vector<std::string> datagrams_;
 };
 

@@ -1,7 +1,7 @@
 #pragma once
-// The per-rule state of X-Ray centralized sampling (as the X-Ray SDKs' centralized samplers implement it):
-// borrow one request per second until the service grants a quota, then `quota` per second until
-// its TTL, always falling back to the fixed rate; plus the statistics reported to
+// The per-rule state of X-Ray centralized sampling (as the X-Ray SDKs' centralized samplers
+// implement it): borrow one request per second until the service grants a quota, then `quota` per
+// second until its TTL, always falling back to the fixed rate; plus the statistics reported to
 // GetSamplingTargets (§4.4). Pure logic with the time and the random number passed in; the
 // poller that fetches rules and targets is not written yet and will own one of these per rule.
 #include <cstdint>

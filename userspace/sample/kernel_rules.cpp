@@ -21,7 +21,8 @@ pp_sample_rule compile(const LocalRule& r, bool& ok) {
     out.rate_all = rate >= 1.0 ? 1 : 0;
     // sampled when a uniform 32-bit random number is below rate * 2^32
     out.rate_u32 = out.rate_all ? 0xffffffffu : static_cast<__u32>(std::floor(rate * 4294967296.0));
-    ok = put_pattern(r.host, out.host, out.host_len) && put_pattern(r.http_method, out.method, out.method_len) &&
+    ok = put_pattern(r.host, out.host, out.host_len) &&
+         put_pattern(r.http_method, out.method, out.method_len) &&
          put_pattern(r.url_path, out.path, out.path_len);
     if (!ok) {
         out = pp_sample_rule{};
@@ -47,7 +48,8 @@ KernelRules compile_kernel_rules(const LocalRules& rules) {
         k.names[i] = rules.rules[i].name;
     }
     bool ok = true;
-    k.default_rule = compile(rules.default_rule, ok);  // the default has no patterns: always compiles
+    k.default_rule =
+        compile(rules.default_rule, ok);  // the default has no patterns: always compiles
     k.names[PP_MAX_SAMPLE_RULES] = rules.default_rule.name;
     k.cfg.rule_count = static_cast<__u32>(k.rules.size());
     k.cfg.enabled = 1;

@@ -1,7 +1,8 @@
 #pragma once
-// X-Ray local sampling rules (AWS X-Ray Developer Guide, "Configuring sampling rules"): the JSON file format the SDKs accept as their local
-// fallback, parsed and validated into LocalRules. The agent loads the file at startup (bad files
-// are configuration errors, reported as Result errors); LocalSampler applies the rules.
+// X-Ray local sampling rules (AWS X-Ray Developer Guide, "Configuring sampling rules"): the JSON
+// file format the SDKs accept as their local fallback, parsed and validated into LocalRules. The
+// agent loads the file at startup (bad files are configuration errors, reported as Result errors);
+// LocalSampler applies the rules.
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -40,7 +40,8 @@ bool word_needs_escape(const char* p) {
     std::memcpy(&x, p, sizeof x);
     const auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
     const uint64_t below_space = (x - 0x20 * kOnes) & ~x & kHigh;
-    return ((x & kHigh) | below_space | has_zero(x ^ ('"' * kOnes)) | has_zero(x ^ ('\\' * kOnes))) != 0;
+    return ((x & kHigh) | below_space | has_zero(x ^ ('"' * kOnes)) |
+            has_zero(x ^ ('\\' * kOnes))) != 0;
 }
 
 }  // namespace

@@ -14,8 +14,8 @@ namespace passport::xray {
 struct HttpRequestInfo {
     std::string method;
     std::string url;
-    std::string user_agent;   // omitted when empty
-    std::string client_ip;    // omitted when empty
+    std::string user_agent;        // omitted when empty
+    std::string client_ip;         // omitted when empty
     bool x_forwarded_for = false;  // client_ip came from X-Forwarded-For
     std::optional<bool> traced;    // subsegments only: the callee received our header
 };
@@ -69,7 +69,7 @@ struct Segment {
     double start_time = 0;  // epoch seconds, microsecond resolution
     double end_time = 0;
     bool in_progress = false;
-    std::string origin;     // "AWS::EC2::Instance", … ; omitted when empty
+    std::string origin;  // "AWS::EC2::Instance", … ; omitted when empty
     std::optional<HttpInfo> http;
     bool error = false;
     bool throttle = false;

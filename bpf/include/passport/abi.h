@@ -28,7 +28,7 @@
  * whole. Other syscalls are copied up to PP_MAX_CHUNK. */
 #define PP_HEAD_BUDGET (8 * PP_MAX_CHUNK)
 /* iovec segments looked at for readv/writev/sendmsg/recvmsg. */
-#define PP_MAX_IOV 8
+#define PP_MAX_IOV  8
 #define PP_COMM_LEN 16
 #define PP_PATH_LEN 256
 
@@ -39,7 +39,7 @@ enum pp_event_kind {
     PP_EV_PROC_EXEC = 4,  /* any process exec'd (userspace applies --exe selectors) */
     PP_EV_PROC_EXIT = 5,  /* a traced process exited (its pending requests end here) */
     PP_EV_TRACE_CTX = 6,  /* the kernel gave a server request its trace context */
-    PP_EV_INJECT = 7,     /* the kernel injected (or found) X-Amzn-Trace-Id in an outgoing request */
+    PP_EV_INJECT = 7, /* the kernel injected (or found) X-Amzn-Trace-Id in an outgoing request */
 };
 
 /* Where a data event's bytes come from. */
@@ -110,12 +110,12 @@ enum pp_lru_count {
 
 /* Common prefix of every record. */
 struct pp_event_header {
-    __u8 kind;    /* enum pp_event_kind */
+    __u8 kind; /* enum pp_event_kind */
     __u8 _pad[3];
-    __u32 tgid;   /* process id (host pid namespace) */
-    __u32 tid;    /* thread id (host pid namespace) */
+    __u32 tgid; /* process id (host pid namespace) */
+    __u32 tid;  /* thread id (host pid namespace) */
     __u32 _pad2;
-    __u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when the event happened / syscall entered */
+    __u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when the event happened / syscall entered */
 };
 
 /* Identity of a connection: the fd plus a generation, so a reused fd is a new connection. */
@@ -137,8 +137,8 @@ struct pp_conn_open_event {
     struct pp_conn_id conn;
     struct pp_endpoint local;
     struct pp_endpoint remote;
-    __u32 netns;  /* network namespace inode: tuples repeat across namespaces */
-    __u8 role;    /* enum pp_role */
+    __u32 netns; /* network namespace inode: tuples repeat across namespaces */
+    __u8 role;   /* enum pp_role */
     __u8 _pad[3];
 };
 
@@ -146,14 +146,14 @@ struct pp_conn_open_event {
 struct pp_data_event {
     struct pp_event_header hdr; /* ts_ns = syscall entry */
     struct pp_conn_id conn;
-    __u64 exit_ns;   /* syscall exit (CLOCK_MONOTONIC) */
-    __u64 pos;       /* stream offset of the first byte, per direction, since the socket was seen */
-    __u32 len;       /* bytes the syscall moved (its return value) */
-    __u32 captured;  /* bytes present in msg: min(len, PP_MAX_CHUNK), 0 if the copy failed */
-    __u8 direction;  /* enum pp_direction */
-    __u8 syscall;    /* enum pp_syscall */
-    __u8 role;       /* enum pp_role, as known to the kernel side */
-    __u8 source;     /* enum pp_data_source */
+    __u64 exit_ns;  /* syscall exit (CLOCK_MONOTONIC) */
+    __u64 pos;      /* stream offset of the first byte, per direction, since the socket was seen */
+    __u32 len;      /* bytes the syscall moved (its return value) */
+    __u32 captured; /* bytes present in msg: min(len, PP_MAX_CHUNK), 0 if the copy failed */
+    __u8 direction; /* enum pp_direction */
+    __u8 syscall;   /* enum pp_syscall */
+    __u8 role;      /* enum pp_role, as known to the kernel side */
+    __u8 source;    /* enum pp_data_source */
     __u8 _pad[4];
     __u8 msg[PP_MAX_CHUNK];
 };
@@ -180,15 +180,15 @@ struct pp_proc_event {
  * from a server request's first read until the thread starts another request; threads started
  * meanwhile inherit it. */
 struct pp_trace_ctx {
-    __u32 trace_epoch;     /* epoch seconds part of the trace id */
-    __u8 trace_rand[12];   /* 96 random bits of the trace id, in printing order */
-    __u64 segment_id;      /* the server request's segment id; never 0 */
-    __u64 parent_id;       /* the caller's id from the incoming header; 0: none */
-    __u8 sampled;          /* enum pp_sampled */
-    __u8 source;           /* enum pp_ctx_source */
+    __u32 trace_epoch;   /* epoch seconds part of the trace id */
+    __u8 trace_rand[12]; /* 96 random bits of the trace id, in printing order */
+    __u64 segment_id;    /* the server request's segment id; never 0 */
+    __u64 parent_id;     /* the caller's id from the incoming header; 0: none */
+    __u8 sampled;        /* enum pp_sampled */
+    __u8 source;         /* enum pp_ctx_source */
     __u8 _pad[6];
     struct pp_conn_id conn; /* the server connection the request arrived on */
-    __u64 request_pos;     /* ingress stream offset of the request's first byte on conn */
+    __u64 request_pos;      /* ingress stream offset of the request's first byte on conn */
 };
 
 /* Kept by userspace in map clock_sync (one entry): CLOCK_REALTIME - CLOCK_MONOTONIC, so the
@@ -203,29 +203,30 @@ struct pp_clock {
 struct pp_trace_ctx_event {
     struct pp_event_header hdr; /* ts_ns = exit of the read that returned the request's start */
     struct pp_trace_ctx ctx;
-    __u16 rule;     /* sampling rule that decided (index into sample_rules), or PP_RULE_NONE */
-    __u8 rejected;  /* PP_REJECT_* bits: headers present but unusable (then not the source) */
+    __u16 rule;    /* sampling rule that decided (index into sample_rules), or PP_RULE_NONE */
+    __u8 rejected; /* PP_REJECT_* bits: headers present but unusable (then not the source) */
     __u8 _pad[5];
 };
 
 /* pp_trace_ctx_event.rule when no kernel rule decided (header decision, or left to userspace).
  * Index PP_MAX_SAMPLE_RULES is the default rule. */
-#define PP_RULE_NONE 0xffff
-#define PP_REJECT_XRAY 1        /* X-Amzn-Trace-Id present but malformed/hostile */
+#define PP_RULE_NONE          0xffff
+#define PP_REJECT_XRAY        1 /* X-Amzn-Trace-Id present but malformed/hostile */
 #define PP_REJECT_TRACEPARENT 2 /* traceparent present but malformed */
 
 /* Kernel trace-context counters (per-CPU array ctx_counters), kept apart from drop_counters. */
 enum pp_ctx_counter {
-    PP_CTXC_XRAY = 0,           /* contexts taken from X-Amzn-Trace-Id */
-    PP_CTXC_TRACEPARENT = 1,    /* contexts converted from traceparent */
-    PP_CTXC_MINTED = 2,         /* new traces */
-    PP_CTXC_XRAY_REJECTED = 3,  /* X-Amzn-Trace-Id malformed/hostile: treated as absent */
-    PP_CTXC_TP_REJECTED = 4,    /* traceparent malformed: treated as absent */
-    PP_CTXC_SAMPLE_KERNEL = 5,  /* sampling decided by the kernel rules */
-    PP_CTXC_SAMPLE_DEFERRED = 6,/* rules not decidable in the kernel: Sampled unknown, userspace decides */
-    PP_CTXC_NO_CLOCK = 7,       /* clock_sync not written yet: minted epoch 0, sampling deferred */
-    PP_CTXC_INHERITED = 8,      /* contexts copied to a new thread or child process */
-    PP_CTXC_STORE_FAILED = 9,   /* thread_ctx update failed */
+    PP_CTXC_XRAY = 0,          /* contexts taken from X-Amzn-Trace-Id */
+    PP_CTXC_TRACEPARENT = 1,   /* contexts converted from traceparent */
+    PP_CTXC_MINTED = 2,        /* new traces */
+    PP_CTXC_XRAY_REJECTED = 3, /* X-Amzn-Trace-Id malformed/hostile: treated as absent */
+    PP_CTXC_TP_REJECTED = 4,   /* traceparent malformed: treated as absent */
+    PP_CTXC_SAMPLE_KERNEL = 5, /* sampling decided by the kernel rules */
+    PP_CTXC_SAMPLE_DEFERRED =
+        6, /* rules not decidable in the kernel: Sampled unknown, userspace decides */
+    PP_CTXC_NO_CLOCK = 7,     /* clock_sync not written yet: minted epoch 0, sampling deferred */
+    PP_CTXC_INHERITED = 8,    /* contexts copied to a new thread or child process */
+    PP_CTXC_STORE_FAILED = 9, /* thread_ctx update failed */
     PP_CTXC_COUNT = 10,
 };
 
@@ -234,12 +235,12 @@ enum pp_ctx_counter {
  * or beyond PP_MAX_SAMPLE_RULES, is "deferred": a request that reaches it in rule order gets
  * PP_SAMPLED_UNKNOWN and userspace decides. sample_rules[PP_MAX_SAMPLE_RULES] is the default. */
 #define PP_MAX_SAMPLE_RULES 16
-#define PP_GLOB_MAX 64
+#define PP_GLOB_MAX         64
 struct pp_sample_rule {
-    __u32 fixed_target;  /* reservoir: requests per wall-clock second */
-    __u32 rate_u32;      /* sampled when bpf_get_prandom_u32() < rate_u32 (unless rate_all) */
-    __u8 rate_all;       /* rate >= 1 */
-    __u8 deferred;       /* could not be compiled: defer to userspace */
+    __u32 fixed_target; /* reservoir: requests per wall-clock second */
+    __u32 rate_u32;     /* sampled when bpf_get_prandom_u32() < rate_u32 (unless rate_all) */
+    __u8 rate_all;      /* rate >= 1 */
+    __u8 deferred;      /* could not be compiled: defer to userspace */
     __u8 host_len;
     __u8 method_len;
     __u8 path_len;
@@ -250,9 +251,9 @@ struct pp_sample_rule {
 };
 
 struct pp_sample_cfg {
-    __u32 rule_count;  /* rules in sample_rules[0..rule_count) */
-    __u8 enabled;      /* 0: the kernel never decides (every minted trace is left to userspace) */
-    __u8 overflow;     /* more rules than PP_MAX_SAMPLE_RULES: no match among them defers */
+    __u32 rule_count; /* rules in sample_rules[0..rule_count) */
+    __u8 enabled;     /* 0: the kernel never decides (every minted trace is left to userspace) */
+    __u8 overflow;    /* more rules than PP_MAX_SAMPLE_RULES: no match among them defers */
     __u8 _pad[2];
 };
 
@@ -264,13 +265,12 @@ struct pp_reservoir {
 
 /* Configuration written by userspace into .rodata before load. */
 struct pp_config {
-    __u32 abi_version;  /* must equal PP_ABI_VERSION */
-    __u32 self_tgid;    /* the agent itself: never traced */
-    __u8 trace_all;     /* 1: every process but self; 0: only tgids in traced_pids */
-    __u8 filter_ports;  /* 1: server connections only on ports in server_ports */
+    __u32 abi_version; /* must equal PP_ABI_VERSION */
+    __u32 self_tgid;   /* the agent itself: never traced */
+    __u8 trace_all;    /* 1: every process but self; 0: only tgids in traced_pids */
+    __u8 filter_ports; /* 1: server connections only on ports in server_ports */
     __u8 _pad[6];
 };
-
 
 /* ---- Header injection (sock_ops + sk_msg, bpf/probes/inject.bpf.c) ---- */
 
@@ -311,11 +311,12 @@ enum pp_inject_counter {
     PP_INJC_FRAMING_LOST = 10, /* sockets where framing could not be followed: injection stopped */
     PP_INJC_NO_STORAGE = 11,   /* socket storage unavailable */
     PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
-    PP_INJC_SPLIT_INJECTED = 13, /* heads written over several sends, injected before the blank line */
-    PP_INJC_LEFT_NOT_HTTP = 14,  /* sockets removed from the sockhash: not HTTP/1 or framing lost */
-    PP_INJC_LEFT_BLOCKING = 15,  /* sockets removed from the sockhash: blocking file */
-    PP_INJC_LEFT_SNDBUF = 16,    /* sockets removed from the sockhash: send buffer filled */
-    PP_INJC_KTHREAD = 17,        /* connects by kernel threads (never marked) */
+    PP_INJC_SPLIT_INJECTED =
+        13, /* heads written over several sends, injected before the blank line */
+    PP_INJC_LEFT_NOT_HTTP = 14, /* sockets removed from the sockhash: not HTTP/1 or framing lost */
+    PP_INJC_LEFT_BLOCKING = 15, /* sockets removed from the sockhash: blocking file */
+    PP_INJC_LEFT_SNDBUF = 16,   /* sockets removed from the sockhash: send buffer filled */
+    PP_INJC_KTHREAD = 17,       /* connects by kernel threads (never marked) */
     PP_INJC_COUNT = 18,
 };
 
@@ -328,10 +329,11 @@ struct pp_inject_event {
     struct pp_endpoint remote;
     __u32 netns;
     __u8 outcome;         /* enum pp_inject_outcome */
-    __u8 ctx_from_thread; /* 1: ctx is the writing thread's server request; 0: minted for this call */
+    __u8 ctx_from_thread; /* 1: ctx is the writing thread's server request; 0: minted for this call
+                           */
     __u16 rule;           /* minted: the kernel sampling rule that decided, or PP_RULE_NONE */
-    __u64 app_pos;        /* bytes the app wrote on this socket before the request (injected excluded) */
-    __u64 subsegment_id;  /* the Parent written into the header (0 when nothing was injected) */
+    __u64 app_pos; /* bytes the app wrote on this socket before the request (injected excluded) */
+    __u64 subsegment_id; /* the Parent written into the header (0 when nothing was injected) */
     __u64 socket_cookie;
     struct pp_trace_ctx ctx;
 };

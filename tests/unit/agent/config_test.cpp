@@ -55,7 +55,8 @@ TEST(AgentConfig, OutputAloneReplacesUdp) {
 }
 
 TEST(AgentConfig, SelectorsAndValidation) {
-    auto c = parse_args({"--pid", "12", "--exe", "*nginx*", "--exe", "node", "--port", "8080"}, nullptr);
+    auto c =
+        parse_args({"--pid", "12", "--exe", "*nginx*", "--exe", "node", "--port", "8080"}, nullptr);
     ASSERT_TRUE(c.ok()) << c.error();
     EXPECT_EQ(c->pids, std::vector<uint32_t>{12});
     EXPECT_EQ(c->exe_globs.size(), 2u);
@@ -102,8 +103,8 @@ TEST(AgentConfig, InjectionOptions) {
     auto c = parse_args({}, nullptr);
     ASSERT_TRUE(c.ok());
     EXPECT_TRUE(c->inject) << "injection is on by default";
-    c = parse_args({"--no-inject", "--inject-deny", "6379", "--inject-deny=10.0.0.0/8", "--inject-deny", "fd00::/8",
-                    "--inject-deny", "192.0.2.7"},
+    c = parse_args({"--no-inject", "--inject-deny", "6379", "--inject-deny=10.0.0.0/8",
+                    "--inject-deny", "fd00::/8", "--inject-deny", "192.0.2.7"},
                    nullptr);
     ASSERT_TRUE(c.ok()) << c.error();
     EXPECT_FALSE(c->inject);
@@ -123,7 +124,8 @@ TEST(AgentConfig, InjectionOptions) {
     ASSERT_TRUE(v6.ok());
     EXPECT_EQ(v6->prefix, 8u);
     EXPECT_EQ(v6->addr[0], 0xfd);
-    for (const char* bad : {"0", "70000", "10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/", ""})
+    for (const char* bad :
+         {"0", "70000", "10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/", ""})
         EXPECT_FALSE(parse_args({"--inject-deny", bad}, nullptr).ok()) << bad;
 }
 

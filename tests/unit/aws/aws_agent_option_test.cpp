@@ -8,7 +8,8 @@ namespace passport::agent {
 namespace {
 
 TEST(AwsAgentOption, EndpointsAreRepeatableAndValidated) {
-    auto c = parse_args({"--aws-endpoint", "localstack:4566", "--aws-endpoint=10.0.0.7", "--aws-endpoint", "[fd00::1]:443"},
+    auto c = parse_args({"--aws-endpoint", "localstack:4566", "--aws-endpoint=10.0.0.7",
+                         "--aws-endpoint", "[fd00::1]:443"},
                         nullptr);
     ASSERT_TRUE(c.ok()) << c.error();
     ASSERT_EQ(c->aws_endpoints.size(), 3u);

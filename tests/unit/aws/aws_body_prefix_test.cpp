@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/protocol/http1_test_support.hpp"
-#include "userspace/pairing/http_pairer.hpp"
 #include "userspace/aws/aws_call.hpp"
+#include "userspace/pairing/http_pairer.hpp"
 
 namespace passport::protocol::http1 {
 namespace {
@@ -28,8 +28,9 @@ ParserLimits limits(size_t n) {
 
 TEST(AwsBodyPrefix, KeptOnlyWhenThePredicateSaysSo) {
     ParserHarness h(MessageKind::kRequest, false, limits(16));
-    h.feed("POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-           "POST /b HTTP/1.1\r\nX-Keep: 1\r\nContent-Length: 5\r\n\r\nworld");
+    h.feed(
+        "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+        "POST /b HTTP/1.1\r\nX-Keep: 1\r\nContent-Length: 5\r\n\r\nworld");
     ASSERT_EQ(h.frames.size(), 2u);
     EXPECT_FALSE(h.frames[0].request.body_prefix_kept);
     EXPECT_EQ(h.frames[0].request.body_prefix, "");
@@ -102,7 +103,8 @@ TEST(AwsBodyPrefix, ResponsesKeepOneWhenTold) {
     ASSERT_EQ(h.frames.size(), 5u);
     EXPECT_EQ(h.frames[0].response.body_prefix, "{\"Count\"");
     EXPECT_EQ(h.frames[1].response.body_prefix, "");
-    EXPECT_EQ(h.frames[2].response.body_prefix, "") << "a success answer to a REST call is user data";
+    EXPECT_EQ(h.frames[2].response.body_prefix, "")
+        << "a success answer to a REST call is user data";
     EXPECT_EQ(h.frames[3].response.body_prefix, "<Code>No");
     EXPECT_EQ(h.frames[4].response.body_prefix, "until cl");
 }
@@ -114,15 +116,20 @@ TEST(AwsBodyPrefix, AwsInterestFollowsTheProtocol) {
     EXPECT_FALSE(aws::body_interest(plain).request);
     EXPECT_EQ(aws::body_interest(plain).response, KeepBody::kNo);
 
-    const std::string sig = "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=00";
+    const std::string sig =
+        "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sqs/aws4_request, SignedHeaders=host, "
+        "Signature=00";
     Request json_call;
-    json_call.headers = {{"Host", "127.0.0.1:9000"}, {"X-Amz-Target", "AmazonSQS.SendMessage"}, {"Authorization", sig}};
+    json_call.headers = {{"Host", "127.0.0.1:9000"},
+                         {"X-Amz-Target", "AmazonSQS.SendMessage"},
+                         {"Authorization", sig}};
     EXPECT_TRUE(aws::wants_body(json_call));
     EXPECT_TRUE(aws::body_interest(json_call).request);
     EXPECT_EQ(aws::body_interest(json_call).response, KeepBody::kYes);
 
     Request query_call;
-    query_call.headers = {{"Host", "sns.us-east-1.amazonaws.com"}, {"Content-Type", "application/x-www-form-urlencoded"}};
+    query_call.headers = {{"Host", "sns.us-east-1.amazonaws.com"},
+                          {"Content-Type", "application/x-www-form-urlencoded"}};
     EXPECT_TRUE(aws::body_interest(query_call).request);
 
     // S3 objects and Lambda payloads are the user's: only an error answer is read.
@@ -148,7 +155,8 @@ struct Session {
         sink.http = [this](HttpExchange&& x) { done.push_back(std::move(x)); };
         ctx.key = {7, 3, 1};
         ctx.role = role;
-        pairer = std::make_unique<HttpPairer>(protocol::SessionParams{counters, sink, {}, role, {}});
+        pairer =
+            std::make_unique<HttpPairer>(protocol::SessionParams{counters, sink, {}, role, {}});
     }
     void send(events::Direction dir, const std::string& s) {
         stream::StreamBuffer& b = dir == events::Direction::kIngress ? in : out;
@@ -173,9 +181,11 @@ const std::string kSig =
     "SignedHeaders=host, Signature=00\r\n";
 
 TEST(AwsBodyPrefixSession, ClientAwsCallsKeepBodiesServersDoNot) {
-    const std::string ddb = "POST / HTTP/1.1\r\nHost: 127.0.0.1:4566\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n" + kSig +
-                            "Content-Length: 19\r\n\r\n{\"TableName\":\"abc\"}";
-    const std::string s3 = "PUT /b/k HTTP/1.1\r\nHost: b.s3.amazonaws.com\r\nContent-Length: 6\r\n\r\nsecret";
+    const std::string ddb =
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:4566\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n" +
+        kSig + "Content-Length: 19\r\n\r\n{\"TableName\":\"abc\"}";
+    const std::string s3 =
+        "PUT /b/k HTTP/1.1\r\nHost: b.s3.amazonaws.com\r\nContent-Length: 6\r\n\r\nsecret";
     const std::string plain = "POST /x HTTP/1.1\r\nHost: example\r\nContent-Length: 4\r\n\r\nbody";
     const std::string r1 = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"Item\"}";
     const std::string r2 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstord";

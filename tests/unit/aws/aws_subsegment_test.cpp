@@ -19,9 +19,13 @@ struct AwsSubsegmentTest : ::testing::Test {
     xray::IdGenerator ids{[this] { return next++; }};
     ClockOffset clock{kOffset};
     std::vector<xray::Segment> out;
-    correlate::Correlator corr{correlate::CorrelatorConfig{"svc", "host-1"}, procs, ids, clock,
+    correlate::Correlator corr{correlate::CorrelatorConfig{"svc", "host-1"},
+                               procs,
+                               ids,
+                               clock,
                                [](const correlate::SamplingInput&, std::string*) { return true; },
-                               counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
+                               counters,
+                               [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
 
     static HttpExchange server() {
         HttpExchange ex;
@@ -44,8 +48,9 @@ struct AwsSubsegmentTest : ::testing::Test {
         return ex;
     }
 
-    static HttpExchange call(uint16_t port, uint64_t start, protocol::http1::Headers headers, std::string body,
-                             int status, protocol::http1::Headers resp_headers, std::string resp_body = {}) {
+    static HttpExchange call(uint16_t port, uint64_t start, protocol::http1::Headers headers,
+                             std::string body, int status, protocol::http1::Headers resp_headers,
+                             std::string resp_body = {}) {
         HttpExchange ex;
         ex.role = events::Role::kClient;
         ex.conn = {100, port, 2};
@@ -89,15 +94,21 @@ TEST_F(AwsSubsegmentTest, AwsCallsBecomeAwsSubsegmentsOthersStayRemote) {
     auto s = server();
     corr.on_request_seen(seen(s));
     const std::string sig =
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00";
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/dynamodb/aws4_request, "
+        "SignedHeaders=host, Signature=00";
     auto ddb = call(40001, 1'100'000'000,
-                    {{"host", "127.0.0.1:4566"}, {"x-amz-target", "DynamoDB_20120810.Query"}, {"authorization", sig}},
+                    {{"host", "127.0.0.1:4566"},
+                     {"x-amz-target", "DynamoDB_20120810.Query"},
+                     {"authorization", sig}},
                     R"({"TableName":"orders","KeyConditionExpression":"pk = :p"})", 200,
                     {{"x-amzn-RequestId", "REQ1"}}, R"({"Count":0,"Items":[]})");
-    auto throttled = call(40002, 1'300'000'000,
-                          {{"host", "127.0.0.1:4566"}, {"x-amz-target", "DynamoDB_20120810.PutItem"}, {"authorization", sig}},
-                          R"({"TableName":"orders"})", 400, {{"x-amzn-RequestId", "REQ2"}},
-                          R"({"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"})");
+    auto throttled = call(
+        40002, 1'300'000'000,
+        {{"host", "127.0.0.1:4566"},
+         {"x-amz-target", "DynamoDB_20120810.PutItem"},
+         {"authorization", sig}},
+        R"({"TableName":"orders"})", 400, {{"x-amzn-RequestId", "REQ2"}},
+        R"({"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"})");
     auto plain = call(40003, 1'500'000'000, {{"host", "inventory:9000"}}, "", 200, {});
     for (auto* c : {&ddb, &throttled, &plain}) corr.on_request_seen(seen(*c));
     corr.on_exchange(std::move(ddb));
@@ -110,8 +121,10 @@ TEST_F(AwsSubsegmentTest, AwsCallsBecomeAwsSubsegmentsOthersStayRemote) {
     const xray::Subsegment& a = out[0].subsegments[0];
     EXPECT_EQ(a.name, "DynamoDB");
     EXPECT_EQ(a.namespace_, "aws");
-    EXPECT_EQ(a.aws, nlohmann::json::parse(
-                         R"({"operation":"Query","region":"us-east-1","request_id":"REQ1","retries":0,"table_name":"orders"})"));
+    EXPECT_EQ(
+        a.aws,
+        nlohmann::json::parse(
+            R"({"operation":"Query","region":"us-east-1","request_id":"REQ1","retries":0,"table_name":"orders"})"));
     ASSERT_TRUE(a.http);
     EXPECT_FALSE(a.http->request) << "the SDKs write only the response of an AWS call";
     EXPECT_EQ(a.http->response->status, 200);

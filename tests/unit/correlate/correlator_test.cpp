@@ -27,14 +27,18 @@ struct CorrelatorTest : ::testing::Test {
     bool sample_result = true;
     int sampler_calls = 0;
     std::vector<xray::Segment> out;
-    Correlator corr{CorrelatorConfig{"svc", "host-1"}, procs, ids, clock,
+    Correlator corr{CorrelatorConfig{"svc", "host-1"},
+                    procs,
+                    ids,
+                    clock,
                     [this](const SamplingInput& in, std::string* rule) {
                         sampler_calls++;
                         last_input = in;
                         *rule = "rule-a";
                         return sample_result;
                     },
-                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); },
+                    counters,
+                    [this](xray::Segment&& s) { out.push_back(std::move(s)); },
                     [this](xray::Subsegment&& sub, const std::string& t, const std::string& p) {
                         late.emplace_back(std::move(sub), t, p);
                     }};
@@ -65,7 +69,8 @@ struct CorrelatorTest : ::testing::Test {
 };
 
 TEST_F(CorrelatorTest, NewTraceSegmentFields) {
-    corr.on_exchange(exchange("GET", "/items?id=3", 200, {{"Host", "shop.local:8080"}, {"User-Agent", "curl/8"}}));
+    corr.on_exchange(exchange("GET", "/items?id=3", 200,
+                              {{"Host", "shop.local:8080"}, {"User-Agent", "curl/8"}}));
     ASSERT_EQ(out.size(), 1u);
     const auto& s = out[0];
     EXPECT_EQ(s.name, "svc");
@@ -98,28 +103,35 @@ TEST_F(CorrelatorTest, NewTraceSegmentFields) {
 }
 
 TEST_F(CorrelatorTest, ContinuesIncomingTraceAndHonoursUpstreamDecision) {
-    corr.on_exchange(exchange("POST", "/pay", 201,
-                              {{"host", "a"}, {"x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}));
+    corr.on_exchange(
+        exchange("POST", "/pay", 201,
+                 {{"host", "a"},
+                  {"x-amzn-trace-id",
+                   "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].trace_id, "1-5759e988-bd862e3fe1be46a994272793");
     EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
     EXPECT_EQ(sampler_calls, 0) << "upstream Sampled=1 wins over the rules";
-    corr.on_exchange(exchange("GET", "/", 200,
-                              {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}}));
+    corr.on_exchange(
+        exchange("GET", "/", 200,
+                 {{"X-Amzn-Trace-Id",
+                   "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}}));
     EXPECT_EQ(out.size(), 1u) << "Sampled=0 yields no document";
     EXPECT_EQ(counters.get("correlate.not_sampled_upstream"), 1u);
 }
 
 TEST_F(CorrelatorTest, W3CTraceparentWhenNoXRayHeader) {
-    corr.on_exchange(exchange("GET", "/", 200,
-                              {{"traceparent", "00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}}));
+    corr.on_exchange(
+        exchange("GET", "/", 200,
+                 {{"traceparent", "00-8a3c60f7d188f8fa79d48a391a778fa6-53995c3f42cd8ad8-01"}}));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].trace_id, "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
 }
 
 TEST_F(CorrelatorTest, HostileHeaderStartsNewTrace) {
-    corr.on_exchange(exchange("GET", "/", 200, {{"X-Amzn-Trace-Id", "Root=1-\"},{\"x\":1-;Parent=zz\n;Sampled=1"}}));
+    corr.on_exchange(exchange("GET", "/", 200,
+                              {{"X-Amzn-Trace-Id", "Root=1-\"},{\"x\":1-;Parent=zz\n;Sampled=1"}}));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_TRUE(std::regex_match(out[0].trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")));
     EXPECT_TRUE(out[0].parent_id.empty());
@@ -218,8 +230,8 @@ pairing::HttpRequestSeen seen_of(const HttpExchange& ex) {
 }
 
 // A call from (tgid, tid) to 127.0.0.1:9000 from local port `port`, inside [start, end].
-HttpExchange call(uint32_t tgid, uint32_t tid, uint16_t port, uint64_t start, uint64_t end, int status = 200,
-                  const std::string& host = "inventory:9000") {
+HttpExchange call(uint32_t tgid, uint32_t tid, uint16_t port, uint64_t start, uint64_t end,
+                  int status = 200, const std::string& host = "inventory:9000") {
     HttpExchange ex;
     ex.role = events::Role::kClient;
     ex.conn = {tgid, 30 + port % 7, 9000u + port};
@@ -275,7 +287,10 @@ TEST_F(CorrelatorTest, CallsOnTheServingThreadBecomeSubsegments) {
 
 TEST_F(CorrelatorTest, SameNodeCalleeIsStitchedUnderTheCallersSubsegment) {
     // A (tgid 4242) serves /buy and calls B (tgid 777) on 127.0.0.1:9000 from port 50001.
-    auto a = exchange("GET", "/buy", 200, {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}});
+    auto a =
+        exchange("GET", "/buy", 200,
+                 {{"X-Amzn-Trace-Id",
+                   "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}});
     corr.on_request_seen(seen_of(a));
     auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
     HttpExchange b = exchange("GET", "/stock/apple", 200, {{"Host", "inventory:9000"}});
@@ -308,7 +323,10 @@ TEST_F(CorrelatorTest, OwnTraceHeaderWinsOverStitching) {
     corr.on_request_seen(seen_of(a));
     auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
     corr.on_request_seen(seen_of(c));
-    HttpExchange b = exchange("GET", "/x", 200, {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1111111111111111;Sampled=1"}});
+    HttpExchange b =
+        exchange("GET", "/x", 200,
+                 {{"X-Amzn-Trace-Id",
+                   "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1111111111111111;Sampled=1"}});
     b.tgid = 777;
     b.conn = {777, 5, 1};
     b.local = {2, 9000, {127, 0, 0, 1}};
@@ -369,7 +387,6 @@ TEST_F(CorrelatorTest, EventLoopContinuationFollowsTheAwaitedCall) {
     EXPECT_TRUE(out[1].subsegments.empty()) << "/two";
 }
 
-
 // --- a header forwarded by a traced proxy ----------------------------------------------------
 
 constexpr char kFwdRoot[] = "1-5759e988-bd862e3fe1be46a994272793";
@@ -385,8 +402,8 @@ struct ProxyRun {
     bool ok = false;
 };
 
-ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::string& sent, bool callee_first,
-                   int n) {
+ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::string& sent,
+                   bool callee_first, int n) {
     const uint64_t shift = uint64_t(n) * 10'000'000'000;
     const uint16_t port = uint16_t(50001 + n);
     auto a = CorrelatorTest::exchange("GET", "/buy", 200,
@@ -398,8 +415,8 @@ ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::st
     a.response_end_ns += shift;
     auto c = call(4242, 4243, port, 5'000'500'000 + shift, 5'001'000'000 + shift);
     c.request.headers.emplace_back("X-Amzn-Trace-Id", sent);
-    HttpExchange b = CorrelatorTest::exchange("GET", "/stock/apple", 200,
-                                              {{"Host", "inventory:9000"}, {"X-Amzn-Trace-Id", sent}});
+    HttpExchange b = CorrelatorTest::exchange(
+        "GET", "/stock/apple", 200, {{"Host", "inventory:9000"}, {"X-Amzn-Trace-Id", sent}});
     b.tgid = 777;
     b.request_tid = 778;
     b.conn = {777, 100 + n, 1};
@@ -427,7 +444,8 @@ ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::st
 }
 
 TEST_F(CorrelatorTest, ForwardedHeaderIsStitchedUnderTheProxysCall) {
-    const std::string header = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
+    const std::string header =
+        std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
     for (bool callee_first : {false, true}) {
         SCOPED_TRACE(callee_first ? "callee reported first" : "caller's call reported first");
         out.clear();
@@ -437,7 +455,8 @@ TEST_F(CorrelatorTest, ForwardedHeaderIsStitchedUnderTheProxysCall) {
         EXPECT_EQ(r.a.trace_id, kFwdRoot);
         EXPECT_EQ(r.a.parent_id, kClientParent) << "the proxy continues the client's trace";
         EXPECT_EQ(r.b.trace_id, kFwdRoot) << "the same Root";
-        EXPECT_EQ(r.b.parent_id, r.a.subsegments[0].id) << "under the proxy's call, not beside the proxy";
+        EXPECT_EQ(r.b.parent_id, r.a.subsegments[0].id)
+            << "under the proxy's call, not beside the proxy";
         EXPECT_EQ(r.a.subsegments[0].http->request->traced, true);
         EXPECT_EQ(counters.get("correlate.calls_forwarding_header"), 1u);
         EXPECT_EQ(counters.get("correlate.stitched_forwarded_header"), 1u);
@@ -446,7 +465,8 @@ TEST_F(CorrelatorTest, ForwardedHeaderIsStitchedUnderTheProxysCall) {
 }
 
 TEST_F(CorrelatorTest, ForwardedHeaderKeepsItsSamplingDecision) {
-    const std::string header = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=0";
+    const std::string header =
+        std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=0";
     for (bool callee_first : {false, true}) {
         out.clear();
         counters = Counters{};
@@ -458,11 +478,13 @@ TEST_F(CorrelatorTest, ForwardedHeaderKeepsItsSamplingDecision) {
 }
 
 TEST_F(CorrelatorTest, HeaderTheCallersSdkMadeWinsOverStitching) {
-    const std::string incoming = std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
+    const std::string incoming =
+        std::string("Root=") + kFwdRoot + ";Parent=" + kClientParent + ";Sampled=1";
     // The caller's own SDK sends the same trace under a subsegment of its own.
     const std::string sdk = std::string("Root=") + kFwdRoot + ";Parent=2222222222222222;Sampled=1";
     // And a different trace altogether with the client's Parent: not the forwarded header either.
-    const std::string other_root = "Root=1-5759e988-000000000000000000000001;Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string other_root =
+        "Root=1-5759e988-000000000000000000000001;Parent=53995c3f42cd8ad8;Sampled=1";
     int n = 0;
     for (const std::string& sent : {sdk, other_root}) {
         for (bool callee_first : {false, true}) {
@@ -523,12 +545,16 @@ TEST_F(CorrelatorTest, InjectedCallOutsideARequestIsItsOwnSegmentWithTheWireIds)
 TEST_F(CorrelatorTest, InjectedCallOutsideARequestFollowsTheKernelSamplingDecision) {
     CorrelatorConfig cfg{"svc", "host-1"};
     cfg.kernel_rule_names = {"keep local GETs", "other"};
-    Correlator kc{cfg, procs, ids, clock,
+    Correlator kc{cfg,
+                  procs,
+                  ids,
+                  clock,
                   [](const SamplingInput&, std::string* rule) {
                       *rule = "userspace-rule";
                       return true;  // userspace alone would sample both
                   },
-                  counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); },
+                  counters,
+                  [this](xray::Segment&& s) { out.push_back(std::move(s)); },
                   [](xray::Subsegment&&, const std::string&, const std::string&) {}};
     for (uint8_t sampled : {uint8_t{1}, uint8_t{0}}) {  // PP_SAMPLED_YES, PP_SAMPLED_NO
         const uint64_t at = sampled == 1 ? 5'000'500'000 : 6'000'500'000;
@@ -593,10 +619,13 @@ struct BoundedCorrelator : CorrelatorTest {};
 
 // A call from a distinct client tuple: 127.x.y.z:port -> 127.0.0.1:9000.
 HttpExchange call_from(uint32_t n, uint64_t start) {
-    HttpExchange ex = call(4242, 4243, static_cast<uint16_t>(1024 + n % 60000), start, start + 1000);
+    HttpExchange ex =
+        call(4242, 4243, static_cast<uint16_t>(1024 + n % 60000), start, start + 1000);
     ex.conn = {4242, static_cast<int32_t>(n % 50000), 1'000'000u + n};
-    ex.local = {2, static_cast<uint16_t>(1024 + n % 60000),
-                {127, static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)}};
+    ex.local = {2,
+                static_cast<uint16_t>(1024 + n % 60000),
+                {127, static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
+                 static_cast<uint8_t>(n)}};
     return ex;
 }
 
@@ -623,8 +652,9 @@ TEST_F(BoundedCorrelator, OpenServerRequestsEvictedUnansweredLeaveNoIndexEntries
         HttpExchange ex = exchange("GET", "/", 200);
         ex.conn = {4242, 7, 5000u + n};
         ex.request_tid = 10'000 + n;  // a thread each, so per-thread lists cannot share entries
-        ex.remote = {2, static_cast<uint16_t>(1024 + n % 60000), {127, 0, static_cast<uint8_t>(n >> 8),
-                                                                   static_cast<uint8_t>(n)}};
+        ex.remote = {2,
+                     static_cast<uint16_t>(1024 + n % 60000),
+                     {127, 0, static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)}};
         corr.on_request_seen(seen_of(ex));  // never answered
     }
     const auto sizes = corr.table_sizes();
@@ -642,7 +672,8 @@ TEST_F(BoundedCorrelator, AnOpenRequestKeepsAtMostMaxSubsegmentsAndSendsTheRest)
     corr.on_request_seen(seen_of(server));
     const size_t cap = CorrelatorConfig{}.max_subsegments;
     for (size_t i = 0; i < cap + 5; ++i) {
-        auto c = call(4242, 4243, static_cast<uint16_t>(20000 + i), 5'001'000'000 + i * 1000, 5'001'000'500 + i * 1000);
+        auto c = call(4242, 4243, static_cast<uint16_t>(20000 + i), 5'001'000'000 + i * 1000,
+                      5'001'000'500 + i * 1000);
         c.conn = {4242, 40, 70'000u + i};
         corr.on_request_seen(seen_of(c));
         corr.on_exchange(std::move(c));

@@ -25,13 +25,17 @@ struct KernelContextTest : ::testing::Test {
     bool sample_result = true;
     int sampler_calls = 0;
     std::vector<xray::Segment> out;
-    Correlator corr{make_config(), procs, ids, clock,
+    Correlator corr{make_config(),
+                    procs,
+                    ids,
+                    clock,
                     [this](const SamplingInput&, std::string* rule) {
                         sampler_calls++;
                         *rule = "userspace-rule";
                         return sample_result;
                     },
-                    counters, [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
+                    counters,
+                    [this](xray::Segment&& s) { out.push_back(std::move(s)); }};
 
     static CorrelatorConfig make_config() {
         CorrelatorConfig c;
@@ -42,7 +46,8 @@ struct KernelContextTest : ::testing::Test {
         return c;
     }
     static events::ConnKey conn() { return events::ConnKey{4242, 7, 99}; }
-    static pairing::HttpExchange exchange(uint64_t pos, protocol::http1::Headers headers = {{"Host", "a"}}) {
+    static pairing::HttpExchange exchange(uint64_t pos,
+                                          protocol::http1::Headers headers = {{"Host", "a"}}) {
         pairing::HttpExchange ex;
         ex.conn = conn();
         ex.role = events::Role::kServer;
@@ -99,7 +104,8 @@ TEST_F(KernelContextTest, KernelNotSampledMeansNoDocumentEvenIfUserspaceWouldSam
 TEST_F(KernelContextTest, HeaderContextFromKernelWinsOverUserspaceParse) {
     // The kernel read the header; userspace's own parse of the same head is not consulted.
     corr.on_kernel_context(kernel(0, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE));
-    corr.on_exchange(exchange(0, {{"X-Amzn-Trace-Id", "Root=1-11111111-222222222222222222222222;Sampled=0"}}));
+    corr.on_exchange(
+        exchange(0, {{"X-Amzn-Trace-Id", "Root=1-11111111-222222222222222222222222;Sampled=0"}}));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].trace_id, kRoot);
     EXPECT_EQ(out[0].parent_id, "53995c3f42cd8ad8");
@@ -129,7 +135,8 @@ TEST_F(KernelContextTest, OnlyTheRequestAtThatPositionMatches) {
 }
 
 TEST_F(KernelContextTest, WithoutKernelContextUserspaceHeaderLogicApplies) {
-    corr.on_exchange(exchange(0, {{"X-Amzn-Trace-Id", std::string("Root=") + kRoot + ";Parent=53995c3f42cd8ad8;Sampled=1"}}));
+    corr.on_exchange(exchange(0, {{"X-Amzn-Trace-Id", std::string("Root=") + kRoot +
+                                                          ";Parent=53995c3f42cd8ad8;Sampled=1"}}));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].trace_id, kRoot);
     EXPECT_NE(out[0].id, "00000000000abcde");
@@ -137,7 +144,8 @@ TEST_F(KernelContextTest, WithoutKernelContextUserspaceHeaderLogicApplies) {
 }
 
 TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
-    for (uint64_t i = 0; i < 9000; i++) corr.on_kernel_context(kernel(i * 100 + 1, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    for (uint64_t i = 0; i < 9000; i++)
+        corr.on_kernel_context(kernel(i * 100 + 1, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
     EXPECT_GE(counters.get("correlate.kernel_context_unclaimed"), 9000u - 8192u);
 }
 
@@ -181,7 +189,8 @@ TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) 
         };
         corr.on_request_seen(seen(a));
         corr.on_request_seen(seen(call));
-        corr.on_kernel_context(kernel(pos, source, PP_SAMPLED_YES, source == PP_CTX_MINTED ? 0 : PP_RULE_NONE));
+        corr.on_kernel_context(
+            kernel(pos, source, PP_SAMPLED_YES, source == PP_CTX_MINTED ? 0 : PP_RULE_NONE));
         corr.on_request_seen(seen(b));
         corr.on_exchange(std::move(b));
         corr.on_exchange(std::move(call));
@@ -207,7 +216,8 @@ TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) 
 // proxy's own SDK sent a header with a new Parent instead, that header wins as before. Both
 // orders of arrival.
 TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHeaderWins) {
-    const std::string incoming = std::string("Root=") + kRoot + ";Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string incoming =
+        std::string("Root=") + kRoot + ";Parent=53995c3f42cd8ad8;Sampled=1";
     const std::string sdk = std::string("Root=") + kRoot + ";Parent=2222222222222222;Sampled=1";
     int n = 0;
     for (bool forwarded : {true, false}) {
@@ -220,7 +230,8 @@ TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHea
             const uint16_t port = uint16_t(50001 + n);
             n++;
             const std::string sent = forwarded ? incoming : sdk;
-            pairing::HttpExchange a = exchange(pos, {{"Host", "proxy"}, {"X-Amzn-Trace-Id", incoming}});
+            pairing::HttpExchange a =
+                exchange(pos, {{"Host", "proxy"}, {"X-Amzn-Trace-Id", incoming}});
             a.conn = {100, 3, 1};
             a.tgid = 100;
             a.request_tid = 101;
@@ -345,7 +356,8 @@ struct InjectedParentTest : KernelContextTest {
         h.c_call.local = {2, 50002, {127, 0, 0, 1}};
         h.c_call.remote = {2, 9090, {127, 0, 0, 1}};
         h.c_call.request_start_ns = h.b.request_start_ns + 300;
-        const std::string header = std::string("Root=") + kRoot + ";Parent=" + d_parent + ";Sampled=1";
+        const std::string header =
+            std::string("Root=") + kRoot + ";Parent=" + d_parent + ";Sampled=1";
         h.d = exchange(0, {{"Host", "d"}, {"X-Amzn-Trace-Id", header}});
         h.d.conn = {300, 5, 1};
         h.d.tgid = 300;
@@ -480,7 +492,8 @@ TEST(KernelTraceCtxEvent, DecodesAndRoundTripsThroughRecordings) {
     ev.hdr.tid = 11;
     ev.hdr.ts_ns = 12345;
     ev.ctx.trace_epoch = 0x5759e988;
-    const uint8_t rand[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
+    const uint8_t rand[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe,
+                              0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
     std::memcpy(ev.ctx.trace_rand, rand, sizeof rand);
     ev.ctx.segment_id = 0xabc;
     ev.ctx.parent_id = 0x53995c3f42cd8ad8ull;

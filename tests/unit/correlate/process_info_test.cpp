@@ -17,7 +17,8 @@ TEST(CorrelateProcessInfo, ScriptNameForInterpreters) {
     EXPECT_EQ(script_name({"/usr/bin/node", "--require", "x.js", "/app/index.js"}), "index.js");
     EXPECT_EQ(script_name({"node", "-e", "1"}), "");
     EXPECT_EQ(script_name({"java", "-jar", "/opt/orders-1.2.jar"}), "orders-1.2.jar");
-    EXPECT_EQ(script_name({"/usr/sbin/nginx", "-c", "/etc/nginx.conf"}), "") << "not an interpreter";
+    EXPECT_EQ(script_name({"/usr/sbin/nginx", "-c", "/etc/nginx.conf"}), "")
+        << "not an interpreter";
     EXPECT_EQ(script_name({"pythonista", "x.py"}), "") << "a prefix alone is not an interpreter";
     EXPECT_EQ(script_name({}), "");
 }
@@ -43,7 +44,8 @@ TEST(CorrelateProcessInfo, ReadsFakeProcTree) {
     fs::path root = fs::temp_directory_path() / ("pp-proc-" + std::to_string(::getpid()));
     fs::create_directories(root / "321");
     std::ofstream(root / "321/cmdline") << std::string("python3\0app.py\0", 15);
-    std::ofstream(root / "321/environ") << std::string("A=1\0OTEL_SERVICE_NAME=orders\0AWS_XRAY_TRACING_NAME=orders-x\0", 59);
+    std::ofstream(root / "321/environ")
+        << std::string("A=1\0OTEL_SERVICE_NAME=orders\0AWS_XRAY_TRACING_NAME=orders-x\0", 59);
     std::ofstream(root / "321/comm") << "python3\n";
     std::ofstream(root / "321/status") << "Name:\tpython3\nPPid:\t7\n";
     std::ofstream(root / "321/cgroup")

@@ -11,7 +11,8 @@
 namespace passport::events {
 namespace {
 
-std::vector<uint8_t> data_record(const std::string& payload, uint32_t len, uint8_t dir = PP_DIR_INGRESS) {
+std::vector<uint8_t> data_record(const std::string& payload, uint32_t len,
+                                 uint8_t dir = PP_DIR_INGRESS) {
     pp_data_event ev{};
     ev.hdr.kind = PP_EV_DATA;
     ev.hdr.tgid = 42;
@@ -145,7 +146,8 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
     ev.app_pos = 4194731;
     ev.subsegment_id = 0x53995c3f42cd8ad8ULL;
     ev.ctx.trace_epoch = 0x5759e988;
-    const uint8_t rnd[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
+    const uint8_t rnd[12] = {0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe,
+                             0x46, 0xa9, 0x94, 0x27, 0x27, 0x93};
     std::memcpy(ev.ctx.trace_rand, rnd, 12);
     ev.ctx.segment_id = 0x1122334455667788ULL;
     ev.ctx.sampled = PP_SAMPLED_YES;

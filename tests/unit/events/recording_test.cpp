@@ -32,7 +32,8 @@ TEST(EventsRecording, RoundTripsEveryKindWithBinaryPayload) {
     ProcExit exit{1, 13, 3, "python3"};
 
     std::stringstream ss;
-    for (const Event& e : std::vector<Event>{open, data, close, exec, exit}) ss << to_json_line(e) << "\n";
+    for (const Event& e : std::vector<Event>{open, data, close, exec, exit})
+        ss << to_json_line(e) << "\n";
     auto back = read_recording(ss);
     ASSERT_TRUE(back.ok()) << back.error();
     ASSERT_EQ(back->size(), 5u);
@@ -91,11 +92,15 @@ TEST(EventsRecording, InjectRoundTrips) {
 }
 
 TEST(EventsRecording, BadLinesAreErrorsWithLineNumbers) {
-    std::stringstream ss("{\"type\":\"exit\",\"tgid\":1,\"ts\":2,\"code\":0,\"comm\":\"x\"}\nnot json\n");
+    std::stringstream ss(
+        "{\"type\":\"exit\",\"tgid\":1,\"ts\":2,\"code\":0,\"comm\":\"x\"}\nnot json\n");
     auto r = read_recording(ss);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().find("line 2"), std::string::npos);
-    EXPECT_FALSE(from_json_line(R"({"type":"data","conn":{"tgid":1,"fd":1,"gen":1},"tid":1,"enter":1,"exit":1,"pos":0,"len":1,"dir":"in","role":1,"syscall":0,"bytes":"abab"})").ok())
+    EXPECT_FALSE(
+        from_json_line(
+            R"({"type":"data","conn":{"tgid":1,"fd":1,"gen":1},"tid":1,"enter":1,"exit":1,"pos":0,"len":1,"dir":"in","role":1,"syscall":0,"bytes":"abab"})")
+            .ok())
         << "captured bytes beyond len must be rejected";
     EXPECT_FALSE(from_json_line(R"({"type":"martian"})").ok());
 }

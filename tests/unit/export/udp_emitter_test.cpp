@@ -146,7 +146,8 @@ TEST(ExportUdpEmitter, BatchedDatagramsLeaveOnFlushInOrder) {
     emitter->emit("a\n1");
     emitter->emit("a\n2");
     emitter->emit("a\n3");
-    EXPECT_EQ(listener.receive(std::chrono::milliseconds(50)), std::nullopt) << "queued until flush";
+    EXPECT_EQ(listener.receive(std::chrono::milliseconds(50)), std::nullopt)
+        << "queued until flush";
     EXPECT_EQ(counters.get(kCounterDocumentsSent), 0u);
     emitter->flush();
     EXPECT_EQ(listener.receive(), "a\n1");

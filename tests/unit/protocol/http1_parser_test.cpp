@@ -310,7 +310,8 @@ TEST(Http1Parser, ControlBytesInValuesAreAcceptedAsServersDo) {
     ParserHarness h(MessageKind::kRequest);
     h.feed(std::string("GET / HTTP/1.1\r\nUser-Agent: agent\x01\x7f\x1b[31m\x0b\xff\r\n\r\n"));
     ASSERT_EQ(h.frames.size(), 1u);
-    EXPECT_EQ(*find_header(h.frames[0].request.headers, "user-agent"), "agent\x01\x7f\x1b[31m\x0b\xff");
+    EXPECT_EQ(*find_header(h.frames[0].request.headers, "user-agent"),
+              "agent\x01\x7f\x1b[31m\x0b\xff");
     EXPECT_EQ(h.counters.get("http.bad_header"), 0u);
     ParserHarness nul(MessageKind::kRequest);
     nul.feed(std::string("GET / HTTP/1.1\r\nX: a\0z\r\n\r\n", 26));

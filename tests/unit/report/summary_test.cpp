@@ -5,7 +5,9 @@
 namespace passport::report {
 namespace {
 
-std::string dg(const std::string& body) { return std::string("{\"format\":\"json\",\"version\":1}\n") + body; }
+std::string dg(const std::string& body) {
+    return std::string("{\"format\":\"json\",\"version\":1}\n") + body;
+}
 
 TEST(ReportSummary, ServiceTableRatesAndLatency) {
     std::vector<std::string> d = {
@@ -45,7 +47,8 @@ TEST(ReportSummary, WaterfallPicksLargestTraceAndNestsChildren) {
     EXPECT_NE(w.find("trace 1-00000001-00000000000000000000000a"), std::string::npos) << w;
     EXPECT_EQ(w.find("lonely"), std::string::npos) << w;
     EXPECT_NE(w.find("\n    inv"), std::string::npos) << "inv sits two levels down: " << w;
-    EXPECT_NE(w.find("\n    inventory"), std::string::npos) << "the subsegment one level down: " << w;
+    EXPECT_NE(w.find("\n    inventory"), std::string::npos)
+        << "the subsegment one level down: " << w;
     EXPECT_NE(w.find("GET http://x/a"), std::string::npos);
     EXPECT_NE(w.find("fault"), std::string::npos);
     EXPECT_EQ(format_waterfall({}), "(no traces)\n");

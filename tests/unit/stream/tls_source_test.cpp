@@ -42,10 +42,10 @@ TEST(TlsSource, PlaintextIsParsedCiphertextIsDroppedAndCounted) {
     EventBuilder sock(Role::kServer);
     EventBuilder plain(Role::kServer);
     h.tracker.on_event(sock.open(10));
-    h.tracker.on_event(sock.read(kClientHello, 100, 110));   // before any plaintext
+    h.tracker.on_event(sock.read(kClientHello, 100, 110));  // before any plaintext
     h.tracker.on_event(sock.write(kAppData, 120, 130));
     h.tracker.on_event(tls(plain.read(kGet, 200, 210)));
-    h.tracker.on_event(sock.read(kAppData, 205, 206));        // after: ciphertext of the request
+    h.tracker.on_event(sock.read(kAppData, 205, 206));  // after: ciphertext of the request
     h.tracker.on_event(tls(plain.write(kOk, 300, 310)));
     h.tracker.on_event(sock.write(kAppData, 301, 302));
 

@@ -44,35 +44,68 @@ class Random {
     // Keys chosen to land before, between and after "xray" and the SDK's own members, plus
     // ones that need escaping (quotes, controls, non-ASCII, invalid UTF-8).
     std::string key() {
-        static const std::vector<std::string> kKeys = {
-            "account_id", "a",        "xray",       "xrax",        "xray0",    "z",
-            "rule_name",  "sdk",      "sdk_version", "auto_instrumentation", "sampling_rule_name",
-            "sdk0",       "sdj",      "",           "q\"uote",     "tab\tkey", "caf\xC3\xA9",
-            "bad\xC3",    "\x7f",     "ecs",        "ec2",         "~",        "AUTO"};
+        static const std::vector<std::string> kKeys = {"account_id",
+                                                       "a",
+                                                       "xray",
+                                                       "xrax",
+                                                       "xray0",
+                                                       "z",
+                                                       "rule_name",
+                                                       "sdk",
+                                                       "sdk_version",
+                                                       "auto_instrumentation",
+                                                       "sampling_rule_name",
+                                                       "sdk0",
+                                                       "sdj",
+                                                       "",
+                                                       "q\"uote",
+                                                       "tab\tkey",
+                                                       "caf\xC3\xA9",
+                                                       "bad\xC3",
+                                                       "\x7f",
+                                                       "ecs",
+                                                       "ec2",
+                                                       "~",
+                                                       "AUTO"};
         return kKeys[below(kKeys.size())];
     }
 
     std::string text() {
-        static const std::vector<std::string> kTexts = {
-            "Default", "checkout", "", "with \"quotes\" and \\", "line\nbreak", "\x01\x1f",
-            "\xE2\x82\xAC euro", "broken \xC3", "\xFF\xFE", std::string(300, 'x'), "123"};
+        static const std::vector<std::string> kTexts = {"Default",
+                                                        "checkout",
+                                                        "",
+                                                        "with \"quotes\" and \\",
+                                                        "line\nbreak",
+                                                        "\x01\x1f",
+                                                        "\xE2\x82\xAC euro",
+                                                        "broken \xC3",
+                                                        "\xFF\xFE",
+                                                        std::string(300, 'x'),
+                                                        "123"};
         return kTexts[below(kTexts.size())];
     }
 
     json value(int depth) {
         switch (below(depth > 0 ? 8 : 6)) {
-            case 0: return text();
-            case 1: return static_cast<int64_t>(below(1000000)) - 500000;
-            case 2: return coin();
-            case 3: return nullptr;
-            case 4: return 0.25 * static_cast<double>(below(100));
-            case 5: return text();
+            case 0:
+                return text();
+            case 1:
+                return static_cast<int64_t>(below(1000000)) - 500000;
+            case 2:
+                return coin();
+            case 3:
+                return nullptr;
+            case 4:
+                return 0.25 * static_cast<double>(below(100));
+            case 5:
+                return text();
             case 6: {
                 json a = json::array();
                 for (size_t i = below(4); i > 0; --i) a.push_back(value(depth - 1));
                 return a;
             }
-            default: return object(depth - 1);
+            default:
+                return object(depth - 1);
         }
     }
 
@@ -86,17 +119,23 @@ class Random {
     // other members, an xray that is not an object, or not an object at all.
     json aws() {
         switch (below(7)) {
-            case 0: return nullptr;
-            case 1: return json::object();
-            case 2: return json::array({1, 2});
-            case 3: return {{"xray", {{"rule_name", text()}}}};
-            case 4: return {{"xray", value(1)}};
+            case 0:
+                return nullptr;
+            case 1:
+                return json::object();
+            case 2:
+                return json::array({1, 2});
+            case 3:
+                return {{"xray", {{"rule_name", text()}}}};
+            case 4:
+                return {{"xray", value(1)}};
             case 5: {
                 json a = object(2);
                 a["xray"] = object(1);
                 return a;
             }
-            default: return object(2);
+            default:
+                return object(2);
         }
     }
 
@@ -139,7 +178,8 @@ json reference_http(const HttpInfo& http, bool subsegment) {
     if (http.request) {
         const HttpRequestInfo& r = *http.request;
         json req = json::object();
-        if (!r.method.empty()) req["method"] = std::string(truncate_utf8(r.method, kMaxStringLength));
+        if (!r.method.empty())
+            req["method"] = std::string(truncate_utf8(r.method, kMaxStringLength));
         if (!r.url.empty()) req["url"] = truncate_url(r.url);
         if (!r.user_agent.empty()) {
             req["user_agent"] = std::string(truncate_utf8(r.user_agent, kMaxStringLength));
@@ -163,14 +203,16 @@ json reference_http(const HttpInfo& http, bool subsegment) {
 json reference_cause(const Cause& cause) {
     json out = json::object();
     if (!cause.working_directory.empty()) {
-        out["working_directory"] = std::string(truncate_utf8(cause.working_directory, kMaxStringLength));
+        out["working_directory"] =
+            std::string(truncate_utf8(cause.working_directory, kMaxStringLength));
     }
     if (!cause.exceptions.empty()) {
         json list = json::array();
         for (const ExceptionInfo& e : cause.exceptions) {
             json x = json::object();
             if (!e.id.empty()) x["id"] = e.id;
-            if (!e.message.empty()) x["message"] = std::string(truncate_utf8(e.message, kMaxStringLength));
+            if (!e.message.empty())
+                x["message"] = std::string(truncate_utf8(e.message, kMaxStringLength));
             if (!e.type.empty()) x["type"] = e.type;
             if (e.remote) x["remote"] = true;
             list.push_back(x);
@@ -185,7 +227,8 @@ HttpInfo random_http(Random& random) {
     if (random.below(4) != 0) {
         HttpRequestInfo r;
         if (random.coin()) r.method = random.coin() ? "GET" : random.text();
-        if (random.coin()) r.url = random.coin() ? "http://h/p?q=" + std::string(400, 'q') : random.text();
+        if (random.coin())
+            r.url = random.coin() ? "http://h/p?q=" + std::string(400, 'q') : random.text();
         if (random.coin()) r.user_agent = random.text();
         if (random.coin()) r.client_ip = random.coin() ? "10.0.0.1" : "";
         r.x_forwarded_for = random.coin();
@@ -263,9 +306,22 @@ namespace {
 // that does (controls, quote, backslash, DEL and non-ASCII, valid or not) at every offset of
 // the word, against nlohmann's writer with the same replacement policy.
 TEST(XrayWriterReference, JsonStringsMatchNlohmannAtEveryOffset) {
-    const std::vector<std::string> specials = {
-        std::string(1, '\0'), "\x01", "\x1f", "\"", "\\", "\x7f", "\n", "\t",
-        "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xC3", "\xFF", "\x80", " ", "/"};
+    const std::vector<std::string> specials = {std::string(1, '\0'),
+                                               "\x01",
+                                               "\x1f",
+                                               "\"",
+                                               "\\",
+                                               "\x7f",
+                                               "\n",
+                                               "\t",
+                                               "\xC3\xA9",
+                                               "\xE2\x82\xAC",
+                                               "\xF0\x9F\x98\x80",
+                                               "\xC3",
+                                               "\xFF",
+                                               "\x80",
+                                               " ",
+                                               "/"};
     for (size_t length = 0; length <= 40; ++length) {
         for (size_t at = 0; at <= length; ++at) {
             for (const std::string& special : specials) {
@@ -274,8 +330,8 @@ TEST(XrayWriterReference, JsonStringsMatchNlohmannAtEveryOffset) {
                 text.insert(at, special);
                 std::string written;
                 append_json_string(written, text);
-                const std::string reference =
-                    nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                const std::string reference = nlohmann::json(text).dump(
+                    -1, ' ', false, nlohmann::json::error_handler_t::replace);
                 ASSERT_EQ(written, reference) << "length " << length << " at " << at;
             }
         }
@@ -286,7 +342,8 @@ TEST(XrayWriterReference, PlainNamesAreKeptAsTheyAre) {
     EXPECT_EQ(sanitize_name("inventory.local:8080"), "inventory.local:8080");
     EXPECT_EQ(sanitize_name("a_b-c@d/e%f&g#h=i+j\\k"), "a_b-c@d/e%f&g#h=i+j\\k");
     EXPECT_EQ(sanitize_name(std::string(kMaxNameLength, 'n')), std::string(kMaxNameLength, 'n'));
-    EXPECT_EQ(sanitize_name(std::string(kMaxNameLength + 1, 'n')), std::string(kMaxNameLength, 'n'));
+    EXPECT_EQ(sanitize_name(std::string(kMaxNameLength + 1, 'n')),
+              std::string(kMaxNameLength, 'n'));
     EXPECT_EQ(sanitize_name(" padded "), "padded");
     EXPECT_EQ(sanitize_name("a!b"), "ab");
     EXPECT_EQ(sanitize_name(""), std::string(kDefaultName));

@@ -379,8 +379,9 @@ Http1Parser::Step Http1Parser::parse_start(stream::StreamBuffer& buffer, Message
             }
             keeping_body_ = msg().request.body_prefix_kept;
         } else {
-            keeping_body_ = keep_response_body_ == KeepBody::kYes ||
-                            (keep_response_body_ == KeepBody::kIfError && msg().response.status >= 400);
+            keeping_body_ =
+                keep_response_body_ == KeepBody::kYes ||
+                (keep_response_body_ == KeepBody::kIfError && msg().response.status >= 400);
         }
     }
     msg().start_pos = buffer.position();
@@ -796,7 +797,8 @@ Http1Parser::Step Http1Parser::complete(Message& out, State next) {
 void Http1Parser::keep_body_bytes(std::string_view bytes) {
     if (!keeping_body_) return;
     std::string& prefix = body_prefix_field();
-    const size_t room = limits_.body_prefix_bytes - std::min(prefix.size(), limits_.body_prefix_bytes);
+    const size_t room =
+        limits_.body_prefix_bytes - std::min(prefix.size(), limits_.body_prefix_bytes);
     prefix.append(bytes.substr(0, room));
     if (prefix.size() >= limits_.body_prefix_bytes) keeping_body_ = false;
 }

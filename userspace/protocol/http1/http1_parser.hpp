@@ -142,13 +142,15 @@ class Http1Parser {
     void drop_resync(stream::StreamBuffer& buffer, size_t n);
     // msg_'s body length as framed so far (request or response, as kind_ says).
     uint64_t& body_bytes_field() {
-        return kind_ == MessageKind::kRequest ? msg().request.body_bytes : msg().response.body_bytes;
+        return kind_ == MessageKind::kRequest ? msg().request.body_bytes
+                                              : msg().response.body_bytes;
     }
     void reset_message();
     // Appends captured body bytes to the kept prefix, when one is being kept.
     void keep_body_bytes(std::string_view bytes);
     std::string& body_prefix_field() {
-        return kind_ == MessageKind::kRequest ? msg().request.body_prefix : msg().response.body_prefix;
+        return kind_ == MessageKind::kRequest ? msg().request.body_prefix
+                                              : msg().response.body_prefix;
     }
 
     MessageKind kind_;

@@ -6,12 +6,12 @@
 
 #include <string.h>
 
-#define pp_core_nz(p, e) ((p) ? (e) : 0)
-#define PP_CORE_READ1(s, a) pp_core_nz(s, (s)->a)
-#define PP_CORE_READ2(s, a, b) pp_core_nz(PP_CORE_READ1(s, a), PP_CORE_READ1(s, a)->b)
-#define PP_CORE_READ3(s, a, b, c) pp_core_nz(PP_CORE_READ2(s, a, b), PP_CORE_READ2(s, a, b)->c)
+#define pp_core_nz(p, e)                 ((p) ? (e) : 0)
+#define PP_CORE_READ1(s, a)              pp_core_nz(s, (s)->a)
+#define PP_CORE_READ2(s, a, b)           pp_core_nz(PP_CORE_READ1(s, a), PP_CORE_READ1(s, a)->b)
+#define PP_CORE_READ3(s, a, b, c)        pp_core_nz(PP_CORE_READ2(s, a, b), PP_CORE_READ2(s, a, b)->c)
 #define PP_CORE_PICK(_1, _2, _3, n, ...) n
-#define BPF_CORE_READ(s, ...) \
+#define BPF_CORE_READ(s, ...)                                                                      \
     PP_CORE_PICK(__VA_ARGS__, PP_CORE_READ3, PP_CORE_READ2, PP_CORE_READ1, _)(s, __VA_ARGS__)
 #define bpf_core_read(dst, sz, src) (memcpy((dst), (src), (sz)), 0)
 

@@ -26,10 +26,10 @@ extern "C" {
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif
-#define __noinline __attribute__((noinline))
-#define __weak __attribute__((weak))
-#define __uint(name, val) int(*name)[val]
-#define __type(name, val) __typeof__(val) *name
+#define __noinline         __attribute__((noinline))
+#define __weak             __attribute__((weak))
+#define __uint(name, val)  int(*name)[val]
+#define __type(name, val)  __typeof__(val) *name
 #define __array(name, val) __typeof__(val) *name[]
 
 /* What a map definition says about the map. */
@@ -40,9 +40,9 @@ struct pp_stub_map_info {
     unsigned value_size;
 };
 
-#define PP_STUB_MAP_INFO(map)                                                                  \
-    ((struct pp_stub_map_info){sizeof(*(map)->type) / sizeof(int),                             \
-                               sizeof(*(map)->max_entries) / sizeof(int), sizeof(*(map)->key), \
+#define PP_STUB_MAP_INFO(map)                                                                      \
+    ((struct pp_stub_map_info){sizeof(*(map)->type) / sizeof(int),                                 \
+                               sizeof(*(map)->max_entries) / sizeof(int), sizeof(*(map)->key),     \
                                sizeof(*(map)->value)})
 
 void *pp_stub_map_lookup(const void *map, struct pp_stub_map_info info, const void *key);
@@ -51,7 +51,7 @@ long pp_stub_map_update(const void *map, struct pp_stub_map_info info, const voi
 long pp_stub_map_delete(const void *map, struct pp_stub_map_info info, const void *key);
 
 #define bpf_map_lookup_elem(map, key) pp_stub_map_lookup((map), PP_STUB_MAP_INFO(map), (key))
-#define bpf_map_update_elem(map, key, value, flags) \
+#define bpf_map_update_elem(map, key, value, flags)                                                \
     pp_stub_map_update((map), PP_STUB_MAP_INFO(map), (key), (value), (flags))
 #define bpf_map_delete_elem(map, key) pp_stub_map_delete((map), PP_STUB_MAP_INFO(map), (key))
 
@@ -82,7 +82,7 @@ long bpf_sock_hash_update(struct bpf_sock_ops *skops, void *map, void *key, __u6
 long bpf_sock_ops_cb_flags_set(struct bpf_sock_ops *skops, int argval);
 void *pp_stub_sk_storage_get(const void *map, unsigned value_size, void *sk, void *value,
                              __u64 flags);
-#define bpf_sk_storage_get(map, sk, init, flags) \
+#define bpf_sk_storage_get(map, sk, init, flags)                                                   \
     pp_stub_sk_storage_get((map), sizeof(*(map)->value), (sk), (init), (flags))
 struct tcp_sock *bpf_skc_to_tcp_sock(void *sk);
 long bpf_msg_pull_data(struct sk_msg_md *msg, __u32 start, __u32 end, __u64 flags);

@@ -1,9 +1,10 @@
 #pragma once
 // Injection: attaches the X-Amzn-Trace-Id injection programs (bpf/probes/inject.bpf.c) loaded by
 // BpfProbes: sock_ops on the cgroup v2 root (a bpf_link, gone when the agent exits) and sk_msg
-// on the sockhash (released with the map). Fills the deny lists, keeps the kernel's
-// monotonic->epoch offset (clock_sync) fresh for trace ids minted in the kernel, and reads the
-// injection counters for the exit report. See docs/injection.md.
+// on the sockhash (released with the map). Fills the deny lists and reads the injection
+// counters for the exit report. The kernel's monotonic->epoch offset (clock_sync), which trace
+// ids minted in the kernel use, is BpfProbes' (written at load, refreshed every second by the
+// agent's loop). See docs/injection.md.
 #include <array>
 #include <cstdint>
 #include <memory>

@@ -2,8 +2,9 @@
 // The per-rule state of X-Ray centralized sampling (as the X-Ray SDKs' centralized samplers
 // implement it): borrow one request per second until the service grants a quota, then `quota` per
 // second until its TTL, always falling back to the fixed rate; plus the statistics reported to
-// GetSamplingTargets (§4.4). Pure logic with the time and the random number passed in; the
-// poller that fetches rules and targets is not written yet and will own one of these per rule.
+// GetSamplingTargets (https://docs.aws.amazon.com/xray/latest/api/API_GetSamplingTargets.html).
+// Pure logic with the time and the random number passed in; the poller that fetches rules and
+// targets is not written yet and will own one of these per rule.
 #include <cstdint>
 #include <optional>
 
@@ -11,7 +12,7 @@ namespace passport::sample {
 
 struct RuleStatistics {
     uint64_t requests = 0;
-    uint64_t sampled = 0;  // borrows are not counted here, as in the SDKs (§4.3)
+    uint64_t sampled = 0;  // borrows are not counted here, as in the SDKs
     uint64_t borrows = 0;
 };
 

@@ -1,9 +1,10 @@
 #pragma once
 // Sampling decisions. Sampler is the interface the correlator calls once per inbound request
-// that did not arrive with a decision; LocalSampler applies LocalRules (§4.1): first matching rule
-// in file order, else the default; each rule samples `fixed_target` requests per wall-clock
-// second, then a `rate` fraction. decide_with_upstream() puts the caller's Sampled= flag first.
-// Single-threaded (the pipeline thread); clock and randomness are injected for tests.
+// that did not arrive with a decision; LocalSampler applies LocalRules (X-Ray SDK local rules
+// file): first matching rule in file order, else the default; each rule samples `fixed_target`
+// requests per wall-clock second, then a `rate` fraction. decide_with_upstream() puts the caller's
+// Sampled= flag first. Single-threaded (the pipeline thread); clock and randomness are injected for
+// tests.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -18,7 +19,7 @@
 
 namespace passport::sample {
 
-// What rules match on. Empty attributes match any pattern (§4.1).
+// What rules match on. Empty attributes match any pattern, as in the X-Ray SDKs.
 struct SampleRequest {
     std::string_view host;  // Host header, without port
     std::string_view http_method;

@@ -10,7 +10,8 @@ namespace passport::sample {
 // recursion, so hostile request paths cannot blow the stack or time.
 bool wildcard_match(std::string_view pattern, std::string_view text);
 
-// The rule-matching convention (§4.1): an empty request attribute matches any pattern.
+// The X-Ray SDKs' rule-matching convention (aws-xray-sdk-node local_sampler.js and
+// sampling_rule.js): an empty request attribute matches any pattern.
 bool attribute_matches(std::string_view pattern, std::string_view value);
 
 }  // namespace passport::sample

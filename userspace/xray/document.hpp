@@ -22,11 +22,11 @@
 namespace passport::xray {
 
 inline constexpr std::string_view kDatagramHeader = R"({"format":"json","version":1})";
-// The service limit is 64 kB per document; 64 000 leaves room under the daemon's 65 536-byte
-// read buffer and the 65 507-byte IPv4 UDP payload (§1.1).
+// The service limit is 64 kB per document (AWS X-Ray segment documents page); 64 000 leaves
+// room under the daemon's 65 536-byte read buffer and the 65 507-byte IPv4 UDP payload.
 inline constexpr size_t kMaxDatagramSize = 64000;
-inline constexpr size_t kMaxNameLength = 200;    // characters (§2 "name")
-inline constexpr size_t kMaxStringLength = 250;  // characters, any other string field (§2)
+inline constexpr size_t kMaxNameLength = 200;    // characters: the "name" field's limit
+inline constexpr size_t kMaxStringLength = 250;  // characters: any other string field's limit
 // URLs get the general string limit too. Past it, the query and fragment go first (they are
 // what makes URLs long and carry no service-map meaning), then the path is cut.
 inline constexpr size_t kMaxUrlLength = kMaxStringLength;
@@ -58,7 +58,8 @@ std::string truncate_url(std::string_view url, size_t max_chars = kMaxUrlLength)
 // The same as a view of url (a prefix of it).
 std::string_view truncate_url_view(std::string_view url, size_t max_chars = kMaxUrlLength);
 
-// Sets the flags an HTTP status implies (§2): 4xx error, 429 throttle + error, 5xx fault. Never
+// Sets the flags an HTTP status implies (X-Ray's errors and faults): 4xx error, 429 throttle +
+// error, 5xx fault. Never
 // clears a flag, so flags from other causes (a transport error) compound.
 void apply_http_status(int status, bool& error, bool& throttle, bool& fault);
 

@@ -1,7 +1,9 @@
 #pragma once
 // IdGenerator: new X-Ray trace ids and segment/subsegment ids. The correlator owns one and calls
-// it on its thread; tests inject a deterministic random source. Formats follow §2:
-// trace id "1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>", segment id 16 hex, never zero.
+// it on its thread; tests inject a deterministic random source. Formats follow the AWS X-Ray
+// segment documents page
+// (https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html): trace id
+// "1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>", segment id 16 hex, never zero.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -11,7 +13,8 @@ namespace passport::xray {
 // Returns 64 uniformly random bits per call.
 using RandomSource = std::function<uint64_t()>;
 
-// A source backed by getrandom(2) (a CSPRNG, as §2 asks for the trace id's random part), read in
+// A source backed by getrandom(2) (a CSPRNG: the segment documents page asks for trace ids from a
+// secure random algorithm, so they cannot be predicted), read in
 // blocks so that a call is usually a memcpy. Falls back to std::random_device if getrandom fails.
 RandomSource system_random_source();
 

@@ -115,7 +115,7 @@ TraceHeader parse_trace_header(std::string_view value) {
     }
 
     // Keep extras in order while they fit; the first one that would overflow the cap ends the
-    // list, as the Node SDK does (§3.3 vector: Foo kept, a 251-byte Baz dropped).
+    // list, as the X-Ray SDK for Node.js does (Foo kept, a following 251-byte Baz dropped).
     for (auto& kv : extras) {
         if (extras_bytes(header.extras) + kv.first.size() + kv.second.size() >
             kMaxTraceHeaderExtraBytes) {

@@ -22,7 +22,8 @@ enum class SampledFlag : uint8_t {
 
 // Inputs longer than this are treated as absent; keeps parsing work bounded per request.
 inline constexpr size_t kMaxTraceHeaderLength = 1024;
-// Sum of key + value lengths of the extra keys kept (the Node SDK's limit, §3.3).
+// Sum of key + value lengths of the extra keys kept (the limit of the X-Ray SDK for Node.js,
+// github.com/aws/aws-xray-sdk-node).
 inline constexpr size_t kMaxTraceHeaderExtraBytes = 256;
 
 using TraceHeaderExtras = std::vector<std::pair<std::string, std::string>>;
@@ -54,7 +55,8 @@ std::string format_trace_header(std::string_view root, std::string_view parent, 
 // The response header answering Sampled=? (what the Node SDK returns): Root=…;Sampled=0|1.
 std::string format_response_trace_header(std::string_view root, bool sampled);
 
-// W3C traceparent "00-<32 hex>-<16 hex>-<2 hex flags>" mapped to X-Ray (§3.4): root
+// W3C traceparent "00-<32 hex>-<16 hex>-<2 hex flags>" (https://www.w3.org/TR/trace-context/)
+// mapped to X-Ray: root
 // "1-" + tid[0:8] + "-" + tid[8:32], parent = span id, sampled from flag bit 0. Returns a header
 // without root when the value is not a valid traceparent.
 TraceHeader parse_traceparent(std::string_view value);

@@ -125,7 +125,8 @@ TEST(SamplingLocalSampler, EmptyRequestAttributesMatchAnything) {
     LocalSampler sampler(
         rules_with({rule("checkout", "shop.example.com", "POST", "/checkout", 0, 1)}), f.clock(),
         f.uniform());
-    // A request with no Host header still matches a host-specific rule (§4.1).
+    // A request with no Host header still matches a host-specific rule, as in the X-Ray SDK for
+    // Node.js (local_sampler.js: a missing attribute is an implicit match).
     EXPECT_EQ(sampler.decide({"", "POST", "/checkout", ""}).rule_name, "checkout");
     EXPECT_EQ(sampler.decide({"", "", "", ""}).rule_name, "checkout");
     EXPECT_EQ(sampler.decide({"", "GET", "/checkout", ""}).rule_name, "Default");

@@ -271,7 +271,7 @@ TEST(XrayTraceHeader, ResponseHeaderForRequestedSampling) {
     EXPECT_EQ(format_response_trace_header(kPyRoot, false), s("Root=", kPyRoot, ";Sampled=0"));
 }
 
-// --- W3C traceparent (§3.4) ---
+// --- W3C traceparent (https://www.w3.org/TR/trace-context/) ---
 
 TEST(XrayTraceHeader, TraceparentMapsToXray) {
     const TraceHeader h =

@@ -4,13 +4,11 @@
 //
 // What must hold, and what it needs:
 //   - documents: one trace id across all four, each segment's parent_id exactly the caller's
-//     subsegment id. Today this comes from same-node stitching; once header injection lands it
-//     comes from the header too, and must stay the same.
+//     subsegment id. Both same-node stitching and the injected header carry it, and they name
+//     the same ids.
 //   - the wire: the X-Amzn-Trace-Id each hop really received (hop.py/hop.js report it in their
-//     bodies; nginx logs it) names the caller's subsegment. Only injection can do that:
-//     DISABLED_ until it lands (the lead enables it at merge).
+//     bodies; nginx logs it) names the caller's subsegment, which only header injection can do.
 //   - `--no-inject`: no header on the wire past A, and stitching still links everything.
-//     DISABLED_ until the option exists.
 //
 // Fixtures: hop.py, hop.js (report the header they received, call the next hop), nginx with a
 // generated proxy config that logs the header it received.
@@ -358,17 +356,16 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
 const json& call_of(const json& segment) { return segment["subsegments"][0]; }
 
 // ---------------------------------------------------------------------------------------------
-// Documents: one trace, each parent the caller's subsegment. Passes today through same-node
-// stitching; must keep passing once injection lands (the ids on the wire and in the documents are
-// the same ones).
+// Documents: one trace, each parent the caller's subsegment. Same-node stitching and the injected
+// header agree (the ids on the wire and in the documents are the same ones).
 TEST_F(ContinuityChainE2E, PythonNodeNginxPythonAcrossNamespacesOneTrace) {
     const std::string tag = unique_tag();
     auto runs = run_chain({"/ok/" + tag + "/one", "/missing/" + tag}, {});
     EXPECT_EQ(runs.size(), 2u);
 }
 
-// The wire: every hop received a header naming its caller's subsegment. Enabled when injection
-// lands. Until then it fails: B and nginx receive no header ("none").
+// The wire: every hop received a header naming its caller's subsegment (header injection; without
+// it B and nginx would receive no header, "none").
 //
 // nginx forwards the header it received (proxy_pass passes request headers through), and
 // injection leaves a request that already carries one byte-identical, so D receives B's header,
@@ -392,7 +389,6 @@ TEST_F(ContinuityChainE2E, WireHeadersNameTheCallersSubsegment) {
 }
 
 // `--no-inject`: nothing is added on the wire, and stitching alone still links all four.
-// Enabled when the option exists (the injection branch).
 TEST_F(ContinuityChainE2E, NoInjectStitchingStillLinksEverything) {
     const std::string tag = unique_tag();
     auto runs = run_chain({"/ok/" + tag + "/one", "/missing/" + tag}, {"--no-inject"});
@@ -411,7 +407,7 @@ TEST_F(ContinuityChainE2E, NoInjectStitchingStillLinksEverything) {
 // proxy's call subsegment (the proxy's segment is its real caller in the trace), not under the
 // client's parent beside the proxy: the correlator sees that nginx's call carried exactly the
 // header nginx's own request came with, so the header is not nginx's and same-node stitching
-// wins over it. The same applies to D in the chain above once injection sends B's header to
+// wins over it. The same applies to D in the chain above, since injection sends B's header to
 // nginx.
 TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsCall) {
     NetNs ns_c("c");

@@ -8,8 +8,8 @@
 //      segment must continue that trace under the SDK's subsegment.
 //   2. Passport → SDK: an unmodified Python service traced by Passport calls the SDK service.
 //      The SDK's segment must name Passport's subsegment as parent. Only header injection can do
-//      that (the SDK service is not traced by Passport, so same-node stitching cannot help):
-//      DISABLED_ until injection lands, plus the --no-inject variant showing the limit.
+//      that (the SDK service is not traced by Passport, so same-node stitching cannot help);
+//      the --no-inject variant shows the limit without it.
 //   3. The app's own SDK wins: the SDK service is itself selected; its outgoing call already
 //      carries the SDK's header, and the downstream segment hangs under the SDK's subsegment.
 //
@@ -446,8 +446,8 @@ std::vector<XraySdkInteropE2E::PassportToSdk> XraySdkInteropE2E::run_passport_to
     return out;
 }
 
-// Needs header injection (sock_ops + sk_msg): enabled when injection lands. Until then it fails
-// with "the SDK service received none".
+// Needs header injection (sock_ops + sk_msg): without it the SDK service would receive no header
+// ("none").
 TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment) {
     auto runs = run_passport_to_sdk({}, /*also_select_sdk_service=*/false);
     ASSERT_EQ(runs.size(), 2u);
@@ -467,11 +467,10 @@ TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment)
     stop_and_report();
 }
 
-// The stitching-only picture (--no-inject): the SDK service is not traced by Passport, so nothing
-// links its segment to the caller; the SDK starts its own trace, and Passport's subsegment is not
-// marked traced (X-Ray infers the callee). Selecting the SDK service too only adds Passport's own
-// segment for it, stitched under the call, next to the SDK's separate trace.
-// Enabled when --no-inject exists (the injection branch).
+// The stitching-only picture (--no-inject): no header reaches the SDK service, so nothing links
+// the SDK's segment to the caller and the SDK starts its own trace. The SDK service is selected
+// too, so Passport's own segment for it is stitched under the call (which is therefore marked
+// traced), next to the SDK's separate trace.
 TEST_F(XraySdkInteropE2E, WithoutInjectionTheSdkCalleeStartsItsOwnTrace) {
     auto runs = run_passport_to_sdk({"--no-inject"}, /*also_select_sdk_service=*/true);
     ASSERT_EQ(runs.size(), 2u);

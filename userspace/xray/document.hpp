@@ -59,8 +59,7 @@ std::string truncate_url(std::string_view url, size_t max_chars = kMaxUrlLength)
 std::string_view truncate_url_view(std::string_view url, size_t max_chars = kMaxUrlLength);
 
 // Sets the flags an HTTP status implies (X-Ray's errors and faults): 4xx error, 429 throttle +
-// error, 5xx fault. Never
-// clears a flag, so flags from other causes (a transport error) compound.
+// error, 5xx fault. Never clears a flag, so flags from other causes (a transport error) compound.
 void apply_http_status(int status, bool& error, bool& throttle, bool& fault);
 
 // Appends s as a JSON string literal (quotes included): control characters escaped, invalid

@@ -929,7 +929,7 @@ http {{
                 res["callgrind"] = {"iterations": j["iterations"], "events": j["events"], "documents": j["documents"],
                                     "instructions": total, "instructions_per_event": total / j["events"],
                                     "instructions_per_document": total / max(1, j["documents"]),
-                                    "out_file": out}
+                                    "out_file": os.path.relpath(out, self.build)}
         else:
             self.note("valgrind not installed: no instructions/event")
         self.log(f"  {res['events_per_s']:.0f} events/s ({res['ns_per_event']:.0f} ns/event, "
@@ -1234,7 +1234,7 @@ def main():
     ap = argparse.ArgumentParser(description="Passport benchmark suite (see docs/performance.md)")
     ap.add_argument("--source", default=os.path.dirname(HERE))
     ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"))
-    ap.add_argument("--quick", action="store_true", help="2 rounds, short runs (about 4 minutes)")
+    ap.add_argument("--quick", action="store_true", help="2 rounds, short runs (about 5 minutes)")
     ap.add_argument("--only", help="comma-separated sections: pipeline,overhead,client,stress,idle,syscalls")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=float, help="seconds of measured wrk load per run")
@@ -1251,9 +1251,6 @@ def main():
     ap.add_argument("--baseline", help="another passport binary to compare with in the same rounds: adds the "
                                        "conditions passport-base (nginx) and base-other/base-self (syscalls)")
     ap.add_argument("--out", help="results directory (default BUILD/bench/results)")
-    ap.add_argument("--docs", action="store_true", help="also write docs/performance.png and docs/performance.json "
-                                                        "(default for full runs)")
-    ap.add_argument("--no-docs", action="store_true", help="never write into docs/")
     a = ap.parse_args()
     q = a.quick
     a.rounds = a.rounds or (2 if q else 5)
@@ -1290,12 +1287,6 @@ def main():
     charted = chart(R, bench.out_dir, png)
     print(text)
     print(f"\nresults: {os.path.join(bench.out_dir, 'results.json')}" + (f", chart: {png}" if charted else ""))
-    if (a.docs or not q) and not a.no_docs and not a.only:
-        docs = os.path.join(bench.src, "docs")
-        shutil.copyfile(os.path.join(bench.out_dir, "results.json"), os.path.join(docs, "performance.json"))
-        if charted:
-            shutil.copyfile(png, os.path.join(docs, "performance.png"))
-        print("updated docs/performance.json" + (" and docs/performance.png" if charted else ""))
 
 
 if __name__ == "__main__":

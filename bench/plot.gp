@@ -1,4 +1,4 @@
-# Chart for docs/performance.png, drawn by bench/bench.py:
+# The suite's chart (BUILD/bench/results/performance.png), drawn by bench/bench.py:
 #   gnuplot -c plot.gp RATIOS.dat COST.dat OUT.png "TITLE"
 # RATIOS.dat: label thr thr_min thr_max p50 p50_min p50_max p99 p99_min p99_max (ratios to untraced)
 # COST.dat:   label extra_server_us agent_us (CPU per request beyond untraced)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Passport's benchmark suite: builds what it needs, runs every benchmark, prints the
-# table, writes BUILD/bench/results/{results.json,table.txt,performance.png} and, for full runs,
-# docs/performance.{json,png}. About 15 minutes; `--quick` takes about 5. Needs root.
-#   sudo bench/run.sh [--quick] [--only pipeline,overhead,client,stress,idle,syscalls] [--help]
+# table and writes BUILD/bench/results/{results.json,table.txt,performance.png}. About 16
+# minutes on an idle 2-vCPU machine (longer when other load makes it repeat runs); `--quick`
+# about 5. Needs root: as root run it directly, from another account put sudo in front.
+#   bench/run.sh [--quick] [--only pipeline,overhead,client,stress,idle,syscalls] [--help]
 # Environment: PASSPORT_BUILD_DIR (default ./build), BENCH_NO_BUILD=1 to use the binaries as they are.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +21,7 @@ for tool in cmake wrk nginx node valgrind gnuplot; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
-  echo "bench/run.sh: missing ${missing[*]}; install them with: sudo .ci/install-deps.sh" >&2
+  echo "bench/run.sh: missing ${missing[*]}; install them with .ci/install-deps.sh (as root)" >&2
   exit 1
 fi
 # npm installs the X-Ray SDK for the Node comparison (into the build tree, on first use); without

@@ -731,7 +731,7 @@ TEST_F(InjectE2e, KilledUnderInjectionLoadLosesNoByte) {
         << "left loaded after SIGKILL: " << ::testing::PrintToString(passport_bpf_objects());
 }
 
-// Connections opened before the agent started (issue 3): a selected python http.client whose
+// Connections opened before the agent started: a selected python http.client whose
 // keep-alive connection was warmed up before the agent existed gets the header on the requests
 // it sends afterwards (the agent adopts the connection), every other byte identical; each
 // header names the subsegment Passport wrote for the call. An unselected process's connection,

@@ -11,8 +11,6 @@ packages=(
   libclang-rt-14-dev
   # BPF toolchain: bpftool generates vmlinux.h and skeletons; libbpf loads them
   bpftool libbpf-dev libelf-dev zlib1g-dev
-  # BCC headers: ELF symbol lookup for uprobes (static libbcc.a, no LLVM at run time)
-  libbpfcc-dev
   # userspace libraries
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # programs the tests trace (real, unmodified servers and clients)

@@ -96,8 +96,7 @@ int on_record(void* ctx, void* data, size_t size) {
         if (rc->injection && !rc->trace_all) {
             std::vector<std::string> log;
             rc->injection->adopt_process(exec->tgid, rc->verbose ? &log : nullptr);
-            for (const auto& line : log)
-                std::fprintf(stderr, "passport: inject %s\n", line.c_str());
+            for (const auto& line : log) spdlog::debug("inject {}", line);
         }
     }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
@@ -128,324 +127,398 @@ std::string hostname() {
     return ::gethostname(buf, sizeof(buf) - 1) == 0 ? buf : "";
 }
 
-}  // namespace
+// The start report and the exit counters: user-facing lines, printed as they are.
+spdlog::logger& report() {
+    static const std::shared_ptr<spdlog::logger> logger =
+        spdlog::get(kReportLogger) ? spdlog::get(kReportLogger) : spdlog::default_logger();
+    return *logger;
+}
 
-int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function<void()> on_ready) {
-    if (::geteuid() != 0) {
-        std::fprintf(
-            stderr,
-            "passport: must run as root (loads BPF programs and reads /proc of other users)\n");
-        return 1;
-    }
-    KernelFeatures features = probe_kernel_features();
-    std::fputs(format_feature_report(features).c_str(), stderr);
-    if (!features.btf || !features.syscall_tracepoints || !features.ringbuf) {
-        std::fprintf(
-            stderr,
-            "passport: this kernel lacks what capture needs (BTF, syscall tracepoints and a "
-            "BPF ring buffer); nothing can be traced\n");
-        return 1;
-    }
-    std::fprintf(
-        stderr,
-        "passport: capabilities: HTTP/1.x server segments and outgoing-call subsegments over "
-        "plaintext TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API "
-        "calls (see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see "
-        "docs/not-supported.md)\n");
-    // AWS API calls: set before any traffic is processed, read-only afterwards.
-    aws::set_options(aws::Options{.enabled = cfg.aws_calls, .endpoints = cfg.aws_endpoints});
-    std::fprintf(stderr, "passport: AWS API calls: %s\n",
-                 !cfg.aws_calls ? "off (--no-aws-calls): recorded as remote HTTP calls"
-                 : cfg.aws_endpoints.empty()
-                     ? "recognised by *.amazonaws.com hosts and SigV4 signatures (docs/aws.md)"
-                     : "recognised by *.amazonaws.com hosts, SigV4 signatures and the configured "
-                       "--aws-endpoint hosts (docs/aws.md)");
+// A timer that runs `fn` every `period` on `io` until the io_context stops.
+std::shared_ptr<asio::steady_timer> every(asio::io_context& io, std::chrono::milliseconds period,
+                                          std::function<void()> fn) {
+    auto timer = std::make_shared<asio::steady_timer>(io);
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [timer, period, fn, tick]() {
+        timer->expires_after(period);
+        timer->async_wait([timer, fn, tick](boost::system::error_code ec) {
+            if (ec) return;
+            fn();
+            (*tick)();
+        });
+    };
+    (*tick)();
+    return timer;
+}
 
-    spdlog::set_level(cfg.verbose ? spdlog::level::debug : spdlog::level::info);
-    asio::io_context io;
-    Counters counters;
-    ClockOffset clock;
+// One run of the agent, from the kernel check to the exit counters. Each start-up step returns
+// 0 to go on or the exit status to stop with (1: cannot run here, 2: bad configuration), having
+// said why. Members are declared in the order they are built, so an early return tears them
+// down in reverse, as the normal shutdown does.
+class Agent {
+  public:
+    Agent(const Config& cfg, exporter::Emitter* extra_emitter)
+        : cfg_(cfg), extra_emitter_(extra_emitter) {}
+
+    int run(const std::function<void()>& on_ready) {
+        if (int rc = check_kernel(); rc != 0) return rc;
+        enable_aws_calls();
+        if (int rc = open_outputs(); rc != 0) return rc;
+        if (int rc = build_pipeline(); rc != 0) return rc;
+        if (int rc = load_probes(); rc != 0) return rc;
+        start_injection();
+        if (int rc = select_processes(); rc != 0) return rc;
+        adopt_connections();
+        start_tls();
+        if (int rc = open_ring(); rc != 0) return rc;
+        schedule_work();
+        report_ready();
+        if (on_ready) asio::post(io_, on_ready);
+        io_.run();
+        shutdown();
+        return 0;
+    }
+
+  private:
+    int check_kernel() {
+        if (::geteuid() != 0) {
+            spdlog::error("must run as root (loads BPF programs and reads /proc of other users)");
+            return 1;
+        }
+        features_ = probe_kernel_features();
+        std::string text = format_feature_report(features_);
+        if (!text.empty() && text.back() == '\n') text.pop_back();
+        report().info(text);
+        if (!features_.btf || !features_.syscall_tracepoints || !features_.ringbuf) {
+            spdlog::error(
+                "this kernel lacks what capture needs (BTF, syscall tracepoints and a BPF ring "
+                "buffer); nothing can be traced");
+            return 1;
+        }
+        spdlog::info(
+            "capabilities: HTTP/1.x server segments and outgoing-call subsegments over plaintext "
+            "TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API calls "
+            "(see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see docs/not-supported.md)");
+        return 0;
+    }
+
+    // Set before any traffic is processed, read-only afterwards.
+    void enable_aws_calls() {
+        aws::set_options(aws::Options{.enabled = cfg_.aws_calls, .endpoints = cfg_.aws_endpoints});
+        spdlog::info("AWS API calls: {}",
+                     !cfg_.aws_calls ? "off (--no-aws-calls): recorded as remote HTTP calls"
+                     : cfg_.aws_endpoints.empty()
+                         ? "recognised by *.amazonaws.com hosts and SigV4 signatures (docs/aws.md)"
+                         : "recognised by *.amazonaws.com hosts, SigV4 signatures and the "
+                           "configured --aws-endpoint hosts (docs/aws.md)");
+    }
 
     // Emitters: UDP to the daemon and/or JSON lines to a file, plus the caller's own sink.
-    exporter::FanoutEmitter fanout;
-    if (!cfg.daemon_address.empty()) {
-        auto addr = exporter::parse_daemon_address(cfg.daemon_address);
-        if (!addr) {
-            std::fprintf(stderr, "passport: daemon address: %s\n", addr.error().c_str());
-            return 2;
+    int open_outputs() {
+        if (!cfg_.daemon_address.empty()) {
+            auto addr = exporter::parse_daemon_address(cfg_.daemon_address);
+            if (!addr) {
+                spdlog::error("daemon address: {}", addr.error());
+                return 2;
+            }
+            auto u = exporter::UdpEmitter::create(io_, addr->udp, counters_);
+            if (!u) {
+                spdlog::error("{}", u.error());
+                return 1;
+            }
+            (*u)->set_batch_size(64);  // one sendmmsg per drain instead of a syscall per document
+            fanout_.add(std::move(*u));
+            spdlog::info("sending documents to the X-Ray daemon at udp {}",
+                         exporter::to_string(addr->udp));
         }
-        auto u = exporter::UdpEmitter::create(io, addr->udp, counters);
-        if (!u) {
-            std::fprintf(stderr, "passport: %s\n", u.error().c_str());
+        if (!cfg_.output.empty()) {
+            auto f = exporter::FileEmitter::open(cfg_.output, counters_);
+            if (!f) {
+                spdlog::error("--output: {}", f.error());
+                return 1;
+            }
+            fanout_.add(std::move(*f));
+        }
+        if (extra_emitter_) fanout_.add(std::make_unique<ForwardingEmitter>(*extra_emitter_));
+        return 0;
+    }
+
+    // Sampling rules, split between the kernel and userspace, and the pipeline that uses them.
+    int build_pipeline() {
+        sample::LocalRules rules = sample::default_local_rules();
+        if (!cfg_.sampling_rules.empty()) {
+            auto r = sample::load_local_rules(cfg_.sampling_rules);
+            if (!r) {
+                spdlog::error("--sampling-rules {}: {}", cfg_.sampling_rules, r.error());
+                return 2;
+            }
+            rules = std::move(*r);
+        }
+        // The kernel decides sampling for the traces it mints (the decision travels downstream
+        // in injected headers before userspace sees the request); rules it cannot hold stay here.
+        kernel_rules_ = sample::compile_kernel_rules(rules);
+        if (kernel_rules_.deferred > 0)
+            spdlog::warn(
+                "{} sampling rule(s) too long or beyond the first {}: requests reaching them are "
+                "sampled in userspace, not in the kernel",
+                kernel_rules_.deferred, PP_MAX_SAMPLE_RULES);
+        counters_.set("kernel.sampling_rules_deferred", kernel_rules_.deferred);
+
+        pipeline::PipelineConfig pcfg;
+        pcfg.correlator.kernel_rule_names = kernel_rules_.names;
+        pcfg.correlator.configured_service_name = cfg_.service_name;
+        pcfg.correlator.hostname = hostname();
+        pcfg.correlator.redaction = {cfg_.redact, cfg_.redact_names};
+        pcfg.correlator.export_process_args = cfg_.export_process_args;
+        pcfg.tracker.memory_budget_bytes = size_t{cfg_.memory_budget_mb} * 1024 * 1024;
+        pipeline_ = std::make_unique<pipeline::Pipeline>(
+            pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout_, counters_,
+            clock_);
+        return 0;
+    }
+
+    int load_probes() {
+        ProbeConfig pc;
+        pc.trace_all = cfg_.trace_all();
+        pc.server_ports = cfg_.ports;
+        pc.ringbuf_bytes = cfg_.ringbuf_mb * 1024u * 1024u;
+        pc.max_connections = cfg_.max_connections;
+        pc.sample_rules = kernel_rules_.rules;
+        pc.sample_default = kernel_rules_.default_rule;
+        pc.sample_cfg = kernel_rules_.cfg;
+        pc.inject = cfg_.inject && features_.sk_msg && features_.sock_ops;
+        auto loaded = BpfProbes::load(pc);
+        if (!loaded) {
+            spdlog::error("{}", loaded.error());
             return 1;
         }
-        (*u)->set_batch_size(64);  // one sendmmsg per drain instead of a syscall per document
-        fanout.add(std::move(*u));
-        std::fprintf(stderr, "passport: sending documents to the X-Ray daemon at udp %s\n",
-                     exporter::to_string(addr->udp).c_str());
+        probes_ = std::move(*loaded);
+        // Loading parses the kernel's BTF (tens of MB, freed once CO-RE relocation is done); give
+        // those pages back instead of keeping them as idle heap for the agent's whole life.
+        ::malloc_trim(0);
+        report().info("  {} tp_btf - {}", probes_->fork_inheritance() ? "[yes]" : "[no] ",
+                      probes_->fork_inheritance()
+                          ? "children forked by selected processes are selected in the kernel"
+                          : "refused by this kernel: children forked by selected processes after "
+                            "start are not traced");
+        return 0;
     }
-    if (!cfg.output.empty()) {
-        auto f = exporter::FileEmitter::open(cfg.output, counters);
-        if (!f) {
-            std::fprintf(stderr, "passport: --output: %s\n", f.error().c_str());
-            return 1;
-        }
-        fanout.add(std::move(*f));
-    }
-    if (extra_emitter) fanout.add(std::make_unique<ForwardingEmitter>(*extra_emitter));
-
-    sample::LocalRules rules = sample::default_local_rules();
-    if (!cfg.sampling_rules.empty()) {
-        auto r = sample::load_local_rules(cfg.sampling_rules);
-        if (!r) {
-            std::fprintf(stderr, "passport: --sampling-rules %s: %s\n", cfg.sampling_rules.c_str(),
-                         r.error().c_str());
-            return 2;
-        }
-        rules = std::move(*r);
-    }
-
-    // The kernel decides sampling for the traces it mints (the decision travels downstream in
-    // injected headers before userspace sees the request); rules it cannot hold stay here.
-    sample::KernelRules kernel_rules = sample::compile_kernel_rules(rules);
-    if (kernel_rules.deferred > 0)
-        std::fprintf(stderr,
-                     "passport: %zu sampling rule(s) too long or beyond the first %d: requests "
-                     "reaching them are "
-                     "sampled in userspace, not in the kernel\n",
-                     kernel_rules.deferred, PP_MAX_SAMPLE_RULES);
-    counters.set("kernel.sampling_rules_deferred", kernel_rules.deferred);
-
-    pipeline::PipelineConfig pcfg;
-    pcfg.correlator.kernel_rule_names = kernel_rules.names;
-    pcfg.correlator.configured_service_name = cfg.service_name;
-    pcfg.correlator.hostname = hostname();
-    pcfg.correlator.redaction = {cfg.redact, cfg.redact_names};
-    pcfg.correlator.export_process_args = cfg.export_process_args;
-    pcfg.tracker.memory_budget_bytes = size_t{cfg.memory_budget_mb} * 1024 * 1024;
-    pipeline::Pipeline pipe(pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout,
-                            counters, clock);
-
-    ProbeConfig pc;
-    pc.trace_all = cfg.trace_all();
-    pc.server_ports = cfg.ports;
-    pc.ringbuf_bytes = cfg.ringbuf_mb * 1024u * 1024u;
-    pc.max_connections = cfg.max_connections;
-    pc.sample_rules = kernel_rules.rules;
-    pc.sample_default = kernel_rules.default_rule;
-    pc.sample_cfg = kernel_rules.cfg;
-    pc.inject = cfg.inject && features.sk_msg && features.sock_ops;
-    auto loaded = BpfProbes::load(pc);
-    if (!loaded) {
-        std::fprintf(stderr, "passport: %s\n", loaded.error().c_str());
-        return 1;
-    }
-    std::unique_ptr<BpfProbes> probes = std::move(*loaded);
-    // Loading parses the kernel's BTF (tens of MB, freed once CO-RE relocation is done); give
-    // those pages back instead of keeping them as idle heap for the agent's whole life.
-    ::malloc_trim(0);
-    std::fprintf(stderr, "  %s tp_btf - %s\n", probes->fork_inheritance() ? "[yes]" : "[no] ",
-                 probes->fork_inheritance()
-                     ? "children forked by selected processes are selected in the kernel"
-                     : "refused by this kernel: children forked by selected processes after start "
-                       "are not traced");
 
     // Header injection: optional; everything else works without it.
-    std::unique_ptr<Injection> injection;
-    {
+    void start_injection() {
         std::string why;
-        if (!cfg.inject) {
+        if (!cfg_.inject) {
             why = "off (--no-inject)";
-        } else if (!features.sk_msg || !features.sock_ops) {
+        } else if (!features_.sk_msg || !features_.sock_ops) {
             why = "off: this kernel lacks sock_ops/sk_msg programs";
         } else {
             std::vector<DenyEntry> deny;
             for (uint16_t port : kDefaultInjectDenyPorts)
                 deny.push_back(DenyEntry{.is_port = true, .port = port});
-            for (const auto& d : cfg.inject_deny) deny.push_back(*parse_deny(d));
-            auto inj = Injection::attach(*probes, deny, features.cgroup2_path, cfg.trace_all());
+            for (const auto& d : cfg_.inject_deny) deny.push_back(*parse_deny(d));
+            auto inj = Injection::attach(*probes_, deny, features_.cgroup2_path, cfg_.trace_all());
             if (inj) {
-                injection = std::move(*inj);
+                injection_ = std::move(*inj);
             } else {
                 why = "off: " + inj.error();
             }
         }
-        if (injection) {
-            std::fprintf(
-                stderr,
-                "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of "
-                "traced "
-                "processes on connections opened from now on, and on those they opened earlier "
-                "(adopted) (sock_ops on %s); never to %zu well-known non-HTTP ports%s\n",
-                injection->cgroup_path().c_str(), std::size(kDefaultInjectDenyPorts),
-                cfg.inject_deny.empty() ? "" : " nor to --inject-deny");
-        } else {
-            std::fprintf(stderr, "  [no]  injection - %s\n", why.c_str());
+        if (!injection_) {
+            report().info("  [no]  injection - {}", why);
+            return;
         }
+        report().info(
+            "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
+            "processes on connections opened from now on, and on those they opened earlier "
+            "(adopted) (sock_ops on {}); never to {} well-known non-HTTP ports{}",
+            injection_->cgroup_path(), std::size(kDefaultInjectDenyPorts),
+            cfg_.inject_deny.empty() ? "" : " nor to --inject-deny");
     }
 
-    ProcessSelector selector(cfg, *probes, counters);
-    auto scanned = selector.scan();
-    if (!scanned) {
-        std::fprintf(stderr, "passport: %s\n", scanned.error().c_str());
-        return 2;
+    int select_processes() {
+        selector_ = std::make_unique<ProcessSelector>(cfg_, *probes_, counters_);
+        auto scanned = selector_->scan();
+        if (!scanned) {
+            spdlog::error("{}", scanned.error());
+            return 2;
+        }
+        selected_ = *scanned;
+        return 0;
     }
 
     // Connections the selected processes opened before now never passed sock_ops: adopt them
     // (docs/injection.md, "Connections opened earlier").
-    if (injection) {
+    void adopt_connections() {
+        if (!injection_) return;
         std::vector<std::string> log;
-        size_t adopted = injection->adopt_selected(cfg.verbose ? &log : nullptr);
-        std::fprintf(
-            stderr, "        injection adopted %zu established connection(s) opened before start\n",
-            adopted);
-        for (const auto& line : log) std::fprintf(stderr, "        inject %s\n", line.c_str());
+        size_t adopted = injection_->adopt_selected(cfg_.verbose ? &log : nullptr);
+        report().info("        injection adopted {} established connection(s) opened before start",
+                      adopted);
+        for (const auto& line : log) spdlog::debug("inject {}", line);
     }
 
     // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
-    std::unique_ptr<TlsTracer> tls;
-    if (!cfg.tls) {
-        std::fprintf(stderr, "  [no]  TLS - off (--no-tls): HTTPS traffic is not traced\n");
-    } else if (!features.uprobes) {
-        std::fprintf(stderr,
-                     "  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced\n");
-    } else {
-        tls = std::make_unique<TlsTracer>(*probes, counters, cfg.trace_all());
-        tls->scan_selected();
-        if (tls->attached_binaries() == 0) {
-            std::fprintf(stderr,
-                         "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected "
-                         "process maps "
-                         "libssl.so.* or exports SSL_write; processes that load it later are "
-                         "attached then\n");
-        } else {
-            std::fprintf(stderr, "  [yes] TLS - OpenSSL uprobes on %zu binaries in %zu processes\n",
-                         tls->attached_binaries(), tls->attached_processes());
+    void start_tls() {
+        if (!cfg_.tls) {
+            report().info("  [no]  TLS - off (--no-tls): HTTPS traffic is not traced");
+            return;
         }
-        if (cfg.verbose) {
-            for (const auto& line : tls->describe())
-                std::fprintf(stderr, "        tls %s\n", line.c_str());
+        if (!features_.uprobes) {
+            report().info("  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced");
+            return;
+        }
+        tls_ = std::make_unique<TlsTracer>(*probes_, counters_, cfg_.trace_all());
+        tls_->scan_selected();
+        if (tls_->attached_binaries() == 0) {
+            report().info(
+                "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process "
+                "maps libssl.so.* or exports SSL_write; processes that load it later are attached "
+                "then");
+        } else {
+            report().info("  [yes] TLS - OpenSSL uprobes on {} binaries in {} processes",
+                          tls_->attached_binaries(), tls_->attached_processes());
+        }
+        if (cfg_.verbose) {
+            for (const auto& line : tls_->describe()) report().info("        tls {}", line);
         }
     }
 
-    Recorder record;
-    if (!cfg.record.empty()) {
-        auto r = open_recorder(cfg);
-        if (!r) {
-            std::fprintf(stderr, "passport: --record: %s\n", r.error().c_str());
+    // The recorder, then the ring buffer that feeds it and the pipeline.
+    int open_ring() {
+        if (!cfg_.record.empty()) {
+            auto r = open_recorder(cfg_);
+            if (!r) {
+                spdlog::error("--record: {}", r.error());
+                return 1;
+            }
+            record_ = std::move(*r);
+        }
+        ring_context_ =
+            RingContext{&counters_,       pipeline_.get(),  selector_.get(), &record_, tls_.get(),
+                        injection_.get(), cfg_.trace_all(), cfg_.verbose,    {}};
+        ring_.reset(ring_buffer__new(probes_->events_map_fd(), on_record, &ring_context_, nullptr));
+        if (!ring_) {
+            spdlog::error("ring buffer setup failed");
             return 1;
         }
-        record = std::move(*r);
-    }
-    RingContext rc{&counters,       &pipe,           &selector,   &record, tls.get(),
-                   injection.get(), cfg.trace_all(), cfg.verbose, {}};
-    std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring(
-        ring_buffer__new(probes->events_map_fd(), on_record, &rc, nullptr), ring_buffer__free);
-    if (!ring) {
-        std::fprintf(stderr, "passport: ring buffer setup failed\n");
-        return 1;
+        return 0;
     }
 
-    // The kernel side wakes us only when much data waits (wakeups are costly there); a short
-    // timer drains the rest.
-    asio::posix::stream_descriptor ring_fd(io, ::dup(ring_buffer__epoll_fd(ring.get())));
-    std::function<void()> wait_ring = [&]() {
-        ring_fd.async_wait(asio::posix::stream_descriptor::wait_read,
-                           [&](boost::system::error_code ec) {
-                               if (ec) return;
-                               ring_buffer__consume(ring.get());
-                               fanout.flush();
-                               wait_ring();
-                           });
-    };
-    wait_ring();
+    // Everything the io_context runs: ring reads, periodic work, and what stops the agent.
+    void schedule_work() {
+        // The kernel side wakes us only when much data waits (wakeups are costly there); a short
+        // timer drains the rest.
+        ring_fd_.emplace(io_, ::dup(ring_buffer__epoll_fd(ring_.get())));
+        wait_ring();
+        timers_.push_back(every(io_, 10ms, [this]() {
+            ring_buffer__consume(ring_.get());
+            fanout_.flush();  // batched datagrams leave at most one tick after their document
+        }));
+        timers_.push_back(every(io_, 200ms, [this]() { pipeline_->tick(monotonic_now_ns()); }));
+        timers_.push_back(every(io_, 100ms, [this]() {
+            if (tls_) tls_->tick();
+        }));
+        timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
+        // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
+        timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
 
-    auto every = [&](std::chrono::milliseconds period, std::function<void()> fn) {
-        auto timer = std::make_shared<asio::steady_timer>(io);
-        auto tick = std::make_shared<std::function<void()>>();
-        *tick = [timer, period, fn, tick]() {
-            timer->expires_after(period);
-            timer->async_wait([timer, fn, tick](boost::system::error_code ec) {
-                if (ec) return;
-                fn();
-                (*tick)();
-            });
-        };
-        (*tick)();
-        return timer;
-    };
-    auto t_drain = every(10ms, [&]() {
-        ring_buffer__consume(ring.get());
-        fanout.flush();  // batched datagrams leave at most one tick after their document
-    });
-    auto t_tick = every(200ms, [&]() { pipe.tick(monotonic_now_ns()); });
-    auto t_tls = every(100ms, [&]() {
-        if (tls) tls->tick();
-    });
-    auto t_clock = every(10s, [&]() { clock.refresh(); });
-    // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
-    auto t_kclock = every(1s, [&]() { probes->refresh_clock(); });
-
-    auto stop = [&]() { io.stop(); };
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) stop();
-    });
-    asio::steady_timer duration_timer(io);
-    if (cfg.duration_s > 0) {
-        duration_timer.expires_after(
-            std::chrono::milliseconds(static_cast<int64_t>(cfg.duration_s * 1000)));
-        duration_timer.async_wait([&](boost::system::error_code ec) {
-            if (!ec) stop();
+        signals_.async_wait([this](boost::system::error_code ec, int) {
+            if (!ec) io_.stop();
         });
+        if (cfg_.duration_s > 0) {
+            duration_timer_.expires_after(
+                std::chrono::milliseconds(static_cast<int64_t>(cfg_.duration_s * 1000)));
+            duration_timer_.async_wait([this](boost::system::error_code ec) {
+                if (!ec) io_.stop();
+            });
+        }
     }
 
-    std::fprintf(stderr, "passport: %zu programs attached; tracing %s\n", probes->attached().size(),
-                 cfg.trace_all() ? "every process except passport"
-                                 : (std::to_string(*scanned) +
-                                    " selected process(es) and their future children")
-                                       .c_str());
-    std::fprintf(stderr, "passport: ready\n");
-    std::fflush(stderr);
-    if (on_ready) asio::post(io, on_ready);
+    void wait_ring() {
+        ring_fd_->async_wait(asio::posix::stream_descriptor::wait_read,
+                             [this](boost::system::error_code ec) {
+                                 if (ec) return;
+                                 ring_buffer__consume(ring_.get());
+                                 fanout_.flush();
+                                 wait_ring();
+                             });
+    }
 
-    io.run();
+    void report_ready() {
+        spdlog::info("{} programs attached; tracing {}", probes_->attached().size(),
+                     cfg_.trace_all() ? "every process except passport"
+                                      : std::to_string(selected_) +
+                                            " selected process(es) and their future children");
+        spdlog::info("ready");
+    }
 
-    // Drain what the kernel already wrote, end open exchanges, then detach.
-    ring_buffer__consume(ring.get());
-    pipe.shutdown();
-    auto drops = probes->drop_counts();
-    for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
-        counters.set(std::string("kernel.") + drop_reason_name(r), drops[static_cast<size_t>(r)]);
-    const auto lru = probes->lru_evictions();
-    counters.set("kernel.conns_evicted", lru.conns);
-    counters.set("kernel.thread_ctx_evicted", lru.thread_ctx);
-    auto ctxc = probes->ctx_counts();
-    for (int r = 0; r < PP_CTXC_COUNT; r++)
-        counters.set(std::string("kernel.") + ctx_counter_name(r), ctxc[static_cast<size_t>(r)]);
-    if (injection) {
-        auto ic = injection->counters();
+    // Drain what the kernel already wrote, end open exchanges, detach, then print the counters.
+    void shutdown() {
+        ring_buffer__consume(ring_.get());
+        pipeline_->shutdown();
+        collect_kernel_counters();
+        injection_.reset();  // detach before the programs and maps go
+        ring_.reset();
+        tls_.reset();  // uprobe links before the programs they use
+        probes_.reset();
+        if (record_.file) std::fflush(record_.file.get());
+        for (const auto& [name, value] : counters_.all())
+            report().info("counter {} {}", name, value);
+    }
+
+    void collect_kernel_counters() {
+        auto drops = probes_->drop_counts();
+        for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
+            counters_.set(std::string("kernel.") + drop_reason_name(r),
+                          drops[static_cast<size_t>(r)]);
+        const auto lru = probes_->lru_evictions();
+        counters_.set("kernel.conns_evicted", lru.conns);
+        counters_.set("kernel.thread_ctx_evicted", lru.thread_ctx);
+        auto ctxc = probes_->ctx_counts();
+        for (int r = 0; r < PP_CTXC_COUNT; r++)
+            counters_.set(std::string("kernel.") + ctx_counter_name(r),
+                          ctxc[static_cast<size_t>(r)]);
+        if (!injection_) return;
+        auto ic = injection_->counters();
         for (int c = 0; c < PP_INJC_COUNT; c++)
-            counters.set(std::string("inject.") + inject_counter_name(c),
-                         ic[static_cast<size_t>(c)]);
-        const auto& ac = injection->adopt_counts();
-        counters.set("inject.adopted_sockets", ac.adopted);
-        counters.set("inject.adopt_denied", ac.denied);
-        counters.set("inject.adopt_ebusy", ac.ebusy);
-        counters.set("inject.adopt_blocking", ac.blocking);
-        counters.set("inject.adopt_removed", ac.removed);
-        counters.set("inject.adopt_failed", ac.failed);
+            counters_.set(std::string("inject.") + inject_counter_name(c),
+                          ic[static_cast<size_t>(c)]);
+        const auto& ac = injection_->adopt_counts();
+        counters_.set("inject.adopted_sockets", ac.adopted);
+        counters_.set("inject.adopt_denied", ac.denied);
+        counters_.set("inject.adopt_ebusy", ac.ebusy);
+        counters_.set("inject.adopt_blocking", ac.blocking);
+        counters_.set("inject.adopt_removed", ac.removed);
+        counters_.set("inject.adopt_failed", ac.failed);
     }
-    injection.reset();  // detach before the programs and maps go
-    ring.reset();
-    tls.reset();  // uprobe links before the programs they use
-    probes.reset();
-    if (record.file) std::fflush(record.file.get());
 
-    for (const auto& [name, value] : counters.all())
-        std::fprintf(stderr, "counter %s %llu\n", name.c_str(),
-                     static_cast<unsigned long long>(value));
-    return 0;
+    const Config& cfg_;
+    exporter::Emitter* extra_emitter_;
+    KernelFeatures features_;
+    asio::io_context io_;
+    Counters counters_;
+    ClockOffset clock_;
+    exporter::FanoutEmitter fanout_;
+    sample::KernelRules kernel_rules_;
+    std::unique_ptr<pipeline::Pipeline> pipeline_;
+    std::unique_ptr<BpfProbes> probes_;
+    std::unique_ptr<Injection> injection_;
+    std::unique_ptr<ProcessSelector> selector_;
+    size_t selected_ = 0;  // processes selected at start
+    std::unique_ptr<TlsTracer> tls_;
+    Recorder record_;
+    RingContext ring_context_{};
+    std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring_{nullptr, ring_buffer__free};
+    std::optional<asio::posix::stream_descriptor> ring_fd_;
+    std::vector<std::shared_ptr<asio::steady_timer>> timers_;
+    asio::signal_set signals_{io_, SIGINT, SIGTERM};
+    asio::steady_timer duration_timer_{io_};
+};
+
+}  // namespace
+
+int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function<void()> on_ready) {
+    return Agent(cfg, extra_emitter).run(on_ready);
 }
 
 }  // namespace passport::agent

@@ -4,6 +4,9 @@
 #include <fnmatch.h>
 
 #include <cstdlib>
+#include <map>
+#include <optional>
+#include <utility>
 
 #include "userspace/export/daemon_address.hpp"
 
@@ -134,138 +137,170 @@ bool exe_matches(const std::string& glob, const std::string& exe_path, const std
     return !comm.empty() && fnmatch(glob.c_str(), comm.c_str(), 0) == 0;
 }
 
-Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon) {
-    Config c;
-    size_t i = 0;
-    if (!args.empty() && args[0] == "demo") {
-        c.demo = true;
-        i = 1;
-    }
-    auto value = [&](const std::string& flag) -> Result<std::string> {
-        if (i + 1 >= args.size()) return make_error(flag + " needs a value");
-        return args[++i];
+namespace {
+
+// Each flag that takes a value applies it to the config; the returned text is the error, empty
+// when the value is good.
+using ValueFlag = std::string (*)(const std::string& v, Config& c);
+
+std::string set_pid(const std::string& v, Config& c) {
+    auto n = parse_uint("--pid", v, 0x3fffffff);
+    if (!n) return n.error();
+    if (*n == 0) return "--pid: 0 is not a process";
+    c.pids.push_back(static_cast<uint32_t>(*n));
+    return {};
+}
+
+std::string set_port(const std::string& v, Config& c) {
+    auto n = parse_uint("--port", v, 65535);
+    if (!n) return n.error();
+    if (*n == 0) return "--port: 0 is not a port";
+    c.ports.push_back(static_cast<uint16_t>(*n));
+    return {};
+}
+
+std::string set_aws_endpoint(const std::string& v, Config& c) {
+    auto e = aws::parse_endpoint(v);
+    if (!e) return "--aws-endpoint: " + e.error();
+    c.aws_endpoints.push_back(std::move(*e));
+    return {};
+}
+
+std::string set_duration(const std::string& v, Config& c) {
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || d < 0)
+        return "--duration: expected seconds, got '" + v + "'";
+    c.duration_s = d;
+    return {};
+}
+
+std::string set_inject_deny(const std::string& v, Config& c) {
+    auto d = parse_deny(v);
+    if (!d) return d.error();
+    c.inject_deny.push_back(v);
+    return {};
+}
+
+std::string set_ringbuf_mb(const std::string& v, Config& c) {
+    auto n = parse_uint("--ringbuf-mb", v, 1024);
+    if (!n) return n.error();
+    if (*n == 0 || (*n & (*n - 1)) != 0) return "--ringbuf-mb: must be a power of two";
+    c.ringbuf_mb = static_cast<uint32_t>(*n);
+    return {};
+}
+
+std::string set_max_connections(const std::string& v, Config& c) {
+    auto n = parse_uint("--max-connections", v, 1u << 24);
+    if (!n) return n.error();
+    if (*n < 16) return "--max-connections: at least 16";
+    c.max_connections = static_cast<uint32_t>(*n);
+    return {};
+}
+
+std::string set_memory_budget_mb(const std::string& v, Config& c) {
+    auto n = parse_uint("--memory-budget-mb", v, 1u << 20);
+    if (!n) return n.error();
+    c.memory_budget_mb = static_cast<uint32_t>(*n);
+    return {};
+}
+
+const std::map<std::string, ValueFlag>& value_flags() {
+    static const std::map<std::string, ValueFlag> flags = {
+        {"--daemon-address",
+         [](const std::string& v, Config& c) {
+             c.daemon_address = v;
+             c.daemon_address_explicit = true;
+             return std::string();
+         }},
+        {"--output",
+         [](const std::string& v, Config& c) {
+             c.output = v;
+             return std::string();
+         }},
+        {"--pid", set_pid},
+        {"--exe",
+         [](const std::string& v, Config& c) {
+             if (v.empty()) return std::string("--exe: empty pattern");
+             c.exe_globs.push_back(v);
+             return std::string();
+         }},
+        {"--port", set_port},
+        {"--service-name",
+         [](const std::string& v, Config& c) {
+             c.service_name = v;
+             return std::string();
+         }},
+        {"--sampling-rules",
+         [](const std::string& v, Config& c) {
+             c.sampling_rules = v;
+             return std::string();
+         }},
+        {"--record",
+         [](const std::string& v, Config& c) {
+             c.record = v;
+             return std::string();
+         }},
+        {"--redact-query-param",
+         [](const std::string& v, Config& c) {
+             if (v.empty()) return std::string("--redact-query-param: empty name");
+             c.redact_names.push_back(v);
+             return std::string();
+         }},
+        {"--aws-endpoint", set_aws_endpoint},
+        {"--duration", set_duration},
+        {"--inject-deny", set_inject_deny},
+        {"--ringbuf-mb", set_ringbuf_mb},
+        {"--max-connections", set_max_connections},
+        {"--memory-budget-mb", set_memory_budget_mb},
     };
-    for (; i < args.size(); i++) {
-        std::string a = args[i];
-        std::string inline_val;
-        bool has_inline = false;
-        if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
-            inline_val = a.substr(a.find('=') + 1);
-            a = a.substr(0, a.find('='));
-            has_inline = true;
-        }
-        auto get = [&]() -> Result<std::string> {
-            if (has_inline) return inline_val;
-            return value(a);
-        };
-        if (a == "-h" || a == "--help") {
-            c.show_help = true;
-        } else if (a == "--version") {
-            c.show_version = true;
-        } else if (a == "-v" || a == "--verbose") {
-            c.verbose = true;
-        } else if (a == "--no-tls") {
-            c.tls = false;
-        } else if (a == "--daemon-address") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            c.daemon_address = *v;
-            c.daemon_address_explicit = true;
-        } else if (a == "--output") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            c.output = *v;
-        } else if (a == "--pid") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto n = parse_uint("--pid", *v, 0x3fffffff);
-            if (!n) return make_error(n.error());
-            if (*n == 0) return make_error("--pid: 0 is not a process");
-            c.pids.push_back(static_cast<uint32_t>(*n));
-        } else if (a == "--exe") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            if (v->empty()) return make_error("--exe: empty pattern");
-            c.exe_globs.push_back(*v);
-        } else if (a == "--port") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto n = parse_uint("--port", *v, 65535);
-            if (!n) return make_error(n.error());
-            if (*n == 0) return make_error("--port: 0 is not a port");
-            c.ports.push_back(static_cast<uint16_t>(*n));
-        } else if (a == "--service-name") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            c.service_name = *v;
-        } else if (a == "--sampling-rules") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            c.sampling_rules = *v;
-        } else if (a == "--record") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            c.record = *v;
-        } else if (a == "--record-raw") {
-            c.record_raw = true;
-        } else if (a == "--no-redact") {
-            c.redact = false;
-        } else if (a == "--redact-query-param") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            if (v->empty()) return make_error("--redact-query-param: empty name");
-            c.redact_names.push_back(*v);
-        } else if (a == "--export-process-args") {
-            c.export_process_args = true;
-        } else if (a == "--aws-endpoint") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto e = aws::parse_endpoint(*v);
-            if (!e) return make_error("--aws-endpoint: " + e.error());
-            c.aws_endpoints.push_back(std::move(*e));
-        } else if (a == "--no-aws-calls") {
-            c.aws_calls = false;
-        } else if (a == "--duration") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            char* end = nullptr;
-            double d = std::strtod(v->c_str(), &end);
-            if (end == v->c_str() || *end != '\0' || d < 0)
-                return make_error("--duration: expected seconds, got '" + *v + "'");
-            c.duration_s = d;
-        } else if (a == "--no-inject") {
-            c.inject = false;
-        } else if (a == "--inject-deny") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto d = parse_deny(*v);
-            if (!d) return make_error(d.error());
-            c.inject_deny.push_back(*v);
-        } else if (a == "--ringbuf-mb") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto n = parse_uint("--ringbuf-mb", *v, 1024);
-            if (!n) return make_error(n.error());
-            if (*n == 0 || (*n & (*n - 1)) != 0)
-                return make_error("--ringbuf-mb: must be a power of two");
-            c.ringbuf_mb = static_cast<uint32_t>(*n);
-        } else if (a == "--max-connections") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto n = parse_uint("--max-connections", *v, 1u << 24);
-            if (!n) return make_error(n.error());
-            if (*n < 16) return make_error("--max-connections: at least 16");
-            c.max_connections = static_cast<uint32_t>(*n);
-        } else if (a == "--memory-budget-mb") {
-            auto v = get();
-            if (!v) return make_error(v.error());
-            auto n = parse_uint("--memory-budget-mb", *v, 1u << 20);
-            if (!n) return make_error(n.error());
-            c.memory_budget_mb = static_cast<uint32_t>(*n);
-        } else {
-            return make_error("unknown option '" + args[i] + "' (see --help)");
-        }
+    return flags;
+}
+
+// Flags without a value (one given as --flag=value is accepted and the value ignored).
+const std::map<std::string, void (*)(Config&)>& switches() {
+    static const std::map<std::string, void (*)(Config&)> flags = {
+        {"-h", [](Config& c) { c.show_help = true; }},
+        {"--help", [](Config& c) { c.show_help = true; }},
+        {"--version", [](Config& c) { c.show_version = true; }},
+        {"-v", [](Config& c) { c.verbose = true; }},
+        {"--verbose", [](Config& c) { c.verbose = true; }},
+        {"--no-tls", [](Config& c) { c.tls = false; }},
+        {"--record-raw", [](Config& c) { c.record_raw = true; }},
+        {"--no-redact", [](Config& c) { c.redact = false; }},
+        {"--export-process-args", [](Config& c) { c.export_process_args = true; }},
+        {"--no-aws-calls", [](Config& c) { c.aws_calls = false; }},
+        {"--no-inject", [](Config& c) { c.inject = false; }},
+    };
+    return flags;
+}
+
+// "--flag=value" as flag and value; any other argument as itself with no value.
+std::pair<std::string, std::optional<std::string>> split_inline_value(const std::string& arg) {
+    const auto eq = arg.find('=');
+    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) return {arg, std::nullopt};
+    return {arg.substr(0, eq), arg.substr(eq + 1)};
+}
+
+// Applies args[i], and the value after it for a flag given as "--flag VALUE" (i moves past it).
+std::string apply_arg(const std::vector<std::string>& args, size_t& i, Config& c) {
+    auto [flag, value] = split_inline_value(args[i]);
+    if (auto s = switches().find(flag); s != switches().end()) {
+        s->second(c);
+        return {};
     }
+    auto f = value_flags().find(flag);
+    if (f == value_flags().end()) return "unknown option '" + args[i] + "' (see --help)";
+    if (!value) {
+        if (i + 1 >= args.size()) return flag + " needs a value";
+        value = args[++i];
+    }
+    return f->second(*value, c);
+}
+
+// The daemon address: the flag, else AWS_XRAY_DAEMON_ADDRESS, else the local daemon unless
+// documents go only to --output.
+Result<bool> settle_daemon_address(Config& c, const char* env_daemon) {
     if (!c.daemon_address_explicit && env_daemon && *env_daemon) {
         c.daemon_address = env_daemon;
         c.daemon_address_explicit = true;
@@ -275,6 +310,23 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
         auto parsed = exporter::parse_daemon_address(c.daemon_address);
         if (!parsed) return make_error("daemon address: " + parsed.error());
     }
+    return true;
+}
+
+}  // namespace
+
+Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon) {
+    Config c;
+    size_t i = 0;
+    if (!args.empty() && args[0] == "demo") {
+        c.demo = true;
+        i = 1;
+    }
+    for (; i < args.size(); i++) {
+        if (std::string error = apply_arg(args, i, c); !error.empty()) return make_error(error);
+    }
+    if (auto settled = settle_daemon_address(c, env_daemon); !settled)
+        return make_error(settled.error());
     return c;
 }
 

@@ -5,14 +5,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "agent/agent.hpp"
 #include "userspace/report/summary.hpp"
@@ -153,7 +157,7 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     namespace fs = std::filesystem;
     char tmpl[] = "/tmp/passport-demo-XXXXXX";
     if (!::mkdtemp(tmpl)) {
-        std::perror("passport demo: mkdtemp");
+        spdlog::error("demo: mkdtemp: {}", std::strerror(errno));
         return 1;
     }
     fs::path dir = tmpl;
@@ -175,8 +179,7 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     Child shop = spawn({"python3", storefront}, {"INVENTORY_PORT=" + std::to_string(inv_port)});
     int shop_port = read_port(shop);
     if (inv_port == 0 || shop_port == 0) {
-        std::fprintf(stderr,
-                     "passport demo: a demo service did not start (is node/python3 installed?)\n");
+        spdlog::error("demo: a demo service did not start (is node/python3 installed?)");
         stop(inv);
         stop(shop);
         return 1;

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 namespace passport::agent {
 
 std::string TlsSymbols::list() const {
@@ -82,7 +84,7 @@ Result<TlsSymbols> read_tls_symbols(const std::string& path) {
 
 int run_check_tls(const std::vector<std::string>& paths) {
     if (paths.empty()) {
-        std::fprintf(stderr, "usage: passport check-tls PATH...\n");
+        spdlog::error("check-tls needs at least one PATH (usage: passport check-tls PATH...)");
         return 2;
     }
     int status = 0;

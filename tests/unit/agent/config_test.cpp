@@ -1,4 +1,3 @@
-#ifdef PASSPORT_HAVE_AGENT_CONFIG
 #include "agent/config.hpp"
 
 #include <gtest/gtest.h>
@@ -131,4 +130,3 @@ TEST(AgentConfig, InjectionOptions) {
 
 }  // namespace
 }  // namespace passport::agent
-#endif

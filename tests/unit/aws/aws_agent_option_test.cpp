@@ -1,5 +1,4 @@
 // --aws-endpoint and --no-aws-calls as the agent parses them.
-#ifdef PASSPORT_HAVE_AGENT_CONFIG
 #include <gtest/gtest.h>
 
 #include "agent/config.hpp"
@@ -36,4 +35,3 @@ TEST(AwsAgentOption, CallsCanBeTurnedOff) {
 
 }  // namespace
 }  // namespace passport::agent
-#endif

@@ -57,7 +57,7 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
         if (const auto* t = std::get_if<events::TraceCtx>(&e);
             t && t->conn.tgid == static_cast<uint32_t>(server->pid())) {
             by_segment[t->segment_id] = *t;
-            if (t->sampled == 0) not_sampled++;
+            if (t->sampled == events::Sampled::kNo) not_sampled++;
         }
     ASSERT_EQ(by_segment.size(), 4u) << "one kernel context per request";
     EXPECT_EQ(not_sampled, 1u) << "the kernel's rules dropped /dropped";

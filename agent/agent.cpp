@@ -93,12 +93,7 @@ int on_record(void* ctx, void* data, size_t size) {
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
         rc->selector->on_exec(*exec);
         // A process selected now may hold connections it opened before (inherited across exec).
-        if (rc->injection && !rc->trace_all) {
-            std::vector<std::string> log;
-            rc->injection->adopt_process(exec->tgid, rc->verbose ? &log : nullptr);
-            for (const auto& line : log)
-                std::fprintf(stderr, "passport: inject %s\n", line.c_str());
-        }
+        if (rc->injection && !rc->trace_all) rc->injection->adopt_process(exec->tgid);
     }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
     if (const auto* inj = std::get_if<events::Inject>(&ev);
@@ -294,12 +289,10 @@ int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function
     // Connections the selected processes opened before now never passed sock_ops: adopt them
     // (docs/injection.md, "Connections opened earlier").
     if (injection) {
-        std::vector<std::string> log;
-        size_t adopted = injection->adopt_selected(cfg.verbose ? &log : nullptr);
+        size_t adopted = injection->adopt_selected();
         std::fprintf(
             stderr, "        injection adopted %zu established connection(s) opened before start\n",
             adopted);
-        for (const auto& line : log) std::fprintf(stderr, "        inject %s\n", line.c_str());
     }
 
     // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).

@@ -1,7 +1,7 @@
 /* Maps and load-time configuration of the agent's BPF object, each declared once, in one header
  * per probe family:
  *   maps.bpf.h (this one): syscall, process, trace-context and sampling maps, their scratch
- *     buffers and the per-CPU counter helper;
+ *     buffers and the per-CPU counter function;
  *   tls_maps.bpf.h: the TLS uprobes' maps;
  *   probes/inject/inject_maps.bpf.h: the header injection's maps (sock_ops, sk_msg).
  * Each probe file includes the headers it needs; __weak lets `bpftool gen object` merge the

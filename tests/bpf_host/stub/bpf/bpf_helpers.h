@@ -40,7 +40,7 @@ struct pp_stub_map_info {
     unsigned value_size;
 };
 
-/* A map reached through a void pointer (the per-CPU counter helper pp_count_n of maps.bpf.h) is
+/* A map reached through a void pointer (pp_count_n, the per-CPU counter function of maps.bpf.h) is
  * described as a per-CPU __u32 -> __u64 array of PP_STUB_COUNTERS entries, enough for every
  * counter enum. */
 #define PP_STUB_COUNTERS 64

@@ -82,7 +82,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(by_which["w3c"].at("parent_id"), "53995c3f42cd8ad8");
     EXPECT_FALSE(by_which["minted"].contains("parent_id"));
-    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3)
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source,
+              events::CtxSource::kMinted)
         << "minted in the kernel";
 }
 

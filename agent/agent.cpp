@@ -79,7 +79,6 @@ struct RingContext {
     TlsTracer* tls;                  // nullptr when TLS capture is off
     Injection* injection = nullptr;  // nullptr when injection is off
     bool trace_all = false;
-    bool verbose = false;
     // Reused for every record: decode_counted keeps its payload storage (no allocation per record).
     events::Event event;
 };
@@ -93,11 +92,7 @@ int on_record(void* ctx, void* data, size_t size) {
     if (const auto* exec = std::get_if<events::ProcExec>(&ev)) {
         rc->selector->on_exec(*exec);
         // A process selected now may hold connections it opened before (inherited across exec).
-        if (rc->injection && !rc->trace_all) {
-            std::vector<std::string> log;
-            rc->injection->adopt_process(exec->tgid, rc->verbose ? &log : nullptr);
-            for (const auto& line : log) spdlog::debug("inject {}", line);
-        }
+        if (rc->injection && !rc->trace_all) rc->injection->adopt_process(exec->tgid);
     }
     if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->selector->on_exit(*exit);
     if (const auto* inj = std::get_if<events::Inject>(&ev);
@@ -350,11 +345,9 @@ class Agent {
     // (docs/injection.md, "Connections opened earlier").
     void adopt_connections() {
         if (!injection_) return;
-        std::vector<std::string> log;
-        size_t adopted = injection_->adopt_selected(cfg_.verbose ? &log : nullptr);
+        size_t adopted = injection_->adopt_selected();
         report().info("        injection adopted {} established connection(s) opened before start",
                       adopted);
-        for (const auto& line : log) spdlog::debug("inject {}", line);
     }
 
     // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
@@ -393,9 +386,8 @@ class Agent {
             }
             record_ = std::move(*r);
         }
-        ring_context_ =
-            RingContext{&counters_,       pipeline_.get(),  selector_.get(), &record_, tls_.get(),
-                        injection_.get(), cfg_.trace_all(), cfg_.verbose,    {}};
+        ring_context_ = RingContext{&counters_, pipeline_.get(),  selector_.get(),  &record_,
+                                    tls_.get(), injection_.get(), cfg_.trace_all(), {}};
         ring_.reset(ring_buffer__new(probes_->events_map_fd(), on_record, &ring_context_, nullptr));
         if (!ring_) {
             spdlog::error("ring buffer setup failed");

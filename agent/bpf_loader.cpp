@@ -89,7 +89,6 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
                           std::to_string(PP_ABI_VERSION));
     }
     auto* rod = skel->rodata;
-    rod->pp_cfg.abi_version = PP_ABI_VERSION;
     rod->pp_cfg.self_tgid = static_cast<uint32_t>(::getpid());
     rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
@@ -148,6 +147,8 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
     {
         bpf_map* m = p->skel_->maps.pid_bits;
         const size_t value = bpf_map__value_size(m);
+        if (value != sizeof(pp_pid_bitmap) || bpf_map__max_entries(m) != PP_BITS_SLOTS)
+            return make_error("map pid_bits: layout differs from abi.h");
         const size_t len = value * bpf_map__max_entries(m);
         void* mem = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
         if (mem == MAP_FAILED)
@@ -211,13 +212,9 @@ BpfProbes::~BpfProbes() {
     if (skel_) passport_bpf__destroy(skel_);
 }
 
-// The pid_bits map (bpf/lib/maps.bpf.h): slot 0 the selection, slot 1 the TLS processes, one bit
-// per tgid, changed through the memory-mapped view with atomics (the fork and exit programs change
-// other bits of the same words concurrently).
-namespace {
-constexpr uint32_t kBitsTraced = 0;
-constexpr uint32_t kBitsTls = 1;
-}  // namespace
+// The pid_bits map (slots PP_BITS_TRACED and PP_BITS_TLS of abi.h), one bit per tgid, changed
+// through the memory-mapped view with atomics (the fork and exit programs change other bits of
+// the same words concurrently).
 
 void BpfProbes::set_pid_bit(uint32_t slot, uint32_t tgid, bool on) {
     const size_t w = tgid >> 6;
@@ -236,12 +233,12 @@ Result<bool> BpfProbes::select_pid(uint32_t tgid) {
         return make_error(std::string("select pid: ") + std::strerror(errno));
     // The probes test the bit; the hash is the list userspace reads. Bit after the entry, so a
     // fork the probes see as selected always finds the parent's entry to copy.
-    set_pid_bit(kBitsTraced, tgid, true);
+    set_pid_bit(PP_BITS_TRACED, tgid, true);
     return true;
 }
 
 void BpfProbes::unselect_pid(uint32_t tgid) {
-    set_pid_bit(kBitsTraced, tgid, false);
+    set_pid_bit(PP_BITS_TRACED, tgid, false);
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid);
 }
 
@@ -253,12 +250,12 @@ bool BpfProbes::is_selected(uint32_t tgid) const {
 bool BpfProbes::pid_bit_selected(uint32_t tgid) const {
     const size_t w = tgid >> 6;
     if (!pid_bits_ || w >= pid_bits_words_) return false;
-    return (__atomic_load_n(pid_bits_ + kBitsTraced * pid_bits_words_ + w, __ATOMIC_SEQ_CST) >>
+    return (__atomic_load_n(pid_bits_ + PP_BITS_TRACED * pid_bits_words_ + w, __ATOMIC_SEQ_CST) >>
             (tgid & 63)) &
            1;
 }
 
-void BpfProbes::set_tls_proc(uint32_t tgid, bool on) { set_pid_bit(kBitsTls, tgid, on); }
+void BpfProbes::set_tls_proc(uint32_t tgid, bool on) { set_pid_bit(PP_BITS_TLS, tgid, on); }
 
 void BpfProbes::refresh_clock() {
     timespec real{}, mono{};

@@ -58,8 +58,9 @@ class BpfProbes {
     // The probes' own view of the selection (the pid_bits bitmap), which they test on
     // every syscall; is_selected() reads the traced_pids list. Both change together.
     bool pid_bit_selected(uint32_t tgid) const;
-    // Marks a process as having TLS uprobes (pid_bits slot 1): only such processes' socket syscalls
-    // look at the TLS maps. Set before attaching its uprobes, cleared after detaching them.
+    // Marks a process as having TLS uprobes (pid_bits slot PP_BITS_TLS): only such processes'
+    // socket syscalls look at the TLS maps. Set before attaching its uprobes, cleared after
+    // detaching them.
     void set_tls_proc(uint32_t tgid, bool on);
 
     // fd of the events ring buffer map, for ring_buffer__new.

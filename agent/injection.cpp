@@ -28,20 +28,12 @@
 #include "passport_bpf.skel.h"
 #include "userspace/common/clock.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace passport::agent {
 namespace {
 
-// The kernel side's deny key: prefix length over a 16-byte address, IPv4 as ::ffff:a.b.c.d.
-struct DenyKey {
-    uint32_t prefixlen;
-    uint8_t addr[16];
-};
-
 constexpr const char* kOwnCgroupMount = "/run/passport/cgroup2";
-
-// The syscall probes' per-connection state (bpf/lib/maps.bpf.h struct pp_conn_state): the egress
-// offset is the third u64. Read to number an adopted socket's bytes as the probes do.
-constexpr size_t kConnTxPosOffset = 16;
 
 // A process's view of its network namespace's TCP sockets (/proc/PID/net/tcp and tcp6).
 struct TcpTable {
@@ -69,8 +61,8 @@ void read_tcp_table(const std::string& path, TcpTable& t) {
 }
 
 // Kernel's deny key for a remote address: IPv4 as ::ffff:a.b.c.d, full length.
-DenyKey deny_key(const pp_endpoint& e) {
-    DenyKey k{};
+pp_deny_key deny_key(const pp_endpoint& e) {
+    pp_deny_key k{};
     k.prefixlen = 128;
     if (e.family == AF_INET) {
         k.addr[10] = k.addr[11] = 0xff;
@@ -182,7 +174,7 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes,
                 return make_error(std::string("inject deny port map: ") + std::strerror(errno));
             continue;
         }
-        DenyKey k{};
+        pp_deny_key k{};
         if (d.family == AF_INET) {
             k.addr[10] = k.addr[11] = 0xff;
             std::memcpy(&k.addr[12], d.addr, 4);
@@ -250,142 +242,159 @@ bool Injection::denied(const pp_endpoint& remote) const {
     uint16_t port = remote.port;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_ports), &port, &v) == 0)
         return true;
-    DenyKey k = deny_key(remote);
+    pp_deny_key k = deny_key(remote);
     return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_deny_cidrs), &k, &v) == 0;
 }
 
-size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
-    if (!skel_ || !probes_ || !adoptable(pid)) return 0;
-    const std::string proc = "/proc/" + std::to_string(pid);
+namespace {
 
-    // The process's sockets first: most processes that exec hold none (a shell's commands), and
-    // the namespace's TCP tables, which can hold tens of thousands of lines, are then not read.
+// The fds of a process (its /proc directory) that are sockets, with their inodes.
+std::vector<std::pair<int, unsigned long long>> socket_fds(const std::string& proc) {
     std::vector<std::pair<int, unsigned long long>> socks;  // fd, socket inode
-    if (DIR* d = ::opendir((proc + "/fd").c_str())) {
-        while (dirent* de = ::readdir(d)) {
-            if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
-            char target[64] = {};
-            std::string link = proc + "/fd/" + de->d_name;
-            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-            unsigned long long inode = 0;
-            if (n <= 0 || std::sscanf(target, "socket:[%llu]", &inode) != 1) continue;
-            socks.emplace_back(std::atoi(de->d_name), inode);
-        }
-        ::closedir(d);
+    DIR* d = ::opendir((proc + "/fd").c_str());
+    if (!d) return socks;
+    while (dirent* de = ::readdir(d)) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        char target[64] = {};
+        std::string link = proc + "/fd/" + de->d_name;
+        ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+        unsigned long long inode = 0;
+        if (n <= 0 || std::sscanf(target, "socket:[%llu]", &inode) != 1) continue;
+        socks.emplace_back(std::atoi(de->d_name), inode);
     }
-    if (socks.empty()) return 0;
-    // Client connections: ESTABLISHED sockets whose local port is not a listening port of the
-    // process's network namespace (an accepted connection has the listener's port).
+    ::closedir(d);
+    return socks;
+}
+
+// The fds of pid's TCP client connections: ESTABLISHED sockets whose local port is not a
+// listening port of the process's network namespace (an accepted connection has the listener's
+// port). The process's sockets first: most processes that exec hold none (a shell's commands),
+// and the namespace's TCP tables, which can hold tens of thousands of lines, are then not read.
+std::vector<int> client_connection_fds(const std::string& proc) {
+    std::vector<int> fds;
+    const auto socks = socket_fds(proc);
+    if (socks.empty()) return fds;
     TcpTable table;
     read_tcp_table(proc + "/net/tcp", table);
     read_tcp_table(proc + "/net/tcp6", table);
-    std::vector<int> fds;
     for (const auto& [fd, inode] : socks) {
         auto it = table.established.find(inode);
         if (it == table.established.end() || table.listening.count(it->second)) continue;
         fds.push_back(fd);
     }
-    if (fds.empty()) return 0;
+    return fds;
+}
 
+// The endpoints of an established TCP socket; false for anything else (checked again on the
+// socket itself: the tables may be stale).
+bool established_tcp_endpoints(int fd, pp_inject_adopt& a) {
+    int proto = 0;
+    socklen_t len = sizeof proto;
+    tcp_info ti{};
+    socklen_t tlen = sizeof ti;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 || proto != IPPROTO_TCP ||
+        ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0 ||
+        ti.tcpi_state != TCP_ESTABLISHED)
+        return false;
+    sockaddr_storage la{}, ra{};
+    socklen_t llen = sizeof la, rlen = sizeof ra;
+    return ::getsockname(fd, reinterpret_cast<sockaddr*>(&la), &llen) == 0 &&
+           ::getpeername(fd, reinterpret_cast<sockaddr*>(&ra), &rlen) == 0 &&
+           endpoint_of(la, a.local) && endpoint_of(ra, a.remote);
+}
+
+uint32_t netns_of(const std::string& proc) {
     struct stat ns {};
-    uint32_t netns =
-        ::stat((proc + "/ns/net").c_str(), &ns) == 0 ? static_cast<uint32_t>(ns.st_ino) : 0;
-    Fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
-    if (pidfd.fd < 0) {
-        adopt_.failed += fds.size();
-        if (log)
-            log->push_back("pid " + std::to_string(pid) + ": pidfd_open: " + std::strerror(errno));
-        return 0;
-    }
+    return ::stat((proc + "/ns/net").c_str(), &ns) == 0 ? static_cast<uint32_t>(ns.st_ino) : 0;
+}
+
+}  // namespace
+
+// The egress offset the syscall probes counted on (pid, fd) so far (0 when they have not seen
+// the connection): an adopted socket's bytes are numbered as the probes number them.
+uint64_t Injection::probes_tx_pos(uint32_t pid, int fd) const {
+    const int conns = bpf_map__fd(skel_->maps.conns);
+    if (conns < 0 || bpf_map__value_size(skel_->maps.conns) != sizeof(pp_conn_state)) return 0;
+    uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(fd);
+    pp_conn_state st{};
+    return bpf_map_lookup_elem(conns, &key, &st) == 0 ? st.tx_pos : 0;
+}
+
+// Puts one socket (the agent's copy sock_fd of the process's fd) in inject_adopt and the
+// sockhash. True when adopted.
+bool Injection::join_sockhash(uint64_t cookie, const pp_inject_adopt& a, int sock_fd,
+                              const std::string& what) {
     const int sockhash = bpf_map__fd(skel_->maps.inject_socks);
     const int adopt_map = bpf_map__fd(skel_->maps.inject_adopt);
-    const bpf_map* conns_map = bpf_object__find_map_by_name(skel_->obj, "conns");
-    const int conns = conns_map ? bpf_map__fd(conns_map) : -1;
-    std::vector<uint8_t> conn_state(conns_map ? bpf_map__value_size(conns_map) : 0);
-    size_t adopted = 0;
-    for (int target_fd : fds) {
-        Fd sock{static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.fd, target_fd, 0))};
-        std::string what = "pid " + std::to_string(pid) + " fd " + std::to_string(target_fd);
-        if (sock.fd < 0) {
-            // The process may have closed it meanwhile.
-            if (errno != EBADF) {
-                adopt_.failed++;
-                if (log) log->push_back(what + ": pidfd_getfd: " + std::strerror(errno));
-            }
-            continue;
-        }
-        // Check again on the socket itself: still TCP, still established.
-        int proto = 0;
-        socklen_t len = sizeof proto;
-        tcp_info ti{};
-        socklen_t tlen = sizeof ti;
-        if (::getsockopt(sock.fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 ||
-            proto != IPPROTO_TCP || ::getsockopt(sock.fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0 ||
-            ti.tcpi_state != TCP_ESTABLISHED)
-            continue;
-        sockaddr_storage la{}, ra{};
-        socklen_t llen = sizeof la, rlen = sizeof ra;
-        pp_inject_adopt a{};
-        if (::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&la), &llen) != 0 ||
-            ::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&ra), &rlen) != 0 ||
-            !endpoint_of(la, a.local) || !endpoint_of(ra, a.remote))
-            continue;
-        what += " " + describe(a.local) + " -> " + describe(a.remote);
-        uint64_t cookie = 0;
-        socklen_t clen = sizeof cookie;
-        if (::getsockopt(sock.fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen) != 0) {
-            adopt_.failed++;
-            if (log) log->push_back(what + ": SO_COOKIE: " + std::strerror(errno));
-            continue;
-        }
-        uint64_t present = 0;
-        if (bpf_map_lookup_elem(sockhash, &cookie, &present) == 0)
-            continue;  // marked at connect, or adopted
-        if (denied(a.remote)) {
-            adopt_.denied++;
-            if (log) log->push_back(what + ": denied, left alone");
-            continue;
-        }
-        // A blocking socket in a sockhash can see EAGAIN from a blocking recv(); one joining
-        // from userspace has no header-option callback to leave by in time: never adopted.
-        if (const int fl = ::fcntl(sock.fd, F_GETFL); fl < 0 || !(fl & O_NONBLOCK)) {
-            adopt_.blocking++;
-            if (log) log->push_back(what + ": blocking socket, left alone");
-            continue;
-        }
-        a.netns = netns;
-        // Number the bytes as the syscall probes do for this connection (they start counting
-        // when they first see it, after the agent started).
-        if (conns >= 0 && conn_state.size() >= kConnTxPosOffset + 8) {
-            uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(target_fd);
-            if (bpf_map_lookup_elem(conns, &key, conn_state.data()) == 0)
-                std::memcpy(&a.app_pos, conn_state.data() + kConnTxPosOffset, 8);
-        }
-        if (bpf_map_update_elem(adopt_map, &cookie, &a, BPF_ANY) != 0) {
-            adopt_.failed++;
-            if (log) log->push_back(what + ": adopt map: " + std::strerror(errno));
-            continue;
-        }
-        uint64_t value = static_cast<uint64_t>(sock.fd);  // the sockhash's values are 8 bytes
-        if (bpf_map_update_elem(sockhash, &cookie, &value, BPF_NOEXIST) != 0) {
-            int err = errno;
-            bpf_map_delete_elem(adopt_map, &cookie);
-            if (err == EEXIST) continue;
-            if (err == EBUSY) {
-                adopt_.ebusy++;
-                if (log) log->push_back(what + ": owned by another sk_msg user, left alone");
-            } else {
-                adopt_.failed++;
-                if (log) log->push_back(what + ": sockhash: " + std::strerror(err));
-            }
-            continue;
-        }
-        adopt_.adopted++;
-        adopted++;
-        if (log) log->push_back(what + ": adopted");
+    if (bpf_map_update_elem(adopt_map, &cookie, &a, BPF_ANY) != 0) {
+        adopt_.failed++;
+        spdlog::debug("inject {}: adopt map: {}", what, std::strerror(errno));
+        return false;
     }
+    uint64_t value = static_cast<uint64_t>(sock_fd);  // the sockhash's values are 8 bytes
+    if (bpf_map_update_elem(sockhash, &cookie, &value, BPF_NOEXIST) == 0) return true;
+    int err = errno;
+    bpf_map_delete_elem(adopt_map, &cookie);
+    if (err == EEXIST) return false;
+    if (err == EBUSY) {
+        adopt_.ebusy++;
+        spdlog::debug("inject {}: owned by another sk_msg user, left alone", what);
+    } else {
+        adopt_.failed++;
+        spdlog::debug("inject {}: sockhash: {}", what, std::strerror(err));
+    }
+    return false;
+}
 
-    // Entries of adopted sockets that closed before sending anything: the sockhash dropped them.
+// Adopts fd target_fd of process pid (reached through pidfd) when it is an established TCP
+// client connection not yet in the sockhash, not denied and nonblocking. True when adopted.
+bool Injection::adopt_socket(uint32_t pid, int pidfd, int target_fd, uint32_t netns) {
+    Fd sock{static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, target_fd, 0))};
+    std::string what = "pid " + std::to_string(pid) + " fd " + std::to_string(target_fd);
+    if (sock.fd < 0) {
+        if (errno != EBADF) {  // EBADF: the process closed it meanwhile
+            adopt_.failed++;
+            spdlog::debug("inject {}: pidfd_getfd: {}", what, std::strerror(errno));
+        }
+        return false;
+    }
+    pp_inject_adopt a{};
+    if (!established_tcp_endpoints(sock.fd, a)) return false;
+    what += " " + describe(a.local) + " -> " + describe(a.remote);
+    uint64_t cookie = 0;
+    socklen_t clen = sizeof cookie;
+    if (::getsockopt(sock.fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen) != 0) {
+        adopt_.failed++;
+        spdlog::debug("inject {}: SO_COOKIE: {}", what, std::strerror(errno));
+        return false;
+    }
+    uint64_t present = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.inject_socks), &cookie, &present) == 0)
+        return false;  // marked at connect, or adopted
+    if (denied(a.remote)) {
+        adopt_.denied++;
+        spdlog::debug("inject {}: denied, left alone", what);
+        return false;
+    }
+    // A blocking socket in a sockhash can see EAGAIN from a blocking recv(); one joining from
+    // userspace has no header-option callback to leave by in time: never adopted.
+    if (const int fl = ::fcntl(sock.fd, F_GETFL); fl < 0 || !(fl & O_NONBLOCK)) {
+        adopt_.blocking++;
+        spdlog::debug("inject {}: blocking socket, left alone", what);
+        return false;
+    }
+    a.netns = netns;
+    a.app_pos = probes_tx_pos(pid, target_fd);
+    if (!join_sockhash(cookie, a, sock.fd, what)) return false;
+    adopt_.adopted++;
+    spdlog::debug("inject {}: adopted", what);
+    return true;
+}
+
+// Entries of adopted sockets that closed before sending anything: the sockhash dropped them.
+void Injection::prune_adopt_map() {
+    const int sockhash = bpf_map__fd(skel_->maps.inject_socks);
+    const int adopt_map = bpf_map__fd(skel_->maps.inject_adopt);
     uint64_t key = 0, next = 0;
     std::vector<uint64_t> gone;
     const void* prev = nullptr;
@@ -396,13 +405,31 @@ size_t Injection::adopt_process(uint32_t pid, std::vector<std::string>* log) {
         prev = &key;
     }
     for (uint64_t c : gone) bpf_map_delete_elem(adopt_map, &c);
+}
+
+size_t Injection::adopt_process(uint32_t pid) {
+    if (!skel_ || !probes_ || !adoptable(pid)) return 0;
+    const std::string proc = "/proc/" + std::to_string(pid);
+    const std::vector<int> fds = client_connection_fds(proc);
+    if (fds.empty()) return 0;
+    Fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+    if (pidfd.fd < 0) {
+        adopt_.failed += fds.size();
+        spdlog::debug("inject pid {}: pidfd_open: {}", pid, std::strerror(errno));
+        return 0;
+    }
+    const uint32_t netns = netns_of(proc);
+    size_t adopted = 0;
+    for (int target_fd : fds)
+        if (adopt_socket(pid, pidfd.fd, target_fd, netns)) adopted++;
+    prune_adopt_map();
     return adopted;
 }
 
-size_t Injection::adopt_selected(std::vector<std::string>* log) {
+size_t Injection::adopt_selected() {
     size_t n = 0;
     for (uint32_t pid : list_pids())
-        if (adoptable(pid)) n += adopt_process(pid, log);
+        if (adoptable(pid)) n += adopt_process(pid);
     return n;
 }
 

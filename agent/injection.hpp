@@ -40,11 +40,11 @@ class Injection {
     // passed sock_ops. Adopts the established TCP client connections of process pid (never the
     // agent's own, never a process that is not selected): each one not denied and not yet in
     // the sockhash is put there from userspace, its state starting at the next request
-    // boundary. Lines describing what was done are appended to log when given. Returns the
-    // number adopted.
-    size_t adopt_process(uint32_t pid, std::vector<std::string>* log = nullptr);
+    // boundary. What was done with each socket is logged at debug level. Returns the number
+    // adopted.
+    size_t adopt_process(uint32_t pid);
     // adopt_process over every selected process (trace_all: every process but the agent).
-    size_t adopt_selected(std::vector<std::string>* log = nullptr);
+    size_t adopt_selected();
 
     struct AdoptCounts {
         uint64_t adopted = 0;   // sockets put in the sockhash
@@ -65,6 +65,11 @@ class Injection {
     Injection() = default;
     bool adoptable(uint32_t pid) const;
     bool denied(const pp_endpoint& remote) const;
+    bool adopt_socket(uint32_t pid, int pidfd, int target_fd, uint32_t netns);
+    bool join_sockhash(uint64_t cookie, const pp_inject_adopt& a, int sock_fd,
+                       const std::string& what);
+    uint64_t probes_tx_pos(uint32_t pid, int fd) const;
+    void prune_adopt_map();
 
     passport_bpf* skel_ = nullptr;
     BpfProbes* probes_ = nullptr;

@@ -15,8 +15,6 @@
 /* Not in vmlinux.h (macros). */
 #define PP_S_IFMT      0170000
 #define PP_S_IFSOCK    0140000
-#define PP_AF_INET     2
-#define PP_AF_INET6    10
 #define PP_SOCK_STREAM 1
 #define PP_IPPROTO_TCP 6
 #define PP_EINPROGRESS 115

@@ -135,78 +135,12 @@ static __always_inline __u32 pp_hex(__u8 c, int lower_only)
 
 enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
 
-/* Scan state. It lives in a per-CPU map value, not on the stack: the verifier then sees unknown
- * scalars on every bpf_loop step and checks the step once, instead of following exact values
- * step after step ("sequence of jumps too complex"). */
-struct pp_head_scan {
-    __u32 len;
-    /* request line */
-    __u32 line;     /* 0 while in the request line */
-    __u32 rl_state; /* 0 method, 1 path, 2 query/rest */
-    __u32 method_end;
-    __u32 path_start;
-    __u32 path_end;
-    /* header line */
-    __u32 phase;
-    __u32 name_pos;
-    __u32 cand;
-    __u32 hdr;  /* PP_H_* of the value being read, 0 other */
-    __u32 seen; /* PP_H_* headers already read (the first of each counts) */
-    /* Host value */
-    __u32 host_start;
-    __u32 host_end; /* one past the last non-space */
-    __u32 host_colon;
-    __u32 host_colons;
-    /* X-Amzn-Trace-Id value */
-    __u32 x_len;
-    __u32 x_inkey; /* 1 reading a key, 0 reading a value */
-    __u32 x_kpos;
-    __u32 x_kcand;
-    __u32 x_key;
-    __u32 x_j;
-    __u32 x_bad;   /* the current value is malformed */
-    __u32 x_trail; /* blanks after the current value (or inside the current key) */
-    __u32 x_seen;  /* keys seen (with a non-empty value) */
-    __u32 x_dup;
-    __u32 x_root_ok;
-    __u32 x_par_ok;
-    __u32 x_sampled;
-    __u32 x_epoch;
-    __u32 x_lo;
-    __u64 x_hi;
-    __u64 x_par;
-    __u64 x_cur; /* Parent digits, or the Sampled decision, of the value being read */
-    /* traceparent value */
-    __u32 t_j;
-    __u32 t_bad;
-    __u32 t_trail;
-    __u32 t_ver;
-    __u32 t_flags;
-    __u32 t_epoch;
-    __u32 t_lo;
-    __u32 pos; /* next byte to look at */
-    __u64 t_hi;
-    __u64 t_par;
-    /* results: 1 valid, 2 present but rejected */
-    __u32 xray;
-    __u32 tp;
-    __u32 want; /* PP_H_* header names looked for (Host only when pp_head_text) */
-    __u32 _pad_want;
-};
-
 /* 0 when no local sampling rule the kernel can reach looks at a request's method, path or Host
  * (the loader works it out from the rules, which it writes once before attaching): the scan then
  * passes over the request line and the Host line 8 bytes a step, like any line it does not read,
  * and the rules see those attributes as absent, which such rules match exactly as they match the
  * real text (patterns made only of '*'). The trace headers are read either way. */
 const volatile __u32 pp_head_text __weak = 1;
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct pp_head_scan);
-} head_scratch SEC(".maps") __weak;
 
 /* bpf_loop context (stack): pointers only. */
 struct pp_head_loop {

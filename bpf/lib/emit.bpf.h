@@ -8,20 +8,6 @@
  * woken when this much data is waiting. */
 #define PP_WAKEUP_THRESHOLD (256 * 1024)
 
-static __always_inline void count_drop(__u32 reason)
-{
-    __u64 *v = bpf_map_lookup_elem(&drop_counters, &reason);
-    if (v)
-        *v += 1; /* per-CPU: no atomics needed */
-}
-
-static __always_inline void count_drop_n(__u32 reason, __u64 n)
-{
-    __u64 *v = bpf_map_lookup_elem(&drop_counters, &reason);
-    if (v)
-        *v += n;
-}
-
 static __always_inline void emit(void *data, __u64 size)
 {
     __u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > PP_WAKEUP_THRESHOLD

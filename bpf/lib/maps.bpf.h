@@ -1,5 +1,11 @@
-/* Every map and the load-time configuration, declared once. Each probe file includes this header;
- * __weak lets `bpftool gen object` merge the identical definitions into one map each. */
+/* Maps and load-time configuration of the agent's BPF object, each declared once, in one header
+ * per probe family:
+ *   maps.bpf.h (this one): syscall, process, trace-context and sampling maps, their scratch
+ *     buffers and the per-CPU counter function;
+ *   tls_maps.bpf.h: the TLS uprobes' maps;
+ *   probes/inject/inject_maps.bpf.h: the header injection's maps (sock_ops, sk_msg).
+ * Each probe file includes the headers it needs; __weak lets `bpftool gen object` merge the
+ * identical definitions of several objects into one map each. */
 #ifndef PASSPORT_MAPS_BPF_H
 #define PASSPORT_MAPS_BPF_H
 
@@ -35,11 +41,33 @@ struct {
     __type(value, __u64);
 } lru_counts SEC(".maps") __weak;
 
+/* Adds n to entry idx of a per-CPU counter array (key __u32, value __u64): drop_counters,
+ * lru_counts, ctx_counters, inject_counters. Per-CPU: no atomics needed. */
+static __always_inline void pp_count_n(void *counters, __u32 idx, __u64 n)
+{
+    __u64 *v = bpf_map_lookup_elem(counters, &idx);
+    if (v)
+        *v += n;
+}
+
+static __always_inline void pp_count(void *counters, __u32 idx)
+{
+    pp_count_n(counters, idx, 1);
+}
+
+static __always_inline void count_drop(__u32 reason)
+{
+    pp_count(&drop_counters, reason);
+}
+
+static __always_inline void count_drop_n(__u32 reason, __u64 n)
+{
+    pp_count_n(&drop_counters, reason, n);
+}
+
 static __always_inline void lru_count(__u32 c)
 {
-    __u64 *v = bpf_map_lookup_elem(&lru_counts, &c);
-    if (v)
-        *v += 1;
+    pp_count(&lru_counts, c);
 }
 
 /* Selected processes (tgid -> 1), when pp_cfg.trace_all is 0. Children inherit at fork. */
@@ -56,21 +84,13 @@ struct {
  * TLS uprobes attached, the only ones whose socket syscalls look at the TLS maps (set by the
  * agent before it attaches them). Memory-mapped by the agent, which sets and clears bits with
  * atomic operations, as the fork and exit programs do here. Covers every pid the kernel can hand
- * out (PID_MAX_LIMIT, 2^22 on 64-bit): 512 KiB per slot. traced_pids stays the list userspace
+ * out (PP_PID_BITMAP_WORDS, abi.h). traced_pids stays the list userspace
  * reads; both change together (bit after the hash entry on select, before its removal on
  * unselect). */
-#define PP_PID_BITMAP_WORDS (1u << 16)
-#define PP_BITS_TRACED      0
-#define PP_BITS_TLS         1
-
-struct pp_pid_bitmap {
-    __u64 w[PP_PID_BITMAP_WORDS];
-};
-
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(map_flags, BPF_F_MMAPABLE);
-    __uint(max_entries, 2);
+    __uint(max_entries, PP_BITS_SLOTS);
     __type(key, __u32);
     __type(value, struct pp_pid_bitmap);
 } pid_bits SEC(".maps") __weak;
@@ -119,25 +139,7 @@ struct {
     __type(value, __u8);
 } server_ports SEC(".maps") __weak;
 
-/* Tracked TCP connections, keyed by (tgid << 32 | fd). */
-struct pp_conn_state {
-    __u64 gen;
-    __u64 rx_pos;
-    __u64 tx_pos;
-    /* Bytes still to copy in full, per direction, after a syscall whose data began with an
-     * HTTP method: a request head larger than PP_MAX_CHUNK (big cookies) is then captured whole
-     * even when it arrives through several large reads. */
-    __u32 rx_head_budget;
-    __u32 tx_head_budget;
-    __u8 role;
-    /* enum pp_conn_tls (lib/tls.bpf.h): once set, the socket syscalls carry ciphertext and
-     * emit no payload; TLS plaintext uses the tls_* positions and the head budgets above. */
-    __u8 tls;
-    __u8 _pad[6];
-    __u64 tls_rx_pos; /* plaintext positions from SSL_read / SSL_write, per direction */
-    __u64 tls_tx_pos;
-};
-
+/* Tracked TCP connections, keyed by (tgid << 32 | fd); struct pp_conn_state in abi.h. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 65536);
@@ -267,6 +269,11 @@ struct {
     __type(value, __u64);
 } ctx_counters SEC(".maps") __weak;
 
+static __always_inline void pp_ctx_count(__u32 which)
+{
+    pp_count(&ctx_counters, which);
+}
+
 /* Local sampling rules (written by userspace before attach); index PP_MAX_SAMPLE_RULES is the
  * default rule. */
 struct {
@@ -289,5 +296,117 @@ struct {
     __type(key, __u32);
     __type(value, struct pp_reservoir);
 } sample_reservoirs SEC(".maps") __weak;
+
+/* ---- Scratch buffers (per-CPU, one entry): state kept off the 512-byte stack ---- */
+
+/* Where a request's attributes are in a text buffer. The buffer must be a map value with at
+ * least 8 KiB readable from its start (reads are masked with 0x1fff); offsets and lengths are
+ * below PP_MAX_CHUNK. */
+struct pp_sample_text {
+    __u16 host_off;
+    __u16 host_len;
+    __u16 method_off;
+    __u16 method_len;
+    __u16 path_off;
+    __u16 path_len;
+};
+
+/* Loop state of the pattern match and the rule walk, in a per-CPU map value rather than on the
+ * stack: the verifier then checks each bpf_loop step once instead of following exact values
+ * from step to step. */
+struct pp_glob_state {
+    __u32 plen;
+    __u32 toff;
+    __u32 tlen;
+    __u32 p;
+    __u32 t;
+    __u32 star; /* pattern index of the last '*', or ~0 */
+    __u32 star_t;
+    __s32 result; /* 1 match, 0 no match, -1 undecided */
+};
+
+struct pp_rule_state {
+    struct pp_sample_text a;
+    __u32 count;
+    __s32 match; /* rule index, -1 none yet, -2 undecided */
+};
+
+struct pp_sample_scratch {
+    struct pp_glob_state g;
+    struct pp_rule_state w;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_sample_scratch);
+} sample_scratch SEC(".maps") __weak;
+
+/* Scan state. It lives in a per-CPU map value, not on the stack: the verifier then sees unknown
+ * scalars on every bpf_loop step and checks the step once, instead of following exact values
+ * step after step ("sequence of jumps too complex"). */
+struct pp_head_scan {
+    __u32 len;
+    /* request line */
+    __u32 line;     /* 0 while in the request line */
+    __u32 rl_state; /* 0 method, 1 path, 2 query/rest */
+    __u32 method_end;
+    __u32 path_start;
+    __u32 path_end;
+    /* header line */
+    __u32 phase;
+    __u32 name_pos;
+    __u32 cand;
+    __u32 hdr;  /* PP_H_* of the value being read, 0 other */
+    __u32 seen; /* PP_H_* headers already read (the first of each counts) */
+    /* Host value */
+    __u32 host_start;
+    __u32 host_end; /* one past the last non-space */
+    __u32 host_colon;
+    __u32 host_colons;
+    /* X-Amzn-Trace-Id value */
+    __u32 x_len;
+    __u32 x_inkey; /* 1 reading a key, 0 reading a value */
+    __u32 x_kpos;
+    __u32 x_kcand;
+    __u32 x_key;
+    __u32 x_j;
+    __u32 x_bad;   /* the current value is malformed */
+    __u32 x_trail; /* blanks after the current value (or inside the current key) */
+    __u32 x_seen;  /* keys seen (with a non-empty value) */
+    __u32 x_dup;
+    __u32 x_root_ok;
+    __u32 x_par_ok;
+    __u32 x_sampled;
+    __u32 x_epoch;
+    __u32 x_lo;
+    __u64 x_hi;
+    __u64 x_par;
+    __u64 x_cur; /* Parent digits, or the Sampled decision, of the value being read */
+    /* traceparent value */
+    __u32 t_j;
+    __u32 t_bad;
+    __u32 t_trail;
+    __u32 t_ver;
+    __u32 t_flags;
+    __u32 t_epoch;
+    __u32 t_lo;
+    __u32 pos; /* next byte to look at */
+    __u64 t_hi;
+    __u64 t_par;
+    /* results: 1 valid, 2 present but rejected */
+    __u32 xray;
+    __u32 tp;
+    __u32 want; /* PP_H_* header names looked for (Host only when pp_head_text) */
+    __u32 _pad_want;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_head_scan);
+} head_scratch SEC(".maps") __weak;
 
 #endif /* PASSPORT_MAPS_BPF_H */

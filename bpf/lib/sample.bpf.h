@@ -15,24 +15,11 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#include "ctx_counters.bpf.h"
 #include "maps.bpf.h"
 #include "trace_ctx.bpf.h"
 
 /* Steps one pattern match may take (greedy star matching restarts); beyond: undecided. */
 #define PP_GLOB_STEPS 8192
-
-/* Where a request's attributes are in a text buffer. The buffer must be a map value with at
- * least 8 KiB readable from its start (reads are masked with 0x1fff); offsets and lengths are
- * below PP_MAX_CHUNK. */
-struct pp_sample_text {
-    __u16 host_off;
-    __u16 host_len;
-    __u16 method_off;
-    __u16 method_len;
-    __u16 path_off;
-    __u16 path_len;
-};
 
 /* *a from where a request head's method, path (without query) and Host value lie in its text, as
  * offsets from the request's first byte (the method starts at 0). A range that is empty or ends
@@ -60,38 +47,6 @@ static __always_inline __u8 pp_fold(__u8 c)
 {
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
-
-/* Loop state of the pattern match and the rule walk, in a per-CPU map value rather than on the
- * stack: the verifier then checks each bpf_loop step once instead of following exact values
- * from step to step. */
-struct pp_glob_state {
-    __u32 plen;
-    __u32 toff;
-    __u32 tlen;
-    __u32 p;
-    __u32 t;
-    __u32 star; /* pattern index of the last '*', or ~0 */
-    __u32 star_t;
-    __s32 result; /* 1 match, 0 no match, -1 undecided */
-};
-
-struct pp_rule_state {
-    struct pp_sample_text a;
-    __u32 count;
-    __s32 match; /* rule index, -1 none yet, -2 undecided */
-};
-
-struct pp_sample_scratch {
-    struct pp_glob_state g;
-    struct pp_rule_state w;
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct pp_sample_scratch);
-} sample_scratch SEC(".maps") __weak;
 
 /* bpf_loop contexts (stack): pointers only. */
 struct pp_glob {

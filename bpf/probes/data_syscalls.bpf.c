@@ -11,6 +11,7 @@
 
 #include "conn.bpf.h"
 #include "ctx_parse.bpf.h"
+#include "http.bpf.h"
 #include "tls.bpf.h"
 
 #define PP_MSG_PEEK 2
@@ -128,25 +129,6 @@ static __always_inline __u32 copy_chunk(struct pp_data_scratch *s, const struct 
     return 0; /* sendfile: no user buffer, the bytes are a gap of known length */
 }
 
-/* "GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "TRAC" as little-endian u32. */
-static __always_inline int starts_with_method(const __u8 *m)
-{
-    __u32 w = (__u32)m[0] | (__u32)m[1] << 8 | (__u32)m[2] << 16 | (__u32)m[3] << 24;
-    switch (w) {
-    case 0x20544547: /* GET  */
-    case 0x54534f50: /* POST */
-    case 0x20545550: /* PUT  */
-    case 0x44414548: /* HEAD */
-    case 0x454c4544: /* DELE */
-    case 0x43544150: /* PATC */
-    case 0x4954504f: /* OPTI */
-    case 0x4e4e4f43: /* CONN */
-    case 0x43415254: /* TRAC */
-        return 1;
-    }
-    return 0;
-}
-
 /* State shared by the pieces of one syscall's data (see io_exit). */
 struct pp_chunk_loop {
     struct pp_data_scratch *s;
@@ -253,21 +235,11 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     }
 
     /* A request starting here opens a head budget for this direction. */
-    __u32 budget = ingress ? st->rx_head_budget : st->tx_head_budget;
-    if (captured >= 4 && starts_with_method(ev->msg)) {
-        budget = PP_HEAD_BUDGET;
-        /* A request read on a server connection: its trace context, before its data events. */
-        if (ingress && st->role != PP_ROLE_CLIENT)
-            pp_server_request_ctx(s, captured, pos);
-    }
-    __u32 full = (__u64)ret > budget ? budget : (__u32)ret;
-    if (full < first)
-        full = first;
-    __u32 left = budget > full ? budget - full : 0;
-    if (ingress)
-        st->rx_head_budget = left;
-    else
-        st->tx_head_budget = left;
+    int request = captured >= 4 && pp_starts_with_method(pp_first_word(ev->msg));
+    /* A request read on a server connection: its trace context, before its data events. */
+    if (request && ingress && st->role != PP_ROLE_CLIENT)
+        pp_server_request_ctx(s, captured, pos);
+    __u32 full = pp_head_budget_take(st, ingress, request, (__u64)ret, first);
     if ((__u64)ret > full && a.syscall != PP_SYS_SENDFILE)
         count_drop(PP_DROP_TRUNCATED);
 

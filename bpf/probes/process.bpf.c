@@ -11,7 +11,7 @@
 
 #include "emit.bpf.h"
 #include "filter.bpf.h"
-#include "ctx_counters.bpf.h"
+#include "maps.bpf.h"
 
 SEC("tracepoint/sched/sched_process_exec")
 int process_exec(struct trace_event_raw_sched_process_exec *ctx)

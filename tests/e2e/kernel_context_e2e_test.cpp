@@ -57,7 +57,7 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
         if (const auto* t = std::get_if<events::TraceCtx>(&e);
             t && t->conn.tgid == static_cast<uint32_t>(server->pid())) {
             by_segment[t->segment_id] = *t;
-            if (t->sampled == 0) not_sampled++;
+            if (t->sampled == events::Sampled::kNo) not_sampled++;
         }
     ASSERT_EQ(by_segment.size(), 4u) << "one kernel context per request";
     EXPECT_EQ(not_sampled, 1u) << "the kernel's rules dropped /dropped";
@@ -82,7 +82,8 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(by_which["w3c"].at("parent_id"), "53995c3f42cd8ad8");
     EXPECT_FALSE(by_which["minted"].contains("parent_id"));
-    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3)
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source,
+              events::CtxSource::kMinted)
         << "minted in the kernel";
 }
 

@@ -562,8 +562,9 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     EXPECT_EQ(by_which["w3c"].at("trace_id"), "1-8a3c60f7-d188f8fa79d48a391a778fa6");
     EXPECT_EQ(by_which["w3c"].at("parent_id"), parent);
     EXPECT_FALSE(by_which["minted"].contains("parent_id"));
-    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source, 3)
-        << "minted in the kernel (PP_CTX_MINTED)";
+    EXPECT_EQ(by_segment.at(by_which["minted"].at("id").get<std::string>()).source,
+              events::CtxSource::kMinted)
+        << "minted in the kernel";
     EXPECT_GE(exit.counter("correlate.kernel_context_used"), 3u) << exit.counters_text();
     EXPECT_EQ(exit.counter("correlate.kernel_context_unclaimed"), 0u) << exit.counters_text();
 }

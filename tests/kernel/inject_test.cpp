@@ -127,7 +127,7 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
         EXPECT_TRUE(r.ctx_from_thread);
         EXPECT_EQ(r.trace_id, "1-5759e988-bd862e3fe1be46a994272793");
         EXPECT_EQ(r.segment_id, 0x1122334455667788ULL);
-        EXPECT_EQ(r.sampled, PP_SAMPLED_YES);
+        EXPECT_EQ(r.sampled, events::Sampled::kYes);
         EXPECT_EQ(r.ctx_conn, (events::ConnKey{999, 5, 42}));
         EXPECT_EQ(r.ctx_request_pos, 300u);
         EXPECT_NE(r.subsegment_id, 0u);

@@ -200,7 +200,7 @@ TEST_F(TlsKernelProbes, PlaintextOfSslCallsExactlyOnce) {
             opens.push_back(*o);
         if (const auto* d = std::get_if<events::Data>(&e);
             d && d->conn.tgid == static_cast<uint32_t>(child)) {
-            if (d->source == PP_SRC_TLS)
+            if (d->source == events::DataSource::kTls)
                 tls_data.push_back(*d);
             else if (!d->bytes.empty())
                 socket_payload.push_back(*d);

@@ -68,7 +68,8 @@ int on_rec(void* ctx, void* data, size_t size) {
             r->ctxs.push_back(*t);
             r->ctx_seq.push_back(r->seq);
         } else if (auto* d = std::get_if<events::Data>(&e);
-                   d && d->source == PP_SRC_TLS && d->direction == events::Direction::kIngress) {
+                   d && d->source == events::DataSource::kTls &&
+                   d->direction == events::Direction::kIngress) {
             r->tls_reads.emplace_back(r->seq, *d);
         }
     }
@@ -186,8 +187,8 @@ class KernelTraceCtx : public ::testing::Test {
         EXPECT_EQ(ev.trace_id, trace_id_of(m));
         EXPECT_EQ(ev.segment_id, hex(m.segment_id, 16));
         EXPECT_EQ(ev.parent_id, m.parent_id ? hex(m.parent_id, 16) : "");
-        EXPECT_EQ(ev.sampled, m.sampled);
-        EXPECT_EQ(ev.source, m.source);
+        EXPECT_EQ(ev.sampled, static_cast<events::Sampled>(m.sampled));
+        EXPECT_EQ(ev.source, static_cast<events::CtxSource>(m.source));
         EXPECT_EQ(ev.conn, (events::ConnKey{m.conn.tgid, m.conn.fd, m.conn.gen}));
         EXPECT_EQ(ev.request_pos, m.request_pos);
     }
@@ -232,9 +233,9 @@ TEST_F(KernelTraceCtx, XrayHeaderGivesExactIdsInEventAndThreadMap) {
     const auto& ev = evs[0];
     EXPECT_EQ(ev.trace_id, kRoot);
     EXPECT_EQ(ev.parent_id, kParent);
-    EXPECT_EQ(ev.sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(ev.source, PP_CTX_XRAY_HEADER);
-    EXPECT_EQ(ev.rule, PP_RULE_NONE);
+    EXPECT_EQ(ev.sampled, events::Sampled::kYes);
+    EXPECT_EQ(ev.source, events::CtxSource::kXrayHeader);
+    EXPECT_EQ(ev.rule, events::Rule::kNone);
     EXPECT_EQ(ev.request_pos, 0u) << "first request on the connection";
     EXPECT_EQ(ev.segment_id.size(), 16u);
     EXPECT_NE(ev.segment_id, kParent);
@@ -258,10 +259,10 @@ TEST_F(KernelTraceCtx, XrayHeaderKeysAnyCaseAnyOrderWithSpaces) {
         200);
     auto evs = ctx_events(1);
     ASSERT_EQ(evs.size(), 1u);
-    EXPECT_EQ(evs[0].source, PP_CTX_XRAY_HEADER);
+    EXPECT_EQ(evs[0].source, events::CtxSource::kXrayHeader);
     EXPECT_EQ(evs[0].trace_id, kRoot);
     EXPECT_EQ(evs[0].parent_id, kParent);
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_NO);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kNo);
 }
 
 TEST_F(KernelTraceCtx, TraceparentIsConvertedWhenNoXrayHeader) {
@@ -275,12 +276,12 @@ TEST_F(KernelTraceCtx, TraceparentIsConvertedWhenNoXrayHeader) {
     auto evs = ctx_events(2);
     ASSERT_EQ(evs.size(), 2u);
     for (const auto& ev : evs) {
-        EXPECT_EQ(ev.source, PP_CTX_TRACEPARENT);
+        EXPECT_EQ(ev.source, events::CtxSource::kTraceparent);
         EXPECT_EQ(ev.trace_id, "1-8a3c60f7-d188f8fa79d48a391a778fa6");
         EXPECT_EQ(ev.parent_id, kParent);
     }
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(evs[1].sampled, PP_SAMPLED_NO);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kYes);
+    EXPECT_EQ(evs[1].sampled, events::Sampled::kNo);
 }
 
 TEST_F(KernelTraceCtx, XrayHeaderWinsOverTraceparentAndSampledUnknownIsDecidedByRules) {
@@ -293,12 +294,12 @@ TEST_F(KernelTraceCtx, XrayHeaderWinsOverTraceparentAndSampledUnknownIsDecidedBy
               200);
     auto evs = ctx_events(1);
     ASSERT_EQ(evs.size(), 1u);
-    EXPECT_EQ(evs[0].source, PP_CTX_XRAY_HEADER);
+    EXPECT_EQ(evs[0].source, events::CtxSource::kXrayHeader);
     EXPECT_EQ(evs[0].trace_id, kRoot);
     EXPECT_EQ(evs[0].parent_id, "");
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES)
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kYes)
         << "Sampled=? leaves the decision to the kernel's rules";
-    EXPECT_EQ(evs[0].rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
+    EXPECT_EQ(evs[0].rule, events::Rule::kDefault) << "the default rule decided";
 }
 
 // The head scan reads the request line and Host only when a rule the kernel can reach looks at
@@ -349,16 +350,16 @@ TEST_F(KernelTraceCtx, RequestLineAndHostAreReadOnlyWhenARuleNeedsThem) {
         200);
     auto evs = ctx_events(3);
     ASSERT_EQ(evs.size(), 3u);
-    EXPECT_EQ(evs[0].source, PP_CTX_MINTED);
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(evs[0].rule, 0u) << "the rule of stars decided";
-    EXPECT_EQ(evs[1].source, PP_CTX_XRAY_HEADER);
+    EXPECT_EQ(evs[0].source, events::CtxSource::kMinted);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kYes);
+    EXPECT_EQ(evs[0].rule, events::Rule{0}) << "the rule of stars decided";
+    EXPECT_EQ(evs[1].source, events::CtxSource::kXrayHeader);
     EXPECT_EQ(evs[1].trace_id, kRoot);
     EXPECT_EQ(evs[1].parent_id, kParent);
-    EXPECT_EQ(evs[1].sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(evs[1].rule, 0u);
-    EXPECT_EQ(evs[2].source, PP_CTX_TRACEPARENT);
-    EXPECT_EQ(evs[2].sampled, PP_SAMPLED_NO);
+    EXPECT_EQ(evs[1].sampled, events::Sampled::kYes);
+    EXPECT_EQ(evs[1].rule, events::Rule{0});
+    EXPECT_EQ(evs[2].source, events::CtxSource::kTraceparent);
+    EXPECT_EQ(evs[2].sampled, events::Sampled::kNo);
 }
 
 TEST_F(KernelTraceCtx, NoHeaderMintsTraceWithEpochAndPathRuleAndReservoir) {
@@ -385,7 +386,7 @@ TEST_F(KernelTraceCtx, NoHeaderMintsTraceWithEpochAndPathRuleAndReservoir) {
     auto evs = ctx_events(2 + kRes);
     ASSERT_EQ(evs.size(), 2u + kRes);
     for (const auto& ev : evs) {
-        EXPECT_EQ(ev.source, PP_CTX_MINTED);
+        EXPECT_EQ(ev.source, events::CtxSource::kMinted);
         EXPECT_EQ(ev.parent_id, "");
         const uint32_t epoch =
             static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));
@@ -394,23 +395,23 @@ TEST_F(KernelTraceCtx, NoHeaderMintsTraceWithEpochAndPathRuleAndReservoir) {
         EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")))
             << ev.trace_id;
     }
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(evs[0].rule, 0);
-    EXPECT_EQ(evs[1].sampled, PP_SAMPLED_NO);
-    EXPECT_EQ(evs[1].rule, PP_MAX_SAMPLE_RULES);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kYes);
+    EXPECT_EQ(evs[0].rule, events::Rule{0});
+    EXPECT_EQ(evs[1].sampled, events::Sampled::kNo);
+    EXPECT_EQ(evs[1].rule, events::Rule::kDefault);
     // The reservoir: at most 2 per wall-clock second (by the minted ids' seconds), and in a
     // second that saw more than 2 requests, the rest are not sampled (rate 0).
     std::map<std::string, int> requests_per_second, sampled_per_second;
     int sampled = 0;
     for (size_t i = 2; i < evs.size(); i++) {
-        EXPECT_EQ(evs[i].rule, 1);
+        EXPECT_EQ(evs[i].rule, events::Rule{1});
         const std::string second = evs[i].trace_id.substr(2, 8);
         requests_per_second[second]++;
-        if (evs[i].sampled == PP_SAMPLED_YES) {
+        if (evs[i].sampled == events::Sampled::kYes) {
             sampled_per_second[second]++;
             sampled++;
         } else {
-            EXPECT_EQ(evs[i].sampled, PP_SAMPLED_NO);
+            EXPECT_EQ(evs[i].sampled, events::Sampled::kNo);
         }
     }
     for (const auto& [second, n] : sampled_per_second) EXPECT_LE(n, 2) << second;
@@ -436,9 +437,9 @@ TEST_F(KernelTraceCtx, RulesTheKernelCannotHoldLeaveSamplingToUserspace) {
     ASSERT_EQ(get("/anything").status, 200);
     auto evs = ctx_events(1);
     ASSERT_EQ(evs.size(), 1u);
-    EXPECT_EQ(evs[0].source, PP_CTX_MINTED);
-    EXPECT_EQ(evs[0].sampled, PP_SAMPLED_UNKNOWN);
-    EXPECT_EQ(evs[0].rule, PP_RULE_NONE);
+    EXPECT_EQ(evs[0].source, events::CtxSource::kMinted);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kUnknown);
+    EXPECT_EQ(evs[0].rule, events::Rule::kNone);
     EXPECT_GE(probes_->ctx_counts()[PP_CTXC_SAMPLE_DEFERRED], 1u);
 }
 
@@ -474,11 +475,11 @@ TEST_F(KernelTraceCtx, HostileHeadersAreTreatedAsAbsent) {
     auto evs = ctx_events(cases.size() + 1);
     ASSERT_EQ(evs.size(), cases.size() + 1);
     for (size_t i = 0; i < cases.size(); i++) {
-        EXPECT_EQ(evs[i].source, PP_CTX_MINTED) << cases[i].first.substr(0, 120);
+        EXPECT_EQ(evs[i].source, events::CtxSource::kMinted) << cases[i].first.substr(0, 120);
         EXPECT_EQ(evs[i].rejected, cases[i].second) << cases[i].first.substr(0, 120);
         EXPECT_NE(evs[i].trace_id, kRoot);
     }
-    EXPECT_EQ(evs.back().source, PP_CTX_MINTED);
+    EXPECT_EQ(evs.back().source, events::CtxSource::kMinted);
     EXPECT_EQ(evs.back().rejected, 0) << "a header beyond the captured bytes is simply not seen";
     auto counts = probes_->ctx_counts();
     EXPECT_GE(counts[PP_CTXC_XRAY_REJECTED], 8u);
@@ -551,9 +552,9 @@ TEST_F(KernelTraceCtx, HttpsXrayHeaderGivesExactIdsInEventAndThreadMap) {
     const auto& ev = evs[0];
     EXPECT_EQ(ev.trace_id, kRoot);
     EXPECT_EQ(ev.parent_id, kParent);
-    EXPECT_EQ(ev.sampled, PP_SAMPLED_YES);
-    EXPECT_EQ(ev.source, PP_CTX_XRAY_HEADER);
-    EXPECT_EQ(ev.rule, PP_RULE_NONE);
+    EXPECT_EQ(ev.sampled, events::Sampled::kYes);
+    EXPECT_EQ(ev.source, events::CtxSource::kXrayHeader);
+    EXPECT_EQ(ev.rule, events::Rule::kNone);
     EXPECT_EQ(ev.request_pos, 0u)
         << "the plaintext position (the handshake came before on the socket)";
     pp_trace_ctx m{};
@@ -579,10 +580,10 @@ TEST_F(KernelTraceCtx, HttpsRequestWithoutHeaderGetsMintedTrace) {
     auto evs = ctx_events(1, tid);
     ASSERT_EQ(evs.size(), 1u);
     const auto& ev = evs[0];
-    EXPECT_EQ(ev.source, PP_CTX_MINTED);
+    EXPECT_EQ(ev.source, events::CtxSource::kMinted);
     EXPECT_EQ(ev.parent_id, "");
-    EXPECT_EQ(ev.sampled, PP_SAMPLED_NO) << "the default rule samples nothing here";
-    EXPECT_EQ(ev.rule, PP_MAX_SAMPLE_RULES) << "the default rule decided";
+    EXPECT_EQ(ev.sampled, events::Sampled::kNo) << "the default rule samples nothing here";
+    EXPECT_EQ(ev.rule, events::Rule::kDefault) << "the default rule decided";
     EXPECT_TRUE(std::regex_match(ev.trace_id, std::regex("1-[0-9a-f]{8}-[0-9a-f]{24}")))
         << ev.trace_id;
     const uint32_t epoch = static_cast<uint32_t>(std::stoul(ev.trace_id.substr(2, 8), nullptr, 16));

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "passport/abi.h"
 #include "userspace/aws/aws_subsegment.hpp"
 #include "userspace/xray/document.hpp"
 
@@ -248,11 +247,11 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     call.own_trace_id = inj.trace_id;
     call.own_segment_id = hex16(inj.segment_id);
     // The kernel's sampling decision went on the wire (Sampled=1/0): the segment follows it.
-    if (inj.sampled == 1 || inj.sampled == 0) {
-        call.own_sampled = inj.sampled == 1;
+    if (inj.sampled != events::Sampled::kUnknown) {
+        call.own_sampled = inj.sampled == events::Sampled::kYes;
         call.own_rule_name.clear();
-        if (inj.rule < cfg_.kernel_rule_names.size())
-            call.own_rule_name = cfg_.kernel_rule_names[inj.rule];
+        if (events::rule_index(inj.rule) < cfg_.kernel_rule_names.size())
+            call.own_rule_name = cfg_.kernel_rule_names[events::rule_index(inj.rule)];
     }
 }
 
@@ -445,11 +444,12 @@ void Correlator::on_kernel_context(const events::TraceCtx& kc) {
 }
 
 bool Correlator::has_own_header(const ServerContext& ctx) {
-    return ctx.upstream.has_root() || (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED);
+    return ctx.upstream.has_root() ||
+           (ctx.has_kernel && ctx.kernel.source != events::CtxSource::kMinted);
 }
 
 void Correlator::own_header_ids(const ServerContext& ctx, std::string& root, std::string& parent) {
-    if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+    if (ctx.has_kernel && ctx.kernel.source != events::CtxSource::kMinted) {
         root = ctx.kernel.trace_id;
         parent = ctx.kernel.parent_id;
     } else {
@@ -472,13 +472,15 @@ void Correlator::apply_kernel(ServerContext& ctx) {
     const KernelContext& k = ctx.kernel;
     ctx.trace_id = k.trace_id;
     ctx.parent_id = k.parent_id;
-    if (k.sampled == PP_SAMPLED_UNKNOWN) {  // the kernel could not decide: the rules here do
+    if (k.sampled == events::Sampled::kUnknown) {  // the kernel could not decide: the rules here do
         ctx.sampled = decide(ctx.sampling, &ctx.rule_name);
         counters_.add("correlate.kernel_sampling_deferred");
     } else {
-        ctx.sampled = k.sampled == PP_SAMPLED_YES;
-        ctx.sampled_upstream = k.source != PP_CTX_MINTED && k.rule == PP_RULE_NONE;
-        if (k.rule < cfg_.kernel_rule_names.size()) ctx.rule_name = cfg_.kernel_rule_names[k.rule];
+        ctx.sampled = k.sampled == events::Sampled::kYes;
+        ctx.sampled_upstream =
+            k.source != events::CtxSource::kMinted && k.rule == events::Rule::kNone;
+        if (events::rule_index(k.rule) < cfg_.kernel_rule_names.size())
+            ctx.rule_name = cfg_.kernel_rule_names[events::rule_index(k.rule)];
     }
     ctx.resolved = true;
 }
@@ -662,7 +664,7 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
         try_link_server(ctx);
         auto c = ctx.has_linked_call ? calls_.find(ctx.linked_call) : calls_.end();
         if (c != calls_.end()) {
-            if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+            if (ctx.has_kernel && ctx.kernel.source != events::CtxSource::kMinted) {
                 apply_kernel(ctx);
             } else {
                 apply_upstream(ctx);
@@ -677,7 +679,7 @@ void Correlator::resolve(ServerContext& ctx, int depth) {
     if (has_own_header(ctx) && depth <= kMaxChainDepth && link_by_injected_id(ctx, depth)) return;
     // The kernel read a trace header for this request: its reading wins (it is what the
     // thread's outgoing calls carried downstream).
-    if (ctx.has_kernel && ctx.kernel.source != PP_CTX_MINTED) {
+    if (ctx.has_kernel && ctx.kernel.source != events::CtxSource::kMinted) {
         apply_kernel(ctx);
         return;
     }
@@ -726,10 +728,9 @@ bool Correlator::injected_call_trace(const std::string& ikey, const std::string&
             sampled = srv->second.sampled;
             return true;
         }
-        if (inj.sampled != PP_SAMPLED_YES && inj.sampled != PP_SAMPLED_NO)
-            return false;  // decided later
+        if (inj.sampled == events::Sampled::kUnknown) return false;  // decided later
         trace_id = inj.trace_id;
-        sampled = inj.sampled == PP_SAMPLED_YES;
+        sampled = inj.sampled == events::Sampled::kYes;
         return true;
     }
     auto k = calls_by_inject_key_.find(ikey);

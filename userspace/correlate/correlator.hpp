@@ -121,9 +121,9 @@ class Correlator {
         std::string trace_id;
         std::string segment_id;
         std::string parent_id;
-        uint8_t sampled = 2;  // enum pp_sampled
-        uint8_t source = 0;   // enum pp_ctx_source
-        uint16_t rule = 0xffff;
+        events::Sampled sampled = events::Sampled::kUnknown;
+        events::CtxSource source = events::CtxSource::kNone;
+        events::Rule rule = events::Rule::kNone;
     };
     struct ServerContext {
         uint32_t tgid = 0;

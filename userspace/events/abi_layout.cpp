@@ -3,10 +3,29 @@
 #include <cstddef>
 
 #include "passport/abi.h"
+#include "userspace/events/event.hpp"
 
 namespace passport::events {
 
-static_assert(PP_ABI_VERSION == 2);
+static_assert(PP_ABI_VERSION == 3);
+
+// The typed forms of event.hpp carry the ABI's values.
+static_assert(static_cast<int>(DataSource::kSocket) == PP_SRC_SOCKET);
+static_assert(static_cast<int>(DataSource::kTls) == PP_SRC_TLS);
+static_assert(static_cast<int>(Sampled::kNo) == PP_SAMPLED_NO);
+static_assert(static_cast<int>(Sampled::kYes) == PP_SAMPLED_YES);
+static_assert(static_cast<int>(Sampled::kUnknown) == PP_SAMPLED_UNKNOWN);
+static_assert(static_cast<int>(CtxSource::kNone) == PP_CTX_NONE);
+static_assert(static_cast<int>(CtxSource::kXrayHeader) == PP_CTX_XRAY_HEADER);
+static_assert(static_cast<int>(CtxSource::kTraceparent) == PP_CTX_TRACEPARENT);
+static_assert(static_cast<int>(CtxSource::kMinted) == PP_CTX_MINTED);
+static_assert(rule_index(Rule::kDefault) == PP_MAX_SAMPLE_RULES);
+static_assert(rule_index(Rule::kNone) == PP_RULE_NONE);
+static_assert(static_cast<int>(Role::kUnknown) == PP_ROLE_UNKNOWN);
+static_assert(static_cast<int>(Role::kServer) == PP_ROLE_SERVER);
+static_assert(static_cast<int>(Role::kClient) == PP_ROLE_CLIENT);
+static_assert(static_cast<int>(InjectOutcome::kInjected) == PP_INJ_INJECTED);
+static_assert(static_cast<int>(InjectOutcome::kLeave) == PP_INJ_LEAVE);
 static_assert(offsetof(pp_event_header, kind) == 0, "kind must be the first byte");
 static_assert(offsetof(pp_event_header, tgid) == 4);
 static_assert(offsetof(pp_event_header, tid) == 8);
@@ -40,7 +59,21 @@ static_assert(offsetof(pp_proc_event, ppid) == 24);
 static_assert(offsetof(pp_proc_event, exit_code) == 28);
 static_assert(offsetof(pp_proc_event, comm) == 32);
 static_assert(offsetof(pp_proc_event, filename) == 48);
-static_assert(sizeof(pp_config) == 16);
+static_assert(sizeof(pp_config) == 8);
+static_assert(offsetof(pp_config, self_tgid) == 0);
+static_assert(offsetof(pp_config, trace_all) == 4);
+static_assert(offsetof(pp_config, filter_ports) == 5);
+static_assert(sizeof(pp_pid_bitmap) == PP_PID_BITMAP_WORDS * 8);
+static_assert(offsetof(pp_conn_state, tx_pos) == 16);
+static_assert(offsetof(pp_conn_state, rx_head_budget) == 24);
+static_assert(offsetof(pp_conn_state, role) == 32);
+static_assert(offsetof(pp_conn_state, tls) == 33);
+static_assert(offsetof(pp_conn_state, tls_rx_pos) == 40);
+static_assert(sizeof(pp_conn_state) == 56);
+static_assert(offsetof(pp_deny_key, addr) == 4);
+static_assert(sizeof(pp_deny_key) == 20);
+static_assert(offsetof(pp_inject_adopt, app_pos) == 40);
+static_assert(offsetof(pp_inject_adopt, netns) == 48);
 static_assert(offsetof(pp_trace_ctx, trace_rand) == 4);
 static_assert(offsetof(pp_trace_ctx, parent_id) == 24);
 static_assert(offsetof(pp_trace_ctx, source) == 33);

@@ -85,7 +85,7 @@ std::string_view decode_data(std::span<const uint8_t> rec, Data& out) {
     out.direction = ev.direction == PP_DIR_INGRESS ? Direction::kIngress : Direction::kEgress;
     out.role = *role;
     out.syscall = ev.syscall;
-    out.source = ev.source;
+    out.source = static_cast<DataSource>(ev.source);
     out.bytes.assign(reinterpret_cast<const char*>(rec.data() + kFixed), ev.captured);
     return {};
 }
@@ -154,7 +154,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             if (!read_struct(rec, ev)) return make_error("short_trace_ctx");
             const pp_trace_ctx& c = ev.ctx;
             if (c.sampled > PP_SAMPLED_UNKNOWN || c.source == PP_CTX_NONE ||
-                c.source > PP_CTX_MINTED || c.segment_id == 0)
+                c.source > PP_CTX_MINTED || c.segment_id == 0 || !rule_valid(ev.rule))
                 return make_error("bad_trace_ctx");
             TraceCtx out;
             out.conn = to_key(c.conn);
@@ -167,9 +167,9 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             for (uint8_t b : c.trace_rand) put_hex(out.trace_id, b, 2);
             out.segment_id = hex64(c.segment_id);
             if (c.parent_id != 0) out.parent_id = hex64(c.parent_id);
-            out.sampled = c.sampled;
-            out.source = c.source;
-            out.rule = ev.rule;
+            out.sampled = static_cast<Sampled>(c.sampled);
+            out.source = static_cast<CtxSource>(c.source);
+            out.rule = static_cast<Rule>(ev.rule);
             out.rejected = ev.rejected;
             return Event{std::move(out)};
         }
@@ -178,6 +178,9 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             if (!read_struct(rec, ev)) return make_error("short_inject");
             if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_LEAVE)
                 return make_error("bad_inject_outcome");
+            // PP_INJ_LEAVE carries its enum pp_inject_leave reason (1..3) in `rule`.
+            if (ev.ctx.sampled > PP_SAMPLED_UNKNOWN || !rule_valid(ev.rule))
+                return make_error("bad_inject_ctx");
             Inject out;
             out.tgid = ev.hdr.tgid;
             out.tid = ev.hdr.tid;
@@ -192,8 +195,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.ctx_from_thread = ev.ctx_from_thread != 0;
             if (ev.outcome == PP_INJ_INJECTED) out.trace_id = trace_id_string(ev.ctx);
             out.segment_id = ev.ctx.segment_id;
-            out.sampled = ev.ctx.sampled;
-            out.rule = ev.rule;
+            out.sampled = static_cast<Sampled>(ev.ctx.sampled);
+            out.rule = static_cast<Rule>(ev.rule);
             out.ctx_conn = to_key(ev.ctx.conn);
             out.ctx_request_pos = ev.ctx.request_pos;
             return Event{std::move(out)};

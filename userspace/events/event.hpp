@@ -14,6 +14,41 @@ namespace passport::events {
 enum class Role : uint8_t { kUnknown = 0, kServer = 1, kClient = 2 };
 enum class Direction : uint8_t { kIngress = 0, kEgress = 1 };
 
+// The values below are those of bpf/include/passport/abi.h (checked in abi_layout.cpp); the
+// decoder rejects a record carrying any other.
+
+// Where a Data event's bytes come from (enum pp_data_source).
+enum class DataSource : uint8_t {
+    kSocket = 0,  // read/write syscalls on the socket (plaintext or ciphertext)
+    kTls = 1,     // plaintext from a TLS library call
+};
+
+// A sampling decision as the kernel carries it (enum pp_sampled).
+enum class Sampled : uint8_t {
+    kNo = 0,
+    kYes = 1,
+    kUnknown = 2,  // not decided in the kernel: userspace decides
+};
+
+// Where a kernel trace context came from (enum pp_ctx_source); never kNone in a decoded event.
+enum class CtxSource : uint8_t {
+    kNone = 0,
+    kXrayHeader = 1,   // the request's X-Amzn-Trace-Id
+    kTraceparent = 2,  // the request's W3C traceparent, converted
+    kMinted = 3,       // no usable header: a new trace, sampled by the kernel rules
+};
+
+// The kernel sampling rule that decided: an index into the rules the agent wrote to the kernel
+// (kDefault, the last index, is the default rule), or kNone (PP_RULE_NONE).
+enum class Rule : uint16_t {
+    kDefault = 16,  // PP_MAX_SAMPLE_RULES
+    kNone = 0xffff,
+};
+constexpr uint16_t rule_index(Rule r) { return static_cast<uint16_t>(r); }
+constexpr bool rule_valid(uint16_t raw) {
+    return raw <= rule_index(Rule::kDefault) || raw == rule_index(Rule::kNone);
+}
+
 // A connection as the kernel names it: the fd of a process plus a generation, so a reused fd is
 // a different connection.
 struct ConnKey {
@@ -60,8 +95,8 @@ struct Data {
     Direction direction = Direction::kIngress;
     Role role = Role::kUnknown;
     uint8_t syscall = 0;  // enum pp_syscall
-    uint8_t source = 0;   // enum pp_data_source: 0 socket syscall, 1 TLS library plaintext
-    std::string bytes;    // captured prefix of the len bytes
+    DataSource source = DataSource::kSocket;
+    std::string bytes;  // captured prefix of the len bytes
 };
 
 struct ConnClose {
@@ -98,10 +133,10 @@ struct TraceCtx {
     std::string trace_id;      // 1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy
     std::string segment_id;    // 16 hex digits
     std::string parent_id;     // 16 hex digits, or empty
-    uint8_t sampled = 2;       // enum pp_sampled: 0 no, 1 yes, 2 unknown (userspace decides)
-    uint8_t source = 0;        // enum pp_ctx_source
-    uint16_t rule = 0xffff;    // kernel sampling rule index that decided, 0xffff none
-    uint8_t rejected = 0;      // PP_REJECT_* bits
+    Sampled sampled = Sampled::kUnknown;
+    CtxSource source = CtxSource::kNone;
+    Rule rule = Rule::kNone;  // the kernel sampling rule that decided
+    uint8_t rejected = 0;     // PP_REJECT_* bits
 };
 
 // The kernel put (or found) X-Amzn-Trace-Id in an outgoing request (PP_EV_INJECT). Matches the
@@ -131,8 +166,8 @@ struct Inject {
     bool ctx_from_thread = false;  // the writing thread's server request; else minted for this call
     std::string trace_id;          // "1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx"
     uint64_t segment_id = 0;       // the server request's segment (or the call's own segment)
-    uint8_t sampled = 2;           // enum pp_sampled
-    uint16_t rule = 0xffff;        // minted: kernel sampling rule index that decided, 0xffff none
+    Sampled sampled = Sampled::kUnknown;
+    Rule rule = Rule::kNone;       // minted: the kernel sampling rule that decided
     ConnKey ctx_conn;              // the server request's connection (ctx_from_thread)
     uint64_t ctx_request_pos = 0;  // its ingress offset on ctx_conn
 };

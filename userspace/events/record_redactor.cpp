@@ -28,7 +28,8 @@ bool is_method(const std::string& s) {
 
 void RecordRedactor::forget(const ConnKey& conn) {
     for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
-        for (uint8_t source : {0, 1}) streams_.erase(Key{conn, dir, source});
+        for (DataSource source : {DataSource::kSocket, DataSource::kTls})
+            streams_.erase(Key{conn, dir, source});
     }
 }
 

@@ -42,12 +42,13 @@ class RecordRedactor {
     struct Key {
         ConnKey conn;
         Direction dir;
-        uint8_t source;  // socket bytes and TLS plaintext are separate streams
+        DataSource source;  // socket bytes and TLS plaintext are separate streams
         bool operator==(const Key&) const = default;
     };
     struct KeyHash {
         size_t operator()(const Key& k) const {
-            return ConnKeyHash{}(k.conn) ^ (static_cast<size_t>(k.dir) << 1) ^ k.source;
+            return ConnKeyHash{}(k.conn) ^ (static_cast<size_t>(k.dir) << 1) ^
+                   static_cast<size_t>(k.source);
         }
     };
 

@@ -83,7 +83,7 @@ std::string to_json_line(const Event& ev) {
                      {"role", static_cast<int>(e.role)},
                      {"syscall", e.syscall},
                      {"bytes", to_hex(e.bytes)}};
-                if (e.source != 0) j["source"] = e.source;
+                if (e.source != DataSource::kSocket) j["source"] = e.source;
             } else if constexpr (std::is_same_v<T, ConnClose>) {
                 j = {{"type", "close"}, {"conn", key_json(e.conn)}, {"tid", e.tid},
                      {"ts", e.ts_ns},   {"rx", e.rx_bytes},         {"tx", e.tx_bytes}};
@@ -166,7 +166,7 @@ Result<Event> from_json_line(const std::string& line) {
                 j.at("dir").get<std::string>() == "in" ? Direction::kIngress : Direction::kEgress;
             e.role = role();
             e.syscall = j.at("syscall").get<uint8_t>();
-            e.source = j.value("source", uint8_t{0});
+            e.source = j.value("source", DataSource::kSocket);
             auto bytes = from_hex(j.at("bytes").get<std::string>());
             if (!bytes) return make_error(bytes.error());
             e.bytes = std::move(*bytes);
@@ -208,9 +208,9 @@ Result<Event> from_json_line(const std::string& line) {
             e.trace_id = j.at("trace_id").get<std::string>();
             e.segment_id = j.at("segment_id").get<std::string>();
             e.parent_id = j.at("parent_id").get<std::string>();
-            e.sampled = j.at("sampled").get<uint8_t>();
-            e.source = j.at("source").get<uint8_t>();
-            e.rule = j.at("rule").get<uint16_t>();
+            e.sampled = j.at("sampled").get<Sampled>();
+            e.source = j.at("source").get<CtxSource>();
+            e.rule = j.at("rule").get<Rule>();
             e.rejected = j.value("rejected", uint8_t{0});
             return Event{std::move(e)};
         }
@@ -231,8 +231,8 @@ Result<Event> from_json_line(const std::string& line) {
             e.ctx_from_thread = j.at("ctx_from_thread").get<bool>();
             e.trace_id = j.at("trace_id").get<std::string>();
             e.segment_id = j.at("segment_id").get<uint64_t>();
-            e.sampled = j.at("sampled").get<uint8_t>();
-            e.rule = j.value("rule", uint16_t{0xffff});
+            e.sampled = j.at("sampled").get<Sampled>();
+            e.rule = j.value("rule", Rule::kNone);
             e.ctx_conn = key_from(j.at("ctx_conn"));
             e.ctx_request_pos = j.at("ctx_request_pos").get<uint64_t>();
             return Event{std::move(e)};

@@ -3,8 +3,6 @@
 #include <memory>
 #include <string>
 
-#include "passport/abi.h"
-
 namespace passport::stream {
 
 namespace {
@@ -96,7 +94,7 @@ void Connection::on_data(const events::Data& data) {
 }
 
 bool Connection::admit_source(const events::Data& data) {
-    if (data.source != PP_SRC_TLS) {
+    if (data.source != events::DataSource::kTls) {
         // A TLS record header where a stream starts: the handshake, never an HTTP message.
         const std::string_view b = data.bytes;
         const bool record = data.pos == 0 && b.size() >= 3 && b[0] >= 0x14 && b[0] <= 0x17 &&

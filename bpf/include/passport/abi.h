@@ -19,7 +19,7 @@
 #endif
 
 /* Bumped on any change to a struct below; the loader refuses a BPF object with another value. */
-#define PP_ABI_VERSION 2
+#define PP_ABI_VERSION 3
 
 /* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
 #define PP_MAX_CHUNK 4096
@@ -265,11 +265,50 @@ struct pp_reservoir {
 
 /* Configuration written by userspace into .rodata before load. */
 struct pp_config {
-    __u32 abi_version; /* must equal PP_ABI_VERSION */
     __u32 self_tgid;   /* the agent itself: never traced */
     __u8 trace_all;    /* 1: every process but self; 0: only tgids in traced_pids */
     __u8 filter_ports; /* 1: server connections only on ports in server_ports */
-    __u8 _pad[6];
+    __u8 _pad[2];      /* explicit padding to 8 bytes */
+};
+
+/* Address family numbers as the kernel passes them (include/linux/socket.h). */
+#define PP_AF_INET  2
+#define PP_AF_INET6 10
+
+/* ---- Process selection (map pid_bits), written by the agent through a memory mapping ---- */
+
+/* One bit per tgid covering every pid the kernel can hand out (PID_MAX_LIMIT, 2^22 on 64-bit):
+ * 2^16 words of 64 bits, 512 KiB per slot. */
+#define PP_PID_BITMAP_WORDS (1u << 16)
+/* Slots of pid_bits (array index): the selection, and the processes with TLS uprobes. */
+#define PP_BITS_TRACED 0
+#define PP_BITS_TLS    1
+#define PP_BITS_SLOTS  2
+
+struct pp_pid_bitmap {
+    __u64 w[PP_PID_BITMAP_WORDS]; /* bit (tgid & 63) of word (tgid >> 6) */
+};
+
+/* ---- Tracked connections (map conns, key tgid << 32 | fd) ---- */
+
+/* The syscall probes' state of one TCP connection. The agent reads tx_pos to number an adopted
+ * socket's bytes as the probes do. */
+struct pp_conn_state {
+    __u64 gen;    /* pp_conn_id.gen of the connection */
+    __u64 rx_pos; /* ingress stream offset: bytes read so far (socket syscalls) */
+    __u64 tx_pos; /* egress stream offset: bytes written so far (socket syscalls) */
+    /* Bytes still to copy in full, per direction, after a syscall whose data began with an
+     * HTTP method: a request head larger than PP_MAX_CHUNK (big cookies) is then captured whole
+     * even when it arrives through several large reads. */
+    __u32 rx_head_budget;
+    __u32 tx_head_budget;
+    __u8 role; /* enum pp_role */
+    /* enum pp_conn_tls (lib/tls.bpf.h): once set, the socket syscalls carry ciphertext and
+     * emit no payload; TLS plaintext uses the tls_* positions and the head budgets above. */
+    __u8 tls;
+    __u8 _pad[6];     /* explicit padding to the next u64 */
+    __u64 tls_rx_pos; /* plaintext positions from SSL_read / SSL_write, per direction */
+    __u64 tls_tx_pos;
 };
 
 /* ---- Header injection (sock_ops + sk_msg, bpf/probes/inject.bpf.c) ---- */
@@ -338,6 +377,12 @@ struct pp_inject_event {
     struct pp_trace_ctx ctx;
 };
 
+/* Key of map inject_deny_cidrs (LPM trie): a destination the injection never touches. */
+struct pp_deny_key {
+    __u32 prefixlen; /* bits of addr that count; IPv4 as ::ffff:a.b.c.d (its prefix + 96) */
+    __u8 addr[16];   /* network byte order */
+};
+
 /* A socket the agent adopted (a TCP connection a selected process opened before the agent
  * started, or before the process was selected): map inject_adopt, socket cookie -> this. The
  * sk_msg program creates the socket's injection state from it on the socket's first message
@@ -373,6 +418,9 @@ PP_STATIC_ASSERT(sizeof(struct pp_reservoir) == 16, "pp_reservoir layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout");
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_adopt) == 56, "pp_inject_adopt layout");
+PP_STATIC_ASSERT(sizeof(struct pp_config) == 8, "pp_config layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 56, "pp_conn_state layout");
+PP_STATIC_ASSERT(sizeof(struct pp_deny_key) == 20, "pp_deny_key layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -521,7 +521,7 @@ events::Inject inject_for(const HttpExchange& c, uint64_t sub, bool from_thread)
     i.ctx_from_thread = from_thread;
     i.trace_id = "1-6b06269a-f5fd2e2bf34013558615b650";
     i.segment_id = 0xabcdefULL;
-    i.sampled = 2;
+    i.sampled = events::Sampled::kUnknown;
     return i;
 }
 
@@ -556,13 +556,14 @@ TEST_F(CorrelatorTest, InjectedCallOutsideARequestFollowsTheKernelSamplingDecisi
                   counters,
                   [this](xray::Segment&& s) { out.push_back(std::move(s)); },
                   [](xray::Subsegment&&, const std::string&, const std::string&) {}};
-    for (uint8_t sampled : {uint8_t{1}, uint8_t{0}}) {  // PP_SAMPLED_YES, PP_SAMPLED_NO
-        const uint64_t at = sampled == 1 ? 5'000'500'000 : 6'000'500'000;
-        auto c = call(4242, 4243, sampled == 1 ? 50001 : 50002, at, at + 500'000'000);
+    for (events::Sampled sampled : {events::Sampled::kYes, events::Sampled::kNo}) {
+        const bool yes = sampled == events::Sampled::kYes;
+        const uint64_t at = yes ? 5'000'500'000 : 6'000'500'000;
+        auto c = call(4242, 4243, yes ? 50001 : 50002, at, at + 500'000'000);
         c.request_pos = 300;
-        auto inj = inject_for(c, 0x53995c3f42cd8ad8ULL + sampled, false);
+        auto inj = inject_for(c, 0x53995c3f42cd8ad8ULL + (yes ? 1 : 0), false);
         inj.sampled = sampled;
-        inj.rule = 0;
+        inj.rule = events::Rule{0};
         kc.on_inject(inj);
         kc.on_request_seen(seen_of(c));
         kc.on_exchange(std::move(c));

@@ -67,13 +67,14 @@ struct KernelContextTest : ::testing::Test {
         ex.request_pos = pos;
         return ex;
     }
-    static events::TraceCtx kernel(uint64_t pos, uint8_t source, uint8_t sampled, uint16_t rule) {
+    static events::TraceCtx kernel(uint64_t pos, events::CtxSource source, events::Sampled sampled,
+                                   events::Rule rule) {
         events::TraceCtx k;
         k.conn = conn();
         k.request_pos = pos;
         k.trace_id = kRoot;
         k.segment_id = "00000000000abcde";
-        k.parent_id = source == PP_CTX_MINTED ? "" : "53995c3f42cd8ad8";
+        k.parent_id = source == events::CtxSource::kMinted ? "" : "53995c3f42cd8ad8";
         k.source = source;
         k.sampled = sampled;
         k.rule = rule;
@@ -82,7 +83,8 @@ struct KernelContextTest : ::testing::Test {
 };
 
 TEST_F(KernelContextTest, MintedContextAndKernelDecisionAreUsed) {
-    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    corr.on_kernel_context(
+        kernel(0, events::CtxSource::kMinted, events::Sampled::kYes, events::Rule{0}));
     corr.on_exchange(exchange(0));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].trace_id, kRoot);
@@ -94,7 +96,8 @@ TEST_F(KernelContextTest, MintedContextAndKernelDecisionAreUsed) {
 }
 
 TEST_F(KernelContextTest, KernelNotSampledMeansNoDocumentEvenIfUserspaceWouldSample) {
-    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_NO, PP_MAX_SAMPLE_RULES));
+    corr.on_kernel_context(
+        kernel(0, events::CtxSource::kMinted, events::Sampled::kNo, events::Rule::kDefault));
     corr.on_exchange(exchange(0));
     EXPECT_TRUE(out.empty());
     EXPECT_EQ(sampler_calls, 0);
@@ -103,7 +106,8 @@ TEST_F(KernelContextTest, KernelNotSampledMeansNoDocumentEvenIfUserspaceWouldSam
 
 TEST_F(KernelContextTest, HeaderContextFromKernelWinsOverUserspaceParse) {
     // The kernel read the header; userspace's own parse of the same head is not consulted.
-    corr.on_kernel_context(kernel(0, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE));
+    corr.on_kernel_context(
+        kernel(0, events::CtxSource::kXrayHeader, events::Sampled::kYes, events::Rule::kNone));
     corr.on_exchange(
         exchange(0, {{"X-Amzn-Trace-Id", "Root=1-11111111-222222222222222222222222;Sampled=0"}}));
     ASSERT_EQ(out.size(), 1u);
@@ -114,7 +118,8 @@ TEST_F(KernelContextTest, HeaderContextFromKernelWinsOverUserspaceParse) {
 }
 
 TEST_F(KernelContextTest, UnknownDecisionIsLeftToUserspaceRulesWithKernelIds) {
-    corr.on_kernel_context(kernel(0, PP_CTX_MINTED, PP_SAMPLED_UNKNOWN, PP_RULE_NONE));
+    corr.on_kernel_context(
+        kernel(0, events::CtxSource::kMinted, events::Sampled::kUnknown, events::Rule::kNone));
     corr.on_exchange(exchange(0));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(sampler_calls, 1);
@@ -123,7 +128,8 @@ TEST_F(KernelContextTest, UnknownDecisionIsLeftToUserspaceRulesWithKernelIds) {
 }
 
 TEST_F(KernelContextTest, OnlyTheRequestAtThatPositionMatches) {
-    corr.on_kernel_context(kernel(512, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+    corr.on_kernel_context(
+        kernel(512, events::CtxSource::kMinted, events::Sampled::kYes, events::Rule{0}));
     corr.on_exchange(exchange(0));  // another request on the connection: today's logic
     ASSERT_EQ(out.size(), 1u);
     EXPECT_NE(out[0].trace_id, kRoot);
@@ -145,7 +151,8 @@ TEST_F(KernelContextTest, WithoutKernelContextUserspaceHeaderLogicApplies) {
 
 TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
     for (uint64_t i = 0; i < 9000; i++)
-        corr.on_kernel_context(kernel(i * 100 + 1, PP_CTX_MINTED, PP_SAMPLED_YES, 0));
+        corr.on_kernel_context(kernel(i * 100 + 1, events::CtxSource::kMinted,
+                                      events::Sampled::kYes, events::Rule{0}));
     EXPECT_GE(counters.get("correlate.kernel_context_unclaimed"), 9000u - 8192u);
 }
 
@@ -153,9 +160,9 @@ TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
 // B's parent even though the kernel minted a trace for B's request; B keeps the kernel's segment
 // id. With a header the kernel read, that header wins over stitching.
 TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) {
-    for (uint8_t source : {uint8_t{PP_CTX_MINTED}, uint8_t{PP_CTX_XRAY_HEADER}}) {
+    for (events::CtxSource source : {events::CtxSource::kMinted, events::CtxSource::kXrayHeader}) {
         out.clear();
-        const uint64_t pos = source * 1000;
+        const uint64_t pos = static_cast<uint64_t>(source) * 1000;
         // A: tgid 100 serves a request (userspace context, sampled) and calls B from port 50001.
         pairing::HttpExchange a = exchange(pos);
         a.conn = {100, 3, 1};
@@ -190,7 +197,8 @@ TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) 
         corr.on_request_seen(seen(a));
         corr.on_request_seen(seen(call));
         corr.on_kernel_context(
-            kernel(pos, source, PP_SAMPLED_YES, source == PP_CTX_MINTED ? 0 : PP_RULE_NONE));
+            kernel(pos, source, events::Sampled::kYes,
+                   source == events::CtxSource::kMinted ? events::Rule{0} : events::Rule::kNone));
         corr.on_request_seen(seen(b));
         corr.on_exchange(std::move(b));
         corr.on_exchange(std::move(call));
@@ -200,7 +208,7 @@ TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) 
         const xray::Segment& seg_a = out[1];
         ASSERT_EQ(seg_a.subsegments.size(), 1u);
         EXPECT_EQ(seg_b.id, "00000000000abcde") << "the kernel's segment id either way";
-        if (source == PP_CTX_MINTED) {
+        if (source == events::CtxSource::kMinted) {
             EXPECT_EQ(seg_b.trace_id, seg_a.trace_id) << "stitched into the caller's trace";
             EXPECT_EQ(seg_b.parent_id, seg_a.subsegments[0].id);
         } else {
@@ -248,10 +256,12 @@ TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHea
             pairing::HttpExchange b = exchange(pos, {{"Host", "b"}, {"X-Amzn-Trace-Id", sent}});
             b.remote = {2, port, {127, 0, 0, 1}};
             b.request_start_ns = a.request_start_ns + 200;
-            events::TraceCtx ka = kernel(pos, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+            events::TraceCtx ka = kernel(pos, events::CtxSource::kXrayHeader, events::Sampled::kYes,
+                                         events::Rule::kNone);
             ka.conn = a.conn;
             ka.segment_id = "000000000000a000";
-            events::TraceCtx kb = kernel(pos, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+            events::TraceCtx kb = kernel(pos, events::CtxSource::kXrayHeader, events::Sampled::kYes,
+                                         events::Rule::kNone);
             kb.parent_id = xray::parse_trace_header(sent).parent;
             auto seen = [](const pairing::HttpExchange& ex) {
                 pairing::HttpRequestSeen s;
@@ -371,8 +381,9 @@ struct InjectedParentTest : KernelContextTest {
             ex->response_end_ns += shift;
         }
         shift += 1'000'000'000;
-        h.kc = kernel(0, PP_CTX_MINTED, PP_SAMPLED_YES, 0);
-        h.kd = kernel(0, PP_CTX_XRAY_HEADER, PP_SAMPLED_YES, PP_RULE_NONE);
+        h.kc = kernel(0, events::CtxSource::kMinted, events::Sampled::kYes, events::Rule{0});
+        h.kd =
+            kernel(0, events::CtxSource::kXrayHeader, events::Sampled::kYes, events::Rule::kNone);
         h.kd.conn = h.d.conn;
         h.kd.segment_id = "000000000000d000";
         h.kd.parent_id = d_parent;
@@ -385,7 +396,7 @@ struct InjectedParentTest : KernelContextTest {
         h.inj.ctx_from_thread = true;
         h.inj.trace_id = kRoot;
         h.inj.segment_id = 0xabcde;
-        h.inj.sampled = PP_SAMPLED_YES;
+        h.inj.sampled = events::Sampled::kYes;
         h.inj.ctx_conn = conn();
         h.inj.ctx_request_pos = 0;
         return h;

@@ -168,9 +168,21 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
     EXPECT_TRUE(i.ctx_from_thread);
     EXPECT_EQ(i.ctx_conn, (ConnKey{42, 7, 555}));
     EXPECT_EQ(i.ctx_request_pos, 300u);
-    EXPECT_EQ(i.rule, 3u);
+    EXPECT_EQ(i.rule, Rule{3});
+    EXPECT_EQ(i.sampled, Sampled::kYes);
     EXPECT_EQ(i.local.port, 50001);
     EXPECT_EQ(i.netns, 4026531833u);
+
+    rec[offsetof(pp_inject_event, ctx) + offsetof(pp_trace_ctx, sampled)] = PP_SAMPLED_UNKNOWN + 1;
+    EXPECT_EQ(decode(rec).error(), "bad_inject_ctx") << "unknown sampling decision rejected";
+    rec[offsetof(pp_inject_event, ctx) + offsetof(pp_trace_ctx, sampled)] = PP_SAMPLED_NO;
+    const uint16_t bad_rule = PP_MAX_SAMPLE_RULES + 1;
+    std::memcpy(rec.data() + offsetof(pp_inject_event, rule), &bad_rule, sizeof bad_rule);
+    EXPECT_EQ(decode(rec).error(), "bad_inject_ctx") << "unknown rule rejected";
+    const uint16_t none = PP_RULE_NONE;
+    std::memcpy(rec.data() + offsetof(pp_inject_event, rule), &none, sizeof none);
+    ASSERT_TRUE(decode(rec).ok());
+    EXPECT_EQ(std::get<Inject>(*decode(rec)).rule, Rule::kNone);
 
     rec[offsetof(pp_inject_event, outcome)] = 9;
     EXPECT_FALSE(decode(rec).ok()) << "unknown outcome rejected";

@@ -66,10 +66,10 @@ TEST(EventsRecording, InjectRoundTrips) {
     in.ctx_from_thread = true;
     in.trace_id = "1-5759e988-bd862e3fe1be46a994272793";
     in.segment_id = 0x1122334455667788ULL;
-    in.sampled = 1;
+    in.sampled = Sampled::kYes;
     in.ctx_conn = {7, 5, 42};
     in.ctx_request_pos = 300;
-    in.rule = 16;
+    in.rule = Rule::kDefault;
     auto back = from_json_line(to_json_line(Event{in}));
     ASSERT_TRUE(back.ok()) << back.error();
     const auto& out = std::get<Inject>(*back);
@@ -80,13 +80,13 @@ TEST(EventsRecording, InjectRoundTrips) {
     EXPECT_EQ(out.netns, in.netns);
     EXPECT_EQ(out.outcome, InjectOutcome::kAppHeader);
     EXPECT_EQ(out.app_pos, in.app_pos);
-    EXPECT_EQ(out.rule, 16u);
+    EXPECT_EQ(out.rule, Rule::kDefault);
     EXPECT_EQ(out.subsegment_id, in.subsegment_id);
     EXPECT_EQ(out.socket_cookie, 77u);
     EXPECT_TRUE(out.ctx_from_thread);
     EXPECT_EQ(out.trace_id, in.trace_id);
     EXPECT_EQ(out.segment_id, in.segment_id);
-    EXPECT_EQ(out.sampled, 1);
+    EXPECT_EQ(out.sampled, Sampled::kYes);
     EXPECT_EQ(out.ctx_conn, in.ctx_conn);
     EXPECT_EQ(out.ctx_request_pos, 300u);
 }

@@ -1,5 +1,5 @@
-// stream::Connection with TLS: plaintext events (source PP_SRC_TLS) are the traffic, the socket
-// events of the same connection are ciphertext and are dropped with one counter, and a TLS
+// stream::Connection with TLS: plaintext events (source DataSource::kTls) are the traffic, the
+// socket events of the same connection are ciphertext and are dropped with one counter, and a TLS
 // handshake never reaches protocol detection.
 #include <gtest/gtest.h>
 
@@ -32,7 +32,7 @@ struct Harness {
 };
 
 events::Data tls(events::Data d) {
-    d.source = PP_SRC_TLS;
+    d.source = events::DataSource::kTls;
     return d;
 }
 

@@ -40,10 +40,24 @@ struct pp_stub_map_info {
     unsigned value_size;
 };
 
+/* A map reached through a void pointer (pp_count_n, the per-CPU counter function of maps.bpf.h) is
+ * described as a per-CPU __u32 -> __u64 array of PP_STUB_COUNTERS entries, enough for every
+ * counter enum. */
+#define PP_STUB_COUNTERS 64
+struct pp_stub_counter_map {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, PP_STUB_COUNTERS);
+    __type(key, __u32);
+    __type(value, __u64);
+};
+#define PP_STUB_MAP_DEF(map)                                                                       \
+    _Generic((map), void * : (struct pp_stub_counter_map *)0, default : (map))
+
 #define PP_STUB_MAP_INFO(map)                                                                      \
-    ((struct pp_stub_map_info){sizeof(*(map)->type) / sizeof(int),                                 \
-                               sizeof(*(map)->max_entries) / sizeof(int), sizeof(*(map)->key),     \
-                               sizeof(*(map)->value)})
+    ((struct pp_stub_map_info){sizeof(*PP_STUB_MAP_DEF(map)->type) / sizeof(int),                  \
+                               sizeof(*PP_STUB_MAP_DEF(map)->max_entries) / sizeof(int),           \
+                               sizeof(*PP_STUB_MAP_DEF(map)->key),                                 \
+                               sizeof(*PP_STUB_MAP_DEF(map)->value)})
 
 void *pp_stub_map_lookup(const void *map, struct pp_stub_map_info info, const void *key);
 long pp_stub_map_update(const void *map, struct pp_stub_map_info info, const void *key,

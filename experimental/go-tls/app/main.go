@@ -1,4 +1,4 @@
-// Test program for scripts/go-tls/check.sh: Go's own crypto/tls, nothing else.
+// Test program for experimental/go-tls/check.sh: Go's own crypto/tls, nothing else.
 //
 //	gotlsapp http N CONCURRENCY BODY_BYTES
 //	    an HTTPS server and client (net/http, HTTP/1.1, keep-alive) in one process; N POSTs of

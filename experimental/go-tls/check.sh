@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces the measurements of docs/go.md: builds a Go HTTPS test program four ways, attaches
-# the prototype bpf/probes/gotls.bpf.c (NOT part of the agent) with its own loader, and counts
+# the prototype bpf/gotls.bpf.c of this folder (NOT part of the agent) with its own loader, and counts
 # the plaintext seen on each side. Needs root, the Go toolchain (Debian golang-go; builds offline
 # with the standard library only), clang, bpftool, libbpf and binutils' objdump. Everything it
 # builds goes to BUILD_DIR/go-tls (default ./build; its vmlinux.h is used, or generated). About a
-# minute. Prints counts; asserts nothing. Usage: sudo scripts/go-tls/check.sh [BUILD_DIR]
+# minute. Prints counts; asserts nothing. Usage: sudo experimental/go-tls/check.sh [BUILD_DIR]
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 out=$build/go-tls
-here=$src/scripts/go-tls
+here=$src/experimental/go-tls
 mkdir -p "$out"
 export GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$out/gocache GOPATH=$out/gopath
 
@@ -20,7 +20,7 @@ if [[ ! -f $vmlinux/vmlinux.h ]]; then
 fi
 clang=$(command -v clang-14 || command -v clang)
 "$clang" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Wpadded -isystem "$vmlinux" \
-  -c "$src/bpf/probes/gotls.bpf.c" -o "$out/gotls.bpf.o"
+  -c "$here/bpf/gotls.bpf.c" -o "$out/gotls.bpf.o"
 bpftool gen skeleton "$out/gotls.bpf.o" name gotls >"$out/gotls.skel.h"
 cc -O2 -Wall -I"$out" -o "$out/gotls-loader" "$here/loader.c" -lbpf -lelf -lz
 (cd "$here/funcs" && go build -o "$out/gofuncs" .)

@@ -1,4 +1,4 @@
-/* Loader for the Go TLS prototype (bpf/probes/gotls.bpf.c), for scripts/go-tls/check.sh only:
+/* Loader for the Go TLS prototype (bpf/gotls.bpf.c here), for check.sh only:
  *   gotls-loader BINARY PID WRITE_OFF READ_OFF RET_OFF...
  * Selects PID, attaches the three programs at the given file offsets of BINARY, prints
  * "attached" on stderr, then one line per event on stdout until SIGINT/SIGTERM:

@@ -1,4 +1,4 @@
-/* PROTOTYPE, NOT WIRED INTO THE AGENT (not listed in bpf/CMakeLists.txt, no loader, no
+/* PROTOTYPE, NOT WIRED INTO THE AGENT (not built by CMake, no loader in the agent, no
  * userspace decoder). Plaintext of Go's crypto/tls, as measured in docs/go.md: uprobes on
  * `crypto/tls.(*Conn).Write` (entry) and `crypto/tls.(*Conn).Read` (entry, and one uprobe on
  * every RET instruction of Read, because uretprobes crash Go programs).

@@ -5,12 +5,17 @@
 #include <utility>
 
 #include "userspace/aws/json_scan.hpp"
+#include "userspace/common/text.hpp"
 
 namespace passport::aws {
 
 using protocol::http1::find_header;
 using protocol::http1::Request;
 using protocol::http1::Response;
+using text::iequals;
+using text::lower;
+using text::to_lower;
+using text::trim;
 
 namespace {
 
@@ -23,22 +28,6 @@ Options& mutable_options() {
     return o;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -47,34 +36,9 @@ bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// Percent-decoding; `plus_is_space` for form bodies. Invalid escapes are kept as they are.
+// Percent-decoding of a value, at most kMaxValue bytes; `plus_is_space` for form bodies.
 std::string url_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    out.reserve(std::min(s.size(), kMaxValue));
-    for (size_t i = 0; i < s.size() && out.size() < kMaxValue; ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+' && plus_is_space) {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
+    return text::percent_decode(s, plus_is_space, kMaxValue);
 }
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;

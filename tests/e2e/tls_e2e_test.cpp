@@ -26,16 +26,6 @@ using ::testing::AssertionFailure;
 using ::testing::AssertionResult;
 using ::testing::AssertionSuccess;
 
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
-double num_field(const json& node, const char* name) {
-    auto it = node.find(name);
-    return it != node.end() && it->is_number() ? it->get<double>() : -1;
-}
-
 ChildOptions cmd(std::vector<std::string> argv, std::vector<std::string> env_remove = {}) {
     ChildOptions o;
     o.argv = std::move(argv);
@@ -341,8 +331,8 @@ TEST_F(TlsE2eTest, HttpsServerCallsHttpsDownstream) {
     auto call = find_call({seg}, down_url);
     ASSERT_TRUE(call) << seg.dump();
     EXPECT_TRUE(is_https_call(call->second, down_url, 200, 3, t0, t1, true));
-    EXPECT_GE(num_field(call->second, "start_time"), num_field(seg, "start_time"));
-    EXPECT_LE(num_field(call->second, "end_time"), num_field(seg, "end_time"));
+    EXPECT_GE(num(call->second, "start_time"), num(seg, "start_time"));
+    EXPECT_LE(num(call->second, "end_time"), num(seg, "end_time"));
 
     // (front_url ends with down_url too: compare whole URLs.)
     auto down_segs =

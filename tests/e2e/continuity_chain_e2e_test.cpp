@@ -142,7 +142,7 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
     VethLink cd(ns_c, "203.0.113.1/24", ns_d, "203.0.113.2/24");
     const auto start_deadline = [] { return deadline_in(std::chrono::seconds(20)); };
     const std::regex banner(R"(listening on port (\d+))");
-    auto start = [&](const NetNs& ns, std::vector<std::string> argv, const std::string& name,
+    auto start = [&](const NetNs& ns, const std::vector<std::string>& argv, const std::string& name,
                      const std::string& bind) -> std::pair<std::unique_ptr<ChildProcess>, Hop> {
         ServerOptions env =
             server_env({{"AWS_XRAY_TRACING_NAME", name}, {"PYTHONUNBUFFERED", "1"}});
@@ -183,7 +183,7 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
     };
     // The whole chain answers before the agent starts (nginx and its worker are up).
     bool chain_up = wait_until(
-        [&] {
+        [&, &hop_a = hop_a] {
             CommandResult r = curl("http://" + hop_a.authority + "/ok/warmup", {});
             return nginx->running() && r.out.size() >= 3 && r.out.substr(r.out.size() - 3) == "200";
         },

@@ -633,7 +633,7 @@ TEST_F(ContinuityE2E, CallOutsideAnyRequestIsItsOwnSegment) {
     }
 
     auto is_script = [](const json& d) { return named(d, "inventory_sync.py"); };
-    EXPECT_EQ(wait_for_segments(is_script, 2 * kLoops).size(), size_t(2 * kLoops))
+    EXPECT_EQ(wait_for_segments(is_script, size_t{2} * kLoops).size(), size_t(2 * kLoops))
         << agent_diagnostics();
     auto is_callee = [&](const json& d) { return url_contains(d, traced_url + "?i="); };
     EXPECT_EQ(wait_for_segments(is_callee, kLoops).size(), size_t(kLoops)) << agent_diagnostics();

@@ -110,7 +110,7 @@ inline bool json_has_key_value(const nlohmann::json& doc, std::string_view key,
 inline ServerOptions server_env(std::map<std::string, std::string> env = {}) {
     ServerOptions options;
     for (const char* name : {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME"}) {
-        if (!env.count(name)) options.env_remove.push_back(name);
+        if (!env.count(name)) options.env_remove.emplace_back(name);
     }
     options.env = std::move(env);
     return options;
@@ -169,7 +169,7 @@ class E2eTest : public ::testing::Test {
         bool has_rules = false;
         for (const auto& arg : args) has_rules = has_rules || arg == "--sampling-rules";
         if (!has_rules) {
-            args.push_back("--sampling-rules");
+            args.emplace_back("--sampling-rules");
             args.push_back(rules_path_.string());
         }
         options.agent_path = agent_path();

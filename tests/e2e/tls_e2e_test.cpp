@@ -203,13 +203,14 @@ TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
 
     for (const auto& [url, code, length] : {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, code, length, t0, t1, "curl/"));
         EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
 
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, code, length, t0, t1, true));
@@ -251,12 +252,13 @@ TEST_F(TlsE2eTest, PythonClientAndNodeServer) {
     for (const auto& [url, status, length] :
          {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, status, length, t0, t1, "Python-urllib/"));
         EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, status, length, t0, t1, true));
@@ -290,11 +292,12 @@ TEST_F(TlsE2eTest, NodeClientAndPythonServer) {
     for (const auto& [url, status, length] :
          {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, status, length, t0, t1, ""));
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, status, length, t0, t1, true));
@@ -539,7 +542,8 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     ASSERT_EQ(by_which.size(), 3u);
     for (const auto& [which, d] : by_which) {
         SCOPED_TRACE(which);
-        EXPECT_EQ(field(d, "http.request.url"), https_url(server->port(), "/ok/" + tag + which));
+        const std::string path = "/ok/" + tag;
+        EXPECT_EQ(field(d, "http.request.url"), https_url(server->port(), path + which));
         const std::string id = d.at("id").get<std::string>();
         ASSERT_TRUE(by_segment.count(id)) << "segment id " << id << " is not a kernel segment id";
         const events::TraceCtx& k = by_segment.at(id);

@@ -155,7 +155,7 @@ TEST_F(KernelContextTest, UnclaimedContextsAreBounded) {
 TEST_F(KernelContextTest, StitchingWinsOverAMintedKernelTraceButNotOverAHeader) {
     for (uint8_t source : {uint8_t{PP_CTX_MINTED}, uint8_t{PP_CTX_XRAY_HEADER}}) {
         out.clear();
-        const uint64_t pos = source * 1000;
+        const uint64_t pos = static_cast<uint64_t>(source) * 1000;
         // A: tgid 100 serves a request (userspace context, sampled) and calls B from port 50001.
         pairing::HttpExchange a = exchange(pos);
         a.conn = {100, 3, 1};
@@ -227,7 +227,7 @@ TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHea
             out.clear();
             counters = Counters{};
             const uint64_t pos = uint64_t(n) * 1000;
-            const uint16_t port = uint16_t(50001 + n);
+            const auto port = static_cast<uint16_t>(50001 + n);
             n++;
             const std::string sent = forwarded ? incoming : sdk;
             pairing::HttpExchange a =

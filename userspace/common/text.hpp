@@ -1,5 +1,5 @@
 #pragma once
-// ASCII text helpers shared by the parsers. HTTP header names, AWS values and X-Ray trace header
+// ASCII text functions shared by the parsers. HTTP header names, AWS values and X-Ray trace header
 // keys are ASCII and compared case-insensitively without a locale (RFC 9110 section 5.1).
 #include <cstddef>
 #include <string>

@@ -9,6 +9,8 @@ packages=(
   cmake make g++ clang llvm pkg-config
   # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/fuzz.sh)
   libclang-rt-14-dev
+  # style checks (scripts/lint.sh)
+  clang-format clang-tidy
   # BPF toolchain: bpftool generates vmlinux.h and skeletons; libbpf loads them
   bpftool libbpf-dev libelf-dev zlib1g-dev
   # userspace libraries

@@ -3,11 +3,13 @@
 # kernel, e2e). Kernel and e2e tests need root and load real BPF programs. Then the unit and
 # replay tests again under ASan/UBSan (scripts/sanitize.sh, build-asan/) and the short fuzz runs
 # (scripts/fuzz.sh, build-fuzz/, label fuzz). Tests labelled soak (long, full-size load) run
-# only when asked for: scripts/test.sh -L soak.
+# only when asked for: scripts/test.sh -L soak. Style (scripts/lint.sh: clang-format, clang-tidy)
+# is checked right after the build and fails the run before any test.
 # Extra arguments go to ctest (e.g. -L unit) and run only the main build's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
+scripts/lint.sh
 extra=""
 if (($# == 0)); then
   # The sanitizer and fuzz builds take the CPU the kernel and e2e tests leave idle (those mostly

@@ -113,7 +113,7 @@ pp_endpoint endpoint(const events::Endpoint& e) {
 
 void copy_str(char* dst, size_t cap, const std::string& s) {
     std::memset(dst, 0, cap);
-    std::memcpy(dst, s.data(), std::min(cap - 1, s.size()));
+    s.copy(dst, std::min(cap - 1, s.size()));  // the memset left the NUL after it
 }
 
 // The inverse of events::decode: what the BPF side would have written for this event.

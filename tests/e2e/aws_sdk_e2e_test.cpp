@@ -22,11 +22,6 @@ std::filesystem::path sdk_dir() {
     return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "e2e" / "fixtures" / "aws_sdk";
 }
 
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
 // Environment that must not leak from the test runner into the app's SDK configuration.
 const std::vector<std::string> kAwsEnv = {"AWS_PROFILE",
                                           "AWS_REGION",

@@ -133,7 +133,7 @@ TEST_F(BadInputE2E, MalformedRequestLinesAreSurvived) {
         EXPECT_TRUE(reply.connected);
     }
     // A request line longer than any buffer: 70 KB of path.
-    send_raw(*server, "GET /" + std::string(70 * 1024, 'a') + " HTTP/1.0\r\n\r\n");
+    send_raw(*server, "GET /" + std::string(size_t{70} * 1024, 'a') + " HTTP/1.0\r\n\r\n");
     expect_still_traced(*server, "/alive.txt?after=malformed");
     expect_all_valid();
 }
@@ -145,13 +145,13 @@ TEST_F(BadInputE2E, HostileTraceHeadersStartNewWellFormedTraces) {
     const std::string root(kIncomingRoot);
     const std::string parent(kIncomingParent);
     const std::vector<std::string> hostile = {
-        "Root=" + root + "\";\"injected\":\"yes;Parent=" + parent + ";Sampled=1",
-        "Root=" + root + "\\\";Parent=\\\\" + parent + ";Sampled=1",
+        "Root=" + root + R"(";"injected":"yes;Parent=)" + parent + ";Sampled=1",
+        "Root=" + root + R"(\";Parent=\\)" + parent + ";Sampled=1",
         "Root=" + root + "\x01\x7f\x1b[31m;Parent=" + parent + "\x0b;Sampled=1",
         "Root=1-5759e988-\xff\xfe\xfd\xc3\x28" + std::string(19, 'a') + ";Parent=" + parent +
             ";Sampled=1",
-        "Root=" + std::string(10 * 1024, 'a') + ";Parent=" + parent + ";Sampled=1",
-        std::string(10 * 1024, ';') + "Root=1-5759e988",
+        "Root=" + std::string(size_t{10} * 1024, 'a') + ";Parent=" + parent + ";Sampled=1",
+        std::string(size_t{10} * 1024, ';') + "Root=1-5759e988",
         "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=" + parent + ";Sampled=1",
         "Root=1-zzzzzzzz-bd862e3fe1be46a994272793;Parent=" + parent + ";Sampled=1",
         "Root=1-5759e988-bd862e3fe1be46a99427279;Parent=" + parent + ";Sampled=1",    // 23 hex
@@ -259,7 +259,7 @@ TEST_F(BadInputE2E, RequestHeadBeyondCaptureBudgetIsCounted) {
     std::vector<RawCase> cases = {
         {"Cookie of 60 KB", path,
          "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(server->port()) +
-             "\r\nCookie: " + std::string(60 * 1024, 'c') + "\r\n\r\n"}};
+             "\r\nCookie: " + std::string(size_t{60} * 1024, 'c') + "\r\n\r\n"}};
     run_batch(*server, cases);
     ASSERT_EQ(cases[0].status, 200) << "the app refused it";
     AgentExit exit = stop_agent_and_sync();
@@ -277,7 +277,7 @@ TEST_F(BadInputE2E, ValidRootWithBrokenParentStaysWellFormed) {
     start_agent({"--pid", std::to_string(server->pid())});
 
     const std::vector<std::string> parents = {"53995c3f42cd8ad8ZZ", "xyz", "", "53995c3f42cd8ad",
-                                              "\"},{\"id\":\"0000000000000000"};
+                                              R"("},{"id":"0000000000000000)"};
     for (size_t i = 0; i < parents.size(); ++i) {
         SCOPED_TRACE("parent " + parents[i]);
         const std::string path = "/alive.txt?parent=" + std::to_string(i);

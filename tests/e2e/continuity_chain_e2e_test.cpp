@@ -27,27 +27,6 @@ using ::testing::AssertionFailure;
 using ::testing::AssertionResult;
 using ::testing::AssertionSuccess;
 
-constexpr double kCrossProcessSlack = 0.05;
-
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
-double num(const json& node, std::string_view dotted) {
-    json v = field(node, dotted);
-    return v.is_number() ? v.get<double>() : -1;
-}
-
-std::string str(const json& node, std::string_view dotted) {
-    json v = field(node, dotted);
-    return v.is_string() ? v.get<std::string>() : std::string();
-}
-
-std::string trace_header(std::string_view root, const std::string& parent) {
-    return "Root=" + std::string(root) + ";Parent=" + parent + ";Sampled=1";
-}
-
 // One hop's view of a request: its segment and (except for the leaf) its one call subsegment.
 struct Hop {
     std::string name;       // segment name
@@ -161,7 +140,7 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
     VethLink cd(ns_c, "203.0.113.1/24", ns_d, "203.0.113.2/24");
     const auto start_deadline = [] { return deadline_in(std::chrono::seconds(20)); };
     const std::regex banner(R"(listening on port (\d+))");
-    auto start = [&](const NetNs& ns, std::vector<std::string> argv, const std::string& name,
+    auto start = [&](const NetNs& ns, const std::vector<std::string>& argv, const std::string& name,
                      const std::string& bind) -> std::pair<std::unique_ptr<ChildProcess>, Hop> {
         ServerOptions env =
             server_env({{"AWS_XRAY_TRACING_NAME", name}, {"PYTHONUNBUFFERED", "1"}});
@@ -178,15 +157,9 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
     hop_d.client_ip = "203.0.113.1";
     // C: nginx in ns-c, proxying to D (a fresh namespace has every port free).
     Hop hop_c{"nginx", "198.51.100.2:8080", "198.51.100.1"};
-    std::filesystem::path nginx_dir = dir().path() / "nginx";
-    std::filesystem::create_directories(nginx_dir);
-    auto conf = dir().write_file("nginx/nginx.conf",
-                                 proxy_config(nginx_dir, hop_c.authority, hop_d.authority));
-    ServerOptions c_env = server_env();
-    ChildProcess nginx(
-        ChildOptions{ns_c.wrap({"/usr/sbin/nginx", "-p", nginx_dir.string() + "/", "-e",
-                                (nginx_dir / "error.log").string(), "-c", conf.string()}),
-                     c_env.env, c_env.env_remove, nginx_dir, true});
+    const std::filesystem::path nginx_dir = dir().path() / "nginx";
+    const auto nginx =
+        start_nginx_in(ns_c, nginx_dir, proxy_config(nginx_dir, hop_c.authority, hop_d.authority));
     // B: Node in ns-b, calling C.
     auto [b, hop_b] =
         start(ns_b, {node_path(), "hop.js", "svc-b", "192.0.2.2", "198.51.100.2", "8080"}, "svc-b",
@@ -208,25 +181,25 @@ std::vector<ChainRun> ContinuityChainE2E::run_chain(const std::vector<std::strin
     };
     // The whole chain answers before the agent starts (nginx and its worker are up).
     bool chain_up = wait_until(
-        [&] {
+        [&, &hop_a = hop_a] {
             CommandResult r = curl("http://" + hop_a.authority + "/ok/warmup", {});
-            return nginx.running() && r.out.size() >= 3 && r.out.substr(r.out.size() - 3) == "200";
+            return nginx->running() && r.out.size() >= 3 && r.out.substr(r.out.size() - 3) == "200";
         },
         start_deadline(), std::chrono::milliseconds(100));
     if (!chain_up) {
         ADD_FAILURE() << "chain not up\n"
-                      << nginx.describe() << "\n"
+                      << nginx->describe() << "\n"
                       << dir().read_file("nginx/error.log");
         return runs;
     }
-    if (child_pids(nginx.pid()).empty()) {
+    if (child_pids(nginx->pid()).empty()) {
         ADD_FAILURE() << "nginx has no worker";
         return runs;
     }
 
     std::vector<std::string> args = {
-        "--pid", std::to_string(a->pid()),    "--pid", std::to_string(b->pid()),
-        "--pid", std::to_string(nginx.pid()), "--pid", std::to_string(d->pid())};
+        "--pid", std::to_string(a->pid()),     "--pid", std::to_string(b->pid()),
+        "--pid", std::to_string(nginx->pid()), "--pid", std::to_string(d->pid())};
     args.insert(args.end(), agent_args.begin(), agent_args.end());
     start_agent(args);
 
@@ -422,15 +395,9 @@ TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsC
     ASSERT_TRUE(d_line) << d.describe();
     const std::string d_authority = "203.0.113.2:" + d_line->groups[1];
     const std::string c_authority = "203.0.113.1:8080";
-    std::filesystem::path nginx_dir = dir().path() / "nginx";
-    std::filesystem::create_directories(nginx_dir);
-    auto conf =
-        dir().write_file("nginx/nginx.conf", proxy_config(nginx_dir, c_authority, d_authority));
-    ServerOptions c_env = server_env();
-    ChildProcess nginx(
-        ChildOptions{ns_c.wrap({"/usr/sbin/nginx", "-p", nginx_dir.string() + "/", "-e",
-                                (nginx_dir / "error.log").string(), "-c", conf.string()}),
-                     c_env.env, c_env.env_remove, nginx_dir, true});
+    const std::filesystem::path nginx_dir = dir().path() / "nginx";
+    const auto nginx =
+        start_nginx_in(ns_c, nginx_dir, proxy_config(nginx_dir, c_authority, d_authority));
     auto curl = [&](const std::string& url, const std::vector<std::string>& headers) {
         std::vector<std::string> argv = {"curl", "-sS", "--noproxy", "*",  "--max-time",
                                          "15",   "-o",  "/dev/null", "-w", "%{http_code}"};
@@ -440,12 +407,13 @@ TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsC
     };
     ASSERT_TRUE(wait_until(
         [&] {
-            return nginx.running() && curl("http://" + c_authority + "/ok/warmup", {}).out == "200";
+            return nginx->running() &&
+                   curl("http://" + c_authority + "/ok/warmup", {}).out == "200";
         },
         deadline_in(std::chrono::seconds(20)), std::chrono::milliseconds(100)))
-        << nginx.describe() << "\n"
+        << nginx->describe() << "\n"
         << dir().read_file("nginx/error.log");
-    start_agent({"--pid", std::to_string(nginx.pid()), "--pid", std::to_string(d.pid())});
+    start_agent({"--pid", std::to_string(nginx->pid()), "--pid", std::to_string(d.pid())});
 
     const std::string target = "/ok/" + unique_tag();
     CommandResult r = curl("http://" + c_authority + target,

@@ -33,25 +33,6 @@ using ::testing::AssertionSuccess;
 constexpr std::string_view kFixedRoot = "1-65a1b2c3-0123456789abcdef01234567";
 constexpr std::string_view kFixedParent = "0f1e2d3c4b5a6978";
 
-// Slack for comparing times taken in two processes: the callee's last write may return after
-// the caller's read already did (the README's ± 50 ms convention).
-constexpr double kCrossProcessSlack = 0.05;
-
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
-double num(const json& node, const char* name) {
-    auto it = node.find(name);
-    return it != node.end() && it->is_number() ? it->get<double>() : -1;
-}
-
-std::string str(const json& node, std::string_view dotted) {
-    json v = field(node, dotted);
-    return v.is_string() ? v.get<std::string>() : std::string();
-}
-
 bool is_independent_subsegment(const json& doc) { return field(doc, "type") == "subsegment"; }
 
 // The `id=N` a URL ends with ("…?id=N"), or -1.
@@ -652,7 +633,7 @@ TEST_F(ContinuityE2E, CallOutsideAnyRequestIsItsOwnSegment) {
     }
 
     auto is_script = [](const json& d) { return named(d, "inventory_sync.py"); };
-    EXPECT_EQ(wait_for_segments(is_script, 2 * kLoops).size(), size_t(2 * kLoops))
+    EXPECT_EQ(wait_for_segments(is_script, size_t{2} * kLoops).size(), size_t(2 * kLoops))
         << agent_diagnostics();
     auto is_callee = [&](const json& d) { return url_contains(d, traced_url + "?i="); };
     EXPECT_EQ(wait_for_segments(is_callee, kLoops).size(), size_t(kLoops)) << agent_diagnostics();
@@ -745,15 +726,9 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
 
     // B: nginx in ns-b, proxying to C. A fresh namespace has every port free.
     const std::string b_authority = "192.0.2.2:8080";
-    std::filesystem::path nginx_dir = dir().path() / "nginx";
-    std::filesystem::create_directories(nginx_dir);
-    auto conf =
-        dir().write_file("nginx/nginx.conf", proxy_config(nginx_dir, b_authority, c_authority));
-    ServerOptions b_env = server_env();
-    ChildProcess nginx(
-        ChildOptions{ns_b.wrap({"/usr/sbin/nginx", "-p", nginx_dir.string() + "/", "-e",
-                                (nginx_dir / "error.log").string(), "-c", conf.string()}),
-                     b_env.env, b_env.env_remove, nginx_dir, true});
+    const std::filesystem::path nginx_dir = dir().path() / "nginx";
+    const auto nginx =
+        start_nginx_in(ns_b, nginx_dir, proxy_config(nginx_dir, b_authority, c_authority));
 
     // A: Python in ns-a, calling B.
     ServerOptions a_env =
@@ -775,14 +750,15 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
     // The whole chain answers before the agent starts (nginx and its worker are up).
     bool chain_up = wait_until(
         [&] {
-            return nginx.running() && curl("http://" + b_authority + "/ok/warmup", {}).out == "200";
+            return nginx->running() &&
+                   curl("http://" + b_authority + "/ok/warmup", {}).out == "200";
         },
         start_deadline(), std::chrono::milliseconds(100));
-    ASSERT_TRUE(chain_up) << nginx.describe() << "\n" << dir().read_file("nginx/error.log");
-    ASSERT_FALSE(child_pids(nginx.pid()).empty());
+    ASSERT_TRUE(chain_up) << nginx->describe() << "\n" << dir().read_file("nginx/error.log");
+    ASSERT_FALSE(child_pids(nginx->pid()).empty());
 
     start_agent({"--no-inject", "--pid", std::to_string(a.pid()), "--pid",
-                 std::to_string(nginx.pid()), "--pid", std::to_string(c.pid())});
+                 std::to_string(nginx->pid()), "--pid", std::to_string(c.pid())});
 
     const std::string tag = unique_tag();
     struct Case {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/net.hpp"
+#include "tests/support/netns.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_servers.hpp"
 #include "tests/support/udp_collector.hpp"
@@ -45,7 +47,34 @@ namespace passport::testing::e2e {
 // ring-buffer reads on a timer, so this is generous; tests return as soon as it arrives.
 inline constexpr auto kDocumentTimeout = std::chrono::seconds(15);
 
+// Slack for comparing times taken in two processes: the callee's last write may return after
+// the caller's read already did (the README's ± 50 ms convention).
+inline constexpr double kCrossProcessSlack = 0.05;
+
 inline std::string agent_path() { return PASSPORT_AGENT_PATH; }
+
+// The node binary on PATH, else the distribution's.
+inline std::string node_path() {
+    std::string path = find_executable("node");
+    return path.empty() ? "/usr/bin/node" : path;
+}
+
+// The number at `dotted` in `node`, or -1 when there is none.
+inline double num(const nlohmann::json& node, std::string_view dotted) {
+    const nlohmann::json v = field(node, dotted);
+    return v.is_number() ? v.get<double>() : -1;
+}
+
+// The string at `dotted` in `node`, or "" when there is none.
+inline std::string str(const nlohmann::json& node, std::string_view dotted) {
+    const nlohmann::json v = field(node, dotted);
+    return v.is_string() ? v.get<std::string>() : std::string();
+}
+
+// The header an X-Ray SDK (or Passport) sends for a sampled call: all three keys, canonical order.
+inline std::string trace_header(std::string_view root, std::string_view parent) {
+    return "Root=" + std::string(root) + ";Parent=" + std::string(parent) + ";Sampled=1";
+}
 
 inline std::filesystem::path fixture(std::string_view name) {
     return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "e2e" / "fixtures" / name;
@@ -81,10 +110,25 @@ inline bool json_has_key_value(const nlohmann::json& doc, std::string_view key,
 inline ServerOptions server_env(std::map<std::string, std::string> env = {}) {
     ServerOptions options;
     for (const char* name : {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME"}) {
-        if (!env.count(name)) options.env_remove.push_back(name);
+        if (!env.count(name)) options.env_remove.emplace_back(name);
     }
     options.env = std::move(env);
     return options;
+}
+
+// nginx in network namespace `ns` running `config`; `prefix` (created) holds the configuration
+// file and the logs.
+inline std::unique_ptr<ChildProcess> start_nginx_in(const NetNs& ns,
+                                                    const std::filesystem::path& prefix,
+                                                    const std::string& config) {
+    std::filesystem::create_directories(prefix);
+    const std::filesystem::path conf = prefix / "nginx.conf";
+    std::ofstream(conf) << config;
+    const ServerOptions env = server_env();
+    return std::make_unique<ChildProcess>(
+        ChildOptions{ns.wrap({"/usr/sbin/nginx", "-p", prefix.string() + "/", "-e",
+                              (prefix / "error.log").string(), "-c", conf.string()}),
+                     env.env, env.env_remove, prefix, true});
 }
 
 class E2eTest : public ::testing::Test {
@@ -125,7 +169,7 @@ class E2eTest : public ::testing::Test {
         bool has_rules = false;
         for (const auto& arg : args) has_rules = has_rules || arg == "--sampling-rules";
         if (!has_rules) {
-            args.push_back("--sampling-rules");
+            args.emplace_back("--sampling-rules");
             args.push_back(rules_path_.string());
         }
         options.agent_path = agent_path();

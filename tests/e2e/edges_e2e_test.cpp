@@ -181,13 +181,13 @@ void EdgesE2E::slowloris(size_t connections, size_t head_bytes, size_t budget_mb
 
 // CI size: 5,000 connections x 30 KiB (146 MiB of heads) against a 16 MiB budget.
 TEST_F(EdgesE2E, SlowlorisHeadsStayWithinTheMemoryBudget) {
-    slowloris(5000, 30 * 1024, 16, 64, 1, std::chrono::seconds(120));
+    slowloris(5000, size_t{30} * 1024, 16, 64, 1, std::chrono::seconds(120));
 }
 
 // Full size (label soak, not run in CI): 50,000 connections x 30 KiB against the default budget,
 // served by 8 server processes so no process needs more than its descriptor limit.
 TEST_F(EdgesE2E, SoakSlowloris50kConnections) {
-    slowloris(50000, 30 * 1024, 256, 64, 8, std::chrono::seconds(900));
+    slowloris(50000, size_t{30} * 1024, 256, 64, 8, std::chrono::seconds(900));
 }
 
 }  // namespace

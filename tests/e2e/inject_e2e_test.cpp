@@ -14,6 +14,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <utility>
 
 #include "tests/e2e/e2e_common.hpp"
 
@@ -55,8 +56,8 @@ std::string hex16(uint64_t v) {
 // The verifying server.
 class InjectServer {
   public:
-    explicit InjectServer(const std::filesystem::path& dump_dir, uint16_t port = 0)
-        : dump_(dump_dir) {
+    explicit InjectServer(std::filesystem::path dump_dir, uint16_t port = 0)
+        : dump_(std::move(dump_dir)) {
         std::filesystem::create_directories(dump_);
         ChildOptions o;
         o.argv = {"python3", fixture("inject_server.py").string(), dump_.string(),
@@ -212,7 +213,7 @@ TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
         clients.push_back(gated({"python3", fixture("inject_client.py").string(), s.name,
                                  std::to_string(server.port()), out.string(), "--wait",
                                  (dir().path() / ("go-" + s.name)).string()}));
-        args.push_back("--pid");
+        args.emplace_back("--pid");
         args.push_back(std::to_string(clients.back()->pid()));
     }
     // Not selected: must pass untouched.
@@ -240,7 +241,7 @@ TEST_F(InjectE2e, RawClientsAreInjectedByteExactAndUnselectedOnesAreNot) {
     for (size_t i = 0; i < scenarios.size(); i++) {
         const auto& s = scenarios[i];
         SCOPED_TRACE(s.name);
-        uint32_t tgid = static_cast<uint32_t>(clients[i]->pid());
+        auto tgid = static_cast<uint32_t>(clients[i]->pid());
         std::string sent = read_file(dir().path() / ("out-" + s.name) / "sent-1.bin");
         std::string got = server.received(static_cast<int>(i + 1));
         auto ids = injected_ids(tgid);
@@ -364,7 +365,7 @@ TEST_F(InjectE2e, DeniedPortAndKillSwitchLeaveBytesIdentical) {
             args.insert(args.end(), {"--inject-deny", "10.0.0.0/8", "--inject-deny",
                                      std::to_string(server.port())});
         } else {
-            args.push_back("--no-inject");
+            args.emplace_back("--no-inject");
         }
         start_agent(args);
         if (round == 1) {
@@ -614,9 +615,9 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
     EXPECT_EQ(keep.size(), size_t(kLoops)) << "each call its own trace";
     EXPECT_EQ(drop.size(), size_t(kLoops)) << "each call its own trace";
     for (const auto& [trace, parent] : keep) {
-        auto doc =
-            collector().wait_for([&](const json& d) { return d.value("trace_id", "") == trace; },
-                                 deadline_in(kDocumentTimeout));
+        auto doc = collector().wait_for(
+            [&trace = trace](const json& d) { return d.value("trace_id", "") == trace; },
+            deadline_in(kDocumentTimeout));
         ASSERT_TRUE(doc) << "no segment for sampled call " << trace << "\n" << agent_diagnostics();
         ASSERT_TRUE((*doc).contains("subsegments") && (*doc)["subsegments"].size() == 1)
             << doc->dump();
@@ -765,7 +766,7 @@ TEST_F(InjectE2e, ConnectionsOpenedBeforeTheAgentStartedAreAdopted) {
         << tail(exit.stderr_text);
 
     // Selected: the warm-up request as sent, each later request with exactly one injected line.
-    const uint32_t tgid = static_cast<uint32_t>(selected->pid());
+    const auto tgid = static_cast<uint32_t>(selected->pid());
     auto ids = injected_ids(tgid);
     std::string got = server.received(1);
     size_t removed = 0;

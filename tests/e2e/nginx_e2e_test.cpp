@@ -161,7 +161,8 @@ TEST_F(NginxE2E, TwentyKilobyteHeaderStillTraced) {
     start_agent({"--pid", std::to_string(nginx->pid())});
 
     const std::string path = "/ok/" + unique_tag();
-    HttpResponse response = http_get(nginx->url(path), {"X-Big: " + std::string(20 * 1024, 'b')});
+    HttpResponse response =
+        http_get(nginx->url(path), {"X-Big: " + std::string(size_t{20} * 1024, 'b')});
     ASSERT_EQ(response.status, 200) << response.curl_stderr;
     auto doc = wait_for_url(path);
     ASSERT_TRUE(doc) << agent_diagnostics();

@@ -8,7 +8,7 @@ namespace {
 
 class NodeHttpE2E : public E2eTest {
   protected:
-    std::unique_ptr<TestServer> start(ServerOptions options = server_env()) {
+    std::unique_ptr<TestServer> start(const ServerOptions& options = server_env()) {
         std::filesystem::copy_file(fixture("node_server.js"), dir().path() / "server.js",
                                    std::filesystem::copy_options::overwrite_existing);
         return start_script_server({"/usr/bin/node", "server.js"}, dir().path(), options);

@@ -10,7 +10,7 @@ constexpr std::string_view kHello = "hello from passport\n";
 class PythonHttpE2E : public E2eTest {
   protected:
     // A directory with `name` holding kHello, served by `python3 -m http.server`.
-    std::unique_ptr<TestServer> start_server(const std::string& name, ServerOptions options,
+    std::unique_ptr<TestServer> start_server(const std::string& name, const ServerOptions& options,
                                              bool http11 = false) {
         dir().write_file("www/" + name, kHello);
         return start_python_http_server(dir().path() / "www", options, http11);

@@ -26,16 +26,6 @@ using ::testing::AssertionFailure;
 using ::testing::AssertionResult;
 using ::testing::AssertionSuccess;
 
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
-double num_field(const json& node, const char* name) {
-    auto it = node.find(name);
-    return it != node.end() && it->is_number() ? it->get<double>() : -1;
-}
-
 ChildOptions cmd(std::vector<std::string> argv, std::vector<std::string> env_remove = {}) {
     ChildOptions o;
     o.argv = std::move(argv);
@@ -213,13 +203,14 @@ TEST_F(TlsE2eTest, CurlClientAndPythonServer) {
 
     for (const auto& [url, code, length] : {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, code, length, t0, t1, "curl/"));
         EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
 
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, code, length, t0, t1, true));
@@ -261,12 +252,13 @@ TEST_F(TlsE2eTest, PythonClientAndNodeServer) {
     for (const auto& [url, status, length] :
          {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, status, length, t0, t1, "Python-urllib/"));
         EXPECT_EQ(field(segs[0], "metadata.passport.process.pid"), server->pid());
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, status, length, t0, t1, true));
@@ -300,11 +292,12 @@ TEST_F(TlsE2eTest, NodeClientAndPythonServer) {
     for (const auto& [url, status, length] :
          {std::tuple{ok, 200, 3}, std::tuple{missing, 404, 10}}) {
         SCOPED_TRACE(url);
-        auto segs = wait_docs(1, [&](const json& d) { return url_ends_with(d, url); });
+        auto segs = wait_docs(1, [&url = url](const json& d) { return url_ends_with(d, url); });
         ASSERT_EQ(segs.size(), 1u) << agent_diagnostics();
         EXPECT_TRUE(is_https_segment(segs[0], url, status, length, t0, t1, ""));
-        ASSERT_TRUE(wait_until([&] { return find_call(collector().documents(), url).has_value(); },
-                               deadline_in(kDocumentTimeout)))
+        ASSERT_TRUE(wait_until(
+            [&, &url = url] { return find_call(collector().documents(), url).has_value(); },
+            deadline_in(kDocumentTimeout)))
             << agent_diagnostics();
         auto [caller, sub] = *find_call(collector().documents(), url);
         EXPECT_TRUE(is_https_call(sub, url, status, length, t0, t1, true));
@@ -341,8 +334,8 @@ TEST_F(TlsE2eTest, HttpsServerCallsHttpsDownstream) {
     auto call = find_call({seg}, down_url);
     ASSERT_TRUE(call) << seg.dump();
     EXPECT_TRUE(is_https_call(call->second, down_url, 200, 3, t0, t1, true));
-    EXPECT_GE(num_field(call->second, "start_time"), num_field(seg, "start_time"));
-    EXPECT_LE(num_field(call->second, "end_time"), num_field(seg, "end_time"));
+    EXPECT_GE(num(call->second, "start_time"), num(seg, "start_time"));
+    EXPECT_LE(num(call->second, "end_time"), num(seg, "end_time"));
 
     // (front_url ends with down_url too: compare whole URLs.)
     auto down_segs =
@@ -549,7 +542,8 @@ void TlsE2eTest::expect_kernel_ids_in_documents(TestServer* server) {
     ASSERT_EQ(by_which.size(), 3u);
     for (const auto& [which, d] : by_which) {
         SCOPED_TRACE(which);
-        EXPECT_EQ(field(d, "http.request.url"), https_url(server->port(), "/ok/" + tag + which));
+        const std::string path = "/ok/" + tag;
+        EXPECT_EQ(field(d, "http.request.url"), https_url(server->port(), path + which));
         const std::string id = d.at("id").get<std::string>();
         ASSERT_TRUE(by_segment.count(id)) << "segment id " << id << " is not a kernel segment id";
         const events::TraceCtx& k = by_segment.at(id);

@@ -35,35 +35,14 @@ constexpr std::string_view kSdkVersion = "3.12.0";
 // appear up to 1 ms before the SDK's rounded start of the call; its end up to the README's 50 ms
 // cross-process slack after the call's end.
 constexpr double kSdkRounding = 0.0015;
-constexpr double kCrossProcessSlack = 0.05;
 
 std::filesystem::path npm_modules() {
     return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "npm" /
            "node_modules";
 }
 
-std::string node_path() {
-    std::string path = find_executable("node");
-    return path.empty() ? "/usr/bin/node" : path;
-}
-
-double num(const json& node, std::string_view dotted) {
-    json v = field(node, dotted);
-    return v.is_number() ? v.get<double>() : -1;
-}
-
-std::string str(const json& node, std::string_view dotted) {
-    json v = field(node, dotted);
-    return v.is_string() ? v.get<std::string>() : std::string();
-}
-
 bool from_sdk(const json& doc) { return field(doc, "aws.xray.sdk") == std::string(kSdkName); }
 bool from_passport(const json& doc) { return field(doc, "aws.xray.sdk") == "Passport"; }
-
-// The header an X-Ray SDK (or Passport) sends for a sampled call: all three keys, canonical order.
-std::string trace_header(const std::string& root, const std::string& parent) {
-    return "Root=" + root + ";Parent=" + parent + ";Sampled=1";
-}
 
 // The path of a request target without its query: what the Node SDK puts in a subsegment URL.
 std::string without_query(const std::string& target) { return target.substr(0, target.find('?')); }

@@ -157,7 +157,7 @@ TEST(ReplayDemoCapture, ResplitPayloadsGiveTheSameDocuments) {
             piece.bytes = d->bytes.substr(cuts[i], cuts[i + 1] - cuts[i]);
             piece.len = static_cast<uint32_t>(piece.bytes.size());
             piece.pos = d->pos + cuts[i];
-            split.push_back(piece);
+            split.emplace_back(piece);
         }
     }
     ASSERT_GT(split.size(), original.size());

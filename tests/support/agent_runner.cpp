@@ -48,7 +48,7 @@ AgentRunner::AgentRunner(const UdpCollector& collector, AgentOptions options)
     if (options_.agent_path.empty()) throw std::runtime_error("AgentRunner: no agent path");
     std::vector<std::string> argv = {options_.agent_path};
     argv.insert(argv.end(), options_.args.begin(), options_.args.end());
-    argv.push_back("--daemon-address");
+    argv.emplace_back("--daemon-address");
     argv.push_back(options_.daemon_address.empty() ? collector.address() : options_.daemon_address);
     ChildOptions child;
     child.argv = argv;

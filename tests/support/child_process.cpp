@@ -43,7 +43,7 @@ std::vector<std::string> build_environment(const ChildOptions& options) {
         for (const auto& removed : options.env_remove) drop = drop || removed == name;
         if (!drop) env.push_back(std::move(item));
     }
-    for (const auto& [name, value] : options.env) env.push_back(name + "=" + value);
+    for (const auto& [name, value] : options.env) env.emplace_back(name).append("=").append(value);
     return env;
 }
 
@@ -102,7 +102,8 @@ std::string find_executable(const std::string& name) {
     std::string dir;
     while (std::getline(dirs, dir, ':')) {
         if (dir.empty()) continue;
-        std::string candidate = dir + "/" + name;
+        std::string candidate = dir + "/";
+        candidate += name;
         if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     }
     return {};

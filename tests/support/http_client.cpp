@@ -45,30 +45,31 @@ std::string python3_path() {
 }
 
 HttpResponse http_request(const HttpRequest& request) {
-    std::vector<std::string> argv = {"curl",
-                                     "-sS",
-                                     "--noproxy",
-                                     "*",
-                                     "--http1.1",
-                                     "--max-time",
-                                     std::to_string(request.timeout.count() / 1000.0),
-                                     "-X",
-                                     request.method,
-                                     "-A",
-                                     request.user_agent};
+    std::vector<std::string> argv = {
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "--http1.1",
+        "--max-time",
+        std::to_string(static_cast<double>(request.timeout.count()) / 1000.0),
+        "-X",
+        request.method,
+        "-A",
+        request.user_agent};
     for (const auto& header : request.headers) {
-        argv.push_back("-H");
+        argv.emplace_back("-H");
         argv.push_back(header);
     }
     if (!request.ca_cert.empty()) {
-        argv.push_back("--cacert");
+        argv.emplace_back("--cacert");
         argv.push_back(request.ca_cert);
     }
     if (request.body) {
-        argv.push_back("--data-binary");
+        argv.emplace_back("--data-binary");
         argv.push_back(*request.body);
     }
-    argv.push_back("-w");
+    argv.emplace_back("-w");
     argv.push_back(std::string(kStatusMarker) + "%{http_code}");
     argv.push_back(request.url);
 
@@ -102,7 +103,7 @@ KeepAliveResult python_keep_alive_requests(uint16_t port,
     nlohmann::json spec;
     spec["host"] = host;
     spec["port"] = port;
-    spec["timeout"] = std::max<double>(1.0, time_left(deadline).count() / 1000.0);
+    spec["timeout"] = std::max(1.0, static_cast<double>(time_left(deadline).count()) / 1000.0);
     spec["requests"] = nlohmann::json::array();
     for (const auto& r : requests) {
         nlohmann::json item{{"method", r.method}, {"path", r.path}, {"headers", r.headers}};

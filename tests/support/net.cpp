@@ -40,7 +40,7 @@ uint16_t bound_port(int type) {
 }
 
 int poll_ms(Deadline deadline) {
-    return static_cast<int>(std::min<int64_t>(time_left(deadline).count(), 1000 * 60));
+    return static_cast<int>(std::min<int64_t>(time_left(deadline).count(), int64_t{1000} * 60));
 }
 
 }  // namespace

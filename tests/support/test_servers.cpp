@@ -99,7 +99,7 @@ std::unique_ptr<TestServer> start_python_http_server(const std::filesystem::path
     std::vector<std::string> argv = {python3_path(), "-m",          "http.server",     "--bind",
                                      "127.0.0.1",    "--directory", directory.string()};
     if (http11) argv.insert(argv.end(), {"--protocol", "HTTP/1.1"});
-    argv.push_back("0");
+    argv.emplace_back("0");
     auto process = spawn(argv, directory, with_unbuffered);
     static const std::regex banner(R"(Serving HTTP on \S+ port (\d+))");
     uint16_t port = wait_for_port_line(*process, banner, options);

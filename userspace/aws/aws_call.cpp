@@ -5,12 +5,17 @@
 #include <utility>
 
 #include "userspace/aws/json_scan.hpp"
+#include "userspace/common/text.hpp"
 
 namespace passport::aws {
 
 using protocol::http1::find_header;
 using protocol::http1::Request;
 using protocol::http1::Response;
+using text::iequals;
+using text::lower;
+using text::to_lower;
+using text::trim;
 
 namespace {
 
@@ -23,22 +28,6 @@ Options& mutable_options() {
     return o;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -47,34 +36,9 @@ bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// Percent-decoding; `plus_is_space` for form bodies. Invalid escapes are kept as they are.
+// Percent-decoding of a value, at most kMaxValue bytes; `plus_is_space` for form bodies.
 std::string url_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    out.reserve(std::min(s.size(), kMaxValue));
-    for (size_t i = 0; i < s.size() && out.size() < kMaxValue; ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+' && plus_is_space) {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
+    return text::percent_decode(s, plus_is_space, kMaxValue);
 }
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -912,20 +876,27 @@ protocol::http1::BodyInterest body_interest(const Request& request) {
     return {false, KeepBody::kIfError};
 }
 
-std::optional<AwsCall> classify(const Request& req, const Response* resp) {
-    std::optional<Recognised> r = recognise(req);
-    if (!r) return std::nullopt;
-    AwsCall call;
-    std::string host_bucket = r->configured_bucket;
+namespace {
+
+// The protocol decides where parameters are and which response bodies may be read: only JSON-
+// and query-protocol answers are service data; S3 objects and Lambda payloads are the user's,
+// and are never scanned.
+enum class Protocol : uint8_t { kJson, kQuery, kRest };
+
+// Fills signing name and region from the credential scope, the host name, or the X-Amz-Target
+// header, and the bucket named by the host. False when the call cannot be named.
+bool name_call(const Request& req, const Recognised& r, const std::string* amz_target,
+               AwsCall& call, std::string& host_bucket) {
+    host_bucket = r.configured_bucket;
     std::optional<HostFacts> hf;
-    // The labels view r->host.host, so they are taken here, from the Recognised that stays put:
+    // The labels view r.host.host, so they are taken here, from the Recognised that stays put:
     // a short host name lives inside its std::string and moves with it.
-    if (r->aws_host) {
-        if (const auto labels = aws_host_labels(r->host.host)) hf = host_facts(*labels);
+    if (r.aws_host) {
+        if (const auto labels = aws_host_labels(r.host.host)) hf = host_facts(*labels);
     }
-    if (r->scope) {
-        call.signing_name = r->scope->service;
-        call.region = r->scope->region;
+    if (r.scope) {
+        call.signing_name = r.scope->service;
+        call.region = r.scope->region;
         if (call.region.empty()) {
             if (const std::string* set = find_header(req.headers, "X-Amz-Region-Set");
                 set && set->size() < 64 && set->find(',') == std::string::npos && *set != "*") {
@@ -938,27 +909,16 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         if (call.region.empty()) call.region = hf->region;
         if (call.signing_name == "s3" && host_bucket.empty()) host_bucket = hf->bucket;
     }
-    const std::string* amz_target = find_header(req.headers, "X-Amz-Target");
-    if (amz_target && amz_target->size() > 256) amz_target = nullptr;
-    if (call.signing_name.empty() && amz_target)
+    if (call.signing_name.empty() && amz_target) {
         call.signing_name = signing_name_from_target(*amz_target);
-    if (call.signing_name.empty()) return std::nullopt;  // an AWS-looking host we cannot name
-
-    const Target t = split_target(req.target);
-    // An API Gateway endpoint is the user's own API (a `remote` call, as the SDKs record it),
-    // except the WebSocket management calls made with the SDK client.
-    if (call.signing_name == "execute-api" && t.path.find("/@connections/") == std::string::npos) {
-        return std::nullopt;
     }
-    call.service = service_name(call.signing_name);
+    return !call.signing_name.empty();  // false: an AWS-looking host we cannot name
+}
 
-    // The protocol decides where parameters are and which response bodies may be read: only
-    // JSON- and query-protocol answers are service data; S3 objects and Lambda payloads are the
-    // user's, and are never scanned.
-    enum class Protocol : uint8_t { kJson, kQuery, kRest };
+// Operation and request parameters, wherever the protocol puts them.
+Protocol read_request(const Request& req, const Target& t, const std::string* amz_target,
+                      const std::string& host_bucket, AwsCall& call, Params& params) {
     Protocol protocol = Protocol::kRest;
-    Params params;
-    const std::string* ct = find_header(req.headers, "Content-Type");
     if (amz_target) {
         protocol = Protocol::kJson;
         const size_t dot = amz_target->rfind('.');
@@ -970,7 +930,8 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         protocol = Protocol::kQuery;
         call.operation = *action;
         params_from_form(t.query, params);
-    } else if (is_form_type(ct) || (req.body_prefix.rfind("Action=", 0) == 0)) {
+    } else if (is_form_type(find_header(req.headers, "Content-Type")) ||
+               (req.body_prefix.rfind("Action=", 0) == 0)) {
         protocol = Protocol::kQuery;
         const Pairs form = parse_pairs(req.body_prefix, true);
         if (const std::string* action = find_pair(form, "Action")) call.operation = *action;
@@ -983,76 +944,109 @@ std::optional<AwsCall> classify(const Request& req, const Response* resp) {
         connections_rest(req, t, call);
     }
     if (call.operation.size() > 128) call.operation.clear();
+    return protocol;
+}
 
-    if (const std::string* attempt = find_header(req.headers, "amz-sdk-request")) {
-        // "attempt=2; max=3"
-        const size_t a = attempt->find("attempt=");
-        if (a != std::string::npos) {
-            int n = 0;
-            size_t i = a + 8;
-            for (; i < attempt->size() && (*attempt)[i] >= '0' && (*attempt)[i] <= '9' && n < 1000;
-                 ++i) {
-                n = n * 10 + ((*attempt)[i] - '0');
-            }
-            if (n > 0) call.retries = n - 1;
-        }
+// Retries the SDK made before this attempt: amz-sdk-request "attempt=2; max=3" gives 1.
+int sdk_retries(const Request& req) {
+    const std::string* attempt = find_header(req.headers, "amz-sdk-request");
+    if (!attempt) return 0;
+    const size_t a = attempt->find("attempt=");
+    if (a == std::string::npos) return 0;
+    int n = 0;
+    for (size_t i = a + 8;
+         i < attempt->size() && (*attempt)[i] >= '0' && (*attempt)[i] <= '9' && n < 1000; ++i) {
+        n = n * 10 + ((*attempt)[i] - '0');
     }
+    return n > 0 ? n - 1 : 0;
+}
 
+// Request ids, error code and the response's parameters.
+Params read_response(const Response& resp, Protocol protocol, AwsCall& call) {
     Params out;
-    if (resp) {
-        for (std::string_view h : {"x-amzn-RequestId", "x-amz-request-id", "x-amzn-request-id"}) {
-            if (const std::string* v = find_header(resp->headers, h);
-                v && !v->empty() && v->size() <= 256) {
-                call.request_id = *v;
-                break;
-            }
-        }
-        if (const std::string* v = find_header(resp->headers, "x-amz-id-2");
-            v && v->size() <= 256) {
-            call.id_2 = *v;
-        }
-        if (resp->status >= 400) {
-            call.error_code = error_code(*resp);
-            call.throttled = throttling_code(call.error_code);
-        } else if (protocol == Protocol::kJson) {
-            params_from_json(resp->body_prefix, out);
-        }
-        if (call.signing_name == "lambda") {
-            out.set("StatusCode", resp->status);
-            if (call.operation == "InvokeAsync") out.set("Status", resp->status);
-            if (const std::string* fe = find_header(resp->headers, "X-Amz-Function-Error")) {
-                out.set("FunctionError", *fe);
-            }
+    for (std::string_view h : {"x-amzn-RequestId", "x-amz-request-id", "x-amzn-request-id"}) {
+        if (const std::string* v = find_header(resp.headers, h);
+            v && !v->empty() && v->size() <= 256) {
+            call.request_id = *v;
+            break;
         }
     }
+    if (const std::string* v = find_header(resp.headers, "x-amz-id-2"); v && v->size() <= 256) {
+        call.id_2 = *v;
+    }
+    if (resp.status >= 400) {
+        call.error_code = error_code(resp);
+        call.throttled = throttling_code(call.error_code);
+    } else if (protocol == Protocol::kJson) {
+        params_from_json(resp.body_prefix, out);
+    }
+    if (call.signing_name == "lambda") {
+        out.set("StatusCode", resp.status);
+        if (call.operation == "InvokeAsync") out.set("Status", resp.status);
+        if (const std::string* fe = find_header(resp.headers, "X-Amz-Function-Error")) {
+            out.set("FunctionError", *fe);
+        }
+    }
+    return out;
+}
 
+// Counts of `list` named by a rule's count items.
+void set_counts(const std::vector<std::pair<std::string, size_t>>& counts, std::string_view list,
+                AwsCall& call) {
+    for_each_param(list, [&](std::string_view wire, const std::string& field) {
+        for (const auto& [k, n] : counts) {
+            if (k == wire) call.resources[field] = n;
+        }
+    });
+}
+
+// The resources the operation's rule names, from request and response parameters.
+void set_resources(const Rule& rule, const Params& params, const Params& out, const Response* resp,
+                   Protocol protocol, AwsCall& call) {
+    for_each_param(rule.request, [&](std::string_view wire, const std::string& field) {
+        if (const nlohmann::json* v = params.value(wire)) call.resources[field] = *v;
+    });
+    for_each_param(rule.req_keys, [&](std::string_view wire, const std::string& field) {
+        for (const auto& [k, keys] : params.keys) {
+            if (k == wire && !keys.empty()) call.resources[field] = keys;
+        }
+    });
+    set_counts(params.counts, rule.req_count, call);
+    for_each_param(rule.response, [&](std::string_view wire, const std::string& field) {
+        if (const nlohmann::json* v = out.value(wire)) {
+            call.resources[field] = *v;
+        } else if (resp && resp->status < 400 && protocol == Protocol::kQuery) {
+            // Query-protocol responses are XML.
+            if (auto x = xml_tag(resp->body_prefix, wire)) call.resources[field] = *x;
+        }
+    });
+    set_counts(out.counts, rule.resp_count, call);
+}
+
+}  // namespace
+
+std::optional<AwsCall> classify(const Request& req, const Response* resp) {
+    const std::optional<Recognised> r = recognise(req);
+    if (!r) return std::nullopt;
+    const std::string* amz_target = find_header(req.headers, "X-Amz-Target");
+    if (amz_target && amz_target->size() > 256) amz_target = nullptr;
+    AwsCall call;
+    std::string host_bucket;
+    if (!name_call(req, *r, amz_target, call, host_bucket)) return std::nullopt;
+
+    const Target t = split_target(req.target);
+    // An API Gateway endpoint is the user's own API (a `remote` call, as the SDKs record it),
+    // except the WebSocket management calls made with the SDK client.
+    if (call.signing_name == "execute-api" && t.path.find("/@connections/") == std::string::npos) {
+        return std::nullopt;
+    }
+    call.service = service_name(call.signing_name);
+    Params params;
+    const Protocol protocol = read_request(req, t, amz_target, host_bucket, call, params);
+    call.retries = sdk_retries(req);
+    const Params out = resp ? read_response(*resp, protocol, call) : Params{};
     if (const Rule* rule = find_rule(call.signing_name, call.operation)) {
-        for_each_param(rule->request, [&](std::string_view wire, std::string field) {
-            if (const nlohmann::json* v = params.value(wire)) call.resources[field] = *v;
-        });
-        for_each_param(rule->req_keys, [&](std::string_view wire, std::string field) {
-            for (const auto& [k, keys] : params.keys) {
-                if (k == wire && !keys.empty()) call.resources[field] = keys;
-            }
-        });
-        for_each_param(rule->req_count, [&](std::string_view wire, std::string field) {
-            for (const auto& [k, n] : params.counts) {
-                if (k == wire) call.resources[field] = n;
-            }
-        });
-        for_each_param(rule->response, [&](std::string_view wire, std::string field) {
-            if (const nlohmann::json* v = out.value(wire)) {
-                call.resources[field] = *v;
-            } else if (resp && resp->status < 400 && protocol == Protocol::kQuery) {
-                // Query-protocol responses are XML.
-                if (auto x = xml_tag(resp->body_prefix, wire)) call.resources[field] = *x;
-            }
-        });
-        for_each_param(rule->resp_count, [&](std::string_view wire, std::string field) {
-            for (const auto& [k, n] : out.counts) {
-                if (k == wire) call.resources[field] = n;
-            }
-        });
+        set_resources(*rule, params, out, resp, protocol, call);
     }
     return call;
 }

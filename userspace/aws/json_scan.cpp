@@ -1,5 +1,7 @@
 #include "userspace/aws/json_scan.hpp"
 
+#include "userspace/common/text.hpp"
+
 namespace passport::aws {
 namespace {
 
@@ -48,12 +50,6 @@ class Scanner {
             return true;
         }
         return false;
-    }
-    static int hex(char c) {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
     }
     static void put_utf8(std::string& out, uint32_t cp) {
         if (cp < 0x80) {
@@ -111,7 +107,7 @@ class Scanner {
                     if (i_ + 4 > s_.size()) return false;
                     uint32_t cp = 0;
                     for (int k = 0; k < 4; ++k) {
-                        const int h = hex(s_[i_++]);
+                        const int h = text::hex_value(s_[i_++]);
                         if (h < 0) return false;
                         cp = cp * 16 + static_cast<uint32_t>(h);
                     }

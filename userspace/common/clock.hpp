@@ -32,7 +32,7 @@ class ClockOffset {
             uint64_t m1 = monotonic_now_ns();
             uint64_t r = realtime_now_ns();
             uint64_t m2 = monotonic_now_ns();
-            int64_t gap = static_cast<int64_t>(m2 - m1);
+            const auto gap = static_cast<int64_t>(m2 - m1);
             if (gap < best_gap) {
                 best_gap = gap;
                 offset_ns_ = static_cast<int64_t>(r) - static_cast<int64_t>(m1 + (m2 - m1) / 2);
@@ -45,8 +45,9 @@ class ClockOffset {
     }
     // Epoch seconds with microsecond resolution, as X-Ray documents carry them.
     double to_epoch_seconds(uint64_t monotonic_ns) const {
-        uint64_t us = to_epoch_ns(monotonic_ns) / 1000;
-        return static_cast<double>(us / 1000000) + static_cast<double>(us % 1000000) / 1e6;
+        const uint64_t us = to_epoch_ns(monotonic_ns) / 1000;
+        const uint64_t whole_seconds = us / 1000000;  // split so the double keeps every microsecond
+        return static_cast<double>(whole_seconds) + static_cast<double>(us % 1000000) / 1e6;
     }
 
   private:

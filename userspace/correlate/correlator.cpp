@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "userspace/aws/aws_subsegment.hpp"
+#include "userspace/common/text.hpp"
 #include "userspace/xray/document.hpp"
 
 namespace passport::correlate {
@@ -13,20 +14,18 @@ using protocol::http1::find_header;
 
 constexpr int kMaxChainDepth = 32;
 
-std::string trim(std::string s) {
-    size_t b = s.find_first_not_of(" \t");
-    size_t e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
+using text::trim;
 
-std::string strip_port(const std::string& host) {
+std::string strip_port(std::string_view host) {
     if (!host.empty() && host[0] == '[') {  // [v6]:port
         auto rb = host.find(']');
-        return rb == std::string::npos ? host : host.substr(1, rb - 1);
+        return std::string(rb == std::string_view::npos ? host : host.substr(1, rb - 1));
     }
     auto colon = host.rfind(':');
-    if (colon != std::string::npos && host.find(':') == colon) return host.substr(0, colon);
-    return host;
+    if (colon != std::string_view::npos && host.find(':') == colon) {
+        return std::string(host.substr(0, colon));
+    }
+    return std::string(host);
 }
 
 std::string endpoint_host(const events::Endpoint& e) {
@@ -57,7 +56,7 @@ std::string request_url(const protocol::http1::Request& req,
         return redact::redact_url(target, policy);
     const std::string* host = find_header(req.headers, "Host");
     std::string authority =
-        host && !trim(*host).empty() ? trim(*host) : endpoint_host(authority_fallback);
+        host && !trim(*host).empty() ? std::string(trim(*host)) : endpoint_host(authority_fallback);
     return redact::redact_url((tls ? "https://" : "http://") + authority +
                                   (target.empty() || target[0] != '/' ? "/" : "") +
                                   (target == "*" ? "" : target),
@@ -922,7 +921,7 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     hr.url = request_url(req, ex.local, ex.tls, cfg_.redaction);
     if (const std::string* ua = find_header(req.headers, "User-Agent")) hr.user_agent = *ua;
     if (const std::string* xff = find_header(req.headers, "X-Forwarded-For")) {
-        std::string first = trim(xff->substr(0, xff->find(',')));
+        const std::string first(trim(std::string_view(*xff).substr(0, xff->find(','))));
         if (!first.empty()) {
             hr.client_ip = first;
             hr.x_forwarded_for = true;

@@ -127,17 +127,17 @@ std::optional<ProcessInfo> ProcessInfoCache::read(uint32_t pid) const {
     }
     info.comm = read_file(dir + "/comm", 64);
     if (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
-    info.cmdline = split_nul(read_file(dir + "/cmdline", 64 * 1024));
+    info.cmdline = split_nul(read_file(dir + "/cmdline", size_t{64} * 1024));
     for (const std::string& kv : split_nul(read_file(dir + "/environ"))) {
         if (starts_with(kv, "AWS_XRAY_TRACING_NAME=")) info.xray_tracing_name = kv.substr(22);
         if (starts_with(kv, "OTEL_SERVICE_NAME=")) info.otel_service_name = kv.substr(18);
     }
-    std::istringstream status(read_file(dir + "/status", 16 * 1024));
+    std::istringstream status(read_file(dir + "/status", size_t{16} * 1024));
     for (std::string line; std::getline(status, line);) {
         if (starts_with(line, "PPid:"))
             info.ppid = static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
     }
-    info.container_id = container_id_from_cgroup(read_file(dir + "/cgroup", 64 * 1024));
+    info.container_id = container_id_from_cgroup(read_file(dir + "/cgroup", size_t{64} * 1024));
     return info;
 }
 

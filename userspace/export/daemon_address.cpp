@@ -14,7 +14,7 @@ Error address_error(std::string_view value, std::string_view why) {
     message += value;
     message += "\": ";
     message += why;
-    message += " (expected \"host:port\" or \"udp:host:port tcp:host:port\")";
+    message += R"( (expected "host:port" or "udp:host:port tcp:host:port"))";
     return make_error(std::move(message));
 }
 

@@ -14,13 +14,9 @@ void FanoutEmitter::add(std::unique_ptr<Emitter> emitter) {
 
 void FanoutEmitter::emit(std::string datagram) {
     // Each emitter takes ownership of its copy; the last one gets the original.
-    for (size_t i = 0; i < emitters_.size(); ++i) {
-        if (i + 1 == emitters_.size()) {
-            emitters_[i]->emit(std::move(datagram));
-        } else {
-            emitters_[i]->emit(datagram);
-        }
-    }
+    if (emitters_.empty()) return;
+    for (size_t i = 0; i + 1 < emitters_.size(); ++i) emitters_[i]->emit(datagram);
+    emitters_.back()->emit(std::move(datagram));
 }
 
 std::string FanoutEmitter::spare() {

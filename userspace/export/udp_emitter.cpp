@@ -10,6 +10,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <utility>
 
 namespace passport::exporter {
 
@@ -50,7 +51,7 @@ Result<std::unique_ptr<UdpEmitter>> UdpEmitter::create(asio::io_context& io,
 }
 
 UdpEmitter::UdpEmitter(udp::socket socket, udp::endpoint remote, Counters& counters)
-    : socket_(std::move(socket)), remote_(remote), counters_(counters) {}
+    : socket_(std::move(socket)), remote_(std::move(remote)), counters_(counters) {}
 
 void UdpEmitter::set_batch_size(size_t max_batch) {
     flush();
@@ -80,7 +81,7 @@ std::string UdpEmitter::spare() {
 
 void UdpEmitter::recycle(std::string& datagram) {
     // Bounded: at most a batch of ordinary-sized buffers is kept (an oversized one is freed).
-    constexpr size_t kMaxKeptCapacity = 16 * 1024;
+    constexpr size_t kMaxKeptCapacity = size_t{16} * 1024;
     if (spare_.size() >= kMaxBatch || datagram.capacity() > kMaxKeptCapacity) return;
     datagram.clear();
     spare_.push_back(std::move(datagram));

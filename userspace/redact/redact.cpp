@@ -4,8 +4,13 @@
 #include <array>
 #include <cctype>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::redact {
 namespace {
+
+using text::lower;
+using text::to_lower;
 
 // Words that mark a credential wherever they appear inside a word.
 constexpr std::array<std::string_view, 11> kContained = {
@@ -14,22 +19,8 @@ constexpr std::array<std::string_view, 11> kContained = {
 // Short words that mark a credential only as a whole word (so "monkey" is not a key).
 constexpr std::array<std::string_view, 6> kWhole = {"key", "keys", "sig", "pwd", "pass", "auth"};
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 bool is_upper(char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), lower);
-    return out;
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // Words of a decoded name, lower-cased (see the header for the split rule).
 std::vector<std::string> words_of(std::string_view name) {
@@ -86,22 +77,7 @@ std::string redact_params(std::string_view params, const Policy& policy) {
 
 }  // namespace
 
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); i++) {
-        if (s[i] == '+') {
-            out += ' ';
-        } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-                   hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
+std::string percent_decode(std::string_view s) { return text::percent_decode(s, true); }
 
 bool is_credential_name(std::string_view name, const Policy& policy) {
     const std::string decoded = percent_decode(name);

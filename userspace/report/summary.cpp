@@ -87,7 +87,7 @@ std::vector<ServiceRow> service_table(const std::vector<json>& documents) {
     }
     std::vector<ServiceRow> out;
     for (auto& [name, r] : rows) {
-        double n = static_cast<double>(r.requests);
+        auto n = static_cast<double>(r.requests);
         r.avg_latency_ms = total_ms[name] / n;
         r.error_pct = 100.0 * r.error_pct / n;
         r.fault_pct = 100.0 * r.fault_pct / n;
@@ -156,9 +156,10 @@ std::string format_waterfall(const std::vector<json>& documents, size_t width) {
               [](const Span& a, const Span& b) { return a.start < b.start; });
 
     std::ostringstream o;
-    o << "trace " << best_id << "  (" << static_cast<long>(span_s * 1e6) / 1000.0 << " ms)\n";
+    o << "trace " << best_id << "  ("
+      << static_cast<double>(static_cast<long>(span_s * 1e6)) / 1000.0 << " ms)\n";
     for (const Span& s : spans) {
-        size_t from = static_cast<size_t>((s.start - t0) / span_s * static_cast<double>(width));
+        auto from = static_cast<size_t>((s.start - t0) / span_s * static_cast<double>(width));
         size_t len = std::max<size_t>(
             1, static_cast<size_t>((s.end - s.start) / span_s * static_cast<double>(width)));
         from = std::min(from, width - 1);

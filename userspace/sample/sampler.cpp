@@ -55,7 +55,6 @@ std::optional<bool> upstream_decision(xray::SampledFlag flag) {
         case xray::SampledFlag::kNotSampled:
             return false;
         case xray::SampledFlag::kRequested:
-            return std::nullopt;
         case xray::SampledFlag::kAbsent:
             return std::nullopt;
     }

@@ -43,7 +43,7 @@ struct ConnectionConfig {
     protocol::SessionLimits session;
     // Bytes per direction searched for a message start on a connection joined mid-way before it
     // is declared not to speak any known protocol.
-    size_t detect_window_bytes = 16 * 1024;
+    size_t detect_window_bytes = size_t{16} * 1024;
 };
 
 class Connection {

@@ -15,7 +15,7 @@ uint64_t fd_slot(const events::ConnKey& key) {
 }  // namespace
 
 ConnectionTracker::ConnectionTracker(Counters& counters, HttpCallback on_http, TrackerConfig config)
-    : counters_(counters), config_(std::move(config)), budget_(config_.memory_budget_bytes) {
+    : counters_(counters), config_(config), budget_(config_.memory_budget_bytes) {
     sink_.http = std::move(on_http);
 }
 

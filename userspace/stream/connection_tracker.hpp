@@ -45,7 +45,7 @@
 namespace passport::stream {
 
 struct TrackerConfig {
-    size_t max_connections = 16 * 1024;
+    size_t max_connections = size_t{16} * 1024;
     uint64_t idle_timeout_ns = 300'000'000'000ULL;    // 5 min without any event
     uint64_t pairing_timeout_ns = 60'000'000'000ULL;  // 1 min waiting for a response to begin
     // Ended connections remembered, so their late events do not resurrect them.

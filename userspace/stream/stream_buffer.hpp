@@ -38,10 +38,10 @@ struct ChunkTiming {
 struct StreamLimits {
     // Contiguous unconsumed bytes. A parser that keeps up never gets near this: HTTP headers are
     // capped far lower and bodies are consumed as they arrive.
-    size_t max_head_bytes = 64 * 1024;
+    size_t max_head_bytes = size_t{64} * 1024;
     // Captured bytes and chunks waiting behind a hole (positions not delivered yet). Past this,
     // the holes are declared lost so the stream moves on.
-    size_t max_ahead_bytes = 64 * 1024;
+    size_t max_ahead_bytes = size_t{64} * 1024;
     size_t max_ahead_chunks = 256;
 };
 

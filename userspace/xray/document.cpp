@@ -26,7 +26,7 @@ constexpr size_t kMaxJsonArrayElements = 64;
 
 // C.UTF-8 has full Unicode classification in glibc >= 2.35; the process locale may be "C".
 locale_t utf8_ctype() {
-    static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr);
     return locale;
 }
 
@@ -642,7 +642,8 @@ std::string format_time(double epoch_seconds) {
 
 double epoch_seconds_from_ns(uint64_t unix_ns) {
     const uint64_t micros = unix_ns / 1000;
-    return static_cast<double>(micros / 1000000) + static_cast<double>(micros % 1000000) / 1e6;
+    const uint64_t whole_seconds = micros / 1000000;  // split so the double keeps every microsecond
+    return static_cast<double>(whole_seconds) + static_cast<double>(micros % 1000000) / 1e6;
 }
 
 std::string sanitize_name(std::string_view name, std::string_view fallback) {
@@ -678,7 +679,7 @@ std::string sanitize_name(std::string_view name, std::string_view fallback) {
             space = c == ' ' || (c >= '\t' && c <= '\r');
             keep = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                    kAllowedPunctuation.find(c) != std::string_view::npos;
-        } else if (locale != static_cast<locale_t>(0)) {
+        } else if (locale != nullptr) {
             const auto wc = static_cast<wint_t>(cp.value);
             space = iswspace_l(wc, locale) != 0;
             keep = iswalnum_l(wc, locale) != 0;

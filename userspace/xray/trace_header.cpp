@@ -2,8 +2,14 @@
 
 #include <algorithm>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::xray {
 namespace {
+
+using text::iequals;
+using text::to_lower;
+using text::trim;
 
 bool is_hex(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -15,27 +21,6 @@ bool all_hex(std::string_view s) { return std::all_of(s.begin(), s.end(), is_hex
 
 bool all_zero(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
-}
-
-char to_lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = to_lower_ascii(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return to_lower_ascii(x) == to_lower_ascii(y);
-           });
-}
-
-std::string_view trim(std::string_view s) {
-    const auto space = [](char c) { return c == ' ' || c == '\t'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
 }
 
 // Extras are re-emitted in outgoing headers, so only visible ASCII survives: no CR/LF or other

@@ -25,7 +25,7 @@ std::string auth(std::string_view region, std::string_view service) {
 }
 
 Request sdk_request(std::string method, std::string target, std::string host, Headers extra,
-                    std::string body = {}) {
+                    const std::string& body = {}) {
     Request r;
     r.method = std::move(method);
     r.target = std::move(target);
@@ -47,13 +47,13 @@ Request sdk_request(std::string method, std::string target, std::string host, He
     return r;
 }
 
-Request dynamodb(std::string op, std::string body,
+Request dynamodb(const std::string& op, const std::string& body,
                  std::string host = "dynamodb.us-east-1.amazonaws.com") {
     return sdk_request("POST", "/", std::move(host),
                        {{"content-type", "application/x-amz-json-1.0"},
                         {"x-amz-target", "DynamoDB_20120810." + op},
                         {"authorization", auth("us-east-1", "dynamodb")}},
-                       std::move(body));
+                       body);
 }
 
 Response json_response(

@@ -96,7 +96,7 @@ TEST(AwsJsonScan, DeepNestingAndHugeInputAreBounded) {
 // stays within kMaxJsonString and never ends in part of a character.
 TEST(AwsJsonScan, EscapedCharacterAtTheCapIsLeftOutWhole) {
     const std::string body =
-        "{\"s\":\"" + std::string(kMaxJsonString - 1, 'a') + "\\u8dd3\\u00e9b\"}";
+        R"({"s":")" + std::string(kMaxJsonString - 1, 'a') + R"(\u8dd3\u00e9b"})";
     const auto m = scan_json_object(body);
     ASSERT_EQ(m.size(), 1u);
     EXPECT_EQ(m[0].text, std::string(kMaxJsonString - 1, 'a') + "b");

@@ -405,7 +405,7 @@ struct ProxyRun {
 ProxyRun run_proxy(CorrelatorTest& t, const std::string& incoming, const std::string& sent,
                    bool callee_first, int n) {
     const uint64_t shift = uint64_t(n) * 10'000'000'000;
-    const uint16_t port = uint16_t(50001 + n);
+    const auto port = uint16_t(50001 + n);
     auto a = CorrelatorTest::exchange("GET", "/buy", 200,
                                       {{"Host", "proxy:8080"}, {"X-Amzn-Trace-Id", incoming}});
     a.conn = {4242, 100 + n, 1};

@@ -235,7 +235,7 @@ TEST_F(KernelContextTest, ForwardedHeaderIsStitchedUnderTheProxysCallButAnSdkHea
             out.clear();
             counters = Counters{};
             const uint64_t pos = uint64_t(n) * 1000;
-            const uint16_t port = uint16_t(50001 + n);
+            const auto port = static_cast<uint16_t>(50001 + n);
             n++;
             const std::string sent = forwarded ? incoming : sdk;
             pairing::HttpExchange a =

@@ -19,6 +19,8 @@ namespace {
 using testing::describe_all;
 using testing::ParserHarness;
 
+// Long requests continue on the next line (adjacent literals), not a missing comma.
+// NOLINTBEGIN(bugprone-suspicious-missing-comma)
 const std::vector<std::string> kRequests = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "GET /search?q=x HTTP/1.0\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n",
@@ -32,6 +34,7 @@ const std::vector<std::string> kRequests = {
     "OPTIONS * HTTP/1.1\n\n",
     "DELETE /x HTTP/1.1\r\nX-Fold: a\r\n b\r\n\r\n",
 };
+// NOLINTEND(bugprone-suspicious-missing-comma)
 
 const std::vector<std::string> kResponses = {
     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",

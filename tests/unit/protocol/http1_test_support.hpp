@@ -76,12 +76,14 @@ inline std::string describe(const Message& m) {
     if (m.kind == MessageKind::kRequest) {
         s = "REQ " + m.request.method + " " + m.request.target + " " + m.request.version +
             " body=" + std::to_string(m.request.body_bytes);
-        for (const auto& [k, v] : m.request.headers) s += " [" + k + ":" + v + "]";
+        for (const auto& [k, v] : m.request.headers)
+            s.append(" [").append(k).append(":").append(v).append("]");
     } else {
         s = "RESP " + std::to_string(m.response.status) + " " + m.response.reason + " " +
             m.response.version + " body=" + std::to_string(m.response.body_bytes);
         if (m.response.content_length) s += " cl=" + std::to_string(*m.response.content_length);
-        for (const auto& [k, v] : m.response.headers) s += " [" + k + ":" + v + "]";
+        for (const auto& [k, v] : m.response.headers)
+            s.append(" [").append(k).append(":").append(v).append("]");
     }
     s += " @" + std::to_string(m.start_pos) + "-" + std::to_string(m.end_pos);
     if (m.chunked) s += " chunked";
@@ -92,6 +94,7 @@ inline std::string describe(const Message& m) {
 
 inline std::vector<std::string> describe_all(const std::vector<Message>& frames) {
     std::vector<std::string> out;
+    out.reserve(frames.size());
     for (const auto& f : frames) out.push_back(describe(f));
     return out;
 }

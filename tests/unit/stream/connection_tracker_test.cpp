@@ -131,7 +131,7 @@ TEST(ConnectionTracker, KeepAliveCarriesSeveralExchanges) {
     EventBuilder b(Role::kServer);
     h.feed(b.open(1));
     for (int i = 0; i < 5; ++i) {
-        const uint64_t t = 1000 * (i + 1);
+        const uint64_t t = uint64_t{1000} * (i + 1);
         h.feed(b.read(get("/" + std::to_string(i)), t, t + 10));
         h.feed(b.write(ok(std::string(static_cast<size_t>(i), 'x')), t + 100, t + 110));
     }
@@ -680,12 +680,12 @@ TEST(ConnectionTrackerFuzz, DamagedEventStreamsAreSurvived) {
             EventBuilder b(static_cast<Role>(below(3)),
                            {static_cast<uint32_t>(1 + below(3)), static_cast<int32_t>(below(4)),
                             static_cast<uint64_t>(1 + below(5))});
-            if (below(4) != 0) events.push_back(b.open(below(1000)));
+            if (below(4) != 0) events.emplace_back(b.open(below(1000)));
             const bool client = b.role() == Role::kClient;
             for (int m = 0; m < 4; ++m) {
                 const uint64_t t = below(100000);
-                const std::string rq = reqs[below(reqs.size())];
-                const std::string rs = resps[below(resps.size())];
+                const std::string& rq = reqs[below(reqs.size())];
+                const std::string& rs = resps[below(resps.size())];
                 auto cut = [&](const std::string& s) {
                     return std::vector<size_t>{below(s.size() + 1)};
                 };
@@ -693,11 +693,11 @@ TEST(ConnectionTrackerFuzz, DamagedEventStreamsAreSurvived) {
                     client ? b.writes(rq, cut(rq), t, 10) : b.reads(rq, cut(rq), t, 10);
                 auto rs_events =
                     client ? b.reads(rs, cut(rs), t + 50, 10) : b.writes(rs, cut(rs), t + 50, 10);
-                for (auto& e : rq_events) events.push_back(e);
-                for (auto& e : rs_events) events.push_back(e);
+                for (auto& e : rq_events) events.emplace_back(e);
+                for (auto& e : rs_events) events.emplace_back(e);
             }
-            if (below(2) == 0) events.push_back(b.close(below(200000)));
-            if (below(8) == 0) events.push_back(b.exit(below(200000)));
+            if (below(2) == 0) events.emplace_back(b.close(below(200000)));
+            if (below(8) == 0) events.emplace_back(b.exit(below(200000)));
         }
         // Damage: shuffle a little, drop some, duplicate some, truncate captures.
         for (size_t i = 0; i + 1 < events.size(); ++i) {

@@ -52,7 +52,7 @@ events::ConnKey key_for(int i) { return {4242, 100 + i, 1000}; }
 
 TEST(TrackerBudget, OldestPartialHeadsAreShedFirstAndNewTrafficStillPairs) {
     TrackerConfig config;
-    config.memory_budget_bytes = 200 * 1024;
+    config.memory_budget_bytes = size_t{200} * 1024;
     Counters counters;
     std::vector<HttpExchange> out;
     ConnectionTracker tracker(
@@ -63,7 +63,7 @@ TEST(TrackerBudget, OldestPartialHeadsAreShedFirstAndNewTrafficStillPairs) {
     for (int i = 0; i < 20; ++i) {
         slow.emplace_back(Role::kServer, key_for(i));
         tracker.on_event(slow.back().open(10 + i));
-        const std::string head = partial_head(28 * 1024);
+        const std::string head = partial_head(size_t{28} * 1024);
         for (size_t off = 0; off < head.size(); off += 4096) {
             tracker.on_event(slow.back().read(head.substr(off, 4096), 100 + i, 101 + i));
         }
@@ -75,7 +75,7 @@ TEST(TrackerBudget, OldestPartialHeadsAreShedFirstAndNewTrafficStillPairs) {
     EXPECT_EQ(tracker.find(key_for(0))->buffered_bytes(), 0u);
     EXPECT_GT(tracker.find(key_for(19))->buffered_bytes(), 20u * 1024);
     EXPECT_LE(counters.get("stream.budget_peak_bytes"),
-              0u + config.memory_budget_bytes + 64 * 1024);
+              0u + config.memory_budget_bytes + size_t{64} * 1024);
 
     // A normal client arriving now is traced.
     EventBuilder normal(Role::kServer, key_for(99));
@@ -98,13 +98,13 @@ TEST(TrackerBudget, OldestPartialHeadsAreShedFirstAndNewTrafficStillPairs) {
 
 TEST(TrackerBudget, HeadTrickledOneByteAtATimeIsChargedForItsTimings) {
     TrackerConfig config;
-    config.memory_budget_bytes = 64 * 1024;
+    config.memory_budget_bytes = size_t{64} * 1024;
     Counters counters;
     ConnectionTracker tracker(
         counters, [](HttpExchange&&) {}, config);
     EventBuilder b(Role::kServer);
     tracker.on_event(b.open(1));
-    const std::string head = partial_head(8 * 1024);
+    const std::string head = partial_head(size_t{8} * 1024);
     for (size_t i = 0; i < head.size(); ++i)
         tracker.on_event(b.read(head.substr(i, 1), 10 + i, 11 + i));
     // 8 KiB of bytes, but one timing record per byte: far more than 8 KiB of heap.
@@ -135,7 +135,7 @@ namespace {
 
 TEST(TrackerBudget, ParsedRequestsWaitingAreChargedAndShedWithoutShiftingResponses) {
     TrackerConfig config;
-    config.memory_budget_bytes = 256 * 1024;
+    config.memory_budget_bytes = size_t{256} * 1024;
     Counters counters;
     std::vector<HttpExchange> out;
     ConnectionTracker tracker(
@@ -157,7 +157,7 @@ TEST(TrackerBudget, ParsedRequestsWaitingAreChargedAndShedWithoutShiftingRespons
     for (int i = 1; i <= 8; ++i) {
         EventBuilder slow(Role::kServer, key_for(i));
         tracker.on_event(slow.open(100 + i));
-        const std::string head = partial_head(16 * 1024);
+        const std::string head = partial_head(size_t{16} * 1024);
         for (size_t off = 0; off < head.size(); off += 4096) {
             tracker.on_event(slow.read(head.substr(off, 4096), 200 + i, 201 + i));
         }

@@ -214,7 +214,7 @@ TEST(XrayTraceHeader, ZeroIdsAreInvalid) {
 
 TEST(XrayTraceHeader, HostileRootNeverSurvives) {
     for (const std::string& root :
-         {s(kNodeRoot, "\",\"x\":\""), s(kNodeRoot, "\r\nX-Evil: 1"), s(kNodeRoot, "0"),
+         {s(kNodeRoot, R"(","x":")"), s(kNodeRoot, "\r\nX-Evil: 1"), s(kNodeRoot, "0"),
           std::string("1-58ed6027-14afb2e09172c337713486c\""),
           std::string("1-58ed60z7-14afb2e09172c337713486c0"), std::string(kNodeRoot) + '\0'}) {
         EXPECT_FALSE(parse_trace_header("Root=" + root).has_root()) << root;

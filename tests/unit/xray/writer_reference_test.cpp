@@ -74,7 +74,7 @@ class Random {
         static const std::vector<std::string> kTexts = {"Default",
                                                         "checkout",
                                                         "",
-                                                        "with \"quotes\" and \\",
+                                                        R"(with "quotes" and \)",
                                                         "line\nbreak",
                                                         "\x01\x1f",
                                                         "\xE2\x82\xAC euro",

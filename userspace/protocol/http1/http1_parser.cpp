@@ -4,9 +4,13 @@
 #include <array>
 #include <limits>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::protocol::http1 {
 
 namespace {
+
+using text::hex_value;
 
 constexpr size_t kMaxMethodLen = 20;
 // A parse() call returns on every frame; this only guards against a bug looping forever.
@@ -56,34 +60,9 @@ bool is_field_value(std::string_view v) {
     return v.find('\0') == std::string_view::npos && v.find('\r') == std::string_view::npos;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string_view trim_ows(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 std::string_view strip_cr(std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     return line;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
 }
 
 // End of line at `i`: optional CR, then LF.
@@ -164,12 +143,12 @@ bool parse_content_length(const Headers& headers, std::optional<uint64_t>& out, 
     present = false;
     std::optional<uint64_t> value;
     for (const auto& [name, raw] : headers) {
-        if (!iequals(name, "content-length")) continue;
+        if (!text::iequals(name, "content-length")) continue;
         present = true;
         std::string_view rest = raw;
         while (true) {
             const size_t comma = rest.find(',');
-            const std::string_view item = trim_ows(rest.substr(0, comma));
+            const std::string_view item = text::trim(rest.substr(0, comma));
             if (item.empty() || item.size() > kMaxContentLengthDigits) return false;
             uint64_t v = 0;
             for (char c : item) {
@@ -191,19 +170,19 @@ bool final_coding_is_chunked(const Headers& headers, bool& present) {
     present = false;
     std::string_view last;
     for (const auto& [name, raw] : headers) {
-        if (!iequals(name, "transfer-encoding")) continue;
+        if (!text::iequals(name, "transfer-encoding")) continue;
         present = true;
         std::string_view rest = raw;
         while (!rest.empty()) {
             const size_t comma = rest.find(',');
             std::string_view item = rest.substr(0, comma);
-            item = trim_ows(item.substr(0, item.find(';')));
+            item = text::trim(item.substr(0, item.find(';')));
             if (!item.empty()) last = item;
             if (comma == std::string_view::npos) break;
             rest.remove_prefix(comma + 1);
         }
     }
-    return iequals(last, "chunked");
+    return text::iequals(last, "chunked");
 }
 
 }  // namespace
@@ -417,7 +396,7 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
         if (line.front() == ' ' || line.front() == '\t') {
             // Obsolete line folding: the line continues the previous field's value.
             if (headers.empty()) return "http.bad_header";
-            const std::string_view more = trim_ows(line);
+            const std::string_view more = text::trim(line);
             if (!is_field_value(more)) return "http.bad_header";
             headers.back().second.append(" ").append(more);
             return {};
@@ -426,7 +405,7 @@ std::string_view Http1Parser::parse_header_block(std::string_view block) {
         if (colon == std::string_view::npos || colon == 0) return "http.bad_header";
         const std::string_view name = line.substr(0, colon);
         if (!std::all_of(name.begin(), name.end(), is_tchar)) return "http.bad_header";
-        const std::string_view value = trim_ows(line.substr(colon + 1));
+        const std::string_view value = text::trim(line.substr(colon + 1));
         if (!is_field_value(value)) return "http.bad_header";
         if (headers.size() >= limits_.max_headers) return "http.too_many_headers";
         headers.emplace_back(std::string(name), std::string(value));

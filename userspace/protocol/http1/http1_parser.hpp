@@ -49,7 +49,7 @@ struct Message {
 struct ParserLimits {
     // start line + headers + the empty line; the kernel copies request heads whole up to the
     // same size (PP_HEAD_BUDGET), so a larger limit here would only ever see gaps.
-    size_t max_header_bytes = PP_HEAD_BUDGET;
+    size_t max_header_bytes = static_cast<size_t>(PP_HEAD_BUDGET);
     size_t max_headers = 100;
     size_t max_chunk_line = 1024;  // chunk size + extensions
     // Body prefix, off unless set: body_interest looks at each request head and says whether

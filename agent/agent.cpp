@@ -134,7 +134,7 @@ std::shared_ptr<asio::steady_timer> every(asio::io_context& io, std::chrono::mil
                                           std::function<void()> fn) {
     auto timer = std::make_shared<asio::steady_timer>(io);
     auto tick = std::make_shared<std::function<void()>>();
-    *tick = [timer, period, fn, tick]() {
+    *tick = [timer, period, fn = std::move(fn), tick]() {
         timer->expires_after(period);
         timer->async_wait([timer, fn, tick](boost::system::error_code ec) {
             if (ec) return;
@@ -509,7 +509,8 @@ class Agent {
 
 }  // namespace
 
-int run_agent(const Config& cfg, exporter::Emitter* extra_emitter, std::function<void()> on_ready) {
+int run_agent(const Config& cfg, exporter::Emitter* extra_emitter,
+              const std::function<void()>& on_ready) {
     return Agent(cfg, extra_emitter).run(on_ready);
 }
 

@@ -17,6 +17,6 @@ inline constexpr const char* kReportLogger = "report";
 // extra_emitter, when set, receives every datagram too (the demo's embedded sink).
 // on_ready runs once probes are attached and events flow.
 int run_agent(const Config& cfg, exporter::Emitter* extra_emitter = nullptr,
-              std::function<void()> on_ready = nullptr);
+              const std::function<void()>& on_ready = nullptr);
 
 }  // namespace passport::agent

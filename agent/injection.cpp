@@ -54,7 +54,7 @@ void read_tcp_table(const std::string& path, TcpTable& t) {
         auto colon = local.rfind(':');
         if (colon == std::string::npos) continue;
         char* end = nullptr;
-        uint16_t port = static_cast<uint16_t>(std::strtoul(local.c_str() + colon + 1, &end, 16));
+        auto port = static_cast<uint16_t>(std::strtoul(local.c_str() + colon + 1, &end, 16));
         if (st == "0A") t.listening.insert(port);
         if (st == "01") t.established[std::strtoull(inode.c_str(), &end, 10)] = port;
     }
@@ -331,7 +331,7 @@ bool Injection::join_sockhash(uint64_t cookie, const pp_inject_adopt& a, int soc
         spdlog::debug("inject {}: adopt map: {}", what, std::strerror(errno));
         return false;
     }
-    uint64_t value = static_cast<uint64_t>(sock_fd);  // the sockhash's values are 8 bytes
+    auto value = static_cast<uint64_t>(sock_fd);  // the sockhash's values are 8 bytes
     if (bpf_map_update_elem(sockhash, &cookie, &value, BPF_NOEXIST) == 0) return true;
     int err = errno;
     bpf_map_delete_elem(adopt_map, &cookie);

@@ -161,7 +161,8 @@ void TlsTracer::scan(uint32_t pid) {
         if (path.find(" (deleted)") != std::string::npos) continue;
         if (is_libssl(path)) libs.insert(path);
     }
-    for (const auto& lib : libs) consider(pid, proc + "/root" + lib, lib, false);
+    for (const auto& lib : libs)
+        consider(pid, std::string(proc).append("/root").append(lib), lib, false);
     // The program itself, when it carries OpenSSL (node): only if it exports SSL_write.
     char exe[4096];
     ssize_t n = ::readlink((proc + "/exe").c_str(), exe, sizeof(exe) - 1);

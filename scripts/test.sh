@@ -3,17 +3,20 @@
 # kernel, e2e). Kernel and e2e tests need root and load real BPF programs. Then the unit and
 # replay tests again under ASan/UBSan (scripts/sanitize.sh, build-asan/) and the short fuzz runs
 # (scripts/fuzz.sh, build-fuzz/, label fuzz). Tests labelled soak (long, full-size load) run
-# only when asked for: scripts/test.sh -L soak. Style (scripts/lint.sh: clang-format, clang-tidy)
-# is checked right after the build and fails the run before any test.
+# only when asked for: scripts/test.sh -L soak. Style (scripts/lint.sh) fails the run too:
+# clang-format right after the build, clang-tidy in the background while the tests run.
 # Extra arguments go to ctest (e.g. -L unit) and run only the main build's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-scripts/lint.sh
+scripts/lint.sh --format
 extra=""
+tidy=""
 if (($# == 0)); then
-  # The sanitizer and fuzz builds take the CPU the kernel and e2e tests leave idle (those mostly
-  # wait on real programs), at the lowest priority so the tests are served first.
+  # clang-tidy and the sanitizer and fuzz builds take the CPU the kernel and e2e tests leave idle
+  # (those mostly wait on real programs), at the lowest priority so the tests are served first.
+  nice -n 19 scripts/lint.sh --tidy >build/lint-tidy.out 2>&1 &
+  tidy=$!
   (nice -n 19 scripts/sanitize.sh --build-only && nice -n 19 scripts/fuzz.sh --build-only) \
     >build/extra-builds.log 2>&1 &
   extra=$!
@@ -28,6 +31,15 @@ if [[ -n $extra ]]; then
   if ! wait "$extra"; then
     cat build/extra-builds.log
     echo "test.sh: the sanitizer or fuzz build failed" >&2
+    exit 1
+  fi
+fi
+if [[ -n $tidy ]]; then
+  if wait "$tidy"; then
+    tail -n 1 build/lint-tidy.out
+  else
+    cat build/lint-tidy.out
+    echo "test.sh: clang-tidy found violations" >&2
     exit 1
   fi
 fi

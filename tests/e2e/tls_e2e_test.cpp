@@ -151,12 +151,12 @@ class TlsE2eTest : public E2eTest {
     // The agent says it attached the TLS probes to pid (it logs that at -v).
     bool wait_attached(pid_t pid) {
         const std::string needle = "tls: attached pid " + std::to_string(pid) + ":";
-        // spdlog's default logger writes to stdout; the start report goes to stderr.
+        // The agent writes its log (spdlog) and start report to stderr.
         return wait_until([&] { return agent_log().find(needle) != std::string::npos; },
                           deadline_in(std::chrono::seconds(20)));
     }
 
-    std::string agent_log() { return agent().stderr_text() + agent().stdout_text(); }
+    std::string agent_log() { return agent().stderr_text(); }
 
     CommandResult curl(const std::string& url) {
         return run_command(cmd({"curl", "-s", "-S", "--cacert", cert_.cert, url}),

@@ -436,7 +436,7 @@ TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment)
         const std::string call_id = str(r.call, "id");
         EXPECT_EQ(r.received, trace_header(trace_id, call_id))
             << "the header that reached the SDK service is not Passport's for this call"
-            << (r.received == "none" ? " (none arrived: no header injection in this build)" : "");
+            << (r.received == "none" ? " (none arrived: the header was not injected)" : "");
         EXPECT_TRUE(continues_trace(r.sdk, trace_id, call_id))
             << "the SDK's segment does not name Passport's subsegment as its parent";
         EXPECT_EQ(field(r.call, "http.request.traced"), true)

@@ -78,7 +78,7 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     ASSERT_TRUE((*probes)->injection_loaded()) << (*probes)->injection_error();
     auto inj = Injection::attach(**probes, {}, features.cgroup2_path);
     ASSERT_TRUE(inj.ok()) << inj.error();
-    const uint32_t pid = static_cast<uint32_t>(client.pid());
+    const auto pid = static_cast<uint32_t>(client.pid());
     ASSERT_TRUE((*probes)->select_pid(pid).ok());
 
     // The context a server request would have left on the client's main thread.

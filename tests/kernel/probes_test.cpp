@@ -34,7 +34,7 @@ using namespace std::chrono_literals;
 // A child process that runs `body` when told to, so the parent can select it first.
 class GatedChild {
   public:
-    explicit GatedChild(std::function<void()> body) {
+    explicit GatedChild(const std::function<void()>& body) {
         int go[2];
         if (::pipe(go) != 0) std::abort();
         pid_ = ::fork();
@@ -140,7 +140,7 @@ class KernelProbes : public ::testing::Test {
         c.ringbuf_bytes = ring_bytes;
         return c;
     }
-    std::unique_ptr<BpfProbes> load(ProbeConfig cfg = selected_only()) {
+    std::unique_ptr<BpfProbes> load(const ProbeConfig& cfg = selected_only()) {
         auto p = BpfProbes::load(cfg);
         EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error());
         return p.ok() ? std::move(*p) : nullptr;
@@ -233,7 +233,7 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
     child.start();
     ASSERT_EQ(child.wait(), 0);
     Collected c;
-    uint32_t tgid = static_cast<uint32_t>(child.pid());
+    auto tgid = static_cast<uint32_t>(child.pid());
     size_t closes = 0;
     drain(*p, c, [&] {
         closes = 0;
@@ -376,7 +376,7 @@ TEST_F(KernelProbes, SocketOpenedBeforeSelectionIsDiscoveredOnUse) {
     child.start();
     ASSERT_EQ(child.wait(), 0);
     Collected c;
-    uint32_t tgid = static_cast<uint32_t>(child.pid());
+    auto tgid = static_cast<uint32_t>(child.pid());
     drain(*p, c, [&] { return !data_of(c, tgid).empty(); });
     bool unknown_open = false;
     for (const auto& e : c.events)
@@ -418,7 +418,7 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
     child.start();
     ASSERT_EQ(child.wait(), 0);
     Collected c;
-    uint32_t tgid = static_cast<uint32_t>(child.pid());
+    auto tgid = static_cast<uint32_t>(child.pid());
     drain(*p, c, [&] {
         uint64_t out = 0;
         for (const auto* d : data_of(c, tgid))
@@ -453,7 +453,7 @@ TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
                              "\r\nContent-Length: 100000\r\n\r\n";
     const std::string req = head + std::string(100000, 'b');
     GatedChild child([&] { loopback_exchange(req, "HTTP/1.1 204 No Content\r\n\r\n", ""); });
-    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
     child.start();
     ASSERT_EQ(child.wait(), 0);
@@ -523,7 +523,7 @@ TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
     ASSERT_TRUE(p);
     const std::string req = "GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n";
     GatedChild child([&] { loopback6_exchange(req); });
-    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
     child.start();
     ASSERT_EQ(child.wait(), 0);
@@ -571,7 +571,7 @@ TEST_F(KernelProbes, SelectionBitmapFollowsSelectForkAndExit) {
         std::fprintf(f, "%d", g);
         std::fclose(f);
     });
-    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    const auto tgid = static_cast<uint32_t>(child.pid());
     EXPECT_FALSE(p->pid_bit_selected(tgid));
     ASSERT_TRUE(p->select_pid(tgid).ok());
     EXPECT_TRUE(p->pid_bit_selected(tgid));
@@ -611,7 +611,7 @@ TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
         if (::read(go2[0], &c, 1) != 1) ::_exit(2);
         loopback_exchange("GET /second HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", "");
     });
-    const uint32_t tgid = static_cast<uint32_t>(child.pid());
+    const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
     child.start();
     char c;

@@ -495,8 +495,8 @@ TEST_F(KernelTraceCtx, WorkerThreadInheritsAndContextEndsWithThreads) {
     auto m = server_->process().wait_for_line(
         Stream::kStdout, std::regex("^worker ([0-9]+) ([0-9]+)$"), deadline_in(15s));
     ASSERT_TRUE(m);
-    uint32_t handler = static_cast<uint32_t>(std::stoul(m->groups[1]));
-    uint32_t worker = static_cast<uint32_t>(std::stoul(m->groups[2]));
+    auto handler = static_cast<uint32_t>(std::stoul(m->groups[1]));
+    auto worker = static_cast<uint32_t>(std::stoul(m->groups[2]));
     pp_trace_ctx parent_ctx{}, worker_ctx{};
     ASSERT_TRUE(thread_ctx(handler, parent_ctx));
     ASSERT_TRUE(thread_ctx(worker, worker_ctx))
@@ -524,7 +524,7 @@ TEST_F(KernelTraceCtx, ContextEndsWhenTheThreadClosesItsConnection) {
     auto served = server_->process().wait_for_line(Stream::kStdout, std::regex("^served ([0-9]+)$"),
                                                    deadline_in(15s));
     ASSERT_TRUE(served);
-    const uint32_t tid = static_cast<uint32_t>(std::stoul(served->groups[1]));
+    const auto tid = static_cast<uint32_t>(std::stoul(served->groups[1]));
     pp_trace_ctx m{};
     ASSERT_TRUE(thread_ctx(tid, m)) << "answered but not closed yet: the context is still there";
     EXPECT_EQ(trace_id_of(m), kRoot);

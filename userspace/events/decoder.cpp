@@ -15,7 +15,7 @@ bool read_struct(std::span<const uint8_t> rec, T& out) {
     return true;
 }
 
-std::string bounded_string(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+std::string bounded_string(const char* s, size_t cap) { return {s, strnlen(s, cap)}; }
 
 Endpoint to_endpoint(const pp_endpoint& e) {
     Endpoint out;

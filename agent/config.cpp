@@ -13,13 +13,23 @@
 namespace passport::agent {
 namespace {
 
-Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint64_t max) {
+// Numbers a flag refuses although they are in range, and the reason it gives.
+struct Refuse {
+    bool (*when)(uint64_t) = nullptr;
+    const char* why = "";
+};
+
+constexpr Refuse kZeroPort{[](uint64_t n) { return n == 0; }, "0 is not a port"};
+
+Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint64_t max,
+                            Refuse refuse = {}) {
     if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
         return make_error(flag + ": expected a number, got '" + v + "'");
     errno = 0;
     unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
     if (errno != 0 || n > max)
         return make_error(flag + ": " + v + " is out of range (max " + std::to_string(max) + ")");
+    if (refuse.when && refuse.when(n)) return make_error(flag + ": " + refuse.why);
     return static_cast<uint64_t>(n);
 }
 
@@ -28,9 +38,8 @@ Result<uint64_t> parse_uint(const std::string& flag, const std::string& v, uint6
 Result<DenyEntry> parse_deny(const std::string& v) {
     DenyEntry e;
     if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
-        auto n = parse_uint("--inject-deny", v, 65535);
+        auto n = parse_uint("--inject-deny", v, 65535, kZeroPort);
         if (!n) return make_error(n.error());
-        if (*n == 0) return make_error("--inject-deny: 0 is not a port");
         e.is_port = true;
         e.port = static_cast<uint16_t>(*n);
         return e;
@@ -144,17 +153,16 @@ namespace {
 using ValueFlag = std::string (*)(const std::string& v, Config& c);
 
 std::string set_pid(const std::string& v, Config& c) {
-    auto n = parse_uint("--pid", v, 0x3fffffff);
+    auto n = parse_uint("--pid", v, 0x3fffffff,
+                        {[](uint64_t x) { return x == 0; }, "0 is not a process"});
     if (!n) return n.error();
-    if (*n == 0) return "--pid: 0 is not a process";
     c.pids.push_back(static_cast<uint32_t>(*n));
     return {};
 }
 
 std::string set_port(const std::string& v, Config& c) {
-    auto n = parse_uint("--port", v, 65535);
+    auto n = parse_uint("--port", v, 65535, kZeroPort);
     if (!n) return n.error();
-    if (*n == 0) return "--port: 0 is not a port";
     c.ports.push_back(static_cast<uint16_t>(*n));
     return {};
 }
@@ -183,17 +191,18 @@ std::string set_inject_deny(const std::string& v, Config& c) {
 }
 
 std::string set_ringbuf_mb(const std::string& v, Config& c) {
-    auto n = parse_uint("--ringbuf-mb", v, 1024);
+    auto n = parse_uint(
+        "--ringbuf-mb", v, 1024,
+        {[](uint64_t x) { return x == 0 || (x & (x - 1)) != 0; }, "must be a power of two"});
     if (!n) return n.error();
-    if (*n == 0 || (*n & (*n - 1)) != 0) return "--ringbuf-mb: must be a power of two";
     c.ringbuf_mb = static_cast<uint32_t>(*n);
     return {};
 }
 
 std::string set_max_connections(const std::string& v, Config& c) {
-    auto n = parse_uint("--max-connections", v, 1u << 24);
+    auto n = parse_uint("--max-connections", v, 1u << 24,
+                        {[](uint64_t x) { return x < 16; }, "at least 16"});
     if (!n) return n.error();
-    if (*n < 16) return "--max-connections: at least 16";
     c.max_connections = static_cast<uint32_t>(*n);
     return {};
 }
@@ -205,6 +214,21 @@ std::string set_memory_budget_mb(const std::string& v, Config& c) {
     return {};
 }
 
+// The flags that only keep their value as it is.
+template <std::string Config::*field>
+std::string set_text(const std::string& v, Config& c) {
+    c.*field = v;
+    return {};
+}
+
+// The repeatable flags whose values are kept as given, refused when empty with `empty_error`.
+std::string append_nonempty(const std::string& v, std::vector<std::string>& list,
+                            const char* empty_error) {
+    if (v.empty()) return empty_error;
+    list.push_back(v);
+    return {};
+}
+
 const std::map<std::string, ValueFlag>& value_flags() {
     static const std::map<std::string, ValueFlag> flags = {
         {"--daemon-address",
@@ -213,39 +237,19 @@ const std::map<std::string, ValueFlag>& value_flags() {
              c.daemon_address_explicit = true;
              return std::string();
          }},
-        {"--output",
-         [](const std::string& v, Config& c) {
-             c.output = v;
-             return std::string();
-         }},
+        {"--output", set_text<&Config::output>},
         {"--pid", set_pid},
         {"--exe",
          [](const std::string& v, Config& c) {
-             if (v.empty()) return std::string("--exe: empty pattern");
-             c.exe_globs.push_back(v);
-             return std::string();
+             return append_nonempty(v, c.exe_globs, "--exe: empty pattern");
          }},
         {"--port", set_port},
-        {"--service-name",
-         [](const std::string& v, Config& c) {
-             c.service_name = v;
-             return std::string();
-         }},
-        {"--sampling-rules",
-         [](const std::string& v, Config& c) {
-             c.sampling_rules = v;
-             return std::string();
-         }},
-        {"--record",
-         [](const std::string& v, Config& c) {
-             c.record = v;
-             return std::string();
-         }},
+        {"--service-name", set_text<&Config::service_name>},
+        {"--sampling-rules", set_text<&Config::sampling_rules>},
+        {"--record", set_text<&Config::record>},
         {"--redact-query-param",
          [](const std::string& v, Config& c) {
-             if (v.empty()) return std::string("--redact-query-param: empty name");
-             c.redact_names.push_back(v);
-             return std::string();
+             return append_nonempty(v, c.redact_names, "--redact-query-param: empty name");
          }},
         {"--aws-endpoint", set_aws_endpoint},
         {"--duration", set_duration},

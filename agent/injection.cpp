@@ -75,19 +75,19 @@ pp_deny_key deny_key(const pp_endpoint& e) {
 
 bool endpoint_of(const sockaddr_storage& ss, pp_endpoint& e) {
     e = pp_endpoint{};
+    auto fill = [&e](uint16_t family, in_port_t port, const void* addr, size_t len) {
+        e.family = family;
+        e.port = ntohs(port);
+        std::memcpy(e.addr, addr, len);
+        return true;
+    };
     if (ss.ss_family == AF_INET) {
         const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        e.family = AF_INET;
-        e.port = ntohs(a->sin_port);
-        std::memcpy(e.addr, &a->sin_addr, 4);
-        return true;
+        return fill(AF_INET, a->sin_port, &a->sin_addr, sizeof a->sin_addr);
     }
     if (ss.ss_family == AF_INET6) {
         const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        e.family = AF_INET6;
-        e.port = ntohs(a->sin6_port);
-        std::memcpy(e.addr, &a->sin6_addr, 16);
-        return true;
+        return fill(AF_INET6, a->sin6_port, &a->sin6_addr, sizeof a->sin6_addr);
     }
     return false;
 }

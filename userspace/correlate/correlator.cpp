@@ -104,10 +104,7 @@ const char* outcome_type(pairing::Outcome o) {
 // The head of an exchange whose head was not reported on its own (lost, or joined mid-stream).
 pairing::HttpRequestSeen seen_from(const pairing::HttpExchange& ex) {
     pairing::HttpRequestSeen seen;
-    seen.conn = ex.conn;
-    seen.role = ex.role;
-    seen.local = ex.local;
-    seen.remote = ex.remote;
+    static_cast<pairing::ConnFacts&>(seen) = ex;
     seen.tgid = ex.tgid;
     seen.tid = ex.request_tid;
     seen.request_start_ns = ex.request_start_ns;

@@ -24,13 +24,18 @@ enum class Outcome : uint8_t {
     kMemoryBudget,
 };
 
-struct HttpExchange {
+// The facts about one connection that every exchange on it carries (and what a protocol session
+// is told about its connection): one struct, so they are copied whole rather than field by field.
+struct ConnFacts {
     events::ConnKey conn;
     events::Role role = events::Role::kUnknown;  // kServer: we served it; kClient: we sent it
     events::Endpoint local;
     events::Endpoint remote;
     uint32_t netns = 0;
     bool tls = false;  // carried over TLS (plaintext from the TLS library): an https:// URL
+};
+
+struct HttpExchange : ConnFacts {
     uint32_t tgid = 0;
     uint32_t request_tid = 0;   // thread that read (server) / wrote (client) the request
     uint32_t response_tid = 0;  // thread that wrote (server) / read (client) the response
@@ -59,11 +64,7 @@ struct HttpExchange {
 // trace context early (outgoing calls made while serving it find it by thread; a downstream
 // service on this node finds the caller's call by connection tuple). request_start_ns is
 // computed exactly as HttpExchange::request_start_ns, so the two can be matched.
-struct HttpRequestSeen {
-    events::ConnKey conn;
-    events::Role role = events::Role::kUnknown;
-    events::Endpoint local;
-    events::Endpoint remote;
+struct HttpRequestSeen : ConnFacts {
     uint32_t tgid = 0;
     uint32_t tid = 0;
     uint64_t request_start_ns = 0;

@@ -57,6 +57,13 @@ std::string_view outcome_counter(Outcome outcome) {
     return "pairing.unknown_outcome";
 }
 
+// When a request started, the same for its early report and its exchange (http_exchange.hpp): a
+// server times it from the read that returned its first byte, a client from its first write.
+uint64_t request_start_ns(const protocol::http1::Message& request, events::Role role) {
+    return role != events::Role::kClient ? request.timing.first.exit_ns
+                                         : request.timing.first.enter_ns;
+}
+
 // Heap a parsed request holds: its strings and header list, plus the list node around it.
 size_t message_bytes(const protocol::http1::Message& m) {
     const auto& r = m.request;
@@ -120,15 +127,10 @@ void HttpPairer::on_data(events::Direction dir, stream::StreamBuffer& buffer,
 void HttpPairer::on_request(Message&& request, const protocol::ConnContext& ctx) {
     if (sink_.http_request_seen) {
         HttpRequestSeen seen;
-        seen.conn = ctx.key;
-        seen.role = ctx.role;
-        seen.local = ctx.local;
-        seen.remote = ctx.remote;
-        seen.tgid = ctx.key.tgid;
+        static_cast<ConnFacts&>(seen) = ctx;
+        seen.tgid = ctx.conn.tgid;
         seen.tid = request.timing.first.tid;
-        // Same rule as emit(): a server times the request from its read, a client from its write.
-        seen.request_start_ns = ctx.role != events::Role::kClient ? request.timing.first.exit_ns
-                                                                  : request.timing.first.enter_ns;
+        seen.request_start_ns = request_start_ns(request, ctx.role);
         seen.request_pos = request.start_pos;
         seen.request = &request.request;
         sink_.http_request_seen(seen);
@@ -333,17 +335,12 @@ void HttpPairer::expire(uint64_t now_ns, uint64_t timeout_ns, const protocol::Co
 void HttpPairer::emit(Message&& request, std::optional<Message>&& response, Outcome outcome,
                       const protocol::ConnContext& ctx) {
     HttpExchange x;
-    x.conn = ctx.key;
-    x.role = ctx.role;
-    x.local = ctx.local;
-    x.remote = ctx.remote;
-    x.netns = ctx.netns;
-    x.tls = ctx.tls;
-    x.tgid = ctx.key.tgid;
+    static_cast<ConnFacts&>(x) = ctx;
+    x.tgid = ctx.conn.tgid;
     const bool server = ctx.role != events::Role::kClient;
     // Server: the request was read, the response written. Client: the other way round. Each side
     // is timed from the moment its bytes were available to the process (see http_exchange.hpp).
-    x.request_start_ns = server ? request.timing.first.exit_ns : request.timing.first.enter_ns;
+    x.request_start_ns = request_start_ns(request, ctx.role);
     x.request_end_ns = request.timing.last.exit_ns;
     x.request_tid = request.timing.first.tid;
     x.request_pos = request.start_pos;

@@ -18,16 +18,10 @@
 
 namespace passport::protocol {
 
-// What a session needs to know about its connection to fill in an exchange. Owned by the
-// connection; role is kServer or kClient by the time a session exists.
-struct ConnContext {
-    events::ConnKey key;
-    events::Role role = events::Role::kUnknown;
-    events::Endpoint local;
-    events::Endpoint remote;
-    uint32_t netns = 0;
-    bool tls = false;  // the bytes are TLS plaintext (SSL_read/SSL_write), not the socket's
-};
+// What a session needs to know about its connection to fill in an exchange: the very facts the
+// exchange carries. Owned by the connection; role is kServer or kClient by the time a session
+// exists, and tls means the bytes are TLS plaintext (SSL_read/SSL_write), not the socket's.
+using ConnContext = pairing::ConnFacts;
 
 struct SessionLimits {
     // Requests waiting for their response (pipelining depth). A request beyond it is reported at

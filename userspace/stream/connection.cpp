@@ -34,7 +34,7 @@ Connection::Connection(const events::ConnKey& key, Counters& counters,
       sink_(sink),
       buffers_{{StreamBuffer(counters, config.stream), StreamBuffer(counters, config.stream)}},
       budget_(budget) {
-    ctx_.key = key;
+    ctx_.conn = key;
     budget_node_.owner = this;
 }
 

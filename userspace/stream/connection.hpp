@@ -66,7 +66,7 @@ class Connection {
     // on bytes missing from a stream since the previous tick (declared lost, parsing goes on).
     void expire(uint64_t now_ns, uint64_t timeout_ns);
 
-    const events::ConnKey& key() const { return ctx_.key; }
+    const events::ConnKey& key() const { return ctx_.conn; }
     events::Role role() const { return ctx_.role; }
     Phase phase() const { return phase_; }
     // Name of the detected protocol, empty while detecting or if none.

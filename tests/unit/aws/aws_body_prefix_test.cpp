@@ -153,7 +153,7 @@ namespace {
 struct Session {
     explicit Session(events::Role role) : in(counters), out(counters) {
         sink.http = [this](HttpExchange&& x) { done.push_back(std::move(x)); };
-        ctx.key = {7, 3, 1};
+        ctx.conn = {7, 3, 1};
         ctx.role = role;
         pairer =
             std::make_unique<HttpPairer>(protocol::SessionParams{counters, sink, {}, role, {}});

@@ -19,7 +19,7 @@ struct PairerHarness {
     explicit PairerHarness(Role role, size_t max_pending = 64)
         : ingress(counters), egress(counters) {
         sink.http = [this](HttpExchange&& x) { out.push_back(std::move(x)); };
-        ctx.key = {77, 9, 555};
+        ctx.conn = {77, 9, 555};
         ctx.role = role;
         ctx.netns = 123;
         protocol::SessionParams params{counters, sink, {max_pending}, role, {}};

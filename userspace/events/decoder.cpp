@@ -25,6 +25,12 @@ Endpoint to_endpoint(const pp_endpoint& e) {
     return out;
 }
 
+// pp_conn_open_event and pp_inject_event carry the socket's ends and namespace alike.
+template <typename KernelEvent>
+SocketAddrs addrs_of(const KernelEvent& ev) {
+    return {to_endpoint(ev.local), to_endpoint(ev.remote), ev.netns};
+}
+
 ConnKey to_key(const pp_conn_id& c) { return ConnKey{c.tgid, c.fd, c.gen}; }
 
 void put_hex(std::string& out, uint64_t v, int digits) {
@@ -104,9 +110,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.conn = to_key(ev.conn);
             out.tid = ev.hdr.tid;
             out.ts_ns = ev.hdr.ts_ns;
-            out.local = to_endpoint(ev.local);
-            out.remote = to_endpoint(ev.remote);
-            out.netns = ev.netns;
+            static_cast<SocketAddrs&>(out) = addrs_of(ev);
             out.role = *role;
             return Event{out};
         }
@@ -185,9 +189,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.tgid = ev.hdr.tgid;
             out.tid = ev.hdr.tid;
             out.ts_ns = ev.hdr.ts_ns;
-            out.local = to_endpoint(ev.local);
-            out.remote = to_endpoint(ev.remote);
-            out.netns = ev.netns;
+            static_cast<SocketAddrs&>(out) = addrs_of(ev);
             out.outcome = static_cast<InjectOutcome>(ev.outcome);
             out.app_pos = ev.app_pos;
             out.subsegment_id = ev.subsegment_id;

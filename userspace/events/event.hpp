@@ -74,14 +74,19 @@ struct Endpoint {
     bool operator==(const Endpoint&) const = default;
 };
 
-// Times are CLOCK_MONOTONIC nanoseconds from the kernel; convert with a ClockOffset.
-struct ConnOpen {
-    ConnKey conn;
-    uint32_t tid = 0;
-    uint64_t ts_ns = 0;
+// Both ends of a socket and its network namespace, as the kernel reports them when a connection
+// opens and when a header is injected into it: decoded, recorded and replayed alike.
+struct SocketAddrs {
     Endpoint local;
     Endpoint remote;
     uint32_t netns = 0;
+};
+
+// Times are CLOCK_MONOTONIC nanoseconds from the kernel; convert with a ClockOffset.
+struct ConnOpen : SocketAddrs {
+    ConnKey conn;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
     Role role = Role::kUnknown;
 };
 
@@ -151,13 +156,10 @@ enum class InjectOutcome : uint8_t {
     kLeave = 5,
 };
 
-struct Inject {
+struct Inject : SocketAddrs {
     uint32_t tgid = 0;
     uint32_t tid = 0;
     uint64_t ts_ns = 0;
-    Endpoint local;
-    Endpoint remote;
-    uint32_t netns = 0;
     InjectOutcome outcome = InjectOutcome::kInjected;
     uint64_t app_pos = 0;
     uint64_t subsegment_id = 0;  // the Parent written on the wire; 0 unless injected

@@ -55,6 +55,15 @@ Endpoint ep_from(const json& j) {
     return e;
 }
 
+void put_addrs(json& j, const SocketAddrs& a) {
+    j["local"] = ep_json(a.local);
+    j["remote"] = ep_json(a.remote);
+    j["netns"] = a.netns;
+}
+SocketAddrs addrs_from(const json& j) {
+    return {ep_from(j.at("local")), ep_from(j.at("remote")), j.at("netns").get<uint32_t>()};
+}
+
 }  // namespace
 
 std::string to_json_line(const Event& ev) {
@@ -67,10 +76,8 @@ std::string to_json_line(const Event& ev) {
                      {"conn", key_json(e.conn)},
                      {"tid", e.tid},
                      {"ts", e.ts_ns},
-                     {"local", ep_json(e.local)},
-                     {"remote", ep_json(e.remote)},
-                     {"netns", e.netns},
                      {"role", static_cast<int>(e.role)}};
+                put_addrs(j, e);
             } else if constexpr (std::is_same_v<T, Data>) {
                 j = {{"type", "data"},
                      {"conn", key_json(e.conn)},
@@ -108,9 +115,6 @@ std::string to_json_line(const Event& ev) {
                      {"tgid", e.tgid},
                      {"tid", e.tid},
                      {"ts", e.ts_ns},
-                     {"local", ep_json(e.local)},
-                     {"remote", ep_json(e.remote)},
-                     {"netns", e.netns},
                      {"outcome", static_cast<int>(e.outcome)},
                      {"app_pos", e.app_pos},
                      {"subsegment_id", e.subsegment_id},
@@ -122,6 +126,7 @@ std::string to_json_line(const Event& ev) {
                      {"rule", e.rule},
                      {"ctx_conn", key_json(e.ctx_conn)},
                      {"ctx_request_pos", e.ctx_request_pos}};
+                put_addrs(j, e);
             } else {
                 j = {{"type", "exit"},
                      {"tgid", e.tgid},
@@ -148,9 +153,7 @@ Result<Event> from_json_line(const std::string& line) {
             e.conn = key_from(j.at("conn"));
             e.tid = j.at("tid").get<uint32_t>();
             e.ts_ns = j.at("ts").get<uint64_t>();
-            e.local = ep_from(j.at("local"));
-            e.remote = ep_from(j.at("remote"));
-            e.netns = j.at("netns").get<uint32_t>();
+            static_cast<SocketAddrs&>(e) = addrs_from(j);
             e.role = role();
             return Event{e};
         }
@@ -219,9 +222,7 @@ Result<Event> from_json_line(const std::string& line) {
             e.tgid = j.at("tgid").get<uint32_t>();
             e.tid = j.at("tid").get<uint32_t>();
             e.ts_ns = j.at("ts").get<uint64_t>();
-            e.local = ep_from(j.at("local"));
-            e.remote = ep_from(j.at("remote"));
-            e.netns = j.at("netns").get<uint32_t>();
+            static_cast<SocketAddrs&>(e) = addrs_from(j);
             int outcome = j.at("outcome").get<int>();
             if (outcome < 1 || outcome > 4) return make_error("bad inject outcome");
             e.outcome = static_cast<InjectOutcome>(outcome);

@@ -26,12 +26,10 @@ enum class Outcome : uint8_t {
 
 // The facts about one connection that every exchange on it carries (and what a protocol session
 // is told about its connection): one struct, so they are copied whole rather than field by field.
-struct ConnFacts {
+// Its ends and namespace are those of the connection's events::ConnOpen.
+struct ConnFacts : events::SocketAddrs {
     events::ConnKey conn;
     events::Role role = events::Role::kUnknown;  // kServer: we served it; kClient: we sent it
-    events::Endpoint local;
-    events::Endpoint remote;
-    uint32_t netns = 0;
     bool tls = false;  // carried over TLS (plaintext from the TLS library): an https:// URL
 };
 

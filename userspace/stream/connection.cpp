@@ -71,9 +71,7 @@ size_t Connection::buffered_bytes() const {
 }
 
 void Connection::on_open(const events::ConnOpen& open) {
-    ctx_.local = open.local;
-    ctx_.remote = open.remote;
-    ctx_.netns = open.netns;
+    static_cast<events::SocketAddrs&>(ctx_) = open;
     settled_ = false;
     if (phase_ == Phase::kDetecting && open.role != Role::kUnknown) ctx_.role = open.role;
     last_activity_ns_ = std::max(last_activity_ns_, open.ts_ns);

@@ -146,6 +146,22 @@ class Scanner {
         return i_ > start && i_ < s_.size();
     }
 
+    // The comma-separated items of an object or array, from its opening bracket at i_ through
+    // `close`; `item` reads one item and says whether it was well formed.
+    template <typename Item>
+    bool items(char close, Item item) {
+        ++i_;
+        ws();
+        if (eat(close)) return true;
+        while (true) {
+            ws();
+            if (!item()) return false;
+            ws();
+            if (eat(',')) continue;
+            return eat(close);
+        }
+    }
+
     // A value at i_. `top` (depth 0 only) receives its kind, text, keys or count.
     bool value(int depth, JsonMember* top) {
         if (depth > kMaxJsonDepth || i_ >= s_.size()) return false;
@@ -156,36 +172,23 @@ class Scanner {
         }
         if (c == '{') {
             if (top) top->kind = JsonKind::kObject;
-            ++i_;
-            ws();
-            if (eat('}')) return true;
-            while (true) {
-                ws();
+            return items('}', [&] {
                 std::string key;
                 if (!string(top ? &key : nullptr)) return false;
                 if (top && top->keys.size() < kMaxJsonKeys) top->keys.push_back(std::move(key));
                 ws();
                 if (!eat(':')) return false;
                 ws();
-                if (!value(depth + 1, nullptr)) return false;
-                ws();
-                if (eat(',')) continue;
-                return eat('}');
-            }
+                return value(depth + 1, nullptr);
+            });
         }
         if (c == '[') {
             if (top) top->kind = JsonKind::kArray;
-            ++i_;
-            ws();
-            if (eat(']')) return true;
-            while (true) {
-                ws();
+            return items(']', [&] {
                 if (!value(depth + 1, nullptr)) return false;
                 if (top) ++top->count;
-                ws();
-                if (eat(',')) continue;
-                return eat(']');
-            }
+                return true;
+            });
         }
         if (c == 't' || c == 'f') {
             if (top) top->kind = JsonKind::kBool;

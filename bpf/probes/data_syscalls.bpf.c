@@ -259,17 +259,21 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     return 0;
 }
 
+/* The exit half is the same for every data syscall: io_exit with the syscall's number. */
+#define IO_EXIT(call, sysno)                                                                       \
+    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
+    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
+    {                                                                                              \
+        return io_exit(ctx->ret, sysno);                                                           \
+    }
+
 #define BUF_PROBE(call, sysno, dir)                                                                \
     SEC("tracepoint/syscalls/sys_enter_" #call)                                                    \
     int call##_enter(struct trace_event_raw_sys_enter *ctx)                                        \
     {                                                                                              \
         return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_BUF, sysno, dir);              \
     }                                                                                              \
-    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
-    {                                                                                              \
-        return io_exit(ctx->ret, sysno);                                                           \
-    }
+    IO_EXIT(call, sysno)
 
 #define IOV_PROBE(call, sysno, dir)                                                                \
     SEC("tracepoint/syscalls/sys_enter_" #call)                                                    \
@@ -278,11 +282,7 @@ static __always_inline int io_exit(long ret, __u8 syscall)
         return io_enter((__s32)ctx->args[0], ctx->args[1], (__u32)ctx->args[2], PP_IO_IOVEC,       \
                         sysno, dir);                                                               \
     }                                                                                              \
-    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
-    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
-    {                                                                                              \
-        return io_exit(ctx->ret, sysno);                                                           \
-    }
+    IO_EXIT(call, sysno)
 
 BUF_PROBE(read, PP_SYS_READ, PP_DIR_INGRESS)
 BUF_PROBE(write, PP_SYS_WRITE, PP_DIR_EGRESS)
@@ -297,11 +297,7 @@ int recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
     return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_BUF, PP_SYS_RECVFROM,
                     PP_DIR_INGRESS);
 }
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
-{
-    return io_exit(ctx->ret, PP_SYS_RECVFROM);
-}
+IO_EXIT(recvfrom, PP_SYS_RECVFROM)
 
 BUF_PROBE(sendto, PP_SYS_SENDTO, PP_DIR_EGRESS)
 
@@ -313,11 +309,7 @@ int recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
     return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_MSGHDR, PP_SYS_RECVMSG,
                     PP_DIR_INGRESS);
 }
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-    return io_exit(ctx->ret, PP_SYS_RECVMSG);
-}
+IO_EXIT(recvmsg, PP_SYS_RECVMSG)
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
@@ -325,11 +317,7 @@ int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
     return io_enter((__s32)ctx->args[0], ctx->args[1], 0, PP_IO_MSGHDR, PP_SYS_SENDMSG,
                     PP_DIR_EGRESS);
 }
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-    return io_exit(ctx->ret, PP_SYS_SENDMSG);
-}
+IO_EXIT(sendmsg, PP_SYS_SENDMSG)
 
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket; nothing to copy. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")

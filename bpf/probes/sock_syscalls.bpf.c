@@ -37,7 +37,7 @@ static __always_inline struct pp_sock_args *sock_stash(__u64 pid_tgid, __u8 call
     return &t->sock;
 }
 
-static __always_inline int accept_exit(long ret)
+static __always_inline int accept_done(long ret)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     struct pp_sock_args *args = sock_stash(pid_tgid, PP_SOCK_ACCEPT);
@@ -52,29 +52,20 @@ static __always_inline int accept_exit(long ret)
     return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_accept")
-int accept_enter(struct trace_event_raw_sys_enter *ctx)
-{
-    return sock_enter(-1, PP_SOCK_ACCEPT);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int accept_exit_tp(struct trace_event_raw_sys_exit *ctx)
-{
-    return accept_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_accept4")
-int accept4_enter(struct trace_event_raw_sys_enter *ctx)
-{
-    return sock_enter(-1, PP_SOCK_ACCEPT);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int accept4_exit(struct trace_event_raw_sys_exit *ctx)
-{
-    return accept_exit(ctx->ret);
-}
+/* accept and accept4: the same stash at enter, the same server connection at exit. */
+#define ACCEPT_PROBE(call)                                                                         \
+    SEC("tracepoint/syscalls/sys_enter_" #call)                                                    \
+    int call##_enter(struct trace_event_raw_sys_enter *ctx)                                        \
+    {                                                                                              \
+        return sock_enter(-1, PP_SOCK_ACCEPT);                                                     \
+    }                                                                                              \
+    SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
+    int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
+    {                                                                                              \
+        return accept_done(ctx->ret);                                                              \
+    }
+ACCEPT_PROBE(accept)
+ACCEPT_PROBE(accept4)
 
 SEC("tracepoint/syscalls/sys_enter_connect")
 int connect_enter(struct trace_event_raw_sys_enter *ctx)

@@ -61,29 +61,18 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex
     return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter)
-{
-    return tls_enter(ctx, PP_DIR_EGRESS, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter)
-{
-    return tls_enter(ctx, PP_DIR_INGRESS, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ssl_write_ex_enter)
-{
-    return tls_enter(ctx, PP_DIR_EGRESS, 1);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(ssl_read_ex_enter)
-{
-    return tls_enter(ctx, PP_DIR_INGRESS, 1);
-}
+/* One entry program per OpenSSL function (each is its own uprobe): ssl_write_enter,
+ * ssl_read_enter, ssl_write_ex_enter and ssl_read_ex_enter. */
+#define PP_TLS_ENTRY(name, dir, ex)                                                                \
+    SEC("uprobe")                                                                                  \
+    int BPF_KPROBE(name)                                                                           \
+    {                                                                                              \
+        return tls_enter(ctx, dir, ex);                                                            \
+    }
+PP_TLS_ENTRY(ssl_write_enter, PP_DIR_EGRESS, 0)
+PP_TLS_ENTRY(ssl_read_enter, PP_DIR_INGRESS, 0)
+PP_TLS_ENTRY(ssl_write_ex_enter, PP_DIR_EGRESS, 1)
+PP_TLS_ENTRY(ssl_read_ex_enter, PP_DIR_INGRESS, 1)
 
 /* SSL_set_fd(ssl, fd): the program names the socket itself. */
 SEC("uprobe")

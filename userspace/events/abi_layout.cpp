@@ -63,7 +63,7 @@ static_assert(sizeof(pp_config) == 8);
 static_assert(offsetof(pp_config, self_tgid) == 0);
 static_assert(offsetof(pp_config, trace_all) == 4);
 static_assert(offsetof(pp_config, filter_ports) == 5);
-static_assert(sizeof(pp_pid_bitmap) == PP_PID_BITMAP_WORDS * 8);
+static_assert(sizeof(pp_pid_bitmap) == sizeof(uint64_t) * PP_PID_BITMAP_WORDS);
 static_assert(offsetof(pp_conn_state, tx_pos) == 16);
 static_assert(offsetof(pp_conn_state, rx_head_budget) == 24);
 static_assert(offsetof(pp_conn_state, role) == 32);

@@ -32,6 +32,15 @@ static __always_inline __u8 lower(__u8 c)
     return (c >= 'A' && c <= 'Z') ? c | 0x20 : c;
 }
 
+/* A header name stays a candidate (`bit` of s->cand) while byte k of the line, lowercased, is
+ * byte k of that name (`want`; packed_char gives a value for any k). */
+static __always_inline void keep_name(struct pp_inj_sock *s, __u32 bit, __u32 k, __u32 len,
+                                      __u8 want, __u8 l)
+{
+    if (k >= len || l != want)
+        s->cand &= ~bit;
+}
+
 /* Methods packed big-endian into the rolling value as they arrive ("GET" = 0x474554). */
 static __always_inline int known_method(__u64 m, __u32 len)
 {
@@ -92,30 +101,10 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
     }
     __u8 l = lower(c);
     __u32 k = s->line_len;
-    if (k < NAME_CL_LEN) {
-        if (l != name_cl_at(k))
-            s->cand &= ~H_CL;
-    } else {
-        s->cand &= ~H_CL;
-    }
-    if (k < NAME_TE_LEN) {
-        if (l != name_te_at(k))
-            s->cand &= ~H_TE;
-    } else {
-        s->cand &= ~H_TE;
-    }
-    if (k < NAME_XRAY_LEN) {
-        if (l != name_xray_at(k))
-            s->cand &= ~H_XRAY;
-    } else {
-        s->cand &= ~H_XRAY;
-    }
-    if (k < NAME_HOST_LEN) {
-        if (l != name_host_at(k))
-            s->cand &= ~H_HOST;
-    } else {
-        s->cand &= ~H_HOST;
-    }
+    keep_name(s, H_CL, k, NAME_CL_LEN, name_cl_at(k), l);
+    keep_name(s, H_TE, k, NAME_TE_LEN, name_te_at(k), l);
+    keep_name(s, H_XRAY, k, NAME_XRAY_LEN, name_xray_at(k), l);
+    keep_name(s, H_HOST, k, NAME_HOST_LEN, name_host_at(k), l);
     if (s->line_len < 0xffff)
         s->line_len++;
     return 0;

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <string_view>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::events {
 namespace {
 
@@ -103,10 +105,7 @@ void RecordRedactor::target_step(Stream& s, char& c) const {
 }
 
 bool RecordRedactor::sensitive_header(const std::string& name) const {
-    std::string lower(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
-        return static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    });
+    const std::string lower = text::to_lower(name);
     if (std::find(kHeaders.begin(), kHeaders.end(), lower) != kHeaders.end()) return true;
     if (lower.rfind("x-amz-", 0) == 0) return false;
     return redact::is_credential_name(name, redact::Policy{true, {}});

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::events {
 namespace {
 
@@ -20,16 +22,10 @@ std::string to_hex(const std::string& bytes) {
 
 Result<std::string> from_hex(const std::string& hex) {
     if (hex.size() % 2) return make_error("odd hex length");
-    auto nib = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
     std::string out;
     out.reserve(hex.size() / 2);
     for (size_t i = 0; i < hex.size(); i += 2) {
-        int hi = nib(hex[i]), lo = nib(hex[i + 1]);
+        int hi = text::hex_value(hex[i]), lo = text::hex_value(hex[i + 1]);
         if (hi < 0 || lo < 0) return make_error("bad hex digit");
         out.push_back(static_cast<char>(hi << 4 | lo));
     }

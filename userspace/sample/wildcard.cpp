@@ -1,11 +1,10 @@
 #include "userspace/sample/wildcard.hpp"
 
+#include "userspace/common/text.hpp"
+
 namespace passport::sample {
-namespace {
 
-char fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-}  // namespace
+using text::lower;
 
 bool wildcard_match(std::string_view pattern, std::string_view text) {
     // Greedy scan remembering the last '*': on a mismatch, let that star absorb one more
@@ -15,7 +14,7 @@ bool wildcard_match(std::string_view pattern, std::string_view text) {
     size_t star = std::string_view::npos;
     size_t star_text = 0;
     while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || fold(pattern[p]) == fold(text[t]))) {
+        if (p < pattern.size() && (pattern[p] == '?' || lower(pattern[p]) == lower(text[t]))) {
             ++p;
             ++t;
         } else if (p < pattern.size() && pattern[p] == '*') {

@@ -124,8 +124,10 @@ std::string hostname() {
 
 // The start report and the exit counters: user-facing lines, printed as they are.
 spdlog::logger& report() {
-    static const std::shared_ptr<spdlog::logger> logger =
-        spdlog::get(kReportLogger) ? spdlog::get(kReportLogger) : spdlog::default_logger();
+    static const std::shared_ptr<spdlog::logger> logger = [] {
+        auto named = spdlog::get(kReportLogger);  // registered by main()
+        return named ? named : spdlog::default_logger();
+    }();
     return *logger;
 }
 

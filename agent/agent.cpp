@@ -2,6 +2,7 @@
 
 #include <bpf/libbpf.h>
 #include <malloc.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -17,6 +19,7 @@
 #include "agent/injection.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/process_selector.hpp"
+#include "agent/summary.hpp"
 #include "agent/tls_tracer.hpp"
 #include "userspace/common/clock.hpp"
 #include "userspace/events/decoder.hpp"
@@ -154,8 +157,8 @@ std::shared_ptr<asio::steady_timer> every(asio::io_context& io, std::chrono::mil
 // down in reverse, as the normal shutdown does.
 class Agent {
   public:
-    Agent(const Config& cfg, exporter::Emitter* extra_emitter)
-        : cfg_(cfg), extra_emitter_(extra_emitter) {}
+    Agent(const Config& cfg, exporter::Emitter* extra_emitter, ReloadSource reload)
+        : cfg_(cfg), extra_emitter_(extra_emitter), reload_(std::move(reload)) {}
 
     int run(const std::function<void()>& on_ready) {
         if (int rc = check_kernel(); rc != 0) return rc;
@@ -241,16 +244,20 @@ class Agent {
     }
 
     // Sampling rules, split between the kernel and userspace, and the pipeline that uses them.
+    static Result<sample::LocalRules> read_rules(const Config& cfg) {
+        if (cfg.sampling_rules.empty()) return sample::default_local_rules();
+        auto r = sample::load_local_rules(cfg.sampling_rules);
+        if (!r) return make_error("--sampling-rules " + cfg.sampling_rules + ": " + r.error());
+        return r;
+    }
+
     int build_pipeline() {
-        sample::LocalRules rules = sample::default_local_rules();
-        if (!cfg_.sampling_rules.empty()) {
-            auto r = sample::load_local_rules(cfg_.sampling_rules);
-            if (!r) {
-                spdlog::error("--sampling-rules {}: {}", cfg_.sampling_rules, r.error());
-                return 2;
-            }
-            rules = std::move(*r);
+        auto read = read_rules(cfg_);
+        if (!read) {
+            spdlog::error("{}", read.error());
+            return 2;
         }
+        sample::LocalRules rules = std::move(*read);
         // The kernel decides sampling for the traces it mints (the decision travels downstream
         // in injected headers before userspace sees the request); rules it cannot hold stay here.
         kernel_rules_ = sample::compile_kernel_rules(rules);
@@ -419,6 +426,14 @@ class Agent {
         signals_.async_wait([this](boost::system::error_code ec, int) {
             if (!ec) io_.stop();
         });
+        wait_hangup();
+        if (cfg_.summary_interval_s > 0) {
+            summary_base_ = counter_snapshot();
+            timers_.push_back(every(
+                io_,
+                std::chrono::milliseconds(static_cast<int64_t>(cfg_.summary_interval_s * 1000)),
+                [this]() { print_summary(); }));
+        }
         if (cfg_.duration_s > 0) {
             duration_timer_.expires_after(
                 std::chrono::milliseconds(static_cast<int64_t>(cfg_.duration_s * 1000)));
@@ -444,10 +459,155 @@ class Agent {
                                       : std::to_string(selected_) +
                                             " selected process(es) and their future children");
         spdlog::info("ready");
+        ::sd_notify(0, "READY=1");  // systemd Type=notify; nothing without NOTIFY_SOCKET
+    }
+
+    // The counters now, the kernel's drop reasons included (for the summary line).
+    CounterSnapshot counter_snapshot() const {
+        CounterSnapshot now(counters_.all().begin(), counters_.all().end());
+        auto drops = probes_->drop_counts();
+        for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
+            now[std::string("kernel.") + drop_reason_name(r)] = drops[static_cast<size_t>(r)];
+        return now;
+    }
+
+    void print_summary() {
+        CounterSnapshot now = counter_snapshot();
+        spdlog::info("{}", summary_line(summary_base_, now, cfg_.summary_interval_s));
+        summary_base_ = std::move(now);
+    }
+
+    // SIGHUP: read the configuration again and apply what can change while running.
+    void wait_hangup() {
+        hangup_.async_wait([this](boost::system::error_code ec, int) {
+            if (ec) return;
+            ::sd_notify(0, "RELOADING=1");
+            if (auto done = reload(); !done)
+                spdlog::warn("reload: {}; the configuration in use is kept", done.error());
+            ::sd_notify(0, "READY=1");
+            wait_hangup();
+        });
+    }
+
+    // Everything is checked before anything changes: a bad file changes nothing.
+    Result<bool> reload() {
+        spdlog::info("reload: reading the configuration again (SIGHUP)");
+        Config next = cfg_;
+        Settings settings = reload_.settings;
+        if (reload_.read) {
+            auto read = reload_.read(settings);
+            if (!read) return make_error(read.error());
+            next = std::move(*read);
+        }
+        auto rules = read_rules(next);
+        if (!rules) return make_error(rules.error());
+        if (auto selected = reload_selection(next); !selected) return selected;
+        reload_sampling(*rules, next.sampling_rules);
+        if (next.verbose != cfg_.verbose) {
+            cfg_.verbose = next.verbose;
+            spdlog::set_level(cfg_.verbose ? spdlog::level::debug : spdlog::level::info);
+        }
+        reload_.settings = keep_restart_keys(settings);
+        spdlog::info("reload: done");
+        return true;
+    }
+
+    // The new settings for the keys a reload applies, the old ones for the others (reported).
+    Settings keep_restart_keys(const Settings& next) const {
+        const auto reloadable = [](const std::string& key) {
+            return std::find(kReloadableKeys.begin(), kReloadableKeys.end(), key) !=
+                   kReloadableKeys.end();
+        };
+        Settings kept = reload_.settings;
+        std::vector<std::string> restart;
+        std::set<std::string> keys;
+        for (const auto& entry : kept) keys.insert(entry.first);
+        for (const auto& entry : next) keys.insert(entry.first);
+        for (const auto& key : keys) {
+            auto a = kept.find(key);
+            auto b = next.find(key);
+            const bool same = (a == kept.end()) == (b == next.end()) &&
+                              (a == kept.end() || a->second == b->second);
+            if (same) continue;
+            if (!reloadable(key)) {
+                restart.push_back(key);
+            } else if (b == next.end()) {
+                kept.erase(key);
+            } else {
+                kept[key] = b->second;
+            }
+        }
+        for (const auto& key : restart)
+            spdlog::warn("reload: '{}' changed: it needs a restart; left as it was", key);
+        return kept;
+    }
+
+    // --pid/--exe and --port in place. Switching between tracing every process and a
+    // selection, or between all ports and some, changes what the loaded programs were built for
+    // (fixed at load): those need a restart.
+    Result<bool> reload_selection(const Config& next) {
+        if (next.trace_all() != cfg_.trace_all()) {
+            spdlog::warn(
+                "reload: switching between tracing every process and a --pid/--exe selection "
+                "needs a restart; the selection is left as it was");
+        } else if (!next.trace_all() &&
+                   (next.pids != cfg_.pids || next.exe_globs != cfg_.exe_globs)) {
+            const Config before = cfg_;
+            cfg_.pids = next.pids;
+            cfg_.exe_globs = next.exe_globs;
+            auto change = selector_->rescan();
+            if (!change) {
+                cfg_.pids = before.pids;
+                cfg_.exe_globs = before.exe_globs;
+                return make_error(change.error());
+            }
+            for (uint32_t pid : change->added) {
+                if (injection_) injection_->adopt_process(pid);
+                if (tls_) tls_->on_exec(pid);
+            }
+            spdlog::info("reload: selection: {} process(es) added, {} no longer traced",
+                         change->added.size(), change->removed.size());
+        }
+        if (next.ports.empty() != cfg_.ports.empty()) {
+            spdlog::warn(
+                "reload: switching between all ports and --port needs a restart; the ports are "
+                "left as they were");
+        } else if (next.ports != cfg_.ports) {
+            if (auto set = probes_->set_server_ports(cfg_.ports, next.ports); !set)
+                return make_error(set.error());
+            cfg_.ports = next.ports;
+            spdlog::info("reload: server ports changed");
+        }
+        return true;
+    }
+
+    // New rules in the kernel and in userspace. A request reads them at its first read, so a
+    // request in flight keeps the decision it got.
+    void reload_sampling(const sample::LocalRules& rules, const std::string& path) {
+        sample::KernelRules kernel = sample::compile_kernel_rules(rules);
+        ProbeConfig wanted;
+        wanted.sample_rules = kernel.rules;
+        wanted.sample_cfg = kernel.cfg;
+        if (rules_read_request_text(wanted) && !probes_->reads_request_text()) {
+            // The loaded programs skip the method, path and Host: let userspace decide.
+            kernel.cfg.enabled = 0;
+            spdlog::warn(
+                "reload: the new sampling rules match on method, path or Host, which the kernel "
+                "programs loaded at start do not read: userspace decides sampling until a restart");
+        }
+        if (auto set = probes_->set_sampling(kernel.rules, kernel.default_rule, kernel.cfg); !set)
+            spdlog::warn("reload: kernel sampling rules: {}", set.error());
+        pipeline_->set_sampling(std::make_unique<sample::LocalSampler>(rules), kernel.names);
+        counters_.set("kernel.sampling_rules_deferred", kernel.deferred);
+        kernel_rules_ = std::move(kernel);
+        cfg_.sampling_rules = path;
+        spdlog::info("reload: sampling rules applied ({})",
+                     path.empty() ? "the default rule" : path);
     }
 
     // Drain what the kernel already wrote, end open exchanges, detach, then print the counters.
     void shutdown() {
+        ::sd_notify(0, "STOPPING=1");
         ring_buffer__consume(ring_.get());
         pipeline_->shutdown();
         collect_kernel_counters();
@@ -486,8 +646,9 @@ class Agent {
         counters_.set("inject.adopt_failed", ac.failed);
     }
 
-    const Config& cfg_;
+    Config cfg_;  // reload changes the keys it applies in place (ProcessSelector reads them)
     exporter::Emitter* extra_emitter_;
+    ReloadSource reload_;
     KernelFeatures features_;
     asio::io_context io_;
     Counters counters_;
@@ -506,14 +667,16 @@ class Agent {
     std::optional<asio::posix::stream_descriptor> ring_fd_;
     std::vector<std::shared_ptr<asio::steady_timer>> timers_;
     asio::signal_set signals_{io_, SIGINT, SIGTERM};
+    asio::signal_set hangup_{io_, SIGHUP};
+    CounterSnapshot summary_base_;
     asio::steady_timer duration_timer_{io_};
 };
 
 }  // namespace
 
 int run_agent(const Config& cfg, exporter::Emitter* extra_emitter,
-              const std::function<void()>& on_ready) {
-    return Agent(cfg, extra_emitter).run(on_ready);
+              const std::function<void()>& on_ready, ReloadSource reload) {
+    return Agent(cfg, extra_emitter, std::move(reload)).run(on_ready);
 }
 
 }  // namespace passport::agent

@@ -1,5 +1,7 @@
 #include "agent/bpf_loader.hpp"
 
+#include <algorithm>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
@@ -158,26 +160,12 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         p->pid_bits_words_ = value / sizeof(uint64_t);
     }
     // Sampling rules and the clock offset first: the programs read them from their first run.
-    if (cfg.sample_rules.size() > PP_MAX_SAMPLE_RULES)
-        return make_error("too many kernel sampling rules");
-    for (uint32_t i = 0; i < cfg.sample_rules.size(); i++) {
-        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &i, &cfg.sample_rules[i],
-                                BPF_ANY) != 0)
-            return make_error("sample_rules map update failed");
-    }
-    uint32_t default_index = PP_MAX_SAMPLE_RULES, zero = 0;
-    if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_rules), &default_index,
-                            &cfg.sample_default, BPF_ANY) != 0 ||
-        bpf_map_update_elem(bpf_map__fd(p->skel_->maps.sample_cfg), &zero, &cfg.sample_cfg,
-                            BPF_ANY) != 0)
-        return make_error("sample_cfg map update failed");
+    if (auto written = p->set_sampling(cfg.sample_rules, cfg.sample_default, cfg.sample_cfg);
+        !written)
+        return make_error(written.error());
     p->refresh_clock();
-    for (uint16_t port : cfg.server_ports) {
-        uint8_t one = 1;
-        if (bpf_map_update_elem(bpf_map__fd(p->skel_->maps.server_ports), &port, &one, BPF_ANY) !=
-            0)
-            return make_error("server_ports map update failed");
-    }
+    if (auto ports = p->set_server_ports({}, cfg.server_ports); !ports)
+        return make_error(ports.error());
     // Attach one by one so a failure names the program.
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, p->skel_->obj) {
@@ -205,6 +193,56 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         p->attached_.emplace_back(bpf_program__name(prog));
     }
     return p;
+}
+
+Result<bool> BpfProbes::set_sampling(const std::vector<pp_sample_rule>& rules,
+                                     const pp_sample_rule& default_rule, const pp_sample_cfg& cfg) {
+    if (rules.size() > PP_MAX_SAMPLE_RULES) return make_error("too many kernel sampling rules");
+    const int fd = bpf_map__fd(skel_->maps.sample_rules);
+    // Off while the rules change, so no request meets half old, half new rules: one arriving
+    // meanwhile is left to userspace.
+    uint32_t zero = 0;
+    pp_sample_cfg off = cfg;
+    off.enabled = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sample_cfg), &zero, &off, BPF_ANY) != 0)
+        return make_error("sample_cfg map update failed");
+    for (uint32_t i = 0; i < rules.size(); i++) {
+        if (bpf_map_update_elem(fd, &i, &rules[i], BPF_ANY) != 0)
+            return make_error("sample_rules map update failed");
+    }
+    uint32_t default_index = PP_MAX_SAMPLE_RULES;
+    if (bpf_map_update_elem(fd, &default_index, &default_rule, BPF_ANY) != 0 ||
+        bpf_map_update_elem(bpf_map__fd(skel_->maps.sample_cfg), &zero, &cfg, BPF_ANY) != 0)
+        return make_error("sample_cfg map update failed");
+    return true;
+}
+
+Result<bool> BpfProbes::set_server_ports(const std::vector<uint16_t>& before,
+                                         const std::vector<uint16_t>& after) {
+    const int fd = bpf_map__fd(skel_->maps.server_ports);
+    for (uint16_t port : before) {
+        if (std::find(after.begin(), after.end(), port) == after.end())
+            bpf_map_delete_elem(fd, &port);
+    }
+    for (uint16_t port : after) {
+        uint8_t one = 1;
+        if (bpf_map_update_elem(fd, &port, &one, BPF_ANY) != 0)
+            return make_error("server_ports map update failed");
+    }
+    return true;
+}
+
+std::vector<uint32_t> BpfProbes::selected_pids() const {
+    std::vector<uint32_t> out;
+    const int fd = bpf_map__fd(skel_->maps.traced_pids);
+    uint32_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        out.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    return out;
 }
 
 BpfProbes::~BpfProbes() {

@@ -55,6 +55,17 @@ class BpfProbes {
     Result<bool> select_pid(uint32_t tgid);
     void unselect_pid(uint32_t tgid);
     bool is_selected(uint32_t tgid) const;
+    // Every selected process (the traced_pids list), for a reload to compare with.
+    std::vector<uint32_t> selected_pids() const;
+    // Writes the kernel's sampling rules (at load, and again when the configuration is
+    // reloaded: a request reads them at its first read, so in-flight requests keep their
+    // decision).
+    Result<bool> set_sampling(const std::vector<pp_sample_rule>& rules,
+                              const pp_sample_rule& default_rule, const pp_sample_cfg& cfg);
+    // Server ports (--port): removes those of `before` not in `after`, adds `after`. Only
+    // meaningful when the programs were loaded with ports (filter_ports is fixed at load).
+    Result<bool> set_server_ports(const std::vector<uint16_t>& before,
+                                  const std::vector<uint16_t>& after);
     // The probes' own view of the selection (the pid_bits bitmap), which they test on
     // every syscall; is_selected() reads the traced_pids list. Both change together.
     bool pid_bit_selected(uint32_t tgid) const;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <utility>
 
+#include "agent/config_file.hpp"
 #include "userspace/export/daemon_address.hpp"
 
 namespace passport::agent {
@@ -116,6 +117,13 @@ Trace context propagation:
   --inject-deny P|CIDR  never inject into connections to port P or to addresses in CIDR
                         (e.g. 6379, 10.0.0.0/8, fd00::/8; repeatable)
 
+Configuration file and logs (see docs/configuration.md):
+  --config FILE         read options from a YAML (or JSON) file, one key per long option
+                        (--daemon-address -> daemon_address); flags given override it.
+                        SIGHUP reloads it: sampling rules and selection change in place
+  --log-format F        text (default) or json: one JSON object per line on stderr
+  --summary-interval S  one summary line every S seconds (default 60; 0: none)
+
 Other:
   --duration SECONDS    stop after this long (default: run until SIGINT/SIGTERM)
   --ringbuf-mb N        kernel-to-agent ring buffer size in MiB, a power of two (default 8; it is mapped twice, so it counts twice in RSS)
@@ -180,6 +188,21 @@ std::string set_duration(const std::string& v, Config& c) {
     if (end == v.c_str() || *end != '\0' || d < 0)
         return "--duration: expected seconds, got '" + v + "'";
     c.duration_s = d;
+    return {};
+}
+
+std::string set_log_format(const std::string& v, Config& c) {
+    if (v != "text" && v != "json") return "--log-format: expected text or json, got '" + v + "'";
+    c.log_format = v;
+    return {};
+}
+
+std::string set_summary_interval(const std::string& v, Config& c) {
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || !(d >= 0) || d > 86400)
+        return "--summary-interval: expected seconds from 0 to 86400, got '" + v + "'";
+    c.summary_interval_s = d;
     return {};
 }
 
@@ -257,6 +280,9 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--ringbuf-mb", set_ringbuf_mb},
         {"--max-connections", set_max_connections},
         {"--memory-budget-mb", set_memory_budget_mb},
+        {"--config", set_text<&Config::config_file>},
+        {"--log-format", set_log_format},
+        {"--summary-interval", set_summary_interval},
     };
     return flags;
 }
@@ -286,11 +312,20 @@ std::pair<std::string, std::optional<std::string>> split_inline_value(const std:
     return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
+// The long name of a flag ("-v" -> "--verbose"), as option_rows() and the config file name it.
+std::string long_name(const std::string& flag) {
+    if (flag == "-v") return "--verbose";
+    if (flag == "-h") return "--help";
+    return flag;
+}
+
 // Applies args[i], and the value after it for a flag given as "--flag VALUE" (i moves past it).
-std::string apply_arg(const std::vector<std::string>& args, size_t& i, Config& c) {
+// `seen` collects each flag given, with its value (a switch: empty).
+std::string apply_arg(const std::vector<std::string>& args, size_t& i, Config& c, Settings& seen) {
     auto [flag, value] = split_inline_value(args[i]);
     if (auto s = switches().find(flag); s != switches().end()) {
         s->second(c);
+        seen[long_name(flag)].emplace_back("true");
         return {};
     }
     auto f = value_flags().find(flag);
@@ -299,6 +334,7 @@ std::string apply_arg(const std::vector<std::string>& args, size_t& i, Config& c
         if (i + 1 >= args.size()) return flag + " needs a value";
         value = args[++i];
     }
+    seen[flag].push_back(*value);
     return f->second(*value, c);
 }
 
@@ -317,21 +353,82 @@ Result<bool> settle_daemon_address(Config& c, const char* env_daemon) {
     return true;
 }
 
+// The command line alone (after "demo"), with the flags it gave.
+Result<Config> apply_command_line(const std::vector<std::string>& args, size_t first, Config c,
+                                  Settings& seen) {
+    for (size_t i = first; i < args.size(); i++) {
+        if (std::string error = apply_arg(args, i, c, seen); !error.empty())
+            return make_error(error);
+    }
+    return c;
+}
+
+// Settings by config-file key: "--no-tls" -> "tls" (value "false"), "--pid" -> "pid".
+Settings settings_by_key(const Settings& by_flag) {
+    Settings out;
+    for (const auto& [flag, values] : by_flag) {
+        auto key = config_key(flag);
+        if (key.empty()) continue;
+        auto& slot = out[key.name];
+        if (key.negated) {
+            slot = {"false"};
+        } else {
+            slot.insert(slot.end(), values.begin(), values.end());
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
-Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon) {
+std::vector<OptionRow> option_rows() {
+    std::vector<OptionRow> rows;
+    for (const auto& [flag, fn] : value_flags()) {
+        if (flag != "--config") rows.push_back({flag, true});
+    }
+    for (const auto& [flag, fn] : switches()) {
+        if (flag.rfind("--", 0) == 0 && flag != "--help" && flag != "--version")
+            rows.push_back({flag, false});
+    }
+    return rows;
+}
+
+std::string apply_option(const std::string& flag, const std::string& value, Config& c) {
+    if (auto s = switches().find(flag); s != switches().end()) {
+        s->second(c);
+        return {};
+    }
+    if (auto f = value_flags().find(flag); f != value_flags().end()) return f->second(value, c);
+    return "unknown option '" + flag + "'";
+}
+
+Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon,
+                          Settings* settings) {
     Config c;
-    size_t i = 0;
+    size_t first = 0;
     if (!args.empty() && args[0] == "demo") {
         c.demo = true;
-        i = 1;
+        first = 1;
     }
-    for (; i < args.size(); i++) {
-        if (std::string error = apply_arg(args, i, c); !error.empty()) return make_error(error);
+    Settings given;  // by flag
+    auto cli = apply_command_line(args, first, c, given);
+    if (!cli) return make_error(cli.error());
+    Settings from_file;
+    if (!cli->config_file.empty()) {
+        // The file first, without the keys the command line gives; then the command line.
+        auto applied = apply_config_file(cli->config_file, c, given, from_file);
+        if (!applied) return make_error(applied.error());
+        Settings again;
+        cli = apply_command_line(args, first, c, again);
+        if (!cli) return make_error(cli.error());
     }
-    if (auto settled = settle_daemon_address(c, env_daemon); !settled)
+    if (auto settled = settle_daemon_address(*cli, env_daemon); !settled)
         return make_error(settled.error());
-    return c;
+    if (settings) {
+        *settings = settings_by_key(given);
+        for (auto& [key, values] : from_file) settings->emplace(key, values);
+    }
+    return cli;
 }
 
 }  // namespace passport::agent

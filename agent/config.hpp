@@ -2,12 +2,20 @@
 // Agent configuration from the command line and environment, validated with messages that say
 // what is wrong and what is expected.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "userspace/aws/aws_call.hpp"
 #include "userspace/common/result.hpp"
+
+namespace passport::aws {
+// Config equality (a file key and its flag give the same Config) compares endpoint lists.
+inline bool operator==(const EndpointSpec& a, const EndpointSpec& b) {
+    return a.host == b.host && a.port == b.port;
+}
+}  // namespace passport::aws
 
 namespace passport::agent {
 
@@ -39,12 +47,33 @@ struct Config {
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
     std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
+    std::string config_file;               // --config FILE (YAML; agent/config_file.hpp)
+    std::string log_format = "text";       // --log-format text|json
+    double summary_interval_s = 60;        // --summary-interval SECONDS (0: no summary line)
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
+    bool operator==(const Config&) const = default;
 };
 
-// argv[0] excluded. `env_daemon` is AWS_XRAY_DAEMON_ADDRESS (nullptr when unset).
-Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon);
+// What each setting was given as, by config-file key ("pid" -> {"12", "13"}; a switch -> {""}),
+// flags and file together: a reload compares two of these to name the keys that changed.
+using Settings = std::map<std::string, std::vector<std::string>>;
+
+// argv[0] excluded. `env_daemon` is AWS_XRAY_DAEMON_ADDRESS (nullptr when unset). With
+// --config FILE the file is read first and the flags given override its keys.
+Result<Config> parse_args(const std::vector<std::string>& args, const char* env_daemon,
+                          Settings* settings = nullptr);
+
+// The option table as the config file sees it: every long option but --help, --version and
+// --config. `takes_value` false marks a switch.
+struct OptionRow {
+    std::string flag;
+    bool takes_value = false;
+};
+std::vector<OptionRow> option_rows();
+
+// Applies one option of the table (value ignored for a switch); the error text, empty when good.
+std::string apply_option(const std::string& flag, const std::string& value, Config& c);
 
 std::string usage();
 

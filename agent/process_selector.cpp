@@ -60,12 +60,20 @@ void ProcessSelector::select(uint32_t pid) {
 
 Result<size_t> ProcessSelector::scan() {
     if (cfg_.trace_all()) return size_t{0};
+    auto chosen = choose();
+    if (!chosen) return make_error(chosen.error());
+    for (uint32_t pid : *chosen) select(pid);
+    return chosen->size();
+}
+
+Result<std::set<uint32_t>> ProcessSelector::choose() {
     for (uint32_t pid : cfg_.pids) {
         if (::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) != 0)
             return make_error("--pid " + std::to_string(pid) + ": no such process");
     }
     std::map<uint32_t, std::vector<uint32_t>> children;
     std::set<uint32_t> chosen(cfg_.pids.begin(), cfg_.pids.end());
+    by_exe_.clear();
     for (uint32_t pid : list_pids()) {
         children[read_ppid(pid)].push_back(pid);
         if (!cfg_.exe_globs.empty() && matches_exe(pid, "", read_comm(pid))) {
@@ -82,8 +90,25 @@ Result<size_t> ProcessSelector::scan() {
             if (chosen.insert(c).second) todo.push_back(c);
         }
     }
-    for (uint32_t pid : chosen) select(pid);
-    return chosen.size();
+    return chosen;
+}
+
+Result<ProcessSelector::Change> ProcessSelector::rescan() {
+    auto chosen = choose();
+    if (!chosen) return make_error(chosen.error());
+    Change change;
+    for (uint32_t pid : probes_.selected_pids()) {
+        if (!chosen->count(pid)) {
+            probes_.unselect_pid(pid);
+            change.removed.push_back(pid);
+        }
+    }
+    for (uint32_t pid : *chosen) {
+        if (pid == static_cast<uint32_t>(::getpid()) || probes_.is_selected(pid)) continue;
+        select(pid);
+        change.added.push_back(pid);
+    }
+    return change;
 }
 
 void ProcessSelector::on_exec(const events::ProcExec& e) {

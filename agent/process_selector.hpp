@@ -21,10 +21,20 @@ class ProcessSelector {
 
     // Initial scan. Returns an error when a --pid names no running process.
     Result<size_t> scan();
+    // After the configuration's --pid/--exe changed (a reload; same mode, not trace-all):
+    // selects what they choose now and unselects the processes they no longer choose. Nothing
+    // changes when a --pid names no running process.
+    struct Change {
+        std::vector<uint32_t> added;
+        std::vector<uint32_t> removed;
+    };
+    Result<Change> rescan();
     void on_exec(const events::ProcExec& e);
     void on_exit(const events::ProcExit& e) { by_exe_.erase(e.tgid); }
 
   private:
+    // The processes --pid/--exe choose now, with their descendants (fills by_exe_).
+    Result<std::set<uint32_t>> choose();
     bool matches_exe(uint32_t pid, const std::string& filename, const std::string& comm) const;
     void select(uint32_t pid);
 

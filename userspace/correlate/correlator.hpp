@@ -101,6 +101,10 @@ class Correlator {
                 calls_by_tuple_.size(), open_by_thread_.size(), last_activity_.size()};
     }
     // The process exec'd or exited: its cached name and facts are stale.
+    // The names of the kernel's sampling rules by index, after a configuration reload.
+    void set_kernel_rule_names(std::vector<std::string> names) {
+        cfg_.kernel_rule_names = std::move(names);
+    }
     void forget_process(uint32_t tgid) {
         process_json_.erase(tgid);
         service_names_.erase(tgid);

@@ -39,6 +39,12 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
         [this](const pairing::HttpRequestSeen& seen) { correlator_.on_request_seen(seen); });
 }
 
+void Pipeline::set_sampling(std::unique_ptr<sample::Sampler> sampler,
+                            std::vector<std::string> kernel_rule_names) {
+    sampler_ = std::move(sampler);
+    correlator_.set_kernel_rule_names(std::move(kernel_rule_names));
+}
+
 void Pipeline::on_event(const events::Event& e) {
     if (const auto* exec = std::get_if<events::ProcExec>(&e)) {
         processes_.forget(exec->tgid);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
@@ -39,6 +40,10 @@ class Pipeline {
     void tick(uint64_t now_monotonic_ns);
     // Ends every open exchange (documents marked in progress) and flushes the emitter.
     void shutdown();
+    // New sampling rules (a configuration reload): the userspace sampler and the names of the
+    // rules the kernel now holds. Requests already decided keep their decision.
+    void set_sampling(std::unique_ptr<sample::Sampler> sampler,
+                      std::vector<std::string> kernel_rule_names);
 
     Counters& counters() { return counters_; }
     const ClockOffset& clock() const { return clock_; }

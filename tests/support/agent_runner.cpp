@@ -57,7 +57,8 @@ AgentRunner::AgentRunner(const UdpCollector& collector, AgentOptions options)
     child.env_remove = {"AWS_XRAY_DAEMON_ADDRESS"};
     process_ = std::make_unique<ChildProcess>(std::move(child));
 
-    static const std::regex ready("passport: ready");
+    // Text logs, or --log-format json.
+    static const std::regex ready(R"(passport: ready|"logger":"passport","message":"ready")");
     auto line =
         process_->wait_for_line(Stream::kStderr, ready, deadline_in(options_.ready_timeout));
     if (!line) {

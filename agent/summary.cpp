@@ -15,7 +15,7 @@ constexpr std::array<std::string_view, 5> kDropCounters = {
     "pairing.lost_requests", "pairing.pending_overflow", "correlate.subsegments_dropped",
     "stream.budget_dropped_heads", "stream.reorder_overflow"};
 
-// Counters the kernel reports that are not drops.
+// Counters the kernel reports that are not drops (the kernel.ctx_* ones are not either).
 constexpr std::array<std::string_view, 1> kKernelNotDrops = {"kernel.sampling_rules_deferred"};
 
 uint64_t delta(const CounterSnapshot& before, const CounterSnapshot& now, std::string_view name) {
@@ -37,7 +37,8 @@ uint64_t sum(const CounterSnapshot& before, const CounterSnapshot& now,
 }  // namespace
 
 bool is_drop_counter(const std::string& name) {
-    if (std::find(kKernelNotDrops.begin(), kKernelNotDrops.end(), name) != kKernelNotDrops.end())
+    if (std::find(kKernelNotDrops.begin(), kKernelNotDrops.end(), name) != kKernelNotDrops.end() ||
+        name.rfind("kernel.ctx_", 0) == 0)
         return false;
     if (name.rfind("kernel.", 0) == 0 || name.rfind("decode.rejected.", 0) == 0) return true;
     return std::find(kDropCounters.begin(), kDropCounters.end(), name) != kDropCounters.end();

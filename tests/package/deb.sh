@@ -25,7 +25,6 @@ done
 # Files and directories in the package, exactly.
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|/$||' | sort >"$out/listing"
 cat >"$out/expected" <<'LIST'
-.
 ./etc
 ./etc/passport
 ./etc/passport/passport.yaml

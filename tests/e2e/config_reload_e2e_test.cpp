@@ -165,6 +165,36 @@ TEST_F(ConfigReloadE2E, SighupChangesSamplingWithoutLosingARequestInFlight) {
     EXPECT_EQ(count_lines_with(stderr_, "needs a restart"), 0u) << stderr_;
 }
 
+TEST_F(ConfigReloadE2E, SighupChangesTheSelection) {
+    auto other = start_script_server({"/usr/bin/node", "server.js"}, dir().path(),
+                                     server_env({{"AWS_XRAY_TRACING_NAME", "reload-other"}}));
+    const auto everything = dir().write_file("everything.json", sample_everything_rules());
+    const std::string rules = "sampling_rules: " + everything.string() + "\n";
+    const auto config = dir().write_file("passport.yaml",
+                                         "pid: [" + std::to_string(server_->pid()) + "]\n" + rules);
+    start({"--config", config.string()});
+    const std::string tag = unique_tag();
+
+    ASSERT_EQ(http_get(server_->url("/ok/" + tag + "/first-before")).status, 200);
+    ASSERT_EQ(http_get(other->url("/ok/" + tag + "/other-before")).status, 200);
+    ASSERT_TRUE(wait_for_url("/ok/" + tag + "/first-before")) << agent_diagnostics();
+
+    dir().write_file("passport.yaml", "pid: [" + std::to_string(other->pid()) + "]\n" + rules);
+    reload(1);
+    EXPECT_NE(runner_->stderr_text().find("1 process(es) added, 1 no longer traced"),
+              std::string::npos)
+        << tail(runner_->stderr_text());
+    ASSERT_EQ(http_get(other->url("/ok/" + tag + "/other-after")).status, 200);
+    ASSERT_TRUE(wait_for_url("/ok/" + tag + "/other-after")) << agent_diagnostics();
+    ASSERT_EQ(http_get(server_->url("/ok/" + tag + "/first-after")).status, 200);
+
+    const auto docs = stop_and_collect(tag);
+    EXPECT_EQ(with_url_containing(docs, "/first-before").size(), 1u);
+    EXPECT_EQ(with_url_containing(docs, "/other-after").size(), 1u);
+    EXPECT_EQ(with_url_containing(docs, "/other-before").size(), 0u) << "not selected yet";
+    EXPECT_EQ(with_url_containing(docs, "/first-after").size(), 0u) << "no longer selected";
+}
+
 TEST_F(ConfigReloadE2E, BadFileKeepsTheConfigAndRestartKeysAreLeft) {
     const auto everything = dir().write_file("everything.json", sample_everything_rules());
     const std::string pid = std::to_string(server_->pid());

@@ -157,8 +157,8 @@ std::shared_ptr<asio::steady_timer> every(asio::io_context& io, std::chrono::mil
 // down in reverse, as the normal shutdown does.
 class Agent {
   public:
-    Agent(const Config& cfg, exporter::Emitter* extra_emitter, ReloadSource reload)
-        : cfg_(cfg), extra_emitter_(extra_emitter), reload_(std::move(reload)) {}
+    Agent(Config cfg, exporter::Emitter* extra_emitter, ReloadSource reload)
+        : cfg_(std::move(cfg)), extra_emitter_(extra_emitter), reload_(std::move(reload)) {}
 
     int run(const std::function<void()>& on_ready) {
         if (int rc = check_kernel(); rc != 0) return rc;

@@ -1,5 +1,6 @@
 #include "agent/config_file.hpp"
 
+#include <spdlog/fmt/fmt.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -60,7 +61,7 @@ Result<bool> apply_value_key(const std::string& path, const std::string& key, co
     if (!values) return make_error(where(path, v.Mark()) + ": " + key + ": " + values.error());
     for (const auto& item : *values) {
         if (std::string error = apply_option(row.flag, item.Scalar(), c); !error.empty())
-            return make_error(where(path, item.Mark()) + ": " + key + ": " + error);
+            return make_error(fmt::format("{}: {}: {}", where(path, item.Mark()), key, error));
         set.push_back(item.Scalar());
     }
     if (values->size() > 1 && !repeatable(row.flag, values->front().Scalar()))
@@ -119,11 +120,13 @@ Result<bool> apply_config_file(const std::string& path, Config& c, const Setting
         const std::string at = where(path, entry.first.Mark());
         auto row = rows.find(key);
         if (row == rows.end()) {
-            return make_error(at + ": unknown key '" + key +
-                              "' (keys are the long options without --, dashes as underscores; "
-                              "see docs/configuration.md)");
+            return make_error(
+                fmt::format("{}: unknown key '{}' (keys are the long options without --, dashes "
+                            "as underscores; see docs/configuration.md)",
+                            at, key));
         }
-        if (!seen.insert(key).second) return make_error(at + ": key '" + key + "' given twice");
+        if (!seen.insert(key).second)
+            return make_error(fmt::format("{}: key '{}' given twice", at, key));
         if (given.count(row->second.flag)) continue;  // the command line wins
         std::vector<std::string> set;
         auto ok = row->second.takes_value

@@ -44,6 +44,8 @@ grep -qx /etc/passport/passport.yaml "$out/control/conffiles" || { echo "conffil
 
 dpkg-deb -x "$deb" "$out/root"
 "$out/root/usr/bin/passport" --version | grep -q '^passport ' || { echo "--version" >&2; exit 1; }
+# The shipped configuration parses (--version exits after reading the options).
+"$out/root/usr/bin/passport" --config "$out/root/etc/passport/passport.yaml" --version >/dev/null
 cmp "$out/root/etc/passport/passport.yaml" "$source_dir/packaging/passport.yaml"
 cmp "$out/root/usr/lib/systemd/system/passport.service" "$source_dir/packaging/passport.service"
 "$source_dir/tests/package/verify_unit.sh" "$out/root/usr/lib/systemd/system/passport.service"

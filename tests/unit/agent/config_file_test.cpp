@@ -170,5 +170,20 @@ TEST_F(ConfigFile, BadFilesNameFileLineAndKey) {
     EXPECT_NE(missing.error().find("absent.yaml: cannot read"), std::string::npos);
 }
 
+// The file the package installs as /etc/passport/passport.yaml parses, and selects no process:
+// the agent must not trace (and inject into) every process of a host it was just installed on.
+TEST(ShippedConfig, ParsesAndTracesNothingByDefault) {
+    auto c = parse_args({"--config", PASSPORT_SOURCE_DIR "/packaging/passport.yaml"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_FALSE(c->trace_all());
+    EXPECT_TRUE(c->pids.empty());
+    for (const auto& glob : c->exe_globs) {
+        for (const char* program : {"/usr/sbin/nginx", "/usr/bin/python3", "/usr/bin/node",
+                                    "/usr/bin/java", "/usr/lib/systemd/systemd", "/bin/sh"})
+            EXPECT_FALSE(exe_matches(glob, program, "")) << glob << " selects " << program;
+    }
+    EXPECT_EQ(c->daemon_address, "127.0.0.1:2000");
+}
+
 }  // namespace
 }  // namespace passport::agent

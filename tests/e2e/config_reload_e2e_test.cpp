@@ -3,7 +3,9 @@
 // prints one summary line per interval, not one per request.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -61,6 +63,48 @@ class SplitRequest {
     bool connected_ = false;
 };
 
+// systemd's side of sd_notify: a datagram socket at NOTIFY_SOCKET receiving "READY=1" and the
+// like (https://www.freedesktop.org/software/systemd/man/sd_notify.html).
+class NotifySocket {
+  public:
+    explicit NotifySocket(const std::filesystem::path& path)
+        : path_(path), fd_(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+        bound_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    }
+    ~NotifySocket() {
+        if (fd_ >= 0) ::close(fd_);
+        std::filesystem::remove(path_);
+    }
+    NotifySocket(const NotifySocket&) = delete;
+    NotifySocket& operator=(const NotifySocket&) = delete;
+
+    bool bound() const { return bound_; }
+    // Messages until one contains `state` (or 15 s pass); every message received is kept.
+    bool wait_for(const std::string& state) {
+        const auto deadline = deadline_in(std::chrono::seconds(15));
+        while (std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 200) <= 0) continue;
+            std::array<char, 512> buf{};
+            const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+            if (n <= 0) continue;
+            received_.emplace_back(buf.data(), static_cast<size_t>(n));
+            if (received_.back().find(state) != std::string::npos) return true;
+        }
+        return false;
+    }
+    const std::vector<std::string>& received() const { return received_; }
+
+  private:
+    std::filesystem::path path_;
+    int fd_;
+    bool bound_ = false;
+    std::vector<std::string> received_;
+};
+
 size_t count_lines_with(const std::string& text, const std::string& needle) {
     size_t n = 0;
     std::istringstream in(text);
@@ -90,10 +134,11 @@ class ConfigReloadE2E : public E2eTest {
     }
 
     // The agent with `args` only (no sampling rules added: the config file names them).
-    AgentRunner& start(std::vector<std::string> args) {
+    AgentRunner& start(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
         AgentOptions options;
         options.agent_path = agent_path();
         options.args = std::move(args);
+        options.env = std::move(env);
         runner_ = std::make_unique<AgentRunner>(collector(), std::move(options));
         return *runner_;
     }
@@ -221,6 +266,21 @@ TEST_F(ConfigReloadE2E, BadFileKeepsTheConfigAndRestartKeysAreLeft) {
               std::string::npos)
         << tail(runner_->stderr_text());
     ASSERT_TRUE(runner_->running());
+}
+
+TEST_F(ConfigReloadE2E, TellsSystemdReadyReloadingAndStopping) {
+    NotifySocket systemd(dir().path() / "notify.sock");
+    ASSERT_TRUE(systemd.bound());
+    start({"--pid", std::to_string(server_->pid()), "--sampling-rules", rules_path().string()},
+          {{"NOTIFY_SOCKET", (dir().path() / "notify.sock").string()}});
+    ASSERT_TRUE(systemd.wait_for("READY=1"));
+    reload(1);
+    ASSERT_TRUE(systemd.wait_for("RELOADING=1"));
+    ASSERT_TRUE(systemd.wait_for("READY=1")) << "after the reload";
+    stop_and_collect("nothing");
+    ASSERT_TRUE(systemd.wait_for("STOPPING=1"));
+    EXPECT_EQ(systemd.received(),
+              (std::vector<std::string>{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}));
 }
 
 TEST_F(ConfigReloadE2E, JsonLogsAndSummaryLines) {

@@ -200,8 +200,8 @@ std::string set_log_format(const std::string& v, Config& c) {
 std::string set_summary_interval(const std::string& v, Config& c) {
     char* end = nullptr;
     double d = std::strtod(v.c_str(), &end);
-    if (end == v.c_str() || *end != '\0' || !(d >= 0) || d > 86400)
-        return "--summary-interval: expected seconds from 0 to 86400, got '" + v + "'";
+    if (end == v.c_str() || *end != '\0' || !(d == 0 || (d >= 0.1 && d <= 86400)))
+        return "--summary-interval: expected 0 (off) or seconds from 0.1 to 86400, got '" + v + "'";
     c.summary_interval_s = d;
     return {};
 }

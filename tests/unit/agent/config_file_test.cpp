@@ -164,6 +164,8 @@ TEST_F(ConfigFile, BadFilesNameFileLineAndKey) {
     EXPECT_NE(refusal("- pid\n").find("expected keys and values"), std::string::npos);
     EXPECT_NE(refusal("log_format: xml\n").find("log_format"), std::string::npos);
     EXPECT_NE(refusal("summary_interval: -1\n").find("summary_interval"), std::string::npos);
+    EXPECT_NE(refusal("summary_interval: 0.001\n").find("summary_interval"), std::string::npos);
+    EXPECT_TRUE(from_file("summary_interval: 0\n").ok());
 
     auto missing = parse_args({"--config", (dir_.path() / "absent.yaml").string()}, nullptr);
     ASSERT_FALSE(missing.ok());

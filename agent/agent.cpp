@@ -502,6 +502,10 @@ class Agent {
         auto rules = read_rules(next);
         if (!rules) return make_error(rules.error());
         if (auto selected = reload_selection(next); !selected) return selected;
+        // A selection left as it was (it needs a restart) keeps its old settings, so that the
+        // next reload compares with what is in force.
+        if (next.trace_all() != cfg_.trace_all()) keep_settings(settings, {"pid", "exe"});
+        if (next.ports.empty() != cfg_.ports.empty()) keep_settings(settings, {"port"});
         reload_sampling(*rules, next.sampling_rules);
         if (next.verbose != cfg_.verbose) {
             cfg_.verbose = next.verbose;
@@ -510,6 +514,14 @@ class Agent {
         reload_.settings = keep_restart_keys(settings);
         spdlog::info("reload: done");
         return true;
+    }
+
+    void keep_settings(Settings& next, std::initializer_list<const char*> keys) const {
+        for (const char* key : keys) {
+            next.erase(key);
+            if (auto old = reload_.settings.find(key); old != reload_.settings.end())
+                next[key] = old->second;
+        }
     }
 
     // The new settings for the keys a reload applies, the old ones for the others (reported).

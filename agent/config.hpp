@@ -39,6 +39,10 @@ struct Config {
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
     std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
+    // --metrics-address HOST:PORT|off: /healthz, /readyz, /metrics ("" = off). Loopback by
+    // default; a bind failure stops the agent only when the address was given.
+    std::string metrics_address = "127.0.0.1:9472";
+    bool metrics_address_explicit = false;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
 };

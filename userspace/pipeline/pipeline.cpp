@@ -72,6 +72,7 @@ void Pipeline::shutdown() {
 }
 
 void Pipeline::emit_segment(xray::Segment&& s) {
+    if (segment_observer_) segment_observer_(s);
     // The common case: the whole segment in one datagram, written straight into a buffer the
     // emitter hands back from a datagram already sent.
     std::string datagram = emitter_.spare();

@@ -500,7 +500,10 @@ class Agent {
                                       : std::to_string(selected_) +
                                             " selected process(es) and their future children");
         spdlog::info("ready");
-        if (metrics_) metrics_->set_ready();
+        if (metrics_) {
+            metrics_->publish(counters_);  // /metrics has a full page from the first scrape
+            metrics_->set_ready();
+        }
     }
 
     // Drain what the kernel already wrote, end open exchanges, detach, then print the counters.
@@ -510,8 +513,7 @@ class Agent {
         pipeline_->shutdown();
         collect_lru_evictions();
         collect_kernel_counters();
-        if (metrics_) metrics_->publish(counters_);  // the last snapshot holds the exit counters
-        injection_.reset();                          // detach before the programs and maps go
+        injection_.reset();  // detach before the programs and maps go
         ring_.reset();
         tls_.reset();  // uprobe links before the programs they use
         probes_.reset();

@@ -38,7 +38,11 @@ class MetricsPublisher {
     void watch_ring(int map_fd);
     void set_attached() { state_.set_probes_attached(); }
     void set_ready() { state_.set_ready(true, {}); }
-    void set_stopping() { state_.set_ready(false, "stopping"); }
+    // Not ready any more; the endpoint closes while the agent drains and detaches.
+    void set_stopping() {
+        state_.set_ready(false, "stopping");
+        server_->begin_stop();
+    }
 
     // A new snapshot from the agent's counters (call on the thread that updates them).
     void publish(const Counters& counters);

@@ -158,8 +158,13 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
     return s;
 }
 
+void MetricsServer::begin_stop() {
+    if (server_ && !stopping_.joinable()) stopping_ = std::thread([this] { server_->close(); });
+}
+
 MetricsServer::~MetricsServer() {
-    if (server_) server_->close();  // joins the server's threads before the handlers go
+    begin_stop();
+    if (stopping_.joinable()) stopping_.join();  // its threads are gone before the handlers go
 }
 
 }  // namespace passport::agent::metrics

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -52,6 +53,10 @@ class MetricsServer {
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
 
+    // Stops listening on a thread of its own (civetweb takes up to 2 s to stop): the agent's
+    // shutdown goes on meanwhile; the destructor waits for it.
+    void begin_stop();
+
     // http://HOST:PORT with the port actually bound.
     std::string base_url() const { return base_url_; }
 
@@ -61,6 +66,7 @@ class MetricsServer {
     struct Handlers;
     std::unique_ptr<Handlers> handlers_;
     std::unique_ptr<CivetServer> server_;
+    std::thread stopping_;
     std::string base_url_;
 };
 

@@ -501,6 +501,8 @@ class Agent {
                                             " selected process(es) and their future children");
         spdlog::info("ready");
         if (metrics_) {
+            collect_lru_evictions();
+            collect_kernel_counters();
             metrics_->publish(counters_);  // /metrics has a full page from the first scrape
             metrics_->set_ready();
         }

@@ -10,7 +10,7 @@ MetricsPublisher::MetricsPublisher(PublisherConfig cfg)
     : cfg_(std::move(cfg)), names_(cfg_.kernel_drop_reasons), exporter_(cfg_.destination) {}
 
 Result<std::unique_ptr<MetricsPublisher>> MetricsPublisher::start(PublisherConfig cfg) {
-    std::unique_ptr<MetricsPublisher> p(new MetricsPublisher(std::move(cfg)));
+    auto p = std::make_unique<MetricsPublisher>(std::move(cfg));
     auto server = MetricsServer::start(p->cfg_.address, p->state_);
     if (!server) return make_error(server.error());
     p->server_ = std::move(*server);

@@ -47,9 +47,9 @@ class MetricsPublisher {
     // A new snapshot from the agent's counters (call on the thread that updates them).
     void publish(const Counters& counters);
 
-  private:
-    explicit MetricsPublisher(PublisherConfig cfg);
+    explicit MetricsPublisher(PublisherConfig cfg);  // not listening: use start()
 
+  private:
     PublisherConfig cfg_;
     CounterNames names_;
     ServiceStats services_;

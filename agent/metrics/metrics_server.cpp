@@ -140,7 +140,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
         "max_request_size", "8192",  "enable_keep_alive", "no", "enable_directory_listing", "no"};
     CivetCallbacks callbacks;
     callbacks.log_message = log_civet;
-    std::unique_ptr<MetricsServer> s(new MetricsServer());
+    auto s = std::make_unique<MetricsServer>();
     s->handlers_ = std::make_unique<Handlers>(state);
     civet_last_error.clear();
     try {
@@ -157,6 +157,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
     s->base_url_ = "http://" + host + ":" + std::to_string(ports.empty() ? 0 : ports.front());
     return s;
 }
+
+MetricsServer::MetricsServer() = default;
 
 void MetricsServer::begin_stop() {
     if (server_ && !stopping_.joinable()) stopping_ = std::thread([this] { server_->close(); });

@@ -49,6 +49,7 @@ class MetricsServer {
     // Listens on `address` (HOST:PORT; port 0 picks a free one) with a few threads of its own.
     static Result<std::unique_ptr<MetricsServer>> start(const std::string& address,
                                                         const MetricsState& state);
+    MetricsServer();  // not listening: use start()
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
@@ -61,8 +62,6 @@ class MetricsServer {
     std::string base_url() const { return base_url_; }
 
   private:
-    MetricsServer() = default;
-
     struct Handlers;
     std::unique_ptr<Handlers> handlers_;
     std::unique_ptr<CivetServer> server_;

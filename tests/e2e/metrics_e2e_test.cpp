@@ -105,7 +105,7 @@ class MetricsE2E : public E2eTest {
         const auto file = dir().write_file("scrape-" + unique_tag() + ".prom", page);
         ChildProcess check(command({"sh", "-c", "promtool check metrics < " + file.string()}));
         const auto status = finished(check, deadline_in(std::chrono::seconds(30)));
-        const std::string said = check.text(Stream::kStdout) + check.text(Stream::kStderr);
+        std::string said = check.text(Stream::kStdout) + check.text(Stream::kStderr);
         if (!status || !status->success())
             return "promtool " + (status ? status->describe() : "timed out") + ": " + said;
         return said;
@@ -141,7 +141,8 @@ class MetricsE2E : public E2eTest {
 
 TEST_F(MetricsE2E, MetricsPassPromtoolAndEqualTheExitCounters) {
     if (auto why = nginx_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-    auto nginx = start_nginx(dir(), server_env({{"AWS_XRAY_TRACING_NAME", "metrics-nginx"}}));
+    // nginx clears its workers' environment: their segments are named "nginx".
+    auto nginx = start_nginx(dir(), server_env());
     start_agent({"--pid", std::to_string(nginx->pid()), "--metrics-address", "127.0.0.1:0"});
     ASSERT_FALSE(endpoint().empty()) << agent().stderr_text();
 
@@ -158,13 +159,13 @@ TEST_F(MetricsE2E, MetricsPassPromtoolAndEqualTheExitCounters) {
     EXPECT_EQ(promtool_problems(*page), "") << *page;
     const Series scraped = parse_samples(*page);
 
-    const std::string svc = "{service=\"metrics-nginx\"}";
+    const std::string svc = "{service=\"nginx\"}";
     EXPECT_EQ(value(scraped, "passport_service_requests_total" + svc), 7) << *page;
     EXPECT_EQ(value(scraped, "passport_service_errors_total" + svc), 2) << *page;
     EXPECT_EQ(value(scraped, "passport_service_faults_total" + svc), 2) << *page;
     EXPECT_EQ(value(scraped, "passport_service_request_duration_seconds_count" + svc), 7);
     EXPECT_EQ(value(scraped,
-                    "passport_service_request_duration_seconds_bucket{service=\"metrics-nginx\","
+                    "passport_service_request_duration_seconds_bucket{service=\"nginx\","
                     "le=\"+Inf\"}"),
               7)
         << *page;
@@ -233,7 +234,7 @@ TEST_F(MetricsE2E, OnlyGetOnThreePathsIsServed) {
     // A request head past the size limit is refused, and the endpoint still answers after it.
     HttpRequest big;
     big.url = endpoint() + "/metrics";
-    big.headers = {"X-Padding: " + std::string(16 * 1024, 'a')};
+    big.headers = {"X-Padding: " + std::string(size_t{16} * 1024, 'a')};
     EXPECT_NE(http_request(big).status, 200);
     EXPECT_EQ(call("GET", "/healthz").status, 200);
 }
@@ -241,7 +242,7 @@ TEST_F(MetricsE2E, OnlyGetOnThreePathsIsServed) {
 TEST_F(MetricsE2E, AnswersWhileTheTracedServerIsUnderLoad) {
     if (auto why = nginx_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
     if (find_executable("wrk").empty()) GTEST_SKIP() << "wrk is not installed";
-    auto nginx = start_nginx(dir(), server_env({{"AWS_XRAY_TRACING_NAME", "loaded"}}));
+    auto nginx = start_nginx(dir(), server_env());
     start_agent({"--pid", std::to_string(nginx->pid()), "--metrics-address", "127.0.0.1:0"});
     ChildProcess wrk(
         command({"wrk", "-t2", "-c64", "-d8s", nginx->url("/ok/load-" + unique_tag())}));
@@ -257,7 +258,7 @@ TEST_F(MetricsE2E, AnswersWhileTheTracedServerIsUnderLoad) {
     EXPECT_GE(scrapes, 1);
     const auto page = settled_page(deadline_in(std::chrono::seconds(60)));
     ASSERT_TRUE(page);
-    EXPECT_GT(parse_samples(*page)["passport_service_requests_total{service=\"loaded\"}"], 0)
+    EXPECT_GT(parse_samples(*page)["passport_service_requests_total{service=\"nginx\"}"], 0)
         << *page;
 }
 

@@ -63,7 +63,10 @@ void Pipeline::on_event(const events::Event& e) {
     }
 }
 
-void Pipeline::tick(uint64_t now_monotonic_ns) { tracker_.expire(now_monotonic_ns); }
+void Pipeline::tick(uint64_t now_monotonic_ns) {
+    tracker_.expire(now_monotonic_ns);
+    counters_.set("process.cache_evicted", processes_.evicted());  // live for /metrics too
+}
 
 void Pipeline::shutdown() {
     tracker_.flush_all();

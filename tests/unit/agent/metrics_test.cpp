@@ -46,7 +46,7 @@ TEST(CounterNames, LevelsAreGaugesWithoutTotal) {
     const auto peak = kNames.series("stream.budget_peak_bytes");
     EXPECT_EQ(peak.family, "passport_stream_budget_peak_bytes");
     EXPECT_EQ(peak.type, MetricType::Gauge);
-    EXPECT_EQ(kNames.series("select.processes").family, "passport_select_processes");
+    EXPECT_EQ(kNames.series("select.processes").family, "passport_select_processes_total");
 }
 
 xray::Segment segment(std::string name, double seconds, int status) {
@@ -112,20 +112,20 @@ TEST(BuildFamilies, TextHasEverySeriesWithCumulativeBuckets) {
     const std::string text = serialise(build_families(in));
     for (const char* line : {
              "passport_export_documents_sent_total 5",
-             "passport_kernel_drops_total{reason=\"iov_limit\"} 0",
-             "passport_kernel_drops_total{reason=\"ringbuf_full\"} 2",
-             "passport_service_requests_total{service=\"a\\\"b\"} 2",
-             "passport_service_faults_total{service=\"a\\\"b\"} 1",
-             "passport_service_request_duration_seconds_bucket{service=\"a\\\"b\",le=\"0.005\"} 1",
-             "passport_service_request_duration_seconds_bucket{service=\"a\\\"b\",le=\"0.025\"} 2",
-             "passport_service_request_duration_seconds_bucket{service=\"a\\\"b\",le=\"+Inf\"} 2",
+             R"(passport_kernel_drops_total{reason="iov_limit"} 0)",
+             R"(passport_kernel_drops_total{reason="ringbuf_full"} 2)",
+             R"(passport_service_requests_total{service="a\"b"} 2)",
+             R"(passport_service_faults_total{service="a\"b"} 1)",
+             R"(passport_service_request_duration_seconds_bucket{service="a\"b",le="0.005"} 1)",
+             R"(passport_service_request_duration_seconds_bucket{service="a\"b",le="0.025"} 2)",
+             R"(passport_service_request_duration_seconds_bucket{service="a\"b",le="+Inf"} 2)",
              "passport_ringbuf_used_bytes 4096",
              "passport_ringbuf_size_bytes 1048576",
              "process_resident_memory_bytes 16777216",
              "process_cpu_seconds_total 1.5",
-             "passport_build_info{abi=\"3\",version=\"1.2.3\"} 1",
-             "passport_kernel_feature{feature=\"btf\"} 1",
-             "passport_kernel_feature{feature=\"kprobes\"} 0",
+             R"(passport_build_info{abi="3",version="1.2.3"} 1)",
+             R"(passport_kernel_feature{feature="btf"} 1)",
+             R"(passport_kernel_feature{feature="kprobes"} 0)",
              "# TYPE passport_kernel_drops_total counter",
              "# TYPE passport_service_request_duration_seconds histogram",
          })

@@ -64,7 +64,7 @@ std::string series_of(const std::string& counter) {
                                                        "conn_map_full",     "read_user_failed",
                                                        "payload_truncated", "iov_limit"};
     static const std::set<std::string> gauges = {"kernel.sampling_rules_deferred",
-                                                 "select.processes", "stream.budget_peak_bytes"};
+                                                 "stream.budget_peak_bytes"};
     auto starts = [&](std::string_view prefix) { return counter.rfind(prefix, 0) == 0; };
     if (starts("kernel.") && drop_reasons.count(counter.substr(7)))
         return "passport_kernel_drops_total{reason=\"" + counter.substr(7) + "\"}";

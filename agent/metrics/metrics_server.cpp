@@ -1,6 +1,13 @@
 #include "agent/metrics/metrics_server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <CivetServer.h>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include <prometheus/text_serializer.h>
@@ -77,6 +84,38 @@ int log_civet(const mg_connection*, const char* message) {
     return 1;  // handled: civetweb prints nothing itself
 }
 
+// Why `address` cannot be bound, found by binding it the way civetweb does (its own error text
+// does not say): e.g. "Address already in use"; "" when it can be bound now.
+std::string bind_error(const std::string& address) {
+    const auto colon = address.rfind(':');
+    std::string host = address.substr(0, colon);
+    const auto port = static_cast<uint16_t>(std::stoul(address.substr(colon + 1)));
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (host.size() > 2 && host.front() == '[') {
+        auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1)
+            return "not an IPv6 address";
+        len = sizeof(*a6);
+    } else {
+        auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return "not an IPv4 address";
+        len = sizeof(*a4);
+    }
+    const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::strerror(errno);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    std::string why;
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) why = std::strerror(errno);
+    ::close(fd);
+    return why;
+}
+
 }  // namespace
 
 struct MetricsServer::Handlers {
@@ -146,8 +185,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
     try {
         s->server_ = std::make_unique<CivetServer>(options, &callbacks);
     } catch (const CivetException& e) {
-        return make_error("cannot listen on " + address + ": " +
-                          (civet_last_error.empty() ? e.what() : civet_last_error));
+        std::string why = bind_error(address);
+        if (why.empty()) why = civet_last_error.empty() ? e.what() : civet_last_error;
+        return make_error("cannot listen on " + address + ": " + why);
     }
     s->server_->addHandler("/healthz$", s->handlers_->healthz);
     s->server_->addHandler("/readyz$", s->handlers_->readyz);

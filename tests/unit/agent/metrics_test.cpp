@@ -238,7 +238,8 @@ TEST(MetricsServer, AnAddressInUseIsAnError) {
     const std::string taken = (*first)->base_url().substr(7);  // after "http://"
     auto second = MetricsServer::start(taken, state);
     ASSERT_FALSE(second);
-    EXPECT_NE(second.error().find("cannot listen on " + taken), std::string::npos)
+    EXPECT_NE(second.error().find("cannot listen on " + taken + ": Address already in use"),
+              std::string::npos)
         << second.error();
 }
 

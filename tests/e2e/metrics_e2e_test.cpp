@@ -306,7 +306,7 @@ TEST_F(MetricsE2E, AGivenAddressInUseStopsTheAgentWithStatus2) {
                         std::to_string(taken.port) + ": Address already in use"),
               std::string::npos)
         << said;
-    EXPECT_EQ(said.find("ready"), std::string::npos) << said;
+    EXPECT_EQ(said.find("passport: ready"), std::string::npos) << said;
 }
 
 TEST_F(MetricsE2E, TheDefaultAddressInUseOnlyTurnsTheEndpointOff) {

@@ -252,10 +252,14 @@ TEST_F(MetricsE2E, AnswersWhileTheTracedServerIsUnderLoad) {
         HttpResponse r = call("GET", "/metrics");
         ASSERT_EQ(r.status, 200) << r.curl_stderr;
         ASSERT_NE(r.body.find("passport_build_info"), std::string::npos);
+        // The ring's positions are read from its mapped pages: never more waiting than it holds.
+        const Series s = parse_samples(r.body);
+        EXPECT_LE(value(s, "passport_ringbuf_used_bytes"), value(s, "passport_ringbuf_size_bytes"));
         EXPECT_EQ(call("GET", "/readyz").status, 200);
         scrapes++;
     }
     EXPECT_GE(scrapes, 1);
+    std::cout << "[ metrics  ] " << scrapes << " scrapes answered during the load" << std::endl;
     const auto page = settled_page(deadline_in(std::chrono::seconds(60)));
     ASSERT_TRUE(page);
     EXPECT_GT(parse_samples(*page)["passport_service_requests_total{service=\"nginx\"}"], 0)

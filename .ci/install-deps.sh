@@ -23,6 +23,9 @@ packages=(
   python3-requests
   # a non-HTTP protocol next to injection (must pass untouched)
   redis-server redis-tools
+  # the health and metrics endpoint (prometheus-cpp's text format, civetweb's HTTP server) and
+  # promtool, which checks /metrics in the tests
+  prometheus-cpp-dev libcivetweb-dev prometheus
   # benchmarks
   wrk valgrind gnuplot-nox
 )

@@ -18,6 +18,7 @@
 #include "agent/bpf_loader.hpp"
 #include "agent/injection.hpp"
 #include "agent/kernel_features.hpp"
+#include "agent/metrics/metrics_publisher.hpp"
 #include "agent/process_selector.hpp"
 #include "agent/summary.hpp"
 #include "agent/tls_tracer.hpp"
@@ -120,6 +121,20 @@ class ForwardingEmitter : public exporter::Emitter {
     exporter::Emitter& target_;
 };
 
+// The kernel features as /metrics names them (passport_kernel_feature{feature=...}).
+std::vector<metrics::Feature> metric_features(const KernelFeatures& f) {
+    return {{"btf", f.btf},
+            {"tracefs", f.tracefs},
+            {"syscall_tracepoints", f.syscall_tracepoints},
+            {"tp_btf", f.tp_btf},
+            {"ringbuf", f.ringbuf},
+            {"uprobes", f.uprobes},
+            {"kprobes", f.kprobes},
+            {"sk_msg", f.sk_msg},
+            {"sock_ops", f.sock_ops},
+            {"probe_write_user", f.probe_write_user}};
+}
+
 std::string hostname() {
     char buf[256] = {};
     return ::gethostname(buf, sizeof(buf) - 1) == 0 ? buf : "";
@@ -162,6 +177,7 @@ class Agent {
 
     int run(const std::function<void()>& on_ready) {
         if (int rc = check_kernel(); rc != 0) return rc;
+        if (int rc = start_metrics(); rc != 0) return rc;
         enable_aws_calls();
         if (int rc = open_outputs(); rc != 0) return rc;
         if (int rc = build_pipeline(); rc != 0) return rc;
@@ -199,6 +215,33 @@ class Agent {
             "capabilities: HTTP/1.x server segments and outgoing-call subsegments over plaintext "
             "TCP and OpenSSL TLS, kernel trace context, X-Amzn-Trace-Id injection, AWS API calls "
             "(see below). Not built yet: HTTP/2, gRPC, SQL, Go TLS (see docs/not-supported.md)");
+        return 0;
+    }
+
+    // The health and metrics endpoint (docs/deploy.md, "Health and metrics"). A bind failure
+    // stops the agent when --metrics-address was given; on the default address it only warns.
+    int start_metrics() {
+        if (cfg_.metrics_address.empty()) {
+            report().info("  [no]  metrics - off (--metrics-address off)");
+            return 0;
+        }
+        metrics::PublisherConfig mc;
+        mc.address = cfg_.metrics_address;
+        mc.destination = cfg_.daemon_address.empty() ? cfg_.output : "udp " + cfg_.daemon_address;
+        for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
+            mc.kernel_drop_reasons.emplace_back(drop_reason_name(r));
+        mc.features = metric_features(features_);
+        auto started = metrics::MetricsPublisher::start(std::move(mc));
+        if (!started) {
+            if (cfg_.metrics_address_explicit) {
+                spdlog::error("--metrics-address {}", started.error());
+                return 2;
+            }
+            report().info("  [no]  metrics - {}", started.error());
+            return 0;
+        }
+        metrics_ = std::move(*started);
+        report().info("  [yes] metrics - {} (and /healthz, /readyz)", metrics_->metrics_url());
         return 0;
     }
 
@@ -278,6 +321,9 @@ class Agent {
         pipeline_ = std::make_unique<pipeline::Pipeline>(
             pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout_, counters_,
             clock_);
+        if (metrics_)
+            pipeline_->set_segment_observer(
+                [this](const xray::Segment& s) { metrics_->on_segment(s); });
         return 0;
     }
 
@@ -297,6 +343,7 @@ class Agent {
             return 1;
         }
         probes_ = std::move(*loaded);
+        if (metrics_) metrics_->set_attached();
         // Loading parses the kernel's BTF (tens of MB, freed once CO-RE relocation is done); give
         // those pages back instead of keeping them as idle heap for the agent's whole life.
         ::malloc_trim(0);
@@ -402,6 +449,7 @@ class Agent {
             spdlog::error("ring buffer setup failed");
             return 1;
         }
+        if (metrics_) metrics_->watch_ring(probes_->events_map_fd());
         return 0;
     }
 
@@ -422,6 +470,14 @@ class Agent {
         timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
         // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
         timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
+        if (metrics_) {
+            // The LRU eviction estimate walks the kernel's tables: every 10 s, not every second.
+            timers_.push_back(every(io_, 10s, [this]() { collect_lru_evictions(); }));
+            timers_.push_back(every(io_, 1s, [this]() {
+                collect_kernel_counters();
+                metrics_->publish(counters_);
+            }));
+        }
 
         signals_.async_wait([this](boost::system::error_code ec, int) {
             if (!ec) io_.stop();
@@ -460,6 +516,12 @@ class Agent {
                                             " selected process(es) and their future children");
         spdlog::info("ready");
         ::sd_notify(0, "READY=1");  // systemd Type=notify; nothing without NOTIFY_SOCKET
+        if (metrics_) {
+            collect_lru_evictions();
+            collect_kernel_counters();
+            metrics_->publish(counters_);  // /metrics has a full page from the first scrape
+            metrics_->set_ready();
+        }
     }
 
     // The counters now, the kernel's drop reasons included (for the summary line).
@@ -620,8 +682,10 @@ class Agent {
     // Drain what the kernel already wrote, end open exchanges, detach, then print the counters.
     void shutdown() {
         ::sd_notify(0, "STOPPING=1");
+        if (metrics_) metrics_->set_stopping();
         ring_buffer__consume(ring_.get());
         pipeline_->shutdown();
+        collect_lru_evictions();
         collect_kernel_counters();
         injection_.reset();  // detach before the programs and maps go
         ring_.reset();
@@ -632,14 +696,18 @@ class Agent {
             report().info("counter {} {}", name, value);
     }
 
+    // Counts the entries of the kernel's LRU tables: one syscall per entry.
+    void collect_lru_evictions() {
+        const auto lru = probes_->lru_evictions();
+        counters_.set("kernel.conns_evicted", lru.conns);
+        counters_.set("kernel.thread_ctx_evicted", lru.thread_ctx);
+    }
+
     void collect_kernel_counters() {
         auto drops = probes_->drop_counts();
         for (int r = 0; r < PP_DROP_REASON_COUNT; r++)
             counters_.set(std::string("kernel.") + drop_reason_name(r),
                           drops[static_cast<size_t>(r)]);
-        const auto lru = probes_->lru_evictions();
-        counters_.set("kernel.conns_evicted", lru.conns);
-        counters_.set("kernel.thread_ctx_evicted", lru.thread_ctx);
         auto ctxc = probes_->ctx_counts();
         for (int r = 0; r < PP_CTXC_COUNT; r++)
             counters_.set(std::string("kernel.") + ctx_counter_name(r),
@@ -662,6 +730,7 @@ class Agent {
     exporter::Emitter* extra_emitter_;
     ReloadSource reload_;
     KernelFeatures features_;
+    std::unique_ptr<metrics::MetricsPublisher> metrics_;  // nullptr with --metrics-address off
     asio::io_context io_;
     Counters counters_;
     ClockOffset clock_;

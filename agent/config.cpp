@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fnmatch.h>
 
+#include <array>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -131,6 +132,8 @@ Other:
                         entry is evicted when it is full (kernel.conns_evicted counts them)
   --memory-budget-mb N  bytes all connections' stream buffers may hold together, in MiB (default 256;
                         0 = unlimited); past it the connections holding bytes longest are dropped
+  --metrics-address A   serve /healthz, /readyz and /metrics on HOST:PORT, or "off"
+                        (default 127.0.0.1:9472; see docs/deploy.md "Health and metrics")
   --no-tls              do not attach the OpenSSL uprobes (HTTPS stays opaque)
   -v, --verbose         debug logging
   -h, --help            this text
@@ -237,6 +240,31 @@ std::string set_memory_budget_mb(const std::string& v, Config& c) {
     return {};
 }
 
+// --metrics-address: "off", or HOST:PORT with HOST an IPv4 address or a bracketed IPv6 one
+// (a listening address, so no name to resolve); port 0 lets the kernel pick one.
+std::string set_metrics_address(const std::string& v, Config& c) {
+    c.metrics_address_explicit = true;
+    if (v == "off") {
+        c.metrics_address.clear();
+        return {};
+    }
+    const auto colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+        return "--metrics-address: expected HOST:PORT or off, got '" + v + "'";
+    auto port = parse_uint("--metrics-address port", v.substr(colon + 1), 65535);
+    if (!port) return port.error();
+    const std::string host = v.substr(0, colon);
+    std::array<uint8_t, 16> addr{};
+    const bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    if (v6 ? inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), addr.data()) != 1
+           : inet_pton(AF_INET, host.c_str(), addr.data()) != 1)
+        return "--metrics-address: HOST must be an IPv4 address or a bracketed IPv6 address, "
+               "got '" +
+               host + "'";
+    c.metrics_address = v;
+    return {};
+}
+
 // The flags that only keep their value as it is.
 template <std::string Config::*field>
 std::string set_text(const std::string& v, Config& c) {
@@ -283,6 +311,7 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--config", set_text<&Config::config_file>},
         {"--log-format", set_log_format},
         {"--summary-interval", set_summary_interval},
+        {"--metrics-address", set_metrics_address},
     };
     return flags;
 }

@@ -50,6 +50,10 @@ struct Config {
     std::string config_file;               // --config FILE (YAML; agent/config_file.hpp)
     std::string log_format = "text";       // --log-format text|json
     double summary_interval_s = 60;        // --summary-interval SECONDS (0: no summary line)
+    // --metrics-address HOST:PORT|off: /healthz, /readyz, /metrics ("" = off). Loopback by
+    // default; a bind failure stops the agent only when the address was given.
+    std::string metrics_address = "127.0.0.1:9472";
+    bool metrics_address_explicit = false;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
     bool operator==(const Config&) const = default;

@@ -69,7 +69,10 @@ void Pipeline::on_event(const events::Event& e) {
     }
 }
 
-void Pipeline::tick(uint64_t now_monotonic_ns) { tracker_.expire(now_monotonic_ns); }
+void Pipeline::tick(uint64_t now_monotonic_ns) {
+    tracker_.expire(now_monotonic_ns);
+    counters_.set("process.cache_evicted", processes_.evicted());  // live for /metrics too
+}
 
 void Pipeline::shutdown() {
     tracker_.flush_all();
@@ -78,6 +81,7 @@ void Pipeline::shutdown() {
 }
 
 void Pipeline::emit_segment(xray::Segment&& s) {
+    if (segment_observer_) segment_observer_(s);
     // The common case: the whole segment in one datagram, written straight into a buffer the
     // emitter hands back from a datagram already sent.
     std::string datagram = emitter_.spare();

@@ -6,6 +6,7 @@
 // The agent feeds it kernel events; replay tests feed it recorded ones. Single-threaded: the
 // agent calls it only from its io_context thread.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ class Pipeline {
     void set_sampling(std::unique_ptr<sample::Sampler> sampler,
                       std::vector<std::string> kernel_rule_names);
 
+    // Sees every segment the pipeline emits, before it is serialised (per-service metrics).
+    void set_segment_observer(std::function<void(const xray::Segment&)> observer) {
+        segment_observer_ = std::move(observer);
+    }
+
     Counters& counters() { return counters_; }
     const ClockOffset& clock() const { return clock_; }
 
@@ -60,6 +66,7 @@ class Pipeline {
     correlate::ProcessInfoCache processes_;
     correlate::Correlator correlator_;
     stream::ConnectionTracker tracker_;
+    std::function<void(const xray::Segment&)> segment_observer_;
 };
 
 }  // namespace passport::pipeline

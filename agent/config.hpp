@@ -39,6 +39,7 @@ struct Config {
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
     std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
+    std::string cgroup_root;  // --cgroup-root PATH: the host's cgroup v2 mount ("" = find it)
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
 };

@@ -307,7 +307,9 @@ class Agent {
         if (!cfg_.inject) {
             why = "off (--no-inject)";
         } else if (!features_.sk_msg || !features_.sock_ops) {
-            why = "off: this kernel lacks sock_ops/sk_msg programs";
+            why =
+                "off: sock_ops/sk_msg programs cannot be loaded (a kernel without them, or "
+                "no CAP_NET_ADMIN)";
         } else {
             std::vector<DenyEntry> deny;
             for (uint16_t port : kDefaultInjectDenyPorts)

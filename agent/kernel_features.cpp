@@ -1,6 +1,7 @@
 #include "agent/kernel_features.hpp"
 
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -9,9 +10,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -79,25 +82,23 @@ std::vector<std::string> cgroup2_mounts() {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// A cgroup2 mount made in pid 1's cgroup namespace, held only as a file descriptor (no mount
-// point, so it works on a read-only root file system and leaves nothing behind). The kernel
-// roots a new cgroup2 mount at the creating thread's cgroup namespace root, so the thread joins
-// pid 1's namespace first (setns affects only the calling thread, which ends right after).
+// A cgroup2 mount made in the cgroup namespace of process `pid`, held only as a file descriptor
+// (no mount point, so it works on a read-only root file system and leaves nothing behind). The
+// kernel roots a new cgroup2 mount at the creating thread's cgroup namespace root, so the thread
+// joins that namespace first (setns affects only the calling thread, which ends right after).
 // Needs CAP_SYS_ADMIN (setns and fsopen). Returns the fd, or -1 with the reason in `error`.
-int mount_cgroup2_of_pid1(std::string& error) {
+int mount_cgroup2_of(uint32_t pid, std::string& error) {
     int result = -1;
     std::thread([&] {
-        OwnedFd ns(::open("/proc/1/ns/cgroup", O_RDONLY | O_CLOEXEC));
-        struct stat mine {
-        }, theirs{};
+        const std::string ns_path = "/proc/" + std::to_string(pid) + "/ns/cgroup";
+        OwnedFd ns(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
         if (ns.get() < 0) {
-            error = errno_text("open /proc/1/ns/cgroup");
+            error = errno_text("open " + ns_path);
             return;
         }
-        bool same = ::stat("/proc/self/ns/cgroup", &mine) == 0 && ::fstat(ns.get(), &theirs) == 0 &&
-                    mine.st_ino == theirs.st_ino;
-        if (!same && ::setns(ns.get(), CLONE_NEWCGROUP) != 0) {
-            error = errno_text("join pid 1's cgroup namespace (setns, needs CAP_SYS_ADMIN)");
+        if (::setns(ns.get(), CLONE_NEWCGROUP) != 0) {
+            error = errno_text("join the cgroup namespace of pid " + std::to_string(pid) +
+                               " (setns, needs CAP_SYS_ADMIN)");
             return;
         }
         OwnedFd fs(::fsopen("cgroup2", FSOPEN_CLOEXEC));
@@ -109,6 +110,47 @@ int mount_cgroup2_of_pid1(std::string& error) {
         if (result < 0) error = errno_text("fsmount cgroup2");
     }).join();
     return result;
+}
+
+// The cgroup namespace inode of process `pid` (0 when it cannot be read).
+ino_t cgroup_ns_of(const std::string& pid) {
+    struct stat st {};
+    return ::stat(("/proc/" + pid + "/ns/cgroup").c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// One process in each cgroup namespace this agent can see: pid 1 first (the host's init with a
+// host PID namespace), then the others in /proc order, at most `max` namespaces.
+std::vector<uint32_t> cgroup_namespace_pids(size_t max) {
+    std::vector<uint32_t> out{1};
+    std::vector<ino_t> seen{cgroup_ns_of("1")};
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    for (dirent* e = proc ? ::readdir(proc.get()) : nullptr; e && out.size() < max;
+         e = ::readdir(proc.get())) {
+        const std::string name = e->d_name;
+        if (name.find_first_not_of("0123456789") != std::string::npos || name == "1") continue;
+        ino_t ns = cgroup_ns_of(name);
+        if (ns == 0 || std::find(seen.begin(), seen.end(), ns) != seen.end()) continue;
+        seen.push_back(ns);
+        out.push_back(static_cast<uint32_t>(std::stoul(name)));
+    }
+    return out;
+}
+
+// The host's cgroup v2 root made from the cgroup namespace of a process that is in the host's:
+// pid 1 with a host PID namespace; any other process when pid 1's is out of reach (an LSM may
+// forbid it). A namespace whose root is not the real root (a container's) is passed over.
+CgroupRoot cgroup_root_from_namespaces(std::string& error) {
+    constexpr size_t kMaxNamespaces = 64;
+    for (uint32_t pid : cgroup_namespace_pids(kMaxNamespaces)) {
+        std::string why;
+        OwnedFd fd(mount_cgroup2_of(pid, why));
+        if (is_cgroup2_root(fd.get()))
+            return CgroupRoot{std::move(fd),
+                              "cgroup2 of pid " + std::to_string(pid) + "'s cgroup namespace", true,
+                              ""};
+        if (error.empty()) error = why;
+    }
+    return {};
 }
 
 std::string not_host_root_advice(const std::string& path) {
@@ -235,11 +277,9 @@ CgroupRoot find_cgroup_root(const std::string& explicit_path) {
         if (first_mount.empty()) first_mount = mnt;
     }
     std::string error;
-    const std::string made = "cgroup2 of pid 1's cgroup namespace";
-    OwnedFd fd(mount_cgroup2_of_pid1(error));
-    if (is_cgroup2_root(fd.get())) return CgroupRoot{std::move(fd), made, true, ""};
+    if (CgroupRoot made = cgroup_root_from_namespaces(error); made.host_root) return made;
     CgroupRoot r;
-    r.path = first_mount.empty() ? made : first_mount;
+    r.path = first_mount.empty() ? "cgroup2 of pid 1's cgroup namespace" : first_mount;
     r.why_not = not_host_root_advice(r.path);
     if (!error.empty()) r.why_not += " (" + error + ")";
     return r;

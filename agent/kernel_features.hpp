@@ -36,7 +36,8 @@ KernelFeatures probe_kernel_features();
 // A directory fd that is closed when it goes out of scope (move-only).
 class OwnedFd {
   public:
-    explicit OwnedFd(int fd = -1) : fd_(fd) {}
+    OwnedFd() = default;
+    explicit OwnedFd(int fd) : fd_(fd) {}
     ~OwnedFd();
     OwnedFd(OwnedFd&& o) noexcept : fd_(o.release()) {}
     OwnedFd& operator=(OwnedFd&& o) noexcept;

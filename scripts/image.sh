@@ -4,8 +4,8 @@
 #      only the runtime packages the agent binary links (found with ldd and dpkg -S);
 #   2. the agent as /usr/bin/passport (its BPF programs are built into it);
 #   3. both as layers of an OCI image made with umoci, entrypoint /usr/bin/passport;
-#   4. written as build/image/passport-<version>.oci.tar (an OCI archive: `podman load -i`,
-#      or the oci-archive: transport of podman, skopeo and buildah).
+#   4. written as build/image/passport-<version>.oci.tar (an OCI archive: `podman load -i`
+#      loads it as localhost/passport:<version>; skopeo and buildah read it as oci-archive:).
 #
 # usage: scripts/image.sh [BUILD_DIR]          (default: build; the agent must be built there)
 # environment:
@@ -47,7 +47,10 @@ echo "image: passport $version on Debian bookworm (minbase) + $packages"
 # Documentation, manuals and locales are not needed to run the agent.
 sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main")
 [[ $security == none ]] || sources+=("deb $security bookworm-security main")
+# The merged-usr hook makes /bin, /lib, /sbin links itself, so the usrmerge package (which would
+# pull in perl) is not installed.
 mmdebstrap --variant=minbase --include="$packages" --quiet \
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -63,7 +66,8 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH
   -C "$work/agent" -cf "$work/agent.tar" usr
 
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-image="$work/oci:passport"
+image="$work/oci:build"
+name=localhost/passport:$version
 umoci init --layout "$work/oci"
 umoci new --image "$image"
 umoci raw add-layer --image "$image" --history.created "$created" \
@@ -78,14 +82,17 @@ umoci config --image "$image" --no-history --created "$created" \
   --config.label org.opencontainers.image.base.name=debian:bookworm \
   --config.label org.opencontainers.image.description="Passport: HTTP tracing and X-Amzn-Trace-Id injection with eBPF, documents to AWS X-Ray" \
   --manifest.annotation org.opencontainers.image.version="$version"
-umoci tag --image "$image" "$version"
+# One name, in full: podman load names the image after it (a bare tag would become the name).
+umoci tag --image "$image" "$name"
+umoci rm --image "$image"
 umoci gc --layout "$work/oci"
 
-# An OCI archive is a tar of the OCI layout.
+# An OCI archive is a tar of the OCI layout (readable by all: it holds no secret).
+chmod -R a+rX "$work/oci"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
   -C "$work/oci" -cf "$archive.tmp" .
 mv "$archive.tmp" "$archive"
 
 unpacked=$(( $(tar -tvf "$work/rootfs.tar" | awk '{s+=$3} END {print s}') + $(stat -c %s "$work/agent/usr/bin/passport") ))
 echo "image: $archive ($(( $(stat -c %s "$archive") / 1024 / 1024 )) MiB compressed layers," \
-  "$(( unpacked / 1024 / 1024 )) MiB unpacked), tags: passport, $version"
+  "$(( unpacked / 1024 / 1024 )) MiB unpacked), name $name"

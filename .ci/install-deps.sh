@@ -21,6 +21,8 @@ packages=(
   python3-requests
   # a non-HTTP protocol next to injection (must pass untouched)
   redis-server redis-tools
+  # the container image (scripts/image.sh) and its test: Debian root file system, OCI layout, runner
+  mmdebstrap umoci podman runc
   # benchmarks
   wrk valgrind gnuplot-nox
 )

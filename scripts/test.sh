@@ -4,8 +4,9 @@
 # replay tests again under ASan/UBSan (scripts/sanitize.sh, build-asan/) and the short fuzz runs
 # (scripts/fuzz.sh, build-fuzz/, label fuzz). Tests labelled soak (long, full-size load) run
 # only when asked for: scripts/test.sh -L soak; so do those labelled image (the container image
-# built from the Debian mirror and run with podman): scripts/test.sh -L image. Style (scripts/lint.sh) fails the run too:
-# clang-format right after the build, clang-tidy in the background while the tests run.
+# built from the Debian mirror and run with podman): scripts/test.sh -L image. Style
+# (scripts/lint.sh) fails the run too: clang-format right after the build, clang-tidy in the
+# background while the tests run.
 # Extra arguments go to ctest (e.g. -L unit) and run only the main build's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -118,11 +118,11 @@ ino_t cgroup_ns_of(const std::string& pid) {
     return ::stat(("/proc/" + pid + "/ns/cgroup").c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-// One process in each cgroup namespace this agent can see: pid 1 first (the host's init with a
-// host PID namespace), then the others in /proc order, at most `max` namespaces.
+// One process in each cgroup namespace this agent can see but its own: pid 1 first (the host's
+// init with a host PID namespace), then the others in /proc order, at most `max` namespaces.
 std::vector<uint32_t> cgroup_namespace_pids(size_t max) {
     std::vector<uint32_t> out{1};
-    std::vector<ino_t> seen{cgroup_ns_of("1")};
+    std::vector<ino_t> seen{cgroup_ns_of("1"), cgroup_ns_of("self")};
     std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
     for (dirent* e = proc ? ::readdir(proc.get()) : nullptr; e && out.size() < max;
          e = ::readdir(proc.get())) {

@@ -26,6 +26,8 @@ packages=(
   # the health and metrics endpoint (prometheus-cpp's text format, civetweb's HTTP server) and
   # promtool, which checks /metrics in the tests
   prometheus-cpp-dev libcivetweb-dev prometheus
+  # the container image (scripts/image.sh) and its test: Debian root file system, OCI layout, runner
+  mmdebstrap umoci podman runc
   # benchmarks
   wrk valgrind gnuplot-nox
 )

@@ -361,18 +361,15 @@ class Agent {
         if (!cfg_.inject) {
             why = "off (--no-inject)";
         } else if (!features_.sk_msg || !features_.sock_ops) {
-            why = "off: this kernel lacks sock_ops/sk_msg programs";
+            why =
+                "off: sock_ops/sk_msg programs cannot be loaded (a kernel without them, or "
+                "no CAP_NET_ADMIN)";
         } else {
             std::vector<DenyEntry> deny;
             for (uint16_t port : kDefaultInjectDenyPorts)
                 deny.push_back(DenyEntry{.is_port = true, .port = port});
             for (const auto& d : cfg_.inject_deny) deny.push_back(*parse_deny(d));
-            auto inj = Injection::attach(*probes_, deny, features_.cgroup2_path, cfg_.trace_all());
-            if (inj) {
-                injection_ = std::move(*inj);
-            } else {
-                why = "off: " + inj.error();
-            }
+            why = attach_injection(deny);
         }
         if (!injection_) {
             report().info("  [no]  injection - {}", why);
@@ -381,9 +378,21 @@ class Agent {
         report().info(
             "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
             "processes on connections opened from now on, and on those they opened earlier "
-            "(adopted) (sock_ops on {}); never to {} well-known non-HTTP ports{}",
+            "(adopted) (sock_ops on {} (host cgroup root)); never to {} well-known non-HTTP "
+            "ports{}",
             injection_->cgroup_path(), std::size(kDefaultInjectDenyPorts),
             cfg_.inject_deny.empty() ? "" : " nor to --inject-deny");
+    }
+
+    // sock_ops on the host's cgroup v2 root, never on a cgroup namespace's own root (it would
+    // reach only the agent's container). Returns why injection is off, empty when attached.
+    std::string attach_injection(const std::vector<DenyEntry>& deny) {
+        CgroupRoot root = find_cgroup_root(cfg_.cgroup_root);
+        if (!root.host_root) return root.why_not;
+        auto inj = Injection::attach(*probes_, deny, std::move(root), cfg_.trace_all());
+        if (!inj) return "off: " + inj.error();
+        injection_ = std::move(*inj);
+        return {};
     }
 
     int select_processes() {

@@ -117,6 +117,8 @@ Trace context propagation:
                         calls still become subsegments, linked on this node by connection)
   --inject-deny P|CIDR  never inject into connections to port P or to addresses in CIDR
                         (e.g. 6379, 10.0.0.0/8, fd00::/8; repeatable)
+  --cgroup-root PATH    the host's cgroup v2 mount to attach injection to (e.g.
+                        /host/sys/fs/cgroup in a pod); default: found (docs/injection.md)
 
 Configuration file and logs (see docs/configuration.md):
   --config FILE         read options from a YAML (or JSON) file, one key per long option
@@ -265,6 +267,13 @@ std::string set_metrics_address(const std::string& v, Config& c) {
     return {};
 }
 
+std::string set_cgroup_root(const std::string& v, Config& c) {
+    if (v.empty() || v[0] != '/')
+        return "--cgroup-root: expected an absolute path, got '" + v + "'";
+    c.cgroup_root = v;
+    return {};
+}
+
 // The flags that only keep their value as it is.
 template <std::string Config::*field>
 std::string set_text(const std::string& v, Config& c) {
@@ -312,6 +321,7 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--log-format", set_log_format},
         {"--summary-interval", set_summary_interval},
         {"--metrics-address", set_metrics_address},
+        {"--cgroup-root", set_cgroup_root},
     };
     return flags;
 }

@@ -54,6 +54,7 @@ struct Config {
     // default; a bind failure stops the agent only when the address was given.
     std::string metrics_address = "127.0.0.1:9472";
     bool metrics_address_explicit = false;
+    std::string cgroup_root;  // --cgroup-root PATH: the host's cgroup v2 mount ("" = find it)
 
     bool trace_all() const { return pids.empty() && exe_globs.empty(); }
     bool operator==(const Config&) const = default;

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,8 +31,6 @@
 
 namespace passport::agent {
 namespace {
-
-constexpr const char* kOwnCgroupMount = "/run/passport/cgroup2";
 
 // A process's view of its network namespace's TCP sockets (/proc/PID/net/tcp and tcp6).
 struct TcpTable {
@@ -154,8 +151,7 @@ const char* inject_counter_name(int c) {
 
 Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes,
                                                      const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path,
-                                                     bool trace_all) {
+                                                     CgroupRoot root, bool trace_all) {
     if (!probes.injection_loaded())
         return make_error(probes.injection_error().empty() ? "injection programs not loaded"
                                                            : probes.injection_error());
@@ -195,25 +191,15 @@ Result<std::unique_ptr<Injection>> Injection::attach(BpfProbes& probes,
 
     // sock_ops on the cgroup v2 root: every socket of every process passes it; the program
     // itself keeps only selected processes.
-    std::string path = cgroup2_path;
-    if (path.empty()) {
-        ::mkdir("/run/passport", 0755);
-        ::mkdir(kOwnCgroupMount, 0755);
-        if (::mount("cgroup2", kOwnCgroupMount, "cgroup2", 0, nullptr) != 0)
-            return make_error(std::string("no cgroup v2 mount, and mounting one on ") +
-                              kOwnCgroupMount + " failed: " + std::strerror(errno));
-        inj->mounted_ = true;
-        path = kOwnCgroupMount;
-    }
-    inj->cgroup_path_ = path;
-    inj->cgroup_fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (inj->cgroup_fd_ < 0) return make_error("open cgroup " + path + ": " + std::strerror(errno));
+    if (root.fd.get() < 0) return make_error("no cgroup v2 root: " + root.why_not);
+    inj->cgroup_path_ = root.path;
+    inj->cgroup_fd_ = root.fd.release();
     inj->sockops_link_ = bpf_program__attach_cgroup(skel->progs.inject_sockops, inj->cgroup_fd_);
     // Only through a bpf_link (Linux 5.7 or later), which goes with the agent however it ends: a
     // plain attachment would stay on the cgroup after a SIGKILL, with no agent reading its
     // reports.
     if (!inj->sockops_link_)
-        return make_error(std::string("attach sock_ops to cgroup ") + path +
+        return make_error("attach sock_ops to cgroup " + inj->cgroup_path_ +
                           " through a bpf_link: " + std::strerror(errno));
     return inj;
 }
@@ -229,7 +215,6 @@ Injection::~Injection() {
     if (msg_prog_fd_ >= 0 && sockhash_fd_ >= 0)
         bpf_prog_detach2(msg_prog_fd_, sockhash_fd_, BPF_SK_MSG_VERDICT);
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_);
-    if (mounted_) ::umount2(kOwnCgroupMount, MNT_DETACH);
 }
 
 bool Injection::adoptable(uint32_t pid) const {

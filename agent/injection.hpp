@@ -1,7 +1,7 @@
 #pragma once
 // Injection: attaches the X-Amzn-Trace-Id injection programs (bpf/probes/inject.bpf.c) loaded by
-// BpfProbes: sock_ops on the cgroup v2 root (a bpf_link, gone when the agent exits) and sk_msg
-// on the sockhash (released with the map). Fills the deny lists and reads the injection
+// BpfProbes: sock_ops on the host's cgroup v2 root (a bpf_link, gone when the agent exits) and
+// sk_msg on the sockhash (released with the map). Fills the deny lists and reads the injection
 // counters for the exit report. The kernel's monotonic->epoch offset (clock_sync), which trace
 // ids minted in the kernel use, is BpfProbes' (written at load, refreshed every second by the
 // agent's loop). See docs/injection.md.
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/config.hpp"
+#include "agent/kernel_features.hpp"
 #include "passport/abi.h"
 #include "userspace/common/result.hpp"
 
@@ -24,12 +25,11 @@ class BpfProbes;
 
 class Injection {
   public:
-    // cgroup2_path: where cgroup v2 is mounted ("" = none: mount one under /run/passport).
+    // root: the cgroup v2 root sock_ops goes on (find_cgroup_root; the Injection keeps its fd).
     // trace_all: every process but the agent is selected (no --pid/--exe).
     static Result<std::unique_ptr<Injection>> attach(BpfProbes& probes,
                                                      const std::vector<DenyEntry>& deny,
-                                                     const std::string& cgroup2_path,
-                                                     bool trace_all = false);
+                                                     CgroupRoot root, bool trace_all = false);
     ~Injection();
     Injection(const Injection&) = delete;
     Injection& operator=(const Injection&) = delete;
@@ -80,7 +80,6 @@ class Injection {
     int msg_prog_fd_ = -1;
     int sockhash_fd_ = -1;
     std::string cgroup_path_;
-    bool mounted_ = false;
 };
 
 const char* inject_counter_name(int c);

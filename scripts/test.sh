@@ -3,8 +3,10 @@
 # kernel, e2e). Kernel and e2e tests need root and load real BPF programs. Then the unit and
 # replay tests again under ASan/UBSan (scripts/sanitize.sh, build-asan/) and the short fuzz runs
 # (scripts/fuzz.sh, build-fuzz/, label fuzz). Tests labelled soak (long, full-size load) run
-# only when asked for: scripts/test.sh -L soak. Style (scripts/lint.sh) fails the run too:
-# clang-format right after the build, clang-tidy in the background while the tests run.
+# only when asked for: scripts/test.sh -L soak; so do those labelled image (the container image
+# built from the Debian mirror and run with podman): scripts/test.sh -L image. Style
+# (scripts/lint.sh) fails the run too: clang-format right after the build, clang-tidy in the
+# background while the tests run.
 # Extra arguments go to ctest (e.g. -L unit) and run only the main build's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +24,10 @@ if (($# == 0)); then
   extra=$!
 fi
 status=0
-if [[ " $* " == *soak* ]]; then
+if [[ " $* " == *soak* || " $* " == *image* ]]; then
   ctest --test-dir build --output-on-failure "$@" || status=$?
 else
-  ctest --test-dir build --output-on-failure --timeout 300 -LE soak "$@" || status=$?
+  ctest --test-dir build --output-on-failure --timeout 300 -LE 'soak|image' "$@" || status=$?
 fi
 if [[ -n $extra ]]; then
   if ! wait "$extra"; then

@@ -76,7 +76,7 @@ TEST(KernelInject, HeaderCarriesTheWritingThreadsContext) {
     auto probes = BpfProbes::load(pc);
     ASSERT_TRUE(probes.ok()) << probes.error();
     ASSERT_TRUE((*probes)->injection_loaded()) << (*probes)->injection_error();
-    auto inj = Injection::attach(**probes, {}, features.cgroup2_path);
+    auto inj = Injection::attach(**probes, {}, find_cgroup_root(""));
     ASSERT_TRUE(inj.ok()) << inj.error();
     const auto pid = static_cast<uint32_t>(client.pid());
     ASSERT_TRUE((*probes)->select_pid(pid).ok());

@@ -128,5 +128,19 @@ TEST(AgentConfig, InjectionOptions) {
         EXPECT_FALSE(parse_args({"--inject-deny", bad}, nullptr).ok()) << bad;
 }
 
+TEST(AgentConfig, CgroupRoot) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->cgroup_root, "") << "found at start by default";
+    c = parse_args({"--cgroup-root", "/host/sys/fs/cgroup"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->cgroup_root, "/host/sys/fs/cgroup");
+    for (const char* bad : {"", "host/sys/fs/cgroup"}) {
+        auto r = parse_args({"--cgroup-root", bad}, nullptr);
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(r.error().find("--cgroup-root"), std::string::npos) << r.error();
+    }
+}
+
 }  // namespace
 }  // namespace passport::agent

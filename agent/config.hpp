@@ -8,6 +8,7 @@
 
 #include "userspace/aws/aws_call.hpp"
 #include "userspace/common/result.hpp"
+#include "userspace/k8s/selection.hpp"
 
 namespace passport::agent {
 
@@ -39,8 +40,13 @@ struct Config {
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
     std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
+    k8s::Rules k8s;                        // --k8s-namespace, --k8s-label, ... (docs/selection.md)
+    std::string k8s_api = "auto";          // --k8s-api auto|off|https://HOST[:PORT]
+    std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
+        "/var/run/secrets/kubernetes.io/serviceaccount";
+    std::string node_name;  // --node-name (else $NODE_NAME at start)
 
-    bool trace_all() const { return pids.empty() && exe_globs.empty(); }
+    bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
 };
 
 // argv[0] excluded. `env_daemon` is AWS_XRAY_DAEMON_ADDRESS (nullptr when unset).

@@ -147,7 +147,7 @@ const char* inject_counter_name(int c) {
             return "left_sndbuf";
         case PP_INJC_KTHREAD:
             return "kernel_threads";
-        case PP_INJC_PROC_NO_INJECT:
+        case PP_INJC_NO_INJECT:
             return "process_no_inject";
         default:
             return "unknown";

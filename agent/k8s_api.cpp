@@ -208,15 +208,16 @@ void PodWatcher::run() {
     std::string rv;
     while (!stop_) {
         if (rv.empty()) {
-            auto listed = list_pods();
-            first_attempt_done();
+            auto listed = list_pods();  // on success, the cache holds the pods already
             if (!listed) {
                 cache_.note_error("list pods: " + listed.error());
                 spdlog::warn("kubernetes: list pods on node {}: {}", endpoint_.node_name,
                              listed.error());
+                first_attempt_done();
                 backoff_wait();
                 continue;
             }
+            first_attempt_done();
             rv = *listed;
             backoff_ = std::chrono::seconds(1);
         }

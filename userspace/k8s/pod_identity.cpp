@@ -44,6 +44,12 @@ bool is_pod_uid(std::string_view s) {
     return true;
 }
 
+// "kubepods…" slices, and those of a kubelet started with a --cgroup-root (kind:
+// "kubelet-kubepods…").
+bool is_kubepods_slice(std::string_view c) {
+    return starts_with(c, "kubepods") || c.find("-kubepods") != std::string_view::npos;
+}
+
 QosClass qos_of(std::string_view component) {
     if (component.find("besteffort") != std::string_view::npos) return QosClass::kBestEffort;
     if (component.find("burstable") != std::string_view::npos) return QosClass::kBurstable;
@@ -54,7 +60,7 @@ QosClass qos_of(std::string_view component) {
 // "pod<uid>". Fills uid and qos.
 bool parse_pod_component(std::string_view c, PodIdentity& id) {
     std::string uid;
-    if (ends_with(c, ".slice") && starts_with(c, "kubepods")) {
+    if (ends_with(c, ".slice") && is_kubepods_slice(c)) {
         const size_t pod = c.rfind("-pod");
         if (pod == std::string_view::npos) return false;
         uid = std::string(c.substr(pod + 4, c.size() - pod - 4 - 6));
@@ -117,8 +123,7 @@ std::optional<PodIdentity> pod_identity_of_path(std::string_view path) {
     const std::vector<std::string_view> parts = split_path(path);
     for (size_t i = 0; i < parts.size(); i++) {
         const std::string_view c = parts[i];
-        if (c != "kubepods" && !starts_with(c, "kubepods.") && !starts_with(c, "kubepods-"))
-            continue;
+        if (c != "kubepods" && !(ends_with(c, ".slice") && is_kubepods_slice(c))) continue;
         // kubepods[.slice] [/ qos] / pod / container: the pod is at most two components below.
         PodIdentity id;
         if (c == "kubepods" && i + 1 < parts.size()) id.qos = qos_of(parts[i + 1]);

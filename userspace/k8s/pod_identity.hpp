@@ -12,7 +12,8 @@
 //                    <runtime> is cri-containerd, crio or docker; CRI-O's monitor runs in
 //                    crio-conmon-<id>.scope)
 //   cgroupfs driver /kubepods/burstable/pod<uid>/<id>   (guaranteed: /kubepods/pod<uid>/<id>)
-// Any prefix before the kubepods component is accepted (nested cgroup namespaces, kind nodes).
+// Any prefix before the kubepods component is accepted (nested cgroup namespaces), and slices of
+// a kubelet run with --cgroup-root (kind nodes: kubelet-kubepods-…-pod<uid>.slice).
 #include <optional>
 #include <string>
 #include <string_view>

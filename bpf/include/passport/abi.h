@@ -354,11 +354,11 @@ enum pp_inject_counter {
     PP_INJC_RESYNCED = 12,     /* body bytes the kernel sent without running sk_msg, skipped */
     PP_INJC_SPLIT_INJECTED =
         13, /* heads written over several sends, injected before the blank line */
-    PP_INJC_LEFT_NOT_HTTP = 14,  /* sockets removed from the sockhash: not HTTP/1 or framing lost */
-    PP_INJC_LEFT_BLOCKING = 15,  /* sockets removed from the sockhash: blocking file */
-    PP_INJC_LEFT_SNDBUF = 16,    /* sockets removed from the sockhash: send buffer filled */
-    PP_INJC_KTHREAD = 17,        /* connects by kernel threads (never marked) */
-    PP_INJC_PROC_NO_INJECT = 18, /* connects of selected processes never injected (per pod) */
+    PP_INJC_LEFT_NOT_HTTP = 14, /* sockets removed from the sockhash: not HTTP/1 or framing lost */
+    PP_INJC_LEFT_BLOCKING = 15, /* sockets removed from the sockhash: blocking file */
+    PP_INJC_LEFT_SNDBUF = 16,   /* sockets removed from the sockhash: send buffer filled */
+    PP_INJC_KTHREAD = 17,       /* connects by kernel threads (never marked) */
+    PP_INJC_NO_INJECT = 18,     /* connects of selected processes marked never to inject */
     PP_INJC_COUNT = 19,
 };
 

@@ -85,7 +85,7 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
     if (!is_traced(tgid))
         return;
     if (pp_pid_bit(PP_BITS_NO_INJECT, tgid)) {
-        inj_count(PP_INJC_PROC_NO_INJECT);
+        inj_count(PP_INJC_NO_INJECT);
         return;
     }
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();

@@ -31,6 +31,8 @@ std::string read_small(const std::string& path, size_t cap) {
     return text;
 }
 
+constexpr size_t kMaxCgroupFile = size_t{64} << 10;
+
 std::string proc_path(uint32_t pid, const char* what) {
     return "/proc/" + std::to_string(pid) + "/" + what;
 }
@@ -82,7 +84,7 @@ std::string base_name(const std::string& path) {
 }
 
 std::string own_pod_uid() {
-    auto id = k8s::pod_identity_of_cgroup_file(read_small("/proc/self/cgroup", 64 * 1024));
+    auto id = k8s::pod_identity_of_cgroup_file(read_small("/proc/self/cgroup", kMaxCgroupFile));
     return id ? id->pod_uid : std::string();
 }
 
@@ -121,7 +123,7 @@ bool ProcessSelector::node_service(uint32_t pid, const std::string& comm) const 
     if (exe.empty() && is_kernel_thread(pid)) return true;
     const bool service =
         node_service_exe(base_name(exe)) ||
-        k8s::in_node_service_cgroup(read_small(proc_path(pid, "cgroup"), 64 * 1024));
+        k8s::in_node_service_cgroup(read_small(proc_path(pid, "cgroup"), kMaxCgroupFile));
     if (!service || named_by_pid(pid)) return false;
     return std::none_of(cfg_.exe_globs.begin(), cfg_.exe_globs.end(), [&](const std::string& g) {
         return g.find_first_of("*?[") == std::string::npos && exe_matches(g, exe, comm);
@@ -161,7 +163,8 @@ ProcessSelector::Outcome ProcessSelector::consider_pod(uint32_t pid) {
         counters_.add(std::string("select.k8s_skipped.") + reason);
         return Outcome::kSkipped;
     };
-    auto id = k8s::pod_identity_of_cgroup_file(read_small(proc_path(pid, "cgroup"), 64 * 1024));
+    auto id =
+        k8s::pod_identity_of_cgroup_file(read_small(proc_path(pid, "cgroup"), kMaxCgroupFile));
     if (!id) return skipped("not_in_pod");
     if (id->runtime_monitor) return skipped("runtime");
     if (!own_pod_uid_.empty() && id->pod_uid == own_pod_uid_) return skipped("own_pod");

@@ -47,7 +47,7 @@ bool write_text(const std::filesystem::path& p, const std::string& text) {
 // names; the directories it created are removed (after moving any process left back to the root).
 class PodCgroup {
   public:
-    PodCgroup(const std::filesystem::path& root, const std::string& uid) : root_(root) {
+    PodCgroup(std::filesystem::path root, const std::string& uid) : root_(std::move(root)) {
         std::string u = uid;
         std::replace(u.begin(), u.end(), '-', '_');
         std::string hex;
@@ -61,7 +61,7 @@ class PodCgroup {
             p /= part;
             if (!std::filesystem::exists(p)) {
                 std::filesystem::create_directory(p);
-                created_.push_back(p);
+                created_.insert(created_.begin(), p);  // innermost first
             }
         }
         leaf_ = p;
@@ -77,9 +77,9 @@ class PodCgroup {
             if (!any) break;
             std::this_thread::sleep_for(20ms);
         }
-        for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
-            if (::rmdir(it->c_str()) != 0 && errno != ENOENT)
-                ADD_FAILURE() << "rmdir " << *it << ": " << std::strerror(errno);
+        for (const auto& dir : created_) {
+            if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+                ADD_FAILURE() << "rmdir " << dir << ": " << std::strerror(errno);
         }
     }
     PodCgroup(const PodCgroup&) = delete;
@@ -90,7 +90,7 @@ class PodCgroup {
   private:
     std::filesystem::path root_;
     std::filesystem::path leaf_;
-    std::vector<std::filesystem::path> created_;  // outermost first
+    std::vector<std::filesystem::path> created_;  // innermost first
 };
 
 // A verifying callee outside every pod: records the X-Amzn-Trace-Id values it receives.

@@ -7,7 +7,7 @@
 namespace passport::agent {
 namespace {
 
-Result<Config> parse(std::vector<std::string> args) { return parse_args(args, nullptr); }
+Result<Config> parse(const std::vector<std::string>& args) { return parse_args(args, nullptr); }
 
 TEST(K8sConfig, EveryRuleFlag) {
     auto c =

@@ -2,6 +2,7 @@
 #include "agent/proc_list.hpp"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,9 +90,18 @@ std::string own_pod_uid() {
 }
 
 // A pod's namespace as its service-account volume says it (absent when the pod mounts no token).
+// The volume is mounted at /var/run/secrets/kubernetes.io/serviceaccount; in images where
+// /var/run is a symlink to /run the runtime mounts it at /run/secrets/…. An absolute symlink
+// under /proc/PID/root would resolve against the agent's own root, so /var/run is followed only
+// when it is a real directory in the container.
 std::string namespace_file(uint32_t pid) {
-    std::string ns = read_small(
-        proc_path(pid, "root") + "/var/run/secrets/kubernetes.io/serviceaccount/namespace", 256);
+    const std::string root = proc_path(pid, "root");
+    const char* const kTail = "/secrets/kubernetes.io/serviceaccount/namespace";
+    struct stat st {};
+    std::string ns;
+    if (::lstat((root + "/var/run").c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        ns = read_small(root + "/var/run" + kTail, 256);
+    if (ns.empty()) ns = read_small(root + "/run" + kTail, 256);
     while (!ns.empty() && (ns.back() == '\n' || ns.back() == ' ')) ns.pop_back();
     return ns;
 }

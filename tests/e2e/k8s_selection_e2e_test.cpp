@@ -161,6 +161,24 @@ class K8sSelectionE2E : public E2eTest {
         return pods_.back();
     }
 
+    // A pod without the API server's help: its process runs in a mount namespace of its own where
+    // a tmpfs on /run holds secrets/kubernetes.io/serviceaccount/namespace (this host's /var/run
+    // is a symlink to /run, as in most images), the file a pod's service-account volume provides.
+    Pod& start_pod_with_namespace_file(const std::string& uid, const std::string& ns,
+                                       const std::string& name) {
+        Pod pod{uid, ns, std::make_unique<PodCgroup>(root_, uid), nullptr};
+        const std::string sa = "/run/secrets/kubernetes.io/serviceaccount";
+        pod.server = start_script_server(
+            {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+             "mount -t tmpfs tmpfs /run && mkdir -p " + sa + " && printf %s " + ns + " > " + sa +
+                 "/namespace && exec " + python3_path() + " caller_server.py 127.0.0.1 " +
+                 std::to_string(callee_->port())},
+            dir().path(), server_env({{"AWS_XRAY_TRACING_NAME", name}}));
+        EXPECT_TRUE(pod.cgroup->add(pod.server->pid()));
+        pods_.push_back(std::move(pod));
+        return pods_.back();
+    }
+
     static json pod_json(const Pod& p, const std::string& name) {
         return make_pod(p.uid, name, p.ns, kNode, {{"app", name}}, "ReplicaSet",
                         name + "-5f7d8c9b4");
@@ -274,6 +292,29 @@ TEST_F(K8sSelectionE2E, ExclusionsOnlyKeepKubeSystemAndHostProcessesOut) {
         with_url_containing(collector().documents(), ":" + std::to_string(host->port()) + "/")
             .empty())
         << "a process outside every pod was traced";
+}
+
+// --k8s-api off: namespaces from each pod's service-account file; label rules cannot match.
+TEST_F(K8sSelectionE2E, WithoutTheApiNamespacesComeFromServiceAccountFiles) {
+    Pod& shop =
+        start_pod_with_namespace_file("99999999-9999-4999-8999-999999999999", "shop", "shop-web");
+    Pod& other =
+        start_pod_with_namespace_file("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "other", "other-web");
+    Pod& no_file = start_pod("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "shop", "no-file-web");
+    AgentRunner& agent = start_agent({"--k8s-api", "off", "--k8s-namespace", "shop"});
+    EXPECT_NE(agent.stderr_text().find("[no]  kubernetes - API off (--k8s-api off): namespace from "
+                                       "each pod's service-account files only"),
+              std::string::npos)
+        << agent.stderr_text();
+
+    const std::string tag = unique_tag();
+    for (const Pod* p : {&other, &no_file, &shop}) ASSERT_TRUE(call(*p, p->uid.substr(0, 4) + tag));
+    ASSERT_TRUE(wait_for_url("/call/9999" + tag)) << agent_diagnostics();
+
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_TRUE(docs_for(other).empty()) << "other namespace traced";
+    EXPECT_TRUE(docs_for(no_file).empty()) << "a pod without a namespace file was traced";
+    EXPECT_GE(exit.counter("select.k8s_skipped.namespace_unknown"), 1u) << exit.counters_text();
 }
 
 }  // namespace

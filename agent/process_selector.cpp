@@ -148,6 +148,7 @@ void ProcessSelector::select(uint32_t pid, bool inject) {
         counters_.add("select.k8s_no_inject");
     }
     if (auto r = probes_.select_pid(pid); !r) {
+        probes_.set_no_inject(pid, false);  // a later process with this pid starts clean
         counters_.add("select.map_update_failed");
         return;
     }

@@ -12,6 +12,8 @@
 #include <map>
 #include <string_view>
 
+#include <spdlog/spdlog.h>
+
 #include "userspace/k8s/pod_identity.hpp"
 
 namespace passport::agent {
@@ -202,6 +204,12 @@ ProcessSelector::Outcome ProcessSelector::consider_pod(uint32_t pid) {
 
 Result<size_t> ProcessSelector::scan() {
     if (cfg_.trace_all()) return size_t{0};
+    if (pods_) {
+        // The verdict of each known pod now: later changes are followed from here (refresh()).
+        pods_version_ = pods_->version();
+        std::vector<uint32_t> none;
+        follow_pod_changes(*pods_->snapshot(), none);
+    }
     for (uint32_t pid : cfg_.pids) {
         if (::access(proc_path(pid, "").c_str(), F_OK) != 0)
             return make_error("--pid " + std::to_string(pid) + ": no such process");
@@ -255,7 +263,7 @@ void ProcessSelector::on_exit(const events::ProcExit& e) {
 
 std::vector<uint32_t> ProcessSelector::refresh() {
     std::vector<uint32_t> selected;
-    if (!pods_ || waiting_.empty()) return selected;
+    if (!pods_) return selected;
     const uint64_t version = pods_->version();
     if (version == pods_version_) return selected;
     pods_version_ = version;
@@ -268,7 +276,48 @@ std::vector<uint32_t> ProcessSelector::refresh() {
         }
         if (consider_pod(pid) == Outcome::kSelected) selected.push_back(pid);
     }
+    follow_pod_changes(*pods_->snapshot(), selected);
     return selected;
+}
+
+// A process --pid/--exe let through (every process when only --k8s-* rules are given).
+bool ProcessSelector::candidate(uint32_t pid) {
+    if (cfg_.pids.empty() && cfg_.exe_globs.empty()) return true;
+    return named_by_pid(pid) || by_exe_.count(pid) != 0 ||
+           (!cfg_.exe_globs.empty() && matches_exe(pid, "", read_comm(pid)));
+}
+
+void ProcessSelector::follow_pod_changes(const k8s::PodCache::Map& pods,
+                                         std::vector<uint32_t>& selected) {
+    std::map<std::string, bool> now;
+    std::set<std::string> changed;
+    for (const auto& [uid, meta] : pods) {
+        const bool traced =
+            k8s::decide(cfg_.k8s, {meta.namespace_name, &meta}).verdict == k8s::Verdict::kTrace;
+        now[uid] = traced;
+        auto before = pod_traced_.find(uid);
+        if (before != pod_traced_.end() && before->second != traced) changed.insert(uid);
+    }
+    pod_traced_ = std::move(now);
+    if (changed.empty()) return;
+    const size_t before = selected.size();
+    size_t unselected = 0;
+    for (uint32_t pid : list_pids()) {
+        auto id =
+            k8s::pod_identity_of_cgroup_file(read_small(proc_path(pid, "cgroup"), kMaxCgroupFile));
+        if (!id || changed.count(id->pod_uid) == 0) continue;
+        if (!pod_traced_[id->pod_uid]) {
+            if (!probes_.is_selected(pid)) continue;
+            probes_.unselect_pid(pid);
+            unselected++;
+        } else if (!probes_.is_selected(pid) && candidate(pid) &&
+                   consider(pid, read_comm(pid)) == Outcome::kSelected) {
+            selected.push_back(pid);
+        }
+    }
+    counters_.add("select.k8s_unselected", unselected);
+    spdlog::info("kubernetes: {} pod(s) changed selection; {} process(es) selected, {} unselected",
+                 changed.size(), selected.size() - before, unselected);
 }
 
 }  // namespace passport::agent

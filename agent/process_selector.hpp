@@ -37,8 +37,10 @@ class ProcessSelector {
     Result<size_t> scan();
     void on_exec(const events::ProcExec& e);
     void on_exit(const events::ProcExit& e);
-    // Decides again the processes waiting for their pod, when the pod cache changed. Returns
-    // the processes selected now (their TLS libraries and open connections are picked up then).
+    // When the pod cache changed: decides again the processes waiting for their pod, and follows
+    // pods whose verdict changed (a label added or removed): their processes are selected or
+    // unselected. Returns the processes selected now (their TLS libraries and open connections
+    // are picked up then).
     std::vector<uint32_t> refresh();
     size_t waiting() const { return waiting_.size(); }
 
@@ -52,6 +54,8 @@ class ProcessSelector {
     Outcome consider(uint32_t pid, const std::string& comm);
     Outcome consider_pod(uint32_t pid);
     void select(uint32_t pid, bool inject = true);
+    bool candidate(uint32_t pid);
+    void follow_pod_changes(const k8s::PodCache::Map& pods, std::vector<uint32_t>& selected);
 
     const Config& cfg_;
     BpfProbes& probes_;
@@ -61,6 +65,7 @@ class ProcessSelector {
     std::set<uint32_t> by_exe_;                // selected because of an --exe match
     std::map<uint32_t, std::string> waiting_;  // pid -> pod UID not in the cache yet
     uint64_t pods_version_ = 0;
+    std::map<std::string, bool> pod_traced_;  // pod UID -> the rules' verdict at the last refresh
 };
 
 }  // namespace passport::agent

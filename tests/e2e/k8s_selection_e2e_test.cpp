@@ -204,7 +204,7 @@ class K8sSelectionE2E : public E2eTest {
     std::deque<Pod> pods_;
 };
 
-TEST_F(K8sSelectionE2E, NamespaceSelectionNoInjectAndLatePods) {
+TEST_F(K8sSelectionE2E, NamespaceSelectionNoInjectLatePodsAndLabelChanges) {
     Pod& shop = start_pod("11111111-1111-4111-8111-111111111111", "shop", "shop-web");
     Pod& system = start_pod("22222222-2222-4222-8222-222222222222", "kube-system", "coredns");
     Pod& other = start_pod("33333333-3333-4333-8333-333333333333", "other", "other-web");
@@ -216,8 +216,9 @@ TEST_F(K8sSelectionE2E, NamespaceSelectionNoInjectAndLatePods) {
     ASSERT_TRUE(api.ok()) << api.describe();
 
     auto args = k8s_args(api);
-    for (const char* a : {"--k8s-namespace", "shop", "--k8s-namespace", "payments",
-                          "--k8s-no-inject-namespace", "payments"})
+    for (const char* a :
+         {"--k8s-namespace", "shop", "--k8s-namespace", "payments", "--k8s-no-inject-namespace",
+          "payments", "--k8s-exclude-label", "passport.io/trace=false"})
         args.emplace_back(a);
     AgentRunner& agent = start_agent(args);
     EXPECT_NE(agent.stderr_text().find("[yes] kubernetes - API server at " + api.url() +
@@ -251,6 +252,18 @@ TEST_F(K8sSelectionE2E, NamespaceSelectionNoInjectAndLatePods) {
     ASSERT_TRUE(late_doc) << agent_diagnostics();
     EXPECT_EQ(field(*late_doc, "name"), "late-web");
 
+    // A label that excludes the shop pod, added while it runs: its process is unselected.
+    json excluded = pod_json(shop, "shop-web");
+    excluded["metadata"]["labels"]["passport.io/trace"] = "false";
+    ASSERT_TRUE(api.put_pod(excluded));
+    const Deadline until = deadline_in(20s);
+    while (agent.stderr_text().find("0 process(es) selected, 1 unselected") == std::string::npos &&
+           std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(50ms);
+    ASSERT_NE(agent.stderr_text().find("0 process(es) selected, 1 unselected"), std::string::npos)
+        << agent.stderr_text();
+    ASSERT_TRUE(call(shop, "shop-excluded-" + tag));
+
     AgentExit exit = stop_agent_and_sync();
     EXPECT_TRUE(docs_for(system).empty()) << "kube-system traced: " << brief(docs_for(system)[0]);
     EXPECT_TRUE(docs_for(other).empty()) << "other namespace traced: " << brief(docs_for(other)[0]);
@@ -259,6 +272,8 @@ TEST_F(K8sSelectionE2E, NamespaceSelectionNoInjectAndLatePods) {
             << "traced before its pod was known: " << brief(d);
     for (const auto& d : collector().documents())
         EXPECT_FALSE(json_has_key_value(field(d, "metadata"), "pid", agent.pid())) << brief(d);
+    EXPECT_TRUE(with_url_containing(collector().documents(), "/call/shop-excluded-" + tag).empty())
+        << "traced after its pod was excluded by a label";
     EXPECT_GE(exit.counter("select.k8s_waited"), 1u) << exit.counters_text();
     EXPECT_GE(exit.counter("select.k8s_no_inject"), 1u) << exit.counters_text();
     EXPECT_GE(exit.counter("inject.process_no_inject"), 1u) << exit.counters_text();

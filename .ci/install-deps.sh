@@ -17,6 +17,8 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # the config file (yaml-cpp), sd_notify for the systemd unit; the .deb (CPack uses dpkg-shlibdeps) and systemd-analyze verify
   libyaml-cpp-dev libsystemd-dev dpkg-dev systemd
+  # the Kubernetes API client (pod metadata for --k8s-* selection; agent/k8s_api.cpp)
+  libcurl4-openssl-dev
   # programs the tests trace (real, unmodified servers and clients)
   python3 curl nginx-light nodejs openssl iproute2 procps
   # a blocking HTTP client the injection tests run (Debian's requests for /usr/bin/python3)

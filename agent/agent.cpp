@@ -17,6 +17,7 @@
 
 #include "agent/bpf_loader.hpp"
 #include "agent/injection.hpp"
+#include "agent/k8s_api.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/metrics/metrics_publisher.hpp"
 #include "agent/process_selector.hpp"
@@ -183,6 +184,7 @@ class Agent {
         if (int rc = build_pipeline(); rc != 0) return rc;
         if (int rc = load_probes(); rc != 0) return rc;
         start_injection();
+        start_kubernetes();
         if (int rc = select_processes(); rc != 0) return rc;
         adopt_connections();
         start_tls();
@@ -395,8 +397,49 @@ class Agent {
         return {};
     }
 
+    // Pod metadata for the --k8s-* rules: the API server's pods of this node, when reachable.
+    void start_kubernetes() {
+        if (!cfg_.k8s.any()) return;
+        const std::string node = !cfg_.node_name.empty()               ? cfg_.node_name
+                                 : std::getenv("NODE_NAME") != nullptr ? std::getenv("NODE_NAME")
+                                                                       : "";
+        auto ep = resolve_api_endpoint(cfg_.k8s_api, std::getenv("KUBERNETES_SERVICE_HOST"),
+                                       std::getenv("KUBERNETES_SERVICE_PORT"),
+                                       cfg_.k8s_service_account_dir, node);
+        if (!ep) {
+            report().info(
+                "  [no]  kubernetes - {}: namespace from each pod's service-account files only; "
+                "label and workload rules cannot match",
+                ep.error());
+            if (cfg_.k8s.needs_api())
+                spdlog::warn(
+                    "--k8s-label/--k8s-exclude-label/--k8s-workload need the API server: "
+                    "pods they name are not traced");
+            return;
+        }
+        pod_watcher_ = std::make_unique<PodWatcher>(std::move(*ep), pods_);
+        pod_watcher_->start();
+        pod_watcher_->wait_first_attempt(std::chrono::seconds(2));
+        report_kubernetes();
+    }
+
+    void report_kubernetes() {
+        const auto st = pods_.status();
+        const auto& ep = pod_watcher_->endpoint();
+        if (st.synced) {
+            report().info("  [yes] kubernetes - API server at {}, {} pods on node {}", ep.base_url,
+                          pods_.snapshot()->size(), ep.node_name);
+            return;
+        }
+        report().info(
+            "  [no]  kubernetes - API server at {}: {}; retrying in the background, processes in "
+            "pods stay unselected until their pod is known",
+            ep.base_url, st.last_error.empty() ? "no answer yet" : st.last_error);
+    }
+
     int select_processes() {
-        selector_ = std::make_unique<ProcessSelector>(cfg_, *probes_, counters_);
+        selector_ = std::make_unique<ProcessSelector>(cfg_, *probes_, counters_,
+                                                      pod_watcher_ ? &pods_ : nullptr);
         auto scanned = selector_->scan();
         if (!scanned) {
             spdlog::error("{}", scanned.error());
@@ -473,6 +516,7 @@ class Agent {
             fanout_.flush();  // batched datagrams leave at most one tick after their document
         }));
         timers_.push_back(every(io_, 200ms, [this]() { pipeline_->tick(monotonic_now_ns()); }));
+        timers_.push_back(every(io_, 200ms, [this]() { refresh_selection(); }));
         timers_.push_back(every(io_, 100ms, [this]() {
             if (tls_) tls_->tick();
         }));
@@ -508,6 +552,15 @@ class Agent {
         }
     }
 
+    // Processes whose pod became known: selected now, then their connections and TLS libraries.
+    void refresh_selection() {
+        for (uint32_t pid : selector_->refresh()) {
+            if (injection_) injection_->adopt_process(pid);
+            if (tls_) tls_->on_exec(pid);
+        }
+        counters_.set("select.k8s_waiting", selector_->waiting());
+    }
+
     void wait_ring() {
         ring_fd_->async_wait(asio::posix::stream_descriptor::wait_read,
                              [this](boost::system::error_code ec) {
@@ -523,6 +576,9 @@ class Agent {
                      cfg_.trace_all() ? "every process except passport"
                                       : std::to_string(selected_) +
                                             " selected process(es) and their future children");
+        if (selector_->waiting() > 0)
+            spdlog::info("{} process(es) in pods wait for their pod's metadata (not traced yet)",
+                         selector_->waiting());
         spdlog::info("ready");
         ::sd_notify(0, "READY=1");  // systemd Type=notify; nothing without NOTIFY_SOCKET
         if (metrics_) {
@@ -634,14 +690,17 @@ class Agent {
                 "reload: switching between tracing every process and a --pid/--exe selection "
                 "needs a restart; the selection is left as it was");
         } else if (!next.trace_all() &&
-                   (next.pids != cfg_.pids || next.exe_globs != cfg_.exe_globs)) {
+                   (next.pids != cfg_.pids || next.exe_globs != cfg_.exe_globs ||
+                    !(next.k8s == cfg_.k8s))) {
             const Config before = cfg_;
             cfg_.pids = next.pids;
             cfg_.exe_globs = next.exe_globs;
+            cfg_.k8s = next.k8s;
             auto change = selector_->rescan();
             if (!change) {
                 cfg_.pids = before.pids;
                 cfg_.exe_globs = before.exe_globs;
+                cfg_.k8s = before.k8s;
                 return make_error(change.error());
             }
             for (uint32_t pid : change->added) {
@@ -748,6 +807,8 @@ class Agent {
     std::unique_ptr<pipeline::Pipeline> pipeline_;
     std::unique_ptr<BpfProbes> probes_;
     std::unique_ptr<Injection> injection_;
+    k8s::PodCache pods_;
+    std::unique_ptr<PodWatcher> pod_watcher_;  // stopped (joined) before the cache goes
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;

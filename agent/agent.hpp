@@ -25,8 +25,17 @@ struct ReloadSource {
 
 // Keys a reload applies in place; a change to any other key is reported as needing a restart.
 // Selection keys belong here.
-inline const std::vector<std::string> kReloadableKeys = {"sampling_rules", "pid", "exe", "port",
-                                                         "verbose"};
+inline const std::vector<std::string> kReloadableKeys = {"sampling_rules",
+                                                         "pid",
+                                                         "exe",
+                                                         "port",
+                                                         "verbose",
+                                                         "k8s_namespace",
+                                                         "k8s_exclude_namespace",
+                                                         "k8s_label",
+                                                         "k8s_exclude_label",
+                                                         "k8s_workload",
+                                                         "k8s_no_inject_namespace"};
 
 // extra_emitter, when set, receives every datagram too (the demo's embedded sink).
 // on_ready runs once probes are attached and events flow. Without `reload`, SIGHUP re-reads

@@ -250,9 +250,9 @@ BpfProbes::~BpfProbes() {
     if (skel_) passport_bpf__destroy(skel_);
 }
 
-// The pid_bits map (slots PP_BITS_TRACED and PP_BITS_TLS of abi.h), one bit per tgid, changed
-// through the memory-mapped view with atomics (the fork and exit programs change other bits of
-// the same words concurrently).
+// The pid_bits map (slots PP_BITS_TRACED, PP_BITS_TLS and PP_BITS_NO_INJECT of abi.h), one bit per
+// tgid, changed through the memory-mapped view with atomics (the fork and exit programs change
+// other bits of the same words concurrently).
 
 void BpfProbes::set_pid_bit(uint32_t slot, uint32_t tgid, bool on) {
     const size_t w = tgid >> 6;
@@ -277,6 +277,7 @@ Result<bool> BpfProbes::select_pid(uint32_t tgid) {
 
 void BpfProbes::unselect_pid(uint32_t tgid) {
     set_pid_bit(PP_BITS_TRACED, tgid, false);
+    set_pid_bit(PP_BITS_NO_INJECT, tgid, false);
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid);
 }
 
@@ -294,6 +295,17 @@ bool BpfProbes::pid_bit_selected(uint32_t tgid) const {
 }
 
 void BpfProbes::set_tls_proc(uint32_t tgid, bool on) { set_pid_bit(PP_BITS_TLS, tgid, on); }
+
+void BpfProbes::set_no_inject(uint32_t tgid, bool on) { set_pid_bit(PP_BITS_NO_INJECT, tgid, on); }
+
+bool BpfProbes::no_inject(uint32_t tgid) const {
+    const size_t w = tgid >> 6;
+    if (!pid_bits_ || w >= pid_bits_words_) return false;
+    return (__atomic_load_n(pid_bits_ + PP_BITS_NO_INJECT * pid_bits_words_ + w,
+                            __ATOMIC_SEQ_CST) >>
+            (tgid & 63)) &
+           1;
+}
 
 void BpfProbes::refresh_clock() {
     timespec real{}, mono{};

@@ -73,6 +73,11 @@ class BpfProbes {
     // socket syscalls look at the TLS maps. Set before attaching its uprobes, cleared after
     // detaching them.
     void set_tls_proc(uint32_t tgid, bool on);
+    // Marks a selected process whose outgoing requests are never injected (pid_bits slot
+    // PP_BITS_NO_INJECT; inherited by its forks, cleared when it is unselected or exits). Set
+    // before the process is selected, so it is never injected in between.
+    void set_no_inject(uint32_t tgid, bool on);
+    bool no_inject(uint32_t tgid) const;
 
     // fd of the events ring buffer map, for ring_buffer__new.
     int events_map_fd() const;
@@ -124,7 +129,7 @@ class BpfProbes {
     void set_pid_bit(uint32_t slot, uint32_t tgid, bool on);
 
     passport_bpf* skel_ = nullptr;
-    uint64_t* pid_bits_ = nullptr;  // the pid_bits map, memory-mapped: 2 slots of pid_bits_words_
+    uint64_t* pid_bits_ = nullptr;  // the pid_bits map, memory-mapped: PP_BITS_SLOTS slots
     size_t pid_bits_len_ = 0;
     size_t pid_bits_words_ = 0;
     std::vector<std::string> attached_;

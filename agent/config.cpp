@@ -83,6 +83,26 @@ Selection (none given: every process except passport itself):
                         matches GLOB, running now or started later (repeatable)
   --port N              only server connections on local port N (repeatable)
 
+Kubernetes selection (any of these: only processes in pods on this node; see docs/selection.md):
+  --k8s-namespace NS    trace pods in namespace NS (repeatable; kube-system only when named)
+  --k8s-exclude-namespace NS
+                        never trace pods in namespace NS (repeatable)
+  --k8s-label KEY=VALUE trace pods with this label (repeatable: any of them)
+  --k8s-exclude-label KEY=VALUE
+                        never trace pods with this label (repeatable)
+  --k8s-workload KIND/NAME
+                        trace pods of this workload, e.g. deployment/web (repeatable)
+  --k8s-no-inject-namespace NS
+                        trace pods in namespace NS but never inject into their requests
+  --k8s-api auto|off|URL
+                        pod labels and owners from the API server: auto (in a cluster), off,
+                        or the server's https URL (default auto)
+  --k8s-service-account-dir DIR
+                        token and ca.crt for the API server
+                        (default /var/run/secrets/kubernetes.io/serviceaccount)
+  --node-name NAME      this node's name (default: $NODE_NAME)
+  With --pid/--exe as well, a process must satisfy both (AND).
+
 Output:
   --daemon-address A    X-Ray daemon: HOST:PORT or "udp:HOST:PORT tcp:HOST:PORT"
                         (default: $AWS_XRAY_DAEMON_ADDRESS, else 127.0.0.1:2000)
@@ -218,6 +238,36 @@ std::string set_inject_deny(const std::string& v, Config& c) {
     return {};
 }
 
+// --k8s-* rules: each value checked by its parser, then kept in the selection rules.
+std::string add_k8s_name(const std::string& flag, const std::string& v,
+                         std::vector<std::string>& list) {
+    if (v.empty()) return flag + ": empty namespace";
+    list.push_back(v);
+    return {};
+}
+
+std::string add_k8s_label(const std::string& flag, const std::string& v,
+                          std::vector<k8s::LabelRule>& list) {
+    auto rule = k8s::parse_label_rule(v);
+    if (!rule) return flag + ": " + rule.error();
+    list.push_back(std::move(*rule));
+    return {};
+}
+
+std::string set_k8s_workload(const std::string& v, Config& c) {
+    auto rule = k8s::parse_workload_rule(v);
+    if (!rule) return "--k8s-workload: " + rule.error();
+    c.k8s.workloads.push_back(std::move(*rule));
+    return {};
+}
+
+std::string set_k8s_api(const std::string& v, Config& c) {
+    if (v != "auto" && v != "off" && v.rfind("https://", 0) != 0)
+        return "--k8s-api: expected auto, off or an https:// URL, got '" + v + "'";
+    c.k8s_api = v;
+    return {};
+}
+
 std::string set_ringbuf_mb(const std::string& v, Config& c) {
     auto n = parse_uint(
         "--ringbuf-mb", v, 1024,
@@ -322,6 +372,28 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--summary-interval", set_summary_interval},
         {"--metrics-address", set_metrics_address},
         {"--cgroup-root", set_cgroup_root},
+        {"--k8s-namespace",
+         [](const std::string& v, Config& c) {
+             return add_k8s_name("--k8s-namespace", v, c.k8s.namespaces);
+         }},
+        {"--k8s-exclude-namespace",
+         [](const std::string& v, Config& c) {
+             return add_k8s_name("--k8s-exclude-namespace", v, c.k8s.exclude_namespaces);
+         }},
+        {"--k8s-no-inject-namespace",
+         [](const std::string& v, Config& c) {
+             return add_k8s_name("--k8s-no-inject-namespace", v, c.k8s.no_inject_namespaces);
+         }},
+        {"--k8s-label", [](const std::string& v,
+                           Config& c) { return add_k8s_label("--k8s-label", v, c.k8s.labels); }},
+        {"--k8s-exclude-label",
+         [](const std::string& v, Config& c) {
+             return add_k8s_label("--k8s-exclude-label", v, c.k8s.exclude_labels);
+         }},
+        {"--k8s-workload", set_k8s_workload},
+        {"--k8s-api", set_k8s_api},
+        {"--k8s-service-account-dir", set_text<&Config::k8s_service_account_dir>},
+        {"--node-name", set_text<&Config::node_name>},
     };
     return flags;
 }

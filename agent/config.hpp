@@ -9,6 +9,7 @@
 
 #include "userspace/aws/aws_call.hpp"
 #include "userspace/common/result.hpp"
+#include "userspace/k8s/selection.hpp"
 
 namespace passport::aws {
 // Config equality (a file key and its flag give the same Config) compares endpoint lists.
@@ -54,9 +55,14 @@ struct Config {
     // default; a bind failure stops the agent only when the address was given.
     std::string metrics_address = "127.0.0.1:9472";
     bool metrics_address_explicit = false;
-    std::string cgroup_root;  // --cgroup-root PATH: the host's cgroup v2 mount ("" = find it)
+    std::string cgroup_root;       // --cgroup-root PATH: the host's cgroup v2 mount ("" = find it)
+    k8s::Rules k8s;                // --k8s-namespace, --k8s-label, ... (docs/selection.md)
+    std::string k8s_api = "auto";  // --k8s-api auto|off|https://HOST[:PORT]
+    std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
+        "/var/run/secrets/kubernetes.io/serviceaccount";
+    std::string node_name;  // --node-name (else $NODE_NAME at start)
 
-    bool trace_all() const { return pids.empty() && exe_globs.empty(); }
+    bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;
 };
 

@@ -144,6 +144,8 @@ const char* inject_counter_name(int c) {
             return "left_sndbuf";
         case PP_INJC_KTHREAD:
             return "kernel_threads";
+        case PP_INJC_NO_INJECT:
+            return "process_no_inject";
         default:
             return "unknown";
     }
@@ -219,6 +221,7 @@ Injection::~Injection() {
 
 bool Injection::adoptable(uint32_t pid) const {
     if (pid == 0 || pid == static_cast<uint32_t>(::getpid())) return false;
+    if (probes_->no_inject(pid)) return false;
     return trace_all_ || probes_->is_selected(pid);
 }
 

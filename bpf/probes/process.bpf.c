@@ -62,6 +62,8 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
         return 0;
     __u8 v = *sel;
     bpf_map_update_elem(&traced_pids, &child_tgid, &v, BPF_ANY);
+    if (pp_pid_bit(PP_BITS_NO_INJECT, parent_tgid))
+        pp_pid_bit_set(PP_BITS_NO_INJECT, child_tgid);
     pp_pid_bit_set(PP_BITS_TRACED, child_tgid);
     return 0;
 }
@@ -86,6 +88,7 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
     bpf_get_current_comm(ev.comm, sizeof(ev.comm));
     pp_pid_bit_clear(PP_BITS_TRACED, tgid);
     pp_pid_bit_clear(PP_BITS_TLS, tgid);
+    pp_pid_bit_clear(PP_BITS_NO_INJECT, tgid);
     bpf_map_delete_elem(&traced_pids, &tgid);
     emit(&ev, sizeof(ev));
     return 0;

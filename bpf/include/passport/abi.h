@@ -280,10 +280,12 @@ struct pp_config {
 /* One bit per tgid covering every pid the kernel can hand out (PID_MAX_LIMIT, 2^22 on 64-bit):
  * 2^16 words of 64 bits, 512 KiB per slot. */
 #define PP_PID_BITMAP_WORDS (1u << 16)
-/* Slots of pid_bits (array index): the selection, and the processes with TLS uprobes. */
-#define PP_BITS_TRACED 0
-#define PP_BITS_TLS    1
-#define PP_BITS_SLOTS  2
+/* Slots of pid_bits (array index): the selection, the processes with TLS uprobes, and the selected
+ * processes whose outgoing requests are never injected (--k8s-no-inject-namespace). */
+#define PP_BITS_TRACED    0
+#define PP_BITS_TLS       1
+#define PP_BITS_NO_INJECT 2
+#define PP_BITS_SLOTS     3
 
 struct pp_pid_bitmap {
     __u64 w[PP_PID_BITMAP_WORDS]; /* bit (tgid & 63) of word (tgid >> 6) */
@@ -356,7 +358,8 @@ enum pp_inject_counter {
     PP_INJC_LEFT_BLOCKING = 15, /* sockets removed from the sockhash: blocking file */
     PP_INJC_LEFT_SNDBUF = 16,   /* sockets removed from the sockhash: send buffer filled */
     PP_INJC_KTHREAD = 17,       /* connects by kernel threads (never marked) */
-    PP_INJC_COUNT = 18,
+    PP_INJC_NO_INJECT = 18,     /* connects of selected processes marked never to inject */
+    PP_INJC_COUNT = 19,
 };
 
 /* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).

@@ -84,6 +84,10 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (!is_traced(tgid))
         return;
+    if (pp_pid_bit(PP_BITS_NO_INJECT, tgid)) {
+        inj_count(PP_INJC_NO_INJECT);
+        return;
+    }
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     if (BPF_CORE_READ(task, flags) & PP_PF_KTHREAD) {
         inj_count(PP_INJC_KTHREAD);

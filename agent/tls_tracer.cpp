@@ -108,7 +108,10 @@ TlsTracer::TlsTracer(BpfProbes& probes, Counters& counters, bool trace_all)
     : probes_(probes),
       counters_(counters),
       trace_all_(trace_all),
-      self_(static_cast<uint32_t>(::getpid())) {}
+      self_(static_cast<uint32_t>(::getpid())) {
+    update_gauges();
+    counters_.add("tls.attach_failed", 0);
+}
 
 // Every link goes to the reaper, whose destructor (it is the last member) waits for them.
 TlsTracer::~TlsTracer() {

@@ -76,7 +76,7 @@ class LinkReaper {
 class TlsTracer {
   public:
     // Processes a binary may have uprobes of their own for; beyond, one set for the binary.
-    static constexpr size_t kPerProcessMax = 4;
+    static constexpr size_t kPerProcessMax = 2;
 
     TlsTracer(BpfProbes& probes, Counters& counters, bool trace_all);
     ~TlsTracer();
@@ -89,6 +89,12 @@ class TlsTracer {
     // Attaches queued work for about `budget`; true once nothing is left.
     bool attach_step(std::chrono::milliseconds budget);
     bool scanning() const { return !queue_.empty(); }
+    // Both at once (tests, and tools that need every uprobe in place before they go on).
+    void scan_selected() {
+        begin_scan();
+        while (!attach_step(std::chrono::milliseconds(100))) {
+        }
+    }
 
     void on_exec(uint32_t pid) { exec_pending_.insert(pid); }
     void on_exit(uint32_t pid);

@@ -9,6 +9,8 @@ For each count N: N idle interpreters (`import ssl, time; time.sleep(...)`, so e
 are started from a copy of /usr/bin/python3 named `ppbench-python3`, so `--exe 'ppbench-python3*'`
 selects exactly them and nothing else on the machine. Then the agent starts and the suite reads:
 
+  loaded_s     agent start -> its BPF programs loaded and attached (the start report's tp_btf
+               line): the part of the start that does not depend on the process count
   ready_s      agent start -> `ready` on its log (plaintext tracing on)
   tls_s        agent start -> `tls: attached to N binaries ...` (every TLS uprobe in place)
   rss_mb       the agent's VmHWM once TLS is attached
@@ -111,6 +113,7 @@ def one_run(agent, n, python, tmp):
                                   os.path.join(tmp, "docs.jsonl")],
                                  stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         deadline = t0 + 600
+        loaded = wait_line(log, r"\] tp_btf - ", deadline)
         ready = wait_line(log, r"\bready$", deadline)
         tls = ready
         with open(log, errors="replace") as f:
@@ -121,6 +124,7 @@ def one_run(agent, n, python, tmp):
             p.kill()
             p.wait()
             raise SystemExit(f"agent did not get ready with {n} processes; log {log}")
+        r["loaded_s"] = round(loaded - t0, 3) if loaded else None
         r["ready_s"] = round(ready - t0, 3)
         r["tls_s"] = round(tls - t0, 3)
         r["rss_mb"] = round(hwm_mb(p.pid), 1)

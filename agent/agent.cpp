@@ -454,6 +454,10 @@ class Agent {
     }
 
     void report_ready() {
+        // Records written since the probes were loaded, first: a process exec'd during the start
+        // and matched by --exe is selected before `ready`, not after the first ring read (a
+        // request it serves right after `ready` would otherwise find it unselected).
+        ring_buffer__consume(ring_.get());
         spdlog::info("{} programs attached; tracing {}", probes_->attached().size(),
                      cfg_.trace_all() ? "every process except passport"
                                       : std::to_string(selected_) +

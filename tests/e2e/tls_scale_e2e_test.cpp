@@ -35,7 +35,7 @@ ChildOptions cmd(std::vector<std::string> argv) {
 
 json run_json(std::vector<std::string> argv) {
     CommandResult r = run_command(cmd(std::move(argv)), deadline_in(std::chrono::seconds(30)));
-    if (!r.status.success()) return json();
+    if (!r.status.success()) return {};
     return json::parse(r.out, nullptr, false);
 }
 

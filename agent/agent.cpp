@@ -458,7 +458,8 @@ class Agent {
                       adopted);
     }
 
-    // TLS: OpenSSL uprobes on the selected processes (docs/tls.md).
+    // TLS: OpenSSL uprobes for the selected processes (docs/tls.md). The maps are read now; the
+    // uprobes are attached after `ready`, in slices between ring reads (attach_tls_slice).
     void start_tls() {
         if (!cfg_.tls) {
             report().info("  [no]  TLS - off (--no-tls): HTTPS traffic is not traced");
@@ -468,17 +469,30 @@ class Agent {
             report().info("  [no]  TLS - this kernel refuses uprobes: HTTPS traffic is not traced");
             return;
         }
+        tls_started_ = std::chrono::steady_clock::now();
         tls_ = std::make_unique<TlsTracer>(*probes_, counters_, cfg_.trace_all());
-        tls_->scan_selected();
-        if (tls_->attached_binaries() == 0) {
+        const size_t binaries = tls_->begin_scan();
+        if (binaries == 0) {
             report().info(
                 "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process "
                 "maps libssl.so.* or exports SSL_write; processes that load it later are attached "
                 "then");
         } else {
-            report().info("  [yes] TLS - OpenSSL uprobes on {} binaries in {} processes",
-                          tls_->attached_binaries(), tls_->attached_processes());
+            report().info("  [yes] TLS - attaching in the background to {} binaries", binaries);
         }
+    }
+
+    // One slice of the start's TLS attaching, then the ring and timers get their turn.
+    void attach_tls_slice() {
+        if (!tls_->attach_step(20ms)) {
+            asio::post(io_, [this]() { attach_tls_slice(); });
+            return;
+        }
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - tls_started_)
+                            .count();
+        spdlog::info("tls: attached to {} binaries covering {} processes in {} ms",
+                     tls_->attached_binaries(), tls_->attached_processes(), ms);
         if (cfg_.verbose) {
             for (const auto& line : tls_->describe()) report().info("        tls {}", line);
         }
@@ -520,6 +534,7 @@ class Agent {
         timers_.push_back(every(io_, 100ms, [this]() {
             if (tls_) tls_->tick();
         }));
+        if (tls_) asio::post(io_, [this]() { attach_tls_slice(); });
         timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
         // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
         timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
@@ -572,6 +587,10 @@ class Agent {
     }
 
     void report_ready() {
+        // Records written since the probes were loaded, first: a process exec'd during the start
+        // and matched by --exe is selected before `ready`, not after the first ring read (a
+        // request it serves right after `ready` would otherwise find it unselected).
+        ring_buffer__consume(ring_.get());
         spdlog::info("{} programs attached; tracing {}", probes_->attached().size(),
                      cfg_.trace_all() ? "every process except passport"
                                       : std::to_string(selected_) +
@@ -812,6 +831,7 @@ class Agent {
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;
+    std::chrono::steady_clock::time_point tls_started_;
     Recorder record_;
     RingContext ring_context_{};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring_{nullptr, ring_buffer__free};

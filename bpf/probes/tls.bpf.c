@@ -1,8 +1,9 @@
 /* Plaintext of OpenSSL connections: SSL_read, SSL_write, SSL_read_ex, SSL_write_ex (uprobe at
  * entry, one shared uretprobe at return), SSL_set_fd (entry), and a trigger for libraries loaded
- * late (sys_enter_mmap with PROT_EXEC). The agent attaches the uprobes per process and per
- * binary (every libssl.so.* a selected process maps, and executables that export SSL_write,
- * such as node), so other processes never hit a breakpoint.
+ * late (sys_enter_mmap with PROT_EXEC). The agent attaches the uprobes to every libssl.so.* a
+ * selected process maps and to executables that export SSL_write (node): for the process alone
+ * while a binary has few selected processes, then once for the binary (pid -1), and the
+ * programs filter by process (tls_covered). See agent/tls_tracer.hpp.
  * Records: PP_EV_DATA with source PP_SRC_TLS, on the connection of the underlying TCP socket,
  * positions counted in plaintext bytes per direction (pp_conn_state.tls_rx_pos/tls_tx_pos).
  * How an SSL* finds its socket: lib/tls.bpf.h.
@@ -31,10 +32,18 @@
 
 #define PP_PROT_EXEC 4
 
+/* Uprobes attached per binary (pid -1) fire in every process that maps it: only a selected
+ * process the agent has covered (pid_bits slot PP_BITS_TLS, set once its socket probes look at
+ * the TLS maps) goes further. Unselected processes pay the trap and one bitmap load. */
+static __always_inline int tls_covered(__u32 tgid)
+{
+    return is_traced(tgid) && pp_pid_bit(PP_BITS_TLS, tgid);
+}
+
 static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!is_traced(pid_tgid >> 32))
+    if (!tls_covered(pid_tgid >> 32))
         return 0;
     struct pp_tls_call call = {
         .ssl = PT_REGS_PARM1(ctx),
@@ -45,6 +54,12 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 direction, int ex
         .num = (__u32)PT_REGS_PARM3(ctx),
         .direction = direction,
     };
+    /* The same call seen twice: a binary's shared uprobe and a process's own one on the same
+     * function, while the agent moves a binary from one to the other. The first one counts. */
+    struct pp_tls_call *same = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+    if (same && same->ssl == call.ssl && same->buf == call.buf && same->num == call.num &&
+        same->direction == direction)
+        return 0;
     if (direction == PP_DIR_EGRESS) {
         /* The retry of a failed SSL_write whose bytes were already sent: not again. */
         struct pp_tls_key k = {.ssl = call.ssl, .tgid = pid_tgid >> 32};
@@ -79,7 +94,7 @@ SEC("uprobe")
 int BPF_KPROBE(ssl_set_fd_enter)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!is_traced(pid_tgid >> 32))
+    if (!tls_covered(pid_tgid >> 32))
         return 0;
     __u64 ssl = PT_REGS_PARM1(ctx);
     __s32 fd = (__s32)PT_REGS_PARM2(ctx);
@@ -129,6 +144,8 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ssl_ret)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!tls_covered(pid_tgid >> 32))
+        return 0;
     struct pp_tls_call *p = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
     if (!p)
         return 0;

@@ -398,7 +398,8 @@ TEST_F(TlsE2eTest, LibsslLoadedLateIsTraced) {
     EXPECT_GE(exit.counter("tls.rescans"), 1u) << exit.counters_text();
     // However many times the process was rescanned (every executable mmap flags it), its
     // libssl was attached once.
-    EXPECT_EQ(exit.counter("tls.attached_binaries"), 1u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("tls.attached_processes"), 1u) << exit.counters_text();
+    EXPECT_EQ(exit.counter("tls.binaries_attached"), 1u) << exit.counters_text();
 }
 
 // A child forked by a selected HTTPS server after the agent started (a pre-fork server) is

@@ -29,6 +29,15 @@ func fromYAML(s string) map[string]interface{} {
 	return m
 }
 
+// fromJSONArray is Helm's fromJsonArray: a list, or a list holding only the error text.
+func fromJSONArray(s string) []interface{} {
+	a := []interface{}{}
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		a = []interface{}{err.Error()}
+	}
+	return a
+}
+
 func toJSON(v interface{}) string {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -69,6 +78,7 @@ func funcMap(root **template.Template) template.FuncMap {
 	f["fromYaml"] = fromYAML
 	f["toJson"] = toJSON
 	f["fromJson"] = fromJSON
+	f["fromJsonArray"] = fromJSONArray
 	f["required"] = required
 	f["fail"] = fail
 	f["lookup"] = func(...interface{}) (map[string]interface{}, error) {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What the rendered chart must do for Passport, checked on one render of the chart.
 
-Usage: check_chart.py MANIFESTS.yaml REPO_ROOT   (exit 1 with one line per broken promise)
+Usage: check_chart.py REPO_ROOT MANIFESTS.yaml...   (exit 1 with one line per broken promise)
 
 Holds for every values file in helm/passport/ci/: the agent's DaemonSet runs in the host pid
 namespace with the named capabilities only (or privileged), a read-only root with /tmp as an
@@ -113,7 +113,9 @@ def agent_flags(repo):
 def check_keys(c, config, repo):
     flags = agent_flags(repo)
     if "config" not in flags:
-        print("check_chart: note: this agent has no --config flag; config keys not compared with its flags")
+        if not getattr(check_keys, "noted", False):
+            print("check_chart: note: this agent has no --config flag; config keys not compared with its flags")
+            check_keys.noted = True
         return
     for key in config:
         flag = key.replace("_", "-")
@@ -194,6 +196,6 @@ def main(path, repo):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: check_chart.py MANIFESTS.yaml REPO_ROOT")
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    if len(sys.argv) < 3:
+        sys.exit("usage: check_chart.py REPO_ROOT MANIFESTS.yaml...")
+    sys.exit(max(main(p, sys.argv[1]) for p in sys.argv[2:]))

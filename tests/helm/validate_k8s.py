@@ -8,7 +8,7 @@ missing required field. A field the model does not know is an error here, as it 
 `kubectl apply --validate=strict` (the API server's strict field validation); the client
 itself would drop it silently, so the walk below checks every field before the model is built.
 
-Usage: validate_k8s.py MANIFESTS.yaml   (exit 1 with one line per error)
+Usage: validate_k8s.py MANIFESTS.yaml...   (exit 1 with one line per error)
 Kinds outside the core API (custom resources such as ServiceMonitor) are left to
 validate_models.mjs and only listed here.
 """
@@ -115,6 +115,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: validate_k8s.py MANIFESTS.yaml")
-    sys.exit(main(sys.argv[1]))
+    if len(sys.argv) < 2:
+        sys.exit("usage: validate_k8s.py MANIFESTS.yaml...")
+    sys.exit(max(main(p) for p in sys.argv[1:]))

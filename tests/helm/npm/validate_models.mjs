@@ -4,7 +4,7 @@
 // patterns and required fields; these schemas do not reject unknown fields (validate_k8s.py
 // does that for the core API kinds).
 //
-// Usage: node validate_models.mjs MANIFESTS.yaml   (exit 1 with one line per error)
+// Usage: node validate_models.mjs MANIFESTS.yaml...   (exit 1 with one line per error)
 import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 
@@ -33,20 +33,26 @@ async function validate(doc) {
   }
 }
 
-const path = process.argv[2];
-if (!path) {
-  console.error("usage: node validate_models.mjs MANIFESTS.yaml");
+async function validateFile(path) {
+  const docs = yaml.loadAll(readFileSync(path, "utf8")).filter((d) => d != null);
+  let failed = docs.length === 0;
+  if (failed) console.error(`validate_models: ${path}: no manifests`);
+  for (const [i, doc] of docs.entries()) {
+    const error = await validate(doc);
+    if (error) {
+      failed = true;
+      console.error(`validate_models: ${path}: document ${i + 1} (${doc.kind} ${doc.metadata?.name}): ${error}`);
+    }
+  }
+  if (!failed) console.log(`validate_models: ${path}: ${docs.length} manifests valid`);
+  return failed;
+}
+
+const paths = process.argv.slice(2);
+if (paths.length === 0) {
+  console.error("usage: node validate_models.mjs MANIFESTS.yaml...");
   process.exit(2);
 }
-const docs = yaml.loadAll(readFileSync(path, "utf8")).filter((d) => d != null);
-let failed = docs.length === 0;
-if (failed) console.error(`validate_models: ${path}: no manifests`);
-for (const [i, doc] of docs.entries()) {
-  const error = await validate(doc);
-  if (error) {
-    failed = true;
-    console.error(`validate_models: ${path}: document ${i + 1} (${doc.kind} ${doc.metadata?.name}): ${error}`);
-  }
-}
-if (!failed) console.log(`validate_models: ${path}: ${docs.length} manifests valid`);
+let failed = false;
+for (const path of paths) failed = (await validateFile(path)) || failed;
 process.exit(failed ? 1 : 0);

@@ -55,6 +55,17 @@ good_values() {
     fi
   done
   ((${#rendered[@]})) || return
+  # Least privilege: SYS_ADMIN and privileged only where a values file asks for them.
+  local r
+  for r in "${rendered[@]}"; do
+    local name=${r##*/}
+    case $name in
+      sys-admin-values.rendered.yaml) grep -q -- '- SYS_ADMIN$' "$r" && pass "$name adds SYS_ADMIN" || fail "$name lacks SYS_ADMIN" ;;
+      privileged-values.rendered.yaml) grep -q 'privileged: true' "$r" && pass "$name is privileged" || fail "$name is not privileged" ;;
+      *) ! grep -q -e 'SYS_ADMIN' -e 'privileged: true' "$r" && pass "$name: no SYS_ADMIN, not privileged" ||
+           fail "$name has SYS_ADMIN or privileged" ;;
+    esac
+  done
   local stage
   if stage=$(validate "${rendered[@]}"); then
     pass "${#rendered[@]} ci values files rendered and valid"

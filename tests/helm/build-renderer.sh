@@ -22,5 +22,5 @@ ln -sfn "$gocode/github.com/Masterminds/sprig" "$gopath/src/github.com/Mastermin
 ln -sfn "$gocode/github.com/Masterminds/semver" "$gopath/src/github.com/Masterminds/semver/v3"
 ln -sfn "$src/render" "$gopath/src/passport/chart-render"
 cd "$gopath/src/passport/chart-render"
-GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOCACHE="$out/go-cache" GOFLAGS= \
+GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOCACHE="$out/go-cache" GOFLAGS='' \
   go build -o "$out/chart-render" .

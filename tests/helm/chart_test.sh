@@ -44,8 +44,11 @@ validate() {
 
 good_values() {
   local rendered=() f out
-  yamllint -s -c "$here/yamllint.yaml" "$chart/values.yaml" "$chart"/ci/*.yaml "$here"/bad/*.yaml &&
-    pass "values files pass yamllint" || fail "values files fail yamllint"
+  if yamllint -s -c "$here/yamllint.yaml" "$chart/values.yaml" "$chart"/ci/*.yaml "$here"/bad/*.yaml; then
+    pass "values files pass yamllint"
+  else
+    fail "values files fail yamllint"
+  fi
   for f in "$chart"/ci/*.yaml; do
     out=$work/$(basename "$f" .yaml).rendered.yaml
     if "$render" "${render_args[@]}" -notes "$work/$(basename "$f" .yaml).notes" -f "$f" "$chart" >"$out"; then
@@ -56,15 +59,21 @@ good_values() {
   done
   ((${#rendered[@]})) || return
   # Least privilege: SYS_ADMIN and privileged only where a values file asks for them.
-  local r
+  local r name has
   for r in "${rendered[@]}"; do
-    local name=${r##*/}
+    name=${r##*/}
     case $name in
-      sys-admin-values.rendered.yaml) grep -q -- '- SYS_ADMIN$' "$r" && pass "$name adds SYS_ADMIN" || fail "$name lacks SYS_ADMIN" ;;
-      privileged-values.rendered.yaml) grep -q 'privileged: true' "$r" && pass "$name is privileged" || fail "$name is not privileged" ;;
-      *) ! grep -q -e 'SYS_ADMIN' -e 'privileged: true' "$r" && pass "$name: no SYS_ADMIN, not privileged" ||
-           fail "$name has SYS_ADMIN or privileged" ;;
+      sys-admin-values.rendered.yaml) has='- SYS_ADMIN' ;;
+      privileged-values.rendered.yaml) has='privileged: true' ;;
+      *) has='' ;;
     esac
+    if [[ -n $has ]] && grep -q -- "$has" "$r"; then
+      pass "$name has '$has'"
+    elif [[ -z $has ]] && ! grep -q -e 'SYS_ADMIN' -e 'privileged: true' "$r"; then
+      pass "$name: no SYS_ADMIN, not privileged"
+    else
+      fail "$name: SYS_ADMIN/privileged not as its values file asks"
+    fi
   done
   local stage
   if stage=$(validate "${rendered[@]}"); then
@@ -103,8 +112,11 @@ broken() {
   else
     got=$(validate "$work/broken.yaml" 2>/dev/null) && got=none
   fi
-  [[ $got == "$stage" ]] && pass "broken template ($what) caught by $stage" ||
+  if [[ $got == "$stage" ]]; then
+    pass "broken template ($what) caught by $stage"
+  else
     fail "broken template ($what) caught by '$got', expected $stage"
+  fi
 }
 
 broken_templates() {
@@ -129,10 +141,16 @@ checksum_rolls() {
   printf 'resources:\n  requests:\n    cpu: 200m\n' >"$work/resources.yaml"
   local base sampling resources
   base=$(checksum_of) sampling=$(checksum_of -f "$work/sampling.yaml") resources=$(checksum_of -f "$work/resources.yaml")
-  [[ -n $base && $base != "$sampling" ]] && pass "a changed sampling rule changes checksum/config" ||
+  if [[ -n $base && $base != "$sampling" ]]; then
+    pass "a changed sampling rule changes checksum/config"
+  else
     fail "checksum/config did not change with the sampling rules"
-  [[ -n $base && $base == "$resources" ]] && pass "checksum/config ignores values outside the ConfigMap" ||
+  fi
+  if [[ -n $base && $base == "$resources" ]]; then
+    pass "checksum/config ignores values outside the ConfigMap"
+  else
     fail "checksum/config changed without a config change"
+  fi
 }
 
 good_values

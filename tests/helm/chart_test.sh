@@ -153,6 +153,19 @@ checksum_rolls() {
   fi
 }
 
+# The renderer itself: a fixture chart using each Helm function the renderer implements must
+# render exactly as Helm renders it.
+renderer_fixture() {
+  local fx=$here/fixture
+  if "$render" -n ns -r rel -f "$fx/override.yaml" -notes "$work/fixture.notes" "$fx/chart" >"$work/fixture.yaml" &&
+    diff -u "$fx/expected.yaml" "$work/fixture.yaml" && diff -u "$fx/expected-notes.txt" "$work/fixture.notes"; then
+    pass "renderer fixture renders as Helm does"
+  else
+    fail "renderer fixture differs from Helm's output"
+  fi
+}
+
+renderer_fixture
 good_values
 bad_values
 broken_templates

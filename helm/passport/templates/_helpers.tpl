@@ -127,12 +127,8 @@ The agent's config file, /etc/passport/passport.yaml. Keys are the agent's long 
 {{- with $s.namespaces }}{{ $_ := set $c "k8s_namespace" . }}{{ end }}
 {{- with $s.workloads }}{{ $_ := set $c "k8s_workload" . }}{{ end }}
 {{- with $s.noInjectNamespaces }}{{ $_ := set $c "k8s_no_inject_namespace" . }}{{ end }}
-{{- $labels := list }}
-{{- range $k, $v := $s.labels }}{{ $labels = append $labels (printf "%s=%s" $k $v) }}{{ end }}
-{{- with $labels }}{{ $_ := set $c "k8s_label" . }}{{ end }}
-{{- $xlabels := list }}
-{{- range $k, $v := $s.excludeLabels }}{{ $xlabels = append $xlabels (printf "%s=%s" $k $v) }}{{ end }}
-{{- with $xlabels }}{{ $_ := set $c "k8s_exclude_label" . }}{{ end }}
+{{- with $s.labels }}{{ $_ := set $c "k8s_label" (include "passport.labelList" . | fromJsonArray) }}{{ end }}
+{{- with $s.excludeLabels }}{{ $_ := set $c "k8s_exclude_label" (include "passport.labelList" . | fromJsonArray) }}{{ end }}
 {{- with $a.exe }}{{ $_ := set $c "exe" . }}{{ end }}
 {{- with $a.port }}{{ $_ := set $c "port" . }}{{ end }}
 {{- with $a.serviceName }}{{ $_ := set $c "service_name" . }}{{ end }}
@@ -224,4 +220,13 @@ helm.sh/chart: {{ include "passport.chart" . }}
 {{ include "passport.xrayDaemonSelectorLabels" . }}
 app.kubernetes.io/component: xray-daemon
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+A label map as the agent's KEY=VALUE list (JSON), keys sorted.
+*/}}
+{{- define "passport.labelList" -}}
+{{- $out := list }}
+{{- range $k, $v := . }}{{ $out = append $out (printf "%s=%s" $k $v) }}{{ end }}
+{{- toJson $out }}
 {{- end }}

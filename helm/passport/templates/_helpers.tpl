@@ -162,14 +162,12 @@ https://docs.aws.amazon.com/xray/latest/devguide/xray-daemon-configuration.html)
 - name: xray-daemon
   image: {{ printf "%s:%s" $x.image.repository $x.image.tag | quote }}
   imagePullPolicy: {{ $x.image.pullPolicy }}
+  # After the image's entrypoint (the daemon); a flag given twice takes its last value.
   args:
-    - -b
-    - {{ printf "%s:%d" .bind (int $x.port) | quote }}
-    - -t
-    - {{ printf "%s:%d" .bind (int $x.port) | quote }}
+    - {{ printf "--bind=%s:%d" .bind (int $x.port) | quote }}
+    - {{ printf "--bind-tcp=%s:%d" .bind (int $x.port) | quote }}
     {{- with $x.region }}
-    - -n
-    - {{ . | quote }}
+    - {{ printf "--region=%s" . | quote }}
     {{- end }}
   ports:
     - name: xray-udp

@@ -178,6 +178,15 @@ def check_selectors(c):
         c.expect(all(e["port"] in ports for e in sm["spec"]["endpoints"]), "ServiceMonitor endpoint port not in the Service")
 
 
+def check_quota(c, ds):
+    """A priority-class ResourceQuota must name the class the agent pods use."""
+    cls = ds["spec"]["template"]["spec"].get("priorityClassName")
+    for q in c.of_kind("ResourceQuota"):
+        named = [v for e in q["spec"]["scopeSelector"]["matchExpressions"] if e["scopeName"] == "PriorityClass"
+                 for v in e["values"]]
+        c.expect(cls and cls in named, f"ResourceQuota {q['metadata']['name']} does not admit class {cls}")
+
+
 def main(path, repo):
     with open(path, encoding="utf-8") as f:
         c = Checker([d for d in yaml.safe_load_all(f) if d])
@@ -190,6 +199,7 @@ def main(path, repo):
         check_mounts(c, ds["spec"]["template"]["spec"], ctr, cms[0]["metadata"]["name"])
         check_rbac(c, ds)
         check_selectors(c)
+        check_quota(c, ds)
     for e in c.errors:
         print(f"check_chart: {path}: {e}", file=sys.stderr)
     if not c.errors:

@@ -32,6 +32,10 @@ packages=(
   mmdebstrap umoci podman runc
   # benchmarks
   wrk valgrind gnuplot-nox
+  # Helm chart test (tests/helm): Go, sprig, YAML and JSON-schema libraries for its renderer,
+  # yamllint, and the Kubernetes API types for strict decoding
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev
+  yamllint python3-kubernetes python3-yaml
 )
 
 missing=()
@@ -50,3 +54,5 @@ fi
 "$(dirname "${BASH_SOURCE[0]}")/install-npm.sh"
 # npm packages the e2e tests drive (pinned by lock file; skipped when already installed)
 "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/fixtures/aws_sdk/install.sh"
+# npm packages the Helm chart test validates with (Kubernetes and Prometheus Operator schemas)
+"$(dirname "${BASH_SOURCE[0]}")/install-npm.sh" "$(dirname "${BASH_SOURCE[0]}")/../tests/helm/npm"

@@ -471,6 +471,14 @@ class Agent {
         }
         tls_started_ = std::chrono::steady_clock::now();
         tls_ = std::make_unique<TlsTracer>(*probes_, counters_, cfg_.trace_all());
+        if (const std::string why = tls_->can_attach(); !why.empty()) {
+            report().info(
+                "  [no]  TLS - the kernel refuses this agent a uprobe ({}; CAP_SYS_ADMIN is needed "
+                "for uprobes on some kernels, docs/deploy.md): HTTPS traffic is not traced",
+                why);
+            tls_.reset();
+            return;
+        }
         const size_t binaries = tls_->begin_scan();
         if (binaries == 0) {
             report().info(

@@ -348,6 +348,26 @@ bool TlsTracer::attach_shared(Binary& b, const std::string& open_path) {
     return true;
 }
 
+std::string TlsTracer::can_attach() {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    std::string libc;
+    while (libc.empty() && std::getline(maps, line)) {
+        const auto slash = line.find('/');
+        if (slash != std::string::npos && line.find("/libc.so") != std::string::npos)
+            libc = line.substr(slash);
+    }
+    if (libc.empty()) return "no libc mapping found in /proc/self/maps to try a uprobe on";
+    bpf_program* prog = probes_.program(kHooks[0].program);
+    if (prog == nullptr) return std::string("no program ") + kHooks[0].program;
+    // The agent is never selected, so the program returns at once if getpgrp() is called.
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = false, .func_name = "getpgrp");
+    bpf_link* link = bpf_program__attach_uprobe_opts(prog, ::getpid(), libc.c_str(), 0, &opts);
+    if (link == nullptr) return std::strerror(errno);
+    reaper_.release({link});
+    return {};
+}
+
 bool TlsTracer::attach(Binary& b, pid_t pid, const std::string& open_path,
                        std::vector<bpf_link*>& out) {
     std::set<std::string> functions;

@@ -86,6 +86,9 @@ class TlsTracer {
     // Reads the maps of every selected process (trace-all: every process in /proc) and queues
     // what to attach. Returns the number of distinct binaries found.
     size_t begin_scan();
+    // Whether this agent may create a uprobe here: one on a libc function in its own process,
+    // released at once. Empty when it can, else why not (e.g. EACCES without CAP_SYS_ADMIN).
+    std::string can_attach();
     // Attaches queued work for about `budget`; true once nothing is left.
     bool attach_step(std::chrono::milliseconds budget);
     bool scanning() const { return !queue_.empty(); }

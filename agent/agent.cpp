@@ -42,6 +42,10 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+// How long TLS attaching may delay `ready`: enough for a few binaries, bounded for a node with
+// a thousand selected processes (docs/tls.md).
+constexpr auto kTlsBeforeReady = 200ms;
+
 // --record: events as JSON lines in a 0600 file, credentials masked unless --record-raw.
 struct Recorder {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file{nullptr, std::fclose};
@@ -459,7 +463,8 @@ class Agent {
     }
 
     // TLS: OpenSSL uprobes for the selected processes (docs/tls.md). The maps are read now; the
-    // uprobes are attached after `ready`, in slices between ring reads (attach_tls_slice).
+    // uprobes are attached for up to kTlsBeforeReady before `ready`, the rest after it in slices
+    // between ring reads (attach_tls_slice).
     void start_tls() {
         if (!cfg_.tls) {
             report().info("  [no]  TLS - off (--no-tls): HTTPS traffic is not traced");
@@ -485,8 +490,31 @@ class Agent {
                 "  [yes] TLS - OpenSSL uprobes ready, nothing attached yet: no selected process "
                 "maps libssl.so.* or exports SSL_write; processes that load it later are attached "
                 "then");
+            return;
+        }
+        // A small selection is attached before `ready`, so its first HTTPS request is traced;
+        // what the budget leaves is attached after `ready`, between ring reads.
+        tls_pending_ = !tls_->attach_step(kTlsBeforeReady);
+        if (tls_pending_) {
+            report().info(
+                "  [yes] TLS - {} binaries found; {} attached before ready, the rest in the "
+                "background",
+                binaries, tls_->attached_binaries());
         } else {
-            report().info("  [yes] TLS - attaching in the background to {} binaries", binaries);
+            report().info("  [yes] TLS - OpenSSL uprobes on {} binaries in {} processes",
+                          tls_->attached_binaries(), tls_->attached_processes());
+            log_tls_attached();
+        }
+    }
+
+    void log_tls_attached() {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - tls_started_)
+                            .count();
+        spdlog::info("tls: attached to {} binaries covering {} processes in {} ms",
+                     tls_->attached_binaries(), tls_->attached_processes(), ms);
+        if (cfg_.verbose) {
+            for (const auto& line : tls_->describe()) report().info("        tls {}", line);
         }
     }
 
@@ -496,14 +524,8 @@ class Agent {
             asio::post(io_, [this]() { attach_tls_slice(); });
             return;
         }
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now() - tls_started_)
-                            .count();
-        spdlog::info("tls: attached to {} binaries covering {} processes in {} ms",
-                     tls_->attached_binaries(), tls_->attached_processes(), ms);
-        if (cfg_.verbose) {
-            for (const auto& line : tls_->describe()) report().info("        tls {}", line);
-        }
+        tls_pending_ = false;
+        log_tls_attached();
     }
 
     // The recorder, then the ring buffer that feeds it and the pipeline.
@@ -542,7 +564,7 @@ class Agent {
         timers_.push_back(every(io_, 100ms, [this]() {
             if (tls_) tls_->tick();
         }));
-        if (tls_) asio::post(io_, [this]() { attach_tls_slice(); });
+        if (tls_pending_) asio::post(io_, [this]() { attach_tls_slice(); });
         timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
         // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
         timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
@@ -840,6 +862,7 @@ class Agent {
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;
     std::chrono::steady_clock::time_point tls_started_;
+    bool tls_pending_ = false;  // TLS attaching left for after `ready`
     Recorder record_;
     RingContext ring_context_{};
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> ring_{nullptr, ring_buffer__free};

@@ -35,6 +35,7 @@ inline const std::vector<std::string> kReloadableKeys = {"sampling_rules",
                                                          "k8s_label",
                                                          "k8s_exclude_label",
                                                          "k8s_workload",
+                                                         "k8s_exclude_workload",
                                                          "k8s_no_inject_namespace"};
 
 // extra_emitter, when set, receives every datagram too (the demo's embedded sink).

@@ -92,6 +92,8 @@ Kubernetes selection (any of these: only processes in pods on this node; see doc
                         never trace pods with this label (repeatable)
   --k8s-workload KIND/NAME
                         trace pods of this workload, e.g. deployment/web (repeatable)
+  --k8s-exclude-workload KIND/NAME
+                        never trace pods of this workload (repeatable)
   --k8s-no-inject-namespace NS
                         trace pods in namespace NS but never inject into their requests
   --k8s-api auto|off|URL
@@ -261,6 +263,13 @@ std::string set_k8s_workload(const std::string& v, Config& c) {
     return {};
 }
 
+std::string set_k8s_exclude_workload(const std::string& v, Config& c) {
+    auto rule = k8s::parse_workload_rule(v);
+    if (!rule) return "--k8s-exclude-workload: " + rule.error();
+    c.k8s.exclude_workloads.push_back(std::move(*rule));
+    return {};
+}
+
 std::string set_k8s_api(const std::string& v, Config& c) {
     if (v != "auto" && v != "off" && v.rfind("https://", 0) != 0)
         return "--k8s-api: expected auto, off or an https:// URL, got '" + v + "'";
@@ -391,6 +400,7 @@ const std::map<std::string, ValueFlag>& value_flags() {
              return add_k8s_label("--k8s-exclude-label", v, c.k8s.exclude_labels);
          }},
         {"--k8s-workload", set_k8s_workload},
+        {"--k8s-exclude-workload", set_k8s_exclude_workload},
         {"--k8s-api", set_k8s_api},
         {"--k8s-service-account-dir", set_text<&Config::k8s_service_account_dir>},
         {"--node-name", set_text<&Config::node_name>},

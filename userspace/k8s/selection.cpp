@@ -16,6 +16,11 @@ bool any_label(const std::vector<LabelRule>& rules, const PodMeta& pod) {
     });
 }
 
+bool any_workload(const std::vector<Workload>& rules, const Workload& w) {
+    return std::any_of(rules.begin(), rules.end(),
+                       [&](const Workload& rule) { return workload_matches(rule, w); });
+}
+
 Decision skip(const char* reason) { return Decision{Verdict::kSkip, false, reason}; }
 
 // The exclusions, checked before any include: a reason, or nullptr when none applies.
@@ -26,6 +31,10 @@ const char* excluded(const Rules& r, const PodFacts& f) {
     if (!r.exclude_labels.empty()) {
         if (!f.meta) return "exclude_label_unknown";
         if (any_label(r.exclude_labels, *f.meta)) return "excluded_label";
+    }
+    if (!r.exclude_workloads.empty()) {
+        if (!f.meta) return "exclude_workload_unknown";
+        if (any_workload(r.exclude_workloads, f.meta->workload)) return "excluded_workload";
     }
     return nullptr;
 }
@@ -40,10 +49,7 @@ const char* not_included(const Rules& r, const PodFacts& f) {
     }
     if (!r.workloads.empty()) {
         if (!f.meta) return "workload_unknown";
-        const Workload& w = f.meta->workload;
-        if (std::none_of(r.workloads.begin(), r.workloads.end(),
-                         [&](const Workload& rule) { return workload_matches(rule, w); }))
-            return "workload_not_selected";
+        if (!any_workload(r.workloads, f.meta->workload)) return "workload_not_selected";
     }
     return nullptr;
 }
@@ -52,7 +58,8 @@ const char* not_included(const Rules& r, const PodFacts& f) {
 
 bool Rules::any() const {
     return !namespaces.empty() || !exclude_namespaces.empty() || !labels.empty() ||
-           !exclude_labels.empty() || !workloads.empty() || !no_inject_namespaces.empty();
+           !exclude_labels.empty() || !workloads.empty() || !exclude_workloads.empty() ||
+           !no_inject_namespaces.empty();
 }
 
 Result<LabelRule> parse_label_rule(const std::string& text) {

@@ -32,13 +32,15 @@ struct Rules {
     std::vector<LabelRule> labels;                  // --k8s-label
     std::vector<LabelRule> exclude_labels;          // --k8s-exclude-label
     std::vector<Workload> workloads;                // --k8s-workload
+    std::vector<Workload> exclude_workloads;        // --k8s-exclude-workload
     std::vector<std::string> no_inject_namespaces;  // --k8s-no-inject-namespace
 
     // Any rule given: selection is then by pod (processes outside pods are not traced).
     bool any() const;
     // Some rule needs labels or the owning workload, which only the API server gives.
     bool needs_api() const {
-        return !labels.empty() || !exclude_labels.empty() || !workloads.empty();
+        return !labels.empty() || !exclude_labels.empty() || !workloads.empty() ||
+               !exclude_workloads.empty();
     }
     bool operator==(const Rules&) const = default;
 };

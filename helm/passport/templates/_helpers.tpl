@@ -88,8 +88,8 @@ Stops the render when nothing is selected: the agent must never trace a whole no
 {{- if not (or $k8s $a.exe $a.port) }}
 {{- fail "passport: nothing selected. Name what to trace with at least one of selection.namespaces, selection.labels, selection.workloads, agent.exe or agent.port (e.g. --set 'selection.namespaces={shop}'); the chart never traces every process of a node by default" }}
 {{- end }}
-{{- if and (eq $a.k8sApi "off") (or $k8s $s.excludeLabels $s.noInjectNamespaces) }}
-{{- fail "passport: selection.namespaces, labels, workloads, excludeLabels and noInjectNamespaces need pod metadata from the API server: set agent.k8sApi to auto" }}
+{{- if and (eq $a.k8sApi "off") (or $k8s $s.excludeLabels $s.excludeWorkloads $s.noInjectNamespaces) }}
+{{- fail "passport: selection.namespaces, labels, workloads, excludeLabels, excludeWorkloads and noInjectNamespaces need pod metadata from the API server: set agent.k8sApi to auto" }}
 {{- end }}
 {{- if and (eq $a.k8sApi "auto") (not .Values.rbac.create) (not .Values.serviceAccount.name) }}
 {{- fail "passport: agent.k8sApi auto needs RBAC: keep rbac.create true, or name a serviceAccount.name bound to a ClusterRole that can get/list/watch pods, namespaces and workloads" }}
@@ -126,6 +126,7 @@ The agent's config file, /etc/passport/passport.yaml. Keys are the agent's long 
 {{- end }}
 {{- with $s.namespaces }}{{ $_ := set $c "k8s_namespace" . }}{{ end }}
 {{- with $s.workloads }}{{ $_ := set $c "k8s_workload" . }}{{ end }}
+{{- with $s.excludeWorkloads }}{{ $_ := set $c "k8s_exclude_workload" . }}{{ end }}
 {{- with $s.noInjectNamespaces }}{{ $_ := set $c "k8s_no_inject_namespace" . }}{{ end }}
 {{- with $s.labels }}{{ $_ := set $c "k8s_label" (include "passport.labelList" . | fromJsonArray) }}{{ end }}
 {{- with $s.excludeLabels }}{{ $_ := set $c "k8s_exclude_label" (include "passport.labelList" . | fromJsonArray) }}{{ end }}

@@ -63,6 +63,19 @@ TEST(K8sSelection, ExclusionsWinOverIncludes) {
     EXPECT_STREQ(with_api(r, pod("shop")).reason, "excluded_namespace");
 }
 
+TEST(K8sSelection, ExcludedWorkloadsWinOverNamespaces) {
+    Rules r;
+    r.namespaces = {"shop"};
+    r.exclude_workloads = {{"deployment", "batch"}};
+    EXPECT_EQ(with_api(r, pod("shop", {}, {"Deployment", "web"})).verdict, Verdict::kTrace);
+    const Decision d = with_api(r, pod("shop", {}, {"Deployment", "batch"}));
+    EXPECT_EQ(d.verdict, Verdict::kSkip);
+    EXPECT_STREQ(d.reason, "excluded_workload");
+    EXPECT_STREQ(without_api(r, "shop").reason, "exclude_workload_unknown")
+        << "an exclusion that cannot be checked must not let the pod through";
+    EXPECT_TRUE(r.needs_api());
+}
+
 TEST(K8sSelection, LabelsAnyWithinAndAcrossLists) {
     Rules r;
     r.labels = {{"app", "web"}, {"app", "api"}};

@@ -232,10 +232,11 @@ Result<bool> BpfProbes::set_server_ports(const std::vector<uint16_t>& before,
     return true;
 }
 
-std::vector<uint32_t> BpfProbes::selected_pids() const {
+std::vector<uint32_t> u32_map_keys(int fd) {
     std::vector<uint32_t> out;
-    const int fd = bpf_map__fd(skel_->maps.traced_pids);
-    uint32_t key = 0, next = 0;
+    if (fd < 0) return out;
+    uint32_t key = 0;
+    uint32_t next = 0;
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
         out.push_back(next);
@@ -243,6 +244,10 @@ std::vector<uint32_t> BpfProbes::selected_pids() const {
         prev = &key;
     }
     return out;
+}
+
+std::vector<uint32_t> BpfProbes::selected_pids() const {
+    return u32_map_keys(bpf_map__fd(skel_->maps.traced_pids));
 }
 
 BpfProbes::~BpfProbes() {

@@ -45,6 +45,9 @@ std::array<uint64_t, N> sum_percpu_counters(int map_fd) {
     return out;
 }
 
+// The keys of a BPF hash map with u32 keys (empty when fd < 0).
+std::vector<uint32_t> u32_map_keys(int fd);
+
 class BpfProbes {
   public:
     static Result<std::unique_ptr<BpfProbes>> load(const ProbeConfig& cfg);

@@ -53,21 +53,6 @@ bool is_libssl(const std::string& path) {
     return base.rfind("libssl.so", 0) == 0;
 }
 
-// Keys of a hash map with u32 keys.
-std::vector<uint32_t> map_keys(int fd) {
-    std::vector<uint32_t> out;
-    if (fd < 0) return out;
-    uint32_t key = 0;
-    uint32_t next = 0;
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        out.push_back(next);
-        key = next;
-        prev = &key;
-    }
-    return out;
-}
-
 }  // namespace
 
 LinkReaper::LinkReaper() : thread_([this] { run(); }) {}
@@ -138,8 +123,7 @@ std::vector<std::string> TlsTracer::describe() const {
 }
 
 size_t TlsTracer::begin_scan() {
-    const std::vector<uint32_t> pids =
-        trace_all_ ? list_pids() : map_keys(probes_.map_fd("traced_pids"));
+    const std::vector<uint32_t> pids = trace_all_ ? list_pids() : probes_.selected_pids();
     many_ = trace_all_ || pids.size() > kPerProcessMax;
     std::set<Key> keys;
     for (uint32_t pid : pids) {
@@ -176,7 +160,7 @@ void TlsTracer::tick() {
     };
     // Libraries mapped since the last look (the kernel flags selected processes at mmap).
     const int rescan_fd = probes_.map_fd("tls_rescan");
-    for (uint32_t pid : map_keys(rescan_fd)) {
+    for (uint32_t pid : u32_map_keys(rescan_fd)) {
         bpf_map_delete_elem(rescan_fd, &pid);
         counters_.add("tls.rescans");
         look(pid);
@@ -188,7 +172,7 @@ void TlsTracer::tick() {
     exec_pending_.clear();
     // Selected since the last look: exec'd later (--exe), forked by a selected process.
     if (!trace_all_) {
-        for (uint32_t pid : map_keys(probes_.map_fd("traced_pids"))) {
+        for (uint32_t pid : probes_.selected_pids()) {
             if (!scanned_.count(pid)) look(pid);
         }
     }

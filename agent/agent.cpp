@@ -17,6 +17,7 @@
 
 #include "agent/bpf_loader.hpp"
 #include "agent/injection.hpp"
+#include "agent/identity/resolver.hpp"
 #include "agent/k8s_api.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/metrics/metrics_publisher.hpp"
@@ -192,6 +193,7 @@ class Agent {
         if (int rc = select_processes(); rc != 0) return rc;
         adopt_connections();
         start_tls();
+        report_identity();
         if (int rc = open_ring(); rc != 0) return rc;
         schedule_work();
         report_ready();
@@ -317,7 +319,9 @@ class Agent {
                 kernel_rules_.deferred, PP_MAX_SAMPLE_RULES);
         counters_.set("kernel.sampling_rules_deferred", kernel_rules_.deferred);
 
+        start_identity();
         pipeline::PipelineConfig pcfg;
+        pcfg.correlator.identity = identity_.get();
         pcfg.correlator.kernel_rule_names = kernel_rules_.names;
         pcfg.correlator.configured_service_name = cfg_.service_name;
         pcfg.correlator.hostname = hostname();
@@ -401,12 +405,56 @@ class Agent {
         return {};
     }
 
-    // Pod metadata for the --k8s-* rules: the API server's pods of this node, when reachable.
+    std::string node_name() const {
+        if (!cfg_.node_name.empty()) return cfg_.node_name;
+        const char* env = std::getenv("NODE_NAME");
+        return env != nullptr ? env : "";
+    }
+
+    // Names and identity blocks for every segment (docs/identity.md); lookups on their own
+    // thread, the EC2 one at once.
+    void start_identity() {
+        identity::ResolverConfig rc;
+        rc.configured_service_name = cfg_.service_name;
+        rc.overrides = identity::ServiceNameOverrides::parse(cfg_.service_name_overrides).value();
+        rc.cluster_name = cfg_.cluster_name;
+        rc.node_name = node_name();
+        identity::ImdsOptions imds;
+        imds.allow_v1 = cfg_.imds == "v2-then-v1";
+        rc.imds_options = identity::imds_options_from_env(
+            imds, [](const char* name) { return std::getenv(name); });
+        rc.imds = cfg_.imds != "off" && !rc.imds_options.disabled;
+        rc.runtime_sockets = runtime_sockets(cfg_);
+        identity_ = std::make_unique<identity::IdentityResolver>(std::move(rc), &pods_);
+        identity_->start();
+    }
+
+    void report_identity() {
+        const auto st = identity_->status();
+        if (!st.ec2_done)
+            report().info("  [..]  EC2 identity - IMDS lookup still running (at most 2 s)");
+        else if (st.ec2)
+            report().info("  [yes] EC2 identity - {} in {}", st.ec2->instance_id,
+                          st.ec2->availability_zone);
+        else
+            report().info("  [no]  EC2 identity - {}", st.ec2_why_not);
+        report().info("  [yes] identity - ECS from each process's task metadata endpoint; pods from "
+                      "{}the node (cgroup, hostname, service account{})",
+                      pod_watcher_ ? "the API server, then " : "",
+                      runtime_socket_note());
+    }
+
+    std::string runtime_socket_note() const {
+        return cfg_.runtime_sockets.empty() ? ", runtime sockets found" : ", runtime sockets given";
+    }
+
+    // Pod metadata for the --k8s-* rules and for identity: the API server's pods of this node,
+    // when reachable.
     void start_kubernetes() {
-        if (!cfg_.k8s.any()) return;
-        const std::string node = !cfg_.node_name.empty()               ? cfg_.node_name
-                                 : std::getenv("NODE_NAME") != nullptr ? std::getenv("NODE_NAME")
-                                                                       : "";
+        const bool in_cluster = std::getenv("KUBERNETES_SERVICE_HOST") != nullptr ||
+                                cfg_.k8s_api.rfind("https://", 0) == 0;
+        if (!cfg_.k8s.any() && !in_cluster) return;
+        const std::string node = node_name();
         auto ep = resolve_api_endpoint(cfg_.k8s_api, std::getenv("KUBERNETES_SERVICE_HOST"),
                                        std::getenv("KUBERNETES_SERVICE_PORT"),
                                        cfg_.k8s_service_account_dir, node);
@@ -858,6 +906,7 @@ class Agent {
     std::unique_ptr<Injection> injection_;
     k8s::PodCache pods_;
     std::unique_ptr<PodWatcher> pod_watcher_;  // stopped (joined) before the cache goes
+    std::unique_ptr<identity::IdentityResolver> identity_;  // joined before pods_ goes
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;

@@ -11,6 +11,7 @@
 
 #include "agent/config_file.hpp"
 #include "userspace/export/daemon_address.hpp"
+#include "userspace/identity/naming.hpp"
 
 namespace passport::agent {
 namespace {
@@ -112,8 +113,20 @@ Output:
                         --daemon-address/AWS_XRAY_DAEMON_ADDRESS, instead of UDP
                         (--output and --record files: mode 0600, never through a symlink,
                         an existing file only if it is the agent user's regular file)
-  --service-name NAME   segment name when the process sets neither AWS_XRAY_TRACING_NAME nor
-                        OTEL_SERVICE_NAME (default: script or executable name)
+  --service-name NAME   segment name when nothing more specific names the process (its
+                        AWS_XRAY_TRACING_NAME/OTEL_SERVICE_NAME, its pod's workload, its ECS
+                        container; docs/identity.md); default: script or executable name
+
+Identity (aws.ec2/aws.ecs/aws.eks and origin in every segment; see docs/identity.md):
+  --service-name-override NAMESPACE/KIND/NAME=SERVICE
+                        name the pods of this workload SERVICE (repeatable; KIND e.g.
+                        Deployment, StatefulSet, DaemonSet, CronJob, Job)
+  --cluster-name NAME   the EKS cluster's name in aws.eks (default: the node's
+                        eks:cluster-name instance tag from IMDS when tags are in metadata)
+  --imds v2|v2-then-v1|off
+                        EC2 instance identity from IMDSv2 (default); v2-then-v1 also tries
+                        IMDSv1 when no token is given; off: none. AWS_EC2_METADATA_DISABLED
+                        and AWS_EC2_METADATA_SERVICE_ENDPOINT are honoured as the AWS SDKs do
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
   --record FILE         write the raw kernel events as JSON lines (for replay tests), with
@@ -270,6 +283,20 @@ std::string set_k8s_exclude_workload(const std::string& v, Config& c) {
     return {};
 }
 
+std::string add_service_name_override(const std::string& v, Config& c) {
+    auto parsed = identity::ServiceNameOverrides::parse({v});
+    if (!parsed) return parsed.error();
+    c.service_name_overrides.push_back(v);
+    return {};
+}
+
+std::string set_imds(const std::string& v, Config& c) {
+    if (v != "v2" && v != "v2-then-v1" && v != "off")
+        return "--imds: expected v2, v2-then-v1 or off, got '" + v + "'";
+    c.imds = v;
+    return {};
+}
+
 std::string set_k8s_api(const std::string& v, Config& c) {
     if (v != "auto" && v != "off" && v.rfind("https://", 0) != 0)
         return "--k8s-api: expected auto, off or an https:// URL, got '" + v + "'";
@@ -404,6 +431,9 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--k8s-api", set_k8s_api},
         {"--k8s-service-account-dir", set_text<&Config::k8s_service_account_dir>},
         {"--node-name", set_text<&Config::node_name>},
+        {"--service-name-override", add_service_name_override},
+        {"--cluster-name", set_text<&Config::cluster_name>},
+        {"--imds", set_imds},
     };
     return flags;
 }

@@ -61,6 +61,9 @@ struct Config {
     std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
         "/var/run/secrets/kubernetes.io/serviceaccount";
     std::string node_name;  // --node-name (else $NODE_NAME at start)
+    std::vector<std::string> service_name_overrides;  // --service-name-override (validated)
+    std::string cluster_name;                         // --cluster-name
+    std::string imds = "v2";                          // --imds v2|v2-then-v1|off
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

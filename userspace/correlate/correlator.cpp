@@ -280,29 +280,30 @@ Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::
       sampler_(std::move(sampler)),
       counters_(counters),
       sink_(std::move(sink)),
-      subsegment_sink_(std::move(subsegment_sink)) {}
-
-std::string Correlator::service_name(uint32_t tgid) {
-    auto cached = service_names_.find(tgid);
-    if (cached != service_names_.end()) return cached->second;
-    if (service_names_.size() >= 4096) {
-        service_names_.clear();
-        counters_.add("correlate.name_cache_cleared");
-    }
-    std::string name = derive_name(tgid);
-    service_names_.emplace(tgid, name);
-    return name;
+      subsegment_sink_(std::move(subsegment_sink)) {
+    if (cfg_.identity == nullptr)
+        own_identity_ = std::make_unique<ProcessOnlyIdentity>(cfg_.configured_service_name);
+    identity_ = cfg_.identity != nullptr ? cfg_.identity : own_identity_.get();
 }
 
-std::string Correlator::derive_name(uint32_t tgid) {
+std::shared_ptr<const identity::ProcessIdentity> Correlator::identity_of(uint32_t tgid) {
     const ProcessInfo* proc = processes_.get(tgid);
-    if (!proc) {
-        counters_.add("correlate.process_info_missing");
-        ProcessInfo none;
-        none.pid = tgid;
-        return derive_service_name(none, cfg_.configured_service_name);
-    }
-    return derive_service_name(*proc, cfg_.configured_service_name);
+    if (!proc) counters_.add("correlate.process_info_missing");
+    return identity_->identity(tgid, proc);
+}
+
+std::string Correlator::service_name(uint32_t tgid) { return identity_of(tgid)->service_name; }
+
+void Correlator::fill_identity(xray::Segment& s, uint32_t tgid, uint32_t tid,
+                               const events::Endpoint& local, const events::Endpoint& remote) {
+    const auto id = identity_of(tgid);
+    if (s.name.empty()) s.name = id->service_name;
+    s.origin = id->origin;
+    s.aws_members = id->aws_members;
+    for (const std::string& why : id->missing) counters_.add(why);
+    s.passport_metadata = process_metadata(tgid, tid, local, remote);
+    // process_metadata ends with the closing brace of metadata.passport.
+    s.passport_metadata.insert(s.passport_metadata.size() - 1, id->metadata_members);
 }
 
 bool Correlator::decide(const SamplingInput& in, std::string* rule_name) {
@@ -834,13 +835,12 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
         return;
     }
     xray::Segment s;
-    s.name = service_name(ex.tgid);
     s.id = call.own_segment_id;
     s.trace_id = call.own_trace_id;
     s.start_time = sub.start_time;
     s.end_time = sub.end_time;
     s.in_progress = sub.in_progress;
-    s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
+    fill_identity(s, ex.tgid, ex.request_tid, ex.local, ex.remote);
     if (!call.own_rule_name.empty()) s.aws["xray"]["rule_name"] = call.own_rule_name;
     s.subsegments.push_back(std::move(sub));
     counters_.add("correlate.call_segments");
@@ -909,7 +909,7 @@ std::string Correlator::process_facts(uint32_t tgid) {
 void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExchange& ex,
                                xray::Segment& s) {
     const auto& req = ex.request;
-    s.name = ctx.sampling.service_name.empty() ? service_name(ex.tgid) : ctx.sampling.service_name;
+    s.name = ctx.sampling.service_name;  // the name sampling saw; fill_identity's when empty
     s.id = ctx.segment_id;
     s.trace_id = ctx.trace_id;
     s.parent_id = ctx.parent_id;
@@ -926,7 +926,7 @@ void Correlator::build_segment(const ServerContext& ctx, const pairing::HttpExch
     }
     if (hr.client_ip.empty()) hr.client_ip = ex.remote.ip_string();
     fill_exchange(s, ex, clock_, ids_, std::move(hr), counters_);
-    s.passport_metadata = process_metadata(ex.tgid, ex.request_tid, ex.local, ex.remote);
+    fill_identity(s, ex.tgid, ex.request_tid, ex.local, ex.remote);
     // Built member by member: the initializer-list form costs several times as much.
     if (!ctx.rule_name.empty()) s.aws["xray"]["rule_name"] = ctx.rule_name;
 }

@@ -26,6 +26,7 @@
 
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
+#include "userspace/correlate/identity_provider.hpp"
 #include "userspace/correlate/process_info.hpp"
 #include "userspace/pairing/http_exchange.hpp"
 #include "userspace/redact/redact.hpp"
@@ -66,6 +67,9 @@ struct CorrelatorConfig {
     // Process arguments (argv after argv[0]) in metadata.passport.process.command: off by
     // default (--export-process-args); when on, credentials in them are redacted too.
     bool export_process_args = false;
+    // Names and identity blocks (EC2, ECS, Kubernetes) per process; null: names from /proc
+    // alone (ProcessOnlyIdentity). Not owned; outlives the correlator.
+    IdentityProvider* identity = nullptr;
 };
 
 class Correlator {
@@ -107,7 +111,7 @@ class Correlator {
     }
     void forget_process(uint32_t tgid) {
         process_json_.erase(tgid);
-        service_names_.erase(tgid);
+        identity_->forget(tgid);
     }
 
   private:
@@ -216,8 +220,11 @@ class Correlator {
     std::string process_metadata(uint32_t tgid, uint32_t tid, const events::Endpoint& local,
                                  const events::Endpoint& remote);
     std::string process_facts(uint32_t tgid);  // the per-process part, cached below
-    std::string service_name(uint32_t tgid);   // cached
-    std::string derive_name(uint32_t tgid);
+    std::string service_name(uint32_t tgid);
+    std::shared_ptr<const identity::ProcessIdentity> identity_of(uint32_t tgid);
+    // Name, origin, aws blocks and metadata.passport of a segment of process `tgid`.
+    void fill_identity(xray::Segment& s, uint32_t tgid, uint32_t tid, const events::Endpoint& local,
+                       const events::Endpoint& remote);
     bool decide(const SamplingInput& in, std::string* rule_name);
     void remember(std::deque<RequestKey>& order, const RequestKey& key, bool server);
     // Removes a server request from the per-thread and per-tuple indexes.
@@ -267,7 +274,8 @@ class Correlator {
     // Per process: `"command":…,"exe":…,"pid":N` (the members of metadata.passport.process
     // before "tid", in the order nlohmann::json would write them), serialised once.
     std::unordered_map<uint32_t, std::string> process_json_;
-    std::unordered_map<uint32_t, std::string> service_names_;
+    std::unique_ptr<IdentityProvider> own_identity_;  // when the config gives none
+    IdentityProvider* identity_ = nullptr;
     // Kernel contexts not yet claimed by a parsed request, by (conn, request_pos); bounded.
     std::unordered_map<RequestKey, KernelContext, RequestKeyHash> kernel_pending_;
     std::deque<RequestKey> kernel_order_;

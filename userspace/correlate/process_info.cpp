@@ -10,6 +10,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "userspace/common/text.hpp"
+
 namespace passport::correlate {
 namespace {
 
@@ -100,10 +102,28 @@ std::string script_name(const std::vector<std::string>& argv) {
     return "";
 }
 
+std::string otel_resource_service_name(std::string_view attributes) {
+    while (!attributes.empty()) {
+        const size_t comma = attributes.find(',');
+        std::string_view pair = attributes.substr(0, comma);
+        attributes = comma == std::string_view::npos ? "" : attributes.substr(comma + 1);
+        const size_t eq = pair.find('=');
+        if (eq == std::string_view::npos) continue;
+        if (text::trim(pair.substr(0, eq)) != "service.name") continue;
+        return text::percent_decode(text::trim(pair.substr(eq + 1)), false, 256);
+    }
+    return "";
+}
+
 std::string derive_service_name(const ProcessInfo& info, const std::string& configured_name) {
     if (!info.xray_tracing_name.empty()) return info.xray_tracing_name;
     if (!info.otel_service_name.empty()) return info.otel_service_name;
+    if (!info.otel_resource_service_name.empty()) return info.otel_resource_service_name;
     if (!configured_name.empty()) return configured_name;
+    return program_name(info);
+}
+
+std::string program_name(const ProcessInfo& info) {
     std::string script = script_name(info.cmdline);
     if (!script.empty()) return script;
     if (!info.exe.empty()) return basename_of(info.exe);
@@ -131,13 +151,19 @@ std::optional<ProcessInfo> ProcessInfoCache::read(uint32_t pid) const {
     for (const std::string& kv : split_nul(read_file(dir + "/environ"))) {
         if (starts_with(kv, "AWS_XRAY_TRACING_NAME=")) info.xray_tracing_name = kv.substr(22);
         if (starts_with(kv, "OTEL_SERVICE_NAME=")) info.otel_service_name = kv.substr(18);
+        if (starts_with(kv, "OTEL_RESOURCE_ATTRIBUTES="))
+            info.otel_resource_service_name = otel_resource_service_name(kv.substr(25));
+        if (starts_with(kv, "ECS_CONTAINER_METADATA_URI_V4=")) info.ecs_metadata_uri = kv.substr(30);
     }
     std::istringstream status(read_file(dir + "/status", size_t{16} * 1024));
     for (std::string line; std::getline(status, line);) {
         if (starts_with(line, "PPid:"))
             info.ppid = static_cast<uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
     }
-    info.container_id = container_id_from_cgroup(read_file(dir + "/cgroup", size_t{64} * 1024));
+    const std::string cgroup = read_file(dir + "/cgroup", size_t{64} * 1024);
+    info.container_id = container_id_from_cgroup(cgroup);
+    info.pod = k8s::pod_identity_of_cgroup_file(cgroup);
+    if (info.pod && !info.pod->container_id.empty()) info.container_id = info.pod->container_id;
     return info;
 }
 

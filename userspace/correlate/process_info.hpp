@@ -6,8 +6,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "userspace/k8s/pod_identity.hpp"
 
 namespace passport::correlate {
 
@@ -19,7 +22,12 @@ struct ProcessInfo {
     std::vector<std::string> cmdline;  // argv
     std::string xray_tracing_name;     // AWS_XRAY_TRACING_NAME from the process environment
     std::string otel_service_name;     // OTEL_SERVICE_NAME from the process environment
-    std::string container_id;          // from /proc/PID/cgroup when it names one, else ""
+    // service.name in OTEL_RESOURCE_ATTRIBUTES (OTEL_SERVICE_NAME wins over it, as the
+    // OpenTelemetry SDK configuration spec says).
+    std::string otel_resource_service_name;
+    std::string ecs_metadata_uri;           // ECS_CONTAINER_METADATA_URI_V4, "" outside ECS
+    std::string container_id;               // from /proc/PID/cgroup when it names one, else ""
+    std::optional<k8s::PodIdentity> pod;    // the kubelet's pod cgroup layout, when it has one
 };
 
 // Service name precedence: the process's AWS_XRAY_TRACING_NAME, its OTEL_SERVICE_NAME, the
@@ -30,6 +38,14 @@ std::string derive_service_name(const ProcessInfo& info, const std::string& conf
 // For interpreters (python, node, ruby, perl, php, bash/sh, java -jar), the script or module the
 // interpreter runs; "" when argv names none (e.g. `python3 -c …`).
 std::string script_name(const std::vector<std::string>& argv);
+
+// The name the program itself suggests: the script for interpreters, else the executable's
+// base name, else argv[0]'s, else comm.
+std::string program_name(const ProcessInfo& info);
+
+// service.name from an OTEL_RESOURCE_ATTRIBUTES value ("key1=value1,key2=value2", values
+// percent-encoded as the OpenTelemetry resource SDK spec describes); "" when absent.
+std::string otel_resource_service_name(std::string_view attributes);
 
 class ProcessInfoCache {
   public:

@@ -353,9 +353,11 @@ void append_segment_xray(std::string& out, const nlohmann::json* xray) {
 // The segment's "aws" object: the model's members with aws.xray merged as above. Written
 // straight from the model (no DOM copy, no serializer for the plain strings of the common
 // case: {"xray":{"rule_name":"Default"}}).
-void append_segment_aws(std::string& out, const nlohmann::json& aws) {
+void append_segment_aws(std::string& out, const nlohmann::json& aws,
+                        std::string_view leading_members) {
     out += '{';
-    bool first = true;
+    out += leading_members;
+    bool first = leading_members.empty();
     bool xray_done = false;
     auto write_xray = [&](const nlohmann::json* xray) {
         if (!first) out += ',';
@@ -394,7 +396,7 @@ void append_open_fields(std::string& out, const Segment& s) {
     w.capped("origin", s.origin);
     write_outcome(out, w, s, /*subsegment=*/false);
     w.key("aws");
-    append_segment_aws(out, s.aws);
+    append_segment_aws(out, s.aws, s.aws_members);
     w.json_if("service", s.service);
     w.json_if("annotations", s.annotations);
     if (s.passport_metadata.empty()) {
@@ -559,7 +561,10 @@ class Packer {
                     n.sql = nullptr;
                 }
             },
-            [](Node& n) { n.aws = nullptr; },
+            [](Node& n) {
+                n.aws = nullptr;
+                if constexpr (std::is_same_v<Node, Segment>) n.aws_members.clear();
+            },
             [](Node& n) { n.cause.reset(); },
         });
         for (const auto& step : steps) {

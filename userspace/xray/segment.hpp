@@ -76,6 +76,10 @@ struct Segment {
     bool fault = false;
     std::optional<Cause> cause;
     nlohmann::json aws;          // object or null; aws.xray is filled by the document builder
+    // Members written first in "aws", already serialised without braces ("" none): the
+    // process's identity blocks ("account_id":…,"ec2":{…},"ecs":{…},"eks":{…}), which sort
+    // before any member of `aws` (xray). Composed once per process (userspace/identity).
+    std::string aws_members;
     nlohmann::json service;      // object or null
     nlohmann::json annotations;  // object or null
     nlohmann::json metadata;     // object or null

@@ -1,0 +1,204 @@
+#include "agent/identity/resolver.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/identity/ecs.hpp"
+
+namespace passport::identity {
+namespace {
+
+constexpr size_t kMaxCached = 16384;     // processes
+constexpr size_t kMaxContainers = 4096;  // node-side pod facts
+constexpr size_t kMaxEcsEndpoints = 1024;
+constexpr auto kEcsBudget = std::chrono::milliseconds(1500);
+constexpr auto kEcsRetry = std::chrono::seconds(60);  // a failed endpoint is asked again after
+
+// Node facts are per container; a process in a pod's own cgroup (no container id) by pid.
+std::string container_key(const correlate::ProcessInfo& info) {
+    return info.pod && !info.pod->container_id.empty() ? info.pod->container_id
+                                                       : "pid:" + std::to_string(info.pid);
+}
+
+}  // namespace
+
+IdentityResolver::IdentityResolver(ResolverConfig cfg, const k8s::PodCache* pods)
+    : cfg_(std::move(cfg)), pods_(pods) {
+    status_.cluster_name = cfg_.cluster_name;
+    if (!cfg_.imds) {
+        status_.ec2_done = true;
+        status_.ec2_why_not = "--imds off";
+    }
+}
+
+IdentityResolver::~IdentityResolver() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void IdentityResolver::start() { thread_ = std::thread([this] { run(); }); }
+
+bool IdentityResolver::wait_ec2(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return status_.ec2_done || stop_; });
+}
+
+IdentityResolver::Status IdentityResolver::status() const {
+    std::lock_guard lock(mu_);
+    return status_;
+}
+
+void IdentityResolver::run() {
+    if (cfg_.imds) run_ec2();
+    for (;;) {
+        Job job;
+        {
+            std::unique_lock lock(mu_);
+            if (!cv_.wait_for(lock, kEcsRetry, [this] { return stop_ || !jobs_.empty(); }))
+                retry_failed_ecs();
+            if (stop_) return;
+            if (jobs_.empty()) continue;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        run_job(job);
+    }
+}
+
+void IdentityResolver::run_ec2() {
+    Ec2Facts facts = fetch_ec2_facts(cfg_.imds_options);
+    if (facts.ec2) {
+        spdlog::info("passport: identity: EC2 instance {} ({}, {}){}", facts.ec2->instance_id,
+                     facts.ec2->instance_size, facts.ec2->availability_zone,
+                     facts.cluster_name.empty() ? "" : ", EKS cluster " + facts.cluster_name);
+    } else {
+        spdlog::info("passport: identity: no EC2 identity: {}", facts.why_not);
+    }
+    std::lock_guard lock(mu_);
+    status_.ec2_done = true;
+    status_.ec2 = std::move(facts.ec2);
+    status_.ec2_why_not = std::move(facts.why_not);
+    if (status_.cluster_name.empty()) status_.cluster_name = std::move(facts.cluster_name);
+    ++facts_version_;
+    cv_.notify_all();
+}
+
+void IdentityResolver::run_job(const Job& job) {
+    if (!job.ecs_uri.empty()) {
+        auto r = fetch_ecs_identity(job.ecs_uri, kEcsBudget);
+        if (!r) spdlog::warn("passport: identity: ECS task metadata {}: {}", job.ecs_uri, r.error());
+        std::lock_guard lock(mu_);
+        if (ecs_.size() >= kMaxEcsEndpoints) ecs_.clear();
+        EcsEntry& e = ecs_[job.ecs_uri];
+        e.ecs = r ? std::optional<EcsIdentity>(std::move(*r)) : std::nullopt;
+        e.at = std::chrono::steady_clock::now();
+        status_.ecs_endpoints = ecs_.size();
+        if (!r) ++status_.ecs_failed;
+        queued_.erase(job.ecs_uri);
+        ++facts_version_;
+        return;
+    }
+    NodePodFacts facts = read_node_pod_facts(job.pid, job.container_key.rfind("pid:", 0) == 0
+                                                          ? std::string()
+                                                          : job.container_key,
+                                             cfg_.runtime_sockets, cfg_.proc_root);
+    std::lock_guard lock(mu_);
+    if (node_facts_.size() >= kMaxContainers) node_facts_.clear();
+    node_facts_[job.container_key] = std::move(facts);
+    status_.containers = node_facts_.size();
+    queued_.erase(job.container_key);
+    ++facts_version_;
+}
+
+void IdentityResolver::retry_failed_ecs() {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [uri, entry] : ecs_)
+        if (!entry.ecs && now - entry.at >= kEcsRetry) enqueue(Job{uri, 0, ""});
+}
+
+void IdentityResolver::enqueue(Job job) {
+    const std::string& key = job.ecs_uri.empty() ? job.container_key : job.ecs_uri;
+    if (!queued_.insert(key).second) return;
+    jobs_.push_back(std::move(job));
+    cv_.notify_all();
+}
+
+uint64_t IdentityResolver::stamp() const {
+    return (facts_version_ << 32) ^ (pods_ != nullptr ? pods_->version() : 0);
+}
+
+std::shared_ptr<const ProcessIdentity> IdentityResolver::identity(
+    uint32_t tgid, const correlate::ProcessInfo* info) {
+    std::lock_guard lock(mu_);
+    const uint64_t now = stamp();
+    auto it = cache_.find(tgid);
+    if (it != cache_.end() && it->second.stamp == now) return it->second.id;
+    correlate::ProcessInfo none;
+    none.pid = tgid;
+    auto id = compose(info != nullptr ? *info : none);
+    if (info == nullptr) return id;  // not cached: a later segment may find it in /proc
+    if (cache_.size() >= kMaxCached) cache_.clear();
+    cache_[tgid] = Cached{now, id};
+    return id;
+}
+
+void IdentityResolver::forget(uint32_t tgid) {
+    std::lock_guard lock(mu_);
+    cache_.erase(tgid);
+}
+
+std::optional<PodIdentity> IdentityResolver::pod_of(const correlate::ProcessInfo& info,
+                                                    std::vector<std::string>& missing) {
+    if (!info.pod || info.pod->runtime_monitor) return std::nullopt;
+    const k8s::PodMeta* api = nullptr;
+    std::shared_ptr<const k8s::PodCache::Map> snapshot;
+    if (pods_ != nullptr) {
+        snapshot = pods_->snapshot();
+        auto p = snapshot->find(info.pod->pod_uid);
+        if (p != snapshot->end()) api = &p->second;
+    }
+    const std::string key = container_key(info);
+    auto n = node_facts_.find(key);
+    const NodePodFacts* node = n != node_facts_.end() ? &n->second : nullptr;
+    if (node == nullptr) {
+        enqueue(Job{"", info.pid, key});
+        if (api == nullptr) missing.emplace_back("identity.pod_pending");
+    }
+    return pod_identity_for(*info.pod, api, node, status_.cluster_name, cfg_.node_name);
+}
+
+const EcsIdentity* IdentityResolver::ecs_of(const correlate::ProcessInfo& info,
+                                            std::vector<std::string>& missing) {
+    if (info.ecs_metadata_uri.empty()) return nullptr;
+    auto it = ecs_.find(info.ecs_metadata_uri);
+    if (it == ecs_.end()) {
+        enqueue(Job{info.ecs_metadata_uri, 0, ""});
+        missing.emplace_back("identity.ecs_pending");
+        return nullptr;
+    }
+    if (it->second.ecs) return &*it->second.ecs;
+    missing.emplace_back("identity.ecs_failed");  // asked again every minute (run())
+    return nullptr;
+}
+
+std::shared_ptr<const ProcessIdentity> IdentityResolver::compose(
+    const correlate::ProcessInfo& info) {
+    std::vector<std::string> missing;
+    const std::optional<PodIdentity> pod = pod_of(info, missing);
+    const EcsIdentity* ecs = ecs_of(info, missing);
+    if (!status_.ec2_done) missing.emplace_back("identity.ec2_pending");
+    const std::string program = correlate::program_name(info);
+    NameSources names = correlate::name_sources(info, program, cfg_.configured_service_name);
+    names.pod = pod ? &*pod : nullptr;
+    names.ecs = ecs;
+    names.overrides = &cfg_.overrides;
+    IdentityFacts facts{status_.ec2 ? &*status_.ec2 : nullptr, ecs, names.pod};
+    ProcessIdentity id = compose_identity(facts, choose_service_name(names));
+    id.missing = std::move(missing);
+    return std::make_shared<const ProcessIdentity>(std::move(id));
+}
+
+}  // namespace passport::identity

@@ -1,0 +1,112 @@
+#pragma once
+// The agent's identity provider: for each traced process, the name and the aws/metadata blocks
+// its segments carry (userspace/identity/process_identity.hpp), from
+//   - the EC2 instance identity document (IMDSv2), looked up once at start;
+//   - the ECS task metadata endpoint named in the process's environment, once per endpoint;
+//   - the Kubernetes API server's pods of this node (k8s::PodCache, kept by the pod watcher);
+//   - what the node shows of a pod (UTS hostname, service-account namespace, runtime labels),
+//     once per container.
+// Every lookup runs on the resolver's own thread; identity() answers at once from what is
+// known, and the pipeline re-composes a process's identity when a source has changed.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "agent/identity/imds.hpp"
+#include "agent/identity/pod_facts.hpp"
+#include "userspace/correlate/identity_provider.hpp"
+#include "userspace/identity/naming.hpp"
+#include "userspace/identity/pod.hpp"
+#include "userspace/k8s/pod_cache.hpp"
+
+namespace passport::identity {
+
+struct ResolverConfig {
+    std::string configured_service_name;  // --service-name
+    ServiceNameOverrides overrides;       // --service-name-override
+    std::string cluster_name;             // --cluster-name; else the EKS node's tags
+    std::string node_name;                // --node-name / NODE_NAME
+    bool imds = true;                     // --imds off turns the EC2 lookup off
+    ImdsOptions imds_options;
+    RuntimeSockets runtime_sockets;
+    std::string proc_root = "/proc";
+};
+
+class IdentityResolver : public correlate::IdentityProvider {
+  public:
+    struct Status {
+        bool ec2_done = false;
+        std::optional<Ec2Identity> ec2;
+        std::string ec2_why_not;
+        std::string cluster_name;
+        size_t ecs_endpoints = 0;  // looked up (answered or failed)
+        size_t ecs_failed = 0;
+        size_t containers = 0;  // node-side pod facts read
+    };
+
+    // `pods` may be null (no API server); it must outlive the resolver.
+    IdentityResolver(ResolverConfig cfg, const k8s::PodCache* pods);
+    ~IdentityResolver() override;
+    IdentityResolver(const IdentityResolver&) = delete;
+    IdentityResolver& operator=(const IdentityResolver&) = delete;
+
+    void start();
+    // Waits at most `timeout` for the EC2 lookup; true when it is done.
+    bool wait_ec2(std::chrono::milliseconds timeout);
+    Status status() const;
+
+    std::shared_ptr<const ProcessIdentity> identity(uint32_t tgid,
+                                                    const correlate::ProcessInfo* info) override;
+    void forget(uint32_t tgid) override;
+
+  private:
+    struct Job {
+        std::string ecs_uri;  // an ECS endpoint to look up, or
+        uint32_t pid = 0;     // a process whose container's pod facts to read
+        std::string container_key;
+    };
+    struct EcsEntry {
+        std::optional<EcsIdentity> ecs;  // nullopt: failed (error logged once)
+        std::chrono::steady_clock::time_point at;
+    };
+    struct Cached {
+        uint64_t stamp = 0;
+        std::shared_ptr<const ProcessIdentity> id;
+    };
+
+    void run();
+    void run_ec2();
+    void run_job(const Job& job);
+    void enqueue(Job job);      // mu_ held
+    void retry_failed_ecs();  // mu_ held
+    std::shared_ptr<const ProcessIdentity> compose(const correlate::ProcessInfo& info);
+    std::optional<PodIdentity> pod_of(const correlate::ProcessInfo& info,
+                                      std::vector<std::string>& missing);
+    const EcsIdentity* ecs_of(const correlate::ProcessInfo& info,
+                              std::vector<std::string>& missing);
+    uint64_t stamp() const;  // mu_ held
+
+    ResolverConfig cfg_;
+    const k8s::PodCache* pods_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::deque<Job> jobs_;
+    std::unordered_set<std::string> queued_;
+    uint64_t facts_version_ = 0;
+    Status status_;
+    std::map<std::string, EcsEntry> ecs_;
+    std::unordered_map<std::string, NodePodFacts> node_facts_;
+    std::unordered_map<uint32_t, Cached> cache_;
+    std::thread thread_;
+};
+
+}  // namespace passport::identity

@@ -25,8 +25,8 @@ IdentityResolver::IdentityResolver(ResolverConfig cfg, const k8s::PodCache* pods
     : cfg_(std::move(cfg)), pods_(pods) {
     status_.cluster_name = cfg_.cluster_name;
     if (!cfg_.imds) {
-        status_.ec2_done = true;
-        status_.ec2_why_not = "--imds off";
+        ec2_->done = true;
+        ec2_->facts.why_not = cfg_.imds_options.disabled ? "AWS_EC2_METADATA_DISABLED" : "--imds off";
     }
 }
 
@@ -39,20 +39,31 @@ IdentityResolver::~IdentityResolver() {
     if (thread_.joinable()) thread_.join();
 }
 
-void IdentityResolver::start() { thread_ = std::thread([this] { run(); }); }
+void IdentityResolver::start() {
+    if (cfg_.imds) std::thread(run_ec2, ec2_, cfg_.imds_options).detach();
+    thread_ = std::thread([this] { run(); });
+}
 
 bool IdentityResolver::wait_ec2(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [this] { return status_.ec2_done || stop_; });
+    std::unique_lock lock(ec2_->mu);
+    return ec2_->cv.wait_for(lock, timeout, [this] { return ec2_->done; });
 }
 
 IdentityResolver::Status IdentityResolver::status() const {
-    std::lock_guard lock(mu_);
-    return status_;
+    Status st;
+    {
+        std::lock_guard lock(mu_);
+        st = status_;
+    }
+    std::lock_guard lock(ec2_->mu);
+    st.ec2_done = ec2_->done;
+    st.ec2 = ec2_->facts.ec2;
+    st.ec2_why_not = ec2_->facts.why_not;
+    st.cluster_name = !cfg_.cluster_name.empty() ? cfg_.cluster_name : ec2_->facts.cluster_name;
+    return st;
 }
 
 void IdentityResolver::run() {
-    if (cfg_.imds) run_ec2();
     for (;;) {
         Job job;
         {
@@ -68,8 +79,9 @@ void IdentityResolver::run() {
     }
 }
 
-void IdentityResolver::run_ec2() {
-    Ec2Facts facts = fetch_ec2_facts(cfg_.imds_options);
+void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state,
+                               const ImdsOptions& options) {
+    Ec2Facts facts = fetch_ec2_facts(options);
     if (facts.ec2) {
         spdlog::info("passport: identity: EC2 instance {} ({}, {}){}", facts.ec2->instance_id,
                      facts.ec2->instance_size, facts.ec2->availability_zone,
@@ -77,13 +89,10 @@ void IdentityResolver::run_ec2() {
     } else {
         spdlog::info("passport: identity: no EC2 identity: {}", facts.why_not);
     }
-    std::lock_guard lock(mu_);
-    status_.ec2_done = true;
-    status_.ec2 = std::move(facts.ec2);
-    status_.ec2_why_not = std::move(facts.why_not);
-    if (status_.cluster_name.empty()) status_.cluster_name = std::move(facts.cluster_name);
-    ++facts_version_;
-    cv_.notify_all();
+    std::lock_guard lock(state->mu);
+    state->facts = std::move(facts);
+    state->done = true;
+    state->cv.notify_all();
 }
 
 void IdentityResolver::run_job(const Job& job) {
@@ -127,12 +136,19 @@ void IdentityResolver::enqueue(Job job) {
 }
 
 uint64_t IdentityResolver::stamp() const {
-    return (facts_version_ << 32) ^ (pods_ != nullptr ? pods_->version() : 0);
+    return (facts_version_ << 33) ^ (uint64_t{ec2_seen_done_} << 32) ^
+           (pods_ != nullptr ? pods_->version() : 0);
 }
 
 std::shared_ptr<const ProcessIdentity> IdentityResolver::identity(
     uint32_t tgid, const correlate::ProcessInfo* info) {
     std::lock_guard lock(mu_);
+    if (!ec2_seen_done_) {
+        std::lock_guard ec2_lock(ec2_->mu);
+        ec2_seen_done_ = ec2_->done;
+        ec2_seen_ = ec2_->facts.ec2;
+        if (status_.cluster_name.empty()) status_.cluster_name = ec2_->facts.cluster_name;
+    }
     const uint64_t now = stamp();
     auto it = cache_.find(tgid);
     if (it != cache_.end() && it->second.stamp == now) return it->second.id;
@@ -189,13 +205,13 @@ std::shared_ptr<const ProcessIdentity> IdentityResolver::compose(
     std::vector<std::string> missing;
     const std::optional<PodIdentity> pod = pod_of(info, missing);
     const EcsIdentity* ecs = ecs_of(info, missing);
-    if (!status_.ec2_done) missing.emplace_back("identity.ec2_pending");
+    if (!ec2_seen_done_) missing.emplace_back("identity.ec2_pending");
     const std::string program = correlate::program_name(info);
     NameSources names = correlate::name_sources(info, program, cfg_.configured_service_name);
     names.pod = pod ? &*pod : nullptr;
     names.ecs = ecs;
     names.overrides = &cfg_.overrides;
-    IdentityFacts facts{status_.ec2 ? &*status_.ec2 : nullptr, ecs, names.pod};
+    IdentityFacts facts{ec2_seen_ ? &*ec2_seen_ : nullptr, ecs, names.pod};
     ProcessIdentity id = compose_identity(facts, choose_service_name(names));
     id.missing = std::move(missing);
     return std::make_shared<const ProcessIdentity>(std::move(id));

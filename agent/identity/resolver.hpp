@@ -82,8 +82,17 @@ class IdentityResolver : public correlate::IdentityProvider {
         std::shared_ptr<const ProcessIdentity> id;
     };
 
+    // The EC2 lookup's result, shared with the thread that makes it: that thread is detached, so
+    // stopping the agent never waits for a metadata endpoint that does not answer.
+    struct Ec2State {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        Ec2Facts facts;
+    };
+
     void run();
-    void run_ec2();
+    static void run_ec2(const std::shared_ptr<Ec2State>& state, const ImdsOptions& options);
     void run_job(const Job& job);
     void enqueue(Job job);      // mu_ held
     void retry_failed_ecs();  // mu_ held
@@ -103,6 +112,9 @@ class IdentityResolver : public correlate::IdentityProvider {
     std::unordered_set<std::string> queued_;
     uint64_t facts_version_ = 0;
     Status status_;
+    std::shared_ptr<Ec2State> ec2_ = std::make_shared<Ec2State>();
+    std::optional<Ec2Identity> ec2_seen_;  // the EC2 identity when the lookup is done (mu_)
+    bool ec2_seen_done_ = false;
     std::map<std::string, EcsEntry> ecs_;
     std::unordered_map<std::string, NodePodFacts> node_facts_;
     std::unordered_map<uint32_t, Cached> cache_;

@@ -133,6 +133,10 @@ The agent's config file, /etc/passport/passport.yaml. Keys are the agent's long 
 {{- with $a.exe }}{{ $_ := set $c "exe" . }}{{ end }}
 {{- with $a.port }}{{ $_ := set $c "port" . }}{{ end }}
 {{- with $a.serviceName }}{{ $_ := set $c "service_name" . }}{{ end }}
+{{- $i := .Values.identity }}
+{{- with $i.clusterName }}{{ $_ := set $c "cluster_name" . }}{{ end }}
+{{- if ne $i.imds "v2" }}{{ $_ := set $c "imds" $i.imds }}{{ end }}
+{{- with $i.serviceNameOverrides }}{{ $_ := set $c "service_name_override" (include "passport.labelList" . | fromJsonArray) }}{{ end }}
 {{- with $a.injectDeny }}{{ $_ := set $c "inject_deny" . }}{{ end }}
 {{- if not $a.inject }}{{ $_ := set $c "inject" false }}{{ end }}
 {{- if not $a.tls }}{{ $_ := set $c "tls" false }}{{ end }}

@@ -17,6 +17,7 @@
 
 #include "tests/e2e/e2e_common.hpp"
 #include "tests/support/k8s/fake_api.hpp"
+#include "tests/support/k8s/pod_cgroup.hpp"
 
 namespace passport::testing::e2e {
 namespace {
@@ -25,73 +26,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr const char* kNode = "node-e2e";
-
-// Where the cgroup v2 hierarchy is mounted ("" when it is not).
-std::filesystem::path cgroup2_root() {
-    std::ifstream mounts("/proc/self/mounts");
-    for (std::string dev, dir, type, rest;
-         mounts >> dev >> dir >> type && std::getline(mounts, rest);) {
-        if (type == "cgroup2") return dir;
-    }
-    return {};
-}
-
-bool write_text(const std::filesystem::path& p, const std::string& text) {
-    std::ofstream out(p);
-    out << text;
-    out.flush();
-    return static_cast<bool>(out);
-}
-
-// One pod's container cgroup, created below the cgroup v2 root with the kubelet's systemd-driver
-// names; the directories it created are removed (after moving any process left back to the root).
-class PodCgroup {
-  public:
-    PodCgroup(std::filesystem::path root, const std::string& uid) : root_(std::move(root)) {
-        std::string u = uid;
-        std::replace(u.begin(), u.end(), '-', '_');
-        std::string hex;
-        for (char c : uid)
-            if (c != '-') hex += c;
-        const std::filesystem::path rel =
-            std::filesystem::path("kubepods.slice") / "kubepods-besteffort.slice" /
-            ("kubepods-besteffort-pod" + u + ".slice") / ("cri-containerd-" + hex + hex + ".scope");
-        std::filesystem::path p = root_;
-        for (const auto& part : rel) {
-            p /= part;
-            if (!std::filesystem::exists(p)) {
-                std::filesystem::create_directory(p);
-                created_.insert(created_.begin(), p);  // innermost first
-            }
-        }
-        leaf_ = p;
-    }
-    ~PodCgroup() {
-        for (int round = 0; round < 50; round++) {
-            std::ifstream procs(leaf_ / "cgroup.procs");
-            bool any = false;
-            for (std::string pid; procs >> pid;) {
-                any = true;
-                write_text(root_ / "cgroup.procs", pid);
-            }
-            if (!any) break;
-            std::this_thread::sleep_for(20ms);
-        }
-        for (const auto& dir : created_) {
-            if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
-                ADD_FAILURE() << "rmdir " << dir << ": " << std::strerror(errno);
-        }
-    }
-    PodCgroup(const PodCgroup&) = delete;
-    PodCgroup& operator=(const PodCgroup&) = delete;
-
-    bool add(pid_t pid) const { return write_text(leaf_ / "cgroup.procs", std::to_string(pid)); }
-
-  private:
-    std::filesystem::path root_;
-    std::filesystem::path leaf_;
-    std::vector<std::filesystem::path> created_;  // innermost first
-};
 
 // A verifying callee outside every pod: records the X-Amzn-Trace-Id values it receives.
 class Callee {

@@ -69,5 +69,44 @@ TEST(CorrelateProcessInfo, ReadsFakeProcTree) {
     EXPECT_EQ(cache.get(321), nullptr);
 }
 
+TEST(CorrelateProcessInfo, OtelResourceAttributesServiceName) {
+    EXPECT_EQ(otel_resource_service_name("service.name=cart"), "cart");
+    EXPECT_EQ(otel_resource_service_name("deployment.environment=prod, service.name = my%20cart"),
+              "my cart");
+    EXPECT_EQ(otel_resource_service_name("service.namespace=shop,service.version=1"), "");
+    EXPECT_EQ(otel_resource_service_name("garbage,,=,service.name"), "");
+    ProcessInfo p;
+    p.cmdline = {"python3", "shop.py"};
+    p.otel_resource_service_name = "from-resource";
+    EXPECT_EQ(derive_service_name(p, "configured"), "from-resource");
+    p.otel_service_name = "otel-name";
+    EXPECT_EQ(derive_service_name(p, "configured"), "otel-name") << "OTEL_SERVICE_NAME wins";
+}
+
+TEST(CorrelateProcessInfo, ReadsPodAndEcsFacts) {
+    namespace fs = std::filesystem;
+    fs::path root = fs::temp_directory_path() / ("pp-proc-pod-" + std::to_string(::getpid()));
+    fs::create_directories(root / "42");
+    const std::string env =
+        std::string("ECS_CONTAINER_METADATA_URI_V4=http://169.254.170.2/v4/abc") + '\0' +
+        "OTEL_RESOURCE_ATTRIBUTES=service.name=resource-name" + '\0';
+    std::ofstream(root / "42/environ") << env;
+    const std::string id(64, 'e');
+    std::ofstream(root / "42/cgroup")
+        << "0::/kubepods.slice/kubepods-burstable.slice/"
+           "kubepods-burstable-pod6f1b0a52_3e8e_4c43_a3b4_1d6f7e9e2a10.slice/cri-containerd-" +
+               id + ".scope\n";
+    ProcessInfoCache cache(root.string());
+    const ProcessInfo* p = cache.get(42);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->ecs_metadata_uri, "http://169.254.170.2/v4/abc");
+    EXPECT_EQ(p->otel_resource_service_name, "resource-name");
+    ASSERT_TRUE(p->pod.has_value());
+    EXPECT_EQ(p->pod->pod_uid, "6f1b0a52-3e8e-4c43-a3b4-1d6f7e9e2a10");
+    EXPECT_EQ(p->pod->container_id, id);
+    EXPECT_EQ(p->container_id, id);
+    fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace passport::correlate

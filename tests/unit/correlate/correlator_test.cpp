@@ -1,5 +1,6 @@
 // Correlator: server exchanges -> segments, field by field, with fixed clock and ids.
 #include "userspace/correlate/correlator.hpp"
+#include "userspace/xray/document.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -211,6 +212,50 @@ TEST_F(CorrelatorTest, ProcessNameFromProc) {
     c2.on_exchange(std::move(ex));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].name, "passport_unit_tests");
+}
+
+// A provider that knows one process as a pod on EC2, with its ECS lookup still running.
+struct PodOnEc2 : IdentityProvider {
+    int calls = 0;
+    std::vector<uint32_t> forgotten;
+    std::shared_ptr<const identity::ProcessIdentity> identity(uint32_t,
+                                                              const ProcessInfo*) override {
+        ++calls;
+        identity::Ec2Identity ec2{"i-0abc", "us-east-1a", "m5.large", "ami-1", "123456789012",
+                                  "us-east-1"};
+        identity::PodIdentity pod;
+        pod.pod = "cart-1";
+        pod.namespace_name = "shop";
+        pod.cluster_name = "prod";
+        auto id = identity::compose_identity({&ec2, nullptr, &pod}, {"cart", "kubernetes.workload"});
+        id.missing = {"identity.ecs_pending"};
+        return std::make_shared<const identity::ProcessIdentity>(std::move(id));
+    }
+    void forget(uint32_t tgid) override { forgotten.push_back(tgid); }
+};
+
+TEST_F(CorrelatorTest, IdentityFromTheProviderInEverySegment) {
+    PodOnEc2 provider;
+    CorrelatorConfig cfg{"svc", "host-1"};
+    cfg.identity = &provider;
+    Correlator c2(cfg, procs, ids, clock, nullptr, counters,
+                  [this](xray::Segment&& s) { out.push_back(std::move(s)); });
+    c2.on_exchange(exchange("GET", "/", 200));
+    ASSERT_EQ(out.size(), 1u);
+    const auto& s = out[0];
+    EXPECT_EQ(s.name, "cart");
+    EXPECT_EQ(s.origin, "AWS::EKS::Container");
+    const auto doc = nlohmann::json::parse(xray::to_json(s));
+    EXPECT_EQ(doc["aws"]["ec2"]["instance_id"], "i-0abc");
+    EXPECT_EQ(doc["aws"]["eks"]["cluster_name"], "prod");
+    EXPECT_EQ(doc["aws"]["account_id"], "123456789012");
+    EXPECT_EQ(doc["aws"]["xray"]["sdk"], "Passport") << "aws.xray kept beside the identity";
+    EXPECT_EQ(doc["metadata"]["passport"]["name_rule"], "kubernetes.workload");
+    EXPECT_EQ(doc["metadata"]["passport"]["kubernetes"]["namespace"], "shop");
+    EXPECT_EQ(doc["metadata"]["passport"]["process"]["pid"], 4242) << "process facts kept";
+    EXPECT_EQ(counters.get("identity.ecs_pending"), 1u);
+    c2.forget_process(4242);
+    EXPECT_EQ(provider.forgotten, std::vector<uint32_t>{4242});
 }
 
 // --- outgoing calls and same-node stitching -------------------------------------------------

@@ -181,7 +181,7 @@ std::optional<PodIdentity> IdentityResolver::pod_of(const correlate::ProcessInfo
     const NodePodFacts* node = n != node_facts_.end() ? &n->second : nullptr;
     if (node == nullptr) {
         enqueue(Job{"", info.pid, key});
-        if (api == nullptr) missing.emplace_back("identity.pod_pending");
+        if (api == nullptr) missing.emplace_back("identity.missing.pod_pending");
     }
     return pod_identity_for(*info.pod, api, node, status_.cluster_name, cfg_.node_name);
 }
@@ -192,11 +192,11 @@ const EcsIdentity* IdentityResolver::ecs_of(const correlate::ProcessInfo& info,
     auto it = ecs_.find(info.ecs_metadata_uri);
     if (it == ecs_.end()) {
         enqueue(Job{info.ecs_metadata_uri, 0, ""});
-        missing.emplace_back("identity.ecs_pending");
+        missing.emplace_back("identity.missing.ecs_pending");
         return nullptr;
     }
     if (it->second.ecs) return &*it->second.ecs;
-    missing.emplace_back("identity.ecs_failed");  // asked again every minute (run())
+    missing.emplace_back("identity.missing.ecs_failed");  // asked again every minute (run())
     return nullptr;
 }
 
@@ -205,7 +205,7 @@ std::shared_ptr<const ProcessIdentity> IdentityResolver::compose(
     std::vector<std::string> missing;
     const std::optional<PodIdentity> pod = pod_of(info, missing);
     const EcsIdentity* ecs = ecs_of(info, missing);
-    if (!ec2_seen_done_) missing.emplace_back("identity.ec2_pending");
+    if (!ec2_seen_done_) missing.emplace_back("identity.missing.ec2_pending");
     const std::string program = correlate::program_name(info);
     NameSources names = correlate::name_sources(info, program, cfg_.configured_service_name);
     names.pod = pod ? &*pod : nullptr;

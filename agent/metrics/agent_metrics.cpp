@@ -27,12 +27,15 @@ struct LabelledGroup {
     const char* label;
     const char* help;
 };
-constexpr std::array<LabelledGroup, 2> kLabelledGroups = {{
+constexpr std::array<LabelledGroup, 3> kLabelledGroups = {{
     {"inject.", "passport_injection_events_total", "event",
      "What header injection did, by event (exit counters inject.<event>)"},
     {"decode.rejected.", "passport_decode_rejected_total", "reason",
      "Ring-buffer records the decoder rejected, by reason (exit counters "
      "decode.rejected.<reason>)"},
+    {"identity.missing.", "passport_identity_missing_total", "reason",
+     "Segments sent without an identity block, by reason (exit counters "
+     "identity.missing.<reason>; docs/identity.md)"},
 }};
 
 constexpr const char* kDropsFamily = "passport_kernel_drops_total";

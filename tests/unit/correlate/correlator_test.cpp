@@ -228,7 +228,7 @@ struct PodOnEc2 : IdentityProvider {
         pod.namespace_name = "shop";
         pod.cluster_name = "prod";
         auto id = identity::compose_identity({&ec2, nullptr, &pod}, {"cart", "kubernetes.workload"});
-        id.missing = {"identity.ecs_pending"};
+        id.missing = {"identity.missing.ecs_pending"};
         return std::make_shared<const identity::ProcessIdentity>(std::move(id));
     }
     void forget(uint32_t tgid) override { forgotten.push_back(tgid); }
@@ -253,7 +253,7 @@ TEST_F(CorrelatorTest, IdentityFromTheProviderInEverySegment) {
     EXPECT_EQ(doc["metadata"]["passport"]["name_rule"], "kubernetes.workload");
     EXPECT_EQ(doc["metadata"]["passport"]["kubernetes"]["namespace"], "shop");
     EXPECT_EQ(doc["metadata"]["passport"]["process"]["pid"], 4242) << "process facts kept";
-    EXPECT_EQ(counters.get("identity.ecs_pending"), 1u);
+    EXPECT_EQ(counters.get("identity.missing.ecs_pending"), 1u);
     c2.forget_process(4242);
     EXPECT_EQ(provider.forgotten, std::vector<uint32_t>{4242});
 }

@@ -29,7 +29,8 @@ Result<std::string> checked_uri(const std::string& uri) {
 }
 
 Result<std::string> get(const std::string& url, Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     auto r = http_fetch({"GET", url, {"Accept: application/json"}, left, kBodyCap});
     if (!r) return make_error(url + ": " + r.error());
     if (r->status != 200) return make_error(url + ": HTTP " + std::to_string(r->status));

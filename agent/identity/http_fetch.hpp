@@ -15,9 +15,9 @@
 namespace passport::identity {
 
 struct HttpRequest {
-    std::string method = "GET";        // GET or PUT (a PUT sends an empty body)
-    std::string url;                   // http:// or https://
-    std::vector<std::string> headers;  // "Name: value"
+    std::string method = "GET";              // GET or PUT (a PUT sends an empty body)
+    std::string url;                         // http:// or https://
+    std::vector<std::string> headers;        // "Name: value"
     std::chrono::milliseconds budget{1000};  // the whole request, connect to last byte
     size_t body_cap = size_t{1} << 20;       // longer answers are an error
 };

@@ -20,8 +20,8 @@ bool has_control_chars(std::string_view s) {
 
 Result<json> parse_object(std::string_view text, std::string_view what) {
     if (text.size() > kMaxDocumentBytes) {
-        return make_error(std::string(what) + ": larger than " +
-                          std::to_string(kMaxDocumentBytes) + " bytes");
+        return make_error(std::string(what) + ": larger than " + std::to_string(kMaxDocumentBytes) +
+                          " bytes");
     }
     json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded()) return make_error(std::string(what) + ": not JSON");

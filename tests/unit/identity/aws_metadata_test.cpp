@@ -16,7 +16,8 @@ namespace {
 using nlohmann::json;
 
 std::string fixture(const std::string& name) {
-    const auto path = std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "aws" / name;
+    const auto path =
+        std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "aws" / name;
     std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
@@ -59,9 +60,10 @@ TEST(Ec2IdentityDocument, EachRequiredFieldMissingIsNamed) {
 }
 
 TEST(Ec2IdentityDocument, WrongTypesAreNamed) {
-    for (const json& bad : {json(12345), json::array({"x"}), json::object({{"a", 1}}), json(true)}) {
-        for (const char* key : {"instanceId", "availabilityZone", "instanceType", "imageId",
-                                "accountId", "region"}) {
+    for (const json& bad :
+         {json(12345), json::array({"x"}), json::object({{"a", 1}}), json(true)}) {
+        for (const char* key :
+             {"instanceId", "availabilityZone", "instanceType", "imageId", "accountId", "region"}) {
             json doc = fixture_json("identity-document.json");
             doc[key] = bad;
             auto id = ec2_from_identity_document(doc.dump());
@@ -77,7 +79,8 @@ TEST(Ec2IdentityDocument, OverlongAndControlCharactersRefused) {
     doc["instanceId"] = std::string(kMaxFieldBytes + 1, 'i');
     auto id = ec2_from_identity_document(doc.dump());
     ASSERT_FALSE(id);
-    EXPECT_NE(id.error().find("instanceId: longer than 256 bytes"), std::string::npos) << id.error();
+    EXPECT_NE(id.error().find("instanceId: longer than 256 bytes"), std::string::npos)
+        << id.error();
 
     doc["instanceId"] = std::string(kMaxFieldBytes, 'i');
     EXPECT_TRUE(ec2_from_identity_document(doc.dump()));
@@ -153,7 +156,8 @@ TEST(EcsTaskMetadata, MissingAndWrongTypedFieldsAreNamed) {
         c.erase(key);
         auto id = ecs_from_task_metadata(c.dump(), task_text);
         ASSERT_FALSE(id) << key;
-        EXPECT_NE(id.error().find(std::string("container metadata field ") + key), std::string::npos)
+        EXPECT_NE(id.error().find(std::string("container metadata field ") + key),
+                  std::string::npos)
             << id.error();
         c[key] = 17;
         id = ecs_from_task_metadata(c.dump(), task_text);

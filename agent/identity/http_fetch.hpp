@@ -1,0 +1,34 @@
+#pragma once
+// One bounded HTTP request for metadata endpoints (IMDS, the ECS task metadata endpoint), on
+// libcurl. Bounded every way an endpoint can misbehave: a total time budget (connect included),
+// a low-speed limit against bodies that trickle in, a body cap (the transfer is aborted past
+// it), no redirects, and no proxy from the environment (the endpoints are link-local; a proxy
+// set for the node's outbound traffic must not see them). Blocking: call it from the identity
+// thread, never from the pipeline.
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "userspace/common/result.hpp"
+
+namespace passport::identity {
+
+struct HttpRequest {
+    std::string method = "GET";              // GET or PUT (a PUT sends an empty body)
+    std::string url;                         // http:// or https://
+    std::vector<std::string> headers;        // "Name: value"
+    std::chrono::milliseconds budget{1000};  // the whole request, connect to last byte
+    size_t body_cap = size_t{1} << 20;       // longer answers are an error
+};
+
+struct HttpResponse {
+    long status = 0;
+    std::string body;
+};
+
+// The answer (any status), or a transport error: "connect: ...", "timed out after N ms",
+// "response larger than N bytes", ...
+Result<HttpResponse> http_fetch(const HttpRequest& request);
+
+}  // namespace passport::identity

@@ -425,6 +425,7 @@ class Agent {
             imds, [](const char* name) { return std::getenv(name); });
         rc.imds = cfg_.imds != "off" && !rc.imds_options.disabled;
         rc.runtime_sockets = runtime_sockets(cfg_);
+        rc.ecs_metadata_host = cfg_.ecs_metadata_host;
         identity_ = std::make_unique<identity::IdentityResolver>(std::move(rc), &pods_);
         identity_->start();
     }

@@ -127,6 +127,8 @@ Identity (aws.ec2/aws.ecs/aws.eks and origin in every segment; see docs/identity
                         EC2 instance identity from IMDSv2 (default); v2-then-v1 also tries
                         IMDSv1 when no token is given; off: none. AWS_EC2_METADATA_DISABLED
                         and AWS_EC2_METADATA_SERVICE_ENDPOINT are honoured as the AWS SDKs do
+  --ecs-metadata-host H the only host an ECS_CONTAINER_METADATA_URI_V4 may name (default
+                        169.254.170.2, the ECS agent's address); others are not fetched
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
   --record FILE         write the raw kernel events as JSON lines (for replay tests), with
@@ -434,6 +436,7 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--service-name-override", add_service_name_override},
         {"--cluster-name", set_text<&Config::cluster_name>},
         {"--imds", set_imds},
+        {"--ecs-metadata-host", set_text<&Config::ecs_metadata_host>},
     };
     return flags;
 }

@@ -64,6 +64,7 @@ struct Config {
     std::vector<std::string> service_name_overrides;  // --service-name-override (validated)
     std::string cluster_name;                         // --cluster-name
     std::string imds = "v2";                          // --imds v2|v2-then-v1|off
+    std::string ecs_metadata_host = "169.254.170.2";  // --ecs-metadata-host
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

@@ -19,6 +19,18 @@ std::string container_key(const correlate::ProcessInfo& info) {
                                                        : "pid:" + std::to_string(info.pid);
 }
 
+// The host of an http(s) URI ("" when it has none): "http://169.254.170.2/v4/x" ->
+// "169.254.170.2"; userinfo is not accepted.
+std::string uri_host(std::string_view uri) {
+    const size_t scheme = uri.find("://");
+    if (scheme == std::string_view::npos) return "";
+    std::string_view rest = uri.substr(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (rest.find('@') != std::string_view::npos) return "";
+    if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(0, rest.find(']') + 1));
+    return std::string(rest.substr(0, rest.find(':')));
+}
+
 }  // namespace
 
 IdentityResolver::IdentityResolver(ResolverConfig cfg, const k8s::PodCache* pods)
@@ -189,6 +201,15 @@ std::optional<PodIdentity> IdentityResolver::pod_of(const correlate::ProcessInfo
 const EcsIdentity* IdentityResolver::ecs_of(const correlate::ProcessInfo& info,
                                             std::vector<std::string>& missing) {
     if (info.ecs_metadata_uri.empty()) return nullptr;
+    if (uri_host(info.ecs_metadata_uri) != cfg_.ecs_metadata_host) {
+        if (refused_.size() < kMaxEcsEndpoints && refused_.insert(info.ecs_metadata_uri).second)
+            spdlog::warn(
+                "passport: identity: pid {}: ECS_CONTAINER_METADATA_URI_V4 names a host other than "
+                "{} (--ecs-metadata-host): not fetched",
+                info.pid, cfg_.ecs_metadata_host);
+        missing.emplace_back("identity.missing.ecs_refused");
+        return nullptr;
+    }
     auto it = ecs_.find(info.ecs_metadata_uri);
     if (it == ecs_.end()) {
         enqueue(Job{info.ecs_metadata_uri, 0, ""});

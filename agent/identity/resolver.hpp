@@ -37,6 +37,9 @@ struct ResolverConfig {
     bool imds = true;                     // --imds off turns the EC2 lookup off
     ImdsOptions imds_options;
     RuntimeSockets runtime_sockets;
+    // The host an ECS_CONTAINER_METADATA_URI_V4 must name: the value comes from a traced
+    // process's environment, so the agent never fetches a URL a process could point elsewhere.
+    std::string ecs_metadata_host = "169.254.170.2";
     std::string proc_root = "/proc";
 };
 
@@ -110,6 +113,7 @@ class IdentityResolver : public correlate::IdentityProvider {
     bool stop_ = false;
     std::deque<Job> jobs_;
     std::unordered_set<std::string> queued_;
+    std::unordered_set<std::string> refused_;  // ECS URIs naming another host (logged once)
     uint64_t facts_version_ = 0;
     Status status_;
     std::shared_ptr<Ec2State> ec2_ = std::make_shared<Ec2State>();

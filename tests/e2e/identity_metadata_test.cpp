@@ -29,6 +29,7 @@
 
 #include "agent/identity/ecs.hpp"
 #include "agent/identity/imds.hpp"
+#include "tests/support/aws/fake_metadata.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/net.hpp"
@@ -53,56 +54,6 @@ json fixture(const std::string& name) {
     std::ifstream in(kSource / "tests" / "fixtures" / "aws" / name);
     return json::parse(in);
 }
-
-// The stand-in, on `host`:`port` (0: any port), optionally inside a network namespace.
-class FakeMetadata {
-  public:
-    explicit FakeMetadata(const std::string& mode, const std::vector<std::string>& only = {},
-                          const NetNs* ns = nullptr, const std::string& host = "127.0.0.1",
-                          int port = 0)
-        : dir_("passport-aws-") {
-        std::vector<std::string> argv = {
-            python3_path(),
-            (kSource / "tests" / "support" / "aws" / "fake_metadata_server.py").string(),
-            "--mode",
-            mode,
-            "--host",
-            host,
-            "--port",
-            std::to_string(port),
-            "--log",
-            log_path().string()};
-        for (const auto& prefix : only) {
-            argv.emplace_back("--only");
-            argv.push_back(prefix);
-        }
-        if (ns) argv = ns->wrap(argv);
-        process_ = std::make_unique<ChildProcess>(
-            ChildOptions{argv, {{"PYTHONUNBUFFERED", "1"}}, {}, {}, true});
-        auto line = process_->wait_for_line(
-            Stream::kStdout, std::regex(R"(listening on port (\d+))"), deadline_in(30s));
-        if (line) port_ = std::stoi(line->groups[1]);
-        host_ = host;
-    }
-
-    bool ok() const { return port_ > 0; }
-    std::string url() const { return "http://" + host_ + ":" + std::to_string(port_); }
-    std::string describe() const { return process_->describe(); }
-    std::filesystem::path log_path() const { return dir_.path() / "requests.log"; }
-
-    std::vector<json> requests() const {
-        std::vector<json> out;
-        std::ifstream in(log_path());
-        for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-        return out;
-    }
-
-  private:
-    TempDir dir_;
-    std::string host_;
-    int port_ = 0;
-    std::unique_ptr<ChildProcess> process_;
-};
 
 // Runs `fn` on its own thread (inside network namespace `netns` when given) and waits at most
 // kGuard for it; nullopt when it did not return (the thread is then left behind, detached).

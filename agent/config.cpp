@@ -103,6 +103,9 @@ Kubernetes selection (any of these: only processes in pods on this node; see doc
                         token and ca.crt for the API server
                         (default /var/run/secrets/kubernetes.io/serviceaccount)
   --node-name NAME      this node's name (default: $NODE_NAME)
+  --runtime-socket PATH container runtime socket asked for a pod's labels when the API server
+                        does not know it (repeatable; default: docker, podman and crio sockets
+                        under /run and /host/run)
   With --pid/--exe as well, a process must satisfy both (AND).
 
 Output:
@@ -404,6 +407,10 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--k8s-api", set_k8s_api},
         {"--k8s-service-account-dir", set_text<&Config::k8s_service_account_dir>},
         {"--node-name", set_text<&Config::node_name>},
+        {"--runtime-socket",
+         [](const std::string& v, Config& c) {
+             return append_nonempty(v, c.runtime_sockets, "--runtime-socket: empty path");
+         }},
     };
     return flags;
 }

@@ -60,8 +60,10 @@ struct Config {
     std::string k8s_api = "auto";  // --k8s-api auto|off|https://HOST[:PORT]
     std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
         "/var/run/secrets/kubernetes.io/serviceaccount";
-    std::string node_name;                     // --node-name (else $NODE_NAME at start)
-    std::vector<std::string> runtime_sockets;  // --runtime-socket PATH (docs/identity-k8s.md)
+    std::string node_name;  // --node-name (else $NODE_NAME at start)
+    // --runtime-socket PATH, repeatable: container runtimes asked for pod labels
+    // (docs/identity-k8s.md)
+    std::vector<std::string> runtime_sockets;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

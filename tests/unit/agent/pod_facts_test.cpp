@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/config.hpp"
+
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -94,6 +96,23 @@ TEST(RuntimeSocketList, DefaultsAndGiven) {
                           "/host/run/docker.sock", "/host/run/crio/crio.sock"})
         EXPECT_NE(std::find(d.paths.begin(), d.paths.end(), p), d.paths.end()) << p;
     EXPECT_EQ(runtime_sockets_from({"/x.sock"}).paths, std::vector<std::string>{"/x.sock"});
+}
+
+TEST(RuntimeSocketList, FlagAndConfigFileKey) {
+    auto c =
+        agent::parse_args({"--runtime-socket", "/a.sock", "--runtime-socket=/b.sock"}, nullptr);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->runtime_sockets, (std::vector<std::string>{"/a.sock", "/b.sock"}));
+    EXPECT_TRUE(agent::parse_args({}, nullptr)->runtime_sockets.empty());
+    auto empty = agent::parse_args({"--runtime-socket", ""}, nullptr);
+    ASSERT_FALSE(empty);
+    EXPECT_NE(empty.error().find("--runtime-socket"), std::string::npos) << empty.error();
+
+    TempDir dir("passport-runtime-config-");
+    write_file(dir.path() / "passport.yaml", "runtime_socket:\n  - /host/run/crio/crio.sock\n");
+    auto f = agent::parse_args({"--config", (dir.path() / "passport.yaml").string()}, nullptr);
+    ASSERT_TRUE(f) << f.error();
+    EXPECT_EQ(f->runtime_sockets, std::vector<std::string>{"/host/run/crio/crio.sock"});
 }
 
 class RuntimeLabels : public ::testing::Test {

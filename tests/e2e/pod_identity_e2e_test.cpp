@@ -12,7 +12,7 @@
 // read_node_pod_facts and pod_identity_for give the pod name, namespace, pod uid and container
 // id. A pod sharing the node's UTS namespace (hostNetwork) gets no pod name from its hostname.
 // With a real Podman service on a private socket (Docker-compatible API), the runtime's labels
-// of a container made with the kubelet's label keys name the pod.
+// of a container made with the kubelet's label keys name the pod, ahead of hostname and file.
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -197,6 +198,119 @@ TEST_F(PodIdentityE2E, HostNetworkPodHasNoPodNameFromItsHostname) {
     EXPECT_EQ(id.pod, "");
     EXPECT_EQ(id.namespace_name, kNamespace);
     EXPECT_EQ(id.pod_uid, kPodUid);
+}
+
+// A Podman service on a private socket and storage (Docker-compatible API,
+// https://docs.podman.io/en/v4.3/markdown/podman-system-service.1.html): containers made from a
+// plain directory (--rootfs, no registry) with the labels the kubelet sets through the CRI.
+class PodmanService {
+  public:
+    explicit PodmanService(const fs::path& dir) : dir_(dir), socket_(dir / "podman.sock") {
+        service_ = std::make_unique<ChildProcess>(ChildOptions{
+            with_globals({"system", "service", "--time=0", "unix://" + socket_.string()}),
+            {},
+            {},
+            {},
+            true});
+        const auto deadline = deadline_in(20s);
+        while (!fs::exists(socket_) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(50ms);
+    }
+    ~PodmanService() {
+        for (const auto& id : containers_)
+            passport::testing::run_command(
+                ChildOptions{with_globals({"rm", "-f", id}), {}, {}, {}, true}, deadline_in(30s));
+    }
+    PodmanService(const PodmanService&) = delete;
+    PodmanService& operator=(const PodmanService&) = delete;
+
+    bool ok() const { return fs::exists(socket_); }
+    const fs::path& socket() const { return socket_; }
+    std::string describe() const { return service_->describe(); }
+
+    // A created (not started) container with these labels; its id, "" on failure.
+    std::string create(const std::map<std::string, std::string>& labels) {
+        fs::create_directories(dir_ / "rootfs");
+        std::vector<std::string> args = {"create"};
+        for (const auto& [k, v] : labels) args.insert(args.end(), {"--label", k + "=" + v});
+        args.insert(args.end(), {"--rootfs", (dir_ / "rootfs").string(), "/bin/true"});
+        auto r = passport::testing::run_command(ChildOptions{with_globals(args), {}, {}, {}, true},
+                                                deadline_in(60s));
+        std::string id = r.out.substr(0, r.out.find('\n'));
+        if (!r.status.success() || id.size() != 64) {
+            ADD_FAILURE() << "podman create: " << r.err;
+            return {};
+        }
+        containers_.push_back(id);
+        return id;
+    }
+
+  private:
+    // Private storage and state, the cgroupfs manager and runc (crun refuses this host's
+    // hybrid cgroup layout).
+    std::vector<std::string> with_globals(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv = {"podman",
+                                         "--root",
+                                         (dir_ / "storage").string(),
+                                         "--runroot",
+                                         (dir_ / "run").string(),
+                                         "--storage-driver",
+                                         "vfs",
+                                         "--cgroup-manager",
+                                         "cgroupfs",
+                                         "--events-backend",
+                                         "file",
+                                         "--runtime",
+                                         "runc"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
+
+    fs::path dir_;
+    fs::path socket_;
+    std::unique_ptr<ChildProcess> service_;
+    std::vector<std::string> containers_;
+};
+
+TEST_F(PodIdentityE2E, RuntimeLabelsFromARealPodmanService) {
+    if (passport::testing::find_executable("podman").empty() ||
+        passport::testing::find_executable("runc").empty())
+        GTEST_SKIP() << "podman and runc are not installed (.ci/install-deps.sh installs them)";
+    PodmanService podman(dir_.path() / "podman");
+    ASSERT_TRUE(podman.ok()) << podman.describe();
+    const std::string id = podman.create({{"io.kubernetes.pod.name", "checkout-6c9d7-qx2lz"},
+                                          {"io.kubernetes.pod.namespace", "payments"},
+                                          {"io.kubernetes.container.name", "server"},
+                                          {"io.kubernetes.pod.uid", kPodUid}});
+    ASSERT_FALSE(id.empty());
+
+    // The pod's process in that container's cgroup, its hostname set by the pod's spec.hostname.
+    PodCgroup cgroup(root_, kPodUid, id);
+    auto proc = start_pod_process(true);
+    ASSERT_TRUE(cgroup.add(proc->pid()));
+    const auto cg = cgroup_of(proc->pid());
+    ASSERT_TRUE(cg);
+    ASSERT_EQ(cg->container_id, id);
+
+    const RuntimeSockets sockets{
+        {(dir_.path() / "absent.sock").string(), podman.socket().string()}};
+    const NodePodFacts facts = read_node_pod_facts(static_cast<uint32_t>(proc->pid()), id, sockets);
+    EXPECT_TRUE(facts.from_runtime);
+    EXPECT_EQ(facts.pod_name, "checkout-6c9d7-qx2lz");
+    EXPECT_EQ(facts.namespace_name, "payments");
+    EXPECT_EQ(facts.container_name, "server");
+    EXPECT_EQ(facts.uts_hostname, kPodName);
+
+    const PodIdentity pid_id = pod_identity_for(*cg, nullptr, &facts, "", "node-e2e");
+    EXPECT_EQ(pid_id.source, PodSource::kRuntime);
+    EXPECT_EQ(pid_id.pod, "checkout-6c9d7-qx2lz") << "runtime labels win over the hostname";
+    EXPECT_EQ(pid_id.namespace_name, "payments") << "and over the service-account file";
+    EXPECT_EQ(pid_id.container_name, "server");
+    EXPECT_EQ(pid_id.pod_uid, kPodUid);
+
+    NodePodFacts unknown;
+    EXPECT_FALSE(runtime_facts_of(std::string(64, 'e'), sockets, unknown))
+        << "a container the runtime does not know (404)";
 }
 
 }  // namespace

@@ -102,6 +102,19 @@ std::optional<std::string> read_regular(int raw_fd, size_t cap) {
     return text;
 }
 
+// The container's /etc/hostname, which container runtimes bind-mount with the hostname they
+// gave its UTS namespace: read without joining the namespace (no CAP_SYS_ADMIN needed). The
+// agent's own hostname there means the container shares the node's file: not a pod's name.
+std::string hostname_file_of(uint32_t pid, const std::string& proc_root) {
+    auto text = read_regular(open_in_root(pid_path(proc_root, pid, "root"), "etc/hostname"),
+                             kMaxNamespaceFile);
+    if (!text) return {};
+    while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) text->pop_back();
+    struct utsname own {};
+    if (::uname(&own) == 0 && *text == own.nodename) return {};  // the node's file, shared
+    return is_dns1123_label(*text) ? *text : std::string();
+}
+
 // libcurl handle and its cleanup.
 using Curl = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
 
@@ -194,7 +207,8 @@ RuntimeSockets runtime_sockets_from(const std::vector<std::string>& given) {
 std::string uts_hostname_of(uint32_t pid, const std::string& proc_root) {
     const std::string ns = pid_path(proc_root, pid, "ns/uts");
     if (same_file(ns, "/proc/self/ns/uts")) return {};  // the node's own hostname
-    return nodename_in(ns);
+    std::string name = nodename_in(ns);
+    return name.empty() ? hostname_file_of(pid, proc_root) : name;
 }
 
 std::string sa_namespace_of(uint32_t pid, const std::string& proc_root) {

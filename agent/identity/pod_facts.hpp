@@ -1,7 +1,9 @@
 #pragma once
 // What the node itself shows of a process's pod, without the API server (docs/identity-k8s.md):
 //  - the container's hostname, from its UTS namespace (read only when that namespace is not the
-//    agent's own: a hostNetwork pod shares the node's);
+//    agent's own: a hostNetwork pod shares the node's): uname() on a short-lived thread that
+//    joins it (needs CAP_SYS_ADMIN), else the container's /etc/hostname, which the runtime
+//    bind-mounts with the same name;
 //  - the service-account namespace file under /proc/<pid>/root;
 //  - the container runtime's labels and image, when a runtime socket is reachable: the Docker
 //    Engine API (Docker, Podman) or CRI-O's inspect endpoint. containerd speaks only gRPC (the

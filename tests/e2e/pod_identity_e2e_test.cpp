@@ -13,9 +13,12 @@
 // id. A pod sharing the node's UTS namespace (hostNetwork) gets no pod name from its hostname.
 // With a real Podman service on a private socket (Docker-compatible API), the runtime's labels
 // of a container made with the kubelet's label keys name the pod, ahead of hostname and file.
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -124,19 +127,26 @@ class PodIdentityE2E : public ::testing::Test {
         root_ = cgroup2_root();
         if (root_.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
         write_text(dir_.path() / "namespace", std::string(kNamespace) + "\n");
+        write_text(dir_.path() / "hostname", std::string(kPodName) + "\n");
     }
 
     // `sleep` in the pod's namespaces: its own mount namespace with the namespace file
-    // bind-mounted at the standard path, and (own_uts) its own UTS namespace named after the pod.
-    std::unique_ptr<ChildProcess> start_pod_process(bool own_uts) {
+    // bind-mounted at the standard path, and (own_uts) its own UTS namespace named after the pod,
+    // with (hostname_file) /etc/hostname bind-mounted as the runtimes do.
+    std::unique_ptr<ChildProcess> start_pod_process(bool own_uts, bool hostname_file = true) {
         const std::string sa = "/run/secrets/kubernetes.io/serviceaccount";
         std::vector<std::string> argv = {"unshare", "--mount", "--propagation", "private"};
-        if (own_uts) argv.emplace_back("--uts");
-        const std::string script =
-            std::string(own_uts ? "hostname " + std::string(kPodName) + " && " : "") +
-            "mount -t tmpfs tmpfs /run && mkdir -p " + sa + " && touch " + sa +
-            "/namespace && mount --bind " + (dir_.path() / "namespace").string() + " " + sa +
-            "/namespace && echo ready && exec sleep 300";
+        std::string script;
+        if (own_uts) {
+            argv.emplace_back("--uts");
+            script = "hostname " + std::string(kPodName) + " && ";
+            if (hostname_file)
+                script +=
+                    "mount --bind " + (dir_.path() / "hostname").string() + " /etc/hostname && ";
+        }
+        script += "mount -t tmpfs tmpfs /run && mkdir -p " + sa + " && touch " + sa +
+                  "/namespace && mount --bind " + (dir_.path() / "namespace").string() + " " + sa +
+                  "/namespace && echo ready && exec sleep 300";
         argv.insert(argv.end(), {"sh", "-c", script});
         auto p = std::make_unique<ChildProcess>(ChildOptions{argv, {}, {}, {}, true});
         EXPECT_TRUE(p->wait_for_line(Stream::kStdout, std::regex("ready"), deadline_in(20s)))
@@ -198,6 +208,47 @@ TEST_F(PodIdentityE2E, HostNetworkPodHasNoPodNameFromItsHostname) {
     EXPECT_EQ(id.pod, "");
     EXPECT_EQ(id.namespace_name, kNamespace);
     EXPECT_EQ(id.pod_uid, kPodUid);
+}
+
+// The calling thread without CAP_SYS_ADMIN in its effective set (capabilities are per thread;
+// threads it starts inherit them), restored at the end of the scope.
+class WithoutSysAdmin {
+  public:
+    WithoutSysAdmin() {
+        header_.version = _LINUX_CAPABILITY_VERSION_3;
+        if (::syscall(SYS_capget, &header_, saved_.data()) != 0) return;
+        auto data = saved_;
+        data[0].effective &= ~(1U << CAP_SYS_ADMIN);
+        dropped_ = ::syscall(SYS_capset, &header_, data.data()) == 0;
+    }
+    ~WithoutSysAdmin() {
+        if (dropped_) ::syscall(SYS_capset, &header_, saved_.data());
+    }
+    WithoutSysAdmin(const WithoutSysAdmin&) = delete;
+    WithoutSysAdmin& operator=(const WithoutSysAdmin&) = delete;
+    bool dropped() const { return dropped_; }
+
+  private:
+    __user_cap_header_struct header_{};
+    std::array<__user_cap_data_struct, 2> saved_{};
+    bool dropped_ = false;
+};
+
+TEST_F(PodIdentityE2E, HostnameFileWhenTheUtsNamespaceCannotBeJoined) {
+    PodCgroup cgroup(root_, kPodUid, kContainerId);
+    auto with_file = start_pod_process(true, true);
+    auto without_file = start_pod_process(true, false);
+    ASSERT_TRUE(cgroup.add(with_file->pid()));
+    ASSERT_EQ(uts_hostname_of(static_cast<uint32_t>(without_file->pid())), kPodName)
+        << "with CAP_SYS_ADMIN the namespace is joined";
+    WithoutSysAdmin no_admin;
+    ASSERT_TRUE(no_admin.dropped());
+    EXPECT_EQ(uts_hostname_of(static_cast<uint32_t>(without_file->pid())), "")
+        << "setns refused, and the container's /etc/hostname is the node's own: no pod name";
+    const NodePodFacts facts =
+        read_node_pod_facts(static_cast<uint32_t>(with_file->pid()), kContainerId, {});
+    EXPECT_EQ(facts.uts_hostname, kPodName) << "from the bind-mounted /etc/hostname";
+    EXPECT_EQ(facts.sa_namespace, kNamespace);
 }
 
 // A Podman service on a private socket and storage (Docker-compatible API,

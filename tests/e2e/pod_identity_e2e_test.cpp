@@ -252,7 +252,7 @@ TEST_F(PodIdentityE2E, HostnameFileWhenTheUtsNamespaceCannotBeJoined) {
 }
 
 // A Podman service on a private socket and storage (Docker-compatible API,
-// https://docs.podman.io/en/v4.3/markdown/podman-system-service.1.html): containers made from a
+// https://docs.podman.io/en/latest/markdown/podman-system-service.1.html): containers made from a
 // plain directory (--rootfs, no registry) with the labels the kubelet sets through the CRI.
 class PodmanService {
   public:

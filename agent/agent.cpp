@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
@@ -16,8 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/bpf_loader.hpp"
-#include "agent/injection.hpp"
 #include "agent/identity/resolver.hpp"
+#include "agent/injection.hpp"
 #include "agent/k8s_api.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/metrics/metrics_publisher.hpp"
@@ -424,7 +425,7 @@ class Agent {
         rc.imds_options = identity::imds_options_from_env(
             imds, [](const char* name) { return std::getenv(name); });
         rc.imds = cfg_.imds != "off" && !rc.imds_options.disabled;
-        rc.runtime_sockets = runtime_sockets(cfg_);
+        rc.runtime_sockets = identity::runtime_sockets_from(cfg_.runtime_sockets);
         rc.ecs_metadata_host = cfg_.ecs_metadata_host;
         identity_ = std::make_unique<identity::IdentityResolver>(std::move(rc), &pods_);
         identity_->start();
@@ -439,14 +440,21 @@ class Agent {
                           st.ec2->availability_zone);
         else
             report().info("  [no]  EC2 identity - {}", st.ec2_why_not);
-        report().info("  [yes] identity - ECS from each process's task metadata endpoint; pods from "
-                      "{}the node (cgroup, hostname, service account{})",
-                      pod_watcher_ ? "the API server, then " : "",
-                      runtime_socket_note());
+        report().info(
+            "  [yes] identity - ECS from each process's task metadata endpoint; pods from {}the "
+            "node (cgroup path, hostname, service-account file, runtime sockets: {})",
+            pod_watcher_ ? "the API server, then " : "", runtime_socket_list());
     }
 
-    std::string runtime_socket_note() const {
-        return cfg_.runtime_sockets.empty() ? ", runtime sockets found" : ", runtime sockets given";
+    // The runtime sockets present now (the resolver asks those it finds, per container).
+    std::string runtime_socket_list() const {
+        std::string out;
+        for (const auto& p : identity::runtime_sockets_from(cfg_.runtime_sockets).paths) {
+            std::error_code ec;
+            if (!std::filesystem::exists(p, ec)) continue;
+            out += (out.empty() ? "" : ", ") + p;
+        }
+        return out.empty() ? "none found" : out;
     }
 
     // Pod metadata for the --k8s-* rules and for identity: the API server's pods of this node,

@@ -104,6 +104,9 @@ Kubernetes selection (any of these: only processes in pods on this node; see doc
                         token and ca.crt for the API server
                         (default /var/run/secrets/kubernetes.io/serviceaccount)
   --node-name NAME      this node's name (default: $NODE_NAME)
+  --runtime-socket PATH container runtime socket asked for a pod's labels when the API server
+                        does not know it (repeatable; default: docker, podman and crio sockets
+                        under /run and /host/run)
   With --pid/--exe as well, a process must satisfy both (AND).
 
 Output:
@@ -437,6 +440,10 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--cluster-name", set_text<&Config::cluster_name>},
         {"--imds", set_imds},
         {"--ecs-metadata-host", set_text<&Config::ecs_metadata_host>},
+        {"--runtime-socket",
+         [](const std::string& v, Config& c) {
+             return append_nonempty(v, c.runtime_sockets, "--runtime-socket: empty path");
+         }},
     };
     return flags;
 }

@@ -60,11 +60,14 @@ struct Config {
     std::string k8s_api = "auto";  // --k8s-api auto|off|https://HOST[:PORT]
     std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
         "/var/run/secrets/kubernetes.io/serviceaccount";
-    std::string node_name;  // --node-name (else $NODE_NAME at start)
+    std::string node_name;                            // --node-name (else $NODE_NAME at start)
     std::vector<std::string> service_name_overrides;  // --service-name-override (validated)
     std::string cluster_name;                         // --cluster-name
     std::string imds = "v2";                          // --imds v2|v2-then-v1|off
     std::string ecs_metadata_host = "169.254.170.2";  // --ecs-metadata-host
+    // --runtime-socket PATH, repeatable: container runtimes asked for pod labels
+    // (docs/identity-k8s.md)
+    std::vector<std::string> runtime_sockets;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

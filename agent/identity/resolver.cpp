@@ -27,7 +27,8 @@ std::string uri_host(std::string_view uri) {
     std::string_view rest = uri.substr(scheme + 3);
     rest = rest.substr(0, rest.find_first_of("/?#"));
     if (rest.find('@') != std::string_view::npos) return "";
-    if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(0, rest.find(']') + 1));
+    if (!rest.empty() && rest.front() == '[')
+        return std::string(rest.substr(0, rest.find(']') + 1));
     return std::string(rest.substr(0, rest.find(':')));
 }
 
@@ -38,7 +39,8 @@ IdentityResolver::IdentityResolver(ResolverConfig cfg, const k8s::PodCache* pods
     status_.cluster_name = cfg_.cluster_name;
     if (!cfg_.imds) {
         ec2_->done = true;
-        ec2_->facts.why_not = cfg_.imds_options.disabled ? "AWS_EC2_METADATA_DISABLED" : "--imds off";
+        ec2_->facts.why_not =
+            cfg_.imds_options.disabled ? "AWS_EC2_METADATA_DISABLED" : "--imds off";
     }
 }
 
@@ -91,8 +93,7 @@ void IdentityResolver::run() {
     }
 }
 
-void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state,
-                               const ImdsOptions& options) {
+void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state, const ImdsOptions& options) {
     Ec2Facts facts = fetch_ec2_facts(options);
     if (facts.ec2) {
         spdlog::info("passport: identity: EC2 instance {} ({}, {}){}", facts.ec2->instance_id,
@@ -110,7 +111,8 @@ void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state,
 void IdentityResolver::run_job(const Job& job) {
     if (!job.ecs_uri.empty()) {
         auto r = fetch_ecs_identity(job.ecs_uri, kEcsBudget);
-        if (!r) spdlog::warn("passport: identity: ECS task metadata {}: {}", job.ecs_uri, r.error());
+        if (!r)
+            spdlog::warn("passport: identity: ECS task metadata {}: {}", job.ecs_uri, r.error());
         std::lock_guard lock(mu_);
         if (ecs_.size() >= kMaxEcsEndpoints) ecs_.clear();
         EcsEntry& e = ecs_[job.ecs_uri];
@@ -122,10 +124,9 @@ void IdentityResolver::run_job(const Job& job) {
         ++facts_version_;
         return;
     }
-    NodePodFacts facts = read_node_pod_facts(job.pid, job.container_key.rfind("pid:", 0) == 0
-                                                          ? std::string()
-                                                          : job.container_key,
-                                             cfg_.runtime_sockets, cfg_.proc_root);
+    NodePodFacts facts = read_node_pod_facts(
+        job.pid, job.container_key.rfind("pid:", 0) == 0 ? std::string() : job.container_key,
+        cfg_.runtime_sockets, cfg_.proc_root);
     std::lock_guard lock(mu_);
     if (node_facts_.size() >= kMaxContainers) node_facts_.clear();
     node_facts_[job.container_key] = std::move(facts);

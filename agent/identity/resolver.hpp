@@ -97,7 +97,7 @@ class IdentityResolver : public correlate::IdentityProvider {
     void run();
     static void run_ec2(const std::shared_ptr<Ec2State>& state, const ImdsOptions& options);
     void run_job(const Job& job);
-    void enqueue(Job job);      // mu_ held
+    void enqueue(Job job);    // mu_ held
     void retry_failed_ecs();  // mu_ held
     std::shared_ptr<const ProcessIdentity> compose(const correlate::ProcessInfo& info);
     std::optional<PodIdentity> pod_of(const correlate::ProcessInfo& info,

@@ -78,8 +78,8 @@ TEST_F(AwsIdentityE2E, EcsTaskProcessAndEndpointsThatFail) {
     auto stuck = server({{"ECS_CONTAINER_METADATA_URI_V4", silent.url() + "/v4/stuck"}});
     auto elsewhere = server({{"ECS_CONTAINER_METADATA_URI_V4", "http://192.0.2.10/v4/x"}});
     start_agent({"--pid", std::to_string(task->pid()), "--pid", std::to_string(stuck->pid()),
-                 "--pid", std::to_string(elsewhere->pid()), "--imds", "off",
-                 "--ecs-metadata-host", "127.0.0.1"});
+                 "--pid", std::to_string(elsewhere->pid()), "--imds", "off", "--ecs-metadata-host",
+                 "127.0.0.1"});
 
     const json d = doc_where(*task, [](const json& d) { return d.contains("origin"); });
     ASSERT_FALSE(d.is_null()) << agent_diagnostics();
@@ -112,9 +112,9 @@ TEST_F(AwsIdentityE2E, EcsTaskProcessAndEndpointsThatFail) {
             EXPECT_FALSE(doc["aws"].contains("ecs")) << doc.dump();
         }
     }
-    EXPECT_GE(exit.counter("identity.missing.ecs_pending") +
-                  exit.counter("identity.missing.ecs_failed"),
-              1u)
+    EXPECT_GE(
+        exit.counter("identity.missing.ecs_pending") + exit.counter("identity.missing.ecs_failed"),
+        1u)
         << exit.counters_text();
     EXPECT_GE(exit.counter("identity.missing.ecs_refused"), 1u) << exit.counters_text();
 }

@@ -83,9 +83,8 @@ class K8sIdentityE2E : public E2eTest {
         wait_until(
             [&] {
                 EXPECT_EQ(http_get(p.server->url("/id")).status, 404);
-                for (const auto& d : with_url_containing(collector().documents(),
-                                                         ":" + std::to_string(p.server->port()) +
-                                                             "/id"))
+                for (const auto& d : with_url_containing(
+                         collector().documents(), ":" + std::to_string(p.server->port()) + "/id"))
                     if (!str(d, "aws.eks.pod").empty()) found = d;
                 return !found.is_null();
             },
@@ -107,8 +106,8 @@ TEST_F(K8sIdentityE2E, FromTheApiServerWorkloadAnnotationAndOverride) {
                                                          pod_json(stock, "inv", "shop")}));
     ASSERT_TRUE(api.ok()) << api.describe();
     start_agent({"--k8s-api", api.url(), "--k8s-service-account-dir", api.sa_dir().string(),
-                 "--node-name", kNode, "--k8s-namespace", "shop", "--cluster-name",
-                 "e2e-cluster", "--service-name-override", "shop/Deployment/inv=stock"});
+                 "--node-name", kNode, "--k8s-namespace", "shop", "--cluster-name", "e2e-cluster",
+                 "--service-name-override", "shop/Deployment/inv=stock"});
 
     const json d = identified_doc(cart);
     ASSERT_FALSE(d.is_null()) << agent_diagnostics();

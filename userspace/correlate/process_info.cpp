@@ -153,7 +153,8 @@ std::optional<ProcessInfo> ProcessInfoCache::read(uint32_t pid) const {
         if (starts_with(kv, "OTEL_SERVICE_NAME=")) info.otel_service_name = kv.substr(18);
         if (starts_with(kv, "OTEL_RESOURCE_ATTRIBUTES="))
             info.otel_resource_service_name = otel_resource_service_name(kv.substr(25));
-        if (starts_with(kv, "ECS_CONTAINER_METADATA_URI_V4=")) info.ecs_metadata_uri = kv.substr(30);
+        if (starts_with(kv, "ECS_CONTAINER_METADATA_URI_V4="))
+            info.ecs_metadata_uri = kv.substr(30);
     }
     std::istringstream status(read_file(dir + "/status", size_t{16} * 1024));
     for (std::string line; std::getline(status, line);) {

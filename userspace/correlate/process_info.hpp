@@ -25,9 +25,9 @@ struct ProcessInfo {
     // service.name in OTEL_RESOURCE_ATTRIBUTES (OTEL_SERVICE_NAME wins over it, as the
     // OpenTelemetry SDK configuration spec says).
     std::string otel_resource_service_name;
-    std::string ecs_metadata_uri;           // ECS_CONTAINER_METADATA_URI_V4, "" outside ECS
-    std::string container_id;               // from /proc/PID/cgroup when it names one, else ""
-    std::optional<k8s::PodIdentity> pod;    // the kubelet's pod cgroup layout, when it has one
+    std::string ecs_metadata_uri;         // ECS_CONTAINER_METADATA_URI_V4, "" outside ECS
+    std::string container_id;             // from /proc/PID/cgroup when it names one, else ""
+    std::optional<k8s::PodIdentity> pod;  // the kubelet's pod cgroup layout, when it has one
 };
 
 // Service name precedence: the process's AWS_XRAY_TRACING_NAME, its OTEL_SERVICE_NAME, the

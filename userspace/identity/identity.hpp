@@ -44,18 +44,18 @@ enum class PodSource { kApiServer, kRuntime, kNode };
 
 // A process in a Kubernetes pod.
 struct PodIdentity {
-    std::string cluster_name;   // --cluster-name, else the EKS node's instance tags; else ""
-    std::string pod;            // pod name
-    std::string pod_uid;        // from the cgroup path
+    std::string cluster_name;  // --cluster-name, else the EKS node's instance tags; else ""
+    std::string pod;           // pod name
+    std::string pod_uid;       // from the cgroup path
     std::string namespace_name;
-    std::string container_id;   // hex id without the runtime's prefix
+    std::string container_id;  // hex id without the runtime's prefix
     std::string container_name;
     std::string image;
     std::string node_name;
     std::string workload_kind;  // Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, ... or ""
     std::string workload_name;
-    std::map<std::string, std::string> labels;       // API server only
-    std::string service_name_annotation;             // passport.io/service-name, API server only
+    std::map<std::string, std::string> labels;  // API server only
+    std::string service_name_annotation;        // passport.io/service-name, API server only
     PodSource source = PodSource::kNode;
 };
 

@@ -14,7 +14,8 @@ constexpr std::array<std::string_view, 5> kNamingKinds = {"Deployment", "Statefu
                                                           "CronJob", "Job"};
 
 bool is_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // The workload that names a pod: a Job made by a CronJob is named after the CronJob.
@@ -98,7 +99,8 @@ std::string_view ServiceNameOverrides::find(const PodIdentity& pod) const {
 }
 
 ServiceName choose_service_name(const NameSources& in) {
-    if (std::string n = usable(in.xray_tracing_name); !n.empty()) return {n, "AWS_XRAY_TRACING_NAME"};
+    if (std::string n = usable(in.xray_tracing_name); !n.empty())
+        return {n, "AWS_XRAY_TRACING_NAME"};
     if (std::string n = usable(in.otel_service_name); !n.empty()) return {n, "OTEL_SERVICE_NAME"};
     if (std::string n = usable(in.otel_resource_service_name); !n.empty())
         return {n, "OTEL_SERVICE_NAME"};

@@ -71,9 +71,12 @@ std::string eks_block(const PodIdentity& p) {
 
 const char* source_name(PodSource s) {
     switch (s) {
-        case PodSource::kApiServer: return "api-server";
-        case PodSource::kRuntime: return "container-runtime";
-        case PodSource::kNode: return "node";
+        case PodSource::kApiServer:
+            return "api-server";
+        case PodSource::kRuntime:
+            return "container-runtime";
+        case PodSource::kNode:
+            return "node";
     }
     return "node";
 }

@@ -30,6 +30,45 @@ Result<std::map<std::string, std::string>> labels_of(const json& meta) {
     return out;
 }
 
+// metadata.annotations: entries with a value that is not a string are skipped.
+std::map<std::string, std::string> annotations_of(const json& meta) {
+    std::map<std::string, std::string> out;
+    auto it = meta.find("annotations");
+    if (it == meta.end() || !it->is_object()) return out;
+    for (const auto& [k, v] : it->items()) {
+        if (v.is_string()) out.emplace(k, v.get<std::string>());
+    }
+    return out;
+}
+
+std::string string_or_empty(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// status.<key>[]: {name, image, containerID}; entries that are not objects are skipped.
+void add_container_statuses(const json& status, const char* key, std::vector<ContainerMeta>& out) {
+    auto list = status.find(key);
+    if (list == status.end() || !list->is_array()) return;
+    for (const auto& c : *list) {
+        if (!c.is_object()) continue;
+        ContainerMeta m{string_or_empty(c, "name"), string_or_empty(c, "image"),
+                        container_id_hex(string_or_empty(c, "containerID"))};
+        if (!m.name.empty() || !m.container_id.empty()) out.push_back(std::move(m));
+    }
+}
+
+// The descriptive fields: best effort, never a reason to refuse the pod.
+void add_descriptive_fields(const json& pod, const json& meta, PodMeta& p) {
+    p.annotations = annotations_of(meta);
+    if (auto spec = pod.find("spec"); spec != pod.end() && spec->is_object())
+        p.hostname = string_or_empty(*spec, "hostname");
+    if (auto status = pod.find("status"); status != pod.end() && status->is_object()) {
+        add_container_statuses(*status, "containerStatuses", p.containers);
+        add_container_statuses(*status, "initContainerStatuses", p.containers);
+    }
+}
+
 bool iequals(const std::string& a, const std::string& b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
@@ -98,7 +137,27 @@ Result<PodMeta> pod_from_json(const json& pod) {
         if (!node) return make_error(node.error());
         p.node_name = std::move(*node);
     }
+    add_descriptive_fields(pod, *meta, p);
     return p;
+}
+
+std::string container_id_hex(std::string_view container_id) {
+    const size_t sep = container_id.find("://");
+    if (sep == std::string_view::npos) return {};
+    std::string_view hex = container_id.substr(sep + 3);
+    if (hex.empty() || hex.size() > 128) return {};
+    const bool ok = std::all_of(hex.begin(), hex.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    return ok ? std::string(hex) : std::string();
+}
+
+const ContainerMeta* container_by_id(const PodMeta& pod, std::string_view container_id) {
+    if (container_id.empty()) return nullptr;
+    for (const auto& c : pod.containers) {
+        if (c.container_id == container_id) return &c;
+    }
+    return nullptr;
 }
 
 }  // namespace passport::k8s

@@ -4,6 +4,8 @@
 // workload that owns it.
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -19,6 +21,15 @@ struct Workload {
     bool operator==(const Workload&) const = default;
 };
 
+// One container of a pod as its status reports it (status.containerStatuses[] and
+// status.initContainerStatuses[]).
+struct ContainerMeta {
+    std::string name;
+    std::string image;         // image as the kubelet reports it (may differ from spec's form)
+    std::string container_id;  // hex id: containerID "<runtime>://<hex>" without the prefix
+    bool operator==(const ContainerMeta&) const = default;
+};
+
 struct PodMeta {
     std::string uid;
     std::string name;
@@ -27,11 +38,23 @@ struct PodMeta {
     std::string resource_version;
     std::map<std::string, std::string> labels;
     Workload workload;
+    std::map<std::string, std::string> annotations;  // metadata.annotations (string values)
+    std::string hostname;                            // spec.hostname, "" when not set
+    std::vector<ContainerMeta> containers;           // from the status, init containers too
 };
 
 // A Pod object as JSON -> PodMeta. Refuses objects without metadata.uid, name or namespace, and
-// fields of the wrong type, with a message naming the field.
+// fields selection reads (metadata.uid/name/namespace/resourceVersion/labels, spec.nodeName) of
+// the wrong type, with a message naming the field. The descriptive fields (annotations,
+// spec.hostname, container statuses) are best effort: an entry of the wrong type is skipped.
 Result<PodMeta> pod_from_json(const nlohmann::json& pod);
+
+// The container of `pod` whose id is `container_id` (hex, no prefix); nullptr when none.
+const ContainerMeta* container_by_id(const PodMeta& pod, std::string_view container_id);
+
+// containerID as the kubelet writes it ("containerd://<hex>", "cri-o://<hex>",
+// "docker://<hex>") -> the hex id; "" when it has no "://" or the rest is not lower-case hex.
+std::string container_id_hex(std::string_view container_id);
 
 // The owning workload from metadata.ownerReferences (the controller reference):
 //  - ReplicaSet -> Deployment: a Deployment names its ReplicaSets

@@ -26,17 +26,18 @@ class FakeMetadata {
                           const NetNs* ns = nullptr, const std::string& host = "127.0.0.1",
                           int port = 0)
         : dir_("passport-aws-") {
-        std::vector<std::string> argv = {
-            python3_path(),
-            (std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "support" / "aws" / "fake_metadata_server.py").string(),
-            "--mode",
-            mode,
-            "--host",
-            host,
-            "--port",
-            std::to_string(port),
-            "--log",
-            log_path().string()};
+        std::vector<std::string> argv = {python3_path(),
+                                         (std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" /
+                                          "support" / "aws" / "fake_metadata_server.py")
+                                             .string(),
+                                         "--mode",
+                                         mode,
+                                         "--host",
+                                         host,
+                                         "--port",
+                                         std::to_string(port),
+                                         "--log",
+                                         log_path().string()};
         for (const auto& prefix : only) {
             argv.emplace_back("--only");
             argv.push_back(prefix);
@@ -44,8 +45,9 @@ class FakeMetadata {
         if (ns) argv = ns->wrap(argv);
         process_ = std::make_unique<ChildProcess>(
             ChildOptions{argv, {{"PYTHONUNBUFFERED", "1"}}, {}, {}, true});
-        auto line = process_->wait_for_line(
-            Stream::kStdout, std::regex(R"(listening on port (\d+))"), deadline_in(std::chrono::seconds(30)));
+        auto line =
+            process_->wait_for_line(Stream::kStdout, std::regex(R"(listening on port (\d+))"),
+                                    deadline_in(std::chrono::seconds(30)));
         if (line) port_ = std::stoi(line->groups[1]);
         host_ = host;
     }
@@ -56,7 +58,7 @@ class FakeMetadata {
     std::filesystem::path log_path() const { return dir_.path() / "requests.log"; }
 
     std::vector<nlohmann::json> requests() const {
-        std::vector<json> out;
+        std::vector<nlohmann::json> out;
         std::ifstream in(log_path());
         for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
         return out;

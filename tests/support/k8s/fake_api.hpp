@@ -47,6 +47,29 @@ inline nlohmann::json make_pod(const std::string& uid, const std::string& name,
     return pod;
 }
 
+// A container's status as the kubelet reports it once the container exists
+// (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#PodStatus:
+// status.containerStatuses[] / initContainerStatuses[], containerID "<runtime>://<id>").
+inline void add_container_status(nlohmann::json& pod, const std::string& name,
+                                 const std::string& image, const std::string& container_id,
+                                 const std::string& runtime = "containerd", bool init = false) {
+    pod["status"][init ? "initContainerStatuses" : "containerStatuses"].push_back(
+        {{"name", name},
+         {"image", image},
+         {"imageID", image + "@sha256:" + std::string(64, '0')},
+         {"containerID", runtime + "://" + container_id},
+         {"ready", !init},
+         {"restartCount", 0},
+         {"started", !init},
+         {"state", {{"running", {{"startedAt", "2026-01-01T00:00:01Z"}}}}}});
+}
+
+// metadata.annotations
+// (https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations/).
+inline void set_annotations(nlohmann::json& pod, const std::map<std::string, std::string>& a) {
+    pod["metadata"]["annotations"] = a;
+}
+
 class FakeApiServer {
   public:
     // Starts the server with `pods` present; `dir` receives pods.json and the sa/ directory.

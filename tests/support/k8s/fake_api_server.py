@@ -13,6 +13,11 @@ It answers as https://kubernetes.io/docs/reference/using-api/api-concepts/ descr
          "message":"too old resource version: ...","reason":"Expired","code":410}}
          ("Efficient detection of changes": 410 Gone, the client must list again)
 Requests without "Authorization: Bearer <token>" get 401 with a Status object.
+Pods are served as the test gives them, whole: metadata.annotations, spec.hostname and
+status.containerStatuses / initContainerStatuses (containerID "<runtime>://<id>", as the kubelet
+reports it once a container exists, https://kubernetes.io/docs/reference/kubernetes-api/
+workload-resources/pod-v1/#PodStatus) come through LIST and WATCH unchanged; a status the
+kubelet fills in later is a MODIFIED event (POST /_test/pods again with the status added).
 
 Test control (not part of the Kubernetes API): POST /_test/pods with a Pod JSON body adds or
 replaces it (one ADDED/MODIFIED event); DELETE /_test/pods/<uid> deletes it; POST /_test/expire

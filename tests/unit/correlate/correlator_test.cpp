@@ -221,13 +221,14 @@ struct PodOnEc2 : IdentityProvider {
     std::shared_ptr<const identity::ProcessIdentity> identity(uint32_t,
                                                               const ProcessInfo*) override {
         ++calls;
-        identity::Ec2Identity ec2{"i-0abc", "us-east-1a", "m5.large", "ami-1", "123456789012",
-                                  "us-east-1"};
+        identity::Ec2Identity ec2{"i-0abc", "us-east-1a",   "m5.large",
+                                  "ami-1",  "123456789012", "us-east-1"};
         identity::PodIdentity pod;
         pod.pod = "cart-1";
         pod.namespace_name = "shop";
         pod.cluster_name = "prod";
-        auto id = identity::compose_identity({&ec2, nullptr, &pod}, {"cart", "kubernetes.workload"});
+        auto id =
+            identity::compose_identity({&ec2, nullptr, &pod}, {"cart", "kubernetes.workload"});
         id.missing = {"identity.missing.ecs_pending"};
         return std::make_shared<const identity::ProcessIdentity>(std::move(id));
     }

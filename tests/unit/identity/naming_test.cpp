@@ -105,9 +105,9 @@ TEST(ServiceNameTest, SanitisedAndFallsThroughWhenNothingIsLeft) {
 }
 
 TEST(ServiceNameOverridesTest, ParseErrorsNameTheEntry) {
-    for (const char* bad : {"shop/Deployment/cart", "shop/Deployment=cart", "/Deployment/cart=x",
-                            "shop//cart=x", "shop/Deployment/=x", "shop/Deployment/cart=",
-                            "a/b/c/d=x", "shop/Deployment/cart=***"}) {
+    for (const char* bad :
+         {"shop/Deployment/cart", "shop/Deployment=cart", "/Deployment/cart=x", "shop//cart=x",
+          "shop/Deployment/=x", "shop/Deployment/cart=", "a/b/c/d=x", "shop/Deployment/cart=***"}) {
         auto r = ServiceNameOverrides::parse({bad});
         ASSERT_FALSE(r) << bad;
         EXPECT_NE(r.error().find(bad), std::string::npos) << r.error();

@@ -15,8 +15,8 @@ nlohmann::json metadata_of(const ProcessIdentity& id) {
 }
 
 Ec2Identity ec2() {
-    return {"i-1234567890abcdef0", "us-west-2b", "m5.large", "ami-5fb8c835", "123456789012",
-            "us-west-2"};
+    return {"i-1234567890abcdef0", "us-west-2b",   "m5.large",
+            "ami-5fb8c835",        "123456789012", "us-west-2"};
 }
 
 TEST(ProcessIdentityTest, HostProcessOnEc2) {
@@ -48,7 +48,8 @@ TEST(ProcessIdentityTest, PodOnEksIsMostSpecific) {
     EXPECT_EQ(id.origin, "AWS::EKS::Container");
     const auto aws = aws_of(id);
     EXPECT_EQ(aws["eks"], nlohmann::json::parse(R"({"cluster_name":"prod","pod":"cart-1",
-        "container_id":")" + std::string(64, 'a') + "\"}"));
+        "container_id":")" + std::string(64, 'a') +
+                                                "\"}"));
     EXPECT_TRUE(aws.contains("ec2"));
     const auto k = metadata_of(id)["kubernetes"];
     EXPECT_EQ(k["namespace"], "shop");
@@ -69,15 +70,16 @@ TEST(ProcessIdentityTest, NoClusterNameMeansNoKeyNotAGuess) {
 }
 
 TEST(ProcessIdentityTest, EcsTask) {
-    EcsIdentity e{"web",
-                  "cd189a933e5849daa93386466019ab50-2495160603",
-                  "arn:aws:ecs:us-west-2:111122223333:container/1bdcca8b-f905-4ee6-885c-4064cb70f6e6",
-                  "arn:aws:ecs:us-west-2:111122223333:task/default/cd189a933e5849daa93386466019ab50",
-                  "curltest",
-                  "arn:aws:ecs:us-west-2:111122223333:cluster/default",
-                  "FARGATE",
-                  "us-west-2d",
-                  "111122223333"};
+    EcsIdentity e{
+        "web",
+        "cd189a933e5849daa93386466019ab50-2495160603",
+        "arn:aws:ecs:us-west-2:111122223333:container/1bdcca8b-f905-4ee6-885c-4064cb70f6e6",
+        "arn:aws:ecs:us-west-2:111122223333:task/default/cd189a933e5849daa93386466019ab50",
+        "curltest",
+        "arn:aws:ecs:us-west-2:111122223333:cluster/default",
+        "FARGATE",
+        "us-west-2d",
+        "111122223333"};
     ProcessIdentity id = compose_identity({nullptr, &e, nullptr}, {"web", "ecs.container"});
     EXPECT_EQ(id.origin, "AWS::ECS::Container");
     const auto aws = aws_of(id);

@@ -79,6 +79,28 @@ TEST_F(PodWatcherTest, ListsThenFollowsThisNodesPods) {
     EXPECT_EQ(cache.status().errors, 0u) << cache.status().last_error;
 }
 
+TEST_F(PodWatcherTest, AnnotationsAndContainerStatusesArriveThroughTheWatch) {
+    k8s::PodCache cache;
+    PodWatcher watcher(endpoint(), cache);
+    watcher.start();
+    ASSERT_TRUE(watcher.wait_first_attempt(std::chrono::seconds(20)));
+    auto pod = make_pod(kUidC, "api-0", "shop", "node-a");
+    passport::testing::set_annotations(pod, {{"passport.io/service-name", "checkout"}});
+    ASSERT_TRUE(server_->put_pod(pod));
+    ASSERT_TRUE(eventually([&] { return cache.snapshot()->count(kUidC) == 1; }));
+    EXPECT_EQ(cache.snapshot()->at(kUidC).annotations.at("passport.io/service-name"), "checkout");
+    EXPECT_TRUE(cache.snapshot()->at(kUidC).containers.empty()) << "no container started yet";
+
+    const std::string id(64, 'c');
+    passport::testing::add_container_status(pod, "app", "registry.example/app:1", id);
+    ASSERT_TRUE(server_->put_pod(pod));  // the kubelet's status update: MODIFIED
+    ASSERT_TRUE(eventually([&] { return !cache.snapshot()->at(kUidC).containers.empty(); }));
+    const auto* c = k8s::container_by_id(cache.snapshot()->at(kUidC), id);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->name, "app");
+    EXPECT_EQ(c->image, "registry.example/app:1");
+}
+
 TEST_F(PodWatcherTest, GoneListsAgain) {
     k8s::PodCache cache;
     PodWatcher watcher(endpoint(), cache);

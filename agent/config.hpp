@@ -66,7 +66,7 @@ struct Config {
     std::string imds = "v2";                          // --imds v2|v2-then-v1|off
     std::string ecs_metadata_host = "169.254.170.2";  // --ecs-metadata-host
     // --runtime-socket PATH, repeatable: container runtimes asked for pod labels
-    // (docs/identity-k8s.md)
+    // (docs/identity.md)
     std::vector<std::string> runtime_sockets;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }

@@ -1,5 +1,5 @@
 #pragma once
-// What the node itself shows of a process's pod, without the API server (docs/identity-k8s.md):
+// What the node itself shows of a process's pod, without the API server (docs/identity.md):
 //  - the container's hostname, from its UTS namespace (read only when that namespace is not the
 //    agent's own: a hostNetwork pod shares the node's): uname() on a short-lived thread that
 //    joins it (needs CAP_SYS_ADMIN), else the container's /etc/hostname, which the runtime

@@ -1,6 +1,6 @@
 #pragma once
 // A process's pod identity merged from what each source knows, best source first
-// (docs/identity-k8s.md):
+// (docs/identity.md):
 //   1. the API server's Pod object (pod and namespace names, owning workload, labels, the
 //      passport.io/service-name annotation, each container's name and image by container id);
 //   2. the container runtime's labels, which the kubelet writes on every container it creates

@@ -74,6 +74,10 @@ def check_mounts(c, pod, ctr, configmap_name):
         if ro:
             c.expect(m.get("readOnly") is True, f"{path}: not read-only")
     c.expect("emptyDir" in mounts.get("/tmp", ({}, {}))[1], "/tmp is not an emptyDir")
+    for path, (m, v) in mounts.items():
+        if v.get("hostPath", {}).get("type") == "Socket":
+            c.expect(m.get("readOnly") is True and path == "/host" + v["hostPath"]["path"],
+                     f"{path}: a runtime socket not read-only at /host<its path>")
     cfg = mounts.get("/etc/passport", ({}, {}))[1]
     c.expect(cfg.get("configMap", {}).get("name") == configmap_name, "/etc/passport is not the chart's ConfigMap")
 

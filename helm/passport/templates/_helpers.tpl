@@ -136,6 +136,10 @@ The agent's config file, /etc/passport/passport.yaml. Keys are the agent's long 
 {{- $i := .Values.identity }}
 {{- with $i.clusterName }}{{ $_ := set $c "cluster_name" . }}{{ end }}
 {{- if ne $i.imds "v2" }}{{ $_ := set $c "imds" $i.imds }}{{ end }}
+{{- with $i.runtimeSockets }}
+{{- $sockets := list }}{{ range . }}{{ $sockets = append $sockets (printf "/host%s" .) }}{{ end }}
+{{- $_ := set $c "runtime_socket" $sockets }}
+{{- end }}
 {{- with $i.serviceNameOverrides }}{{ $_ := set $c "service_name_override" (include "passport.labelList" . | fromJsonArray) }}{{ end }}
 {{- with $a.injectDeny }}{{ $_ := set $c "inject_deny" . }}{{ end }}
 {{- if not $a.inject }}{{ $_ := set $c "inject" false }}{{ end }}

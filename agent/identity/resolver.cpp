@@ -153,22 +153,29 @@ uint64_t IdentityResolver::stamp() const {
            (pods_ != nullptr ? pods_->version() : 0);
 }
 
+std::shared_ptr<const ProcessIdentity> IdentityResolver::cached(uint32_t tgid) {
+    std::lock_guard lock(mu_);
+    note_ec2();
+    auto it = cache_.find(tgid);
+    return it != cache_.end() && it->second.stamp == stamp() ? it->second.id : nullptr;
+}
+
+void IdentityResolver::note_ec2() {
+    if (ec2_seen_done_) return;
+    std::lock_guard ec2_lock(ec2_->mu);
+    ec2_seen_done_ = ec2_->done;
+    ec2_seen_ = ec2_->facts.ec2;
+    if (status_.cluster_name.empty()) status_.cluster_name = ec2_->facts.cluster_name;
+}
+
 std::shared_ptr<const ProcessIdentity> IdentityResolver::identity(
     uint32_t tgid, const correlate::ProcessInfo* info) {
     std::lock_guard lock(mu_);
-    if (!ec2_seen_done_) {
-        std::lock_guard ec2_lock(ec2_->mu);
-        ec2_seen_done_ = ec2_->done;
-        ec2_seen_ = ec2_->facts.ec2;
-        if (status_.cluster_name.empty()) status_.cluster_name = ec2_->facts.cluster_name;
-    }
+    note_ec2();
     const uint64_t now = stamp();
-    auto it = cache_.find(tgid);
-    if (it != cache_.end() && it->second.stamp == now) return it->second.id;
     correlate::ProcessInfo none;
     none.pid = tgid;
     auto id = compose(info != nullptr ? *info : none);
-    if (info == nullptr) return id;  // not cached: a later segment may find it in /proc
     if (cache_.size() >= kMaxCached) cache_.clear();
     cache_[tgid] = Cached{now, id};
     return id;

@@ -66,6 +66,7 @@ class IdentityResolver : public correlate::IdentityProvider {
     bool wait_ec2(std::chrono::milliseconds timeout);
     Status status() const;
 
+    std::shared_ptr<const ProcessIdentity> cached(uint32_t tgid) override;
     std::shared_ptr<const ProcessIdentity> identity(uint32_t tgid,
                                                     const correlate::ProcessInfo* info) override;
     void forget(uint32_t tgid) override;
@@ -105,6 +106,7 @@ class IdentityResolver : public correlate::IdentityProvider {
     const EcsIdentity* ecs_of(const correlate::ProcessInfo& info,
                               std::vector<std::string>& missing);
     uint64_t stamp() const;  // mu_ held
+    void note_ec2();         // mu_ held: takes the EC2 lookup's result once it is done
 
     ResolverConfig cfg_;
     const k8s::PodCache* pods_;

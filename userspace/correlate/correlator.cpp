@@ -287,6 +287,7 @@ Correlator::Correlator(CorrelatorConfig cfg, ProcessInfoCache& processes, xray::
 }
 
 std::shared_ptr<const identity::ProcessIdentity> Correlator::identity_of(uint32_t tgid) {
+    if (auto id = identity_->cached(tgid)) return id;
     const ProcessInfo* proc = processes_.get(tgid);
     if (!proc) counters_.add("correlate.process_info_missing");
     return identity_->identity(tgid, proc);

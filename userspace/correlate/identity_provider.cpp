@@ -15,8 +15,6 @@ identity::NameSources name_sources(const ProcessInfo& info, const std::string& p
 
 std::shared_ptr<const identity::ProcessIdentity> ProcessOnlyIdentity::identity(
     uint32_t tgid, const ProcessInfo* info) {
-    auto it = cache_.find(tgid);
-    if (it != cache_.end()) return it->second;
     if (cache_.size() >= 4096) cache_.clear();
     ProcessInfo none;
     none.pid = tgid;
@@ -24,8 +22,7 @@ std::shared_ptr<const identity::ProcessIdentity> ProcessOnlyIdentity::identity(
     const std::string program = program_name(p);
     auto id = std::make_shared<const identity::ProcessIdentity>(identity::compose_identity(
         {}, identity::choose_service_name(name_sources(p, program, configured_))));
-    // Unread processes are not cached: a later segment may find them in /proc.
-    if (info != nullptr) cache_.emplace(tgid, id);
+    cache_[tgid] = id;  // a process /proc no longer shows stays unnamed until exec or exit
     return id;
 }
 

@@ -16,7 +16,11 @@ namespace passport::correlate {
 class IdentityProvider {
   public:
     virtual ~IdentityProvider() = default;
-    // Never null, never blocks. `info` is null when /proc no longer shows the process.
+    // The identity of `tgid` when the provider has one that is still current, else null: the
+    // caller then reads the process and asks identity(). Never blocks.
+    virtual std::shared_ptr<const identity::ProcessIdentity> cached(uint32_t tgid) = 0;
+    // Composes (and caches) the identity of `tgid`. Never null, never blocks. `info` is null
+    // when /proc no longer shows the process.
     virtual std::shared_ptr<const identity::ProcessIdentity> identity(uint32_t tgid,
                                                                       const ProcessInfo* info) = 0;
     // The process exec'd or exited.
@@ -28,6 +32,10 @@ class ProcessOnlyIdentity : public IdentityProvider {
   public:
     explicit ProcessOnlyIdentity(std::string configured_name)
         : configured_(std::move(configured_name)) {}
+    std::shared_ptr<const identity::ProcessIdentity> cached(uint32_t tgid) override {
+        auto it = cache_.find(tgid);
+        return it == cache_.end() ? nullptr : it->second;
+    }
     std::shared_ptr<const identity::ProcessIdentity> identity(uint32_t tgid,
                                                               const ProcessInfo* info) override;
     void forget(uint32_t tgid) override { cache_.erase(tgid); }

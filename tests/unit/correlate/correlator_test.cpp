@@ -218,6 +218,7 @@ TEST_F(CorrelatorTest, ProcessNameFromProc) {
 struct PodOnEc2 : IdentityProvider {
     int calls = 0;
     std::vector<uint32_t> forgotten;
+    std::shared_ptr<const identity::ProcessIdentity> cached(uint32_t) override { return nullptr; }
     std::shared_ptr<const identity::ProcessIdentity> identity(uint32_t,
                                                               const ProcessInfo*) override {
         ++calls;

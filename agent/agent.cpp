@@ -740,6 +740,7 @@ class Agent {
         if (next.trace_all() != cfg_.trace_all()) keep_settings(settings, {"pid", "exe"});
         if (next.ports.empty() != cfg_.ports.empty()) keep_settings(settings, {"port"});
         reload_sampling(*rules, next.sampling_rules);
+        reload_naming(next);
         if (next.verbose != cfg_.verbose) {
             cfg_.verbose = next.verbose;
             spdlog::set_level(cfg_.verbose ? spdlog::level::debug : spdlog::level::info);
@@ -827,6 +828,20 @@ class Agent {
             spdlog::info("reload: server ports changed");
         }
         return true;
+    }
+
+    // Segment names and the cluster name: every process's identity is composed again.
+    void reload_naming(const Config& next) {
+        if (next.service_name_overrides == cfg_.service_name_overrides &&
+            next.service_name == cfg_.service_name && next.cluster_name == cfg_.cluster_name)
+            return;
+        cfg_.service_name_overrides = next.service_name_overrides;
+        cfg_.service_name = next.service_name;
+        cfg_.cluster_name = next.cluster_name;
+        identity_->set_naming(
+            identity::ServiceNameOverrides::parse(cfg_.service_name_overrides).value(),
+            cfg_.service_name, cfg_.cluster_name);
+        spdlog::info("reload: service names and cluster name");
     }
 
     // New rules in the kernel and in userspace. A request reads them at its first read, so a

@@ -36,7 +36,10 @@ inline const std::vector<std::string> kReloadableKeys = {"sampling_rules",
                                                          "k8s_exclude_label",
                                                          "k8s_workload",
                                                          "k8s_exclude_workload",
-                                                         "k8s_no_inject_namespace"};
+                                                         "k8s_no_inject_namespace",
+                                                         "service_name_override",
+                                                         "service_name",
+                                                         "cluster_name"};
 
 // extra_emitter, when set, receives every datagram too (the demo's embedded sink).
 // on_ready runs once probes are attached and events flow. Without `reload`, SIGHUP re-reads

@@ -73,7 +73,7 @@ IdentityResolver::Status IdentityResolver::status() const {
     st.ec2_done = ec2_->done;
     st.ec2 = ec2_->facts.ec2;
     st.ec2_why_not = ec2_->facts.why_not;
-    st.cluster_name = !cfg_.cluster_name.empty() ? cfg_.cluster_name : ec2_->facts.cluster_name;
+    if (st.cluster_name.empty()) st.cluster_name = ec2_->facts.cluster_name;
     return st;
 }
 
@@ -179,6 +179,20 @@ std::shared_ptr<const ProcessIdentity> IdentityResolver::identity(
     if (cache_.size() >= kMaxCached) cache_.clear();
     cache_[tgid] = Cached{now, id};
     return id;
+}
+
+void IdentityResolver::set_naming(ServiceNameOverrides overrides, std::string configured_name,
+                                  std::string cluster_name) {
+    std::lock_guard lock(mu_);
+    cfg_.overrides = std::move(overrides);
+    cfg_.configured_service_name = std::move(configured_name);
+    cfg_.cluster_name = std::move(cluster_name);
+    status_.cluster_name = cfg_.cluster_name;
+    if (status_.cluster_name.empty() && ec2_seen_done_) {
+        std::lock_guard ec2_lock(ec2_->mu);
+        status_.cluster_name = ec2_->facts.cluster_name;
+    }
+    ++facts_version_;
 }
 
 void IdentityResolver::forget(uint32_t tgid) {

@@ -70,6 +70,10 @@ class IdentityResolver : public correlate::IdentityProvider {
     std::shared_ptr<const ProcessIdentity> identity(uint32_t tgid,
                                                     const correlate::ProcessInfo* info) override;
     void forget(uint32_t tgid) override;
+    // A configuration reload: new overrides, --service-name and --cluster-name; every process's
+    // identity is composed again at its next segment.
+    void set_naming(ServiceNameOverrides overrides, std::string configured_name,
+                    std::string cluster_name);
 
   private:
     struct Job {

@@ -240,6 +240,32 @@ TEST_F(ConfigReloadE2E, SighupChangesTheSelection) {
     EXPECT_EQ(with_url_containing(docs, "/first-after").size(), 0u) << "no longer selected";
 }
 
+TEST_F(ConfigReloadE2E, SighupRenamesTheService) {
+    // A server that names itself in no way: --service-name names it.
+    std::filesystem::create_directories(dir().path() / "www");
+    auto plain = start_python_http_server(dir().path() / "www", server_env());
+    const auto everything = dir().write_file("everything.json", sample_everything_rules());
+    const std::string base = "pid: [" + std::to_string(plain->pid()) +
+                             "]\nsampling_rules: " + everything.string() + "\n";
+    const auto config = dir().write_file("passport.yaml", base + "service_name: before\n");
+    start({"--config", config.string()});
+    const std::string tag = unique_tag();
+    ASSERT_EQ(http_get(plain->url("/" + tag + "-one")).status, 404);
+    auto first = wait_for_url("/" + tag + "-one");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(str(*first, "name"), "before");
+    EXPECT_EQ((*first)["metadata"]["passport"]["name_rule"], "configured");
+
+    dir().write_file("passport.yaml", base + "service_name: after\n");
+    reload(1);
+    ASSERT_EQ(http_get(plain->url("/" + tag + "-two")).status, 404);
+    auto second = wait_for_url("/" + tag + "-two");
+    ASSERT_TRUE(second);
+    EXPECT_EQ(str(*second, "name"), "after");
+    EXPECT_EQ(runner_->stderr_text().find("'service_name' changed: it needs a restart"),
+              std::string::npos);
+}
+
 TEST_F(ConfigReloadE2E, BadFileKeepsTheConfigAndRestartKeysAreLeft) {
     const auto everything = dir().write_file("everything.json", sample_everything_rules());
     const std::string pid = std::to_string(server_->pid());

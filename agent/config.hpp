@@ -61,6 +61,8 @@ struct Config {
     std::string k8s_service_account_dir =  // --k8s-service-account-dir: token, ca.crt
         "/var/run/secrets/kubernetes.io/serviceaccount";
     std::string node_name;  // --node-name (else $NODE_NAME at start)
+    // --sdk-segments suppress|keep: server segments of processes with their own X-Ray SDK
+    bool keep_sdk_segments = false;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

@@ -24,18 +24,22 @@ static __always_inline __u32 pp_dgram_read_head(__u8 *b, __u64 addr)
     return 0;
 }
 
-/* 1: the compact header, 2: the spaced one, 0: neither. */
+/* 1: the compact header, 2: the spaced one, 0: neither. Branch-free, so the verifier walks the
+ * comparison once rather than once per combination of matching bytes. */
 static __always_inline int pp_dgram_header_kind(const __u8 *b, __u32 n)
 {
-    int compact = n >= PP_XRAY_DGRAM_HDR_LEN, spaced = n >= PP_XRAY_DGRAM_HDR_SP_LEN;
+    __u32 diff_compact = 0, diff_spaced = 0;
 #pragma unroll
     for (int i = 0; i < PP_XRAY_DGRAM_HDR_SP_LEN; i++) {
-        if (i < PP_XRAY_DGRAM_HDR_LEN && b[i] != (__u8)PP_XRAY_DGRAM_HDR[i])
-            compact = 0;
-        if (b[i] != (__u8)PP_XRAY_DGRAM_HDR_SP[i])
-            spaced = 0;
+        if (i < PP_XRAY_DGRAM_HDR_LEN) /* constant after unrolling */
+            diff_compact |= b[i] ^ (__u8)PP_XRAY_DGRAM_HDR[i];
+        diff_spaced |= b[i] ^ (__u8)PP_XRAY_DGRAM_HDR_SP[i];
     }
-    return compact ? 1 : spaced ? 2 : 0;
+    if (n >= PP_XRAY_DGRAM_HDR_LEN && diff_compact == 0)
+        return 1;
+    if (n >= PP_XRAY_DGRAM_HDR_SP_LEN && diff_spaced == 0)
+        return 2;
+    return 0;
 }
 
 /* The address of a send's first bytes: the buffer itself, the first iovec's base, or that of a

@@ -335,8 +335,7 @@ int sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
     if (!is_traced(pid_tgid >> 32))
         return 0;
     __u8 other = 0;
-    if (conn_lookup_or_discover_kind(pid_tgid, (__s32)ctx->args[0], &other) ||
-        other != PP_FD_UDP)
+    if (conn_lookup_or_discover_kind(pid_tgid, (__s32)ctx->args[0], &other) || other != PP_FD_UDP)
         return 0;
     /* struct mmsghdr begins with its struct user_msghdr. */
     pp_sdk_datagram_check(pid_tgid, ctx->args[1], PP_IO_MSGHDR, PP_SYS_SENDMMSG);

@@ -51,10 +51,10 @@ class SdkDedupeE2E : public E2eTest {
     // Both services selected; kRequests requests through the caller, each answered.
     Run run(const std::vector<std::string>& extra_args) {
         Run r;
-        r.sdk = start_script_server(
-            {node_path(), "xray_sdk_express.js", "sdk-back", "127.0.0.1"}, dir().path(),
-            server_env({{"AWS_XRAY_DAEMON_ADDRESS", collector().address()},
-                        {"NODE_PATH", npm_modules().string()}}));
+        r.sdk = start_script_server({node_path(), "xray_sdk_express.js", "sdk-back", "127.0.0.1"},
+                                    dir().path(),
+                                    server_env({{"AWS_XRAY_DAEMON_ADDRESS", collector().address()},
+                                                {"NODE_PATH", npm_modules().string()}}));
         r.caller = start_script_server(
             {python3_path(), "caller_server.py", "127.0.0.1", std::to_string(r.sdk->port())},
             dir().path(), server_env({{"AWS_XRAY_TRACING_NAME", "plain-front"}}));
@@ -105,10 +105,9 @@ class SdkDedupeE2E : public E2eTest {
                            field(d, "http.request.url") == r.caller->url("/call" + target);
                 },
                 deadline_in(kDocumentTimeout));
-            ASSERT_TRUE(sdk_doc && caller_doc)
-                << target << ": SDK segment " << bool(sdk_doc) << ", caller segment "
-                << bool(caller_doc) << "\n"
-                << agent_diagnostics();
+            ASSERT_TRUE(sdk_doc && caller_doc) << target << ": SDK segment " << bool(sdk_doc)
+                                               << ", caller segment " << bool(caller_doc) << "\n"
+                                               << agent_diagnostics();
         }
     }
 

@@ -28,8 +28,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kCompact = R"({"format":"json","version":1})" "\n{\"name\":\"svc\"}";
-const std::string kSpaced = R"({"format": "json", "version": 1})" "\n{\"name\":\"svc\"}";
+const std::string kCompact = R"({"format":"json","version":1})"
+                             "\n{\"name\":\"svc\"}";
+const std::string kSpaced = R"({"format": "json", "version": 1})"
+                            "\n{\"name\":\"svc\"}";
 
 enum class Send { kSendto, kSendmsg, kWrite, kWritev, kSend, kSendmmsg };
 
@@ -86,9 +88,11 @@ bool send_one(UdpPair& u, Send how, const std::string& d) {
 // connection's bytes that start like it.
 void child_traffic(Send how, const std::string& header) {
     UdpPair u(how == Send::kWrite || how == Send::kWritev || how == Send::kSend);
-    for (const std::string& other :
-         {std::string("hello"), std::string(R"({"format":"xml","version":1})" "\n{}"),
-          std::string(R"({"format":"json","version":2})" "\n{}")})
+    for (const std::string& other : {std::string("hello"),
+                                     std::string(R"({"format":"xml","version":1})"
+                                                 "\n{}"),
+                                     std::string(R"({"format":"json","version":2})"
+                                                 "\n{}")})
         if (!send_one(u, how, other)) ::_exit(5);
     if (!send_one(u, how, header) || !send_one(u, how, header)) ::_exit(6);
     ::close(u.tx);

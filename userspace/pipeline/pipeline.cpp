@@ -23,7 +23,9 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
           sdk_detector_, !cfg_.keep_sdk_segments, counters_,
           [this](xray::Segment&& s) { emit_segment(std::move(s)); },
           [this](xray::Subsegment&& sub, const std::string& trace_id,
-                 const std::string& parent_id) { emit_subsegment(std::move(sub), trace_id, parent_id); }),
+                 const std::string& parent_id) {
+              emit_subsegment(std::move(sub), trace_id, parent_id);
+          }),
       correlator_(
           cfg_.correlator, processes_, ids_, clock_,
           [this](const correlate::SamplingInput& in, std::string* rule_name) {
@@ -53,8 +55,8 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
 
 void Pipeline::on_server_exchange_start(const pairing::HttpExchange& ex) {
     serving_tgid_ = ex.role == events::Role::kClient ? 0 : ex.tgid;
-    serving_end_ns_ = std::max({ex.request_start_ns, ex.request_end_ns, ex.response_start_ns,
-                                ex.response_end_ns});
+    serving_end_ns_ = std::max(
+        {ex.request_start_ns, ex.request_end_ns, ex.response_start_ns, ex.response_end_ns});
 }
 
 void Pipeline::route_segment(xray::Segment&& s) {

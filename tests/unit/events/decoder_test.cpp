@@ -196,7 +196,8 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
 namespace passport::events {
 namespace {
 
-std::vector<uint8_t> sdk_record(uint8_t syscall, uint8_t spaced, size_t size = sizeof(pp_sdk_event)) {
+std::vector<uint8_t> sdk_record(uint8_t syscall, uint8_t spaced,
+                                size_t size = sizeof(pp_sdk_event)) {
     pp_sdk_event ev{};
     ev.hdr.kind = PP_EV_SDK_DATAGRAM;
     ev.hdr.tgid = 31412;

@@ -47,7 +47,8 @@ class SdkDedupeTest : public ::testing::Test {
         auto it = servers_.find(tgid);
         if (it != servers_.end()) return it->second;
         EventBuilder& b =
-            servers_.emplace(tgid, EventBuilder(events::Role::kServer, {tgid, 7, 100})).first->second;
+            servers_.emplace(tgid, EventBuilder(events::Role::kServer, {tgid, 7, 100}))
+                .first->second;
         b.set_tid(tgid);
         b.set_endpoints(testing::ipv4_endpoint(10, 0, 0, 2, 8080),
                         testing::ipv4_endpoint(10, 0, 0, 9, 40000 + tgid % 1000));
@@ -144,8 +145,10 @@ TEST_F(SdkDedupeTest, OnlyTheSdkProcessLosesItsSegments) {
 }
 
 TEST_F(SdkDedupeTest, OwnTraceHeaderOnACallMeansAnSdk) {
-    const std::string in = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    const std::string own = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0123456789abcdef;Sampled=1";
+    const std::string in =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string own =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0123456789abcdef;Sampled=1";
     serve(kSdkTgid, "/with-call", in, own);
     pipeline_->tick(t_ + 2 * kSecond);
     pipeline_->shutdown();
@@ -156,7 +159,8 @@ TEST_F(SdkDedupeTest, OwnTraceHeaderOnACallMeansAnSdk) {
 }
 
 TEST_F(SdkDedupeTest, AProxyForwardingTheHeaderItReceivedIsNoSdk) {
-    const std::string in = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string in =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     serve(kPlainTgid, "/proxied", in, in);
     pipeline_->tick(t_ + 2 * kSecond);
     EXPECT_EQ(docs_for("/proxied"), 1u);
@@ -165,7 +169,8 @@ TEST_F(SdkDedupeTest, AProxyForwardingTheHeaderItReceivedIsNoSdk) {
 }
 
 TEST_F(SdkDedupeTest, AHeaderReceivedOnlyByAnotherProcessIsTheCallersOwn) {
-    const std::string h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    const std::string h =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     serve(kPlainTgid, "/other", h);
     serve(kSdkTgid, "/caller", "", h);
     pipeline_->tick(t_ + 2 * kSecond);

@@ -329,6 +329,8 @@ class Agent {
         pcfg.correlator.redaction = {cfg_.redact, cfg_.redact_names};
         pcfg.correlator.export_process_args = cfg_.export_process_args;
         pcfg.tracker.memory_budget_bytes = size_t{cfg_.memory_budget_mb} * 1024 * 1024;
+        pcfg.keep_sdk_segments = cfg_.keep_sdk_segments;
+        report_sdk_segments();
         pipeline_ = std::make_unique<pipeline::Pipeline>(
             pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout_, counters_,
             clock_);
@@ -336,6 +338,20 @@ class Agent {
             pipeline_->set_segment_observer(
                 [this](const xray::Segment& s) { metrics_->on_segment(s); });
         return 0;
+    }
+
+    // Processes with their own X-Ray SDK (docs/sdk.md).
+    void report_sdk_segments() {
+        if (cfg_.keep_sdk_segments) {
+            report().info(
+                "  [no]  SDK dedupe - off (--sdk-segments keep): a process with its own X-Ray "
+                "SDK gets Passport's server segments next to the SDK's");
+            return;
+        }
+        report().info(
+            "  [yes] SDK dedupe - a process that sends X-Ray daemon datagrams or its own "
+            "X-Amzn-Trace-Id gets no server segment from Passport (the SDK's stays); "
+            "correlate.sdk_* counts them");
     }
 
     int load_probes() {

@@ -159,6 +159,10 @@ Trace context propagation:
                         (e.g. 6379, 10.0.0.0/8, fd00::/8; repeatable)
   --cgroup-root PATH    the host's cgroup v2 mount to attach injection to (e.g.
                         /host/sys/fs/cgroup in a pod); default: found (docs/injection.md)
+  --sdk-segments suppress|keep
+                        a process with its own X-Ray SDK (it sends daemon datagrams or its own
+                        X-Amzn-Trace-Id): suppress Passport's server segments for it, leaving
+                        the SDK's (default), or keep both (docs/sdk.md)
 
 Configuration file and logs (see docs/configuration.md):
   --config FILE         read options from a YAML (or JSON) file, one key per long option
@@ -239,6 +243,13 @@ std::string set_duration(const std::string& v, Config& c) {
 std::string set_log_format(const std::string& v, Config& c) {
     if (v != "text" && v != "json") return "--log-format: expected text or json, got '" + v + "'";
     c.log_format = v;
+    return {};
+}
+
+std::string set_sdk_segments(const std::string& v, Config& c) {
+    if (v != "suppress" && v != "keep")
+        return "--sdk-segments: expected suppress or keep, got '" + v + "'";
+    c.keep_sdk_segments = v == "keep";
     return {};
 }
 
@@ -413,6 +424,7 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--summary-interval", set_summary_interval},
         {"--metrics-address", set_metrics_address},
         {"--cgroup-root", set_cgroup_root},
+        {"--sdk-segments", set_sdk_segments},
         {"--k8s-namespace",
          [](const std::string& v, Config& c) {
              return add_k8s_name("--k8s-namespace", v, c.k8s.namespaces);

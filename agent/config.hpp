@@ -68,6 +68,8 @@ struct Config {
     // --runtime-socket PATH, repeatable: container runtimes asked for pod labels
     // (docs/identity.md)
     std::vector<std::string> runtime_sockets;
+    // --sdk-segments suppress|keep: server segments of processes with their own X-Ray SDK
+    bool keep_sdk_segments = false;
 
     bool trace_all() const { return pids.empty() && exe_globs.empty() && !k8s.any(); }
     bool operator==(const Config&) const = default;

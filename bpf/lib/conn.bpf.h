@@ -16,6 +16,7 @@
 #define PP_S_IFMT      0170000
 #define PP_S_IFSOCK    0140000
 #define PP_SOCK_STREAM 1
+#define PP_SOCK_DGRAM  2
 #define PP_IPPROTO_TCP 6
 #define PP_EINPROGRESS 115
 
@@ -24,8 +25,9 @@ static __always_inline __u64 conn_map_key(__u32 tgid, __s32 fd)
     return ((__u64)tgid << 32) | (__u32)fd;
 }
 
-/* The TCP socket behind fd in the current process, or NULL (not a socket, not TCP/IP). */
-static __always_inline struct sock *fd_to_tcp_sock(__s32 fd)
+/* The TCP socket behind fd in the current process, or NULL (not a socket, not TCP/IP). With
+ * `udp` given, *udp says whether fd is an IPv4/IPv6 datagram socket instead. */
+static __always_inline struct sock *fd_to_sock_kind(__s32 fd, int *udp)
 {
     if (fd < 0)
         return NULL;
@@ -52,10 +54,17 @@ static __always_inline struct sock *fd_to_tcp_sock(__s32 fd)
     __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
     if (family != PP_AF_INET && family != PP_AF_INET6)
         return NULL;
-    if (BPF_CORE_READ(sk, sk_type) != PP_SOCK_STREAM ||
-        BPF_CORE_READ(sk, sk_protocol) != PP_IPPROTO_TCP)
+    __u16 type = BPF_CORE_READ(sk, sk_type);
+    if (udp)
+        *udp = type == PP_SOCK_DGRAM;
+    if (type != PP_SOCK_STREAM || BPF_CORE_READ(sk, sk_protocol) != PP_IPPROTO_TCP)
         return NULL;
     return sk;
+}
+
+static __always_inline struct sock *fd_to_tcp_sock(__s32 fd)
+{
+    return fd_to_sock_kind(fd, NULL);
 }
 
 static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *local,
@@ -109,24 +118,38 @@ static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd,
     return bpf_map_lookup_elem(&conns, &key);
 }
 
-/* State of fd if it is (or, found mid-life, becomes) a tracked TCP connection. */
-static __always_inline struct pp_conn_state *conn_lookup_or_discover(__u64 pid_tgid, __s32 fd)
+/* State of fd if it is (or, found mid-life, becomes) a tracked TCP connection. Otherwise NULL,
+ * and *other (when given) is PP_FD_UDP for a UDP socket, PP_FD_OTHER for anything else. */
+static __always_inline struct pp_conn_state *conn_lookup_or_discover_kind(__u64 pid_tgid, __s32 fd,
+                                                                          __u8 *other)
 {
     __u64 key = conn_map_key(pid_tgid >> 32, fd);
     struct pp_conn_state *st = bpf_map_lookup_elem(&conns, &key);
     if (st)
         return st;
-    if (bpf_map_lookup_elem(&ignored_fds, &key))
+    __u8 *known = bpf_map_lookup_elem(&ignored_fds, &key);
+    if (known) {
+        if (other)
+            *other = *known;
         return NULL;
-    struct sock *sk = fd_to_tcp_sock(fd);
+    }
+    int udp = 0;
+    struct sock *sk = fd_to_sock_kind(fd, &udp);
     if (sk) {
         st = conn_open(pid_tgid, fd, sk, PP_ROLE_UNKNOWN, bpf_ktime_get_ns());
         if (st)
             return st;
     }
-    __u8 one = 1;
-    bpf_map_update_elem(&ignored_fds, &key, &one, BPF_ANY);
+    __u8 kind = udp ? PP_FD_UDP : PP_FD_OTHER;
+    if (other)
+        *other = kind;
+    bpf_map_update_elem(&ignored_fds, &key, &kind, BPF_ANY);
     return NULL;
+}
+
+static __always_inline struct pp_conn_state *conn_lookup_or_discover(__u64 pid_tgid, __s32 fd)
+{
+    return conn_lookup_or_discover_kind(pid_tgid, fd, NULL);
 }
 
 #endif /* PASSPORT_CONN_BPF_H */

@@ -147,14 +147,28 @@ struct {
     __type(value, struct pp_conn_state);
 } conns SEC(".maps") __weak;
 
-/* fds of traced processes known not to be TCP sockets, so the fd walk runs once per fd.
- * Entries go at close(); LRU bounds what close() never clears (dup2, exec). */
+/* fds of traced processes known not to be TCP sockets, so the fd walk runs once per fd; the
+ * value says what the fd is (PP_FD_OTHER, PP_FD_UDP: the datagram check of lib/sdk_dgram.bpf.h
+ * runs on UDP sockets only). Entries go at close(); LRU bounds what close() never clears (dup2,
+ * exec). */
+#define PP_FD_OTHER 1
+#define PP_FD_UDP   2
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 65536);
     __type(key, __u64);
     __type(value, __u8);
 } ignored_fds SEC(".maps") __weak;
+
+/* Traced processes already reported as sending X-Ray daemon datagrams (PP_EV_SDK_DATAGRAM), so
+ * each is reported once. Deleted at exec and at exit; a full map only means a process is not
+ * reported (it keeps Passport's segments). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, __u8);
+} sdk_reported SEC(".maps") __weak;
 
 /* Enter -> exit stash of a data syscall's arguments (task_stash.io). */
 struct pp_io_args {

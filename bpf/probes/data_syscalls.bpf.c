@@ -4,7 +4,8 @@
  * Hooks: syscalls:sys_enter/exit_<call>. Maps: task_stash (.io), conns, ignored_fds,
  * data_scratch, drop_counters, events (PP_EV_DATA, PP_EV_CONN_OPEN for sockets found mid-life),
  * and at a server request's first read (ctx_parse.bpf.h): thread_ctx, sample_*, ctx_counters,
- * events (PP_EV_TRACE_CTX). */
+ * events (PP_EV_TRACE_CTX). Sends on UDP sockets (and sendmmsg) are only checked for X-Ray daemon
+ * datagrams (sdk_dgram.bpf.h): sdk_reported, events (PP_EV_SDK_DATAGRAM). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -12,6 +13,7 @@
 #include "conn.bpf.h"
 #include "ctx_parse.bpf.h"
 #include "http.bpf.h"
+#include "sdk_dgram.bpf.h"
 #include "tls.bpf.h"
 
 #define PP_MSG_PEEK 2
@@ -26,9 +28,14 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 kind
     __u32 tgid = pid_tgid >> 32;
     if (!is_traced(tgid))
         return 0;
-    struct pp_conn_state *st = conn_lookup_or_discover(pid_tgid, fd);
-    if (!st)
+    __u8 other = 0;
+    struct pp_conn_state *st = conn_lookup_or_discover_kind(pid_tgid, fd, &other);
+    if (!st) {
+        /* Not TCP: a UDP send may be an X-Ray SDK's datagram to its daemon. */
+        if (direction == PP_DIR_EGRESS && other == PP_FD_UDP)
+            pp_sdk_datagram_check(pid_tgid, buf, kind, syscall);
         return 0;
+    }
     /* Only a process with TLS uprobes can have a TLS call in progress or pending (pid_bits slot
      * PP_BITS_TLS, set by the agent before it attaches them): the others skip every TLS map. */
     if (pp_pid_bit(PP_BITS_TLS, tgid) ? tls_on_socket_io(pid_tgid, fd, direction, st)
@@ -318,6 +325,22 @@ int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
                     PP_DIR_EGRESS);
 }
 IO_EXIT(sendmsg, PP_SYS_SENDMSG)
+
+/* sendmmsg(fd, msgvec, vlen, flags): only UDP sockets, only the first message's first bytes, only
+ * to find X-Ray daemon datagrams (no data events). */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!is_traced(pid_tgid >> 32))
+        return 0;
+    __u8 other = 0;
+    if (conn_lookup_or_discover_kind(pid_tgid, (__s32)ctx->args[0], &other) || other != PP_FD_UDP)
+        return 0;
+    /* struct mmsghdr begins with its struct user_msghdr. */
+    pp_sdk_datagram_check(pid_tgid, ctx->args[1], PP_IO_MSGHDR, PP_SYS_SENDMMSG);
+    return 0;
+}
 
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket; nothing to copy. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")

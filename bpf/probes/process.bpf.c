@@ -3,7 +3,8 @@
  * of a traced process (its open requests end; its selection is dropped).
  * Hooks: tracepoint sched:sched_process_exec, tp_btf sched_process_fork,
  * tracepoint sched:sched_process_exit. Maps: traced_pids, pid_bits, events, thread_ctx (copied to
- * new threads and children at fork, deleted at thread exit), ctx_counters. */
+ * new threads and children at fork, deleted at thread exit), ctx_counters, sdk_reported (deleted
+ * at exec and exit). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -24,6 +25,8 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
     bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+    __u32 tgid = pid_tgid >> 32;
+    bpf_map_delete_elem(&sdk_reported, &tgid); /* a new program: its own SDK or none */
     unsigned int loc = ctx->__data_loc_filename & 0xFFFF;
     bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename), (void *)ctx + loc);
     emit(&ev, sizeof(ev));
@@ -90,6 +93,7 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
     pp_pid_bit_clear(PP_BITS_TLS, tgid);
     pp_pid_bit_clear(PP_BITS_NO_INJECT, tgid);
     bpf_map_delete_elem(&traced_pids, &tgid);
+    bpf_map_delete_elem(&sdk_reported, &tgid);
     emit(&ev, sizeof(ev));
     return 0;
 }

@@ -373,7 +373,10 @@ TEST_F(BadInputE2E, DaemonNotListeningIsCountedAndSurvived) {
     const uint16_t closed_port = closed_udp_port();
     AgentOptions options;
     options.daemon_address = "127.0.0.1:" + std::to_string(closed_port);
-    start_agent({"--pid", std::to_string(server->pid())}, options);
+    // --sdk-segments keep: each segment leaves as its request ends (by default those of a new
+    // process are held up to a second while Passport looks for an X-Ray SDK in it, and would
+    // leave together), so the later sends meet the ICMP error the first one provoked.
+    start_agent({"--pid", std::to_string(server->pid()), "--sdk-segments", "keep"}, options);
 
     // Several documents: the first send to a closed port succeeds locally, the ICMP
     // port-unreachable it provokes makes the following sends fail with ECONNREFUSED.

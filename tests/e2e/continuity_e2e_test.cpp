@@ -834,8 +834,10 @@ TEST_F(ContinuityNetnsE2E, ThreeServicesAcrossNamespacesOneTrace) {
 TEST_F(ContinuityE2E, CalleeWithOwnTraceHeaderKeepsIt) {
     auto b = start_node_callee("hdr-b");
     auto a = start_python_caller("hdr-a", *b);
-    start_agent(
-        {"--no-inject", "--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+    // A writes its own X-Amzn-Trace-Id, which marks it as having its own tracer: --sdk-segments
+    // keep, so its segment (whose call this test checks) is still sent.
+    start_agent({"--no-inject", "--sdk-segments", "keep", "--pid", std::to_string(a->pid()),
+                 "--pid", std::to_string(b->pid())});
 
     const std::string rest = "/trace-header/" + unique_tag();
     HttpResponse response = http_get(a->url("/with-header" + rest));

@@ -451,7 +451,10 @@ TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment)
 // too, so Passport's own segment for it is stitched under the call (which is therefore marked
 // traced), next to the SDK's separate trace.
 TEST_F(XraySdkInteropE2E, WithoutInjectionTheSdkCalleeStartsItsOwnTrace) {
-    auto runs = run_passport_to_sdk({"--no-inject"}, /*also_select_sdk_service=*/true);
+    // --sdk-segments keep: Passport's own view of the SDK service is part of the picture here
+    // (by default Passport leaves a process with its own SDK to it: sdk_dedupe_e2e_test.cpp).
+    auto runs = run_passport_to_sdk({"--no-inject", "--sdk-segments", "keep"},
+                                    /*also_select_sdk_service=*/true);
     ASSERT_EQ(runs.size(), 2u);
     for (const auto& r : runs) {
         SCOPED_TRACE(r.with_incoming_header ? "client sent a trace header" : "new trace");
@@ -479,7 +482,10 @@ TEST_F(XraySdkInteropE2E, WithoutInjectionTheSdkCalleeStartsItsOwnTrace) {
 TEST_F(XraySdkInteropE2E, AppsOwnSdkHeaderWinsOverPassport) {
     auto leaf = start_python_leaf("passport-leaf");
     auto sdk = start_sdk_service("sdk-front", leaf.get());
-    start_agent({"--pid", std::to_string(sdk->pid()), "--pid", std::to_string(leaf->pid())});
+    // --sdk-segments keep: Passport's own view of the SDK service is compared below (by default
+    // it is suppressed: sdk_dedupe_e2e_test.cpp).
+    start_agent({"--pid", std::to_string(sdk->pid()), "--pid", std::to_string(leaf->pid()),
+                 "--sdk-segments", "keep"});
 
     const std::string tag = unique_tag();
     for (bool with_header : {false, true}) {

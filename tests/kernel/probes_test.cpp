@@ -249,7 +249,8 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
                 using T = std::decay_t<decltype(ev)>;
                 if constexpr (std::is_same_v<T, events::ProcExec> ||
                               std::is_same_v<T, events::ProcExit> ||
-                              std::is_same_v<T, events::Inject>)
+                              std::is_same_v<T, events::Inject> ||
+                              std::is_same_v<T, events::SdkDatagram>)
                     fprintf(stderr, "DBG proc %u\n", ev.tgid);
                 else
                     fprintf(stderr, "DBG idx=%zu tgid=%u fd=%d (child %u)\n", e.index(),
@@ -306,7 +307,8 @@ TEST_F(KernelProbes, UnselectedProcessProducesNothing) {
                 using T = std::decay_t<decltype(ev)>;
                 if constexpr (std::is_same_v<T, events::ProcExec> ||
                               std::is_same_v<T, events::ProcExit> ||
-                              std::is_same_v<T, events::Inject>) {
+                              std::is_same_v<T, events::Inject> ||
+                              std::is_same_v<T, events::SdkDatagram>) {
                     EXPECT_NE(ev.tgid, static_cast<uint32_t>(child.pid()));
                 } else {
                     EXPECT_NE(ev.conn.tgid, static_cast<uint32_t>(child.pid()))

@@ -7,7 +7,7 @@
 
 namespace passport::events {
 
-static_assert(PP_ABI_VERSION == 3);
+static_assert(PP_ABI_VERSION == 4);
 
 // The typed forms of event.hpp carry the ABI's values.
 static_assert(static_cast<int>(DataSource::kSocket) == PP_SRC_SOCKET);
@@ -95,5 +95,10 @@ static_assert(offsetof(pp_inject_event, subsegment_id) == 80);
 static_assert(offsetof(pp_inject_event, socket_cookie) == 88);
 static_assert(offsetof(pp_inject_event, ctx) == 96);
 static_assert(sizeof(pp_inject_event) == 160);
+static_assert(offsetof(pp_sdk_event, syscall) == 24);
+static_assert(offsetof(pp_sdk_event, spaced) == 25);
+static_assert(sizeof(pp_sdk_event) == 32);
+static_assert(sizeof(PP_XRAY_DGRAM_HDR) - 1 == PP_XRAY_DGRAM_HDR_LEN);
+static_assert(sizeof(PP_XRAY_DGRAM_HDR_SP) - 1 == PP_XRAY_DGRAM_HDR_SP_LEN);
 
 }  // namespace passport::events

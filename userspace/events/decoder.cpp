@@ -96,6 +96,20 @@ std::string_view decode_data(std::span<const uint8_t> rec, Data& out) {
     return {};
 }
 
+Result<Event> decode_sdk_datagram(std::span<const uint8_t> rec) {
+    pp_sdk_event ev;
+    if (!read_struct(rec, ev)) return make_error("short_sdk_datagram");
+    if (ev.spaced > 1 || ev.syscall < PP_SYS_WRITE || ev.syscall > PP_SYS_SENDMMSG)
+        return make_error("bad_sdk_datagram");
+    SdkDatagram out;
+    out.tgid = ev.hdr.tgid;
+    out.tid = ev.hdr.tid;
+    out.ts_ns = ev.hdr.ts_ns;
+    out.syscall = ev.syscall;
+    out.spaced = ev.spaced != 0;
+    return Event{out};
+}
+
 }  // namespace
 
 Result<Event> decode(std::span<const uint8_t> rec) {
@@ -203,6 +217,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.ctx_request_pos = ev.ctx.request_pos;
             return Event{std::move(out)};
         }
+        case PP_EV_SDK_DATAGRAM:
+            return decode_sdk_datagram(rec);
     }
     return make_error("unknown_kind");
 }

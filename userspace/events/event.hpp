@@ -174,6 +174,18 @@ struct Inject : SocketAddrs {
     uint64_t ctx_request_pos = 0;  // its ingress offset on ctx_conn
 };
 
-using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx, Inject>;
+// A traced process sent, on a UDP socket, a datagram that starts with the X-Ray daemon header
+// (PP_EV_SDK_DATAGRAM): it has an X-Ray SDK of its own. Reported once per process (again after
+// an exec).
+struct SdkDatagram {
+    uint32_t tgid = 0;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    uint8_t syscall = 0;  // enum pp_syscall that sent it
+    bool spaced = false;  // the header written with spaces (Go, Java SDKs)
+};
+
+using Event =
+    std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx, Inject, SdkDatagram>;
 
 }  // namespace passport::events

@@ -123,6 +123,9 @@ std::string to_json_line(const Event& ev) {
                      {"ctx_conn", key_json(e.ctx_conn)},
                      {"ctx_request_pos", e.ctx_request_pos}};
                 put_addrs(j, e);
+            } else if constexpr (std::is_same_v<T, SdkDatagram>) {
+                j = {{"type", "sdk_datagram"}, {"tgid", e.tgid},       {"tid", e.tid},
+                     {"ts", e.ts_ns},          {"syscall", e.syscall}, {"spaced", e.spaced}};
             } else {
                 j = {{"type", "exit"},
                      {"tgid", e.tgid},
@@ -233,6 +236,15 @@ Result<Event> from_json_line(const std::string& line) {
             e.ctx_conn = key_from(j.at("ctx_conn"));
             e.ctx_request_pos = j.at("ctx_request_pos").get<uint64_t>();
             return Event{std::move(e)};
+        }
+        if (type == "sdk_datagram") {
+            SdkDatagram e;
+            e.tgid = j.at("tgid").get<uint32_t>();
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.syscall = j.at("syscall").get<uint8_t>();
+            e.spaced = j.value("spaced", false);
+            return Event{e};
         }
         return make_error("unknown event type '" + type + "'");
     } catch (const json::exception& e) {

@@ -15,8 +15,10 @@
 #include "userspace/common/counters.hpp"
 #include "userspace/correlate/correlator.hpp"
 #include "userspace/correlate/process_info.hpp"
+#include "userspace/correlate/sdk_detector.hpp"
 #include "userspace/events/event.hpp"
 #include "userspace/export/emitter.hpp"
+#include "userspace/pipeline/sdk_gate.hpp"
 #include "userspace/sample/sampler.hpp"
 #include "userspace/stream/connection_tracker.hpp"
 #include "userspace/xray/ids.hpp"
@@ -28,6 +30,10 @@ struct PipelineConfig {
     stream::TrackerConfig tracker;
     std::string proc_root = "/proc";
     size_t max_datagram = 64000;
+    // Server segments of processes that report to X-Ray themselves (--sdk-segments): false
+    // suppresses them (the default), true keeps both theirs and Passport's (docs/sdk.md).
+    bool keep_sdk_segments = false;
+    correlate::SdkDetectorConfig sdk;
 };
 
 class Pipeline {
@@ -56,6 +62,11 @@ class Pipeline {
 
   private:
     void emit_segment(xray::Segment&& s);
+    void emit_subsegment(xray::Subsegment&& sub, const std::string& trace_id,
+                         const std::string& parent_id);
+    // The correlator's segments: a server exchange's go through the SDK gate.
+    void route_segment(xray::Segment&& s);
+    void on_server_exchange_start(const pairing::HttpExchange& ex);
 
     PipelineConfig cfg_;
     Counters& counters_;
@@ -64,6 +75,11 @@ class Pipeline {
     std::unique_ptr<sample::Sampler> sampler_;
     xray::IdGenerator ids_;
     correlate::ProcessInfoCache processes_;
+    correlate::SdkDetector sdk_detector_;
+    SdkGate sdk_gate_;
+    // The server exchange the correlator is finishing (tgid 0: none), for route_segment.
+    uint32_t serving_tgid_ = 0;
+    uint64_t serving_end_ns_ = 0;
     correlate::Correlator correlator_;
     stream::ConnectionTracker tracker_;
     std::function<void(const xray::Segment&)> segment_observer_;

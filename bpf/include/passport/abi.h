@@ -19,7 +19,7 @@
 #endif
 
 /* Bumped on any change to a struct below; the loader refuses a BPF object with another value. */
-#define PP_ABI_VERSION 3
+#define PP_ABI_VERSION 4
 
 /* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
 #define PP_MAX_CHUNK 4096
@@ -40,6 +40,7 @@ enum pp_event_kind {
     PP_EV_PROC_EXIT = 5,  /* a traced process exited (its pending requests end here) */
     PP_EV_TRACE_CTX = 6,  /* the kernel gave a server request its trace context */
     PP_EV_INJECT = 7, /* the kernel injected (or found) X-Amzn-Trace-Id in an outgoing request */
+    PP_EV_SDK_DATAGRAM = 8, /* a traced process sent an X-Ray daemon datagram (once per process) */
 };
 
 /* Where a data event's bytes come from. */
@@ -84,6 +85,7 @@ enum pp_syscall {
     PP_SYS_RECVMSG = 6,
     PP_SYS_SENDMSG = 7,
     PP_SYS_SENDFILE = 8, /* payload never copied (no user buffer): len only, as a gap */
+    PP_SYS_SENDMMSG = 9, /* datagrams only (PP_EV_SDK_DATAGRAM): no data events */
 };
 
 /* Why the kernel side lost something. Indexes the per-CPU drop_counters array. */
@@ -398,6 +400,25 @@ struct pp_inject_adopt {
     __u32 _pad;
 };
 
+/* ---- Processes that report to X-Ray themselves (an X-Ray SDK in the process) ---- */
+
+/* The header line that starts every datagram sent to the X-Ray daemon, as the SDKs write it:
+ * without spaces (Node, Python) or with them (Go, Java). The probes compare the first bytes of a
+ * traced process's datagrams with these. */
+#define PP_XRAY_DGRAM_HDR        "{\"format\":\"json\",\"version\":1}"
+#define PP_XRAY_DGRAM_HDR_LEN    29
+#define PP_XRAY_DGRAM_HDR_SP     "{\"format\": \"json\", \"version\": 1}"
+#define PP_XRAY_DGRAM_HDR_SP_LEN 32
+
+/* PP_EV_SDK_DATAGRAM: a traced process sent, on a UDP socket, a datagram that starts with the
+ * daemon header. Reported once per process (map sdk_reported, cleared at exec and exit). */
+struct pp_sdk_event {
+    struct pp_event_header hdr; /* ts_ns = the send syscall's entry */
+    __u8 syscall;               /* enum pp_syscall that sent it */
+    __u8 spaced;                /* 1: the header with spaces (PP_XRAY_DGRAM_HDR_SP) */
+    __u8 _pad[6];
+};
+
 #define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)
 #if defined(__cplusplus)
 #define PP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -424,6 +445,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_inject_adopt) == 56, "pp_inject_adopt layout")
 PP_STATIC_ASSERT(sizeof(struct pp_config) == 8, "pp_config layout");
 PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 56, "pp_conn_state layout");
 PP_STATIC_ASSERT(sizeof(struct pp_deny_key) == 20, "pp_deny_key layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sdk_event) == 32, "pp_sdk_event layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -144,3 +144,25 @@ TEST(AgentConfig, CgroupRoot) {
 
 }  // namespace
 }  // namespace passport::agent
+
+namespace passport::agent {
+namespace {
+
+TEST(AgentConfig, SdkSegmentsSuppressByDefaultOrKeep) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_FALSE(c->keep_sdk_segments);
+    c = parse_args({"--sdk-segments", "keep"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_TRUE(c->keep_sdk_segments);
+    c = parse_args({"--sdk-segments=suppress"}, nullptr);
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_FALSE(c->keep_sdk_segments);
+    auto bad = parse_args({"--sdk-segments", "both"}, nullptr);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().find("--sdk-segments: expected suppress or keep"), std::string::npos)
+        << bad.error();
+}
+
+}  // namespace
+}  // namespace passport::agent

@@ -192,3 +192,47 @@ TEST(EventsDecoder, InjectRecordCarriesIdsContextAndPosition) {
 
 }  // namespace
 }  // namespace passport::events
+
+namespace passport::events {
+namespace {
+
+std::vector<uint8_t> sdk_record(uint8_t syscall, uint8_t spaced,
+                                size_t size = sizeof(pp_sdk_event)) {
+    pp_sdk_event ev{};
+    ev.hdr.kind = PP_EV_SDK_DATAGRAM;
+    ev.hdr.tgid = 31412;
+    ev.hdr.tid = 31413;
+    ev.hdr.ts_ns = 987654321;
+    ev.syscall = syscall;
+    ev.spaced = spaced;
+    std::vector<uint8_t> rec(sizeof ev);
+    std::memcpy(rec.data(), &ev, sizeof ev);
+    rec.resize(size);
+    return rec;
+}
+
+TEST(EventsDecoder, SdkDatagramRecord) {
+    auto r = decode(sdk_record(PP_SYS_SENDMSG, 0));
+    ASSERT_TRUE(r.ok()) << r.error();
+    const auto& d = std::get<SdkDatagram>(*r);
+    EXPECT_EQ(d.tgid, 31412u);
+    EXPECT_EQ(d.tid, 31413u);
+    EXPECT_EQ(d.ts_ns, 987654321u);
+    EXPECT_EQ(d.syscall, PP_SYS_SENDMSG);
+    EXPECT_FALSE(d.spaced);
+    auto spaced = decode(sdk_record(PP_SYS_SENDMMSG, 1));
+    ASSERT_TRUE(spaced.ok()) << spaced.error();
+    EXPECT_TRUE(std::get<SdkDatagram>(*spaced).spaced);
+    EXPECT_EQ(std::get<SdkDatagram>(*spaced).syscall, PP_SYS_SENDMMSG);
+}
+
+TEST(EventsDecoder, SdkDatagramRejectsShortAndBadValues) {
+    EXPECT_EQ(decode(sdk_record(PP_SYS_SENDTO, 0, sizeof(pp_sdk_event) - 1)).error(),
+              "short_sdk_datagram");
+    EXPECT_EQ(decode(sdk_record(PP_SYS_SENDTO, 2)).error(), "bad_sdk_datagram");
+    EXPECT_EQ(decode(sdk_record(PP_SYS_READ, 0)).error(), "bad_sdk_datagram") << "not a send";
+    EXPECT_EQ(decode(sdk_record(PP_SYS_SENDMMSG + 1, 0)).error(), "bad_sdk_datagram");
+}
+
+}  // namespace
+}  // namespace passport::events

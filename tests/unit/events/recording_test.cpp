@@ -91,6 +91,23 @@ TEST(EventsRecording, InjectRoundTrips) {
     EXPECT_EQ(out.ctx_request_pos, 300u);
 }
 
+TEST(EventsRecording, SdkDatagramRoundTrips) {
+    SdkDatagram in;
+    in.tgid = 31412;
+    in.tid = 31413;
+    in.ts_ns = 555;
+    in.syscall = 7;
+    in.spaced = true;
+    auto back = from_json_line(to_json_line(Event{in}));
+    ASSERT_TRUE(back.ok()) << back.error();
+    const auto& out = std::get<SdkDatagram>(*back);
+    EXPECT_EQ(out.tgid, 31412u);
+    EXPECT_EQ(out.tid, 31413u);
+    EXPECT_EQ(out.ts_ns, 555u);
+    EXPECT_EQ(out.syscall, 7);
+    EXPECT_TRUE(out.spaced);
+}
+
 TEST(EventsRecording, BadLinesAreErrorsWithLineNumbers) {
     std::stringstream ss(
         "{\"type\":\"exit\",\"tgid\":1,\"ts\":2,\"code\":0,\"comm\":\"x\"}\nnot json\n");

@@ -96,11 +96,11 @@ void IdentityResolver::run() {
 void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state, const ImdsOptions& options) {
     Ec2Facts facts = fetch_ec2_facts(options);
     if (facts.ec2) {
-        spdlog::info("passport: identity: EC2 instance {} ({}, {}){}", facts.ec2->instance_id,
+        spdlog::info("identity: EC2 instance {} ({}, {}){}", facts.ec2->instance_id,
                      facts.ec2->instance_size, facts.ec2->availability_zone,
                      facts.cluster_name.empty() ? "" : ", EKS cluster " + facts.cluster_name);
     } else {
-        spdlog::info("passport: identity: no EC2 identity: {}", facts.why_not);
+        spdlog::info("identity: no EC2 identity: {}", facts.why_not);
     }
     std::lock_guard lock(state->mu);
     state->facts = std::move(facts);
@@ -111,8 +111,7 @@ void IdentityResolver::run_ec2(const std::shared_ptr<Ec2State>& state, const Imd
 void IdentityResolver::run_job(const Job& job) {
     if (!job.ecs_uri.empty()) {
         auto r = fetch_ecs_identity(job.ecs_uri, kEcsBudget);
-        if (!r)
-            spdlog::warn("passport: identity: ECS task metadata {}: {}", job.ecs_uri, r.error());
+        if (!r) spdlog::warn("identity: ECS task metadata {}: {}", job.ecs_uri, r.error());
         std::lock_guard lock(mu_);
         if (ecs_.size() >= kMaxEcsEndpoints) ecs_.clear();
         EcsEntry& e = ecs_[job.ecs_uri];
@@ -226,7 +225,7 @@ const EcsIdentity* IdentityResolver::ecs_of(const correlate::ProcessInfo& info,
     if (uri_host(info.ecs_metadata_uri) != cfg_.ecs_metadata_host) {
         if (refused_.size() < kMaxEcsEndpoints && refused_.insert(info.ecs_metadata_uri).second)
             spdlog::warn(
-                "passport: identity: pid {}: ECS_CONTAINER_METADATA_URI_V4 names a host other than "
+                "identity: pid {}: ECS_CONTAINER_METADATA_URI_V4 names a host other than "
                 "{} (--ecs-metadata-host): not fetched",
                 info.pid, cfg_.ecs_metadata_host);
         missing.emplace_back("identity.missing.ecs_refused");

@@ -37,6 +37,7 @@
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/wait.hpp"
 #include "userspace/common/result.hpp"
+#include "userspace/identity/process_identity.hpp"
 
 namespace passport::testing {
 namespace {
@@ -344,8 +345,9 @@ TEST(ImdsLookup, SameEc2BlockAsTheXRaySdkForNode) {
     ASSERT_TRUE(fake.ok()) << fake.describe();
 
     const std::string script =
-        "require('aws-xray-sdk-core').plugins.EC2Plugin.getData((m) => "
-        "console.log('EC2PLUGIN ' + JSON.stringify(m === undefined ? null : m)));";
+        "const p = require('aws-xray-sdk-core').plugins.EC2Plugin; p.getData((m) => "
+        "console.log('EC2PLUGIN ' + JSON.stringify(m === undefined ? null : "
+        "Object.assign({origin: p.originName}, m))));";
     auto sdk = run_command(
         ChildOptions{
             ns.wrap({node, "-e", script}), {{"NODE_PATH", modules.string()}}, {}, {}, true},
@@ -361,11 +363,12 @@ TEST(ImdsLookup, SameEc2BlockAsTheXRaySdkForNode) {
     ASSERT_TRUE(facts) << "fetch_ec2_facts did not return";
     ASSERT_TRUE(facts->ec2) << facts->why_not;
     EXPECT_FALSE(facts->used_v1);
-    const json ours = {{"instance_id", facts->ec2->instance_id},
-                       {"availability_zone", facts->ec2->availability_zone},
-                       {"instance_size", facts->ec2->instance_size},
-                       {"ami_id", facts->ec2->ami_id}};
+    // The block exactly as Passport writes it into a segment's "aws" object.
+    const identity::ProcessIdentity id =
+        identity::compose_identity({&*facts->ec2, nullptr, nullptr}, {"x", "program"});
+    const json ours = json::parse("{" + id.aws_members + "}")["ec2"];
     EXPECT_EQ(ours, want) << "ours " << ours << "\nSDK  " << want;
+    EXPECT_EQ(id.origin, plugin["origin"]);
     EXPECT_FALSE(facts->ec2->instance_id.empty());
 
     // Both asked for an IMDSv2 token before the document.

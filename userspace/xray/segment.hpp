@@ -75,7 +75,7 @@ struct Segment {
     bool throttle = false;
     bool fault = false;
     std::optional<Cause> cause;
-    nlohmann::json aws;          // object or null; aws.xray is filled by the document builder
+    nlohmann::json aws;  // object or null; aws.xray is filled by the document builder
     // Members written first in "aws", already serialised without braces ("" none): the
     // process's identity blocks ("account_id":…,"ec2":{…},"ecs":{…},"eks":{…}), which sort
     // before any member of `aws` (xray). Composed once per process (userspace/identity).

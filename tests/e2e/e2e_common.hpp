@@ -60,6 +60,21 @@ inline std::string node_path() {
 }
 
 // The number at `dotted` in `node`, or -1 when there is none.
+// The npm packages the tests use (tests/fixtures/npm, filled by .ci/install-npm.sh).
+inline std::filesystem::path npm_modules() {
+    return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "npm" /
+           "node_modules";
+}
+
+// Why the tests that run the X-Ray SDK for Node cannot run here; "" when they can.
+inline std::string xray_sdk_missing() {
+    if (find_executable("node").empty()) return "node is not installed";
+    if (!std::filesystem::exists(npm_modules() / "aws-xray-sdk-express" / "package.json"))
+        return "the X-Ray SDK npm packages are not installed in " + npm_modules().string() +
+               " (run .ci/install-deps.sh, which runs .ci/install-npm.sh)";
+    return "";
+}
+
 inline double num(const nlohmann::json& node, std::string_view dotted) {
     const nlohmann::json v = field(node, dotted);
     return v.is_number() ? v.get<double>() : -1;

@@ -31,6 +31,7 @@
 
 #include "agent/identity/pod_facts.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/k8s/pod_cgroup.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/wait.hpp"
 #include "userspace/identity/pod.hpp"
@@ -41,84 +42,24 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using passport::testing::cgroup2_root;
 using passport::testing::ChildOptions;
 using passport::testing::ChildProcess;
 using passport::testing::deadline_in;
+using passport::testing::PodCgroup;
 using passport::testing::Stream;
 using passport::testing::TempDir;
+using passport::testing::write_text;
 
 constexpr const char* kPodUid = "5d8f2c1a-3b4e-4f60-8a7b-9c0d1e2f3a4b";
 constexpr const char* kPodName = "web-7d4b9c8f6-x2k4p";
 constexpr const char* kNamespace = "shop";
 const std::string kContainerId = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899";
 
-fs::path cgroup2_root() {
-    std::ifstream mounts("/proc/self/mounts");
-    for (std::string dev, dir, type, rest;
-         mounts >> dev >> dir >> type && std::getline(mounts, rest);) {
-        if (type == "cgroup2") return dir;
-    }
-    return {};
-}
-
-bool write_text(const fs::path& p, const std::string& text) {
-    std::ofstream out(p);
-    out << text;
-    out.flush();
-    return static_cast<bool>(out);
-}
-
 std::string read_text(const fs::path& p) {
     std::ifstream in(p);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-// The container's cgroup with the kubelet's names; removed (processes moved back to the root
-// first) with every directory it created.
-class PodCgroup {
-  public:
-    PodCgroup(fs::path root, const std::string& uid, const std::string& id)
-        : root_(std::move(root)) {
-        std::string u = uid;
-        std::replace(u.begin(), u.end(), '-', '_');
-        const fs::path rel = fs::path("kubepods.slice") / "kubepods-besteffort.slice" /
-                             ("kubepods-besteffort-pod" + u + ".slice") /
-                             ("cri-containerd-" + id + ".scope");
-        fs::path p = root_;
-        for (const auto& part : rel) {
-            p /= part;
-            if (!fs::exists(p)) {
-                fs::create_directory(p);
-                created_.insert(created_.begin(), p);
-            }
-        }
-        leaf_ = p;
-    }
-    ~PodCgroup() {
-        for (int round = 0; round < 50; round++) {
-            std::ifstream procs(leaf_ / "cgroup.procs");
-            bool any = false;
-            for (std::string pid; procs >> pid;) {
-                any = true;
-                write_text(root_ / "cgroup.procs", pid);
-            }
-            if (!any) break;
-            std::this_thread::sleep_for(20ms);
-        }
-        for (const auto& dir : created_) {
-            if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
-                ADD_FAILURE() << "rmdir " << dir << ": " << std::strerror(errno);
-        }
-    }
-    PodCgroup(const PodCgroup&) = delete;
-    PodCgroup& operator=(const PodCgroup&) = delete;
-    bool add(pid_t pid) const { return write_text(leaf_ / "cgroup.procs", std::to_string(pid)); }
-
-  private:
-    fs::path root_;
-    fs::path leaf_;
-    std::vector<fs::path> created_;
-};
 
 class PodIdentityE2E : public ::testing::Test {
   protected:

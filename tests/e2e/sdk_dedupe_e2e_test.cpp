@@ -21,21 +21,12 @@ constexpr int kRequests = 6;
 bool from_sdk(const json& doc) { return field(doc, "aws.xray.sdk") == "X-Ray for Node.js"; }
 bool from_passport(const json& doc) { return field(doc, "aws.xray.sdk") == "Passport"; }
 
-std::filesystem::path npm_modules() {
-    return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "npm" /
-           "node_modules";
-}
-
 class SdkDedupeE2E : public E2eTest {
   protected:
     void SetUp() override {
         E2eTest::SetUp();
         if (IsSkipped()) return;
-        if (find_executable("node").empty()) GTEST_SKIP() << "node is not installed";
-        if (!std::filesystem::exists(npm_modules() / "aws-xray-sdk-express" / "package.json")) {
-            GTEST_SKIP() << "the X-Ray SDK npm packages are not installed in " << npm_modules()
-                         << " (run .ci/install-deps.sh, which runs .ci/install-npm.sh)";
-        }
+        if (const std::string why = xray_sdk_missing(); !why.empty()) GTEST_SKIP() << why;
         for (const char* name : {"xray_sdk_express.js", "caller_server.py"}) {
             std::filesystem::copy_file(fixture(name), dir().path() / name,
                                        std::filesystem::copy_options::overwrite_existing);

@@ -36,11 +36,6 @@ constexpr std::string_view kSdkVersion = "3.12.0";
 // cross-process slack after the call's end.
 constexpr double kSdkRounding = 0.0015;
 
-std::filesystem::path npm_modules() {
-    return std::filesystem::path(PASSPORT_SOURCE_DIR) / "tests" / "fixtures" / "npm" /
-           "node_modules";
-}
-
 bool from_sdk(const json& doc) { return field(doc, "aws.xray.sdk") == std::string(kSdkName); }
 bool from_passport(const json& doc) { return field(doc, "aws.xray.sdk") == "Passport"; }
 
@@ -140,11 +135,7 @@ class XraySdkInteropE2E : public E2eTest {
     void SetUp() override {
         E2eTest::SetUp();
         if (IsSkipped()) return;
-        if (find_executable("node").empty()) GTEST_SKIP() << "node is not installed";
-        if (!std::filesystem::exists(npm_modules() / "aws-xray-sdk-express" / "package.json")) {
-            GTEST_SKIP() << "the X-Ray SDK npm packages are not installed in " << npm_modules()
-                         << " (run .ci/install-deps.sh, which runs .ci/install-npm.sh)";
-        }
+        if (const std::string why = xray_sdk_missing(); !why.empty()) GTEST_SKIP() << why;
         for (const char* name : {"xray_sdk_express.js", "hop.py", "caller_server.py"}) {
             std::filesystem::copy_file(fixture(name), dir().path() / name,
                                        std::filesystem::copy_options::overwrite_existing);

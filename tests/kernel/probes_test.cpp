@@ -24,53 +24,14 @@
 
 #include "agent/bpf_loader.hpp"
 #include "agent/kernel_features.hpp"
+#include "tests/support/gated_child.hpp"
 #include "userspace/events/decoder.hpp"
 
 namespace passport::agent {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A child process that runs `body` when told to, so the parent can select it first.
-class GatedChild {
-  public:
-    explicit GatedChild(const std::function<void()>& body) {
-        int go[2];
-        if (::pipe(go) != 0) std::abort();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::close(go[1]);
-            char c;
-            if (::read(go[0], &c, 1) == 1) body();
-            ::_exit(0);
-        }
-        ::close(go[0]);
-        go_ = go[1];
-    }
-    ~GatedChild() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (go_ >= 0) ::close(go_);
-    }
-    pid_t pid() const { return pid_; }
-    void start() {
-        char c = 'g';
-        ASSERT_EQ(::write(go_, &c, 1), 1);
-    }
-    int wait() {
-        int st = 0;
-        ::waitpid(pid_, &st, 0);
-        reaped_ = true;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    bool reaped_ = false;
-    int go_ = -1;
-};
+using passport::testing::GatedChild;
 
 // Server and client on 127.0.0.1 inside one process: one request, one response.
 void loopback_exchange(const std::string& request, const std::string& resp_head,
@@ -230,7 +191,7 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
     const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
     GatedChild child([&] { loopback_exchange(req, head, "hello"); });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     auto tgid = static_cast<uint32_t>(child.pid());
@@ -296,7 +257,7 @@ TEST_F(KernelProbes, UnselectedProcessProducesNothing) {
     ASSERT_TRUE(p);
     GatedChild child(
         [] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     drain(
@@ -338,7 +299,7 @@ TEST_F(KernelProbes, ForkedChildOfSelectedProcessIsTraced) {
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
     std::string path = "/tmp/pp-kt-" + std::to_string(child.pid());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     int grandchild = 0;
     FILE* f = std::fopen(path.c_str(), "r");
@@ -375,7 +336,7 @@ TEST_F(KernelProbes, SocketOpenedBeforeSelectionIsDiscoveredOnUse) {
         if (::write(sv[0], msg, sizeof msg - 1) != sizeof msg - 1) ::_exit(2);
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     auto tgid = static_cast<uint32_t>(child.pid());
@@ -403,7 +364,7 @@ TEST_F(KernelProbes, FullRingIsCountedNotSilent) {
                               "HTTP/1.1 204 No Content\r\n\r\n", "");
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);  // nobody drains meanwhile: the 16 KiB ring overflows
     EXPECT_GT(p->drop_counts()[PP_DROP_RINGBUF_FULL], 0u);
 }
@@ -417,7 +378,7 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
                           "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n", body);
     });
     ASSERT_TRUE(p->select_pid(static_cast<uint32_t>(child.pid())).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     auto tgid = static_cast<uint32_t>(child.pid());
@@ -446,6 +407,8 @@ TEST_F(KernelProbes, LargeWritesAreCappedAndCounted) {
 namespace passport::agent {
 namespace {
 
+using passport::testing::GatedChild;
+
 TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
     auto p = load();
     ASSERT_TRUE(p);
@@ -457,7 +420,7 @@ TEST_F(KernelProbes, LargeRequestHeadIsCapturedWholeThenCapped) {
     GatedChild child([&] { loopback_exchange(req, "HTTP/1.1 204 No Content\r\n\r\n", ""); });
     const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     auto seen_in = [&](events::Role role) {
@@ -527,7 +490,7 @@ TEST_F(KernelProbes, Ipv6ConnectionsAreTracked) {
     GatedChild child([&] { loopback6_exchange(req); });
     const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     Collected c;
     drain(*p, c, [&] { return data_of(c, tgid).size() >= 2; });
@@ -583,7 +546,7 @@ TEST_F(KernelProbes, SelectionBitmapFollowsSelectForkAndExit) {
     EXPECT_FALSE(p->is_selected(tgid));
     ASSERT_TRUE(p->select_pid(tgid).ok());
     const std::string path = "/tmp/pp-kb-" + std::to_string(child.pid());
-    child.start();
+    ASSERT_TRUE(child.start());
     ASSERT_EQ(child.wait(), 0);
     int grandchild = 0;
     FILE* f = std::fopen(path.c_str(), "r");
@@ -615,7 +578,7 @@ TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
     });
     const auto tgid = static_cast<uint32_t>(child.pid());
     ASSERT_TRUE(p->select_pid(tgid).ok());
-    child.start();
+    ASSERT_TRUE(child.start());
     char c;
     ASSERT_EQ(::read(done1[0], &c, 1), 1);
     p->unselect_pid(tgid);
@@ -637,7 +600,7 @@ TEST_F(KernelProbes, UnselectedProcessLeavesNoStateAndUnselectStopsCapture) {
     // A process never selected: no events, no entries.
     GatedChild other(
         [] { loopback_exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", ""); });
-    other.start();
+    ASSERT_TRUE(other.start());
     ASSERT_EQ(other.wait(), 0);
     Collected col2;
     drain(

@@ -21,12 +21,14 @@
 #include "agent/bpf_loader.hpp"
 #include "agent/kernel_features.hpp"
 #include "passport/abi.h"
+#include "tests/support/gated_child.hpp"
 #include "userspace/events/decoder.hpp"
 
 namespace passport::agent {
 namespace {
 
 using namespace std::chrono_literals;
+using passport::testing::GatedChild;
 
 const std::string kCompact = R"({"format":"json","version":1})"
                              "\n{\"name\":\"svc\"}";
@@ -98,44 +100,6 @@ void child_traffic(Send how, const std::string& header) {
     ::close(u.tx);
     ::close(u.rx);
 }
-
-class GatedChild {
-  public:
-    explicit GatedChild(const std::function<void()>& body) {
-        int go[2];
-        if (::pipe(go) != 0) std::abort();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::close(go[1]);
-            char c;
-            if (::read(go[0], &c, 1) == 1) body();
-            ::_exit(0);
-        }
-        ::close(go[0]);
-        go_ = go[1];
-    }
-    ~GatedChild() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (go_ >= 0) ::close(go_);
-    }
-    uint32_t pid() const { return static_cast<uint32_t>(pid_); }
-    int run() {
-        char c = 'g';
-        if (::write(go_, &c, 1) != 1) return -1;
-        int st = 0;
-        ::waitpid(pid_, &st, 0);
-        reaped_ = true;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    bool reaped_ = false;
-    int go_ = -1;
-};
 
 struct Collected {
     std::vector<events::SdkDatagram> sdk;

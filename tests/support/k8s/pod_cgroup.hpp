@@ -40,15 +40,19 @@ inline bool write_text(const std::filesystem::path& p, const std::string& text) 
 // names; the directories it created are removed (after moving any process left back to the root).
 class PodCgroup {
   public:
-    PodCgroup(std::filesystem::path root, const std::string& uid) : root_(std::move(root)) {
+    // `id`: the container id in the scope's name; by default the uid's hex twice (64 digits).
+    PodCgroup(std::filesystem::path root, const std::string& uid, std::string id = "")
+        : root_(std::move(root)) {
         std::string u = uid;
         std::replace(u.begin(), u.end(), '-', '_');
-        std::string hex;
-        for (char c : uid)
-            if (c != '-') hex += c;
+        if (id.empty()) {
+            for (char c : uid)
+                if (c != '-') id += c;
+            id += id;
+        }
         const std::filesystem::path rel =
             std::filesystem::path("kubepods.slice") / "kubepods-besteffort.slice" /
-            ("kubepods-besteffort-pod" + u + ".slice") / ("cri-containerd-" + hex + hex + ".scope");
+            ("kubepods-besteffort-pod" + u + ".slice") / ("cri-containerd-" + id + ".scope");
         std::filesystem::path p = root_;
         for (const auto& part : rel) {
             p /= part;

@@ -641,6 +641,7 @@ class Agent {
         timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
         // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
         timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
+        timers_.push_back(every(io_, 1s, [this]() { collect_identity_counters(); }));
         if (metrics_) {
             // The LRU eviction estimate walks the kernel's tables: every 10 s, not every second.
             timers_.push_back(every(io_, 10s, [this]() { collect_lru_evictions(); }));
@@ -668,6 +669,16 @@ class Agent {
                 if (!ec) io_.stop();
             });
         }
+    }
+
+    // What the identity lookups found (levels, for /metrics and the exit counters).
+    void collect_identity_counters() {
+        const auto st = identity_->status();
+        counters_.set("identity.ec2", st.ec2 ? 1 : 0);
+        counters_.set("identity.ecs_endpoints", st.ecs_endpoints);
+        counters_.set("identity.ecs_failed", st.ecs_failed);
+        counters_.set("identity.containers", st.containers);
+        counters_.set("identity.lookups_not_queued", st.jobs_dropped);
     }
 
     // Processes whose pod became known: selected now, then their connections and TLS libraries.

@@ -11,7 +11,14 @@ constexpr size_t kMaxCached = 16384;     // processes
 constexpr size_t kMaxContainers = 4096;  // node-side pod facts
 constexpr size_t kMaxEcsEndpoints = 1024;
 constexpr auto kEcsBudget = std::chrono::milliseconds(1500);
-constexpr auto kEcsRetry = std::chrono::seconds(60);  // a failed endpoint is asked again after
+constexpr auto kEcsRetry = std::chrono::seconds(60);   // a failed endpoint is asked again after
+constexpr auto kNodeRetry = std::chrono::seconds(30);  // a container that showed nothing, again
+constexpr size_t kMaxJobs = 4096;                      // lookups waiting for the identity thread
+
+bool shows_nothing(const NodePodFacts& f) {
+    return f.uts_hostname.empty() && f.sa_namespace.empty() && f.pod_name.empty() &&
+           f.namespace_name.empty();
+}
 
 // Node facts are per container; a process in a pod's own cgroup (no container id) by pid.
 std::string container_key(const correlate::ProcessInfo& info) {
@@ -128,7 +135,7 @@ void IdentityResolver::run_job(const Job& job) {
         cfg_.runtime_sockets, cfg_.proc_root);
     std::lock_guard lock(mu_);
     if (node_facts_.size() >= kMaxContainers) node_facts_.clear();
-    node_facts_[job.container_key] = std::move(facts);
+    node_facts_[job.container_key] = NodeEntry{std::move(facts), std::chrono::steady_clock::now()};
     status_.containers = node_facts_.size();
     queued_.erase(job.container_key);
     ++facts_version_;
@@ -142,7 +149,14 @@ void IdentityResolver::retry_failed_ecs() {
 
 void IdentityResolver::enqueue(Job job) {
     const std::string& key = job.ecs_uri.empty() ? job.container_key : job.ecs_uri;
-    if (!queued_.insert(key).second) return;
+    if (queued_.count(key) != 0) return;
+    if (jobs_.size() >= kMaxJobs) {
+        if (status_.jobs_dropped++ == 0)
+            spdlog::warn("identity: {} lookups waiting; later ones are not queued until it drains",
+                         kMaxJobs);
+        return;
+    }
+    queued_.insert(key);
     jobs_.push_back(std::move(job));
     cv_.notify_all();
 }
@@ -211,7 +225,11 @@ std::optional<PodIdentity> IdentityResolver::pod_of(const correlate::ProcessInfo
     }
     const std::string key = container_key(info);
     auto n = node_facts_.find(key);
-    const NodePodFacts* node = n != node_facts_.end() ? &n->second : nullptr;
+    const NodePodFacts* node = n != node_facts_.end() ? &n->second.facts : nullptr;
+    // A container that showed nothing (read as it started, or its process gone) is read again.
+    if (node != nullptr && shows_nothing(*node) &&
+        std::chrono::steady_clock::now() - n->second.at >= kNodeRetry)
+        enqueue(Job{"", info.pid, key});
     if (node == nullptr) {
         enqueue(Job{"", info.pid, key});
         if (api == nullptr) missing.emplace_back("identity.missing.pod_pending");

@@ -52,7 +52,8 @@ class IdentityResolver : public correlate::IdentityProvider {
         std::string cluster_name;
         size_t ecs_endpoints = 0;  // looked up (answered or failed)
         size_t ecs_failed = 0;
-        size_t containers = 0;  // node-side pod facts read
+        size_t containers = 0;      // node-side pod facts read
+        uint64_t jobs_dropped = 0;  // lookups not queued: the queue was full
     };
 
     // `pods` may be null (no API server); it must outlive the resolver.
@@ -126,7 +127,11 @@ class IdentityResolver : public correlate::IdentityProvider {
     std::optional<Ec2Identity> ec2_seen_;  // the EC2 identity when the lookup is done (mu_)
     bool ec2_seen_done_ = false;
     std::map<std::string, EcsEntry> ecs_;
-    std::unordered_map<std::string, NodePodFacts> node_facts_;
+    struct NodeEntry {
+        NodePodFacts facts;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::unordered_map<std::string, NodeEntry> node_facts_;
     std::unordered_map<uint32_t, Cached> cache_;
     std::thread thread_;
 };

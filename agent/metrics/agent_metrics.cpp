@@ -17,8 +17,9 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 
 // Exit counters that hold a level, not a running total.
-constexpr std::array<std::string_view, 2> kGaugeCounters = {"kernel.sampling_rules_deferred",
-                                                            "stream.budget_peak_bytes"};
+constexpr std::array<std::string_view, 5> kGaugeCounters = {
+    "kernel.sampling_rules_deferred", "stream.budget_peak_bytes", "identity.ec2",
+    "identity.ecs_endpoints", "identity.containers"};
 
 // Exit counter groups shown as one family with a label (prefix, family, label, help).
 struct LabelledGroup {

@@ -97,7 +97,8 @@ TEST(ServiceNameTest, SanitisedAndFallsThroughWhenNothingIsLeft) {
     in.otel_service_name = "cart<script>";
     EXPECT_EQ(choose_service_name(in).name, "cartscript");
     EXPECT_EQ(choose_service_name(in).rule, "OTEL_SERVICE_NAME");
-    in.otel_service_name = std::string(300, 'a');
+    const std::string long_name(300, 'a');  // NameSources holds views: the string outlives it
+    in.otel_service_name = long_name;
     EXPECT_EQ(choose_service_name(in).name.size(), 200U);
     in.otel_service_name = "";
     in.xray_tracing_name = "";

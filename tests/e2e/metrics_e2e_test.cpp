@@ -64,7 +64,8 @@ std::string series_of(const std::string& counter) {
                                                        "conn_map_full",     "read_user_failed",
                                                        "payload_truncated", "iov_limit"};
     static const std::set<std::string> gauges = {"kernel.sampling_rules_deferred",
-                                                 "stream.budget_peak_bytes"};
+                                                 "stream.budget_peak_bytes", "identity.ec2",
+                                                 "identity.ecs_endpoints", "identity.containers"};
     auto starts = [&](std::string_view prefix) { return counter.rfind(prefix, 0) == 0; };
     if (starts("kernel.") && drop_reasons.count(counter.substr(7)))
         return "passport_kernel_drops_total{reason=\"" + counter.substr(7) + "\"}";
@@ -72,6 +73,8 @@ std::string series_of(const std::string& counter) {
         return "passport_injection_events_total{event=\"" + counter.substr(7) + "\"}";
     if (starts("decode.rejected."))
         return "passport_decode_rejected_total{reason=\"" + counter.substr(16) + "\"}";
+    if (starts("identity.missing."))
+        return "passport_identity_missing_total{reason=\"" + counter.substr(17) + "\"}";
     std::string name = "passport_" + std::regex_replace(counter, std::regex("[^a-z0-9_]"), "_");
     return gauges.count(counter) ? name : name + "_total";
 }

@@ -22,9 +22,9 @@
 namespace passport::correlate {
 
 struct SdkDetectorConfig {
-    uint64_t watch_ns = 1'000'000'000;  // kUnknown → kPlain this long after the first exchange
-    size_t max_processes = 8192;        // beyond: not watched (kPlain), counted
-    size_t headers_per_process = 64;    // incoming X-Amzn-Trace-Id values kept per process
+    uint64_t watch_ns = 500'000'000;  // kUnknown → kPlain this long after the first exchange
+    size_t max_processes = 8192;      // beyond: not watched (kPlain), counted
+    size_t headers_per_process = 64;  // incoming X-Amzn-Trace-Id values kept per process
 };
 
 class SdkDetector {

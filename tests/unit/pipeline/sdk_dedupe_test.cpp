@@ -116,10 +116,10 @@ TEST_F(SdkDedupeTest, DatagramAfterTheResponseDropsTheHeldSegment) {
 TEST_F(SdkDedupeTest, PlainProcessIsHeldOnlyForTheWatch) {
     const uint64_t first = t_;
     serve(kPlainTgid, "/a");
-    pipeline_->tick(first + kSecond / 2);
+    pipeline_->tick(first + kSecond / 4);
     EXPECT_EQ(docs_for("/a"), 0u) << "still watched";
-    pipeline_->tick(first + kSecond + 1'000'000);
-    EXPECT_EQ(docs_for("/a"), 1u) << "watched a second without a signal: plain, sent";
+    pipeline_->tick(first + kSecond / 2 + 1'000'000);
+    EXPECT_EQ(docs_for("/a"), 1u) << "watched half a second without a signal: plain, sent";
     t_ = first + 2 * kSecond;
     serve(kPlainTgid, "/b");
     EXPECT_EQ(docs_for("/b"), 1u) << "a plain process is no longer held";

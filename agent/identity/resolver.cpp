@@ -65,11 +65,6 @@ void IdentityResolver::start() {
     thread_ = std::thread([this] { run(); });
 }
 
-bool IdentityResolver::wait_ec2(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(ec2_->mu);
-    return ec2_->cv.wait_for(lock, timeout, [this] { return ec2_->done; });
-}
-
 IdentityResolver::Status IdentityResolver::status() const {
     Status st;
     {

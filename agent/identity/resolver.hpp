@@ -63,8 +63,6 @@ class IdentityResolver : public correlate::IdentityProvider {
     IdentityResolver& operator=(const IdentityResolver&) = delete;
 
     void start();
-    // Waits at most `timeout` for the EC2 lookup; true when it is done.
-    bool wait_ec2(std::chrono::milliseconds timeout);
     Status status() const;
 
     std::shared_ptr<const ProcessIdentity> cached(uint32_t tgid) override;

@@ -115,14 +115,6 @@ std::string otel_resource_service_name(std::string_view attributes) {
     return "";
 }
 
-std::string derive_service_name(const ProcessInfo& info, const std::string& configured_name) {
-    if (!info.xray_tracing_name.empty()) return info.xray_tracing_name;
-    if (!info.otel_service_name.empty()) return info.otel_service_name;
-    if (!info.otel_resource_service_name.empty()) return info.otel_resource_service_name;
-    if (!configured_name.empty()) return configured_name;
-    return program_name(info);
-}
-
 std::string program_name(const ProcessInfo& info) {
     std::string script = script_name(info.cmdline);
     if (!script.empty()) return script;

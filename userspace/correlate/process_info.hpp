@@ -30,11 +30,6 @@ struct ProcessInfo {
     std::optional<k8s::PodIdentity> pod;  // the kubelet's pod cgroup layout, when it has one
 };
 
-// Service name precedence: the process's AWS_XRAY_TRACING_NAME, its OTEL_SERVICE_NAME, the
-// configured name, then a name from the program (the script for interpreters, else the
-// executable). Not sanitised: the document builder does that.
-std::string derive_service_name(const ProcessInfo& info, const std::string& configured_name);
-
 // For interpreters (python, node, ruby, perl, php, bash/sh, java -jar), the script or module the
 // interpreter runs; "" when argv names none (e.g. `python3 -c …`).
 std::string script_name(const std::vector<std::string>& argv);

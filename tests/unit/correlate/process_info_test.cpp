@@ -1,5 +1,7 @@
 #include "userspace/correlate/process_info.hpp"
 
+#include "userspace/correlate/identity_provider.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,6 +10,11 @@
 
 namespace passport::correlate {
 namespace {
+
+// The name the identity rules give a process outside pods and ECS tasks.
+std::string derive_service_name(const ProcessInfo& p, const std::string& configured) {
+    return identity::choose_service_name(name_sources(p, program_name(p), configured)).name;
+}
 
 TEST(CorrelateProcessInfo, ScriptNameForInterpreters) {
     EXPECT_EQ(script_name({"/usr/bin/python3", "/srv/app/server.py", "--port", "80"}), "server.py");

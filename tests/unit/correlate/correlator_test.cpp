@@ -678,7 +678,7 @@ HttpExchange call_from(uint32_t n, uint64_t start) {
 }
 
 TEST_F(BoundedCorrelator, CallTuplesAreForgottenWithTheirCalls) {
-    sample_result = false;  // no documents: only the tables matter here
+    sample_result = false;                // no documents: only the tables matter here
     constexpr uint32_t kCalls = 200'000;  // 24 times the bound
     size_t most_tuples = 0;
     for (uint32_t n = 0; n < kCalls; ++n) {

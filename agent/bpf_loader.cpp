@@ -10,7 +10,10 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
+#include <vector>
 
+#include "agent/link_release.hpp"
 #include "passport_bpf.skel.h"
 
 namespace passport::agent {
@@ -252,7 +255,15 @@ std::vector<uint32_t> BpfProbes::selected_pids() const {
 
 BpfProbes::~BpfProbes() {
     if (pid_bits_) ::munmap(pid_bits_, pid_bits_len_);
-    if (skel_) passport_bpf__destroy(skel_);
+    if (!skel_) return;
+    // The skeleton's destroy() would release its links one after another.
+    std::vector<bpf_link*> links;
+    for (int i = 0; i < skel_->skeleton->prog_cnt; i++) {
+        bpf_link** slot = skel_->skeleton->progs[i].link;
+        if (slot && *slot) links.push_back(std::exchange(*slot, nullptr));
+    }
+    release_links_together(std::move(links));
+    passport_bpf__destroy(skel_);
 }
 
 // The pid_bits map (slots PP_BITS_TRACED, PP_BITS_TLS and PP_BITS_NO_INJECT of abi.h), one bit per

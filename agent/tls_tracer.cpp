@@ -1,4 +1,5 @@
 #include "agent/tls_tracer.hpp"
+#include "agent/link_release.hpp"
 #include "agent/proc_list.hpp"
 
 #include <bpf/bpf.h>
@@ -76,15 +77,16 @@ void LinkReaper::release(std::vector<bpf_link*> links) {
 }
 
 // Each destroy closes a perf event; the kernel returns once the uprobe's grace period is over.
+// What is queued is released together (agent/link_release.hpp).
 void LinkReaper::run() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
         cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and everything released
-        bpf_link* link = queue_.front();
-        queue_.pop_front();
+        std::vector<bpf_link*> batch(queue_.begin(), queue_.end());
+        queue_.clear();
         lock.unlock();
-        bpf_link__destroy(link);
+        release_links_together(std::move(batch));
         lock.lock();
     }
 }

@@ -699,10 +699,10 @@ TEST_F(InjectE2e, KilledUnderInjectionLoadLosesNoByte) {
     std::mt19937 rnd(std::random_device{}());
     auto c = gated({"python3", fixture("inject_client.py").string(), "stress",
                     std::to_string(server.port()), out.string(), "--wait", go.string(), "--count",
-                    "3000", "--seed", std::to_string(rnd() % 100000)});
+                    "1500", "--seed", std::to_string(rnd() % 100000)});
     start_agent({"--pid", std::to_string(c->pid())});
     touch(go);
-    const size_t kill_after = 100 + rnd() % 900;
+    const size_t kill_after = 100 + rnd() % 600;
     server.wait_requests("/s", kill_after);
     AgentExit exit = kill_agent();
     EXPECT_FALSE(exit.status.success());

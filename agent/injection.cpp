@@ -146,6 +146,8 @@ const char* inject_counter_name(int c) {
             return "kernel_threads";
         case PP_INJC_NO_INJECT:
             return "process_no_inject";
+        case PP_INJC_REWRITTEN:
+            return "rewritten";
         default:
             return "unknown";
     }

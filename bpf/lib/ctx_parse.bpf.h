@@ -533,6 +533,7 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (pp_store_thread_ctx(pid_tgid, ctx) != 0)
         pp_ctx_count(PP_CTXC_STORE_FAILED);
+    pp_remember_forwardable(pid_tgid >> 32, ctx);
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
     if (ev)
         bpf_ringbuf_submit(ev, 0);

@@ -267,6 +267,38 @@ static __always_inline long pp_store_thread_ctx(__u64 pid_tgid, const struct pp_
     return err;
 }
 
+/* Requests whose context came from their own X-Amzn-Trace-Id with a Parent, by (process, Root,
+ * Parent): a request the same process sends with that very Root and Parent forwards the header
+ * (a proxy), and the injection program names the proxy's call in it (inject/insert.bpf.h).
+ * Written at the request's first read; the oldest are forgotten first. */
+struct pp_fwd_key {
+    __u32 tgid;
+    __u32 trace_epoch;
+    __u8 trace_rand[12];
+    __u32 _pad;
+    __u64 parent_id;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct pp_fwd_key);
+    __type(value, struct pp_trace_ctx);
+} forwardable SEC(".maps") __weak;
+
+/* Remembers a server request's context when it came from a header with a Parent. */
+static __always_inline void pp_remember_forwardable(__u32 tgid, const struct pp_trace_ctx *ctx)
+{
+    if (ctx->source != PP_CTX_XRAY_HEADER || ctx->parent_id == 0)
+        return;
+    struct pp_fwd_key k = {};
+    k.tgid = tgid;
+    k.trace_epoch = ctx->trace_epoch;
+    __builtin_memcpy(k.trace_rand, ctx->trace_rand, sizeof(k.trace_rand));
+    k.parent_id = ctx->parent_id;
+    bpf_map_update_elem(&forwardable, &k, ctx, BPF_ANY);
+}
+
 /* Monotonic -> epoch offset, written by userspace (one entry, key 0). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -133,6 +133,8 @@ size_t pp_inj_host_reports(struct pp_inj_host_report *out, size_t max)
             out[n].app_pos = ev->app_pos;
             out[n].subsegment_id = ev->subsegment_id;
             out[n].socket_cookie = ev->socket_cookie;
+            out[n].ctx_segment_id = ev->ctx.segment_id;
+            out[n].ctx_from_thread = ev->ctx_from_thread;
         }
         n++;
     }
@@ -144,4 +146,41 @@ uint64_t pp_inj_host_counter(unsigned c)
     __u32 key = c;
     __u64 *v = bpf_map_lookup_elem(&inject_counters, &key);
     return v ? *v : 0;
+}
+
+static int host_hex(const char *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+int pp_inj_host_received(const char *root, const char *parent, uint64_t segment_id)
+{
+    struct pp_trace_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    uint64_t v = 0;
+    if (strlen(root) != 35 || strlen(parent) != 16 || host_hex(root + 2, 8, &v) != 0)
+        return -1;
+    ctx.trace_epoch = (uint32_t)v;
+    for (int k = 0; k < 12; k++) {
+        if (host_hex(root + 11 + 2 * k, 2, &v) != 0)
+            return -1;
+        ctx.trace_rand[k] = (uint8_t)v;
+    }
+    if (host_hex(parent, 16, &v) != 0)
+        return -1;
+    ctx.parent_id = v;
+    ctx.segment_id = segment_id;
+    ctx.sampled = PP_SAMPLED_YES;
+    ctx.source = PP_CTX_XRAY_HEADER;
+    pp_remember_forwardable((uint32_t)(bpf_get_current_pid_tgid() >> 32), &ctx);
+    return 0;
 }

@@ -38,7 +38,14 @@ struct pp_inj_host_report {
     uint64_t app_pos;       /* app offset of the request's first byte */
     uint64_t subsegment_id; /* Parent on the wire (0: nothing inserted) */
     uint64_t socket_cookie;
+    uint64_t ctx_segment_id; /* the segment id of the context reported */
+    uint8_t ctx_from_thread;
 };
+
+/* As the syscall probes do at a request's first read: this process (the stub's current tgid)
+ * received a request whose own X-Amzn-Trace-Id had `root` ("1-<8 hex>-<24 hex>") and `parent`
+ * (16 hex); the kernel gave it segment id `segment_id`. Returns 0, or -1 for malformed ids. */
+int pp_inj_host_received(const char *root, const char *parent, uint64_t segment_id);
 
 /* PP_EV_INJECT records since the reset, in order; returns how many there are (fills <= max). */
 size_t pp_inj_host_reports(struct pp_inj_host_report *out, size_t max);

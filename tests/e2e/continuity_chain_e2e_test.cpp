@@ -340,11 +340,9 @@ TEST_F(ContinuityChainE2E, PythonNodeNginxPythonAcrossNamespacesOneTrace) {
 // The wire: every hop received a header naming its caller's subsegment (header injection; without
 // it B and nginx would receive no header, "none").
 //
-// nginx forwards the header it received (proxy_pass passes request headers through), and
-// injection leaves a request that already carries one byte-identical, so D receives B's header,
-// not one naming nginx's subsegment. D's *document* must still name nginx's call as parent
-// (run_chain checks that): the correlator has to let same-node stitching win over a header that
-// the proxy merely forwarded.
+// nginx forwards the header it received (proxy_pass passes request headers through); the kernel
+// rewrites that header's Parent in place to nginx's call subsegment, so D receives the same bytes
+// as nginx did except those 16 digits, which name nginx's call (as an SDK in nginx would).
 TEST_F(ContinuityChainE2E, WireHeadersNameTheCallersSubsegment) {
     const std::string tag = unique_tag();
     auto runs = run_chain({"/ok/" + tag + "/one", "/missing/" + tag}, {});
@@ -356,8 +354,9 @@ TEST_F(ContinuityChainE2E, WireHeadersNameTheCallersSubsegment) {
             << "B (Node) did not receive A's subsegment in X-Amzn-Trace-Id (no injection?)";
         EXPECT_EQ(r.received.at("nginx"), trace_header(kIncomingRoot, str(call_of(r.b), "id")))
             << "nginx did not receive B's subsegment in X-Amzn-Trace-Id (no injection?)";
-        EXPECT_EQ(r.received.at("svc-d"), r.received.at("nginx"))
-            << "nginx's forwarded header was not left byte-identical";
+        EXPECT_EQ(r.received.at("svc-d"), trace_header(kIncomingRoot, str(call_of(r.c), "id")))
+            << "D did not receive nginx's subsegment in the header nginx forwarded";
+        EXPECT_EQ(r.received.at("svc-d").size(), r.received.at("nginx").size());
     }
 }
 
@@ -376,12 +375,12 @@ TEST_F(ContinuityChainE2E, NoInjectStitchingStillLinksEverything) {
 }
 
 // A traced reverse proxy that receives X-Amzn-Trace-Id forwards it unchanged (nginx's
-// proxy_pass passes request headers through). The upstream's segment must still hang under the
-// proxy's call subsegment (the proxy's segment is its real caller in the trace), not under the
-// client's parent beside the proxy: the correlator sees that nginx's call carried exactly the
-// header nginx's own request came with, so the header is not nginx's and same-node stitching
-// wins over it. The same applies to D in the chain above, since injection sends B's header to
-// nginx.
+// proxy_pass passes request headers through). With injection off nothing rewrites it on the
+// wire, and the upstream's segment must still hang under the proxy's call subsegment (the
+// proxy's segment is its real caller in the trace), not under the client's parent beside the
+// proxy: the correlator sees that nginx's call carried exactly the header nginx's own request
+// came with, so the header is not nginx's and same-node stitching wins over it. (With injection
+// on, the kernel rewrites the forwarded Parent: ProxyE2E.)
 TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsCall) {
     NetNs ns_c("c");
     NetNs ns_d("d");
@@ -413,7 +412,8 @@ TEST_F(ContinuityChainE2E, ProxyForwardingTheHeaderStillParentsUpstreamUnderItsC
         deadline_in(std::chrono::seconds(20)), std::chrono::milliseconds(100)))
         << nginx->describe() << "\n"
         << dir().read_file("nginx/error.log");
-    start_agent({"--pid", std::to_string(nginx->pid()), "--pid", std::to_string(d.pid())});
+    start_agent(
+        {"--no-inject", "--pid", std::to_string(nginx->pid()), "--pid", std::to_string(d.pid())});
 
     const std::string target = "/ok/" + unique_tag();
     CommandResult r = curl("http://" + c_authority + target,

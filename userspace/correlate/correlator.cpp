@@ -219,7 +219,7 @@ std::string Correlator::inject_key(uint32_t tgid, const events::Endpoint& local,
 }
 
 void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
-    if (inj.outcome != events::InjectOutcome::kInjected) {
+    if (!events::carries_our_ids(inj.outcome)) {
         counters_.add(inj.outcome == events::InjectOutcome::kAppHeader
                           ? "correlate.inject_app_header"
                           : "correlate.inject_skipped");
@@ -229,6 +229,12 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     call.subsegment_id = hex16(inj.subsegment_id);
     call.injected = true;
     counters_.add("correlate.inject_matched");
+    if (inj.outcome == events::InjectOutcome::kRewritten) {
+        // A proxy's forwarded header now names this call: the request it forwarded is its parent,
+        // exactly, whatever the thread heuristics said.
+        call.forwards_parent_header = false;
+        counters_.add("correlate.forwarded_header_rewritten");
+    }
     if (inj.ctx_from_thread) {
         auto s = servers_by_pos_.find(conn_pos_key(inj.ctx_conn, inj.ctx_request_pos));
         if (s != servers_by_pos_.end() && servers_.count(s->second)) {
@@ -255,7 +261,7 @@ void Correlator::on_inject(const events::Inject& inj) {
     if (inj.outcome == events::InjectOutcome::kLeave) return;  // about the socket, not a request
     std::string key = inject_key(inj.tgid, inj.local, inj.remote, inj.app_pos);
     // Known before the call is parsed or the callee resolved, whichever comes first.
-    if (inj.outcome == events::InjectOutcome::kInjected && inj.subsegment_id != 0)
+    if (events::carries_our_ids(inj.outcome) && inj.subsegment_id != 0)
         bounded_put(injected_ids_, injected_ids_order_, hex16(inj.subsegment_id), key, counters_,
                     "correlate.injected_ids_evicted");
     auto known = calls_by_inject_key_.find(key);
@@ -528,7 +534,7 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     const std::string ikey = inject_key(seen.tgid, seen.local, seen.remote, seen.request_pos);
     auto inj = pending_injects_.find(ikey);
     const bool kernel_minted = inj != pending_injects_.end() &&
-                               inj->second.outcome == events::InjectOutcome::kInjected &&
+                               events::carries_our_ids(inj->second.outcome) &&
                                !inj->second.ctx_from_thread;
     if (kernel_minted) {
         // fall through to the own-segment branch below
@@ -713,7 +719,7 @@ bool Correlator::injected_call_trace(const std::string& ikey, const std::string&
     // The report still waits for the call's head (newer than any call already matched to this
     // key): it says which request the writing thread was serving.
     auto p = pending_injects_.find(ikey);
-    if (p != pending_injects_.end() && p->second.outcome == events::InjectOutcome::kInjected &&
+    if (p != pending_injects_.end() && events::carries_our_ids(p->second.outcome) &&
         hex16(p->second.subsegment_id) == id) {
         const events::Inject& inj = p->second;
         if (inj.ctx_from_thread) {

@@ -26,6 +26,7 @@ static_assert(static_cast<int>(Role::kServer) == PP_ROLE_SERVER);
 static_assert(static_cast<int>(Role::kClient) == PP_ROLE_CLIENT);
 static_assert(static_cast<int>(InjectOutcome::kInjected) == PP_INJ_INJECTED);
 static_assert(static_cast<int>(InjectOutcome::kLeave) == PP_INJ_LEAVE);
+static_assert(static_cast<int>(InjectOutcome::kRewritten) == PP_INJ_REWRITTEN);
 static_assert(offsetof(pp_event_header, kind) == 0, "kind must be the first byte");
 static_assert(offsetof(pp_event_header, tgid) == 4);
 static_assert(offsetof(pp_event_header, tid) == 8);

@@ -194,7 +194,7 @@ Result<Event> decode(std::span<const uint8_t> rec) {
         case PP_EV_INJECT: {
             pp_inject_event ev;
             if (!read_struct(rec, ev)) return make_error("short_inject");
-            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_LEAVE)
+            if (ev.outcome < PP_INJ_INJECTED || ev.outcome > PP_INJ_REWRITTEN)
                 return make_error("bad_inject_outcome");
             // PP_INJ_LEAVE carries its enum pp_inject_leave reason (1..3) in `rule`.
             if (ev.ctx.sampled > PP_SAMPLED_UNKNOWN || !rule_valid(ev.rule))
@@ -209,7 +209,8 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.subsegment_id = ev.subsegment_id;
             out.socket_cookie = ev.socket_cookie;
             out.ctx_from_thread = ev.ctx_from_thread != 0;
-            if (ev.outcome == PP_INJ_INJECTED) out.trace_id = trace_id_string(ev.ctx);
+            if (ev.outcome == PP_INJ_INJECTED || ev.outcome == PP_INJ_REWRITTEN)
+                out.trace_id = trace_id_string(ev.ctx);
             out.segment_id = ev.ctx.segment_id;
             out.sampled = static_cast<Sampled>(ev.ctx.sampled);
             out.rule = static_cast<Rule>(ev.rule);

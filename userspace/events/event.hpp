@@ -154,7 +154,17 @@ enum class InjectOutcome : uint8_t {
     kSkippedSplit = 3,
     kSkippedFailed = 4,
     kLeave = 5,
+    // The request forwarded, byte for byte, the Root and Parent of a request its process received
+    // (a proxy): the kernel replaced Parent's digits with subsegment_id; the context is that
+    // request's (ctx_from_thread, ctx_conn, ctx_request_pos).
+    kRewritten = 6,
 };
+
+// The kernel put ids of Passport's on the wire for this request: a header inserted, or a
+// forwarded header's Parent rewritten.
+inline bool carries_our_ids(InjectOutcome o) {
+    return o == InjectOutcome::kInjected || o == InjectOutcome::kRewritten;
+}
 
 struct Inject : SocketAddrs {
     uint32_t tgid = 0;
@@ -162,7 +172,7 @@ struct Inject : SocketAddrs {
     uint64_t ts_ns = 0;
     InjectOutcome outcome = InjectOutcome::kInjected;
     uint64_t app_pos = 0;
-    uint64_t subsegment_id = 0;  // the Parent written on the wire; 0 unless injected
+    uint64_t subsegment_id = 0;  // the Parent written on the wire; 0 unless carries_our_ids()
     uint64_t socket_cookie = 0;
     // The context the header carries.
     bool ctx_from_thread = false;  // the writing thread's server request; else minted for this call

@@ -329,6 +329,9 @@ enum pp_inject_outcome {
     PP_INJ_SKIP_FAILED = 4, /* a helper failed: the request went out unmodified */
     PP_INJ_LEAVE = 5,       /* no request: an adopted socket must leave the sockhash (agent removes
                                it); `rule` holds the enum pp_inject_leave reason */
+    PP_INJ_REWRITTEN = 6,   /* the request carried, byte for byte, the Root and Parent of a request
+                               its process received (a proxy forwarding it): Parent's 16 digits
+                               were replaced in place by subsegment_id; ctx is that request's */
 };
 
 /* Why a socket leaves the sockhash (a socket in a sockhash gets the kernel's tcp_bpf receive
@@ -361,7 +364,8 @@ enum pp_inject_counter {
     PP_INJC_LEFT_SNDBUF = 16,   /* sockets removed from the sockhash: send buffer filled */
     PP_INJC_KTHREAD = 17,       /* connects by kernel threads (never marked) */
     PP_INJC_NO_INJECT = 18,     /* connects of selected processes marked never to inject */
-    PP_INJC_COUNT = 19,
+    PP_INJC_REWRITTEN = 19,     /* forwarded headers whose Parent was replaced in place */
+    PP_INJC_COUNT = 20,
 };
 
 /* PP_EV_INJECT: one outgoing request seen by the injection program (hdr: the writing thread).

@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "inject_maps.bpf.h"
+#include "xray_value.bpf.h"
 
 /* Words matched byte by byte, packed little-endian into constants: .rodata arrays from several
  * objects do not survive `bpftool gen object` of this bpftool version. */
@@ -85,8 +86,10 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
                  !(s->attr_flags & A_HOST_SEEN))
             m = H_HOST;
         s->matched = m;
-        if (m == H_XRAY)
+        if (m == H_XRAY) {
             s->flags |= F_XRAY;
+            xr_begin(s);
+        }
         if (m == H_CL) {
             if (s->flags & F_HAS_CL)
                 s->flags |= F_BAD; /* two Content-Lengths: do not guess */
@@ -96,7 +99,7 @@ static __always_inline int name_char(struct pp_inj_sock *s, __u8 c)
         s->te_match = 0;
         if (m == H_HOST)
             s->attr_flags |= A_HOST_SEEN;
-        s->mode = m == H_CL || m == H_TE || m == H_HOST ? M_HDR_VALUE : M_HDR_SKIP;
+        s->mode = m ? M_HDR_VALUE : M_HDR_SKIP;
         return 0;
     }
     __u8 l = lower(c);
@@ -138,6 +141,7 @@ static __always_inline int feed_start(struct pp_inj_sock *s, __u8 c)
     s->a_method_len = s->a_path_start = s->a_path_end = 0;
     s->a_host_start = s->a_host_end = s->a_host_colon = 0;
     s->a_host_colons = 0;
+    s->xr_ok = 0;
     return 0;
 }
 
@@ -252,17 +256,22 @@ static __always_inline void host_value_char(struct pp_inj_sock *s, __u8 c, __u32
     }
 }
 
-/* M_HDR_VALUE: the value of Content-Length, Transfer-Encoding or Host. */
-static __always_inline int feed_hdr_value(struct pp_inj_sock *s, __u8 c, __u32 i)
+/* M_HDR_VALUE: the value of Content-Length, Transfer-Encoding, Host or X-Amzn-Trace-Id. */
+static __always_inline int feed_hdr_value(struct pp_inj_run *run, struct pp_inj_sock *s, __u8 c,
+                                          __u32 i)
 {
     s->head_len++;
     if (c == '\n') {
         if (s->matched == H_TE && s->te_match == CHUNKED_LEN)
             s->flags |= F_CHUNKED;
+        if (s->matched == H_XRAY)
+            xr_commit(s);
         s->mode = M_HDR_START;
         return 0;
     }
-    if (s->matched == H_CL) {
+    if (s->matched == H_XRAY) {
+        xr_char(s, c, run->msg_app_base + run->off + i - run->shift);
+    } else if (s->matched == H_CL) {
         if (c >= '0' && c <= '9') {
             if (s->cl > (1ULL << 50))
                 s->flags |= F_BAD;
@@ -377,7 +386,7 @@ static __always_inline int feed(struct pp_inj_run *run, struct pp_inj_sock *s, _
         s->head_len++;
         return name_char(s, c);
     case M_HDR_VALUE:
-        return feed_hdr_value(s, c, i);
+        return feed_hdr_value(run, s, c, i);
     case M_HDR_SKIP:
         s->head_len++;
         if (c == '\n')

@@ -126,6 +126,24 @@ struct pp_inj_sock {
     __u16 a_host_colon;
     __u8 a_host_colons;
     __u8 _pad[3];
+    /* The current head's X-Amzn-Trace-Id (inject/xray_value.bpf.h): the last Root and Parent
+     * read whole and valid (duplicated keys: the last one counts), and where Parent's digits are. */
+    __u64 xr_parent;
+    __u64 xr_parent_app; /* app offset of Parent's first hex digit */
+    __u64 xr_acc;        /* the value being read: Parent digits so far */
+    __u64 xr_acc_app;    /* app offset of the value's first byte */
+    __u64 xr_keyroll;    /* the key being read, lowercased, last 8 bytes */
+    __u32 xr_epoch;
+    __u32 xr_acc_epoch;
+    __u8 xr_rand[12];
+    __u8 xr_acc_rand[12];
+    __u16 xr_vi;   /* bytes of the value so far (blanks around it excluded) */
+    __u8 xr_state; /* XS_* */
+    __u8 xr_key;   /* XK_*: the key whose value is being read */
+    __u8 xr_ok;    /* XR_ROOT | XR_PARENT */
+    __u8 xr_bad;   /* the value being read is not valid */
+    __u8 xr_keylen;
+    __u8 _pad1;
 };
 
 #define F_HAS_CL    1

@@ -11,6 +11,7 @@
 #include "inject_maps.bpf.h"
 #include "sample.bpf.h"
 #include "trace_ctx.bpf.h"
+#include "xray_value.bpf.h"
 
 static __always_inline __u8 hexdig(__u8 d)
 {
@@ -121,6 +122,52 @@ static __always_inline void choose_context(struct pp_inj_run *run)
     }
 }
 
+/* The request of this process whose own header had this head's Root and Parent, or NULL. */
+static __always_inline struct pp_trace_ctx *forwarded_from(struct pp_inj_sock *s)
+{
+    if ((s->xr_ok & (XR_ROOT | XR_PARENT)) != (XR_ROOT | XR_PARENT))
+        return NULL;
+    struct pp_fwd_key k = {};
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    k.trace_epoch = s->xr_epoch;
+    __builtin_memcpy(k.trace_rand, s->xr_rand, sizeof(k.trace_rand));
+    k.parent_id = s->xr_parent;
+    return bpf_map_lookup_elem(&forwardable, &k);
+}
+
+/* A head that forwards the header of a request its process received (a proxy): Parent's 16 hex
+ * digits become the id of the proxy's call (same length: no byte count changes), and the report
+ * names that request. 1 when rewritten; 0 leaves the message as it was. */
+__noinline int rewrite_parent(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
+{
+    if (!msg || !run)
+        return 0;
+    struct pp_inj_sock *s = &run->st;
+    if (s->xr_parent_app < run->msg_app_base)
+        return 0; /* the digits went out in an earlier send */
+    struct pp_trace_ctx *from = forwarded_from(s);
+    if (!from)
+        return 0;
+    run->ev.ctx = *from;
+    __u64 at64 = s->xr_parent_app - run->msg_app_base + run->shift;
+    if (run->gen != my_gen || at64 + 16 > run->size)
+        return 0;
+    __u32 at = (__u32)at64;
+    if (bpf_msg_pull_data(msg, at, at + 16, 0) != 0)
+        return 0;
+    __u8 *data = (__u8 *)(long)msg->data;
+    __u8 *end = (__u8 *)(long)msg->data_end;
+    if (data + 16 > end)
+        return 0;
+    __u64 sub = pp_random_id();
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        put_hex8(data + 2 * k, (__u8)(sub >> (56 - 8 * k)));
+    run->ev.subsegment_id = sub;
+    run->ev.ctx_from_thread = 1;
+    return 1;
+}
+
 /* At the end of a head that lies wholly in this message: inject or report why not. */
 __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_gen)
 {
@@ -138,6 +185,13 @@ __noinline int on_head(struct sk_msg_md *msg, struct pp_inj_run *run, __u64 my_g
     __builtin_memset(&ev->ctx, 0, sizeof(ev->ctx));
     ev->ctx_from_thread = 0;
     if (s->flags & F_XRAY) {
+        if (rewrite_parent(msg, run, my_gen)) {
+            inj_count(PP_INJC_REWRITTEN);
+            report(run, PP_INJ_REWRITTEN, req);
+            return 0;
+        }
+        __builtin_memset(&ev->ctx, 0, sizeof(ev->ctx));
+        ev->subsegment_id = 0;
         inj_count(PP_INJC_APP_HEADER);
         report(run, PP_INJ_APP_HEADER, req);
         return 0;

@@ -127,7 +127,8 @@ struct pp_inj_sock {
     __u8 a_host_colons;
     __u8 _pad[3];
     /* The current head's X-Amzn-Trace-Id (inject/xray_value.bpf.h): the last Root and Parent
-     * read whole and valid (duplicated keys: the last one counts), and where Parent's digits are. */
+     * read whole and valid (duplicated keys: the last one counts), and where Parent's digits are.
+     */
     __u64 xr_parent;
     __u64 xr_parent_app; /* app offset of Parent's first hex digit */
     __u64 xr_acc;        /* the value being read: Parent digits so far */

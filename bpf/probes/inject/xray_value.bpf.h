@@ -13,10 +13,10 @@
 #include "inject_maps.bpf.h"
 
 enum {
-    XS_KEY = 0,    /* before or in a key */
-    XS_KEY_END,    /* blanks after a key, before '=' */
-    XS_VALUE,      /* in a value */
-    XS_VALUE_END,  /* blanks after a value, before ';' */
+    XS_KEY = 0,   /* before or in a key */
+    XS_KEY_END,   /* blanks after a key, before '=' */
+    XS_VALUE,     /* in a value */
+    XS_VALUE_END, /* blanks after a value, before ';' */
 };
 enum {
     XK_OTHER = 0,

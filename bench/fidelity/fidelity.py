@@ -440,6 +440,7 @@ class Index:
         self.calls = {}  # path -> [(subsegment, holding segment id)]
         self.by_id = {}  # segment id -> segment document
         self.holder = {}  # subsegment id -> holding segment id
+        self.sub_by_id = {}  # subsegment id -> subsegment
         loose = []
         for source, doc in docs:
             if doc.get("type") == "subsegment":
@@ -466,9 +467,26 @@ class Index:
 
     def _add_call(self, sub, holder):
         self.holder[sub.get("id")] = holder
+        self.sub_by_id[sub.get("id")] = sub
         path = url_path(sub)
         if path:
             self.calls.setdefault(path, []).append((sub, holder))
+
+    def describe_parent(self, parent, ident):
+        """Where a parent id that is not the segment's own call points."""
+        if not parent:
+            return "no parent"
+        if parent in self.by_id:
+            return "under a segment"
+        sub = self.sub_by_id.get(parent)
+        if sub is None:
+            return "parent id in no document"
+        hop = (url_path(sub) or "").split("/")
+        if len(hop) != 3:
+            return "under a subsegment that is no call"
+        if hop[2] == ident:
+            return "under this request's call to /%s/ (a hop skipped)" % hop[1]
+        return "under another request's call to /%s/" % hop[1]
 
     def call_for(self, path, caller_segment):
         """The call subsegment for `path`, and whether the caller's own segment holds it."""
@@ -480,45 +498,33 @@ class Index:
 
 
 def classify(index, hop, request):
-    """(outcome, call placement, detail, linked) of one hop of one request."""
-    outcome, place, detail = _classify(index, hop, request)
-    _, caller, callee = hop
-    seg = index.segments.get("/%s/%s" % (callee, request[0]))
-    if caller is None or seg is None:
-        linked = outcome == "exact"
-    else:
-        calls = index.calls.get("/%s/%s" % (callee, request[0])) or []
-        linked = any(sub.get("id") == seg.get("parent_id") for sub, _ in calls)
-    return outcome, place, detail, linked
-
-
-def _classify(index, hop, request):
+    """(outcome, call placement, linked, detail) of one hop of one request. `detail` says where
+    the parent of a segment that is not under its own call points."""
     _, caller, callee = hop
     ident, root, client_parent = request
-    seg = index.segments.get("/%s/%s" % (callee, ident))
+    path = "/%s/%s" % (callee, ident)
+    seg = index.segments.get(path)
     place, call = None, None
     if caller is not None:
         caller_seg = index.segments.get("/%s/%s" % (caller, ident))
-        call, own = index.call_for("/%s/%s" % (callee, ident), caller_seg)
+        call, own = index.call_for(path, caller_seg)
         place = "call_own" if own else ("call_elsewhere" if call else "call_missing")
     if seg is None:
-        return "missing_doc", place, None
+        return "missing_doc", place, False, None
     parent = seg.get("parent_id")
+    if caller is None:
+        linked = parent == client_parent
+    else:
+        linked = parent is not None and any(
+            sub.get("id") == parent for sub, _ in index.calls.get(path) or [])
+    detail = None if linked else index.describe_parent(parent, ident)
     if not parent:
-        return "missing_parent", place, None
+        return "missing_parent", place, linked, detail
     if seg.get("trace_id") != root:
-        return "other_trace", place, None
-    want = client_parent if caller is None else (call.get("id") if place == "call_own" else None)
-    if parent == want:
-        return "exact", place, None
-    if call is not None and parent == call.get("id"):
-        return "wrong_parent", place, "under its call, held by another request's segment"
-    holder = index.by_id.get(index.holder.get(parent))
-    if holder is not None and not url_path(holder):
-        return "wrong_parent", place, "under a call the agent made a segment of its own"
-    if holder is not None and url_path(holder) and url_path(holder).endswith("/" + ident):
-        return "wrong_parent", place, "under a call of this request's %s" % url_path(holder)[1:].split("/")[0]
-    return "wrong_parent", place, "under another request"
+        return "other_trace", place, linked, detail
+    if linked and (caller is None or place == "call_own"):
+        return "exact", place, linked, detail
+    return "wrong_parent", place, linked, detail
 
 
 def analyse(docs, levels):
@@ -531,7 +537,7 @@ def analyse(docs, levels):
         for request in level["requests"]:
             whole = True
             for hop in HOPS:
-                outcome, place, detail, linked = classify(index, hop, request)
+                outcome, place, linked, detail = classify(index, hop, request)
                 hops[hop[0]][outcome] += 1
                 hops[hop[0]]["linked"] += linked
                 if place:
@@ -549,7 +555,7 @@ def analyse(docs, levels):
             "chains_exact": chains_exact,
             "hops": hops,
             "overall": overall,
-            "wrong_parent_detail": details,
+            "unlinked_parents": details,
         })
     return result
 
@@ -645,10 +651,19 @@ def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None)
             topo.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-        if logdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            shutil.rmtree(os.path.join(workdir, "nginx"), ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)  # the logs too, unless --logs put them elsewhere
+
+
+def analyse_logs(logdir):
+    """The counts of a run kept with --logs, computed again from its files."""
+    with open(os.path.join(logdir, "documents.jsonl")) as f:
+        docs = [(d["source"], d["doc"]) for d in map(json.loads, f)]
+    with open(os.path.join(logdir, "requests.json")) as f:
+        done = json.load(f)
+    results = analyse(docs, done)
+    for r, d in zip(results, done):
+        r["seconds"] = round(d["seconds"], 1)
+    return {"levels": results, "agent_exit": None, "bad_datagrams": 0, "documents": len(docs)}
 
 
 def _raise_interrupt(signum, frame):
@@ -684,8 +699,8 @@ def print_report(result, out=sys.stdout):
             cells.append("-" if no_call else "%5d %s" % (h["call_own"], pct(h["call_own"], calls)))
             cells.append("%5d %s" % (h["linked"], pct(h["linked"], total)))
             print("  %-*s" % (width, name) + "".join("%16s" % c for c in cells), file=out)
-        for key, count in sorted(level["wrong_parent_detail"].items()):
-            print("    wrong parent, %s: %d" % (key, count), file=out)
+        for key, count in sorted(level["unlinked_parents"].items()):
+            print("    not under its own call, %s: %d" % (key, count), file=out)
     print("\nagent exit status %s, %d documents, %d bad datagrams" %
           (result["agent_exit"], result["documents"], result["bad_datagrams"]), file=out)
 
@@ -700,7 +715,13 @@ def main():
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--lock", help="hold an exclusive flock on this file while the agent runs")
     p.add_argument("--logs", help="keep service and agent logs and the documents here")
+    p.add_argument("--analyse", metavar="LOGS",
+                   help="count again the documents a run kept with --logs LOGS (no agent)")
     a = p.parse_args()
+    if a.analyse:
+        result = analyse_logs(a.analyse)
+        print(json.dumps(result) if a.json else "") if a.json else print_report(result)
+        return 0
     levels = QUICK_LEVELS if a.quick else FULL_LEVELS
     if a.levels:
         levels = [tuple(int(x) for x in item.split(":")) for item in a.levels.split(",")]

@@ -9,7 +9,7 @@ counted against it: per hop and overall, for sequential requests and for request
 at a time.
 
     client ─▶ py-a (Python, thread per request)
-                └▶ node-b (Node http server; three calls per request, in order)
+                └▶ node-b (Node http server; three calls per request, in a random order)
                      ├▶ nginx /cka/ (Node's keep-alive global agent) ─▶ py-d (upstream keepalive)
                      ├▶ nginx /cnk/ (http.get with agent: false)      ─▶ py-d (no keepalive)
                      └▶ aio-e (fetch) ─▶ go-f (aiohttp client)

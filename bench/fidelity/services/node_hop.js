@@ -7,9 +7,10 @@
 //   noagent    http.get with `agent: false` (a new connection per call)
 //   fetch      the global fetch() (undici, its own keep-alive pool)
 // Listens on 0.0.0.0:PORT and prints "listening on port PORT". A request for /<hop>/<id> makes
-// the calls in order, each after a random 0-20 ms wait (a timer awaited through a promise), to
-// DOWN_URL_PREFIX + <id>, and answers 200 with their bodies after its own line (502 when a call
-// failed or answered >= 400).
+// the calls one after the other, in a random order (so that no client kind is always the first
+// call after the request's read), each after a random 0-20 ms wait (a timer awaited through a
+// promise), to DOWN_URL_PREFIX + <id>, and answers 200 with their bodies after its own line (502
+// when a call failed or answered >= 400).
 'use strict';
 const http = require('http');
 
@@ -21,6 +22,15 @@ const calls = process.argv.slice(3).map((arg) => {
 if (!port || calls.some((c) => !['keepalive', 'noagent', 'fetch'].includes(c.client))) {
   console.error('usage: node node_hop.js PORT (keepalive|noagent|fetch)=DOWN_URL_PREFIX...');
   process.exit(2);
+}
+
+function shuffled(items) {
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
@@ -54,7 +64,7 @@ const server = http.createServer(async (req, res) => {
   }
   let body = `${parts[1]} ${parts[2]}\n`;
   let status = 200;
-  for (const c of calls) {
+  for (const c of shuffled(calls)) {
     await pause();
     try {
       const r = await call(c.client, c.prefix + parts[2]);

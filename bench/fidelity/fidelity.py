@@ -365,7 +365,7 @@ def wait_for_port(topo, ns, procs, name, timeout=20):
 # Agent and load
 
 
-def start_agent(procs, agent, pids, port, workdir):
+def start_agent(procs, agent, pids, port, workdir, extra_args=()):
     rules = os.path.join(workdir, "sampling-rules.json")
     with open(rules, "w") as f:
         f.write('{"version":2,"default":{"fixed_target":0,"rate":1.0},"rules":[]}')
@@ -373,7 +373,7 @@ def start_agent(procs, agent, pids, port, workdir):
             "--metrics-address", "off", "--summary-interval", "0"]
     for pid in pids:
         argv += ["--pid", str(pid)]
-    procs.start("agent", argv)
+    procs.start("agent", argv + list(extra_args))
     procs.wait_for_text("agent", "passport: ready", timeout=60, stream="err")
 
 
@@ -592,8 +592,9 @@ def held_lock(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None):
-    """Runs the topology once per (concurrency, requests) level under one agent and returns
+def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None, agent_args=()):
+    """Runs the topology once per (concurrency, requests) level under one agent (started with
+    `agent_args` added to its own) and returns
     {"levels": [...], "agent_exit": code, "agent_counters": {...}, ...}. Raises RuntimeError
     with the reason when something needed is missing or a service does not start."""
     source = source or os.path.dirname(os.path.dirname(HERE))
@@ -617,7 +618,7 @@ def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None)
         pids = start_services(topo, procs, workdir, go_binary, npm_modules)
         with held_lock(lock):
             log("starting the agent")
-            start_agent(procs, agent, pids, agent_sock.getsockname()[1], workdir)
+            start_agent(procs, agent, pids, agent_sock.getsockname()[1], workdir, agent_args)
             send_load(topo, procs, new_requests("warm", 3), 1)
             done = []
             for concurrency, n in levels:
@@ -715,19 +716,24 @@ def main():
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--lock", help="hold an exclusive flock on this file while the agent runs")
     p.add_argument("--logs", help="keep service and agent logs and the documents here")
+    p.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for the agent, e.g. --agent-arg=--no-inject")
     p.add_argument("--analyse", metavar="LOGS",
                    help="count again the documents a run kept with --logs LOGS (no agent)")
     a = p.parse_args()
     if a.analyse:
         result = analyse_logs(a.analyse)
-        print(json.dumps(result) if a.json else "") if a.json else print_report(result)
+        if a.json:
+            print(json.dumps(result))
+        else:
+            print_report(result)
         return 0
     levels = QUICK_LEVELS if a.quick else FULL_LEVELS
     if a.levels:
         levels = [tuple(int(x) for x in item.split(":")) for item in a.levels.split(",")]
     agent = os.path.abspath(a.agent or os.path.join(a.build, "agent", "passport"))
     try:
-        result = run_fidelity(agent, levels, lock=a.lock,
+        result = run_fidelity(agent, levels, lock=a.lock, agent_args=a.agent_arg,
                               logdir=os.path.abspath(a.logs) if a.logs else None)
     except RuntimeError as e:
         print("fidelity: %s" % e, file=sys.stderr)

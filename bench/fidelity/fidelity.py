@@ -271,13 +271,13 @@ class Collector:
 # Services
 
 
-def nginx_config(d):
+def nginx_config(d, logs):
     upstream = "%s:%d" % (addr("c", "d"), PORT)
     return """daemon off;
 master_process on;
 worker_processes 2;
 pid {d}/nginx.pid;
-error_log {d}/error.log warn;
+error_log {logs}/nginx-error.log warn;
 events {{ worker_connections 2048; }}
 http {{
   access_log off;
@@ -299,7 +299,7 @@ http {{
     location /cnk/ {{ proxy_pass http://fresh/dnk/; }}
   }}
 }}
-""".format(d=d, up=upstream, port=PORT)
+""".format(d=d, logs=logs, up=upstream, port=PORT)
 
 
 def build_go(workdir):
@@ -319,11 +319,11 @@ def start_services(topo, procs, workdir, go_binary, npm_modules):
     nginx_dir = os.path.join(workdir, "nginx")
     os.makedirs(nginx_dir)
     with open(os.path.join(nginx_dir, "nginx.conf"), "w") as f:
-        f.write(nginx_config(nginx_dir))
+        f.write(nginx_config(nginx_dir, procs.logdir))
     services = [
         ("py-d", "d", [py, threaded, str(PORT)], {}),
         ("nginx", "c", ["/usr/sbin/nginx", "-p", nginx_dir + "/", "-e",
-                        os.path.join(nginx_dir, "error.log"), "-c",
+                        os.path.join(procs.logdir, "nginx-error.log"), "-c",
                         os.path.join(nginx_dir, "nginx.conf")], {}),
         ("sdk-g", "g", ["node", os.path.join(SERVICES, "sdk_hop.js"), str(PORT), "sdk-g",
                         url("g", "d", "dg")],
@@ -718,6 +718,8 @@ def main():
     p.add_argument("--logs", help="keep service and agent logs and the documents here")
     p.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
                    help="one more argument for the agent, e.g. --agent-arg=--no-inject")
+    p.add_argument("--require-exact", type=float, metavar="PCT",
+                   help="exit with status 1 when any hop at any level has fewer exact segments")
     p.add_argument("--analyse", metavar="LOGS",
                    help="count again the documents a run kept with --logs LOGS (no agent)")
     a = p.parse_args()
@@ -727,7 +729,7 @@ def main():
             print(json.dumps(result))
         else:
             print_report(result)
-        return 0
+        return 1 if a.require_exact is not None and below(result, a.require_exact) else 0
     levels = QUICK_LEVELS if a.quick else FULL_LEVELS
     if a.levels:
         levels = [tuple(int(x) for x in item.split(":")) for item in a.levels.split(",")]
@@ -751,7 +753,18 @@ def main():
         if a.logs:
             with open(os.path.join(a.logs, "agent-counters.json"), "w") as f:
                 json.dump(counters, f, indent=1)
-    return 0
+    return 1 if a.require_exact is not None and below(result, a.require_exact) else 0
+
+
+def below(result, pct):
+    """True (and says which) when a hop at some level has fewer than pct % exact segments."""
+    short = [(level["concurrency"], name, h["exact"])
+             for level in result["levels"] for name, h in level["hops"].items()
+             if h["exact"] < pct / 100.0 * level["requests"]]
+    for concurrency, name, exact in short:
+        print("fidelity: below %.1f %% exact: %s at concurrency %d (%d)" %
+              (pct, name, concurrency, exact), file=sys.stderr)
+    return bool(short)
 
 
 if __name__ == "__main__":

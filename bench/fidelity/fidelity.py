@@ -105,21 +105,27 @@ def ip(*args, check=True):
 
 
 class Topology:
-    """Namespaces and veth links, removed by close()."""
+    """Namespaces and veth links: build() makes them, close() removes what was made."""
 
     def __init__(self, tag):
         self.tag = tag
         self.made = []
+
+    def build(self):
         for short in NAMESPACES:
             name = self.ns(short)
             ip("netns", "add", name)
             self.made.append(name)
             ip("-n", name, "link", "set", "lo", "up")
         for x, y, n in LINKS:
-            end_x, end_y = "%s%dx" % (tag, n), "%s%dy" % (tag, n)
+            end_x, end_y = "%s%dx" % (self.tag, n), "%s%dy" % (self.tag, n)
             ip("link", "add", end_x, "type", "veth", "peer", "name", end_y)
-            ip("link", "set", end_x, "netns", self.ns(x))
-            ip("link", "set", end_y, "netns", self.ns(y))
+            try:
+                ip("link", "set", end_x, "netns", self.ns(x))
+                ip("link", "set", end_y, "netns", self.ns(y))
+            except RuntimeError:
+                ip("link", "del", end_x, check=False)  # still in this namespace
+                raise
             ip("-n", self.ns(x), "addr", "add", "10.201.%d.1/24" % n, "dev", end_x)
             ip("-n", self.ns(y), "addr", "add", "10.201.%d.2/24" % n, "dev", end_y)
             ip("-n", self.ns(x), "link", "set", end_x, "up")
@@ -605,12 +611,13 @@ def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None,
     workdir = tempfile.mkdtemp(prefix="passport-fidelity-")
     logs = logdir or os.path.join(workdir, "logs")
     os.makedirs(logs, exist_ok=True)
-    procs, topo, collector = Processes(logs), None, Collector()
-    old_handlers = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    procs, collector = Processes(logs), Collector()
+    topo = Topology("ppf%d" % (os.getpid() % 100000))
+    old_handlers = _interrupt_on_signals()
     try:
         log("building the Go service")
         go_binary = build_go(workdir)
-        topo = Topology("ppf%d" % (os.getpid() % 100000))
+        topo.build()
         collector.listen("sdk", udp_socket_in_netns(topo.ns("g")))
         agent_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         agent_sock.bind(("127.0.0.1", 0))
@@ -619,40 +626,57 @@ def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None,
         with held_lock(lock):
             log("starting the agent")
             start_agent(procs, agent, pids, agent_sock.getsockname()[1], workdir, agent_args)
-            send_load(topo, procs, new_requests("warm", 3), 1)
-            done = []
-            for concurrency, n in levels:
-                requests = new_requests("c%d" % concurrency, n)
-                log("%d requests, %d at a time" % (n, concurrency))
-                before = collector.count()
-                started = time.monotonic()
-                answers = send_load(topo, procs, requests, concurrency)
-                seconds = time.monotonic() - started
-                wait_for_documents(collector, before + n * len(HOPS))
-                done.append({"concurrency": concurrency, "requests": requests, "seconds": seconds,
-                             "answered_200": sum(a["status"] == 200 for a in answers.values())})
+            done = measure(topo, procs, collector, levels)
             code, counters = stop_agent(procs)
         collector.close()
         docs = collector.snapshot()
         if logdir:
-            with open(os.path.join(logdir, "documents.jsonl"), "w") as f:
-                for source_name, doc in docs:
-                    f.write(json.dumps({"source": source_name, "doc": doc}) + "\n")
-            with open(os.path.join(logdir, "requests.json"), "w") as f:
-                json.dump(done, f)
-        results = analyse(docs, done)
-        for r, d in zip(results, done):
-            r["seconds"] = round(d["seconds"], 1)
-        return {"levels": results, "agent_exit": code, "agent_counters": counters,
-                "bad_datagrams": collector.bad, "documents": len(docs)}
+            keep(logdir, docs, done)
+        result = counted(docs, done)
+        result.update(agent_exit=code, agent_counters=counters, bad_datagrams=collector.bad)
+        return result
     finally:
         procs.stop_all()
         collector.close()
-        if topo:
-            topo.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        topo.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         shutil.rmtree(workdir, ignore_errors=True)  # the logs too, unless --logs put them elsewhere
+
+
+def measure(topo, procs, collector, levels):
+    """Sends a warm-up, then each level's requests; returns what each level sent."""
+    warm = send_load(topo, procs, new_requests("warm", 3), 1)
+    if any(a["status"] != 200 for a in warm.values()):
+        raise RuntimeError("the services do not answer through the whole chain: %s\n%s" % (
+            list(warm.values()), "\n".join(procs.tail(n, size=600) for n in list(procs.procs))))
+    done = []
+    for concurrency, n in levels:
+        requests = new_requests("c%d" % concurrency, n)
+        log("%d requests, %d at a time" % (n, concurrency))
+        before = collector.count()
+        started = time.monotonic()
+        answers = send_load(topo, procs, requests, concurrency)
+        seconds = time.monotonic() - started
+        wait_for_documents(collector, before + n * len(HOPS))
+        done.append({"concurrency": concurrency, "requests": requests, "seconds": seconds,
+                     "answered_200": sum(a["status"] == 200 for a in answers.values())})
+    return done
+
+
+def keep(logdir, docs, done):
+    with open(os.path.join(logdir, "documents.jsonl"), "w") as f:
+        for source_name, doc in docs:
+            f.write(json.dumps({"source": source_name, "doc": doc}) + "\n")
+    with open(os.path.join(logdir, "requests.json"), "w") as f:
+        json.dump(done, f)
+
+
+def counted(docs, done):
+    results = analyse(docs, done)
+    for r, d in zip(results, done):
+        r["seconds"] = round(d["seconds"], 1)
+    return {"levels": results, "documents": len(docs)}
 
 
 def analyse_logs(logdir):
@@ -661,10 +685,17 @@ def analyse_logs(logdir):
         docs = [(d["source"], d["doc"]) for d in map(json.loads, f)]
     with open(os.path.join(logdir, "requests.json")) as f:
         done = json.load(f)
-    results = analyse(docs, done)
-    for r, d in zip(results, done):
-        r["seconds"] = round(d["seconds"], 1)
-    return {"levels": results, "agent_exit": None, "bad_datagrams": 0, "documents": len(docs)}
+    result = counted(docs, done)
+    result.update(agent_exit=None, bad_datagrams=0)
+    return result
+
+
+def _interrupt_on_signals():
+    """SIGTERM and SIGHUP end the run as Ctrl-C does (everything started is stopped); only
+    possible on the main thread. Returns the handlers to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
 
 
 def _raise_interrupt(signum, frame):

@@ -448,7 +448,8 @@ class Index:
         self.holder = {}  # subsegment id -> holding segment id
         self.sub_by_id = {}  # subsegment id -> subsegment
         loose = []
-        for source, doc in docs:
+        # The SDK's documents last: for the SDK-instrumented service they are the reference.
+        for source, doc in sorted(docs, key=lambda d: d[0] == "sdk"):
             if doc.get("type") == "subsegment":
                 loose.append(doc)
                 continue

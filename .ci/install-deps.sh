@@ -32,6 +32,9 @@ packages=(
   mmdebstrap umoci podman runc
   # benchmarks
   wrk valgrind gnuplot-nox
+  # the fidelity benchmark's asyncio service (bench/fidelity; the nginx, nodejs and golang-go it
+  # also runs are in other groups)
+  python3-aiohttp
   # Helm chart test (tests/helm): Go, sprig, YAML and JSON-schema libraries for its renderer,
   # yamllint, and the Kubernetes API types for strict decoding
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev

@@ -441,6 +441,8 @@ TEST_F(ContinuityE2E, ThreadPoolConcurrencyNeverMisattributes) {
         bool ok = subs.size() == 1;
         for (const auto& sub : subs) {
             call_by_id[str(sub, "id")] = {sub, str(seg, "trace_id")};
+            // A thread serves one request at a time: the link is known, not inferred.
+            EXPECT_EQ(field(sub, "metadata.passport.link.inferred"), false) << brief(sub);
             ok = ok && id_in_url(str(sub, "http.request.url")) == n &&
                  is_call_subsegment(sub,
                                     CallExpect{"127.0.0.1", b_prefix + std::to_string(n), 200,
@@ -528,6 +530,8 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
 
     struct Tally {
         size_t correct = 0, total = 0, late = 0;
+        size_t silently_wrong = 0;  // misplaced and not marked inferred
+        size_t inferred = 0;
     };
     Tally seq, conc;
     std::map<std::string, std::pair<json, std::string>> call_by_id;  // sub id → (sub, trace id)
@@ -546,6 +550,9 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
             // The call belongs to the run of the request it was attributed to.
             Tally& owner = call_n >= kSequentialFirstId ? seq : conc;
             ++owner.total;
+            const bool inferred = field(sub, "metadata.passport.link.inferred") == true;
+            owner.inferred += inferred ? 1 : 0;
+            if (call_n != n && !inferred) ++owner.silently_wrong;
             if (call_n == n) {
                 ++owner.correct;
                 // Attributed correctly: every field, nested in the parent's times.
@@ -572,6 +579,13 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
     EXPECT_EQ(seq.correct, size_t(kSequential)) << "sequential requests must all link correctly";
     EXPECT_EQ(seq.total, size_t(kSequential));
     EXPECT_GT(conc.total, 0u) << "no fraction measured";
+    // Never a silent guess: a call placed under another request says its link is inferred.
+    std::cout << "event-loop links marked inferred: " << seq.inferred << "/" << seq.total
+              << " sequential, " << conc.inferred << "/" << conc.total << " concurrent"
+              << std::endl;
+    EXPECT_EQ(seq.silently_wrong + conc.silently_wrong, 0u);
+    EXPECT_EQ(seq.inferred, 0u) << "one request at a time: every link is known";
+    EXPECT_EQ(exit.counter("correlate.links_inferred"), seq.inferred + conc.inferred);
 
     // Stitching is by connection tuple, not by guess: exact even when linking is not.
     size_t stitched = 0;

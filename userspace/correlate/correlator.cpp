@@ -229,7 +229,8 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
     call.subsegment_id = hex16(inj.subsegment_id);
     call.injected = true;
     counters_.add("correlate.inject_matched");
-    if (inj.outcome == events::InjectOutcome::kRewritten) {
+    const bool rewritten = inj.outcome == events::InjectOutcome::kRewritten;
+    if (rewritten) {
         // A proxy's forwarded header now names this call: the request it forwarded is its parent,
         // exactly, whatever the thread heuristics said.
         call.forwards_parent_header = false;
@@ -240,9 +241,13 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
         if (s != servers_by_pos_.end() && servers_.count(s->second)) {
             call.has_parent = true;
             call.parent = s->second;
+            // The thread rules' doubt (a thread serving many) stays for the kernel's choice.
+            call.link = rewritten ? LinkRule::kForwardedHeader : LinkRule::kKernelThreadContext;
+            if (rewritten) call.link_inferred = false;
         }
         return;
     }
+    call.link = LinkRule::kNone;
     // The kernel saw no request being served: the call is a segment of its own, in the trace
     // the kernel minted for it.
     call.has_parent = false;
@@ -421,7 +426,9 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
         ctx.sampling = SamplingInput{service_name(seen.tgid), host ? strip_port(trim(*host)) : "",
                                      req.method, req.target.substr(0, req.target.find('?'))};
     }
-    open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid].push_back(key);
+    auto& open_here = open_by_thread_[(uint64_t{seen.tgid} << 32) | seen.tid];
+    open_here.push_back(key);
+    event_loops_.saw((uint64_t{seen.tgid} << 32) | seen.tid, open_here.size());
     last_activity_[(uint64_t{seen.tgid} << 32) | seen.tid] = key;
     servers_by_tuple_[tuple_key(seen.local, seen.remote)].push_back(key);
     bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos),
@@ -543,6 +550,7 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
                    open->second.end()) {
         call.has_parent = true;
         call.parent = last->second;
+        call.link = LinkRule::kLastIoOnThread;
     } else if (open != open_by_thread_.end()) {
         const RequestKey* best = nullptr;
         for (const RequestKey& k : open->second) {
@@ -552,8 +560,11 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
         if (best) {
             call.has_parent = true;
             call.parent = *best;
+            call.link = LinkRule::kLatestOnThread;
         }
     }
+    call.link_inferred = link_is_inferred(call.link, event_loops_.contains(thread),
+                                          open != open_by_thread_.end() ? open->second.size() : 0);
     if (call.has_parent && seen.request) {
         // A proxy passes its request's trace header on unchanged: remember that the header this
         // call carries is not the caller's own, so its callee on this node is stitched under it.
@@ -954,6 +965,12 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call,
     // would wait for one that never comes.
     if (call.downstream_linked || call.injected) hr.traced = true;
     fill_exchange(sub, ex, clock_, ids_, std::move(hr), counters_);
+    if (call.has_parent && call.link != LinkRule::kNone) {
+        auto& link = sub.metadata["passport"]["link"];
+        link["rule"] = link_rule_name(call.link);
+        link["inferred"] = call.link_inferred;
+        count_link(counters_, call.link, call.link_inferred);
+    }
     // AWS API calls become `aws` subsegments named after the service (userspace/aws).
     aws::fill_aws_subsegment(ex, sub, ids_, counters_);
     return sub;

@@ -27,6 +27,7 @@
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
 #include "userspace/correlate/identity_provider.hpp"
+#include "userspace/correlate/link_rule.hpp"
 #include "userspace/correlate/process_info.hpp"
 #include "userspace/pairing/http_exchange.hpp"
 #include "userspace/redact/redact.hpp"
@@ -175,6 +176,10 @@ class Correlator {
         bool forwards_parent_header = false;
         std::string forwarded_root;
         std::string forwarded_parent;
+        // Why `parent` is this call's request (metadata.passport.link): the rule, and whether it
+        // is inferred (the thread was serving more than one request; see link_rule.hpp).
+        LinkRule link = LinkRule::kNone;
+        bool link_inferred = false;
     };
 
     ServerContext& server_context(const pairing::HttpRequestSeen& seen);
@@ -255,6 +260,9 @@ class Correlator {
     // for it got its response there. On an event loop the code that runs next (the handler, or
     // its continuation after an awaited call) most likely works for that request.
     std::unordered_map<uint64_t, RequestKey> last_activity_;
+    // Threads seen serving more than one request at once (event loops): a call made there is
+    // linked by inference (bounded like last_activity_).
+    ThreadsServingMany event_loops_;
     // "local>remote" of each side, for same-node stitching.
     std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
     std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;

@@ -430,8 +430,33 @@ TEST_F(CorrelatorTest, EventLoopContinuationFollowsTheAwaitedCall) {
     corr.on_exchange(std::move(r1));
     corr.on_exchange(std::move(r2));
     ASSERT_EQ(out.size(), 2u);
-    EXPECT_EQ(out[0].subsegments.size(), 2u) << "/one";
+    ASSERT_EQ(out[0].subsegments.size(), 2u) << "/one";
     EXPECT_TRUE(out[1].subsegments.empty()) << "/two";
+    // The first call came while the thread served one request: known. The second while it served
+    // two: inferred. Both say by which rule.
+    for (size_t i = 0; i < 2; i++) {
+        const auto& link = out[0].subsegments[i].metadata["passport"]["link"];
+        EXPECT_EQ(link["inferred"], i == 1) << link.dump();
+        EXPECT_EQ(link["rule"], "last_io_on_thread") << link.dump();
+    }
+    EXPECT_EQ(counters.get("correlate.links_inferred"), 1u);
+    EXPECT_EQ(counters.get("correlate.links_exact"), 1u);
+}
+
+TEST_F(CorrelatorTest, CallOnAThreadServingOneRequestIsAKnownLink) {
+    auto r1 = exchange("GET", "/one", 200);
+    r1.conn = {4242, 8, 1};
+    corr.on_request_seen(seen_of(r1));
+    auto c = call(4242, 4243, 50001, 5'000'100'000, 5'000'300'000);
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(r1));
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].subsegments.size(), 1u);
+    const auto& link = out[0].subsegments[0].metadata["passport"]["link"];
+    EXPECT_EQ(link["inferred"], false) << link.dump();
+    EXPECT_EQ(counters.get("correlate.links_exact"), 1u);
+    EXPECT_EQ(counters.get("correlate.links_inferred"), 0u);
 }
 
 // --- a header forwarded by a traced proxy ----------------------------------------------------

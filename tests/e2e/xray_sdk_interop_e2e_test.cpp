@@ -101,7 +101,7 @@ AssertionResult is_sdk_call(const json& sub, const std::string& host, const std:
 // A Passport call subsegment (embedded in `parent`): the fields the X-Ray SDK would write.
 AssertionResult is_passport_call(const json& sub, const std::string& host, const std::string& url,
                                  int status, std::optional<uint64_t> content_length,
-                                 const json& parent) {
+                                 const json& parent, const std::string& method = "GET") {
     auto fail = [&](const std::string& what) {
         return AssertionFailure() << what << "\n  Passport subsegment: " << brief(sub)
                                   << "\n  in: " << brief(parent).substr(0, 600);
@@ -109,7 +109,7 @@ AssertionResult is_passport_call(const json& sub, const std::string& host, const
     if (!is_segment_id(str(sub, "id"))) return fail("id is not 16 hex digits");
     if (str(sub, "name") != host) return fail("name is not " + host);
     if (str(sub, "namespace") != "remote") return fail("namespace is not remote");
-    if (auto r = has_http(sub, "GET", url, status, content_length); !r) return fail(r.message());
+    if (auto r = has_http(sub, method, url, status, content_length); !r) return fail(r.message());
     if (auto r = has_status_flags(sub, status); !r) return fail(r.message());
     if (num(sub, "start_time") < num(parent, "start_time") ||
         num(sub, "end_time") > num(parent, "end_time")) {
@@ -638,7 +638,8 @@ TEST_F(XraySdkInteropE2E, CallSubsegmentsMatchTheSdkOnTheSameService) {
         EXPECT_EQ(field(pp_call, "http.request.method"), c.method);
         EXPECT_TRUE(has_status_flags(pp_call, c.status));
         EXPECT_TRUE(is_passport_call(pp_call, "127.0.0.1", "http://127.0.0.1:" + port + c.path,
-                                     c.status, c.method == "HEAD" ? 0 : plain_length, *pp_doc));
+                                     c.status, c.method == "HEAD" ? 0 : plain_length, *pp_doc,
+                                     c.method));
         // Differs by design (docs/xray-mapping.md): the URL keeps the port and the query.
         EXPECT_EQ(str(sdk_call, "http.request.url"), "http://127.0.0.1" + without_query(c.path));
         // HEAD: the SDK copies the Content-Length header; Passport writes the body's length, 0.

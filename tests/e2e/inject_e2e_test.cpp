@@ -566,6 +566,11 @@ TEST_F(InjectE2e, TracedPythonServiceCallingAnUntracedOneSendsItsSubsegmentIdAsP
         deadline_in(kDocumentTimeout));
     ASSERT_TRUE(doc) << "no document holds subsegment " << parent << "\n" << agent_diagnostics();
     EXPECT_EQ((*doc)["trace_id"], trace);
+    // The callee traces nothing: the subsegment must not say a segment under it will come.
+    for (const auto& s : (*doc)["subsegments"])
+        if (s.value("id", "") == parent) {
+            EXPECT_NE(field(s, "http.request.traced"), true) << s.dump();
+        }
     caller.stop();
 }
 

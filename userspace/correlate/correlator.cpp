@@ -813,9 +813,13 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
 
     if (call.has_parent) {
         auto p = servers_.find(call.parent);
-        // A connection opened before the request arrived (a pool filled ahead) is not its time.
-        if (p != servers_.end()) {
-            sub.start_time = std::max(sub.start_time, clock_.to_epoch_seconds(p->second.start_ns));
+        // A connection opened before the request arrived (a pool filled ahead) is not the call's
+        // time: it starts at its first write, as on a reused connection.
+        const double parent_start =
+            p != servers_.end() ? clock_.to_epoch_seconds(p->second.start_ns) : 0;
+        if (sub.start_time < parent_start) {
+            counters_.add("correlate.call_start_clamped");
+            sub.start_time = std::max(clock_.to_epoch_seconds(ex.request_start_ns), parent_start);
             sub.end_time = sub.end_time != 0 ? std::max(sub.end_time, sub.start_time) : 0;
         }
         if (p != servers_.end() && !p->second.done) {
@@ -953,8 +957,11 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call,
     hr.url = request_url(ex.request, ex.remote, ex.tls, cfg_.redaction);
     // traced: only when a segment naming this call as parent is known to exist, or X-Ray would
     // count the trace broken while it waits for one that never comes (call_truth.hpp).
-    if (call_traced(call.downstream_linked, callee_parents_.named(call.subsegment_id)))
+    if (call_traced(call.downstream_linked, callee_parents_.named(call.subsegment_id))) {
         hr.traced = true;
+        counters_.add("correlate.calls_traced");
+    }
+    if (exchange_start_ns(ex) != ex.request_start_ns) counters_.add("correlate.calls_from_connect");
     fill_exchange(sub, ex, clock_, ids_, std::move(hr), counters_);
     // AWS API calls become `aws` subsegments named after the service (userspace/aws).
     aws::fill_aws_subsegment(ex, sub, ids_, counters_);

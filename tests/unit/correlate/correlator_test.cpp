@@ -689,6 +689,7 @@ TEST_F(CorrelatorTest, InjectedCallIsTracedWhenARequestServedHereNamesIt) {
     EXPECT_EQ(call_doc.subsegments[0].http->request->traced, true);
     EXPECT_EQ(out[1].parent_id, "0000000000000077");
     EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
+    EXPECT_EQ(counters.get("correlate.calls_traced"), 1u);
 }
 
 TEST_F(CorrelatorTest, CallToACalleeNobodyTracesIsNotTraced) {
@@ -746,7 +747,7 @@ TEST_F(CorrelatorTest, CallOnANewConnectionStartsAtConnect) {
     auto second = call(4242, 4243, 50001, 5'001'100'000, 5'001'500'000);
     second.connect_ns = 5'000'400'000;
     second.request_pos = 120;
-    // A pooled connection opened before the request arrived: not the call's time.
+    // A pooled connection opened before the request arrived: from its first write.
     auto pooled = call(4242, 4243, 50002, 5'001'600'000, 5'001'900'000);
     pooled.connect_ns = 4'000'000'000;
     pooled.request_pos = 0;
@@ -757,7 +758,9 @@ TEST_F(CorrelatorTest, CallOnANewConnectionStartsAtConnect) {
     ASSERT_EQ(out[0].subsegments.size(), 3u);
     EXPECT_DOUBLE_EQ(out[0].subsegments[0].start_time, 1700000005.0004);
     EXPECT_DOUBLE_EQ(out[0].subsegments[1].start_time, 1700000005.0011);
-    EXPECT_DOUBLE_EQ(out[0].subsegments[2].start_time, out[0].start_time);
+    EXPECT_DOUBLE_EQ(out[0].subsegments[2].start_time, 1700000005.0016);
+    EXPECT_EQ(counters.get("correlate.calls_from_connect"), 2u);
+    EXPECT_EQ(counters.get("correlate.call_start_clamped"), 1u);
 }
 
 }  // namespace

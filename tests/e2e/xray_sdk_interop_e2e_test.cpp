@@ -680,6 +680,9 @@ TEST_F(XraySdkInteropE2E, CallSubsegmentsMatchTheSdkOnTheSameService) {
     }
     AgentExit exit = stop_and_report();
     EXPECT_GE(exit.counter("correlate.inject_matched"), cases.size()) << exit.counters_text();
+    // Every call opened its connection (agent: false); half went to the traced callee.
+    EXPECT_EQ(exit.counter("correlate.calls_from_connect"), cases.size());
+    EXPECT_EQ(exit.counter("correlate.calls_traced"), cases.size() / 2);
 }
 
 }  // namespace

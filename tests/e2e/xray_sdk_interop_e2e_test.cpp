@@ -12,6 +12,10 @@
 //      the --no-inject variant shows the limit without it.
 //   3. The app's own SDK wins: the SDK service is itself selected; its outgoing call already
 //      carries the SDK's header, and the downstream segment hangs under the SDK's subsegment.
+//   4. Field by field: the same Express service runs twice, once with the SDK and once without
+//      it (traced by Passport), and makes the same calls to an untraced and a traced callee;
+//      the call subsegments must agree on every field that matters, and differ only where
+//      docs/xray-mapping.md says they do.
 //
 // Fixtures: xray_sdk_express.js (the SDK service), hop.py (an unmodified Python service that
 // reports the X-Amzn-Trace-Id it received), caller_server.py (an unmodified Python caller).
@@ -97,7 +101,7 @@ AssertionResult is_sdk_call(const json& sub, const std::string& host, const std:
 // A Passport call subsegment (embedded in `parent`): the fields the X-Ray SDK would write.
 AssertionResult is_passport_call(const json& sub, const std::string& host, const std::string& url,
                                  int status, std::optional<uint64_t> content_length,
-                                 const json& parent) {
+                                 const json& parent, const std::string& method = "GET") {
     auto fail = [&](const std::string& what) {
         return AssertionFailure() << what << "\n  Passport subsegment: " << brief(sub)
                                   << "\n  in: " << brief(parent).substr(0, 600);
@@ -105,7 +109,7 @@ AssertionResult is_passport_call(const json& sub, const std::string& host, const
     if (!is_segment_id(str(sub, "id"))) return fail("id is not 16 hex digits");
     if (str(sub, "name") != host) return fail("name is not " + host);
     if (str(sub, "namespace") != "remote") return fail("namespace is not remote");
-    if (auto r = has_http(sub, "GET", url, status, content_length); !r) return fail(r.message());
+    if (auto r = has_http(sub, method, url, status, content_length); !r) return fail(r.message());
     if (auto r = has_status_flags(sub, status); !r) return fail(r.message());
     if (num(sub, "start_time") < num(parent, "start_time") ||
         num(sub, "end_time") > num(parent, "end_time")) {
@@ -152,6 +156,17 @@ class XraySdkInteropE2E : public E2eTest {
         return start_script_server(argv, dir().path(),
                                    server_env({{"AWS_XRAY_DAEMON_ADDRESS", collector().address()},
                                                {"NODE_PATH", npm_modules().string()}}));
+    }
+
+    // The same Express service without the SDK (XRAY_SDK_DISABLED=1): the unmodified app that
+    // Passport traces, named `segment_name` as the SDK names its twin. Calls go to 127.0.0.1.
+    std::unique_ptr<TestServer> start_plain_express(const std::string& segment_name) {
+        return start_script_server(
+            {node_path(), "xray_sdk_express.js", segment_name, "127.0.0.1", "127.0.0.1", "0"},
+            dir().path(),
+            server_env({{"XRAY_SDK_DISABLED", "1"},
+                        {"AWS_XRAY_TRACING_NAME", segment_name},
+                        {"NODE_PATH", npm_modules().string()}}));
     }
 
     // An unmodified Python service (hop.py leaf) named `name`.
@@ -430,8 +445,10 @@ TEST_F(XraySdkInteropE2E, PassportTracedCallerSdkCalleeNamesPassportsSubsegment)
             << (r.received == "none" ? " (none arrived: the header was not injected)" : "");
         EXPECT_TRUE(continues_trace(r.sdk, trace_id, call_id))
             << "the SDK's segment does not name Passport's subsegment as its parent";
-        EXPECT_EQ(field(r.call, "http.request.traced"), true)
-            << "the callee got Passport's header, so the subsegment is traced: " << brief(r.call);
+        // The SDK service is not traced by Passport: nothing on this node says a segment under
+        // the call exists, so it is not claimed (the SDK's segment joins by parent_id anyway).
+        EXPECT_NE(field(r.call, "http.request.traced"), true)
+            << "traced, though Passport cannot see the callee: " << brief(r.call);
         EXPECT_TRUE(is_inside_call(r.sdk, r.call, kSdkRounding));
     }
     stop_and_report();
@@ -537,6 +554,135 @@ TEST_F(XraySdkInteropE2E, AppsOwnSdkHeaderWinsOverPassport) {
     AgentExit exit = stop_and_report();
     EXPECT_EQ(exit.counter("correlate.stitched_same_node"), 0u)
         << "the SDK's header, not stitching";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Field by field with the SDK, on the same service.
+
+// The epoch seconds the service printed when its connection for `tag` was established.
+double connected_at(TestServer& service, const std::string& tag) {
+    const std::string escaped =
+        std::regex_replace(tag, std::regex(R"([.?*+^$()\[\]{}|\\])"), R"(\$&)");
+    auto line = service.process().wait_for_line(Stream::kStdout,
+                                                std::regex("^connected " + escaped + " (\\S+)$"),
+                                                deadline_in(kDocumentTimeout));
+    return line ? std::stod(line->groups[1]) : -1;
+}
+
+// The callee's status and Content-Length as the service relayed them ("STATUS LENGTH BODY").
+std::pair<int, uint64_t> relayed(const std::string& body) {
+    std::istringstream in(body);
+    int status = 0;
+    uint64_t length = 0;
+    in >> status >> length;
+    return {status, length};
+}
+
+TEST_F(XraySdkInteropE2E, CallSubsegmentsMatchTheSdkOnTheSameService) {
+    auto untraced_leaf = start_python_leaf("plain-leaf");
+    auto traced_leaf = start_python_leaf("passport-leaf");
+    auto sdk = start_sdk_service("front", untraced_leaf.get());  // DOWN_HOST 127.0.0.1
+    auto plain = start_plain_express("front");
+    start_agent(
+        {"--pid", std::to_string(plain->pid()), "--pid", std::to_string(traced_leaf->pid())});
+
+    struct Case {
+        TestServer* leaf;
+        bool leaf_traced;
+        std::string method;
+        std::string path;
+        int status;
+    };
+    const std::string tag = unique_tag();
+    std::vector<Case> cases;
+    for (auto [leaf, is_traced] :
+         {std::pair{untraced_leaf.get(), false}, std::pair{traced_leaf.get(), true}}) {
+        const std::string who = is_traced ? "/traced" : "/untraced";
+        cases.push_back({leaf, is_traced, "GET", "/ok/" + tag + who + "?q=1", 200});
+        cases.push_back({leaf, is_traced, "GET", "/missing/" + tag + who, 404});
+        cases.push_back({leaf, is_traced, "HEAD", "/ok/" + tag + who + "/head", 200});
+    }
+    for (const Case& c : cases) {
+        const std::string port = std::to_string(c.leaf->port());
+        const std::string route = port + "/" + c.method + c.path;
+        const std::string target = "/to/" + route;
+        SCOPED_TRACE(c.method + " " + c.path);
+        HttpResponse via_sdk = http_get(sdk->url(target));
+        HttpResponse via_plain = http_get(plain->url(target));
+        ASSERT_EQ(via_sdk.status, 200) << via_sdk.curl_stderr << via_sdk.body;
+        ASSERT_EQ(via_plain.status, 200) << via_plain.curl_stderr << via_plain.body;
+        const auto [sdk_status, sdk_length] = relayed(via_sdk.body);
+        const auto [plain_status, plain_length] = relayed(via_plain.body);
+        ASSERT_EQ(sdk_status, c.status) << via_sdk.body;
+        ASSERT_EQ(plain_status, c.status) << via_plain.body;
+
+        auto sdk_doc = sdk_doc_for(sdk->url(target));
+        auto pp_doc = passport_doc_for(plain->url(target));
+        ASSERT_TRUE(sdk_doc && pp_doc)
+            << "SDK segment " << bool(sdk_doc) << ", Passport segment " << bool(pp_doc) << "\n"
+            << agent_diagnostics();
+        EXPECT_EQ(str(*pp_doc, "name"), str(*sdk_doc, "name"));
+        json sdk_subs = field(*sdk_doc, "subsegments");
+        json pp_subs = field(*pp_doc, "subsegments");
+        ASSERT_TRUE(sdk_subs.is_array() && sdk_subs.size() == 1) << brief(*sdk_doc);
+        ASSERT_TRUE(pp_subs.is_array() && pp_subs.size() == 1) << brief(*pp_doc);
+        const json& sdk_call = sdk_subs[0];
+        const json& pp_call = pp_subs[0];
+
+        // Equal: name, namespace, method, status, flags; the content length of a GET.
+        for (const char* f : {"name", "namespace", "http.request.method", "http.response.status",
+                              "error", "fault", "throttle"}) {
+            EXPECT_EQ(field(pp_call, f), field(sdk_call, f))
+                << f << "\n  SDK: " << brief(sdk_call) << "\n  Passport: " << brief(pp_call);
+        }
+        EXPECT_EQ(field(pp_call, "http.request.method"), c.method);
+        EXPECT_TRUE(has_status_flags(pp_call, c.status));
+        EXPECT_TRUE(is_passport_call(pp_call, "127.0.0.1", "http://127.0.0.1:" + port + c.path,
+                                     c.status, c.method == "HEAD" ? 0 : plain_length, *pp_doc,
+                                     c.method));
+        // Differs by design (docs/xray-mapping.md): the URL keeps the port and the query.
+        EXPECT_EQ(str(sdk_call, "http.request.url"), "http://127.0.0.1" + without_query(c.path));
+        // HEAD: the SDK copies the Content-Length header; Passport writes the body's length, 0.
+        EXPECT_EQ(field(sdk_call, "http.response.content_length"), sdk_length);
+        if (c.method == "HEAD") {
+            EXPECT_EQ(field(pp_call, "http.response.content_length"), 0) << brief(pp_call);
+        }
+        // traced: the SDK writes it because the app enabled downstreamXRayEnabled; Passport only
+        // when the callee's segment under the call exists.
+        EXPECT_EQ(field(sdk_call, "traced"), true) << brief(sdk_call);
+        if (c.leaf_traced) {
+            EXPECT_EQ(field(pp_call, "http.request.traced"), true) << brief(pp_call);
+            // (The leaf also served the SDK's twin of this call: its segment names the SDK's.)
+            auto callee = wait_for_doc([&](const json& d) {
+                return from_passport(d) && field(d, "http.request.url") == c.leaf->url(c.path) &&
+                       str(d, "parent_id") == str(pp_call, "id");
+            });
+            ASSERT_TRUE(callee) << "no callee segment under " << brief(pp_call) << "\n"
+                                << agent_diagnostics();
+            EXPECT_TRUE(continues_trace(*callee, str(*pp_doc, "trace_id"), str(pp_call, "id")));
+            EXPECT_LE(num(pp_call, "start_time"), num(*callee, "start_time")) << brief(*callee);
+            // The callee's own segment of a HEAD request: no body, whatever Content-Length says.
+            if (c.method == "HEAD") {
+                EXPECT_EQ(field(*callee, "http.response.content_length"), 0) << brief(*callee);
+            }
+        } else {
+            EXPECT_NE(field(pp_call, "http.request.traced"), true) << brief(pp_call);
+        }
+        // The call starts at connect(): no later than the connection was established (the
+        // service sends the request 20 ms after that), as the SDK's starts before the socket.
+        // The only slack is the microsecond rounding of the two clocks' conversions.
+        const double connected = connected_at(*plain, route);
+        ASSERT_GT(connected, 0) << "the service printed no connect time for " << route;
+        EXPECT_LE(num(pp_call, "start_time"), connected + 0.0001)
+            << "Passport's call starts after its connection was made: " << brief(pp_call);
+        const double sdk_connected = connected_at(*sdk, route);
+        EXPECT_LE(num(sdk_call, "start_time"), sdk_connected + kSdkRounding) << brief(sdk_call);
+    }
+    AgentExit exit = stop_and_report();
+    EXPECT_GE(exit.counter("correlate.inject_matched"), cases.size()) << exit.counters_text();
+    // Every call opened its connection (agent: false); half went to the traced callee.
+    EXPECT_EQ(exit.counter("correlate.calls_from_connect"), cases.size());
+    EXPECT_EQ(exit.counter("correlate.calls_traced"), cases.size() / 2);
 }
 
 }  // namespace

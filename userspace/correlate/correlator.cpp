@@ -5,6 +5,7 @@
 
 #include "userspace/aws/aws_subsegment.hpp"
 #include "userspace/common/text.hpp"
+#include "userspace/correlate/call_truth.hpp"
 #include "userspace/xray/document.hpp"
 
 namespace passport::correlate {
@@ -138,18 +139,14 @@ xray::TraceHeader upstream_header(const protocol::http1::Request& req, Counters&
 template <typename Node>
 void fill_exchange(Node& n, const pairing::HttpExchange& ex, const ClockOffset& clock,
                    xray::IdGenerator& ids, xray::HttpRequestInfo request_info, Counters& counters) {
-    n.start_time = clock.to_epoch_seconds(ex.request_start_ns);
+    n.start_time = clock.to_epoch_seconds(exchange_start_ns(ex));
     xray::HttpInfo http;
     http.request = std::move(request_info);
     bool complete = ex.outcome == pairing::Outcome::kComplete && ex.response.has_value();
     if (ex.response) {
         xray::HttpResponseInfo resp;
         resp.status = ex.response->status;
-        if (ex.response->content_length) {
-            resp.content_length = ex.response->content_length;
-        } else if (complete && ex.response->body_bytes > 0) {
-            resp.content_length = ex.response->body_bytes;
-        }
+        resp.content_length = response_content_length(ex);
         http.response = resp;
         xray::apply_http_status(resp.status, n.error, n.throttle, n.fault);
     }
@@ -434,6 +431,11 @@ Correlator::ServerContext& Correlator::server_context(const pairing::HttpRequest
     bounded_put(servers_by_pos_, servers_by_pos_order_, conn_pos_key(seen.conn, seen.request_pos),
                 key, counters_, "correlate.server_positions_evicted");
     remember(server_order_, key, /*server=*/true);
+    if (has_own_header(ctx)) {  // the call it names as parent has a segment under it: this one
+        std::string root, parent;
+        own_header_ids(ctx, root, parent);
+        callee_parents_.note(parent);
+    }
     try_link_server(ctx);
     return ctx;
 }
@@ -828,6 +830,15 @@ void Correlator::finish_call(pairing::HttpExchange&& ex) {
 
     if (call.has_parent) {
         auto p = servers_.find(call.parent);
+        // A connection opened before the request arrived (a pool filled ahead) is not the call's
+        // time: it starts at its first write, as on a reused connection.
+        const double parent_start =
+            p != servers_.end() ? clock_.to_epoch_seconds(p->second.start_ns) : 0;
+        if (sub.start_time < parent_start) {
+            counters_.add("correlate.call_start_clamped");
+            sub.start_time = std::max(clock_.to_epoch_seconds(ex.request_start_ns), parent_start);
+            sub.end_time = sub.end_time != 0 ? std::max(sub.end_time, sub.start_time) : 0;
+        }
         if (p != servers_.end() && !p->second.done) {
             if (p->second.subsegments.size() >= cfg_.max_subsegments) {
                 overflow_subsegment(p->second, std::move(sub));
@@ -961,9 +972,13 @@ xray::Subsegment Correlator::build_subsegment(const CallContext& call,
     xray::HttpRequestInfo hr;
     hr.method = ex.request.method;
     hr.url = request_url(ex.request, ex.remote, ex.tls, cfg_.redaction);
-    // traced: only when a segment for the callee really exists (same-node stitching), or X-Ray
-    // would wait for one that never comes.
-    if (call.downstream_linked || call.injected) hr.traced = true;
+    // traced: only when a segment naming this call as parent is known to exist, or X-Ray would
+    // count the trace broken while it waits for one that never comes (call_truth.hpp).
+    if (call_traced(call.downstream_linked, callee_parents_.named(call.subsegment_id))) {
+        hr.traced = true;
+        counters_.add("correlate.calls_traced");
+    }
+    if (exchange_start_ns(ex) != ex.request_start_ns) counters_.add("correlate.calls_from_connect");
     fill_exchange(sub, ex, clock_, ids_, std::move(hr), counters_);
     if (call.has_parent && call.link != LinkRule::kNone) {
         auto& link = sub.metadata["passport"]["link"];

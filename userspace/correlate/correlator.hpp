@@ -26,6 +26,7 @@
 
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
+#include "userspace/correlate/call_truth.hpp"
 #include "userspace/correlate/identity_provider.hpp"
 #include "userspace/correlate/link_rule.hpp"
 #include "userspace/correlate/process_info.hpp"
@@ -287,6 +288,8 @@ class Correlator {
     // Kernel contexts not yet claimed by a parsed request, by (conn, request_pos); bounded.
     std::unordered_map<RequestKey, KernelContext, RequestKeyHash> kernel_pending_;
     std::deque<RequestKey> kernel_order_;
+    // Call ids that requests served on this node named as parent: those calls are `traced`.
+    CalleeParents callee_parents_;
 };
 
 }  // namespace passport::correlate

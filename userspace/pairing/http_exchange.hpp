@@ -31,6 +31,10 @@ struct ConnFacts : events::SocketAddrs {
     events::ConnKey conn;
     events::Role role = events::Role::kUnknown;  // kServer: we served it; kClient: we sent it
     bool tls = false;  // carried over TLS (plaintext from the TLS library): an https:// URL
+    // A connection the process opened with connect() (events::ConnOpen of role kClient): the
+    // entry of that connect() (CLOCK_MONOTONIC ns; a non-blocking connect counts from the call).
+    // 0 for accepted connections and sockets found mid-life.
+    uint64_t connect_ns = 0;
 };
 
 struct HttpExchange : ConnFacts {

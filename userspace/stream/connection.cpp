@@ -74,6 +74,7 @@ void Connection::on_open(const events::ConnOpen& open) {
     static_cast<events::SocketAddrs&>(ctx_) = open;
     settled_ = false;
     if (phase_ == Phase::kDetecting && open.role != Role::kUnknown) ctx_.role = open.role;
+    if (open.role == Role::kClient) ctx_.connect_ns = open.ts_ns;  // the connect() entry
     last_activity_ns_ = std::max(last_activity_ns_, open.ts_ns);
 }
 

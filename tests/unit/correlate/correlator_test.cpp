@@ -608,7 +608,8 @@ TEST_F(CorrelatorTest, InjectedCallOutsideARequestIsItsOwnSegmentWithTheWireIds)
     EXPECT_EQ(out[0].id, "0000000000abcdef");
     ASSERT_EQ(out[0].subsegments.size(), 1u);
     EXPECT_EQ(out[0].subsegments[0].id, "53995c3f42cd8ad8");
-    EXPECT_EQ(out[0].subsegments[0].http->request->traced, true);
+    EXPECT_FALSE(out[0].subsegments[0].http->request->traced.has_value())
+        << "the header went out, but no segment of the callee is known";
     EXPECT_EQ(counters.get("correlate.inject_matched"), 1u);
 }
 
@@ -679,7 +680,112 @@ TEST_F(CorrelatorTest, InjectedCallGoesUnderTheServerRequestTheKernelNamed) {
     ASSERT_EQ(out.size(), 1u);
     ASSERT_EQ(out[0].subsegments.size(), 1u);
     EXPECT_EQ(out[0].subsegments[0].id, "0000000000000077");
-    EXPECT_EQ(out[0].subsegments[0].http->request->traced, true);
+    EXPECT_FALSE(out[0].subsegments[0].http->request->traced.has_value());
+}
+
+// --- what a call subsegment claims (call_truth.hpp) ------------------------------------------
+
+// A callee on this node that is not the mirror of the call (another namespace, a proxy in
+// between, an SDK process) arrives with the injected id as Parent: its segment is under the call.
+TEST_F(CorrelatorTest, InjectedCallIsTracedWhenARequestServedHereNamesIt) {
+    auto server = exchange("GET", "/buy", 200);
+    corr.on_request_seen(seen_of(server));
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    corr.on_inject(inject_for(c, 0x77ULL, false));
+    corr.on_request_seen(seen_of(c));
+    HttpExchange callee =
+        exchange("GET", "/stock/apple", 200,
+                 {{"X-Amzn-Trace-Id",
+                   "Root=1-6b06269a-f5fd2e2bf34013558615b650;Parent=0000000000000077;Sampled=1"}});
+    callee.tgid = 777;
+    callee.request_tid = 778;
+    callee.conn = {777, 5, 1};
+    callee.local = {2, 8443, {10, 0, 0, 2}};  // not the call's tuple: no stitching
+    callee.remote = {2, 41000, {10, 0, 0, 1}};
+    callee.request_start_ns = 5'000'600'000;
+    callee.response_end_ns = 5'000'900'000;
+    corr.on_request_seen(seen_of(callee));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(callee));
+    ASSERT_EQ(out.size(), 2u) << "the call (outside any request) and the callee";
+    const auto& call_doc = out[0];
+    ASSERT_EQ(call_doc.subsegments.size(), 1u);
+    EXPECT_EQ(call_doc.subsegments[0].id, "0000000000000077");
+    EXPECT_EQ(call_doc.subsegments[0].http->request->traced, true);
+    EXPECT_EQ(out[1].parent_id, "0000000000000077");
+    EXPECT_EQ(counters.get("correlate.stitched_same_node"), 0u);
+    EXPECT_EQ(counters.get("correlate.calls_traced"), 1u);
+}
+
+TEST_F(CorrelatorTest, CallToACalleeNobodyTracesIsNotTraced) {
+    auto server = exchange("GET", "/buy", 200);
+    corr.on_request_seen(seen_of(server));
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    corr.on_inject(inject_for(c, 0x78ULL, true));
+    corr.on_request_seen(seen_of(c));
+    // A request served here that names another id changes nothing.
+    HttpExchange other =
+        exchange("GET", "/", 200,
+                 {{"X-Amzn-Trace-Id",
+                   "Root=1-6b06269a-f5fd2e2bf34013558615b650;Parent=0000000000000079;Sampled=1"}});
+    other.conn = {4242, 6, 2};
+    other.request_tid = 4300;
+    corr.on_request_seen(seen_of(other));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(server));
+    ASSERT_FALSE(out.empty());
+    const auto& seg = out.back();
+    ASSERT_EQ(seg.subsegments.size(), 1u);
+    EXPECT_EQ(seg.subsegments[0].id, "0000000000000078");
+    EXPECT_FALSE(seg.subsegments[0].http->request->traced.has_value());
+}
+
+TEST_F(CorrelatorTest, HeadResponsesHaveNoContentLengthButZero) {
+    auto head = exchange("HEAD", "/items", 200);  // Content-Length: 12, no body
+    corr.on_exchange(std::move(head));
+    auto gone = exchange("GET", "/items", 304);
+    corr.on_exchange(std::move(gone));
+    auto server = exchange("GET", "/buy", 200);
+    corr.on_request_seen(seen_of(server));
+    auto c = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    c.request.method = "HEAD";
+    c.response->content_length = 4096;
+    corr.on_request_seen(seen_of(c));
+    corr.on_exchange(std::move(c));
+    corr.on_exchange(std::move(server));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].http->response->content_length, 0u) << "HEAD segment";
+    EXPECT_EQ(out[1].http->response->content_length, 0u) << "304 segment";
+    ASSERT_EQ(out[2].subsegments.size(), 1u);
+    EXPECT_EQ(out[2].subsegments[0].http->response->content_length, 0u) << "HEAD call";
+    EXPECT_EQ(out[2].http->response->content_length, 12u) << "the GET keeps its length";
+}
+
+TEST_F(CorrelatorTest, CallOnANewConnectionStartsAtConnect) {
+    auto server = exchange("GET", "/buy", 200);  // 5.000 s .. 5.0025 s
+    corr.on_request_seen(seen_of(server));
+    // First request on a connection opened at 5.0004 s, written at 5.0005 s.
+    auto first = call(4242, 4243, 50001, 5'000'500'000, 5'001'000'000);
+    first.connect_ns = 5'000'400'000;
+    first.request_pos = 0;
+    // The next request on the same kept-alive connection: from its first write.
+    auto second = call(4242, 4243, 50001, 5'001'100'000, 5'001'500'000);
+    second.connect_ns = 5'000'400'000;
+    second.request_pos = 120;
+    // A pooled connection opened before the request arrived: from its first write.
+    auto pooled = call(4242, 4243, 50002, 5'001'600'000, 5'001'900'000);
+    pooled.connect_ns = 4'000'000'000;
+    pooled.request_pos = 0;
+    for (auto* c : {&first, &second, &pooled}) corr.on_request_seen(seen_of(*c));
+    for (auto* c : {&first, &second, &pooled}) corr.on_exchange(std::move(*c));
+    corr.on_exchange(std::move(server));
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].subsegments.size(), 3u);
+    EXPECT_DOUBLE_EQ(out[0].subsegments[0].start_time, 1700000005.0004);
+    EXPECT_DOUBLE_EQ(out[0].subsegments[1].start_time, 1700000005.0011);
+    EXPECT_DOUBLE_EQ(out[0].subsegments[2].start_time, 1700000005.0016);
+    EXPECT_EQ(counters.get("correlate.calls_from_connect"), 2u);
+    EXPECT_EQ(counters.get("correlate.call_start_clamped"), 1u);
 }
 
 }  // namespace

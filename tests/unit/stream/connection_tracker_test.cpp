@@ -95,6 +95,29 @@ TEST(ConnectionTracker, ClientExchangeHasExactTimes) {
     EXPECT_EQ(x.response_tid, 702u);
 }
 
+// A call's document starts at its connect() (call_truth.hpp): the exchange carries the time the
+// kernel reported for a connection opened by connect(), and only for those.
+TEST(ConnectionTracker, ExchangesCarryTheConnectTimeOfConnectionsTheProcessOpened) {
+    for (Role role : {Role::kClient, Role::kServer, Role::kUnknown}) {
+        SCOPED_TRACE(static_cast<int>(role));
+        TrackerHarness h;
+        EventBuilder b(role);
+        h.feed(b.open(50));
+        const bool client = role != Role::kServer;
+        h.feed(client ? b.write(kGet, 1000, 1010, 701) : b.read(kGet, 1000, 1010, 701));
+        h.feed(client ? b.read(kOk, 1500, 1600, 702) : b.write(kOk, 1500, 1600, 702));
+        h.feed(client ? b.write(kGet, 2000, 2010, 701) : b.read(kGet, 2000, 2010, 701));
+        h.feed(client ? b.read(kOk, 2500, 2600, 702) : b.write(kOk, 2500, 2600, 702));
+        ASSERT_EQ(h.out.size(), 2u);
+        // Only connect() says when a connection was opened; accepted or found mid-life: 0.
+        const uint64_t want = role == Role::kClient ? 50u : 0u;
+        EXPECT_EQ(h.out[0].connect_ns, want);
+        EXPECT_EQ(h.out[0].request_pos, 0u);
+        EXPECT_EQ(h.out[1].connect_ns, want);
+        EXPECT_EQ(h.out[1].request_pos, kGet.size()) << "the reused connection's second request";
+    }
+}
+
 TEST(ConnectionTracker, ByteByByteReadsStillPair) {
     TrackerHarness h;
     EventBuilder b(Role::kServer);

@@ -127,6 +127,8 @@ TEST_P(ProxyE2E, ForwardedHeaderNamesTheProxysCall) {
         const json subs = field(*proxy, "subsegments");
         ASSERT_TRUE(subs.is_array() && subs.size() == 1) << path << ": " << brief(*proxy);
         const std::string call_id = subs[0].value("id", "");
+        EXPECT_EQ(field(subs[0], "http.request.traced"), true)
+            << "the upstream's segment exists: " << brief(subs[0]);
         EXPECT_EQ(field(*leaf, "trace_id"), root_of(header)) << path;
         EXPECT_EQ(field(*leaf, "parent_id"), call_id) << path << ": the upstream is not under "
                                                       << "nginx's call for its own request";

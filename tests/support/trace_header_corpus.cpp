@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <fstream>
 #include <regex>
 
@@ -26,7 +25,8 @@ std::string expand(const std::string& line) {
     return out + line.substr(last);
 }
 
-// The value of the first header line named `name` (case-insensitive), trimmed; nullptr if none.
+// The value of the first header line named `name` (case-insensitive), trimmed, into value;
+// false if there is none.
 bool first_header(const HeaderCase& c, std::string_view name, std::string& value) {
     for (const auto& line : c.headers) {
         const size_t colon = line.find(':');

@@ -15,7 +15,8 @@ struct HeaderCase {
     std::string differs;               // empty: Passport reads it as the SDK does
 };
 
-// The corpus, expanded. Aborts the test (gtest fatal failure in the caller's ASSERT) when empty.
+// The corpus, expanded; empty when the file is missing or not the expected JSON (callers assert
+// its size).
 std::vector<HeaderCase> load_trace_header_corpus();
 
 // What a reader made of a case, in words the readers share: the trace it continues (its id) or

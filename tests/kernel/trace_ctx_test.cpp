@@ -599,6 +599,25 @@ TEST_F(KernelTraceCtx, HttpsXrayHeaderGivesExactIdsInEventAndThreadMap) {
     EXPECT_GE(probes_->ctx_counts()[PP_CTXC_XRAY], 1u);
 }
 
+// The same whole-head reading through SSL_read: a header after a 9 KB Cookie (several plaintext
+// pieces, and more than one SSL_read: a TLS record holds at most 16 KiB and Python's buffered
+// reader asks for 8 KiB).
+TEST_F(KernelTraceCtx, HttpsHeaderAfterLargeCookieIsRead) {
+    start_https(no_sampling());
+    ASSERT_EQ(get("/late", {"Cookie: a=" + std::string(9000, 'c'),
+                            std::string("X-Amzn-Trace-Id: Root=") + kRoot + ";Parent=" + kParent +
+                                ";Sampled=0"})
+                  .status,
+              200);
+    auto evs = ctx_events(1);
+    ASSERT_EQ(evs.size(), 1u);
+    EXPECT_EQ(evs[0].source, events::CtxSource::kXrayHeader);
+    EXPECT_EQ(evs[0].trace_id, kRoot);
+    EXPECT_EQ(evs[0].parent_id, kParent);
+    EXPECT_EQ(evs[0].sampled, events::Sampled::kNo);
+    EXPECT_EQ(probes_->ctx_counts()[PP_CTXC_HEAD_UNENDED], 0u);
+}
+
 TEST_F(KernelTraceCtx, HttpsRequestWithoutHeaderGetsMintedTrace) {
     start_https(no_sampling());
     const auto now = static_cast<uint32_t>(std::time(nullptr));

@@ -53,7 +53,8 @@ else
   echo "install-deps: all packages present"
 fi
 
-# npm packages the tests run against (the real X-Ray SDK for Node), pinned by a lock file.
+# npm packages the tests run against (the real X-Ray SDK for Node; OpenTelemetry's X-Ray
+# propagator @opentelemetry/propagator-aws-xray with @opentelemetry/api), pinned by a lock file.
 "$(dirname "${BASH_SOURCE[0]}")/install-npm.sh"
 # npm packages the e2e tests drive (pinned by lock file; skipped when already installed)
 "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/fixtures/aws_sdk/install.sh"

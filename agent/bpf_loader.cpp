@@ -59,6 +59,8 @@ const char* ctx_counter_name(int counter) {
             return "ctx_inherited";
         case PP_CTXC_STORE_FAILED:
             return "ctx_store_failed";
+        case PP_CTXC_HEAD_UNENDED:
+            return "ctx_head_end_not_seen";
         default:
             return "unknown";
     }

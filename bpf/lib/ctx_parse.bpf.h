@@ -1,17 +1,23 @@
-/* Server-side trace context, decided in the kernel at a request's first read: parses the
- * captured start of the request (the first PP_MAX_CHUNK bytes of the read) in one bpf_loop pass,
- * one byte per step, except that the bytes no state looks at (the rest of the request line after
- * the path, header lines whose name is none of ours) are passed over 8 at a time up to their
- * '\n' (pp_head_skip):
+/* Server-side trace context, decided in the kernel from a request's head, however many reads and
+ * pieces it comes in: each piece (the up to PP_MAX_CHUNK bytes a data event carries) is scanned
+ * in one bpf_loop pass, one byte per step, except that the bytes no state looks at (the rest of
+ * the request line after the path, header lines whose name is none of ours) are passed over 8 at
+ * a time up to their '\n' (pp_head_skip). The scan state carries over from piece to piece, and
+ * from a read to the connection's next read (head_pending), until the blank line ending the head,
+ * or until the head budget (PP_HEAD_BUDGET) is used up: then what was found counts
+ * (PP_CTXC_HEAD_UNENDED). The context is decided before the data event that completes the head,
+ * i.e. before the application has the whole head. It holds:
  *   - the request line (method, path without query) and Host (without port), for sampling;
  *   - X-Amzn-Trace-Id (name case-insensitive; Root/Parent/Sampled keys case-insensitive, any
- *     order, spaces around parts): Root must be "1-<8 hex>-<24 hex>" with a non-zero random part,
- *     Parent 16 hex not zero (an invalid Parent is ignored), Sampled 0/1/?. A header longer than
- *     1024 bytes, a duplicated key, or no valid Root: the header is treated as absent;
+ *     order, spaces around parts, a repeated key: its last usable value wins, as the X-Ray SDKs
+ *     and OpenTelemetry do): Root must be "1-<8 hex>-<24 hex>" with a non-zero random part (a
+ *     later malformed Root voids an earlier one), Parent 16 hex not zero (an invalid Parent is
+ *     ignored), Sampled 0/1/?. A value longer than PP_MAX_TRACE_HEADER or no valid Root: the
+ *     header is treated as absent; the first X-Amzn-Trace-Id line counts;
  *   - else W3C traceparent "vv-<32 lower hex>-<16 lower hex>-<2 hex>" (W3C Trace Context,
  *     https://www.w3.org/TR/trace-context/);
  *   - else a new trace (pp_mint_trace).
- * Only header lines that end inside the captured bytes count. The context goes to thread_ctx for
+ * Only header lines that end inside the scanned bytes count. The context goes to thread_ctx for
  * the reading thread and to userspace as PP_EV_TRACE_CTX. */
 #ifndef PASSPORT_CTX_PARSE_BPF_H
 #define PASSPORT_CTX_PARSE_BPF_H
@@ -23,7 +29,11 @@
 #include "sample.bpf.h"
 #include "trace_ctx.bpf.h"
 
-#define PP_MAX_TRACE_HEADER 1024
+/* The longest X-Amzn-Trace-Id value read: the X-Ray trace header's documented maximum length
+ * (XAmznTraceId, "Maximum length of 8192",
+ * https://docs.aws.amazon.com/lambda/latest/api/API_TraceHeader.html). Longer: treated as absent,
+ * as userspace does (kMaxTraceHeaderLength). */
+#define PP_MAX_TRACE_HEADER 8192
 
 /* Literals as little-endian byte strings, so a byte is a shift away (no string tables). */
 #define PP_C8(a, b, c, d, e, f, g, h)                                                              \
@@ -151,9 +161,7 @@ struct pp_head_loop {
 static __always_inline void pp_x_end_part(struct pp_head_scan *h)
 {
     if (!h->x_inkey && h->x_j > 0 && h->x_key) {
-        if (h->x_seen & h->x_key)
-            h->x_dup = 1;
-        h->x_seen |= h->x_key;
+        h->x_seen |= h->x_key; /* a repeated key: the last usable value wins */
         if (h->x_key == PP_K_ROOT)
             h->x_root_ok = !h->x_bad && h->x_j == 35 && (h->x_hi | h->x_lo) != 0;
         else if (h->x_key == PP_K_PARENT) {
@@ -177,7 +185,7 @@ static __always_inline void pp_x_end_part(struct pp_head_scan *h)
 static __always_inline void pp_x_char(struct pp_head_scan *h, __u8 c)
 {
     if (++h->x_len > PP_MAX_TRACE_HEADER) {
-        h->x_dup = 1; /* hostile length: the whole header is rejected */
+        h->x_dup = 1; /* too long: the whole header is rejected */
         return;
     }
     if (c == ';') {
@@ -350,7 +358,8 @@ static long pp_head_step(__u32 n, void *arg)
          * scan with pos >= len, as the line does not end inside the captured bytes. */
         __u32 k = pp_head_skip(l->s, i);
         if (k > 0) {
-            h->pos = i + k;
+            /* No '\n' before i + k; bytes past len belong to the next piece. */
+            h->pos = i + k > h->len ? h->len : i + k;
             return 0;
         }
     }
@@ -367,25 +376,27 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
     if (h->line == 0) {
         if (c == '\n') {
             if (h->rl_state == 1)
-                h->path_end = i;
+                h->path_end = h->base + i;
             h->line = 1;
             pp_end_line(h);
             h->phase = PP_PH_NAME;
             return 0;
         }
         if (h->rl_state == 0 && c == ' ') {
-            h->method_end = i;
-            h->path_start = i + 1;
+            h->method_end = h->base + i;
+            h->path_start = h->base + i + 1;
             h->rl_state = 1;
         } else if (h->rl_state == 1 && (c == '?' || c == ' ' || c == '\r')) {
-            h->path_end = i;
+            h->path_end = h->base + i;
             h->rl_state = 2;
         }
         return 0;
     }
     if (c == '\n') {
-        if (h->phase == PP_PH_NAME && h->name_pos == 0)
+        if (h->phase == PP_PH_NAME && h->name_pos == 0) {
+            h->done = 1;
             return 1; /* blank line: end of the head */
+        }
         pp_end_line(h);
         return 0;
     }
@@ -408,8 +419,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
                 h->x_kcand = PP_K_ALL;
                 h->x_sampled = PP_SAMPLED_UNKNOWN;
             } else if (which == PP_H_HOST) {
-                h->host_start = i + 1;
-                h->host_end = i + 1;
+                h->host_start = h->base + i + 1;
+                h->host_end = h->base + i + 1;
             }
             return 0;
         }
@@ -424,7 +435,7 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
             return 0;
         h->phase = PP_PH_VALUE;
         if (h->hdr == PP_H_HOST)
-            h->host_start = i;
+            h->host_start = h->base + i;
     }
     if (h->hdr == PP_H_XRAY) {
         pp_x_char(h, c);
@@ -432,10 +443,10 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
         pp_t_char(h, c);
     } else if (h->hdr == PP_H_HOST) {
         if (c != ' ' && c != '\t')
-            h->host_end = i + 1;
+            h->host_end = h->base + i + 1;
         if (c == ':') {
             if (!h->host_colons)
-                h->host_colon = i;
+                h->host_colon = h->base + i;
             h->host_colons++;
         }
     }
@@ -458,16 +469,25 @@ static __always_inline void pp_set_rand(struct pp_trace_ctx *ctx, __u64 hi, __u3
     pp_store_be32(&ctx->trace_rand[8], lo);
 }
 
-/* Called at the exit of a read whose captured bytes (s->ev.msg, `captured` of them) start a
- * request on a server connection. */
-static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 captured, __u64 pos)
+/* Heads read in part, per connection (conn_map_key), waiting for the read that brings their next
+ * bytes; pp_conn_state.head_pending says one is here. LRU: a head whose client went quiet is
+ * pushed out by newer ones. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u64);
+    __type(value, struct pp_head_scan);
+} head_pending SEC(".maps") __weak;
+
+/* Starts the scan (per-CPU head_scratch) of a request head whose first byte is at stream
+ * position pos. Returns 1 when the scan is open. */
+static __always_inline __u32 pp_head_open(__u64 pos, __u64 gen)
 {
     __u32 zero = 0;
     struct pp_head_scan *hp = bpf_map_lookup_elem(&head_scratch, &zero);
     if (!hp)
         return 0;
     __builtin_memset(hp, 0, sizeof(*hp));
-    hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
     hp->want = pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP);
     hp->cand = hp->want;
     if (!pp_head_text)
@@ -475,10 +495,48 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
     hp->x_inkey = 1;
     hp->x_kcand = PP_K_ALL;
     hp->x_sampled = PP_SAMPLED_UNKNOWN;
-    struct pp_head_loop loop = {.s = s, .h = hp};
-    bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
-    struct pp_head_scan h = *hp; /* read-only from here */
+    hp->request_pos = pos;
+    hp->next_pos = pos;
+    hp->gen = gen;
+    return 1;
+}
 
+/* Takes back the scan of the head left unfinished on connection `key` when this read continues
+ * it (same connection generation, the very next stream position). Returns 1 when resumed. */
+static __always_inline __u32 pp_head_resume(__u64 key, __u64 pos, __u64 gen)
+{
+    __u32 zero = 0;
+    struct pp_head_scan *hp = bpf_map_lookup_elem(&head_scratch, &zero);
+    struct pp_head_scan *p = bpf_map_lookup_elem(&head_pending, &key);
+    __u32 ok = 0;
+    if (hp && p && p->gen == gen && p->next_pos == pos) {
+        __builtin_memcpy(hp, p, sizeof(*hp));
+        ok = 1;
+    }
+    if (p)
+        bpf_map_delete_elem(&head_pending, &key);
+    return ok;
+}
+
+/* Keeps the open scan for the connection's next read. 0 when it could not be kept. */
+static __always_inline __u32 pp_head_suspend(__u64 key, struct pp_conn_state *st)
+{
+    __u32 zero = 0;
+    struct pp_head_scan *hp = bpf_map_lookup_elem(&head_scratch, &zero);
+    if (!hp || bpf_map_update_elem(&head_pending, &key, hp, BPF_ANY) != 0)
+        return 0;
+    st->head_pending = 1;
+    return 1;
+}
+
+/* The context of the scanned head (head_scratch), to thread_ctx and to userspace. s->ev.msg
+ * holds the head's last scanned piece: the sampling rules can read the request line and Host
+ * there only when that piece is the head's first. */
+static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_head_scan *hp,
+                                           __u32 first_piece)
+{
+    if (!hp->done)
+        pp_ctx_count(PP_CTXC_HEAD_UNENDED);
     /* Built in the ring buffer, or (ring full) in the scratch's spare bytes, which no copy of
      * this syscall has used yet: the thread still gets its context. */
     struct pp_trace_ctx_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
@@ -486,29 +544,29 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
     __builtin_memset(out, 0, sizeof(*out));
     struct pp_trace_ctx *ctx = &out->ctx;
     out->rule = PP_RULE_NONE;
-    if (h.xray == 2) {
+    if (hp->xray == 2) {
         out->rejected |= PP_REJECT_XRAY;
         pp_ctx_count(PP_CTXC_XRAY_REJECTED);
     }
-    if (h.tp == 2) {
+    if (hp->tp == 2) {
         out->rejected |= PP_REJECT_TRACEPARENT;
         pp_ctx_count(PP_CTXC_TP_REJECTED);
     }
     __u32 need_rules = 0;
-    if (h.xray == 1) {
-        ctx->trace_epoch = h.x_epoch;
-        pp_set_rand(ctx, h.x_hi, h.x_lo);
-        ctx->parent_id = h.x_par_ok ? h.x_par : 0;
-        ctx->sampled = h.x_sampled;
+    if (hp->xray == 1) {
+        ctx->trace_epoch = hp->x_epoch;
+        pp_set_rand(ctx, hp->x_hi, hp->x_lo);
+        ctx->parent_id = hp->x_par_ok ? hp->x_par : 0;
+        ctx->sampled = hp->x_sampled;
         ctx->source = PP_CTX_XRAY_HEADER;
         ctx->segment_id = pp_random_id();
-        need_rules = h.x_sampled == PP_SAMPLED_UNKNOWN;
+        need_rules = hp->x_sampled == PP_SAMPLED_UNKNOWN;
         pp_ctx_count(PP_CTXC_XRAY);
-    } else if (h.tp == 1) {
-        ctx->trace_epoch = h.t_epoch;
-        pp_set_rand(ctx, h.t_hi, h.t_lo);
-        ctx->parent_id = h.t_par;
-        ctx->sampled = (h.t_flags & 1) ? PP_SAMPLED_YES : PP_SAMPLED_NO;
+    } else if (hp->tp == 1) {
+        ctx->trace_epoch = hp->t_epoch;
+        pp_set_rand(ctx, hp->t_hi, hp->t_lo);
+        ctx->parent_id = hp->t_par;
+        ctx->sampled = (hp->t_flags & 1) ? PP_SAMPLED_YES : PP_SAMPLED_NO;
         ctx->source = PP_CTX_TRACEPARENT;
         ctx->segment_id = pp_random_id();
         pp_ctx_count(PP_CTXC_TRACEPARENT);
@@ -519,16 +577,20 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
         need_rules = 1;
         pp_ctx_count(PP_CTXC_MINTED);
     }
-    if (need_rules) {
+    if (need_rules && pp_head_text && !first_piece) {
+        /* The request line is no longer in s->ev.msg: userspace decides with the same rules. */
+        ctx->sampled = PP_SAMPLED_UNKNOWN;
+        pp_ctx_count(PP_CTXC_SAMPLE_DEFERRED);
+    } else if (need_rules) {
         struct pp_sample_text a;
-        pp_sample_text_from(&a, h.method_end, h.path_start, h.path_end, h.host_start, h.host_end,
-                            h.host_colon, h.host_colons);
+        pp_sample_text_from(&a, hp->method_end, hp->path_start, hp->path_end, hp->host_start,
+                            hp->host_end, hp->host_colon, hp->host_colons);
         __u16 rule = PP_RULE_NONE;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;
     }
     ctx->conn = s->ev.conn;
-    ctx->request_pos = pos;
+    ctx->request_pos = hp->request_pos;
 
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (pp_store_thread_ctx(pid_tgid, ctx) != 0)
@@ -539,7 +601,32 @@ static __noinline int pp_server_request_ctx(struct pp_data_scratch *s, __u32 cap
         bpf_ringbuf_submit(ev, 0);
     else
         count_drop(PP_DROP_RINGBUF_FULL);
-    return 0;
+}
+
+/* Scans the next piece of the open head: the `captured` bytes in s->ev.msg, of the n bytes the
+ * piece moved. Called before the piece's data event, so the context (decided when the head ends
+ * here, or when `last`: no further byte of the head will be looked at) comes before the event
+ * that completes the head for userspace. Returns 1 while the head goes on past this piece.
+ * A global function (scalars in, the scratch maps looked up here): the verifier checks it once,
+ * not once per call site. */
+__weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last)
+{
+    __u32 zero = 0;
+    struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
+    struct pp_head_scan *hp = bpf_map_lookup_elem(&head_scratch, &zero);
+    if (!s || !hp)
+        return 0;
+    hp->pos = 0;
+    hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
+    struct pp_head_loop loop = {.s = s, .h = hp};
+    bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
+    if (hp->done || last) {
+        pp_head_decide(s, hp, hp->base == 0);
+        return 0;
+    }
+    hp->base += n;
+    hp->next_pos += n;
+    return 1;
 }
 
 #endif /* PASSPORT_CTX_PARSE_BPF_H */

@@ -446,6 +446,12 @@ struct pp_head_scan {
     __u32 tp;
     __u32 want; /* PP_H_* header names looked for (Host only when pp_head_text) */
     __u32 _pad_want;
+    /* a head read in several pieces (ctx_parse.bpf.h) */
+    __u32 done;        /* the blank line ending the head was seen */
+    __u32 base;        /* offset of the current piece in the head */
+    __u64 request_pos; /* stream position of the head's first byte */
+    __u64 next_pos;    /* stream position the next piece must start at */
+    __u64 gen;         /* pp_conn_state.gen of the connection */
 };
 
 struct {

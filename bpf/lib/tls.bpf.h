@@ -20,6 +20,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "conn.bpf.h"
 #include "ctx_parse.bpf.h"
 #include "emit.bpf.h"
 #include "http.bpf.h"
@@ -48,6 +49,8 @@ struct pp_tls_emit {
     __u32 total; /* bytes the call moved */
     __u32 full;  /* bytes to copy (head budget), >= the first piece */
     __u32 off;
+    __u32 scan;     /* 1 while a server request head is being scanned (ctx_parse.bpf.h) */
+    __u32 head_end; /* 1 when the head budget ends with this call's last piece */
     __u32 _pad;
 };
 
@@ -66,6 +69,8 @@ static long tls_piece(__u32 index, void *ctx)
         captured = 0;
     }
     int last = c->off + n >= c->full;
+    if (c->scan)
+        c->scan = pp_head_piece(captured, n, c->head_end && last);
     ev->pos = c->pos + c->off;
     ev->len = last ? c->total - c->off : n;
     ev->captured = captured;
@@ -108,23 +113,33 @@ static __always_inline void tls_emit_plaintext(__u64 pid_tgid, struct pp_conn_st
         bpf_probe_read_user(&word, sizeof(word), (void *)buf);
     __u32 first = n > PP_MAX_CHUNK ? PP_MAX_CHUNK : (__u32)n;
     int request = pp_starts_with_method(word);
-    if (request) {
-        /* A request read on a server connection (HTTPS server): its trace context, parsed from
-         * the plaintext as the socket path parses a plain request, before its data events.
-         * request_pos is the plaintext position, the one the request's data carries. */
-        if (ingress && st->role != PP_ROLE_CLIENT) {
-            __u32 b = first;
-            PP_TLS_BOUND(b, 0x1fff);
-            if (bpf_probe_read_user(ev->msg, b, (void *)buf) == 0)
-                pp_server_request_ctx(s, first, pos);
-        }
-    }
     __u32 full = pp_head_budget_take(st, ingress, request, n, first);
     if (n > full)
         count_drop(PP_DROP_TRUNCATED);
+    /* A request read on a server connection (HTTPS server): its head is scanned from the
+     * plaintext, piece by piece, as the socket path scans a plain request, its trace context
+     * before the data event that completes the head. request_pos is the plaintext position, the
+     * one the request's data carries. */
+    __u32 scan = 0;
+    __u64 key = conn_map_key(pid_tgid >> 32, fd);
+    if (ingress && st->role != PP_ROLE_CLIENT) {
+        if (request)
+            scan = pp_head_open(pos, st->gen);
+        else if (st->head_pending)
+            scan = pp_head_resume(key, pos, st->gen);
+        st->head_pending = 0;
+    }
 
-    struct pp_tls_emit e = {.s = s, .buf = buf, .pos = pos, .total = (__u32)n, .full = full};
+    struct pp_tls_emit e = {.s = s,
+                            .buf = buf,
+                            .pos = pos,
+                            .total = (__u32)n,
+                            .full = full,
+                            .scan = scan,
+                            .head_end = st->rx_head_budget == 0};
     bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK, tls_piece, &e, 0);
+    if (e.scan && !pp_head_suspend(key, st))
+        pp_head_piece(0, 0, 1); /* not kept: decided from what was read */
 }
 
 /* Sends a pending SSL_write plaintext now that the thread writes to socket fd. */

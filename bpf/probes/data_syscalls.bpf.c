@@ -144,8 +144,10 @@ struct pp_chunk_loop {
     __u64 pos;
     __u64 ret;
     __u32 msg_iovlen;
-    __u32 full; /* bytes to copy in total */
-    __u32 off;  /* bytes emitted so far */
+    __u32 full;     /* bytes to copy in total */
+    __u32 off;      /* bytes emitted so far */
+    __u32 scan;     /* 1 while a server request head is being scanned (ctx_parse.bpf.h) */
+    __u32 head_end; /* 1 when the head budget ends with this call's last piece */
     __u32 _pad;
 };
 
@@ -171,6 +173,8 @@ static long next_piece(__u32 index, void *ctx)
         return 1;
     __u32 n = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
     __u32 captured = copy_chunk(c->s, &c->a, c->msg_iov, c->msg_iovlen, c->off, n);
+    if (c->scan)
+        c->scan = pp_head_piece(captured, n, c->head_end && c->off + n >= c->full);
     emit_piece(c, captured);
     return 0;
 }
@@ -243,12 +247,19 @@ static __always_inline int io_exit(long ret, __u8 syscall)
 
     /* A request starting here opens a head budget for this direction. */
     int request = captured >= 4 && pp_starts_with_method(pp_first_word(ev->msg));
-    /* A request read on a server connection: its trace context, before its data events. */
-    if (request && ingress && st->role != PP_ROLE_CLIENT)
-        pp_server_request_ctx(s, captured, pos);
     __u32 full = pp_head_budget_take(st, ingress, request, (__u64)ret, first);
     if ((__u64)ret > full && a.syscall != PP_SYS_SENDFILE)
         count_drop(PP_DROP_TRUNCATED);
+    /* A request read on a server connection: its head is scanned piece by piece for its trace
+     * context, which comes before the data event that completes the head. */
+    __u32 scan = 0;
+    if (ingress && st->role != PP_ROLE_CLIENT) {
+        if (request)
+            scan = pp_head_open(pos, st->gen);
+        else if (st->head_pending)
+            scan = pp_head_resume(key, pos, st->gen);
+        st->head_pending = 0;
+    }
 
     /* The first piece, then (head budget only) the next ones through bpf_loop, which the
      * verifier checks once instead of once per unrolled iteration. The last piece's len runs to
@@ -259,10 +270,15 @@ static __always_inline int io_exit(long ret, __u8 syscall)
                               .msg_iovlen = msg_iovlen,
                               .pos = pos,
                               .ret = (__u64)ret,
-                              .full = full};
+                              .full = full,
+                              .head_end = st->rx_head_budget == 0};
+    if (scan)
+        c.scan = pp_head_piece(captured, first, c.head_end && first >= full);
     emit_piece(&c, captured);
     if (c.off < full)
         bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK - 1, next_piece, &c, 0);
+    if (c.scan && !pp_head_suspend(key, st))
+        pp_head_piece(0, 0, 1); /* not kept: decided from what was read */
     return 0;
 }
 

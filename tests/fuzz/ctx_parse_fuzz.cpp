@@ -8,20 +8,20 @@
 //
 // The oracle. Head lines are framed as the kernel frames them (reference_lines below): the
 // request line ends at the first '\n'; each later line ends at '\n' and counts only if that
-// '\n' is among the captured bytes (the first PP_MAX_CHUNK); '\r' is dropped wherever it is; a
-// line left empty by that ends the head; a line's name is what precedes its first ':', matched
-// without regard to case and nothing trimmed; only the first line of each name counts; its
-// value starts after the spaces and tabs following the ':'. For well-formed heads (CRLF line
-// ends, no other CR) this is the HTTP/1 parser's view. V is that value with trailing spaces and
-// tabs removed (as the HTTP/1 parser hands header values on); |raw| is its length before that.
-// With K the kernel's verdict (0 absent, 1 valid, 2 rejected) and U the userspace parse of V:
+// '\n' is among the scanned bytes (the head arrives in one read, scanned piece by piece up to
+// PP_HEAD_BUDGET); '\r' is dropped wherever it is; a line left empty by that ends the head; a
+// line's name is what precedes its first ':', matched without regard to case and nothing trimmed;
+// only the first line of each name counts; its value starts after the spaces and tabs following the
+// ':'. For well-formed heads (CRLF line ends, no other CR) this is the HTTP/1 parser's view. V is
+// that value with trailing spaces and tabs removed (as the HTTP/1 parser hands header values on);
+// |raw| is its length before that. With K the kernel's verdict (0 absent, 1 valid, 2 rejected) and
+// U the userspace parse of V:
 //   X-Amzn-Trace-Id, U = parse_trace_header(V):
 //     K == 0  iff  no such line;
 //     K == 1  implies  U has a Root, and Root, Parent (or none) and Sampled are the kernel's
 //                      (Sampled=1 -> yes, 0 -> no, "?" or none -> unknown);
-//     K == 2  implies  U has no Root, or V repeats Root, Parent or Sampled with a non-empty
-//                      value (the kernel rejects repeats, userspace keeps the last), or |raw| >
-//                      1024 (the kernel counts trailing blanks, userspace does not see them).
+//     K == 2  implies  U has no Root, or |raw| > kMaxTraceHeaderLength (the kernel counts
+//                      trailing blanks, userspace does not see them).
 //   traceparent, U = parse_traceparent(V):
 //     K == 0  iff  no such line;
 //     K == 1  iff  U has a Root, except that U also rejects values longer than 512 (the kernel
@@ -29,10 +29,12 @@
 //                  kernel also rejects blanks inside the value (U accepts any bytes after the
 //                  flags of versions after 00);
 //     K == 1  implies  Root, Parent and Sampled are the kernel's.
-//   The context: X-Amzn-Trace-Id when valid, else traceparent when valid, else a new trace with
-//   no parent and the sampling decision left to userspace (no kernel rules are loaded here); each
-//   rejected header is flagged; the thread's stored context equals the record; the record
-//   reaches the ring buffer unless it is full.
+//   A head whose end is not among the input's bytes, shorter than PP_HEAD_BUDGET, is not decided
+//   yet: no record, its scan kept for the connection's next read.
+//   The context (once decided): X-Amzn-Trace-Id when valid, else traceparent when valid, else a new
+//   trace with no parent and the sampling decision left to userspace (no kernel rules are loaded
+//   here); each rejected header is flagged; the thread's stored context equals the record; the
+//   record reaches the ring buffer unless it is full.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -56,6 +58,7 @@ void check(bool ok) {
 struct Lines {
     std::optional<std::string> xray;  // raw value, '\r' dropped, leading blanks skipped
     std::optional<std::string> traceparent;
+    bool ended = false;  // the blank line ending the head is there
 };
 
 char fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
@@ -73,7 +76,10 @@ Lines reference_lines(std::string_view head) {
             if (c != '\r') line.push_back(c);
         }
         at = end + 1;
-        if (line.empty()) return out;  // blank line: end of the head
+        if (line.empty()) {  // blank line: end of the head
+            out.ended = true;
+            return out;
+        }
         const size_t colon = line.find(':');
         if (colon == std::string::npos) continue;
         std::string name = line.substr(0, colon);
@@ -93,29 +99,6 @@ std::string trim_trailing(std::string s) {
 std::string trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     return trim_trailing(std::string(s));
-}
-
-// Root, Parent or Sampled given twice with a non-empty value (keys compared as the kernel does:
-// blanks anywhere in a key are not part of it).
-bool repeats_key(std::string_view value) {
-    int root = 0, parent = 0, sampled = 0;
-    while (true) {
-        const size_t semi = value.find(';');
-        const std::string_view part = value.substr(0, semi);
-        const size_t eq = part.find('=');
-        if (eq != std::string_view::npos && !trim(part.substr(eq + 1)).empty()) {
-            std::string key;
-            for (char c : part.substr(0, eq)) {
-                if (c != ' ' && c != '\t') key.push_back(fold(c));
-            }
-            root += key == "root";
-            parent += key == "parent";
-            sampled += key == "sampled";
-        }
-        if (semi == std::string_view::npos) break;
-        value.remove_prefix(semi + 1);
-    }
-    return root > 1 || parent > 1 || sampled > 1;
 }
 
 uint32_t kernel_sampled(SampledFlag f) {
@@ -147,7 +130,7 @@ void check_xray(const pp_host_head_result& k, const std::optional<std::string>& 
         check(k.source == PP_CTX_XRAY_HEADER);
         check_same(k, u);
     } else {
-        check(!u.has_root() || repeats_key(*raw) || raw->size() > kMaxTraceHeaderLength);
+        check(!u.has_root() || raw->size() > kMaxTraceHeaderLength);
     }
 }
 
@@ -180,9 +163,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pp_host_head_result k{};
     pp_host_head_scan(head, len, stale, stale_len, head_text, ring_full, &k);
 
-    const size_t captured = len < PP_MAX_CHUNK ? len : PP_MAX_CHUNK;
+    const size_t captured = len < PP_HEAD_BUDGET ? len : PP_HEAD_BUDGET;
     const Lines lines =
         reference_lines(std::string_view(reinterpret_cast<const char*>(head), captured));
+    if (!lines.ended && len < PP_HEAD_BUDGET) {
+        check(!k.emitted && k.pending);
+        return 0;
+    }
     check_xray(k, lines.xray);
     check_traceparent(k, lines.traceparent);
 

@@ -20,8 +20,11 @@ enum class SampledFlag : uint8_t {
     kRequested,   // Sampled=?: decide with the rules and return the decision in the response
 };
 
-// Inputs longer than this are treated as absent; keeps parsing work bounded per request.
-inline constexpr size_t kMaxTraceHeaderLength = 1024;
+// Inputs longer than this are treated as absent; keeps parsing work bounded per request. The
+// X-Ray trace header's documented maximum length (XAmznTraceId, "Maximum length of 8192",
+// https://docs.aws.amazon.com/lambda/latest/api/API_TraceHeader.html); the kernel's scan uses the
+// same bound (PP_MAX_TRACE_HEADER in bpf/lib/ctx_parse.bpf.h).
+inline constexpr size_t kMaxTraceHeaderLength = 8192;
 // Sum of key + value lengths of the extra keys kept (the limit of the X-Ray SDK for Node.js,
 // github.com/aws/aws-xray-sdk-node).
 inline constexpr size_t kMaxTraceHeaderExtraBytes = 256;
@@ -44,7 +47,9 @@ bool is_valid_trace_id(std::string_view id);
 bool is_valid_segment_id(std::string_view id);
 
 // Parses an X-Amzn-Trace-Id value. Keys are case-insensitive, parts may be padded with spaces
-// and come in any order; malformed parts are skipped; for a repeated key the last one wins.
+// and come in any order; malformed parts are skipped; for a repeated key the last one wins (as
+// the X-Ray SDK for Node's processTraceData and OpenTelemetry's AWSXRayPropagator): a later
+// malformed Root voids an earlier one, a malformed Parent or Sampled is ignored.
 TraceHeader parse_trace_header(std::string_view value);
 
 // The header Passport sends downstream: always Root=…;Parent=…;Sampled=0|1 in that order, then

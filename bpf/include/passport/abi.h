@@ -226,10 +226,12 @@ enum pp_ctx_counter {
     PP_CTXC_SAMPLE_KERNEL = 5, /* sampling decided by the kernel rules */
     PP_CTXC_SAMPLE_DEFERRED =
         6, /* rules not decidable in the kernel: Sampled unknown, userspace decides */
-    PP_CTXC_NO_CLOCK = 7,     /* clock_sync not written yet: minted epoch 0, sampling deferred */
-    PP_CTXC_INHERITED = 8,    /* contexts copied to a new thread or child process */
-    PP_CTXC_STORE_FAILED = 9, /* thread_ctx update failed */
-    PP_CTXC_COUNT = 10,
+    PP_CTXC_NO_CLOCK = 7,      /* clock_sync not written yet: minted epoch 0, sampling deferred */
+    PP_CTXC_INHERITED = 8,     /* contexts copied to a new thread or child process */
+    PP_CTXC_STORE_FAILED = 9,  /* thread_ctx update failed */
+    PP_CTXC_HEAD_UNENDED = 10, /* request heads whose end was not seen within PP_HEAD_BUDGET:
+                                  decided from the part read */
+    PP_CTXC_COUNT = 11,
 };
 
 /* Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.*). Patterns are
@@ -313,6 +315,10 @@ struct pp_conn_state {
     __u8 _pad[6];     /* explicit padding to the next u64 */
     __u64 tls_rx_pos; /* plaintext positions from SSL_read / SSL_write, per direction */
     __u64 tls_tx_pos;
+    /* 1 while a server request head read in part waits for its next bytes (its scan state is
+     * in head_pending, bpf/lib/ctx_parse.bpf.h): only then does a read look it up. */
+    __u8 head_pending;
+    __u8 _pad2[7];
 };
 
 /* ---- Header injection (sock_ops + sk_msg, bpf/probes/inject.bpf.c) ---- */
@@ -447,7 +453,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout"
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_adopt) == 56, "pp_inject_adopt layout");
 PP_STATIC_ASSERT(sizeof(struct pp_config) == 8, "pp_config layout");
-PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 56, "pp_conn_state layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 64, "pp_conn_state layout");
 PP_STATIC_ASSERT(sizeof(struct pp_deny_key) == 20, "pp_deny_key layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sdk_event) == 32, "pp_sdk_event layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");

@@ -240,6 +240,17 @@ TEST(XrayTraceHeader, LastOccurrenceWins) {
     EXPECT_EQ(repeated_extra.extras[0], (std::pair<std::string, std::string>{"Lineage", "b"}));
 }
 
+// As the kernel's scan reads them (bpf/lib/ctx_parse.bpf.h): a later malformed Root voids an
+// earlier valid one, a later malformed Parent or Sampled is ignored.
+TEST(XrayTraceHeader, LaterMalformedRootVoidsButMalformedParentOrSampledDoesNot) {
+    EXPECT_FALSE(parse_trace_header(s("Root=", kPyRoot, ";Root=garbage;Sampled=1")).has_root());
+    const TraceHeader h = parse_trace_header(s("Root=", kPyRoot, ";Parent=", kPyParent) +
+                                             ";Parent=zz;Sampled=0;Sampled=x");
+    EXPECT_EQ(h.root, kPyRoot);
+    EXPECT_EQ(h.parent, kPyParent);
+    EXPECT_EQ(h.sampled, SampledFlag::kNotSampled);
+}
+
 TEST(XrayTraceHeader, LineageIsCarriedOpaque) {
     const TraceHeader h = parse_trace_header(s("Root=", kPyRoot, ";Parent=", kPyParent) +
                                              ";Sampled=1;Lineage=a87bd80c:1|68fd508a:5");

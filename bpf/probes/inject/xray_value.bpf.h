@@ -2,7 +2,8 @@
  * framing state machine calls it for that header's value bytes): `key=value` parts separated by
  * ';', keys in any case, blanks around keys and values ignored. Only Root (1-<8 hex>-<24 hex>) and
  * Parent (16 hex) are kept, in binary, when valid; a key given twice counts with its last value,
- * as the X-Ray SDKs read it. inject/insert.bpf.h compares them with the requests the process
+ * as the X-Ray SDKs read it (a malformed later Parent is ignored, as the context parser does).
+ * inject/insert.bpf.h compares them with the requests the process
  * received (map forwardable) and rewrites Parent's digits in place. */
 #ifndef PASSPORT_INJECT_XRAY_VALUE_BPF_H
 #define PASSPORT_INJECT_XRAY_VALUE_BPF_H
@@ -61,7 +62,8 @@ static __always_inline void xr_commit(struct pp_inj_sock *s)
             s->xr_ok |= XR_ROOT;
         }
     } else if (s->xr_key == XK_PARENT) {
-        s->xr_ok &= ~XR_PARENT;
+        /* As the kernel's context parser reads a repeated key (lib/ctx_parse.bpf.h): a later
+         * malformed Root voids an earlier one, a malformed Parent is ignored. */
         if (!s->xr_bad && s->xr_vi == 16) {
             s->xr_parent = s->xr_acc;
             s->xr_parent_app = s->xr_acc_app;

@@ -286,10 +286,13 @@ struct {
     __type(value, struct pp_trace_ctx);
 } forwardable SEC(".maps") __weak;
 
-/* Remembers a server request's context when it came from a header with a Parent. */
-static __always_inline void pp_remember_forwardable(__u32 tgid, const struct pp_trace_ctx *ctx)
+/* Remembers a server request's context when it came from a header with a Parent. A function of
+ * its own: its key would otherwise sit in the frame of the context parser's caller, whose call
+ * chain is near the 512-byte stack limit. */
+static __noinline __attribute__((unused)) void
+pp_remember_forwardable(__u32 tgid, const struct pp_trace_ctx *ctx)
 {
-    if (ctx->source != PP_CTX_XRAY_HEADER || ctx->parent_id == 0)
+    if (!ctx || ctx->source != PP_CTX_XRAY_HEADER || ctx->parent_id == 0)
         return;
     struct pp_fwd_key k = {};
     k.tgid = tgid;

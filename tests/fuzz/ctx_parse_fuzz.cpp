@@ -96,11 +96,6 @@ std::string trim_trailing(std::string s) {
     return s;
 }
 
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    return trim_trailing(std::string(s));
-}
-
 uint32_t kernel_sampled(SampledFlag f) {
     switch (f) {
         case SampledFlag::kSampled:

@@ -406,7 +406,8 @@ class Agent {
             "  [yes] injection - X-Amzn-Trace-Id added to plaintext HTTP/1.x requests of traced "
             "processes on connections opened from now on, and on those they opened earlier "
             "(adopted) (sock_ops on {} (host cgroup root)); never to {} well-known non-HTTP "
-            "ports{}",
+            "ports{}; a header a proxy forwards gets its Parent rewritten in place to the "
+            "proxy's call",
             injection_->cgroup_path(), std::size(kDefaultInjectDenyPorts),
             cfg_.inject_deny.empty() ? "" : " nor to --inject-deny");
     }

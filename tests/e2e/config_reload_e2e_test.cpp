@@ -22,8 +22,10 @@ constexpr std::string_view kSampleNothingRules = R"({
   "rules": []
 })";
 
-// An HTTP/1.1 request sent in two parts over a plain socket: the head without its last empty
-// line first, the rest later, so the server has it in hand across whatever happens between.
+// An HTTP/1.1 POST sent in two parts over a plain socket: the whole head and half of its 4-byte
+// body first, the rest later, so the server has it in hand across whatever happens between. The
+// head is whole in the first part: its trace context and sampling decision are made then (the
+// kernel decides when a head ends).
 class SplitRequest {
   public:
     SplitRequest(uint16_t port, const std::string& path) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
@@ -33,7 +35,8 @@ class SplitRequest {
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         connected_ =
             fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-        send("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        send("POST " + path +
+             " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab");
     }
     ~SplitRequest() {
         if (fd_ >= 0) ::close(fd_);
@@ -43,9 +46,9 @@ class SplitRequest {
 
     bool connected() const { return connected_; }
 
-    // Sends the end of the head and reads the response until the server closes.
+    // Sends the end of the body and reads the response until the server closes.
     std::string finish() {
-        send("\r\n");
+        send("cd");
         std::string response;
         std::array<char, 4096> buf{};
         for (ssize_t n; (n = ::recv(fd_, buf.data(), buf.size(), 0)) > 0;)
@@ -192,14 +195,14 @@ TEST_F(ConfigReloadE2E, SighupChangesSamplingWithoutLosingARequestInFlight) {
 
     // A request begun under those rules and finished after the next reload (the rules file
     // itself rewritten to sample nothing) keeps its decision and its document.
-    SplitRequest in_flight(server_->port(), "/ok/" + tag + "/inflight");
+    SplitRequest in_flight(server_->port(), "/echo/" + tag + "/inflight");
     ASSERT_TRUE(in_flight.connected());
     ASSERT_EQ(http_get(server_->url("/ok/" + tag + "/marker")).status, 200);
     ASSERT_TRUE(wait_for_url("/ok/" + tag + "/marker")) << "the head was not read before reload";
     dir().write_file("everything.json", kSampleNothingRules);
     reload(2);
     EXPECT_NE(in_flight.finish().find("200 OK"), std::string::npos);
-    EXPECT_TRUE(wait_for_url("/ok/" + tag + "/inflight")) << tail(runner_->stderr_text());
+    EXPECT_TRUE(wait_for_url("/echo/" + tag + "/inflight")) << tail(runner_->stderr_text());
     for (int i = 0; i < 5; i++)
         ASSERT_EQ(http_get(server_->url("/ok/" + tag + "/off-again")).status, 200);
 

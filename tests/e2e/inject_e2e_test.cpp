@@ -452,7 +452,7 @@ TEST_F(InjectE2e, StreamIntegrityThousandsOfRandomizedRequests) {
     auto out = dir().path() / "out";
     std::filesystem::create_directories(out);
     auto go = dir().path() / "go";
-    const int count = 2000;
+    const int count = 1200;
     auto c =
         gated({"python3", fixture("inject_client.py").string(), "stress",
                std::to_string(server.port()), out.string(), "--wait", go.string(), "--count",

@@ -248,7 +248,7 @@ TEST_F(MetricsE2E, AnswersWhileTheTracedServerIsUnderLoad) {
     auto nginx = start_nginx(dir(), server_env());
     start_agent({"--pid", std::to_string(nginx->pid()), "--metrics-address", "127.0.0.1:0"});
     ChildProcess wrk(
-        command({"wrk", "-t2", "-c64", "-d8s", nginx->url("/ok/load-" + unique_tag())}));
+        command({"wrk", "-t2", "-c64", "-d4s", nginx->url("/ok/load-" + unique_tag())}));
     // Scrapes while wrk runs: every one is answered in full.
     int scrapes = 0;
     while (wrk.running()) {

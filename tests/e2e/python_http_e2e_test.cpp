@@ -206,8 +206,9 @@ TEST_F(PythonHttpE2E, KeepAliveClientGetsOneSegmentPerRequest) {
         auto doc = wait_for_url(requests[i].path);
         ASSERT_TRUE(doc) << agent_diagnostics();
         EXPECT_TRUE(is_valid_segment(*doc));
-        // HEAD: the response announces the file's length but carries no body.
-        uint64_t length = requests[i].method == "HEAD" ? kHello.size() : result.responses[i].length;
+        // HEAD: the response announces the file's length but carries no body, and
+        // content_length is the body's length (RFC 9110 §9.3.2): 0.
+        uint64_t length = requests[i].method == "HEAD" ? 0 : result.responses[i].length;
         EXPECT_TRUE(
             has_http(*doc, requests[i].method, server->url(requests[i].path), statuses[i], length));
         EXPECT_TRUE(has_status_flags(*doc, statuses[i]));

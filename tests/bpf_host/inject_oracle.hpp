@@ -79,6 +79,29 @@ struct Stream {
     std::vector<Request> requests;
 };
 
+/* What the program sent for each message written on socket `sock`, its verdicts, and every
+ * PP_EV_INJECT record since the last reset. */
+struct Sent {
+    std::vector<std::string> out;
+    std::vector<int> verdicts;
+    std::vector<pp_inj_host_report> reports;
+};
+
+inline Sent send_messages(int sock, const std::vector<std::string> &msgs)
+{
+    Sent s;
+    for (const auto &m : msgs) {
+        const uint8_t *o = nullptr;
+        size_t n = 0;
+        s.verdicts.push_back(
+            pp_inj_host_send(sock, reinterpret_cast<const uint8_t *>(m.data()), m.size(), &o, &n));
+        s.out.emplace_back(reinterpret_cast<const char *>(o), n);
+    }
+    s.reports.resize(pp_inj_host_reports(nullptr, 0));
+    pp_inj_host_reports(s.reports.data(), s.reports.size());
+    return s;
+}
+
 inline std::string random_case(Source &r, std::string s)
 {
     for (auto &c : s)

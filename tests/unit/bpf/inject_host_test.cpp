@@ -13,25 +13,10 @@ namespace {
 
 using namespace pp_inject_oracle;
 
-struct Sent {
-    std::vector<std::string> out;
-    std::vector<pp_inj_host_report> reports;
-};
-
 Sent send_all(const std::vector<std::string>& msgs, int adopted = 0) {
     pp_inj_host_reset();
-    int sock = pp_inj_host_socket(adopted);
-    Sent s;
-    for (const auto& m : msgs) {
-        const uint8_t* o = nullptr;
-        size_t n = 0;
-        EXPECT_EQ(
-            pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(m.data()), m.size(), &o, &n),
-            1);
-        s.out.emplace_back(reinterpret_cast<const char*>(o), n);
-    }
-    s.reports.resize(pp_inj_host_reports(nullptr, 0));
-    pp_inj_host_reports(s.reports.data(), s.reports.size());
+    Sent s = send_messages(pp_inj_host_socket(adopted), msgs);
+    for (int v : s.verdicts) EXPECT_EQ(v, 1);
     return s;
 }
 

@@ -12,32 +12,18 @@
 namespace {
 
 using pp_inject_oracle::hex;
+using pp_inject_oracle::Sent;
 
 constexpr const char* kRoot = "1-5759e988-bd862e3fe1be46a994272793";
 constexpr const char* kParent = "53995c3f42cd8ad8";
 constexpr uint64_t kSegment = 0x1122334455667788ULL;
 
-struct Sent {
-    std::vector<std::string> out;
-    std::vector<pp_inj_host_report> reports;
-};
-
 // A fresh socket after the process received a request with kRoot / kParent.
 Sent send_after_receiving(const std::vector<std::string>& msgs) {
     pp_inj_host_reset();
     EXPECT_EQ(pp_inj_host_received(kRoot, kParent, kSegment), 0);
-    int sock = pp_inj_host_socket(0);
-    Sent s;
-    for (const auto& m : msgs) {
-        const uint8_t* o = nullptr;
-        size_t n = 0;
-        EXPECT_EQ(
-            pp_inj_host_send(sock, reinterpret_cast<const uint8_t*>(m.data()), m.size(), &o, &n),
-            1);
-        s.out.emplace_back(reinterpret_cast<const char*>(o), n);
-    }
-    s.reports.resize(pp_inj_host_reports(nullptr, 0));
-    pp_inj_host_reports(s.reports.data(), s.reports.size());
+    Sent s = pp_inject_oracle::send_messages(pp_inj_host_socket(0), msgs);
+    for (int v : s.verdicts) EXPECT_EQ(v, 1);
     return s;
 }
 

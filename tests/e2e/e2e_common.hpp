@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -129,6 +130,27 @@ inline ServerOptions server_env(std::map<std::string, std::string> env = {}) {
     }
     options.env = std::move(env);
     return options;
+}
+
+// hop.py (tests/e2e/fixtures, copied into `dir` beforehand) as a leaf named `name` in network
+// namespace `ns`, listening on `ip`: the child and its "ip:port", or an empty authority when it
+// did not start listening (the child's describe() says why).
+struct LeafHop {
+    std::unique_ptr<ChildProcess> child;
+    std::string authority;
+};
+
+inline LeafHop start_leaf_hop(const NetNs& ns, const std::filesystem::path& dir,
+                              const std::string& name, const std::string& ip) {
+    const ServerOptions env =
+        server_env({{"AWS_XRAY_TRACING_NAME", name}, {"PYTHONUNBUFFERED", "1"}});
+    LeafHop hop;
+    hop.child = std::make_unique<ChildProcess>(ChildOptions{
+        ns.wrap({python3_path(), "hop.py", name, ip}), env.env, env.env_remove, dir, true});
+    auto line = hop.child->wait_for_line(Stream::kStdout, std::regex(R"(listening on port (\d+))"),
+                                         deadline_in(std::chrono::seconds(20)));
+    if (line) hop.authority = ip + ":" + line->groups[1];
+    return hop;
 }
 
 // nginx in network namespace `ns` running `config`; `prefix` (created) holds the configuration

@@ -61,14 +61,10 @@ TEST_P(ProxyE2E, ForwardedHeaderNamesTheProxysCall) {
     NetNs ns_c("c");
     NetNs ns_d("d");
     VethLink cd(ns_c, "203.0.113.1/24", ns_d, "203.0.113.2/24");
-    ServerOptions d_env =
-        server_env({{"AWS_XRAY_TRACING_NAME", "leaf"}, {"PYTHONUNBUFFERED", "1"}});
-    ChildProcess d(ChildOptions{ns_d.wrap({python3_path(), "hop.py", "leaf", "203.0.113.2"}),
-                                d_env.env, d_env.env_remove, dir().path(), true});
-    auto d_line = d.wait_for_line(Stream::kStdout, std::regex(R"(listening on port (\d+))"),
-                                  deadline_in(std::chrono::seconds(20)));
-    ASSERT_TRUE(d_line) << d.describe();
-    const std::string d_authority = "203.0.113.2:" + d_line->groups[1];
+    LeafHop leaf = start_leaf_hop(ns_d, dir().path(), "leaf", "203.0.113.2");
+    ASSERT_FALSE(leaf.authority.empty()) << leaf.child->describe();
+    ChildProcess& d = *leaf.child;
+    const std::string d_authority = leaf.authority;
     const std::string c_authority = "203.0.113.1:8080";
     const auto nginx_dir = dir().path() / "nginx";
     auto nginx = start_nginx_in(ns_c, nginx_dir,

@@ -32,6 +32,8 @@ const char* drop_reason_name(int reason) {
             return "payload_truncated";
         case PP_DROP_IOV_LIMIT:
             return "iov_limit";
+        case PP_DROP_TAIL_CALL:
+            return "tail_call_failed";
         default:
             return "unknown";
     }
@@ -61,6 +63,8 @@ const char* ctx_counter_name(int counter) {
             return "ctx_store_failed";
         case PP_CTXC_HEAD_UNENDED:
             return "ctx_head_end_not_seen";
+        case PP_CTXC_RESTORED:
+            return "ctx_restored";
         default:
             return "unknown";
     }
@@ -117,6 +121,14 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
         passport_bpf__destroy(skel);
         return make_error(std::string("load BPF programs (verifier or permissions): ") +
                           std::strerror(-err));
+    }
+    // Every data syscall's exit jumps to the one shared exit program (data_syscalls.bpf.c).
+    const uint32_t slot = 0;
+    const int shared = bpf_program__fd(skel->progs.io_exit_shared);
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.io_exit_jump), &slot, &shared, BPF_ANY) != 0) {
+        const int err = errno;
+        passport_bpf__destroy(skel);
+        return make_error(std::string("fill the data exit jump table: ") + std::strerror(err));
     }
     return skel;
 }
@@ -180,6 +192,9 @@ Result<std::unique_ptr<BpfProbes>> BpfProbes::load(const ProbeConfig& cfg) {
         // sock_ops and sk_msg need a cgroup / a map: agent/injection attaches them.
         const auto type = bpf_program__type(prog);
         if (type == BPF_PROG_TYPE_SOCK_OPS || type == BPF_PROG_TYPE_SK_MSG) continue;
+        // A section without an attach point (io_exit_shared) is a tail-call target, reached
+        // through its jump table, which libbpf fills at load.
+        if (std::strchr(bpf_program__section_name(prog), '/') == nullptr) continue;
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
             return make_error(std::string("attach ") + bpf_program__name(prog) + ": " +
@@ -265,6 +280,11 @@ BpfProbes::~BpfProbes() {
         if (slot && *slot) links.push_back(std::exchange(*slot, nullptr));
     }
     release_links_together(std::move(links));
+    // The jump table holds the shared exit program, which the exit programs reach through it:
+    // emptied first, nothing keeps the other alive (the kernel does the same when the last
+    // descriptor of the table closes, as on SIGKILL).
+    const uint32_t slot = 0;
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.io_exit_jump), &slot);
     passport_bpf__destroy(skel_);
 }
 

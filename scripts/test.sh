@@ -27,7 +27,10 @@ status=0
 if [[ " $* " == *soak* || " $* " == *image* ]]; then
   ctest --test-dir build --output-on-failure "$@" || status=$?
 else
-  ctest --test-dir build --output-on-failure --timeout 300 -LE 'soak|image' "$@" || status=$?
+  # Two at a time: the kernel and e2e tests are RUN_SERIAL (ctest runs each alone), so only the
+  # unit-level tests run side by side.
+  ctest --test-dir build --output-on-failure --timeout 300 -j"$(nproc)" -LE 'soak|image' "$@" ||
+    status=$?
 fi
 if [[ -n $extra ]]; then
   if ! wait "$extra"; then

@@ -20,11 +20,6 @@
 #define PP_IPPROTO_TCP 6
 #define PP_EINPROGRESS 115
 
-static __always_inline __u64 conn_map_key(__u32 tgid, __s32 fd)
-{
-    return ((__u64)tgid << 32) | (__u32)fd;
-}
-
 /* The TCP socket behind fd in the current process, or NULL (not a socket, not TCP/IP). With
  * `udp` given, *udp says whether fd is an IPv4/IPv6 datagram socket instead. */
 static __always_inline struct sock *fd_to_sock_kind(__s32 fd, int *udp)

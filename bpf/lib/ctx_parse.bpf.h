@@ -595,6 +595,10 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (pp_store_thread_ctx(pid_tgid, ctx) != 0)
         pp_ctx_count(PP_CTXC_STORE_FAILED);
+    __u64 ckey = conn_map_key(ctx->conn.tgid, ctx->conn.fd);
+    struct pp_conn_state *cst = bpf_map_lookup_elem(&conns, &ckey);
+    if (cst)
+        pp_ctx_history_push(ctx, cst->tx_pos);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
     if (ev)

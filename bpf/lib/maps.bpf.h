@@ -147,6 +147,12 @@ struct {
     __type(value, struct pp_conn_state);
 } conns SEC(".maps") __weak;
 
+/* The conns (and ignored_fds, head_pending) key of a process's file descriptor. */
+static __always_inline __u64 conn_map_key(__u32 tgid, __s32 fd)
+{
+    return ((__u64)tgid << 32) | (__u32)fd;
+}
+
 /* fds of traced processes known not to be TCP sockets, so the fd walk runs once per fd; the
  * value says what the fd is (PP_FD_OTHER, PP_FD_UDP: the datagram check of lib/sdk_dgram.bpf.h
  * runs on UDP sockets only). Entries go at close(); LRU bounds what close() never clears (dup2,
@@ -265,6 +271,39 @@ static __always_inline long pp_store_thread_ctx(__u64 pid_tgid, const struct pp_
     else if (err == -17 /* EEXIST: added meanwhile */)
         err = bpf_map_update_elem(&thread_ctx, &pid_tgid, ctx, BPF_EXIST);
     return err;
+}
+
+/* The last requests each thread read, newest at slot (next - 1) % PP_CTX_HISTORY, each with
+ * the response bytes its connection had sent when it was read (tx_mark): while the connection
+ * has sent no more, the request is unanswered. When the connection of the thread's current
+ * request closes, close_enter gives the thread the newest unanswered one back (an event loop
+ * still serving it) instead of leaving it no context. Task storage: freed with the thread. */
+#define PP_CTX_HISTORY 4
+struct pp_ctx_history {
+    struct pp_trace_ctx ctx[PP_CTX_HISTORY];
+    __u64 tx_mark[PP_CTX_HISTORY];
+    __u32 next;
+    __u32 _pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct pp_ctx_history);
+} ctx_history SEC(".maps") __weak;
+
+/* Records the context just stored for the current thread, with its connection's sent bytes. */
+static __always_inline void pp_ctx_history_push(const struct pp_trace_ctx *ctx, __u64 tx_mark)
+{
+    struct pp_ctx_history *h = bpf_task_storage_get(&ctx_history, bpf_get_current_task_btf(), 0,
+                                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!h)
+        return;
+    __u32 slot = h->next % PP_CTX_HISTORY;
+    __builtin_memcpy(&h->ctx[slot], ctx, sizeof(*ctx));
+    h->tx_mark[slot] = tx_mark;
+    h->next++;
 }
 
 /* Requests whose context came from their own X-Amzn-Trace-Id with a Parent, by (process, Root,

@@ -179,15 +179,24 @@ static long next_piece(__u32 index, void *ctx)
     return 0;
 }
 
-static __always_inline int io_exit(long ret, __u8 syscall)
+/* The stash of this very syscall, when the thread is traced and one is active: one left active
+ * by an exit that returned early (the process was unselected meanwhile) belongs to another
+ * call. */
+static __always_inline struct pp_task_stash *io_exit_stash(__u64 pid_tgid, __u8 syscall)
 {
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!is_traced(pid_tgid >> 32)) /* before the stash: unselected processes stop here */
         return 0;
     struct pp_task_stash *t = task_stash_get(0);
-    /* Only the stash of this very syscall: one left active by an exit that returned early
-     * (the process was unselected meanwhile) belongs to another call. */
     if (!t || !t->io.active || t->io.syscall != syscall)
+        return 0;
+    return t;
+}
+
+static __always_inline int io_exit(long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pp_task_stash *t = task_stash_get(0);
+    if (!t || !t->io.active)
         return 0;
     t->io.active = 0;
     if (ret <= 0)
@@ -282,12 +291,42 @@ static __always_inline int io_exit(long ret, __u8 syscall)
     return 0;
 }
 
-/* The exit half is the same for every data syscall: io_exit with the syscall's number. */
+/* The exit half is the same for every data syscall, so it is one program, io_exit_shared, that
+ * each syscall's exit reaches by a tail call once its stash is found: the verifier checks its
+ * head parse and piece loop once, not once per syscall (nine copies made most of the agent's
+ * start-up time). Not attached itself: the agent puts it in io_exit_jump right after loading
+ * (sizes rather than BTF types: kernels refuse BTF on a program array). */
+SEC("tracepoint")
+int io_exit_shared(struct trace_event_raw_sys_exit *ctx)
+{
+    return io_exit(ctx->ret);
+}
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(__u32));
+} io_exit_jump SEC(".maps");
+
+static __always_inline int io_exit_jump_to_shared(struct trace_event_raw_sys_exit *ctx,
+                                                  __u8 syscall)
+{
+    struct pp_task_stash *t = io_exit_stash(bpf_get_current_pid_tgid(), syscall);
+    if (!t)
+        return 0;
+    bpf_tail_call(ctx, &io_exit_jump, 0);
+    /* Only reached when the jump table is empty: the bytes of this call are lost, counted. */
+    t->io.active = 0;
+    count_drop(PP_DROP_TAIL_CALL);
+    return 0;
+}
+
 #define IO_EXIT(call, sysno)                                                                       \
     SEC("tracepoint/syscalls/sys_exit_" #call)                                                     \
     int call##_exit(struct trace_event_raw_sys_exit *ctx)                                          \
     {                                                                                              \
-        return io_exit(ctx->ret, sysno);                                                           \
+        return io_exit_jump_to_shared(ctx, sysno);                                                 \
     }
 
 #define BUF_PROBE(call, sysno, dir)                                                                \
@@ -367,5 +406,5 @@ int sendfile_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int sendfile_exit(struct trace_event_raw_sys_exit *ctx)
 {
-    return io_exit(ctx->ret, PP_SYS_SENDFILE);
+    return io_exit_jump_to_shared(ctx, PP_SYS_SENDFILE);
 }

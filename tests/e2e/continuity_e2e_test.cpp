@@ -17,6 +17,7 @@
 #include <functional>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "tests/e2e/e2e_common.hpp"
 #include "tests/support/netns.hpp"
@@ -611,6 +612,45 @@ TEST_F(ContinuityE2E, NodeEventLoopLinkingFractionIsMeasured) {
 
 // ---------------------------------------------------------------------------------------------
 // 4. A script that serves nothing: each call is a segment of its own, named after the script.
+// An event loop holds request 1 (it waits before calling out) while it serves request 2 on another
+// connection, which then closes: the thread's kernel context, which named request 2, goes back
+// to request 1 (still unanswered), so request 1's call carries request 1's trace instead of
+// starting a trace of its own.
+TEST_F(ContinuityE2E, EventLoopKeepsAHeldRequestsTraceWhenAnotherConnectionCloses) {
+    auto b = start_node_callee("held-b");
+    auto a = start_node_caller("held-a", *b);
+    start_agent({"--pid", std::to_string(a->pid()), "--pid", std::to_string(b->pid())});
+
+    HttpResponse held;
+    std::thread first([&] { held = http_get(a->url("/hold?id=1&ms=1500")); });
+    // Request 2 is read after request 1 (ordering only; request 1 waits 1.5 s before its call).
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    HttpResponse quick = http_get(a->url("/hold?id=2&ms=0"));
+    first.join();
+    EXPECT_EQ(quick.status, 200) << quick.body;
+    EXPECT_EQ(held.status, 200) << held.body;
+
+    auto is_b1 = [&](const json& d) { return url_contains(d, b->url("/item?id=1")); };
+    auto is_a1 = [&](const json& d) { return url_contains(d, a->url("/hold?id=1")); };
+    EXPECT_EQ(wait_for_segments(is_b1, 1).size(), 1u) << agent_diagnostics();
+    EXPECT_EQ(wait_for_segments(is_a1, 1).size(), 1u) << agent_diagnostics();
+    AgentExit exit = stop_and_report();
+    EXPECT_GE(exit.counter("kernel.ctx_restored"), 1u) << exit.counters_text();
+
+    Sent sent(collector().documents());
+    auto a1 = sent.segments_where(is_a1);
+    auto b1 = sent.segments_where(is_b1);
+    ASSERT_EQ(a1.size(), 1u);
+    ASSERT_EQ(b1.size(), 1u);
+    size_t late = 0;
+    auto subs = sent.subsegments_of(a1[0], &late);
+    ASSERT_EQ(subs.size(), 1u) << brief(a1[0]);
+    EXPECT_TRUE(is_stitched_under(b1[0], subs[0], str(a1[0], "trace_id")))
+        << "request 1's call must carry request 1's trace: " << brief(b1[0]);
+    // Two requests were open on the thread at once: the link is marked as inferred.
+    EXPECT_EQ(field(subs[0], "metadata.passport.link.inferred"), true) << brief(subs[0]);
+}
+
 TEST_F(ContinuityE2E, CallOutsideAnyRequestIsItsOwnSegment) {
     constexpr int kLoops = 3;
     auto traced = start_node_callee("loop-target");

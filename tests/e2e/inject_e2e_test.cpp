@@ -647,7 +647,7 @@ TEST_F(InjectE2e, CallsOutsideRequestsCarryTheKernelSamplingDecision) {
 std::vector<std::string> passport_bpf_objects() {
     static const std::regex kOurs(
         "\"name\":\"(inject_[a-z_]*|thread_ctx|clock_sync|pid_bits|task_stash|sample_rules|drop_"
-        "counters)\"");
+        "counters|io_exit_shared)\"");
     std::vector<std::string> found;
     for (const char* what : {"prog", "map"}) {
         ChildOptions o;

@@ -96,7 +96,8 @@ enum pp_drop_reason {
     PP_DROP_READ_USER = 3,     /* bpf_probe_read_user of the payload failed (page not present) */
     PP_DROP_TRUNCATED = 4,     /* syscalls whose payload exceeded PP_MAX_CHUNK (bytes not copied) */
     PP_DROP_IOV_LIMIT = 5,     /* iovec segments beyond PP_MAX_IOV not copied */
-    PP_DROP_REASON_COUNT = 6,
+    PP_DROP_TAIL_CALL = 6,     /* a data syscall's exit could not reach the shared exit program */
+    PP_DROP_REASON_COUNT = 7,
 };
 
 /* Entries added to and deleted from the LRU maps conns and thread_ctx (per-CPU map lru_counts).
@@ -231,7 +232,9 @@ enum pp_ctx_counter {
     PP_CTXC_STORE_FAILED = 9,  /* thread_ctx update failed */
     PP_CTXC_HEAD_UNENDED = 10, /* request heads whose end was not seen within PP_HEAD_BUDGET:
                                   decided from the part read */
-    PP_CTXC_COUNT = 11,
+    PP_CTXC_RESTORED = 11,     /* a closing connection's request gave its thread's context back
+                                  to an earlier request still unanswered there (event loops) */
+    PP_CTXC_COUNT = 12,
 };
 
 /* Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.*). Patterns are

@@ -17,9 +17,15 @@ at a time.
                                                  └▶ py-d (X-Ray SDK for Node, keep-alive)
 
 Every service that calls out waits a random 0-20 ms first. nginx runs 2 worker processes.
+`--topology five` is a short form of the same services (a ctest, fidelity.five_service_chains):
+
+    client ─▶ py-a ─▶ node-b ├▶ nginx /cka/ (keep-alive agent) ─▶ py-d (upstream keepalive)
+                             └▶ sdk-g (keep-alive agent) ─▶ py-d (X-Ray SDK for Node)
+
+and `--require-chains` turns the counts into pass or fail (chain_failures() says what is checked).
 
 Run as root (it creates network namespaces and starts the agent, which loads BPF programs):
-    bench/fidelity/fidelity.py [--build DIR] [--quick] [--json]
+    bench/fidelity/fidelity.py [--build DIR] [--quick] [--json] [--topology five]
 See bench/README.md for the columns, options and requirements. `run_fidelity()` is the same
 run as a function that returns the counts, for tests.
 """

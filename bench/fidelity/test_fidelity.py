@@ -140,6 +140,18 @@ class ChainPromises(unittest.TestCase):
             "r1 (node keep-alive agent → nginx): the call sits in another request's segment "
             "(/b/r2), link not marked inferred"])
 
+    def test_a_node_call_made_a_segment_of_its_own_fails_unless_marked(self):
+        mine, other = five_chains()
+        alone = next(c for c in mine["b"]["subsegments"] if "/g/" in fidelity.url_path(c))
+        mine["b"]["subsegments"].remove(alone)
+        trace = "1-00000001-000000000000000000000003"
+        mine["orphan"] = segment("b", "", trace, None, [alone])
+        del mine["orphan"]["http"]  # a segment for the call alone: no request of its own
+        mine["g"]["trace_id"] = mine["dg"]["trace_id"] = trace
+        self.assertEqual(five_failures([mine, other], 8), [
+            "r1 (node keep-alive agent → express+sdk): the call sits in a segment of its own "
+            "(made while no request was served, a new trace), link not marked inferred"])
+
     def test_a_proxy_skipped_under_a_call_placed_right_fails(self):
         mine, other = five_chains()
         node_call = next(c for c in mine["b"]["subsegments"] if "/cka/" in fidelity.url_path(c))

@@ -55,9 +55,9 @@ PORT = 8080  # every service listens on it, each in its own namespace
 # prepended), the veth pairs joining them: (namespace, namespace, subnet third octet), with
 # addresses 10.201.N.1 and 10.201.N.2, and the hops whose callee segments are measured:
 # (name, caller's path prefix or None for the client, callee's path prefix). A request with id X
-# reaches each callee at /<callee>/X. Hops whose caller is an event loop that may place a call
-# under another of its requests (and must then say that the link is inferred) are listed in
-# "event_loop_callers".
+# reaches each callee at /<callee>/X. "event_loop_callers" are the callers (path prefixes) that
+# serve many requests on one thread (Node, aiohttp; Go's goroutines on a thread pool): they may
+# place a call under another of their requests, and must then mark its link inferred.
 SEVEN = {
     "name": "seven",
     "namespaces": ["cl", "a", "b", "c", "d", "e", "f", "g"],
@@ -653,6 +653,7 @@ def chain_failures(docs, levels, shape=SEVEN):
 
 
 def request_failures(index, shape, hop_of, request, concurrency):
+    """chain_failures' lines for one request, its hops judged from the client down."""
     ident = request[0]
     seen = {}  # callee prefix -> the misplaced call of that hop, or None
     failures = []

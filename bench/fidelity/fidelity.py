@@ -17,9 +17,15 @@ at a time.
                                                  └▶ py-d (X-Ray SDK for Node, keep-alive)
 
 Every service that calls out waits a random 0-20 ms first. nginx runs 2 worker processes.
+`--topology five` is a short form of the same services (a ctest, fidelity.five_service_chains):
+
+    client ─▶ py-a ─▶ node-b ├▶ nginx /cka/ (keep-alive agent) ─▶ py-d (upstream keepalive)
+                             └▶ sdk-g (keep-alive agent) ─▶ py-d (X-Ray SDK for Node)
+
+and `--require-chains` turns the counts into pass or fail (chain_failures() says what is checked).
 
 Run as root (it creates network namespaces and starts the agent, which loads BPF programs):
-    bench/fidelity/fidelity.py [--build DIR] [--quick] [--json]
+    bench/fidelity/fidelity.py [--build DIR] [--quick] [--json] [--topology five]
 See bench/README.md for the columns, options and requirements. `run_fidelity()` is the same
 run as a function that returns the counts, for tests.
 """
@@ -45,26 +51,50 @@ SERVICES = os.path.join(HERE, "services")
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's interpreter: python3-aiohttp is installed for it
 PORT = 8080  # every service listens on it, each in its own namespace
 
-# Network namespaces (short names; the run's tag is prepended) and the veth pairs joining them:
-# (namespace, namespace, subnet third octet). Addresses are 10.201.N.1 and 10.201.N.2.
-NAMESPACES = ["cl", "a", "b", "c", "d", "e", "f", "g"]
-LINKS = [("cl", "a", 1), ("a", "b", 2), ("b", "c", 3), ("b", "e", 4), ("c", "d", 5),
-         ("e", "f", 6), ("f", "g", 7), ("g", "d", 8)]
-
-# The hops whose callee segments are measured: (name, caller's path prefix or None for the
-# client, callee's path prefix). A request with id X reaches each callee at /<callee>/X.
-HOPS = [
-    ("client → python", None, "a"),
-    ("python → node", "a", "b"),
-    ("node keep-alive agent → nginx", "b", "cka"),
-    ("node agent:false → nginx", "b", "cnk"),
-    ("node fetch → aiohttp", "b", "e"),
-    ("nginx upstream keepalive → python", "cka", "dka"),
-    ("nginx → python", "cnk", "dnk"),
-    ("aiohttp → go", "e", "f"),
-    ("go → express+sdk", "f", "g"),
-    ("express+sdk → python", "g", "dg"),
-]
+# Two shapes of the topology. Each has its network namespaces (short names; the run's tag is
+# prepended), the veth pairs joining them: (namespace, namespace, subnet third octet), with
+# addresses 10.201.N.1 and 10.201.N.2, and the hops whose callee segments are measured:
+# (name, caller's path prefix or None for the client, callee's path prefix). A request with id X
+# reaches each callee at /<callee>/X. "event_loop_callers" are the callers (path prefixes) that
+# serve many requests on one thread (Node, aiohttp; Go's goroutines on a thread pool): they may
+# place a call under another of their requests, and must then mark its link inferred.
+SEVEN = {
+    "name": "seven",
+    "namespaces": ["cl", "a", "b", "c", "d", "e", "f", "g"],
+    "links": [("cl", "a", 1), ("a", "b", 2), ("b", "c", 3), ("b", "e", 4), ("c", "d", 5),
+              ("e", "f", 6), ("f", "g", 7), ("g", "d", 8)],
+    "hops": [
+        ("client → python", None, "a"),
+        ("python → node", "a", "b"),
+        ("node keep-alive agent → nginx", "b", "cka"),
+        ("node agent:false → nginx", "b", "cnk"),
+        ("node fetch → aiohttp", "b", "e"),
+        ("nginx upstream keepalive → python", "cka", "dka"),
+        ("nginx → python", "cnk", "dnk"),
+        ("aiohttp → go", "e", "f"),
+        ("go → express+sdk", "f", "g"),
+        ("express+sdk → python", "g", "dg"),
+    ],
+    "event_loop_callers": ["b", "e", "f"],
+}
+# The short form: Python → Node → nginx → Python, and Node → Express + X-Ray SDK → Python.
+FIVE = {
+    "name": "five",
+    "namespaces": ["cl", "a", "b", "c", "d", "g"],
+    "links": [("cl", "a", 1), ("a", "b", 2), ("b", "c", 3), ("c", "d", 5), ("b", "g", 7),
+              ("g", "d", 8)],
+    "hops": [
+        ("client → python", None, "a"),
+        ("python → node", "a", "b"),
+        ("node keep-alive agent → nginx", "b", "cka"),
+        ("node keep-alive agent → express+sdk", "b", "g"),
+        ("nginx upstream keepalive → python", "cka", "dka"),
+        ("express+sdk → python", "g", "dg"),
+    ],
+    "event_loop_callers": ["b"],
+}
+SHAPES = {"seven": SEVEN, "five": FIVE}
+NAMESPACES, LINKS, HOPS = SEVEN["namespaces"], SEVEN["links"], SEVEN["hops"]
 OUTCOMES = ["exact", "wrong_parent", "missing_parent", "other_trace", "missing_doc"]
 CALL_PLACES = ["call_own", "call_elsewhere", "call_missing"]
 # Besides its outcome, each hop counts "linked": the callee's parent is the call subsegment made
@@ -75,9 +105,9 @@ FULL_LEVELS = [(1, 300), (8, 300), (64, 320)]
 QUICK_LEVELS = [(1, 20), (8, 48), (64, 128)]
 
 
-def addr(ns_a, ns_b):
+def addr(ns_a, ns_b, links=LINKS):
     """The address of `ns_b`'s end of the link between the two namespaces."""
-    for x, y, n in LINKS:
+    for x, y, n in links:
         if (x, y) == (ns_a, ns_b):
             return "10.201.%d.2" % n
         if (y, x) == (ns_a, ns_b):
@@ -85,8 +115,8 @@ def addr(ns_a, ns_b):
     raise KeyError((ns_a, ns_b))
 
 
-def url(ns_from, ns_to, prefix):
-    return "http://%s:%d/%s/" % (addr(ns_from, ns_to), PORT, prefix)
+def url(ns_from, ns_to, prefix, links=LINKS):
+    return "http://%s:%d/%s/" % (addr(ns_from, ns_to, links), PORT, prefix)
 
 
 def log(msg):
@@ -107,17 +137,21 @@ def ip(*args, check=True):
 class Topology:
     """Namespaces and veth links: build() makes them, close() removes what was made."""
 
-    def __init__(self, tag):
+    def __init__(self, tag, shape=SEVEN):
         self.tag = tag
+        self.shape = shape
         self.made = []
 
+    def url(self, ns_from, ns_to, prefix):
+        return url(ns_from, ns_to, prefix, self.shape["links"])
+
     def build(self):
-        for short in NAMESPACES:
+        for short in self.shape["namespaces"]:
             name = self.ns(short)
             ip("netns", "add", name)
             self.made.append(name)
             ip("-n", name, "link", "set", "lo", "up")
-        for x, y, n in LINKS:
+        for x, y, n in self.shape["links"]:
             end_x, end_y = "%s%dx" % (self.tag, n), "%s%dy" % (self.tag, n)
             ip("link", "add", end_x, "type", "veth", "peer", "name", end_y)
             try:
@@ -277,8 +311,8 @@ class Collector:
 # Services
 
 
-def nginx_config(d, logs):
-    upstream = "%s:%d" % (addr("c", "d"), PORT)
+def nginx_config(d, logs, links=LINKS):
+    upstream = "%s:%d" % (addr("c", "d", links), PORT)
     return """daemon off;
 master_process on;
 worker_processes 2;
@@ -318,30 +352,44 @@ def build_go(workdir):
     return out
 
 
+def service_list(topo, nginx_dir, logdir, go_binary, npm_modules):
+    """(name, namespace, argv, environment) of each service of the topology's shape, leaves
+    first."""
+    py, u = SYSTEM_PYTHON, topo.url
+    threaded = os.path.join(SERVICES, "threaded.py")
+    nginx = ["/usr/sbin/nginx", "-p", nginx_dir + "/", "-e", os.path.join(logdir, "nginx-error.log"),
+             "-c", os.path.join(nginx_dir, "nginx.conf")]
+    sdk_env = {"NODE_PATH": npm_modules, "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"}
+    node = ["node", os.path.join(SERVICES, "node_hop.js"), str(PORT)]
+    sdk = ["node", os.path.join(SERVICES, "sdk_hop.js"), str(PORT), "sdk-g", u("g", "d", "dg")]
+    if topo.shape is FIVE:
+        return [
+            ("py-d", "d", [py, threaded, str(PORT)], {}),
+            ("nginx", "c", nginx, {}),
+            ("sdk-g", "g", sdk, sdk_env),
+            ("node-b", "b", node + ["keepalive=" + u("b", "c", "cka"),
+                                    "keepalive=" + u("b", "g", "g")], {}),
+            ("py-a", "a", [py, threaded, str(PORT), u("a", "b", "b")], {}),
+        ]
+    return [
+        ("py-d", "d", [py, threaded, str(PORT)], {}),
+        ("nginx", "c", nginx, {}),
+        ("sdk-g", "g", sdk, sdk_env),
+        ("go-f", "f", [go_binary, str(PORT), u("f", "g", "g")], {}),
+        ("aio-e", "e", [py, os.path.join(SERVICES, "aio_hop.py"), str(PORT), u("e", "f", "f")], {}),
+        ("node-b", "b", node + ["keepalive=" + u("b", "c", "cka"), "noagent=" + u("b", "c", "cnk"),
+                                "fetch=" + u("b", "e", "e")], {}),
+        ("py-a", "a", [py, threaded, str(PORT), u("a", "b", "b")], {}),
+    ]
+
+
 def start_services(topo, procs, workdir, go_binary, npm_modules):
     """Starts every service in its namespace; returns the pids the agent must trace."""
-    py = SYSTEM_PYTHON
-    threaded = os.path.join(SERVICES, "threaded.py")
     nginx_dir = os.path.join(workdir, "nginx")
     os.makedirs(nginx_dir)
     with open(os.path.join(nginx_dir, "nginx.conf"), "w") as f:
-        f.write(nginx_config(nginx_dir, procs.logdir))
-    services = [
-        ("py-d", "d", [py, threaded, str(PORT)], {}),
-        ("nginx", "c", ["/usr/sbin/nginx", "-p", nginx_dir + "/", "-e",
-                        os.path.join(procs.logdir, "nginx-error.log"), "-c",
-                        os.path.join(nginx_dir, "nginx.conf")], {}),
-        ("sdk-g", "g", ["node", os.path.join(SERVICES, "sdk_hop.js"), str(PORT), "sdk-g",
-                        url("g", "d", "dg")],
-         {"NODE_PATH": npm_modules, "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"}),
-        ("go-f", "f", [go_binary, str(PORT), url("f", "g", "g")], {}),
-        ("aio-e", "e", [py, os.path.join(SERVICES, "aio_hop.py"), str(PORT),
-                        url("e", "f", "f")], {}),
-        ("node-b", "b", ["node", os.path.join(SERVICES, "node_hop.js"), str(PORT),
-                         "keepalive=" + url("b", "c", "cka"), "noagent=" + url("b", "c", "cnk"),
-                         "fetch=" + url("b", "e", "e")], {}),
-        ("py-a", "a", [py, threaded, str(PORT), url("a", "b", "b")], {}),
-    ]
+        f.write(nginx_config(nginx_dir, procs.logdir, topo.shape["links"]))
+    services = service_list(topo, nginx_dir, procs.logdir, go_binary, npm_modules)
     pids = []
     for name, ns, argv, env in services:
         env = dict(env, AWS_XRAY_TRACING_NAME=name, PYTHONUNBUFFERED="1")
@@ -409,7 +457,7 @@ def new_requests(label, n):
 def send_load(topo, procs, requests, concurrency):
     stdin = "".join("%s %s %s\n" % r for r in requests)
     argv = topo.wrap("cl", [SYSTEM_PYTHON, os.path.join(SERVICES, "load.py"),
-                            url("cl", "a", "a"), str(concurrency)])
+                            topo.url("cl", "a", "a"), str(concurrency)])
     r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         raise RuntimeError("load client failed:\n" + r.stderr)
@@ -505,8 +553,9 @@ class Index:
 
 
 def classify(index, hop, request):
-    """(outcome, call placement, linked, detail) of one hop of one request. `detail` says where
-    the parent of a segment that is not under its own call points."""
+    """(outcome, call placement, linked, detail, call) of one hop of one request. `detail` says
+    where the parent of a segment that is not under its own call points; `call` is the caller's
+    call subsegment for it (None for the client's hop or when there is none)."""
     _, caller, callee = hop
     ident, root, client_parent = request
     path = "/%s/%s" % (callee, ident)
@@ -517,7 +566,7 @@ def classify(index, hop, request):
         call, own = index.call_for(path, caller_seg)
         place = "call_own" if own else ("call_elsewhere" if call else "call_missing")
     if seg is None:
-        return "missing_doc", place, False, None
+        return "missing_doc", place, False, None, call
     parent = seg.get("parent_id")
     if caller is None:
         linked = parent == client_parent
@@ -526,27 +575,31 @@ def classify(index, hop, request):
             sub.get("id") == parent for sub, _ in index.calls.get(path) or [])
     detail = None if linked else index.describe_parent(parent, ident)
     if not parent:
-        return "missing_parent", place, linked, detail
+        return "missing_parent", place, linked, detail, call
     if seg.get("trace_id") != root:
-        return "other_trace", place, linked, detail
+        return "other_trace", place, linked, detail, call
     if linked and (caller is None or place == "call_own"):
-        return "exact", place, linked, detail
-    return "wrong_parent", place, linked, detail
+        return "exact", place, linked, detail, call
+    return "wrong_parent", place, linked, detail, call
 
 
-def analyse(docs, levels):
+def analyse(docs, levels, shape=SEVEN):
     index = Index(docs)
     result = []
     for level in levels:
-        hops = {name: {k: 0 for k in OUTCOMES + CALL_PLACES + ["linked"]} for name, _, _ in HOPS}
+        hops = {name: {k: 0 for k in OUTCOMES + CALL_PLACES + ["linked", "inferred",
+                                                              "elsewhere_inferred"]}
+                for name, _, _ in shape["hops"]}
         details = {}
         chains_exact = 0
         for request in level["requests"]:
             whole = True
-            for hop in HOPS:
-                outcome, place, linked, detail = classify(index, hop, request)
+            for hop in shape["hops"]:
+                outcome, place, linked, detail, call = classify(index, hop, request)
                 hops[hop[0]][outcome] += 1
                 hops[hop[0]]["linked"] += linked
+                hops[hop[0]]["inferred"] += link_inferred(call)
+                hops[hop[0]]["elsewhere_inferred"] += place == "call_elsewhere" and link_inferred(call)
                 if place:
                     hops[hop[0]][place] += 1
                 if detail:
@@ -554,7 +607,8 @@ def analyse(docs, levels):
                     details[key] = details.get(key, 0) + 1
                 whole = whole and outcome == "exact"
             chains_exact += whole
-        overall = {k: sum(h[k] for h in hops.values()) for k in OUTCOMES + CALL_PLACES + ["linked"]}
+        overall = {k: sum(h[k] for h in hops.values())
+                   for k in OUTCOMES + CALL_PLACES + ["linked", "inferred", "elsewhere_inferred"]}
         result.append({
             "concurrency": level["concurrency"],
             "requests": len(level["requests"]),
@@ -567,15 +621,94 @@ def analyse(docs, levels):
     return result
 
 
+def link_inferred(call):
+    """True when Passport marked a call subsegment's link as inferred (a guess on an event
+    loop): metadata.passport.link.inferred."""
+    link = ((call or {}).get("metadata") or {}).get("passport", {}).get("link") or {}
+    return link.get("inferred") is True
+
+
+def chain_failures(docs, levels, shape=SEVEN):
+    """Per level, the list of broken promises (one line each; empty when all are kept):
+
+    sequential (concurrency 1): every hop of every request is exact (so is its whole chain);
+    concurrent: every document arrives; a caller that is not an event loop never places a call
+    under another of its requests; an event loop that does marks that call's link inferred; and
+    every segment that is not exact has such a misplaced call at or above its hop (so a proxy or
+    an SDK under a caller that placed its call right is exact, and no document lands in another
+    trace unless a call above it says its link is a guess). Every level: every request answered
+    200."""
+    index = Index(docs)
+    hop_of = {hop[2]: hop for hop in shape["hops"]}
+    out = []
+    for level in levels:
+        failures = []
+        if level["answered_200"] != len(level["requests"]):
+            failures.append("%d of %d requests answered 200" %
+                            (level["answered_200"], len(level["requests"])))
+        for request in level["requests"]:
+            failures += request_failures(index, shape, hop_of, request, level["concurrency"])
+        out.append(failures)
+    return out
+
+
+def request_failures(index, shape, hop_of, request, concurrency):
+    """chain_failures' lines for one request, its hops judged from the client down."""
+    ident = request[0]
+    seen = {}  # callee prefix -> the misplaced call of that hop, or None
+    failures = []
+    for hop in shape["hops"]:
+        name, caller, callee = hop
+        outcome, place, _, detail, call = classify(index, hop, request)
+        misplaced = seen[callee] = call if place == "call_elsewhere" else None
+        where = "%s (%s): " % (ident, name)
+        if concurrency == 1:
+            if outcome != "exact":
+                failures.append(where + outcome + (", " + detail if detail else ""))
+            continue
+        if outcome == "missing_doc":
+            failures.append(where + "no document")
+        if misplaced and caller not in shape["event_loop_callers"]:
+            failures.append(where + "the call sits in " + holder_of(index, misplaced))
+        elif misplaced and not link_inferred(misplaced):
+            failures.append(where + "the call sits in " + holder_of(index, misplaced) +
+                            ", link not marked inferred")
+        if outcome not in ("exact", "missing_doc") and not misplaced_above(seen, hop_of, hop):
+            failures.append(where + outcome + (", " + detail if detail else "") +
+                            ", though every call above it sits in its own request")
+    return failures
+
+
+def holder_of(index, call):
+    """Which segment holds a misplaced call, in words."""
+    holder = index.by_id.get(index.holder.get(call.get("id")))
+    path = url_path(holder) if holder else None
+    if path:
+        return "another request's segment (%s)" % path
+    return "a segment of its own (made while no request was served, a new trace)"
+
+
+def misplaced_above(seen, hop_of, hop):
+    """Whether this hop's call or a call of a hop above it in the chain sits in another
+    request's segment."""
+    while hop is not None:
+        if seen[hop[2]] is not None:
+            return True
+        hop = hop_of.get(hop[1])
+    return False
+
+
 # ------------------------------------------------------------------------------------------
 # The run
 
 
-def check_requirements(agent, npm_modules):
-    missing = [t for t in ("ip", "node", "go", "/usr/sbin/nginx") if not shutil.which(t)]
+def check_requirements(agent, npm_modules, shape=SEVEN):
+    tools = ("ip", "node", "/usr/sbin/nginx") + (("go",) if shape is SEVEN else ())
+    missing = [t for t in tools if not shutil.which(t)]
     if missing:
         return "missing %s (install them with .ci/install-deps.sh)" % ", ".join(missing)
-    if subprocess.run([SYSTEM_PYTHON, "-c", "import aiohttp"], capture_output=True).returncode:
+    if shape is SEVEN and subprocess.run([SYSTEM_PYTHON, "-c", "import aiohttp"],
+                                         capture_output=True).returncode:
         return "%s cannot import aiohttp (Debian package python3-aiohttp)" % SYSTEM_PYTHON
     if not os.path.exists(os.path.join(npm_modules, "aws-xray-sdk-express", "package.json")):
         return "the X-Ray SDK for Node is not in %s (run .ci/install-npm.sh)" % npm_modules
@@ -599,25 +732,33 @@ def held_lock(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None, agent_args=()):
-    """Runs the topology once per (concurrency, requests) level under one agent (started with
-    `agent_args` added to its own) and returns
-    {"levels": [...], "agent_exit": code, "agent_counters": {...}, ...}. Raises RuntimeError
-    with the reason when something needed is missing or a service does not start."""
+class Missing(RuntimeError):
+    """Something the run needs is not installed (or not permitted): nothing was started."""
+
+
+def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None, agent_args=(),
+                 shape=SEVEN):
+    """Runs the topology of `shape` (SEVEN or FIVE) once per (concurrency, requests) level under
+    one agent (started with `agent_args` added to its own) and returns
+    {"levels": [...], "agent_exit": code, "agent_counters": {...}, ...}. Raises Missing (a
+    RuntimeError) when something needed is missing, RuntimeError with the reason when a service
+    does not start or answer."""
     source = source or os.path.dirname(os.path.dirname(HERE))
     npm_modules = os.path.join(source, "tests", "fixtures", "npm", "node_modules")
-    why = check_requirements(agent, npm_modules)
+    why = check_requirements(agent, npm_modules, shape)
     if why:
-        raise RuntimeError(why)
+        raise Missing(why)
     workdir = tempfile.mkdtemp(prefix="passport-fidelity-")
     logs = logdir or os.path.join(workdir, "logs")
     os.makedirs(logs, exist_ok=True)
     procs, collector = Processes(logs), Collector()
-    topo = Topology("ppf%d" % (os.getpid() % 100000))
+    topo = Topology("ppf%d" % (os.getpid() % 100000), shape)
     old_handlers = _interrupt_on_signals()
     try:
-        log("building the Go service")
-        go_binary = build_go(workdir)
+        go_binary = None
+        if shape is SEVEN:
+            log("building the Go service")
+            go_binary = build_go(workdir)
         topo.build()
         collector.listen("sdk", udp_socket_in_netns(topo.ns("g")))
         agent_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -632,8 +773,8 @@ def run_fidelity(agent, levels=FULL_LEVELS, source=None, lock=None, logdir=None,
         collector.close()
         docs = collector.snapshot()
         if logdir:
-            keep(logdir, docs, done)
-        result = counted(docs, done)
+            keep(logdir, docs, done, shape)
+        result = counted(docs, done, shape)
         result.update(agent_exit=code, agent_counters=counters, bad_datagrams=collector.bad)
         return result
     finally:
@@ -659,25 +800,29 @@ def measure(topo, procs, collector, levels):
         started = time.monotonic()
         answers = send_load(topo, procs, requests, concurrency)
         seconds = time.monotonic() - started
-        wait_for_documents(collector, before + n * len(HOPS))
+        wait_for_documents(collector, before + n * len(topo.shape["hops"]))
         done.append({"concurrency": concurrency, "requests": requests, "seconds": seconds,
                      "answered_200": sum(a["status"] == 200 for a in answers.values())})
     return done
 
 
-def keep(logdir, docs, done):
+def keep(logdir, docs, done, shape):
     with open(os.path.join(logdir, "documents.jsonl"), "w") as f:
         for source_name, doc in docs:
             f.write(json.dumps({"source": source_name, "doc": doc}) + "\n")
     with open(os.path.join(logdir, "requests.json"), "w") as f:
         json.dump(done, f)
+    with open(os.path.join(logdir, "topology"), "w") as f:
+        f.write(shape["name"] + "\n")
 
 
-def counted(docs, done):
-    results = analyse(docs, done)
-    for r, d in zip(results, done):
+def counted(docs, done, shape=SEVEN):
+    results = analyse(docs, done, shape)
+    for r, d, failures in zip(results, done, chain_failures(docs, done, shape)):
         r["seconds"] = round(d["seconds"], 1)
-    return {"levels": results, "documents": len(docs)}
+        r["chain_failures"] = len(failures)
+        r["chain_failures_first"] = failures[:20]
+    return {"topology": shape["name"], "levels": results, "documents": len(docs)}
 
 
 def analyse_logs(logdir):
@@ -686,7 +831,11 @@ def analyse_logs(logdir):
         docs = [(d["source"], d["doc"]) for d in map(json.loads, f)]
     with open(os.path.join(logdir, "requests.json")) as f:
         done = json.load(f)
-    result = counted(docs, done)
+    shape = SEVEN  # runs kept before the five-service form say nothing
+    if os.path.exists(os.path.join(logdir, "topology")):
+        with open(os.path.join(logdir, "topology")) as f:
+            shape = SHAPES[f.read().strip()]
+    result = counted(docs, done, shape)
     result.update(agent_exit=None, bad_datagrams=0)
     return result
 
@@ -720,10 +869,10 @@ def print_report(result, out=sys.stdout):
         print("\nconcurrency %d: %d requests (%d answered 200, %.1f s); whole chain exact: %d (%s)"
               % (level["concurrency"], n, level["answered_200"], level.get("seconds", 0),
                  level["chains_exact"], pct(level["chains_exact"], n).strip()), file=out)
-        width = max(len(h[0]) for h in HOPS) + 2
+        width = max(len(name) for name in level["hops"]) + 2
         print("  %-*s" % (width, "hop (caller → callee)") +
               "".join("%16s" % h for h in heads), file=out)
-        rows = [(name, level["hops"][name], name.startswith("client")) for name, _, _ in HOPS]
+        rows = [(name, h, name.startswith("client")) for name, h in level["hops"].items()]
         rows.append(("overall", level["overall"], False))
         for name, h, no_call in rows:
             total = sum(h[c] for c in cols)
@@ -734,6 +883,15 @@ def print_report(result, out=sys.stdout):
             print("  %-*s" % (width, name) + "".join("%16s" % c for c in cells), file=out)
         for key, count in sorted(level["unlinked_parents"].items()):
             print("    not under its own call, %s: %d" % (key, count), file=out)
+        total = level["overall"]
+        print("  calls in another request's segment: %d, of which marked inferred: %d; calls "
+              "marked inferred: %d" % (total["call_elsewhere"], total["elsewhere_inferred"],
+                                       total["inferred"]), file=out)
+        if "chain_failures" in level:
+            print("  broken chain promises (see --require-chains): %d" % level["chain_failures"],
+                  file=out)
+            for line in level["chain_failures_first"]:
+                print("    " + line, file=out)
     print("\nagent exit status %s, %d documents, %d bad datagrams" %
           (result["agent_exit"], result["documents"], result["bad_datagrams"]), file=out)
 
@@ -742,6 +900,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default="build", help="build directory (default: build)")
     p.add_argument("--agent", help="agent binary (default: BUILD/agent/passport)")
+    p.add_argument("--topology", choices=sorted(SHAPES), default="seven",
+                   help="seven services (default), or five: Python, Node, nginx, Express with the "
+                   "X-Ray SDK, Python leaf (no Go, no aiohttp)")
     p.add_argument("--quick", action="store_true", help="short form: %s" % QUICK_LEVELS)
     p.add_argument("--levels", help="CONCURRENCY:REQUESTS,... (default %s)" %
                    ",".join("%d:%d" % l for l in FULL_LEVELS))
@@ -752,6 +913,9 @@ def main():
                    help="one more argument for the agent, e.g. --agent-arg=--no-inject")
     p.add_argument("--require-exact", type=float, metavar="PCT",
                    help="exit with status 1 when any hop at any level has fewer exact segments")
+    p.add_argument("--require-chains", action="store_true",
+                   help="exit with status 1 when a promise on exact chains is broken (sequential: "
+                   "every hop exact; concurrent: see bench/README.md)")
     p.add_argument("--analyse", metavar="LOGS",
                    help="count again the documents a run kept with --logs LOGS (no agent)")
     a = p.parse_args()
@@ -761,14 +925,18 @@ def main():
             print(json.dumps(result))
         else:
             print_report(result)
-        return 1 if a.require_exact is not None and below(result, a.require_exact) else 0
+        return gate(result, a)
     levels = QUICK_LEVELS if a.quick else FULL_LEVELS
     if a.levels:
         levels = [tuple(int(x) for x in item.split(":")) for item in a.levels.split(",")]
     agent = os.path.abspath(a.agent or os.path.join(a.build, "agent", "passport"))
     try:
         result = run_fidelity(agent, levels, lock=a.lock, agent_args=a.agent_arg,
-                              logdir=os.path.abspath(a.logs) if a.logs else None)
+                              logdir=os.path.abspath(a.logs) if a.logs else None,
+                              shape=SHAPES[a.topology])
+    except Missing as e:
+        print("fidelity: %s" % e, file=sys.stderr)
+        return SKIPPED
     except RuntimeError as e:
         print("fidelity: %s" % e, file=sys.stderr)
         return 2
@@ -785,7 +953,26 @@ def main():
         if a.logs:
             with open(os.path.join(a.logs, "agent-counters.json"), "w") as f:
                 json.dump(counters, f, indent=1)
-    return 1 if a.require_exact is not None and below(result, a.require_exact) else 0
+    return gate(result, a)
+
+
+SKIPPED = 77  # exit status when a requirement is missing (ctest: SKIP_RETURN_CODE)
+
+
+def gate(result, a):
+    """The exit status the --require-* options ask for: 1 (saying why) when one fails."""
+    failed = a.require_exact is not None and below(result, a.require_exact)
+    if a.require_chains:
+        for level in result["levels"]:
+            if level["chain_failures"]:
+                print("fidelity: %d broken chain promises at concurrency %d (listed above)" %
+                      (level["chain_failures"], level["concurrency"]), file=sys.stderr)
+                failed = True
+        if result["agent_exit"] not in (0, None) or result["bad_datagrams"]:
+            print("fidelity: agent exit status %s, %d bad datagrams" %
+                  (result["agent_exit"], result["bad_datagrams"]), file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
 
 
 def below(result, pct):

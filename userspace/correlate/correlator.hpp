@@ -10,10 +10,11 @@
 //    and the sampling rules. A header that the caller on this node merely forwarded (its call
 //    carried exactly the header its own request arrived with: a proxy) is not the caller's:
 //    then stitching gives the parent, the header the trace and sampling decision;
-//  - an outgoing request (client role) made on a thread that is serving a request belongs to
-//    the most recently started request open on that thread (threads serve one request at a
-//    time; on an event loop this is the best guess available) and becomes one of its
-//    subsegments; made outside any request, it becomes a segment of its own;
+//  - an outgoing request (client role) belongs to the request it was made for and becomes one
+//    of its subsegments: the request the kernel named when it injected the call's header, else
+//    the open request whose I/O the thread handled last, else the latest the thread started
+//    (call_linking.hpp; on an event loop the thread rules are the best guess available and say
+//    so); made outside any request, it becomes a segment of its own;
 //  - a call that completes after its parent segment was sent goes out as an independent
 //    subsegment.
 // Runs on the pipeline thread. All tables are bounded.

@@ -12,6 +12,8 @@
 
 namespace passport::correlate {
 
+// Each rule is one function in call_linking.hpp, named link_<rule name>; a new rule is a new
+// value here (at the end), its name in link_rule_name() and its function there.
 enum class LinkRule : uint8_t {
     kNone = 0,  // not linked: the call is a segment of its own
     // The proxy's forwarded header named the request (the kernel rewrote its Parent): known.

@@ -6,6 +6,7 @@
 #include "userspace/aws/aws_subsegment.hpp"
 #include "userspace/common/text.hpp"
 #include "userspace/correlate/call_truth.hpp"
+#include "userspace/correlate/endpoint_key.hpp"
 #include "userspace/xray/document.hpp"
 
 namespace passport::correlate {
@@ -36,13 +37,14 @@ std::string endpoint_host(const events::Endpoint& e) {
     return ip + ":" + std::to_string(e.port);
 }
 
-// Raw bytes of both endpoints: an exact key without formatting addresses as text.
+// Raw bytes of both endpoints: an exact key without formatting addresses as text (IPv4-mapped
+// IPv6 as IPv4: userspace/correlate/endpoint_key.hpp).
 std::string tuple_key(const events::Endpoint& a, const events::Endpoint& b) {
     std::string k;
     k.reserve(2 * (sizeof a.port + a.addr.size()));
-    for (const events::Endpoint* e : {&a, &b}) {
-        k.append(reinterpret_cast<const char*>(&e->port), sizeof e->port);
-        k.append(reinterpret_cast<const char*>(e->addr.data()), e->addr.size());
+    for (const events::Endpoint& e : {comparable_endpoint(a), comparable_endpoint(b)}) {
+        k.append(reinterpret_cast<const char*>(&e.port), sizeof e.port);
+        k.append(reinterpret_cast<const char*>(e.addr.data()), e.addr.size());
     }
     return k;
 }
@@ -241,6 +243,11 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
             // The thread rules' doubt (a thread serving many) stays for the kernel's choice.
             call.link = rewritten ? LinkRule::kForwardedHeader : LinkRule::kKernelThreadContext;
             if (rewritten) call.link_inferred = false;
+            if (!rewritten &&
+                go_handoffs_.handed(inj.tgid, inj.tid, inj.ctx_conn, inj.ctx_request_pos)) {
+                call.link = LinkRule::kGoHandoff;
+                call.link_inferred = false;
+            }
         }
         return;
     }

@@ -27,6 +27,7 @@
 #include "userspace/common/clock.hpp"
 #include "userspace/common/counters.hpp"
 #include "userspace/correlate/call_truth.hpp"
+#include "userspace/correlate/go_handoff.hpp"
 #include "userspace/correlate/identity_provider.hpp"
 #include "userspace/correlate/link_rule.hpp"
 #include "userspace/correlate/process_info.hpp"
@@ -93,6 +94,7 @@ class Correlator {
     // The kernel injected (or found) X-Amzn-Trace-Id in an outgoing request: the call it matches
     // takes the injected ids (see docs/injection.md). Usually reported before the call's bytes.
     void on_inject(const events::Inject& inj);
+    void on_go_handoff(const events::GoHandoff& h) { go_handoffs_.saw(h); }
     // Entries in the tables that grow with traffic (for tests and the exit report).
     struct TableSizes {
         size_t servers = 0;
@@ -114,6 +116,7 @@ class Correlator {
     void forget_process(uint32_t tgid) {
         process_json_.erase(tgid);
         identity_->forget(tgid);
+        go_handoffs_.forget_process(tgid);
     }
 
   private:
@@ -264,6 +267,7 @@ class Correlator {
     // Threads seen serving more than one request at once (event loops): a call made there is
     // linked by inference (bounded like last_activity_).
     ThreadsServingMany event_loops_;
+    GoHandoffs go_handoffs_;
     // "local>remote" of each side, for same-node stitching.
     std::unordered_map<std::string, std::vector<RequestKey>> servers_by_tuple_;
     std::unordered_map<std::string, std::vector<RequestKey>> calls_by_tuple_;

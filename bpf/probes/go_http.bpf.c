@@ -61,17 +61,19 @@ int go_request_write(struct pt_regs *regs)
         return 0;
     struct pp_go_key rk = {.tgid = tgid, .ptr = regs->ax};
     struct pp_trace_ctx *ctx = bpf_map_lookup_elem(&go_req_ctx, &rk);
-    if (!ctx)
-        return 0;
-    struct pp_trace_ctx copy = *ctx;
-    if (pp_store_thread_ctx(pid_tgid, &copy) != 0) {
-        pp_ctx_count(PP_CTXC_STORE_FAILED);
-        return 0;
-    }
     struct pp_go_handoff_event ev = {};
     fill_header(&ev.hdr, PP_EV_GO_HANDOFF, pid_tgid, bpf_ktime_get_ns());
-    ev.ctx_conn = copy.conn;
-    ev.request_pos = copy.request_pos;
+    if (ctx) {
+        struct pp_trace_ctx copy = *ctx;
+        if (pp_store_thread_ctx(pid_tgid, &copy) != 0) {
+            pp_ctx_count(PP_CTXC_STORE_FAILED);
+            return 0;
+        }
+        ev.ctx_conn = copy.conn;
+        ev.request_pos = copy.request_pos;
+    }
+    /* Without a request (ctx_conn all zero) it still tells userspace that this thread's next
+     * call was handed nothing: an earlier handoff must not name it. */
     emit(&ev, sizeof(ev));
     return 0;
 }

@@ -236,6 +236,8 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
         counters_.add("correlate.forwarded_header_rewritten");
     }
     if (inj.ctx_from_thread) {
+        const bool go_link = call.has_parent && call.link == LinkRule::kGoHandoff;
+        const RequestKey go_parent = call.parent;
         auto s = servers_by_pos_.find(conn_pos_key(inj.ctx_conn, inj.ctx_request_pos));
         if (s != servers_by_pos_.end() && servers_.count(s->second)) {
             call.has_parent = true;
@@ -243,9 +245,8 @@ void Correlator::apply_inject(CallContext& call, const events::Inject& inj) {
             // The thread rules' doubt (a thread serving many) stays for the kernel's choice.
             call.link = rewritten ? LinkRule::kForwardedHeader : LinkRule::kKernelThreadContext;
             if (rewritten) call.link_inferred = false;
-            if (!rewritten &&
-                go_handoffs_.handed(inj.tgid, inj.tid, inj.ctx_conn, inj.ctx_request_pos)) {
-                call.link = LinkRule::kGoHandoff;
+            if (!rewritten && go_link && go_parent == s->second) {
+                call.link = LinkRule::kGoHandoff;  // the kernel injected the request handed over
                 call.link_inferred = false;
             }
         }
@@ -552,8 +553,16 @@ void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {
     const bool kernel_minted = inj != pending_injects_.end() &&
                                events::carries_our_ids(inj->second.outcome) &&
                                !inj->second.ctx_from_thread;
+    // Go net/http: the request the transport handed to this thread for the call it writes.
+    const auto handed = go_handoffs_.take(seen.tgid, seen.tid);
+    auto go_req = handed ? servers_by_pos_.find(conn_pos_key(handed->conn, handed->request_pos))
+                         : servers_by_pos_.end();
     if (kernel_minted) {
         // fall through to the own-segment branch below
+    } else if (go_req != servers_by_pos_.end() && servers_.count(go_req->second)) {
+        call.has_parent = true;
+        call.parent = go_req->second;
+        call.link = LinkRule::kGoHandoff;
     } else if (open != open_by_thread_.end() && last != last_activity_.end() &&
                std::find(open->second.begin(), open->second.end(), last->second) !=
                    open->second.end()) {

@@ -5,6 +5,7 @@
 // handed is linked exactly (LinkRule::kGoHandoff), whatever else that thread serves.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 #include "userspace/events/event.hpp"
@@ -14,18 +15,18 @@ namespace passport::correlate {
 class GoHandoffs {
   public:
     explicit GoHandoffs(size_t max = 65536) : max_(max) {}
-    void saw(const events::GoHandoff& h);
-    // Whether the latest handoff to thread (tgid, tid) named the request (conn, request_pos).
-    bool handed(uint32_t tgid, uint32_t tid, const events::ConnKey& conn,
-                uint64_t request_pos) const;
-    void forget_process(uint32_t tgid);
-    size_t size() const { return last_.size(); }
-
-  private:
     struct Handed {
         events::ConnKey conn;
         uint64_t request_pos = 0;
     };
+    void saw(const events::GoHandoff& h);
+    // The request the latest handoff to thread (tgid, tid) named, once: the call that thread
+    // writes next takes it.
+    std::optional<Handed> take(uint32_t tgid, uint32_t tid);
+    void forget_process(uint32_t tgid);
+    size_t size() const { return last_.size(); }
+
+  private:
     static uint64_t thread_key(uint32_t tgid, uint32_t tid) { return (uint64_t{tgid} << 32) | tid; }
     size_t max_;
     std::unordered_map<uint64_t, Handed> last_;  // thread → its latest handoff

@@ -197,7 +197,8 @@ struct SdkDatagram {
 
 // A Go process's thread is about to write an outgoing net/http request made for the server
 // request (ctx_conn, ctx_request_pos); its thread context is that request's now, handed over by
-// the Go transport's own call (PP_EV_GO_HANDOFF, bpf/probes/go_http.bpf.c).
+// the Go transport's own call (PP_EV_GO_HANDOFF, bpf/probes/go_http.bpf.c). ctx_conn.tgid 0: the
+// call's request is unknown (nothing was handed over).
 struct GoHandoff {
     uint32_t tgid = 0;
     uint32_t tid = 0;

@@ -435,7 +435,8 @@ struct pp_sdk_event {
  * that request's now, handed over by the Go transport's own call, not inferred. */
 struct pp_go_handoff_event {
     struct pp_event_header hdr; /* ts_ns = entry of net/http.(*Request).write */
-    struct pp_conn_id ctx_conn; /* the server connection the request arrived on */
+    struct pp_conn_id ctx_conn; /* the server connection the request arrived on; all zero: the
+                                   call's request is unknown (nothing was handed over) */
     __u64 request_pos;          /* ingress offset of the request's first byte on ctx_conn */
 };
 #define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)

@@ -28,20 +28,29 @@ events::GoHandoff handoff(uint32_t tgid, uint32_t tid, events::ConnKey conn, uin
     return h;
 }
 
-TEST(GoHandoffs, TheThreadsLatestHandoffNamesTheRequest) {
+bool takes(GoHandoffs& g, uint32_t tgid, uint32_t tid, events::ConnKey conn, uint64_t pos) {
+    auto h = g.take(tgid, tid);
+    return h && h->conn == conn && h->request_pos == pos;
+}
+
+TEST(GoHandoffs, TheThreadsLatestHandoffNamesItsNextCallOnce) {
     GoHandoffs g;
     const events::ConnKey a{7, 5, 100};
     const events::ConnKey b{7, 6, 200};
-    EXPECT_FALSE(g.handed(7, 8, a, 0));
+    EXPECT_FALSE(g.take(7, 8));
     g.saw(handoff(7, 8, a, 0));
-    EXPECT_TRUE(g.handed(7, 8, a, 0));
-    EXPECT_FALSE(g.handed(7, 9, a, 0)) << "another thread was handed nothing";
-    EXPECT_FALSE(g.handed(7, 8, a, 512)) << "a later request on the same connection";
+    EXPECT_FALSE(g.take(7, 9)) << "another thread was handed nothing";
+    EXPECT_TRUE(takes(g, 7, 8, a, 0));
+    EXPECT_FALSE(g.take(7, 8)) << "taken by the call it was handed for";
+    g.saw(handoff(7, 8, a, 512));
     g.saw(handoff(7, 8, b, 0));
-    EXPECT_FALSE(g.handed(7, 8, a, 0)) << "the thread now writes another request's call";
-    EXPECT_TRUE(g.handed(7, 8, b, 0));
+    EXPECT_TRUE(takes(g, 7, 8, b, 0)) << "the latest handoff names the call written now";
+    g.saw(handoff(7, 8, a, 0));
+    g.saw(handoff(7, 8, {0, 0, 0}, 0));  // the thread's next call was handed nothing
+    EXPECT_FALSE(g.take(7, 8)) << "an older handoff must not name a call of unknown request";
+    g.saw(handoff(7, 8, b, 0));
     g.forget_process(7);
-    EXPECT_FALSE(g.handed(7, 8, b, 0));
+    EXPECT_FALSE(g.take(7, 8));
     EXPECT_EQ(g.size(), 0U);
 }
 
@@ -53,7 +62,7 @@ TEST(GoHandoffs, BoundedByThreads) {
     EXPECT_EQ(g.size(), 2U);
     g.saw(handoff(1, 3, {1, 3, 1}, 0));
     EXPECT_LE(g.size(), 2U);
-    EXPECT_TRUE(g.handed(1, 3, {1, 3, 1}, 0));
+    EXPECT_TRUE(takes(g, 1, 3, {1, 3, 1}, 0));
 }
 
 TEST(GoHandoffs, ItsLinkIsKnownOnAThreadServingMany) {
@@ -93,6 +102,9 @@ TEST(GoHandoffEvent, DecodesAndRoundTripsThroughRecordings) {
     ev.ctx_conn.tgid = 11;  // a request of another process: never handed over
     std::memcpy(rec.data(), &ev, sizeof ev);
     EXPECT_FALSE(events::decode(rec).ok());
+    ev.ctx_conn = {0, 0, 0};  // nothing handed over
+    std::memcpy(rec.data(), &ev, sizeof ev);
+    EXPECT_TRUE(events::decode(rec).ok());
     rec.resize(sizeof ev - 1);
     EXPECT_FALSE(events::decode(rec).ok());
 }

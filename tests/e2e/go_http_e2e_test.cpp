@@ -96,94 +96,127 @@ class GoHttpE2E : public E2eTest {
             [&](const json& d) { return !is_subsegment_doc(d) && field(d, "name") == name; }, n,
             deadline_in(std::chrono::seconds(60)));
     }
+    // Runs `sequential` requests one at a time, then `concurrent` 8 at a time, through the load
+    // client, the Go server and the leaf, and checks where every Go call was placed. Without
+    // injection the load client is traced too (--exe), so that each Go segment must be stitched
+    // under the load client's call by the connection tuple, whose Go side is IPv4-mapped IPv6.
+    void run(bool inject, int sequential, int concurrent) {
+        constexpr int kSequentialFirstId = 100000;
+        std::string why;
+        const std::string go_caller = build_go_caller(why);
+        if (!why.empty()) GTEST_SKIP() << why;
+        ASSERT_FALSE(go_caller.empty());
+
+        std::filesystem::copy_file(fixture("hop.py"), dir().path() / "hop.py",
+                                   std::filesystem::copy_options::overwrite_existing);
+        auto leaf = start_script_server(
+            {python3_path(), "hop.py", "go-leaf", "127.0.0.1"}, dir().path(),
+            server_env({{"AWS_XRAY_TRACING_NAME", "go-leaf"}, {"PYTHONUNBUFFERED", "1"}}));
+        auto svc =
+            start_script_server({go_caller, "127.0.0.1", std::to_string(leaf->port())},
+                                dir().path(), server_env({{"AWS_XRAY_TRACING_NAME", "go-svc"}}));
+        std::vector<std::string> args = {"--pid", std::to_string(svc->pid()), "--verbose"};
+        if (inject) {
+            args.insert(args.end(), {"--pid", std::to_string(leaf->pid())});
+        } else {
+            args.insert(args.end(), {"--no-inject", "--exe", "python3*"});
+        }
+        auto& agent = start_agent(args);
+        EXPECT_NE(agent.stderr_text().find("[yes] Go net/http client handoff"), std::string::npos)
+            << tail(agent.stderr_text());
+        EXPECT_NE(agent.stderr_text().find("go: attached pid " + std::to_string(svc->pid())),
+                  std::string::npos)
+            << tail(agent.stderr_text());
+
+        drive(svc->port(), sequential, 1, kSequentialFirstId);
+        ASSERT_EQ(wait_for_segments("go-svc", sequential).size(), size_t(sequential))
+            << agent_diagnostics();
+        drive(svc->port(), concurrent, 8, 0);
+        const size_t total = sequential + concurrent;
+        EXPECT_EQ(wait_for_segments("go-svc", total).size(), total) << agent_diagnostics();
+        EXPECT_EQ(wait_for_segments("go-leaf", total).size(), total) << agent_diagnostics();
+        AgentExit exit = stop_agent_and_sync();
+        std::cout << "[ agent    ] exit counters: " << exit.counters_text() << std::endl;
+
+        const std::vector<json> docs = collector().documents();
+        // Every call subsegment anywhere (embedded or independent): id → (request id in its
+        // URL, trace of the document that holds it).
+        std::map<std::string, std::pair<long, std::string>> subs;
+        for (const auto& d : docs) {
+            if (is_subsegment_doc(d)) {
+                subs[str(d, "id")] = {id_in_url(str(d, "http.request.url")), str(d, "trace_id")};
+            } else if (auto it = d.find("subsegments"); it != d.end() && it->is_array()) {
+                for (const auto& sub : *it)
+                    subs[str(sub, "id")] = {id_in_url(str(sub, "http.request.url")),
+                                            str(d, "trace_id")};
+            }
+        }
+        // Go segments by request id, their trace, and every call subsegment (embedded or late).
+        std::map<std::string, long> request_of_segment;  // segment id → request id
+        std::map<long, std::string> trace_of_request;
+        std::vector<std::pair<json, long>> calls;  // (subsegment, id of the request it is under)
+        size_t unstitched = 0;  // without injection: not under the load client's call for it
+        for (const auto& d : docs) {
+            if (is_subsegment_doc(d) || field(d, "name") != "go-svc") continue;
+            const long n = id_in_url(str(d, "http.request.url"));
+            request_of_segment[str(d, "id")] = n;
+            trace_of_request[n] = str(d, "trace_id");
+            if (auto it = d.find("subsegments"); it != d.end() && it->is_array())
+                for (const auto& sub : *it) calls.emplace_back(sub, n);
+            auto caller = subs.find(str(d, "parent_id"));
+            if (!inject && (caller == subs.end() || caller->second.first != n ||
+                            caller->second.second != str(d, "trace_id")))
+                ++unstitched;
+        }
+        for (const auto& d : docs) {
+            auto p = request_of_segment.find(str(d, "parent_id"));
+            if (is_subsegment_doc(d) && p != request_of_segment.end())
+                calls.emplace_back(d, p->second);
+        }
+        std::map<std::string, std::string> leaf_trace_by_parent;  // leaf's parent → its trace
+        for (const auto& d : docs) {
+            if (!is_subsegment_doc(d) && field(d, "name") == "go-leaf")
+                leaf_trace_by_parent[str(d, "parent_id")] = str(d, "trace_id");
+        }
+
+        Placement seq, conc;
+        for (const auto& [sub, under] : calls) {
+            const long n = id_in_url(str(sub, "http.request.url"));
+            Placement& p = n >= kSequentialFirstId ? seq : conc;
+            ++p.total;
+            const bool inferred = field(sub, "metadata.passport.link.inferred") == true;
+            p.inferred += inferred ? 1 : 0;
+            if (n == under) {
+                ++p.own;
+            } else {
+                ++p.other;
+                if (!inferred) ++p.other_unmarked;
+            }
+            auto leaf_trace = leaf_trace_by_parent.find(str(sub, "id"));
+            if (leaf_trace == leaf_trace_by_parent.end() ||
+                leaf_trace->second != trace_of_request[n])
+                ++p.leaf_wrong_trace;
+        }
+        const std::string mode = inject ? "" : " (--no-inject)";
+        std::cout << seq.line("go net/http, 1 at a time" + mode) << std::endl;
+        std::cout << conc.line("go net/http, 8 at a time" + mode) << std::endl;
+        EXPECT_EQ(seq.total, size_t(sequential));
+        EXPECT_EQ(conc.total, size_t(concurrent));
+        EXPECT_EQ(seq.own, seq.total) << "one at a time, every call is under its own request";
+        EXPECT_EQ(seq.other + conc.other, 0U) << "no call under another request's trace";
+        EXPECT_EQ(seq.leaf_wrong_trace + conc.leaf_wrong_trace, 0U)
+            << "the leaf is in the trace of the request that made the call";
+        EXPECT_EQ(conc.other_unmarked, 0U) << "a call placed by a guess says so";
+        EXPECT_EQ(unstitched, 0U) << "Go segments not under the load client's call for them";
+        EXPECT_EQ(exit.counter("correlate.links_go_handoff"), total) << exit.counters_text();
+    }
 };
 
-TEST_F(GoHttpE2E, DefaultClientCallsAreUnderTheirOwnRequest) {
-    constexpr int kSequential = 40;
-    constexpr int kSequentialFirstId = 100000;
-    constexpr int kConcurrent = 120;
-    constexpr int kConcurrency = 8;
-    std::string why;
-    const std::string go_caller = build_go_caller(why);
-    if (!why.empty()) GTEST_SKIP() << why;
-    ASSERT_FALSE(go_caller.empty());
+TEST_F(GoHttpE2E, DefaultClientCallsAreUnderTheirOwnRequest) { run(true, 40, 120); }
 
-    std::filesystem::copy_file(fixture("hop.py"), dir().path() / "hop.py",
-                               std::filesystem::copy_options::overwrite_existing);
-    auto leaf = start_script_server(
-        {python3_path(), "hop.py", "go-leaf", "127.0.0.1"}, dir().path(),
-        server_env({{"AWS_XRAY_TRACING_NAME", "go-leaf"}, {"PYTHONUNBUFFERED", "1"}}));
-    auto svc = start_script_server({go_caller, "127.0.0.1", std::to_string(leaf->port())},
-                                   dir().path(), server_env({{"AWS_XRAY_TRACING_NAME", "go-svc"}}));
-    auto& agent = start_agent(
-        {"--pid", std::to_string(svc->pid()), "--pid", std::to_string(leaf->pid()), "--verbose"});
-    EXPECT_NE(agent.stderr_text().find("[yes] Go net/http client handoff"), std::string::npos)
-        << tail(agent.stderr_text());
-    EXPECT_NE(agent.stderr_text().find("go: attached pid " + std::to_string(svc->pid())),
-              std::string::npos)
-        << tail(agent.stderr_text());
-
-    drive(svc->port(), kSequential, 1, kSequentialFirstId);
-    ASSERT_EQ(wait_for_segments("go-svc", kSequential).size(), size_t(kSequential))
-        << agent_diagnostics();
-    drive(svc->port(), kConcurrent, kConcurrency, 0);
-    const size_t total = kSequential + kConcurrent;
-    EXPECT_EQ(wait_for_segments("go-svc", total).size(), total) << agent_diagnostics();
-    EXPECT_EQ(wait_for_segments("go-leaf", total).size(), total) << agent_diagnostics();
-    AgentExit exit = stop_agent_and_sync();
-    std::cout << "[ agent    ] exit counters: " << exit.counters_text() << std::endl;
-
-    // Go segments by request id, their trace, and every call subsegment (embedded or late).
-    std::map<std::string, long> request_of_segment;  // segment id → request id
-    std::map<long, std::string> trace_of_request;
-    std::vector<std::pair<json, long>> calls;  // (subsegment, id of the request it is under)
-    const std::vector<json> docs = collector().documents();
-    for (const auto& d : docs) {
-        if (is_subsegment_doc(d) || field(d, "name") != "go-svc") continue;
-        const long n = id_in_url(str(d, "http.request.url"));
-        request_of_segment[str(d, "id")] = n;
-        trace_of_request[n] = str(d, "trace_id");
-        if (auto it = d.find("subsegments"); it != d.end() && it->is_array())
-            for (const auto& sub : *it) calls.emplace_back(sub, n);
-    }
-    for (const auto& d : docs) {
-        auto p = request_of_segment.find(str(d, "parent_id"));
-        if (is_subsegment_doc(d) && p != request_of_segment.end()) calls.emplace_back(d, p->second);
-    }
-    std::map<std::string, std::string> leaf_trace_by_parent;  // leaf segment's parent → trace
-    for (const auto& d : docs) {
-        if (!is_subsegment_doc(d) && field(d, "name") == "go-leaf")
-            leaf_trace_by_parent[str(d, "parent_id")] = str(d, "trace_id");
-    }
-
-    Placement seq, conc;
-    for (const auto& [sub, under] : calls) {
-        const long n = id_in_url(str(sub, "http.request.url"));
-        Placement& p = n >= kSequentialFirstId ? seq : conc;
-        ++p.total;
-        const bool inferred = field(sub, "metadata.passport.link.inferred") == true;
-        p.inferred += inferred ? 1 : 0;
-        if (n == under) {
-            ++p.own;
-        } else {
-            ++p.other;
-            if (!inferred) ++p.other_unmarked;
-        }
-        auto leaf_trace = leaf_trace_by_parent.find(str(sub, "id"));
-        if (leaf_trace == leaf_trace_by_parent.end() || leaf_trace->second != trace_of_request[n])
-            ++p.leaf_wrong_trace;
-    }
-    std::cout << seq.line("go net/http, 1 at a time") << std::endl;
-    std::cout << conc.line("go net/http, 8 at a time") << std::endl;
-    EXPECT_EQ(seq.total, size_t(kSequential));
-    EXPECT_EQ(conc.total, size_t(kConcurrent));
-    EXPECT_EQ(seq.own, seq.total) << "one at a time, every call is under its own request";
-    EXPECT_EQ(seq.other + conc.other, 0U) << "no call under another request's trace";
-    EXPECT_EQ(seq.leaf_wrong_trace + conc.leaf_wrong_trace, 0U)
-        << "the header on the wire names the request that made the call";
-    EXPECT_EQ(conc.other_unmarked, 0U) << "a call placed by a guess says so";
-    EXPECT_GT(exit.counter("correlate.links_go_handoff"), 0) << exit.counters_text();
-}
+// Without injection the calls are placed by userspace alone (the handoff events), and the Go
+// server's IPv4-mapped side of each connection is stitched to its IPv4 caller.
+TEST_F(GoHttpE2E, WithoutInjectionCallsAndDualStackServerAreStitched) { run(false, 20, 48); }
 
 }  // namespace
 }  // namespace passport::testing::e2e

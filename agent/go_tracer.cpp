@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -80,7 +81,7 @@ void GoTracer::drop(uint32_t pid) {
 void GoTracer::look(uint32_t pid) {
     if (pid == self_ || pid == 0 || !scanned_.insert(pid).second || links_.count(pid)) return;
     const std::string exe = "/proc/" + std::to_string(pid) + "/exe";
-    auto bin = read_go_binary(exe);
+    auto bin = binary(exe);
     if (!bin || !bin->is_go) return;  // exited meanwhile, or not Go
     if (!bin->usable()) {
         spdlog::info("go: pid {} ({}) is not probed: {}; its calls keep the thread rules", pid,
@@ -104,6 +105,20 @@ void GoTracer::look(uint32_t pid) {
     links_[pid] = std::move(links);
     counters_.set("go.processes_probed", links_.size());
     spdlog::debug("go: attached pid {}: {} (net/http client handoff)", pid, bin->version);
+}
+
+// What the executable offers, read once per (dev, inode): every process of a program shares it.
+std::optional<GoBinary> GoTracer::binary(const std::string& exe) {
+    struct stat st {};
+    if (::stat(exe.c_str(), &st) != 0) return std::nullopt;
+    const auto key = std::make_pair(st.st_dev, st.st_ino);
+    if (auto it = elf_cache_.find(key); it != elf_cache_.end()) return it->second;
+    auto r = read_go_binary(exe);
+    if (!r) return std::nullopt;
+    constexpr size_t kMaxCached = 4096;  // a machine that keeps building new programs
+    if (elf_cache_.size() >= kMaxCached) elf_cache_.clear();
+    elf_cache_[key] = *r;
+    return *r;
 }
 
 bool GoTracer::attach(uint32_t pid, const std::string& exe, std::vector<bpf_link*>& out) {

@@ -6,13 +6,17 @@
 // and removed, with the uprobes, when it exits. A process that cannot be probed keeps the
 // thread rules (docs/context-flow.md, "Go net/http"). Pipeline thread only; link releases go
 // to a LinkReaper (a grace period each).
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "agent/bpf_loader.hpp"
+#include "agent/go_elf.hpp"
 #include "agent/tls_tracer.hpp"
 #include "userspace/common/counters.hpp"
 
@@ -40,6 +44,7 @@ class GoTracer {
 
   private:
     void look(uint32_t pid);
+    std::optional<GoBinary> binary(const std::string& exe);
     bool attach(uint32_t pid, const std::string& exe, std::vector<bpf_link*>& out);
     void drop(uint32_t pid);
 
@@ -50,6 +55,7 @@ class GoTracer {
     std::map<uint32_t, std::vector<bpf_link*>> links_;
     std::set<uint32_t> scanned_;
     std::set<uint32_t> exec_pending_;
+    std::map<std::pair<dev_t, ino_t>, GoBinary> elf_cache_;  // by the executable's (dev, inode)
     LinkReaper reaper_;
 };
 

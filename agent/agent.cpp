@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/bpf_loader.hpp"
+#include "agent/go_tracer.hpp"
 #include "agent/identity/resolver.hpp"
 #include "agent/injection.hpp"
 #include "agent/k8s_api.hpp"
@@ -92,6 +93,7 @@ struct RingContext {
     bool trace_all = false;
     // Reused for every record: decode_counted keeps its payload storage (no allocation per record).
     events::Event event;
+    GoTracer* go = nullptr;  // nullptr when Go programs are not probed
 };
 
 int on_record(void* ctx, void* data, size_t size) {
@@ -112,6 +114,10 @@ int on_record(void* ctx, void* data, size_t size) {
     if (rc->tls) {
         if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->tls->on_exec(exec->tgid);
         if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->tls->on_exit(exit->tgid);
+    }
+    if (rc->go) {
+        if (const auto* exec = std::get_if<events::ProcExec>(&ev)) rc->go->on_exec(exec->tgid);
+        if (const auto* exit = std::get_if<events::ProcExit>(&ev)) rc->go->on_exit(exit->tgid);
     }
     rc->pipeline->on_event(ev);
     return 0;
@@ -194,6 +200,7 @@ class Agent {
         if (int rc = select_processes(); rc != 0) return rc;
         adopt_connections();
         start_tls();
+        start_go();
         report_identity();
         if (int rc = open_ring(); rc != 0) return rc;
         schedule_work();
@@ -536,6 +543,24 @@ class Agent {
                       adopted);
     }
 
+    // Go net/http: the client handoff uprobes for the selected Go programs (docs/context-flow.md).
+    void start_go() {
+        const char* what = "Go net/http client handoff";
+        if (!features_.uprobes) {
+            report().info(
+                "  [no]  {} - this kernel refuses uprobes: a Go service's calls are "
+                "placed by the thread rules",
+                what);
+            return;
+        }
+        go_ = std::make_unique<GoTracer>(*probes_, counters_, cfg_.trace_all());
+        const size_t n = go_->scan_selected();
+        report().info(
+            "  [yes] {} - uprobes on net/http of Go >= 1.17 programs with a symbol table "
+            "({} probed now)",
+            what, n);
+    }
+
     // TLS: OpenSSL uprobes for the selected processes (docs/tls.md). The maps are read now; the
     // uprobes are attached for up to kTlsBeforeReady before `ready`, the rest after it in slices
     // between ring reads (attach_tls_slice).
@@ -614,6 +639,7 @@ class Agent {
         }
         ring_context_ = RingContext{&counters_, pipeline_.get(),  selector_.get(),  &record_,
                                     tls_.get(), injection_.get(), cfg_.trace_all(), {}};
+        ring_context_.go = go_.get();
         ring_.reset(ring_buffer__new(probes_->events_map_fd(), on_record, &ring_context_, nullptr));
         if (!ring_) {
             spdlog::error("ring buffer setup failed");
@@ -637,6 +663,7 @@ class Agent {
         timers_.push_back(every(io_, 200ms, [this]() { refresh_selection(); }));
         timers_.push_back(every(io_, 100ms, [this]() {
             if (tls_) tls_->tick();
+            if (go_) go_->tick();
         }));
         if (tls_pending_) asio::post(io_, [this]() { attach_tls_slice(); });
         timers_.push_back(every(io_, 10s, [this]() { clock_.refresh(); }));
@@ -687,6 +714,7 @@ class Agent {
         for (uint32_t pid : selector_->refresh()) {
             if (injection_) injection_->adopt_process(pid);
             if (tls_) tls_->on_exec(pid);
+            if (go_) go_->on_exec(pid);
         }
         counters_.set("select.k8s_waiting", selector_->waiting());
     }
@@ -841,6 +869,7 @@ class Agent {
             for (uint32_t pid : change->added) {
                 if (injection_) injection_->adopt_process(pid);
                 if (tls_) tls_->on_exec(pid);
+                if (go_) go_->on_exec(pid);
             }
             spdlog::info("reload: selection: {} process(es) added, {} no longer traced",
                          change->added.size(), change->removed.size());
@@ -906,7 +935,8 @@ class Agent {
         collect_kernel_counters();
         injection_.reset();  // detach before the programs and maps go
         ring_.reset();
-        tls_.reset();  // uprobe links before the programs they use
+        go_.reset();  // uprobe links before the programs they use
+        tls_.reset();
         probes_.reset();
         if (record_.file) std::fflush(record_.file.get());
         for (const auto& [name, value] : counters_.all())
@@ -962,6 +992,7 @@ class Agent {
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;
+    std::unique_ptr<GoTracer> go_;
     std::chrono::steady_clock::time_point tls_started_;
     bool tls_pending_ = false;  // TLS attaching left for after `ready`
     Recorder record_;

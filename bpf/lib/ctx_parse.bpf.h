@@ -26,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "emit.bpf.h"
+#include "go_ctx.bpf.h"
 #include "sample.bpf.h"
 #include "trace_ctx.bpf.h"
 
@@ -600,6 +601,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
     if (cst)
         pp_ctx_history_push(ctx, cst->tx_pos);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
+    pp_go_note_request(pid_tgid);
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
     if (ev)
         bpf_ringbuf_submit(ev, 0);

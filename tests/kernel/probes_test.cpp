@@ -211,7 +211,8 @@ TEST_F(KernelProbes, SelectedChildProducesExactEvents) {
                 if constexpr (std::is_same_v<T, events::ProcExec> ||
                               std::is_same_v<T, events::ProcExit> ||
                               std::is_same_v<T, events::Inject> ||
-                              std::is_same_v<T, events::SdkDatagram>)
+                              std::is_same_v<T, events::SdkDatagram> ||
+                              std::is_same_v<T, events::GoHandoff>)
                     fprintf(stderr, "DBG proc %u\n", ev.tgid);
                 else
                     fprintf(stderr, "DBG idx=%zu tgid=%u fd=%d (child %u)\n", e.index(),
@@ -269,7 +270,8 @@ TEST_F(KernelProbes, UnselectedProcessProducesNothing) {
                 if constexpr (std::is_same_v<T, events::ProcExec> ||
                               std::is_same_v<T, events::ProcExit> ||
                               std::is_same_v<T, events::Inject> ||
-                              std::is_same_v<T, events::SdkDatagram>) {
+                              std::is_same_v<T, events::SdkDatagram> ||
+                              std::is_same_v<T, events::GoHandoff>) {
                     EXPECT_NE(ev.tgid, static_cast<uint32_t>(child.pid()));
                 } else {
                     EXPECT_NE(ev.conn.tgid, static_cast<uint32_t>(child.pid()))

@@ -11,6 +11,13 @@ void link_forwarded_header(CallContext& call, const RequestKey& parent) {
     call.link_inferred = false;
 }
 
+void link_go_handoff(CallContext& call, const RequestKey& parent) {
+    call.has_parent = true;
+    call.parent = parent;
+    call.link = LinkRule::kGoHandoff;
+    call.link_inferred = false;
+}
+
 void link_kernel_thread_context(CallContext& call, const RequestKey& parent) {
     call.has_parent = true;
     call.parent = parent;
@@ -44,6 +51,8 @@ bool link_from_inject_report(CallContext& call, const events::Inject& inj,
     if (parent == nullptr) return false;
     if (inj.outcome == events::InjectOutcome::kRewritten) {
         link_forwarded_header(call, *parent);
+    } else if (call.has_parent && call.link == LinkRule::kGoHandoff && call.parent == *parent) {
+        // The kernel injected the very request the Go transport handed over: still exact.
     } else {
         link_kernel_thread_context(call, *parent);
     }

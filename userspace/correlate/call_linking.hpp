@@ -8,7 +8,9 @@
 //  - last_io_on_thread      link_last_io_on_thread: the open request whose I/O the thread handled
 //                           last (its head, or the response of one of its calls);
 //  - latest_on_thread       link_latest_on_thread: the latest request the thread started before
-//                           the call.
+//                           the call;
+//  - go_handoff             link_go_handoff: Go net/http handed the request's context to the
+//                           thread that writes the call (go_handoff.hpp; exact).
 // The thread rules are inferred on a thread that serves more than one request at once (an event
 // loop; CallLinker remembers those threads, link_rule.hpp ThreadsServingMany). A call the kernel
 // reported as minted (no request on the thread) is linked to none: it is a segment of its own.
@@ -27,6 +29,8 @@ namespace passport::correlate {
 
 // forwarded_header: the call forwarded `parent`'s header and the kernel rewrote its Parent.
 void link_forwarded_header(CallContext& call, const RequestKey& parent);
+// go_handoff: the Go transport handed `parent`'s context to the thread writing the call.
+void link_go_handoff(CallContext& call, const RequestKey& parent);
 // kernel_thread_context: the kernel named `parent` as the writing thread's request.
 void link_kernel_thread_context(CallContext& call, const RequestKey& parent);
 // last_io_on_thread: the open request whose I/O `thread` handled last, if any.

@@ -125,7 +125,16 @@ void Correlator::new_call(const pairing::HttpRequestSeen& seen) {
     const events::Inject* inj = injections_.pending(ikey);
     const bool kernel_minted =
         inj != nullptr && events::carries_our_ids(inj->outcome) && !inj->ctx_from_thread;
-    linker_.link_by_thread(call, table_, thread_key(seen.tgid, seen.tid), kernel_minted);
+    // Go net/http: the request the transport handed to this thread for the call it writes.
+    const auto handed = go_handoffs_.take(seen.tgid, seen.tid);
+    const RequestKey* go_parent =
+        handed && !kernel_minted ? table_.server_at(ConnPos{handed->conn, handed->request_pos})
+                                 : nullptr;
+    if (go_parent != nullptr) {
+        link_go_handoff(call, *go_parent);
+    } else {
+        linker_.link_by_thread(call, table_, thread_key(seen.tgid, seen.tid), kernel_minted);
+    }
     if (call.has_parent && seen.request) {
         if (const ServerContext* parent = table_.server(call.parent))
             note_forwarded_header(call, *seen.request, *parent, counters_);

@@ -38,6 +38,7 @@
 #include "userspace/common/counters.hpp"
 #include "userspace/correlate/call_linking.hpp"
 #include "userspace/correlate/context_table.hpp"
+#include "userspace/correlate/go_handoff.hpp"
 #include "userspace/correlate/contexts.hpp"
 #include "userspace/correlate/correlator_config.hpp"
 #include "userspace/correlate/identity_provider.hpp"
@@ -73,6 +74,8 @@ class Correlator {
     // The kernel injected (or found) X-Amzn-Trace-Id in an outgoing request: the call it matches
     // takes the injected ids (see docs/injection.md). Usually reported before the call's bytes.
     void on_inject(const events::Inject& inj);
+    // Go net/http: the request context the transport handed to the thread that writes a call.
+    void on_go_handoff(const events::GoHandoff& h) { go_handoffs_.saw(h); }
     // Entries in the tables that grow with traffic (for tests and the exit report).
     struct TableSizes {
         size_t servers = 0;
@@ -91,7 +94,10 @@ class Correlator {
     void set_kernel_rule_names(std::vector<std::string> names) {
         cfg_.kernel_rule_names = std::move(names);
     }
-    void forget_process(uint32_t tgid) { builder_.forget_process(tgid); }
+    void forget_process(uint32_t tgid) {
+        builder_.forget_process(tgid);
+        go_handoffs_.forget_process(tgid);
+    }
 
   private:
     ServerContext& server_context(const pairing::HttpRequestSeen& seen);
@@ -147,6 +153,7 @@ class Correlator {
     ContextTable table_;
     SameNodeStitcher stitcher_;
     CallLinker linker_;
+    GoHandoffs go_handoffs_;
     InjectionMatcher injections_;
     XrayDocumentBuilder builder_;
 };

@@ -1,15 +1,21 @@
 #include "userspace/correlate/keys.hpp"
 
+#include "userspace/correlate/endpoint_key.hpp"
+
 #include <cstring>
 
 namespace passport::correlate {
 
 TupleKey tuple_of(const events::Endpoint& local, const events::Endpoint& remote) {
+    // IPv4-mapped IPv6 as IPv4: a dual-stack server's side of an IPv4 connection matches its
+    // caller's (endpoint_key.hpp).
+    const events::Endpoint l = comparable_endpoint(local);
+    const events::Endpoint r = comparable_endpoint(remote);
     TupleKey k;
-    k.local_addr = local.addr;
-    k.remote_addr = remote.addr;
-    k.local_port = local.port;
-    k.remote_port = remote.port;
+    k.local_addr = l.addr;
+    k.remote_addr = r.addr;
+    k.local_port = l.port;
+    k.remote_port = r.port;
     return k;
 }
 

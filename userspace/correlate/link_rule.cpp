@@ -12,6 +12,8 @@ std::string_view link_rule_name(LinkRule rule) {
             return "last_io_on_thread";
         case LinkRule::kLatestOnThread:
             return "latest_on_thread";
+        case LinkRule::kGoHandoff:
+            return "go_handoff";
         case LinkRule::kNone:
             break;
     }
@@ -25,13 +27,16 @@ void ThreadsServingMany::saw(uint64_t thread, size_t open) {
 }
 
 bool link_is_inferred(LinkRule rule, bool thread_serves_many, size_t open) {
-    if (rule == LinkRule::kForwardedHeader || rule == LinkRule::kNone) return false;
+    if (rule == LinkRule::kForwardedHeader || rule == LinkRule::kGoHandoff ||
+        rule == LinkRule::kNone)
+        return false;
     return thread_serves_many || open > 1;
 }
 
 void count_link(Counters& counters, LinkRule rule, bool inferred) {
     if (rule == LinkRule::kNone) return;
     counters.add(inferred ? "correlate.links_inferred" : "correlate.links_exact");
+    if (rule == LinkRule::kGoHandoff) counters.add("correlate.links_go_handoff");
 }
 
 }  // namespace passport::correlate

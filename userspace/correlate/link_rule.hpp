@@ -24,6 +24,9 @@ enum class LinkRule : uint8_t {
     kLastIoOnThread,
     // The latest request the thread started before the call.
     kLatestOnThread,
+    // Go net/http: the transport handed the request's context to the thread that wrote the call
+    // (userspace/correlate/go_handoff.hpp): known.
+    kGoHandoff,
 };
 
 std::string_view link_rule_name(LinkRule rule);

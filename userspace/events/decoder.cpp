@@ -220,6 +220,19 @@ Result<Event> decode(std::span<const uint8_t> rec) {
         }
         case PP_EV_SDK_DATAGRAM:
             return decode_sdk_datagram(rec);
+        case PP_EV_GO_HANDOFF: {
+            pp_go_handoff_event ev;
+            if (!read_struct(rec, ev)) return make_error("short_go_handoff");
+            if (ev.ctx_conn.tgid != ev.hdr.tgid && ev.ctx_conn.tgid != 0)
+                return make_error("bad_go_handoff");
+            GoHandoff out;
+            out.tgid = ev.hdr.tgid;
+            out.tid = ev.hdr.tid;
+            out.ts_ns = ev.hdr.ts_ns;
+            out.ctx_conn = to_key(ev.ctx_conn);
+            out.ctx_request_pos = ev.request_pos;
+            return Event{out};
+        }
     }
     return make_error("unknown_kind");
 }

@@ -195,7 +195,19 @@ struct SdkDatagram {
     bool spaced = false;  // the header written with spaces (Go, Java SDKs)
 };
 
-using Event =
-    std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx, Inject, SdkDatagram>;
+// A Go process's thread is about to write an outgoing net/http request made for the server
+// request (ctx_conn, ctx_request_pos); its thread context is that request's now, handed over by
+// the Go transport's own call (PP_EV_GO_HANDOFF, bpf/probes/go_http.bpf.c). ctx_conn.tgid 0: the
+// call's request is unknown (nothing was handed over).
+struct GoHandoff {
+    uint32_t tgid = 0;
+    uint32_t tid = 0;
+    uint64_t ts_ns = 0;
+    ConnKey ctx_conn;
+    uint64_t ctx_request_pos = 0;
+};
+
+using Event = std::variant<ConnOpen, Data, ConnClose, ProcExec, ProcExit, TraceCtx, Inject,
+                           SdkDatagram, GoHandoff>;
 
 }  // namespace passport::events

@@ -126,6 +126,13 @@ std::string to_json_line(const Event& ev) {
             } else if constexpr (std::is_same_v<T, SdkDatagram>) {
                 j = {{"type", "sdk_datagram"}, {"tgid", e.tgid},       {"tid", e.tid},
                      {"ts", e.ts_ns},          {"syscall", e.syscall}, {"spaced", e.spaced}};
+            } else if constexpr (std::is_same_v<T, GoHandoff>) {
+                j = {{"type", "go_handoff"},
+                     {"tgid", e.tgid},
+                     {"tid", e.tid},
+                     {"ts", e.ts_ns},
+                     {"ctx_conn", key_json(e.ctx_conn)},
+                     {"ctx_request_pos", e.ctx_request_pos}};
             } else {
                 j = {{"type", "exit"},
                      {"tgid", e.tgid},
@@ -244,6 +251,15 @@ Result<Event> from_json_line(const std::string& line) {
             e.ts_ns = j.at("ts").get<uint64_t>();
             e.syscall = j.at("syscall").get<uint8_t>();
             e.spaced = j.value("spaced", false);
+            return Event{e};
+        }
+        if (type == "go_handoff") {
+            GoHandoff e;
+            e.tgid = j.at("tgid").get<uint32_t>();
+            e.tid = j.at("tid").get<uint32_t>();
+            e.ts_ns = j.at("ts").get<uint64_t>();
+            e.ctx_conn = key_from(j.at("ctx_conn"));
+            e.ctx_request_pos = j.at("ctx_request_pos").get<uint64_t>();
             return Event{e};
         }
         return make_error("unknown event type '" + type + "'");

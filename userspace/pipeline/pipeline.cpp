@@ -101,6 +101,10 @@ void Pipeline::on_event(const events::Event& e) {
         correlator_.on_inject(*inj);
         return;
     }
+    if (const auto* go = std::get_if<events::GoHandoff>(&e)) {
+        correlator_.on_go_handoff(*go);
+        return;
+    }
     tracker_.on_event(e);
     // Forget the process only after the tracker has ended its open exchanges with its identity.
     if (const auto* exit = std::get_if<events::ProcExit>(&e)) {

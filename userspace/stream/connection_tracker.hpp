@@ -101,6 +101,7 @@ class ConnectionTracker {
     void handle(const events::TraceCtx&) {}     // the pipeline gives it to the correlator
     void handle(const events::Inject&) {}       // routed to the correlator by the pipeline
     void handle(const events::SdkDatagram&) {}  // routed to the SDK detector by the pipeline
+    void handle(const events::GoHandoff&) {}    // routed to the correlator by the pipeline
 
     // False when the key is an older generation of its fd than one already seen; ends the older
     // connection when the key is newer.

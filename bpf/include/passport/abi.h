@@ -41,6 +41,7 @@ enum pp_event_kind {
     PP_EV_TRACE_CTX = 6,  /* the kernel gave a server request its trace context */
     PP_EV_INJECT = 7, /* the kernel injected (or found) X-Amzn-Trace-Id in an outgoing request */
     PP_EV_SDK_DATAGRAM = 8, /* a traced process sent an X-Ray daemon datagram (once per process) */
+    PP_EV_GO_HANDOFF = 9,   /* a Go process's thread got the context of the request it writes */
 };
 
 /* Where a data event's bytes come from. */
@@ -432,6 +433,15 @@ struct pp_sdk_event {
     __u8 _pad[6];
 };
 
+/* PP_EV_GO_HANDOFF (bpf/probes/go_http.bpf.c): the thread in hdr is about to write an outgoing
+ * net/http request made for the server request (ctx_conn, request_pos); its thread context is
+ * that request's now, handed over by the Go transport's own call, not inferred. */
+struct pp_go_handoff_event {
+    struct pp_event_header hdr; /* ts_ns = entry of net/http.(*Request).write */
+    struct pp_conn_id ctx_conn; /* the server connection the request arrived on; all zero: the
+                                   call's request is unknown (nothing was handed over) */
+    __u64 request_pos;          /* ingress offset of the request's first byte on ctx_conn */
+};
 #define PP_OFFSETOF(t, f) __builtin_offsetof(t, f)
 #if defined(__cplusplus)
 #define PP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -459,6 +469,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_config) == 8, "pp_config layout");
 PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 64, "pp_conn_state layout");
 PP_STATIC_ASSERT(sizeof(struct pp_deny_key) == 20, "pp_deny_key layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sdk_event) == 32, "pp_sdk_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_go_handoff_event) == 48, "pp_go_handoff_event layout");
 PP_STATIC_ASSERT((PP_MAX_CHUNK & (PP_MAX_CHUNK - 1)) == 0, "PP_MAX_CHUNK must be a power of two");
 
 #endif /* PASSPORT_ABI_H */

@@ -385,6 +385,13 @@ struct task_struct *bpf_get_current_task_btf(void)
     return NULL;
 }
 
+struct pt_regs *bpf_task_pt_regs(struct task_struct *task)
+{
+    static struct pt_regs regs;
+    (void)task;
+    return &regs;
+}
+
 void *bpf_task_storage_get(void *map, struct task_struct *task, void *value, __u64 flags)
 {
     (void)map;

@@ -21,6 +21,10 @@ struct task_struct {
     unsigned int flags;
     struct nsproxy *nsproxy;
 };
+/* The user registers a Go goroutine's syscall left (bpf/lib/go_ctx.bpf.h reads r14). */
+struct pt_regs {
+    unsigned long r14;
+};
 struct file {
     unsigned int f_flags;
 };

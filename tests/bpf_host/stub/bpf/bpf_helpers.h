@@ -82,6 +82,8 @@ __u64 bpf_ktime_get_ns(void);
 __u64 bpf_get_current_pid_tgid(void);
 struct task_struct *bpf_get_current_task_btf(void);
 void *bpf_task_storage_get(void *map, struct task_struct *task, void *value, __u64 flags);
+/* Zeroed registers: no goroutine (bpf/lib/go_ctx.bpf.h then stores nothing). */
+struct pt_regs *bpf_task_pt_regs(struct task_struct *task);
 long bpf_probe_read_user(void *dst, __u32 size, const void *unsafe_ptr);
 long bpf_probe_read_kernel(void *dst, __u32 size, const void *unsafe_ptr);
 

@@ -278,7 +278,7 @@ static __always_inline long pp_store_thread_ctx(__u64 pid_tgid, const struct pp_
  * has sent no more, the request is unanswered. When the connection of the thread's current
  * request closes, close_enter gives the thread the newest unanswered one back (an event loop
  * still serving it) instead of leaving it no context. Task storage: freed with the thread. */
-#define PP_CTX_HISTORY 4
+#define PP_CTX_HISTORY 16
 struct pp_ctx_history {
     struct pp_trace_ctx ctx[PP_CTX_HISTORY];
     __u64 tx_mark[PP_CTX_HISTORY];

@@ -60,10 +60,9 @@ Series parse_samples(const std::string& text) {
 
 // The series an exit counter appears as, following the table in docs/deploy.md.
 std::string series_of(const std::string& counter) {
-    static const std::set<std::string> drop_reasons = {"ringbuf_full",      "args_map_full",
-                                                       "conn_map_full",     "read_user_failed",
-                                                       "payload_truncated", "iov_limit",
-                                                       "tail_call_failed"};
+    static const std::set<std::string> drop_reasons = {
+        "ringbuf_full",      "args_map_full", "conn_map_full",   "read_user_failed",
+        "payload_truncated", "iov_limit",     "tail_call_failed"};
     static const std::set<std::string> gauges = {"kernel.sampling_rules_deferred",
                                                  "stream.budget_peak_bytes", "identity.ec2",
                                                  "identity.ecs_endpoints", "identity.containers"};

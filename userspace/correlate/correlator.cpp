@@ -127,9 +127,9 @@ void Correlator::new_call(const pairing::HttpRequestSeen& seen) {
         inj != nullptr && events::carries_our_ids(inj->outcome) && !inj->ctx_from_thread;
     // Go net/http: the request the transport handed to this thread for the call it writes.
     const auto handed = go_handoffs_.take(seen.tgid, seen.tid);
-    const RequestKey* go_parent =
-        handed && !kernel_minted ? table_.server_at(ConnPos{handed->conn, handed->request_pos})
-                                 : nullptr;
+    const RequestKey* go_parent = handed && !kernel_minted
+                                      ? table_.server_at(ConnPos{handed->conn, handed->request_pos})
+                                      : nullptr;
     if (go_parent != nullptr) {
         link_go_handoff(call, *go_parent);
     } else {

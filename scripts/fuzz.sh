@@ -11,7 +11,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DPASSPORT_BPF=OFF -DPASSPORT_BUILD_TESTS=OFF >/dev/null
 if [[ ${1:-} != --test-only ]]; then
-  cmake --build build-fuzz -j"$jobs"
+  cmake --build build-fuzz -j"$jobs" --target passport_fuzz_targets
 fi
 if [[ ${1:-} == --build-only ]]; then exit 0; fi
 [[ ${1:-} == --test-only ]] && shift

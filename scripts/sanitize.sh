@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${PASSPORT_JOBS:-$(nproc)}
-# -O1 -g1 (instead of -O2 -g): less compile time, line numbers in reports, asserts kept.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DPASSPORT_SANITIZE=ON -DPASSPORT_BPF=OFF >/dev/null
+# -O0 -g1 (instead of -O2 -g): about half the compile time, line numbers in reports, asserts
+# kept; the unit tests are short, so the slower code does not matter.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O0 -g1" -DPASSPORT_SANITIZE=ON -DPASSPORT_BPF=OFF >/dev/null
 if [[ ${1:-} != --test-only ]]; then
   cmake --build build-asan -j"$jobs" --target passport_unit_tests passport_replay_tests
 fi

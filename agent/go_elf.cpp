@@ -1,5 +1,7 @@
 #include "agent/go_elf.hpp"
 
+#include "agent/elf_sections.hpp"
+
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -101,28 +103,16 @@ std::optional<std::pair<int, int>> go_version_number(const std::string& version)
 }
 
 Result<GoBinary> read_go_binary(const std::string& path) {
-    if (elf_version(EV_CURRENT) == EV_NONE) return make_error("libelf initialisation failed");
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(path + ": " + std::strerror(errno));
-    Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-    if (!elf || elf_kind(elf) != ELF_K_ELF) {
-        if (elf) elf_end(elf);
-        ::close(fd);
-        return make_error(path + ": not an ELF file");
-    }
     GoBinary out;
-    size_t shstrndx = 0;
-    const bool names = elf_getshdrstrndx(elf, &shstrndx) == 0;
-    Elf_Scn* scn = nullptr;
-    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
-        GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr)) continue;
-        const char* name = names ? elf_strptr(elf, shstrndx, shdr.sh_name) : nullptr;
+    auto walked = for_each_elf_section(path, [&](Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr) {
+        size_t shstrndx = 0;
+        const char* name = elf_getshdrstrndx(elf, &shstrndx) == 0
+                               ? elf_strptr(elf, shstrndx, shdr.sh_name)
+                               : nullptr;
         if (name && std::string_view(name) == ".go.buildinfo") read_buildinfo(scn, out);
         if (shdr.sh_type == SHT_SYMTAB) scan_symtab(elf, scn, shdr, out);
-    }
-    elf_end(elf);
-    ::close(fd);
+    });
+    if (!walked) return make_error(walked.error());
     return out;
 }
 

@@ -1,5 +1,7 @@
 #include "agent/tls_elf.hpp"
 
+#include "agent/elf_sections.hpp"
+
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -60,25 +62,12 @@ void scan_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, TlsSymbols& out
 }  // namespace
 
 Result<TlsSymbols> read_tls_symbols(const std::string& path) {
-    if (elf_version(EV_CURRENT) == EV_NONE) return make_error("libelf initialisation failed");
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(path + ": " + std::strerror(errno));
-    Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-    if (!elf || elf_kind(elf) != ELF_K_ELF) {
-        if (elf) elf_end(elf);
-        ::close(fd);
-        return make_error(path + ": not an ELF file");
-    }
     TlsSymbols out;
-    Elf_Scn* scn = nullptr;
-    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
-        GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr)) continue;
+    auto walked = for_each_elf_section(path, [&](Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr) {
         if (shdr.sh_type == SHT_DYNSYM) scan_symbols(elf, scn, shdr, out, true);
         if (shdr.sh_type == SHT_SYMTAB) scan_symbols(elf, scn, shdr, out, false);
-    }
-    elf_end(elf);
-    ::close(fd);
+    });
+    if (!walked) return make_error(walked.error());
     return out;
 }
 

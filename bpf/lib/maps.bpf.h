@@ -385,6 +385,23 @@ struct {
     __type(value, struct pp_reservoir);
 } sample_reservoirs SEC(".maps") __weak;
 
+/* Per-process rule masks (key tgid): which sample_rules a process may match (its service name,
+ * type and resource ARN against the rules' patterns, decided by userspace). No entry:
+ * sample_cfg.default_mask. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, __u32);
+} sample_proc_rules SEC(".maps") __weak;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, PP_MAX_SAMPLE_RULES + 1);
+    __type(key, __u32);
+    __type(value, struct pp_sample_stat);
+} sample_stats SEC(".maps") __weak;
+
 /* ---- Scratch buffers (per-CPU, one entry): state kept off the 512-byte stack ---- */
 
 /* Where a request's attributes are in a text buffer. The buffer must be a map value with at

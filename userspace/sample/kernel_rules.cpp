@@ -53,6 +53,7 @@ KernelRules compile_kernel_rules(const LocalRules& rules) {
     k.names[PP_MAX_SAMPLE_RULES] = rules.default_rule.name;
     k.cfg.rule_count = static_cast<__u32>(k.rules.size());
     k.cfg.enabled = 1;
+    k.cfg.default_mask = ~__u32{0};  // local rules do not name services: every process
     return k;
 }
 

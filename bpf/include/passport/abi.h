@@ -256,6 +256,13 @@ struct pp_sample_rule {
     char host[PP_GLOB_MAX];
     char method[PP_GLOB_MAX];
     char path[PP_GLOB_MAX];
+    /* Centralized rules (X-Ray GetSamplingTargets): fixed_target is the reservoir quota, valid
+     * until `expires` (epoch seconds; 0: no end, as for local rules). Without a valid quota
+     * (`borrow` set, or past `expires`), the rule borrows at most one request a second, counted
+     * as borrowed (https://docs.aws.amazon.com/xray/latest/devguide/xray-console-sampling.html). */
+    __u32 expires;
+    __u8 borrow;
+    __u8 _pad2[3];
 };
 
 struct pp_sample_cfg {
@@ -263,6 +270,18 @@ struct pp_sample_cfg {
     __u8 enabled;     /* 0: the kernel never decides (every minted trace is left to userspace) */
     __u8 overflow;    /* more rules than PP_MAX_SAMPLE_RULES: no match among them defers */
     __u8 _pad[2];
+    /* Rules (bit i: sample_rules[i]) a process may match when sample_proc_rules has no entry
+     * for it; an entry there replaces this mask. Rules with a ServiceName/ServiceType/ResourceARN
+     * pattern are matched per process by userspace, which knows the process's identity. */
+    __u32 default_mask;
+};
+
+/* Per-rule sampling statistics (per-CPU array sample_stats, index as sample_rules), summed and
+ * reported to X-Ray GetSamplingTargets by userspace. */
+struct pp_sample_stat {
+    __u64 requests; /* requests that matched the rule (kernel decisions only) */
+    __u64 sampled;  /* of those, sampled from the quota or the fixed rate */
+    __u64 borrowed; /* of those, sampled by borrowing (not counted in `sampled`) */
 };
 
 /* Per-rule reservoir (shared by all CPUs, updated with atomics). */
@@ -459,8 +478,9 @@ PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx) == 64, "pp_trace_ctx layout");
 PP_STATIC_ASSERT(sizeof(struct pp_clock) == 16, "pp_clock layout");
 PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 96, "pp_trace_ctx_event layout");
-PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 16 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
-PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 8, "pp_sample_cfg layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 24 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 12, "pp_sample_cfg layout");
+PP_STATIC_ASSERT(sizeof(struct pp_sample_stat) == 24, "pp_sample_stat layout");
 PP_STATIC_ASSERT(sizeof(struct pp_reservoir) == 16, "pp_reservoir layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout");
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");

@@ -23,6 +23,7 @@
 #include "agent/k8s_api.hpp"
 #include "agent/kernel_features.hpp"
 #include "agent/metrics/metrics_publisher.hpp"
+#include "agent/metrics/rule_stats.hpp"
 #include "agent/process_selector.hpp"
 #include "agent/summary.hpp"
 #include "agent/tls_tracer.hpp"
@@ -915,6 +916,7 @@ class Agent {
                 "reload: the new sampling rules match on method, path or Host, which the kernel "
                 "programs loaded at start do not read: userspace decides sampling until a restart");
         }
+        collect_rule_stats();
         if (auto set = probes_->set_sampling(kernel.rules, kernel.default_rule, kernel.cfg); !set)
             spdlog::warn("reload: kernel sampling rules: {}", set.error());
         pipeline_->set_sampling(std::make_unique<sample::LocalSampler>(rules), kernel.names);
@@ -943,6 +945,12 @@ class Agent {
             report().info("counter {} {}", name, value);
     }
 
+    // The kernel's per-rule sampling statistics under the names of the rules now in the kernel
+    // (before the rules change: the counts at an index belong to the rule that was there).
+    void collect_rule_stats() {
+        rule_stats_.collect(probes_->read_sampling_stats(), kernel_rules_.names, counters_);
+    }
+
     // Counts the entries of the kernel's LRU tables: one syscall per entry.
     void collect_lru_evictions() {
         const auto lru = probes_->lru_evictions();
@@ -959,6 +967,7 @@ class Agent {
         for (int r = 0; r < PP_CTXC_COUNT; r++)
             counters_.set(std::string("kernel.") + ctx_counter_name(r),
                           ctxc[static_cast<size_t>(r)]);
+        collect_rule_stats();
         if (!injection_) return;
         auto ic = injection_->counters();
         for (int c = 0; c < PP_INJC_COUNT; c++)
@@ -983,6 +992,7 @@ class Agent {
     ClockOffset clock_;
     exporter::FanoutEmitter fanout_;
     sample::KernelRules kernel_rules_;
+    metrics::RuleStatsCollector rule_stats_;
     std::unique_ptr<pipeline::Pipeline> pipeline_;
     std::unique_ptr<BpfProbes> probes_;
     std::unique_ptr<Injection> injection_;

@@ -237,6 +237,34 @@ Result<bool> BpfProbes::set_sampling(const std::vector<pp_sample_rule>& rules,
     return true;
 }
 
+Result<bool> BpfProbes::set_process_rules(uint32_t tgid, uint32_t mask) {
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sample_proc_rules), &tgid, &mask, BPF_ANY) != 0)
+        return make_error(std::string("sample_proc_rules map update failed: ") +
+                          std::strerror(errno));
+    return true;
+}
+
+void BpfProbes::clear_process_rules(uint32_t tgid) {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.sample_proc_rules), &tgid);
+}
+
+BpfProbes::SamplingStats BpfProbes::read_sampling_stats() const {
+    SamplingStats out{};
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return out;
+    std::vector<pp_sample_stat> per_cpu(static_cast<size_t>(ncpu));
+    const int fd = bpf_map__fd(skel_->maps.sample_stats);
+    for (uint32_t i = 0; i < out.size(); i++) {
+        if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) continue;
+        for (const pp_sample_stat& s : per_cpu) {
+            out[i].requests += s.requests;
+            out[i].sampled += s.sampled;
+            out[i].borrowed += s.borrowed;
+        }
+    }
+    return out;
+}
+
 Result<bool> BpfProbes::set_server_ports(const std::vector<uint16_t>& before,
                                          const std::vector<uint16_t>& after) {
     const int fd = bpf_map__fd(skel_->maps.server_ports);
@@ -317,6 +345,7 @@ void BpfProbes::unselect_pid(uint32_t tgid) {
     set_pid_bit(PP_BITS_TRACED, tgid, false);
     set_pid_bit(PP_BITS_NO_INJECT, tgid, false);
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.traced_pids), &tgid);
+    clear_process_rules(tgid);
 }
 
 bool BpfProbes::is_selected(uint32_t tgid) const {

@@ -65,6 +65,17 @@ class BpfProbes {
     // decision).
     Result<bool> set_sampling(const std::vector<pp_sample_rule>& rules,
                               const pp_sample_rule& default_rule, const pp_sample_cfg& cfg);
+    // A process's own sampling rule mask (bit i: kernel rule i), replacing sample_cfg's
+    // default_mask for it. The table holds 8192 processes: when full, this fails and the process
+    // keeps default_mask. Entries go when their process exits or is unselected.
+    Result<bool> set_process_rules(uint32_t tgid, uint32_t mask);
+    void clear_process_rules(uint32_t tgid);
+    // Per kernel rule (index as sample_rules; PP_MAX_SAMPLE_RULES: the default), the totals over
+    // CPUs of the kernel's sampling statistics since load. Cumulative: a reader reports the
+    // difference from its previous read, and reads before changing the rules (a new rule at an
+    // index inherits the counts there).
+    using SamplingStats = std::array<pp_sample_stat, PP_MAX_SAMPLE_RULES + 1>;
+    SamplingStats read_sampling_stats() const;
     // Server ports (--port): removes those of `before` not in `after`, adds `after`. Only
     // meaningful when the programs were loaded with ports (filter_ports is fixed at load).
     Result<bool> set_server_ports(const std::vector<uint16_t>& before,

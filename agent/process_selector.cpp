@@ -286,6 +286,9 @@ void ProcessSelector::on_exec(const events::ProcExec& e) {
 void ProcessSelector::on_exit(const events::ProcExit& e) {
     by_exe_.erase(e.tgid);
     waiting_.erase(e.tgid);
+    // The kernel deletes it at exit too; a mask written after that (from an older view of the
+    // process) goes here.
+    probes_.clear_process_rules(e.tgid);
 }
 
 std::vector<uint32_t> ProcessSelector::refresh() {

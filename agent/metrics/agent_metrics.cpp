@@ -28,7 +28,7 @@ struct LabelledGroup {
     const char* label;
     const char* help;
 };
-constexpr std::array<LabelledGroup, 3> kLabelledGroups = {{
+constexpr std::array<LabelledGroup, 6> kLabelledGroups = {{
     {"inject.", "passport_injection_events_total", "event",
      "What header injection did, by event (exit counters inject.<event>)"},
     {"decode.rejected.", "passport_decode_rejected_total", "reason",
@@ -37,6 +37,13 @@ constexpr std::array<LabelledGroup, 3> kLabelledGroups = {{
     {"identity.missing.", "passport_identity_missing_total", "reason",
      "Segments sent without an identity block, by reason (exit counters "
      "identity.missing.<reason>; docs/identity.md)"},
+    {"sampling.rule_requests.", "passport_sampling_rule_requests_total", "rule",
+     "Requests the kernel's sampling rules decided, by the rule that matched"},
+    {"sampling.rule_sampled.", "passport_sampling_rule_sampled_total", "rule",
+     "Of those, requests sampled from the rule's reservoir quota or fixed rate, by rule"},
+    {"sampling.rule_borrowed.", "passport_sampling_rule_borrowed_total", "rule",
+     "Of those, requests sampled by borrowing (one a second while the rule has no valid quota), "
+     "by rule"},
 }};
 
 constexpr const char* kDropsFamily = "passport_kernel_drops_total";

@@ -587,6 +587,9 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         pp_sample_text_from(&a, hp->method_end, hp->path_start, hp->path_end, hp->host_start,
                             hp->host_end, hp->host_colon, hp->host_colons);
         __u16 rule = PP_RULE_NONE;
+        /* A minted id's second is the reservoir's: its epoch shows which second counted it. */
+        if (ctx->source == PP_CTX_MINTED)
+            a.now = ctx->trace_epoch;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;
     }

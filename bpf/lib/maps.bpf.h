@@ -387,7 +387,9 @@ struct {
 
 /* Per-process rule masks (key tgid): which sample_rules a process may match (its service name,
  * type and resource ARN against the rules' patterns, decided by userspace). No entry:
- * sample_cfg.default_mask. */
+ * sample_cfg.default_mask. An entry goes when its process exits (process_exit, and the agent on
+ * the exit event) or is unselected: at most 8192 processes have a mask of their own; when full,
+ * a new one cannot be written and that process uses default_mask. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 8192);
@@ -414,6 +416,7 @@ struct pp_sample_text {
     __u16 method_len;
     __u16 path_off;
     __u16 path_len;
+    __u32 now; /* the request's epoch second if the caller knows it (a minted trace id's), else 0 */
 };
 
 /* Loop state of the pattern match and the rule walk, in a per-CPU map value rather than on the
@@ -433,7 +436,13 @@ struct pp_glob_state {
 struct pp_rule_state {
     struct pp_sample_text a;
     __u32 count;
-    __s32 match; /* rule index, -1 none yet, -2 undecided */
+    __s32 match;    /* rule index, -1 none yet, -2 undecided */
+    __u32 mask;     /* rules (bit i: sample_rules[i]) the request's process may match */
+    __u32 key;      /* map keys (tgid, rule index), off the stack */
+    __u32 now;      /* the request's epoch second */
+    __u32 overflow; /* sample_cfg.overflow */
+    __u32 rule;     /* outcome: the deciding rule's index, or PP_RULE_NONE */
+    __u32 sampled;  /* outcome: enum pp_sampled */
 };
 
 struct pp_sample_scratch {

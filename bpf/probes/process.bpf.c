@@ -4,7 +4,7 @@
  * Hooks: tracepoint sched:sched_process_exec, tp_btf sched_process_fork,
  * tracepoint sched:sched_process_exit. Maps: traced_pids, pid_bits, events, thread_ctx (copied to
  * new threads and children at fork, deleted at thread exit), ctx_counters, sdk_reported (deleted
- * at exec and exit). */
+ * at exec and exit), sample_proc_rules (deleted at exit). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -94,6 +94,7 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
     pp_pid_bit_clear(PP_BITS_NO_INJECT, tgid);
     bpf_map_delete_elem(&traced_pids, &tgid);
     bpf_map_delete_elem(&sdk_reported, &tgid);
+    bpf_map_delete_elem(&sample_proc_rules, &tgid);
     emit(&ev, sizeof(ev));
     return 0;
 }

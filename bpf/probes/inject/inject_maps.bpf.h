@@ -180,7 +180,7 @@ struct pp_inj_run {
     __u8 _pad;
     struct pp_sample_text attrs; /* a minted call's method, path and Host in buf (sampling) */
     __u16 rule;
-    __u8 _pad3[2];
+    __u8 _pad3[6];
     __u64 gen; /* bumped by every run on this CPU (the run keeps its value on its stack) */
     __u8 line[PP_INJECT_LINE_LEN + 3];
     __u8 buf[2 * PP_INJ_WINDOW];

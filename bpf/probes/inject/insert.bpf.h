@@ -116,6 +116,7 @@ static __always_inline void choose_context(struct pp_inj_run *run)
             pp_sample_text_from(&run->attrs, s->a_method_len, s->a_path_start, s->a_path_end,
                                 s->a_host_start, s->a_host_end, s->a_host_colon, s->a_host_colons);
             run->rule = PP_RULE_NONE;
+            run->attrs.now = ev->ctx.trace_epoch;
             ev->ctx.sampled = pp_sample_request(pid_tgid >> 32, run->buf, &run->attrs, &run->rule);
             ev->rule = run->rule;
         }

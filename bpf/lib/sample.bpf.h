@@ -245,6 +245,8 @@ static __always_inline __u8 pp_sample_request(__u32 tgid, const __u8 *text,
     sc->w.match = -1;
     sc->w.mask = cfg->default_mask;
     sc->w.overflow = cfg->overflow;
+    sc->w.sampled = PP_SAMPLED_UNKNOWN;
+    sc->w.rule = PP_RULE_NONE;
     struct pp_rule_walk l = {.text = text, .sc = sc};
     sc->w.key = tgid;
     __u32 *proc_mask = bpf_map_lookup_elem(&sample_proc_rules, &sc->w.key);

@@ -75,6 +75,12 @@ std::string series_of(const std::string& counter) {
         return "passport_decode_rejected_total{reason=\"" + counter.substr(16) + "\"}";
     if (starts("identity.missing."))
         return "passport_identity_missing_total{reason=\"" + counter.substr(17) + "\"}";
+    for (const char* what : {"requests", "sampled", "borrowed"}) {
+        const std::string prefix = std::string("sampling.rule_") + what + ".";
+        if (starts(prefix))
+            return "passport_sampling_rule_" + std::string(what) + "_total{rule=\"" +
+                   counter.substr(prefix.size()) + "\"}";
+    }
     std::string name = "passport_" + std::regex_replace(counter, std::regex("[^a-z0-9_]"), "_");
     return gauges.count(counter) ? name : name + "_total";
 }
@@ -173,6 +179,14 @@ TEST_F(MetricsE2E, MetricsPassPromtoolAndEqualTheExitCounters) {
               7)
         << *page;
     EXPECT_EQ(value(scraped, "passport_export_documents_sent_total"), collector().count());
+    // The kernel's per-rule statistics: every request was decided there by the default rule and
+    // recorded (sampled from its reservoir or rate, or borrowed).
+    const std::string rule = "{rule=\"Default\"}";
+    EXPECT_EQ(value(scraped, "passport_sampling_rule_requests_total" + rule), 7) << *page;
+    EXPECT_EQ(value(scraped, "passport_sampling_rule_sampled_total" + rule) +
+                  value(scraped, "passport_sampling_rule_borrowed_total" + rule),
+              7)
+        << *page;
     EXPECT_GT(value(scraped, "process_resident_memory_bytes"), 0);
     EXPECT_GT(value(scraped, "process_cpu_seconds_total"), 0);
     EXPECT_EQ(value(scraped, "passport_ringbuf_size_bytes"), 8 << 20);

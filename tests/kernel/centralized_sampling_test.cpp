@@ -5,6 +5,7 @@
 // agent reports back, which must add up to the requests sent. Expected counts come from the
 // epoch second each request fell in (the minted trace id carries it, and the kernel's reservoir
 // counts in that same second), never from timing. Needs root.
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -186,6 +187,24 @@ TEST_F(KernelCentralizedSampling, RulesApplyOnlyToTheProcessesOfTheirMask) {
     EXPECT_EQ(stats[kDefaultIndex].requests, 5u);
     EXPECT_EQ(stats[kDefaultIndex].sampled, 0u);
     for (const auto& s : stats) EXPECT_EQ(s.borrowed, 0u);
+}
+
+// A process's mask goes with it: the exit program deletes its entry, so the table cannot fill
+// with processes that are gone.
+TEST_F(KernelCentralizedSampling, MaskEntryGoesWhenTheProcessExits) {
+    start([](pp_sample_rule&, pp_sample_cfg&) {});
+    if (HasFatalFailure()) return;
+    const uint32_t pid = tgid();
+    ASSERT_TRUE(probes_->set_process_rules(pid, 1).ok());
+    const int fd = probes_->map_fd("sample_proc_rules");
+    ASSERT_GE(fd, 0);
+    uint32_t mask = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &pid, &mask), 0);
+    EXPECT_EQ(mask, 1u);
+    server_->stop();
+    EXPECT_TRUE(testing::wait_until([&] { return bpf_map_lookup_elem(fd, &pid, &mask) != 0; },
+                                    deadline_in(10s)))
+        << "the entry of an exited process is still there";
 }
 
 // A valid quota of N a second: the first N requests of each second are sampled, the rest go to

@@ -52,8 +52,13 @@ void set_limits(CURL* c, const HttpRequest& r) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 }
 
-void set_method(CURL* c, const std::string& method) {
-    if (method != "PUT") return;
+void set_method(CURL* c, const HttpRequest& r) {
+    if (r.method == "POST") {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.c_str());
+        return;
+    }
+    if (r.method != "PUT") return;
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(0));
     curl_easy_setopt(c, CURLOPT_READFUNCTION, empty_upload);
@@ -73,7 +78,7 @@ std::string transport_error(CURLcode rc, const Sink& sink, const HttpRequest& r)
 }  // namespace
 
 Result<HttpResponse> http_fetch(const HttpRequest& request) {
-    if (request.method != "GET" && request.method != "PUT") {
+    if (request.method != "GET" && request.method != "PUT" && request.method != "POST") {
         return make_error("unsupported method " + request.method);
     }
     if (request.budget.count() <= 0) return make_error("no time left in the budget");
@@ -95,7 +100,7 @@ Result<HttpResponse> http_fetch(const HttpRequest& request) {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     set_limits(c, request);
-    set_method(c, request.method);
+    set_method(c, request);
     const CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) return make_error(transport_error(rc, sink, request));
     HttpResponse response;

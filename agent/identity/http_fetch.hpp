@@ -1,5 +1,6 @@
 #pragma once
-// One bounded HTTP request for metadata endpoints (IMDS, the ECS task metadata endpoint), on
+// One bounded HTTP request for metadata endpoints (IMDS, the ECS task metadata endpoint) and the
+// X-Ray daemon's sampling proxy, on
 // libcurl. Bounded every way an endpoint can misbehave: a total time budget (connect included),
 // a low-speed limit against bodies that trickle in, a body cap (the transfer is aborted past
 // it), no redirects, and no proxy from the environment (the endpoints are link-local; a proxy
@@ -15,11 +16,12 @@
 namespace passport::identity {
 
 struct HttpRequest {
-    std::string method = "GET";              // GET or PUT (a PUT sends an empty body)
+    std::string method = "GET";              // GET, PUT (an empty body) or POST (`body`)
     std::string url;                         // http:// or https://
     std::vector<std::string> headers;        // "Name: value"
     std::chrono::milliseconds budget{1000};  // the whole request, connect to last byte
     size_t body_cap = size_t{1} << 20;       // longer answers are an error
+    std::string body{};                      // what a POST sends
 };
 
 struct HttpResponse {

@@ -59,6 +59,10 @@ void SamplingPoller::local_rules_changed() {
     if (!centralized_) kernel_dirty_ = true;
 }
 
+void SamplingPoller::flush_kernel() {
+    if (kernel_dirty_) push_kernel(0);
+}
+
 bool SamplingPoller::fetch_rules(int64_t now_s) {
     std::vector<CentralizedRule> rules;
     size_t skipped = 0;

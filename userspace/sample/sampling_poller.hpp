@@ -84,6 +84,8 @@ class SamplingPoller {
     int64_t step(int64_t now_s);
     // New local rules (reload): the kernel gets them at the next step if they decide.
     void local_rules_changed();
+    // Writes what changed into the kernel now (a reload does not wait for the next step).
+    void flush_kernel();
 
     PollerStatus status() const;
     const std::string& client_id() const { return client_id_; }

@@ -23,16 +23,14 @@ namespace passport::agent {
 struct Config {
     // Where documents go. daemon_address is "host:port" (UDP); empty with output set = no UDP.
     std::string daemon_address;
-    bool daemon_address_explicit = false;  // given by flag or AWS_XRAY_DAEMON_ADDRESS
-    std::string output;                    // --output FILE or "-"
-    std::vector<uint32_t> pids;            // --pid
-    std::vector<std::string> exe_globs;    // --exe
-    std::vector<uint16_t> ports;           // --port
-    std::string service_name;              // --service-name
-    std::string sampling_rules;            // --sampling-rules FILE
-    // --sampling centralized|local; after parsing never empty: centralized when documents go
-    // to an X-Ray daemon, local otherwise.
-    std::string sampling;
+    bool daemon_address_explicit = false;   // given by flag or AWS_XRAY_DAEMON_ADDRESS
+    std::string output;                     // --output FILE or "-"
+    std::vector<uint32_t> pids;             // --pid
+    std::vector<std::string> exe_globs;     // --exe
+    std::vector<uint16_t> ports;            // --port
+    std::string service_name;               // --service-name
+    std::string sampling_rules;             // --sampling-rules FILE
+    std::string sampling;                   // --sampling centralized|local (set after parsing)
     std::string record;                     // --record FILE: raw events as JSON lines
     bool record_raw = false;                // --record-raw: keep credentials in recorded bytes
     bool redact = true;                     // --no-redact: keep credential query values

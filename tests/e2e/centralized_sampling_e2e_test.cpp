@@ -41,6 +41,12 @@ constexpr std::string_view kLocalRules = R"({
 
 constexpr int kPerPath = 30;
 
+// "svc" for "http://127.0.0.1:8000/svc/t1/2".
+std::string first_path_segment(const std::string& url) {
+    const size_t start = url.find('/', url.find("://") + 3) + 1;
+    return url.substr(start, url.find('/', start) - start);
+}
+
 struct RuleCounts {
     uint64_t requests = 0;
     uint64_t sampled = 0;
@@ -117,6 +123,25 @@ class CentralizedSamplingE2E : public E2eTest {
             if (j.is_discarded() || j.value("path", "") != "/SamplingTargets") continue;
             for (const auto& d : j["body"]["SamplingStatisticsDocuments"]) {
                 RuleCounts& c = out[d["RuleName"].get<std::string>()];
+                c.requests += d["RequestCount"].get<uint64_t>();
+                c.sampled += d["SampledCount"].get<uint64_t>();
+                c.borrowed += d["BorrowCount"].get<uint64_t>();
+            }
+        }
+        return out;
+    }
+
+    // The same, per ClientID.
+    std::map<std::string, std::map<std::string, RuleCounts>> reported_by_client() {
+        std::map<std::string, std::map<std::string, RuleCounts>> out;
+        std::ifstream in(dir().path() / "api.log");
+        std::string line;
+        while (std::getline(in, line)) {
+            const auto j = nlohmann::json::parse(line, nullptr, false);
+            if (j.is_discarded() || j.value("path", "") != "/SamplingTargets") continue;
+            for (const auto& d : j["body"]["SamplingStatisticsDocuments"]) {
+                RuleCounts& c =
+                    out[d["ClientID"].get<std::string>()][d["RuleName"].get<std::string>()];
                 c.requests += d["RequestCount"].get<uint64_t>();
                 c.sampled += d["SampledCount"].get<uint64_t>();
                 c.borrowed += d["BorrowCount"].get<uint64_t>();
@@ -207,6 +232,95 @@ TEST_F(CentralizedSamplingE2E, UnreachableMeansLocalRulesUntilItAnswersAgain) {
     EXPECT_EQ(docs_with("/svc/" + before, "svc"), 1u);
     EXPECT_EQ(docs_with("/svc/" + during, "local-svc"), 1u);
     EXPECT_EQ(docs_with("/svc/" + after, "svc"), 1u);
+}
+
+// The real X-Ray SDK for Node with its centralized sampling, against the same stand-in, decides
+// the same requests the same way: the same rule for each, every /svc/ request sampled, no /none/
+// one, and for Default (reservoir 1 a second, no fixed rate) one a second. The SDK borrows that
+// one (it reads ReservoirQuotaTTL as milliseconds, so its quota always looks expired) where
+// Passport takes it from the quota: both count the distinct seconds the requests fell in, which
+// differ by at most 2 (requests sent in pairs; a second boundary can fall between the two, at
+// the first and the last pair).
+TEST_F(CentralizedSamplingE2E, DecidesAsTheXRaySdkForNode) {
+    if (const std::string why = xray_sdk_missing(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_TRUE(wait_centralized(true)) << agent_diagnostics();
+    ChildProcess sdk(ChildOptions{
+        {find_executable("node"), fixture("xray_sdk_centralized.js").string(), "central-svc"},
+        {{"NODE_PATH", npm_modules().string()},
+         {"AWS_XRAY_DAEMON_ADDRESS",
+          "udp:" + collector().address() + " tcp:127.0.0.1:" + api_port_}},
+        {"AWS_XRAY_TRACING_NAME", "OTEL_SERVICE_NAME", "AWS_XRAY_CONTEXT_MISSING"},
+        dir().path(),
+        true});
+    auto port = sdk.wait_for_line(Stream::kStdout, std::regex(R"(listening on port (\d+))"),
+                                  deadline_in(std::chrono::seconds(20)));
+    ASSERT_TRUE(port) << sdk.describe(4000);
+    ASSERT_TRUE(sdk.wait_for_line(Stream::kStdout, std::regex("refreshed centralized sampling"),
+                                  deadline_in(std::chrono::seconds(20))))
+        << sdk.describe(4000);
+    const std::string sdk_url = "http://127.0.0.1:" + port->groups[1];
+
+    const std::string tag = unique_tag();
+    for (int i = 0; i < kPerPath; i++) {
+        for (const char* p : {"/svc/", "/none/", "/other/"}) {
+            const std::string path = p + tag + "/" + std::to_string(i);
+            ASSERT_EQ(http_get(sdk_url + path).status, 404);
+            ASSERT_EQ(http_get(server_->url(path)).status, 404);
+        }
+    }
+    // Both clients reported every decision (each reports every 10 s).
+    std::map<std::string, std::map<std::string, RuleCounts>> by_client;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            by_client = reported_by_client();
+            size_t complete = 0;
+            for (auto& [client, rules] : by_client) {
+                complete +=
+                    rules["svc"].requests + rules["none"].requests + rules["Default"].requests ==
+                    3u * kPerPath;
+            }
+            return complete == 2;
+        },
+        deadline_in(std::chrono::seconds(45)), std::chrono::milliseconds(500)))
+        << agent_diagnostics() << "\n"
+        << sdk.describe(4000);
+    stop_agent_and_sync();
+    sdk.stop();
+
+    std::vector<uint64_t> default_sampled;
+    for (auto& [client, rules] : by_client) {
+        SCOPED_TRACE("ClientID " + client);
+        EXPECT_EQ(client.size(), 24u);
+        EXPECT_EQ(rules["svc"].sampled, uint64_t{kPerPath});
+        EXPECT_EQ(rules["none"].sampled + rules["none"].borrowed, 0u);
+        EXPECT_EQ(rules.count("other-service") + rules.count("wrong-host"), 0u);
+        default_sampled.push_back(rules["Default"].sampled + rules["Default"].borrowed);
+    }
+    ASSERT_EQ(default_sampled.size(), 2u);
+    std::cout << "[ sampling ] Default sampled+borrowed per client: " << default_sampled[0] << ", "
+              << default_sampled[1] << std::endl;
+    EXPECT_LE(std::max(default_sampled[0], default_sampled[1]) -
+                  std::min(default_sampled[0], default_sampled[1]),
+              2u);
+
+    const auto docs = with_url_containing(collector().documents(), tag);
+    std::map<std::string, std::map<std::string, size_t>> seen;  // sdk -> "path rule" -> count
+    for (const auto& d : docs) {
+        seen[str(d, "aws.xray.sdk")]
+            [first_path_segment(str(d, "http.request.url")) + " " + str(d, "aws.xray.rule_name")]++;
+    }
+    ASSERT_EQ(seen.size(), 2u) << "documents from both the SDK and Passport";
+    for (auto& [sdk_name, counts] : seen) {
+        SCOPED_TRACE(sdk_name);
+        EXPECT_EQ(counts["svc svc"], size_t{kPerPath});
+        EXPECT_EQ(counts["none none"], 0u);
+        EXPECT_GE(counts["other Default"], 1u);
+        EXPECT_EQ(counts.size(), 3u);  // no document under another rule or none
+    }
+    EXPECT_LE(
+        std::max(seen.begin()->second["other Default"], seen.rbegin()->second["other Default"]) -
+            std::min(seen.begin()->second["other Default"], seen.rbegin()->second["other Default"]),
+        2u);
 }
 
 }  // namespace

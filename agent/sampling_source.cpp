@@ -63,8 +63,12 @@ Result<bool> ProbesSamplingSink::set_sampling(const sample::KernelRules& rules) 
     wanted.sample_rules = rules.rules;
     wanted.sample_cfg = cfg;
     // Programs loaded for rules without method, path or Host do not read them: userspace decides.
-    if (cfg.enabled != 0 && rules_read_request_text(wanted) && !probes_.reads_request_text())
+    if (cfg.enabled != 0 && rules_read_request_text(wanted) && !probes_.reads_request_text()) {
         cfg.enabled = 0;
+        spdlog::warn(
+            "sampling rules match on method, path or Host, which the kernel programs loaded at "
+            "start do not read: userspace decides sampling until a restart");
+    }
     auto set = probes_.set_sampling(rules.rules, rules.default_rule, cfg);
     if (set && on_names_) on_names_(rules.names);
     return set;
@@ -161,6 +165,8 @@ void CentralizedSampling::collect(Counters& counters) const {
     counters.set("sampling.targets_fetch_failures", s.targets_fetch_failures);
     counters.set("sampling.statistics_reported", s.statistics_reported);
 }
+
+bool CentralizedSampling::centralized() const { return sampler_->centralized(epoch_seconds()); }
 
 std::string CentralizedSampling::health_note() const {
     if (!poller_) return {};

@@ -83,6 +83,7 @@ class CentralizedSampling {
     std::string health_note() const;
     std::string report_line() const;
     bool kernel_decides() const { return options_.kernel_decides; }
+    bool centralized() const;  // X-Ray's rules decide now
 
   private:
     void run();

@@ -68,7 +68,7 @@ class CentralizedSamplingE2E : public E2eTest {
         AgentOptions options;
         options.daemon_address = "udp:" + collector().address() + " tcp:127.0.0.1:" + api_port_;
         start_agent({"--pid", std::to_string(server_->pid()), "--sampling-rules", local.string(),
-                     "--metrics-address", "127.0.0.1:0"},
+                     "--sampling", "centralized", "--metrics-address", "127.0.0.1:0"},
                     options);
     }
 

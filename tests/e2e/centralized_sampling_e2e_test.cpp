@@ -3,6 +3,7 @@
 // decide which requests of a real server become documents, the statistics the agent reports
 // add up to what it decided, and while the proxy is down the local rules decide (visible in
 // /metrics and /readyz) until it answers again.
+#include <cmath>
 #include <fstream>
 
 #include "tests/e2e/e2e_common.hpp"
@@ -11,8 +12,8 @@ namespace passport::testing::e2e {
 namespace {
 
 // SamplingRule objects (https://docs.aws.amazon.com/xray/latest/api/API_SamplingRule.html):
-// /none/ never; GET /svc/ of the service "central-svc" always; POST anything always; the rest
-// by Default: a reservoir of 1 a second (borrowed until the quota arrives), no fixed rate.
+// /none/ never; GET /svc/ of the service "central-svc" always; /load/ 2 a second then 20 %; the
+// rest by Default: a reservoir of 1 a second (borrowed until the quota arrives), no fixed rate.
 constexpr std::string_view kRules = R"([
  {"RuleName": "none", "Priority": 1, "FixedRate": 0.0, "ReservoirSize": 0, "ServiceName": "*",
   "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "/none/*", "ResourceARN": "*",
@@ -26,6 +27,9 @@ constexpr std::string_view kRules = R"([
  {"RuleName": "wrong-host", "Priority": 5, "FixedRate": 1.0, "ReservoirSize": 0,
   "ServiceName": "*", "ServiceType": "*", "Host": "elsewhere.example", "HTTPMethod": "*",
   "URLPath": "*", "ResourceARN": "*", "Attributes": {}, "Version": 1},
+ {"RuleName": "load", "Priority": 6, "FixedRate": 0.2, "ReservoirSize": 2, "ServiceName": "*",
+  "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "/load/*", "ResourceARN": "*",
+  "Attributes": {}, "Version": 1},
  {"RuleName": "Default", "Priority": 10000, "FixedRate": 0.0, "ReservoirSize": 1,
   "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "*",
   "ResourceARN": "*", "Attributes": {}, "Version": 1}
@@ -195,6 +199,48 @@ TEST_F(CentralizedSamplingE2E, RulesDecideAndStatisticsAddUp) {
     EXPECT_EQ(other, r["Default"].sampled + r["Default"].borrowed);
     EXPECT_GE(other, 1u);
     EXPECT_EQ(docs_with("/other/" + tag, "Default"), other);
+}
+
+// A few seconds of load under a rule with a quota (2 a second, granted by the stand-in once the
+// rule was reported) and a fixed rate (20 %): the documents are exactly what the statistics
+// say was sampled; at most 2 per second come from the quota and the rest is binomial, so with
+// n requests over S seconds (measured) the sampled count lies within
+// [0.2 (n - 2 (S + 1)) - 5 sd, 2 (S + 1) + 0.2 n + 5 sd], sd = sqrt(n 0.2 0.8).
+TEST_F(CentralizedSamplingE2E, QuotaAndRateHoldUnderLoad) {
+    ASSERT_TRUE(wait_centralized(true)) << agent_diagnostics();
+    const std::string warm = unique_tag();
+    ASSERT_EQ(http_get(server_->url("/load/" + warm)).status, 404);
+    // The stand-in granted "load" its quota (after the agent's first report).
+    ASSERT_TRUE(wait_until([&] { return reported()["load"].requests >= 1; },
+                           deadline_in(std::chrono::seconds(30)), std::chrono::milliseconds(500)))
+        << agent_diagnostics();
+    const std::string tag = unique_tag();
+    constexpr int kLoad = 300;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kLoad; i++)
+        ASSERT_EQ(http_get(server_->url("/load/" + tag + "/" + std::to_string(i))).status, 404);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(wait_until([&] { return reported()["load"].requests >= 1 + kLoad; },
+                           deadline_in(std::chrono::seconds(30)), std::chrono::milliseconds(500)))
+        << agent_diagnostics();
+    stop_agent_and_sync();
+
+    const RuleCounts load = reported()["load"];
+    EXPECT_EQ(load.requests, 1u + kLoad);
+    // The warm-up request borrowed; one more may have, had the load started in the moment
+    // between the stand-in logging the report and the agent applying its answer.
+    EXPECT_LE(load.borrowed, 2u);
+    const size_t docs = with_url_containing(collector().documents(), "/load/" + tag).size() +
+                        with_url_containing(collector().documents(), "/load/" + warm).size();
+    EXPECT_EQ(docs, load.sampled + load.borrowed);
+    const double n = kLoad;
+    const double s = std::ceil(seconds) + 1;
+    const double sd = std::sqrt(n * 0.2 * 0.8);
+    std::cout << "[ sampling ] " << kLoad << " requests in " << seconds << " s: " << docs
+              << " sampled" << std::endl;
+    EXPECT_GE(static_cast<double>(load.sampled), 0.2 * (n - 2 * s) - 5 * sd);
+    EXPECT_LE(static_cast<double>(load.sampled), 2 * s + 1 + 0.2 * n + 5 * sd);
 }
 
 TEST_F(CentralizedSamplingE2E, UnreachableMeansLocalRulesUntilItAnswersAgain) {

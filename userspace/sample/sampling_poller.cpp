@@ -73,9 +73,9 @@ bool SamplingPoller::fetch_rules(int64_t now_s) {
             status_.rules_fetches++;
         }
         auto body = transport_.post(kGetSamplingRulesPath, sampling_rules_request(token));
-        if (!body) return fall_back("GetSamplingRules: " + body.error(), now_s), false;
+        if (!body) return fall_back("GetSamplingRules: " + body.error());
         auto parsed = parse_sampling_rules(*body);
-        if (!parsed) return fall_back(parsed.error(), now_s), false;
+        if (!parsed) return fall_back(parsed.error());
         for (const std::string& why : parsed->skipped)
             spdlog::debug("X-Ray sampling: {}: skipped", why);
         skipped += parsed->skipped.size();
@@ -83,8 +83,7 @@ bool SamplingPoller::fetch_rules(int64_t now_s) {
         token = parsed->next_token;
         if (token.empty()) break;
     }
-    if (rules.empty())
-        return fall_back("GetSamplingRules: no rule usable by this agent", now_s), false;
+    if (rules.empty()) return fall_back("GetSamplingRules: no rule usable by this agent");
     const bool was = centralized_;
     sampler_.set_rules(std::move(rules), now_s);
     sampler_.set_centralized(true);
@@ -110,9 +109,9 @@ bool SamplingPoller::report_and_fetch_targets(int64_t now_s) {
         status_.targets_fetches++;
     }
     auto body = transport_.post(kSamplingTargetsPath, sampling_targets_request(docs));
-    if (!body) return fall_back("GetSamplingTargets: " + body.error(), now_s), false;
+    if (!body) return fall_back("GetSamplingTargets: " + body.error());
     auto parsed = parse_sampling_targets(*body);
-    if (!parsed) return fall_back(parsed.error(), now_s), false;
+    if (!parsed) return fall_back(parsed.error());
     {
         const std::lock_guard lock(status_mutex_);
         status_.statistics_reported += docs.size();
@@ -127,7 +126,7 @@ bool SamplingPoller::report_and_fetch_targets(int64_t now_s) {
     return true;
 }
 
-void SamplingPoller::fall_back(const std::string& why, int64_t /*now_s*/) {
+bool SamplingPoller::fall_back(const std::string& why) {
     note_error(why);
     if (centralized_ || !warned_) {
         spdlog::warn("X-Ray sampling: {}; the local sampling rules decide until X-Ray answers",
@@ -139,6 +138,7 @@ void SamplingPoller::fall_back(const std::string& why, int64_t /*now_s*/) {
     if (centralized_) kernel_dirty_ = true;
     centralized_ = false;
     sampler_.set_centralized(false);
+    return false;
 }
 
 void SamplingPoller::note_error(const std::string& why) {

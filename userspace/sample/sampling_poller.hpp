@@ -93,7 +93,7 @@ class SamplingPoller {
   private:
     bool fetch_rules(int64_t now_s);
     bool report_and_fetch_targets(int64_t now_s);
-    void fall_back(const std::string& why, int64_t now_s);
+    bool fall_back(const std::string& why);  // false, for the caller to return
     void push_kernel(int64_t now_s);
     void collect_kernel_statistics();
     void update_process_masks();

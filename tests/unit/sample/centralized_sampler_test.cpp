@@ -123,6 +123,30 @@ TEST_F(CentralizedSamplerTest, RefreshedRulesKeepTheirReservoir) {
     EXPECT_DOUBLE_EQ(states[0].fixed_rate, 0.5);  // the new rule's rate until the next target
 }
 
+// Quota and fixed rate over ten seconds of 100 requests each, with real random draws: the quota
+// (5 a second) is exact, the rate (0.1 of the other 95) is binomial: 95 expected over the ten
+// seconds, standard deviation 9.2; the bound is 5 standard deviations either way.
+TEST(CentralizedSamplerLoad, QuotaAndRateHoldOverSeconds) {
+    Clock clock;
+    CentralizedSampler sampler(default_local_rules(), clock.wall());
+    sampler.set_rules({rule("Default", 10000, 0.1, 5)}, kNow);
+    sampler.set_centralized(true);
+    sampler.apply_targets({TargetDocument{"Default", SamplingTarget{0.1, 5, kNow + 60, 10}}}, kNow);
+    uint64_t sampled = 0;
+    for (int second = 0; second < 10; second++) {
+        clock.now = kNow + second;
+        for (int i = 0; i < 100; i++)
+            sampled += sampler.decide(SampleRequest{"h", "GET", "/", "svc"}).sampled ? 1 : 0;
+    }
+    const auto docs = sampler.take_due_statistics(kNow + 10, "c");
+    ASSERT_EQ(docs.size(), 1u);
+    EXPECT_EQ(docs[0].counts.requests, 1000u);
+    EXPECT_EQ(docs[0].counts.sampled, sampled);
+    EXPECT_EQ(docs[0].counts.borrows, 0u);
+    EXPECT_GE(sampled, 50u + 95u - 46u);
+    EXPECT_LE(sampled, 50u + 95u + 46u);
+}
+
 // ---- kernel compilation ----
 
 std::vector<CentralizedRuleState> states(const std::vector<CentralizedRule>& rules) {

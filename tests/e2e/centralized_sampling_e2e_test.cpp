@@ -177,7 +177,8 @@ TEST_F(CentralizedSamplingE2E, RulesDecideAndStatisticsAddUp) {
     ASSERT_TRUE(wait_until(
         [&] {
             auto r = reported();
-            return r["svc"].requests + r["none"].requests + r["Default"].requests >= 3u * kPerPath;
+            return r["svc"].requests + r["none"].requests + r["Default"].requests >=
+                   uint64_t{3} * kPerPath;
         },
         deadline_in(std::chrono::seconds(40)), std::chrono::milliseconds(500)))
         << agent_diagnostics();
@@ -323,7 +324,7 @@ TEST_F(CentralizedSamplingE2E, DecidesAsTheXRaySdkForNode) {
             for (auto& [client, rules] : by_client) {
                 complete +=
                     rules["svc"].requests + rules["none"].requests + rules["Default"].requests ==
-                    3u * kPerPath;
+                    uint64_t{3} * kPerPath;
             }
             return complete == 2;
         },

@@ -159,7 +159,8 @@ Result<SamplingTargetsResponse> parse_sampling_targets(std::string_view body) {
             read_string(u, "RuleName", rule);
             read_string(u, "ErrorCode", code);
             read_string(u, "Message", message);
-            out.unprocessed.push_back(rule + ": " + code + " " + message);
+            rule.append(": ").append(code).append(" ").append(message);
+            out.unprocessed.push_back(std::move(rule));
         }
     }
     return out;

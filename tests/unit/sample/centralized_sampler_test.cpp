@@ -151,6 +151,7 @@ TEST(CentralizedSamplerLoad, QuotaAndRateHoldOverSeconds) {
 
 std::vector<CentralizedRuleState> states(const std::vector<CentralizedRule>& rules) {
     std::vector<CentralizedRuleState> out;
+    out.reserve(rules.size());
     for (const auto& r : rules) out.push_back(CentralizedRuleState{r, r.fixed_rate, 0, 0});
     return out;
 }

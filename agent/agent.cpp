@@ -349,12 +349,12 @@ class Agent {
 
     // --sampling: X-Ray's rules (agent/sampling_source.hpp) or the local ones alone.
     std::unique_ptr<sample::Sampler> make_sampler(sample::LocalRules rules) {
-        if (cfg_.sampling != "centralized") {
+        const auto addr = exporter::parse_daemon_address(cfg_.daemon_address);
+        if (cfg_.sampling != "centralized" || !addr) {
             report().info("  [yes] sampling - local rules ({})",
                           cfg_.sampling_rules.empty() ? "the default rule" : cfg_.sampling_rules);
             return std::make_unique<sample::LocalSampler>(std::move(rules));
         }
-        const auto addr = exporter::parse_daemon_address(cfg_.daemon_address);  // checked
         sampling_ = std::make_unique<CentralizedSampling>(
             CentralizedSamplingOptions{.tcp = addr->tcp, .local = rules});
         report_sampling();

@@ -1037,11 +1037,12 @@ class Agent {
     sample::KernelRules kernel_rules_;
     std::unique_ptr<pipeline::Pipeline> pipeline_;
     std::unique_ptr<BpfProbes> probes_;
-    std::unique_ptr<CentralizedSampling> sampling_;  // stopped before the probes go
     std::unique_ptr<Injection> injection_;
     k8s::PodCache pods_;
     std::unique_ptr<PodWatcher> pod_watcher_;  // stopped (joined) before the cache goes
     std::unique_ptr<identity::IdentityResolver> identity_;  // joined before pods_ goes
+    // Its thread uses the probes and the identities: stopped (destroyed) before either goes.
+    std::unique_ptr<CentralizedSampling> sampling_;
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;

@@ -77,7 +77,11 @@ bool SamplingPoller::fetch_rules(int64_t now_s) {
         auto parsed = parse_sampling_rules(*body);
         if (!parsed) return fall_back(parsed.error());
         for (const std::string& why : parsed->skipped)
-            spdlog::debug("X-Ray sampling: {}: skipped", why);
+            spdlog::debug("X-Ray sampling: {}: skipped", why);  // said once below
+        if (page == 0 && !parsed->skipped.empty() && !centralized_)
+            spdlog::info(
+                "X-Ray sampling: not applied, as the X-Ray SDKs do not apply them: {}",
+                parsed->skipped.front() + (parsed->skipped.size() > 1 ? " (and others)" : ""));
         skipped += parsed->skipped.size();
         for (auto& r : parsed->rules) rules.push_back(std::move(r));
         token = parsed->next_token;

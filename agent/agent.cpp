@@ -946,8 +946,7 @@ class Agent {
     // request in flight keeps the decision it got.
     void reload_sampling(const sample::LocalRules& rules, const std::string& path) {
         if (sampling_) {  // the fallback rules: in the kernel when they are in force
-            sampling_->set_local_rules(rules);
-            if (!sampling_->centralized())
+            if (sampling_->set_local_rules(rules) && !sampling_->centralized())
                 pipeline_->set_sampling(sampling_->pipeline_sampler(),
                                         sample::compile_kernel_rules(rules).names);
             cfg_.sampling_rules = path;

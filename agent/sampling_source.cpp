@@ -12,7 +12,8 @@
 namespace passport::agent {
 namespace {
 
-constexpr auto kCallBudget = std::chrono::milliseconds(2000);
+// The daemon answers after the X-Ray API did: seconds, not the milliseconds of a local endpoint.
+constexpr auto kCallBudget = std::chrono::milliseconds(5000);
 
 int64_t epoch_seconds() {
     return std::chrono::floor<std::chrono::seconds>(
@@ -44,6 +45,7 @@ Result<std::string> DaemonSamplingTransport::post(std::string_view path, const s
     r.url = base_url_ + std::string(path);
     r.headers = {"Content-Type: application/json"};
     r.budget = kCallBudget;
+    r.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(kCallBudget);
     r.body_cap = sample::kMaxSamplingResponseBytes;
     r.body = body;
     auto answer = identity::http_fetch(r);
@@ -129,6 +131,10 @@ void CentralizedSampling::run() {
         {
             const std::lock_guard step(step_mutex_);
             next = poller_->step(epoch_seconds());
+            if (local_changed_.exchange(false)) {
+                poller_->local_rules_changed();
+                poller_->flush_kernel();
+            }
         }
         wake.lock();
         const auto until = std::chrono::system_clock::time_point(std::chrono::seconds(next));
@@ -136,12 +142,19 @@ void CentralizedSampling::run() {
     }
 }
 
-void CentralizedSampling::set_local_rules(const sample::LocalRules& rules) {
+bool CentralizedSampling::set_local_rules(const sample::LocalRules& rules) {
     sampler_->set_local_rules(rules);
-    if (!poller_) return;
-    const std::lock_guard step(step_mutex_);
+    if (!poller_) return true;
+    // Never wait for a call to X-Ray in flight (seconds): the sampling thread applies the
+    // change right after it, then.
+    std::unique_lock step(step_mutex_, std::try_to_lock);
+    if (!step.owns_lock()) {
+        local_changed_ = true;
+        return false;
+    }
     poller_->local_rules_changed();
     poller_->flush_kernel();
+    return true;
 }
 
 std::vector<sample::ProcessFacts> CentralizedSampling::processes() const {

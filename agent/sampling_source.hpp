@@ -3,6 +3,7 @@
 // pipeline asks, and a thread of its own that runs the SamplingPoller against the X-Ray
 // daemon's TCP proxy (HTTP POST through libcurl) and writes the rules into the kernel's maps.
 // The agent thread reads the poller's status once a second for /metrics and /healthz.
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -19,7 +20,7 @@
 
 namespace passport::agent {
 
-// The daemon's proxy over HTTP: POST http://HOST:PORT/<path>, 2 s per call, 1 MiB answers.
+// The daemon's proxy over HTTP: POST http://HOST:PORT/<path>, 5 s per call, 1 MiB answers.
 class DaemonSamplingTransport : public sample::SamplingTransport {
   public:
     explicit DaemonSamplingTransport(const exporter::HostPort& tcp);
@@ -75,8 +76,9 @@ class CentralizedSampling {
     void start(BpfProbes& probes, correlate::IdentityProvider* identity,
                ProbesSamplingSink::OnNames on_names);
     void stop();
-    // New local rules (reload): in the sampler at once, in the kernel when they are in force.
-    void set_local_rules(const sample::LocalRules& rules);
+    // New local rules (reload): in the sampler at once, in the kernel when they are in force;
+    // false when the kernel gets them a little later, from the sampling thread.
+    bool set_local_rules(const sample::LocalRules& rules);
 
     // sampling.* counters and the /healthz line.
     void collect(Counters& counters) const;
@@ -96,7 +98,8 @@ class CentralizedSampling {
     std::unique_ptr<sample::SamplingPoller> poller_;
     correlate::IdentityProvider* identity_ = nullptr;
 
-    std::mutex step_mutex_;  // poller_ is used by one thread at a time
+    std::mutex step_mutex_;                   // poller_ is used by one thread at a time
+    std::atomic<bool> local_changed_{false};  // a reload found the sampling thread busy
     std::mutex wake_mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;

@@ -7,10 +7,9 @@
 namespace passport::identity {
 namespace {
 
-// Below this rate for a whole second the transfer is dropped (a slow-loris body); a metadata
-// answer is a few KiB sent at once.
+// Below this rate for HttpRequest::low_speed_time the transfer is dropped (a slow-loris body); a
+// metadata answer is a few KiB sent at once.
 constexpr long kLowSpeedBytesPerSecond = 64;
-constexpr long kLowSpeedSeconds = 1;
 
 void global_init_once() {
     static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
@@ -44,7 +43,7 @@ void set_limits(CURL* c, const HttpRequest& r) {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, kLowSpeedBytesPerSecond);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, kLowSpeedSeconds);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(r.low_speed_time.count()));
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.body_cap));
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");

@@ -25,6 +25,7 @@
 #include "agent/metrics/metrics_publisher.hpp"
 #include "agent/metrics/rule_stats.hpp"
 #include "agent/process_selector.hpp"
+#include "agent/sampling_source.hpp"
 #include "agent/summary.hpp"
 #include "agent/tls_tracer.hpp"
 #include "userspace/common/clock.hpp"
@@ -339,13 +340,37 @@ class Agent {
         pcfg.tracker.memory_budget_bytes = size_t{cfg_.memory_budget_mb} * 1024 * 1024;
         pcfg.keep_sdk_segments = cfg_.keep_sdk_segments;
         report_sdk_segments();
-        pipeline_ = std::make_unique<pipeline::Pipeline>(
-            pcfg, std::make_unique<sample::LocalSampler>(std::move(rules)), fanout_, counters_,
-            clock_);
+        pipeline_ = std::make_unique<pipeline::Pipeline>(pcfg, make_sampler(std::move(rules)),
+                                                         fanout_, counters_, clock_);
         if (metrics_)
             pipeline_->set_segment_observer(
                 [this](const xray::Segment& s) { metrics_->on_segment(s); });
         return 0;
+    }
+
+    // --sampling: X-Ray's rules (agent/sampling_source.hpp) or the local ones alone.
+    std::unique_ptr<sample::Sampler> make_sampler(sample::LocalRules rules) {
+        const auto addr = exporter::parse_daemon_address(cfg_.daemon_address);
+        if (cfg_.sampling != "centralized" || !addr) {
+            report().info("  [yes] sampling - local rules ({})",
+                          cfg_.sampling_rules.empty() ? "the default rule" : cfg_.sampling_rules);
+            return std::make_unique<sample::LocalSampler>(std::move(rules));
+        }
+        sampling_ = std::make_unique<CentralizedSampling>(
+            CentralizedSamplingOptions{.tcp = addr->tcp, .local = rules});
+        report_sampling();
+        return sampling_->pipeline_sampler();
+    }
+
+    void report_sampling() {
+        report().info("  [yes] sampling - {}", sampling_->report_line());
+        if (!sampling_->kernel_decides())
+            report().info(
+                "  [no]  kernel sampling under X-Ray rules - userspace decides while X-Ray's "
+                "rules are in force (the kernel decides under the local rules)");
+        report().info(
+            "  [no]  X-Ray API access - sampling rules come only through the daemon's proxy "
+            "(no direct SigV4 calls)");
     }
 
     // Processes with their own X-Ray SDK (docs/sdk.md).
@@ -379,6 +404,7 @@ class Agent {
         }
         probes_ = std::move(*loaded);
         if (metrics_) metrics_->set_attached();
+        if (sampling_) start_sampling();
         // Loading parses the kernel's BTF (tens of MB, freed once CO-RE relocation is done); give
         // those pages back instead of keeping them as idle heap for the agent's whole life.
         ::malloc_trim(0);
@@ -388,6 +414,15 @@ class Agent {
                           : "refused by this kernel: children forked by selected processes after "
                             "start are not traced");
         return 0;
+    }
+
+    // The kernel's rule names follow what the sampling thread writes, on this thread.
+    void start_sampling() {
+        sampling_->start(*probes_, identity_.get(), [this](std::vector<std::string> names) {
+            asio::post(io_, [this, n = std::move(names)]() mutable {
+                pipeline_->set_sampling(sampling_->pipeline_sampler(), std::move(n));
+            });
+        });
     }
 
     // Header injection: optional; everything else works without it.
@@ -671,6 +706,12 @@ class Agent {
         // The kernel's epoch offset (minted trace ids) follows wall-clock steps within a second.
         timers_.push_back(every(io_, 1s, [this]() { probes_->refresh_clock(); }));
         timers_.push_back(every(io_, 1s, [this]() { collect_identity_counters(); }));
+        if (sampling_) {
+            timers_.push_back(every(io_, 1s, [this]() {
+                sampling_->collect(counters_);
+                if (metrics_) metrics_->set_note(sampling_->health_note());
+            }));
+        }
         if (metrics_) {
             // The LRU eviction estimate walks the kernel's tables: every 10 s, not every second.
             timers_.push_back(every(io_, 10s, [this]() { collect_lru_evictions(); }));
@@ -905,6 +946,15 @@ class Agent {
     // New rules in the kernel and in userspace. A request reads them at its first read, so a
     // request in flight keeps the decision it got.
     void reload_sampling(const sample::LocalRules& rules, const std::string& path) {
+        if (sampling_) {  // the fallback rules: in the kernel when they are in force
+            if (sampling_->set_local_rules(rules) && !sampling_->centralized())
+                pipeline_->set_sampling(sampling_->pipeline_sampler(),
+                                        sample::compile_kernel_rules(rules).names);
+            cfg_.sampling_rules = path;
+            spdlog::info("reload: local sampling rules applied ({})",
+                         path.empty() ? "the default rule" : path);
+            return;
+        }
         sample::KernelRules kernel = sample::compile_kernel_rules(rules);
         ProbeConfig wanted;
         wanted.sample_rules = kernel.rules;
@@ -931,6 +981,7 @@ class Agent {
     void shutdown() {
         ::sd_notify(0, "STOPPING=1");
         if (metrics_) metrics_->set_stopping();
+        if (sampling_) sampling_->stop();  // its thread writes into the probes' maps
         ring_buffer__consume(ring_.get());
         pipeline_->shutdown();
         collect_lru_evictions();
@@ -999,6 +1050,8 @@ class Agent {
     k8s::PodCache pods_;
     std::unique_ptr<PodWatcher> pod_watcher_;  // stopped (joined) before the cache goes
     std::unique_ptr<identity::IdentityResolver> identity_;  // joined before pods_ goes
+    // Its thread uses the probes and the identities: stopped (destroyed) before either goes.
+    std::unique_ptr<CentralizedSampling> sampling_;
     std::unique_ptr<ProcessSelector> selector_;
     size_t selected_ = 0;  // processes selected at start
     std::unique_ptr<TlsTracer> tls_;

@@ -134,6 +134,11 @@ Identity (aws.ec2/aws.ecs/aws.eks and origin in every segment; see docs/identity
                         169.254.170.2, the ECS agent's address); others are not fetched
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
+  --sampling centralized|local
+                        centralized: X-Ray's sampling rules through the daemon's TCP proxy
+                        (the tcp part of the daemon address), the local rules while X-Ray is
+                        unreachable; local: only the local rules. Default: centralized when
+                        documents go to a daemon, else local
   --record FILE         write the raw kernel events as JSON lines (for replay tests), with
                         credential header and query values masked with '*'
   --record-raw          --record keeps credential header and query values as captured
@@ -408,6 +413,13 @@ const std::map<std::string, ValueFlag>& value_flags() {
         {"--port", set_port},
         {"--service-name", set_text<&Config::service_name>},
         {"--sampling-rules", set_text<&Config::sampling_rules>},
+        {"--sampling",
+         [](const std::string& v, Config& c) {
+             if (v != "centralized" && v != "local")
+                 return std::string("--sampling: expected centralized or local, got '" + v + "'");
+             c.sampling = v;
+             return std::string();
+         }},
         {"--record", set_text<&Config::record>},
         {"--redact-query-param",
          [](const std::string& v, Config& c) {
@@ -597,6 +609,10 @@ Result<Config> parse_args(const std::vector<std::string>& args, const char* env_
     }
     if (auto settled = settle_daemon_address(*cli, env_daemon); !settled)
         return make_error(settled.error());
+    if (cli->sampling.empty())
+        cli->sampling = cli->daemon_address.empty() ? "local" : "centralized";
+    if (cli->sampling == "centralized" && cli->daemon_address.empty())
+        return make_error("--sampling centralized needs an X-Ray daemon (--daemon-address)");
     if (settings) {
         *settings = settings_by_key(given);
         for (auto& [key, values] : from_file) settings->emplace(key, values);

@@ -30,6 +30,7 @@ struct Config {
     std::vector<uint16_t> ports;            // --port
     std::string service_name;               // --service-name
     std::string sampling_rules;             // --sampling-rules FILE
+    std::string sampling;                   // --sampling centralized|local (set after parsing)
     std::string record;                     // --record FILE: raw events as JSON lines
     bool record_raw = false;                // --record-raw: keep credentials in recorded bytes
     bool redact = true;                     // --no-redact: keep credential query values

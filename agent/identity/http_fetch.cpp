@@ -7,10 +7,9 @@
 namespace passport::identity {
 namespace {
 
-// Below this rate for a whole second the transfer is dropped (a slow-loris body); a metadata
-// answer is a few KiB sent at once.
+// Below this rate for HttpRequest::low_speed_time the transfer is dropped (a slow-loris body); a
+// metadata answer is a few KiB sent at once.
 constexpr long kLowSpeedBytesPerSecond = 64;
-constexpr long kLowSpeedSeconds = 1;
 
 void global_init_once() {
     static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
@@ -44,7 +43,7 @@ void set_limits(CURL* c, const HttpRequest& r) {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, kLowSpeedBytesPerSecond);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, kLowSpeedSeconds);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(r.low_speed_time.count()));
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.body_cap));
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
@@ -52,8 +51,13 @@ void set_limits(CURL* c, const HttpRequest& r) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 }
 
-void set_method(CURL* c, const std::string& method) {
-    if (method != "PUT") return;
+void set_method(CURL* c, const HttpRequest& r) {
+    if (r.method == "POST") {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.c_str());
+        return;
+    }
+    if (r.method != "PUT") return;
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(0));
     curl_easy_setopt(c, CURLOPT_READFUNCTION, empty_upload);
@@ -73,7 +77,7 @@ std::string transport_error(CURLcode rc, const Sink& sink, const HttpRequest& r)
 }  // namespace
 
 Result<HttpResponse> http_fetch(const HttpRequest& request) {
-    if (request.method != "GET" && request.method != "PUT") {
+    if (request.method != "GET" && request.method != "PUT" && request.method != "POST") {
         return make_error("unsupported method " + request.method);
     }
     if (request.budget.count() <= 0) return make_error("no time left in the budget");
@@ -95,7 +99,7 @@ Result<HttpResponse> http_fetch(const HttpRequest& request) {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     set_limits(c, request);
-    set_method(c, request.method);
+    set_method(c, request);
     const CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) return make_error(transport_error(rc, sink, request));
     HttpResponse response;

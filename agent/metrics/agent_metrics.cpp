@@ -17,9 +17,10 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 
 // Exit counters that hold a level, not a running total.
-constexpr std::array<std::string_view, 5> kGaugeCounters = {
+constexpr std::array<std::string_view, 7> kGaugeCounters = {
     "kernel.sampling_rules_deferred", "stream.budget_peak_bytes", "identity.ec2",
-    "identity.ecs_endpoints", "identity.containers"};
+    "identity.ecs_endpoints",         "identity.containers",      "sampling.centralized",
+    "sampling.centralized_rules"};
 
 // Exit counter groups shown as one family with a label (prefix, family, label, help).
 struct LabelledGroup {

@@ -38,6 +38,7 @@ class MetricsPublisher {
     void watch_ring(int map_fd);
     void set_attached() { state_.set_probes_attached(); }
     void set_ready() { state_.set_ready(true, {}); }
+    void set_note(std::string note) { state_.set_note(std::move(note)); }
     // Not ready any more; the endpoint closes while the agent drains and detaches.
     void set_stopping() {
         state_.set_ready(false, "stopping");

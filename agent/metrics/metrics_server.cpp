@@ -156,12 +156,17 @@ std::pair<int, std::string> MetricsState::health() const {
                 "agent loop stalled: no metrics snapshot for " +
                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) +
                     " s"};
-    return {200, "ok"};
+    return {200, note_.empty() ? "ok" : "ok\n" + note_};
+}
+
+void MetricsState::set_note(std::string note) {
+    const std::lock_guard lock(mutex_);
+    note_ = std::move(note);
 }
 
 std::pair<int, std::string> MetricsState::readiness() const {
     const std::lock_guard lock(mutex_);
-    if (ready_) return {200, "ready"};
+    if (ready_) return {200, note_.empty() ? "ready" : "ready\n" + note_};
     return {503, not_ready_};
 }
 

@@ -24,6 +24,8 @@ class MetricsState {
     void publish(std::vector<prometheus::MetricFamily> families, std::string exporter_problem);
     void set_probes_attached();
     void set_ready(bool ready, std::string why_not);
+    // A line added to /healthz and /readyz answers (which sampling rules decide); "" for none.
+    void set_note(std::string note);
 
     // /healthz and /readyz: (HTTP status, plain-text body).
     std::pair<int, std::string> health() const;
@@ -42,6 +44,7 @@ class MetricsState {
     bool attached_ = false;
     bool ready_ = false;
     std::string not_ready_ = "starting: probes not attached yet";
+    std::string note_;
 };
 
 class MetricsServer {

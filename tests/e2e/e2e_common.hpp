@@ -201,13 +201,23 @@ class E2eTest : public ::testing::Test {
     const std::filesystem::path& rules_path() const { return rules_path_; }
 
     // Starts the agent with `args` plus the sample-everything rules (unless the args carry
-    // their own --sampling-rules). Fails the test (fatally) if it does not become ready.
+    // their own --sampling-rules) and `--sampling local` (unless they carry --sampling: the
+    // collector has no X-Ray sampling proxy; centralized_sampling_e2e_test.cpp brings one).
+    // Fails the test (fatally) if it does not become ready.
     AgentRunner& start_agent(std::vector<std::string> args, AgentOptions options = {}) {
         bool has_rules = false;
-        for (const auto& arg : args) has_rules = has_rules || arg == "--sampling-rules";
+        bool has_source = false;
+        for (const auto& arg : args) {
+            has_rules = has_rules || arg == "--sampling-rules";
+            has_source = has_source || arg == "--sampling";
+        }
         if (!has_rules) {
             args.emplace_back("--sampling-rules");
             args.push_back(rules_path_.string());
+        }
+        if (!has_source) {
+            args.emplace_back("--sampling");
+            args.emplace_back("local");
         }
         options.agent_path = agent_path();
         options.args = std::move(args);

@@ -50,7 +50,8 @@ SamplingInput Correlator::sampling_input(uint32_t tgid, const protocol::http1::R
     const std::string* host = req ? find_header(req->headers, "Host") : nullptr;
     return SamplingInput{builder_.service_name(tgid),
                          host ? host_without_port(text::trim(*host)) : "", req ? req->method : "",
-                         req ? req->target.substr(0, req->target.find('?')) : ""};
+                         req ? req->target.substr(0, req->target.find('?')) : "",
+                         builder_.origin(tgid)};
 }
 
 void Correlator::on_request_seen(const pairing::HttpRequestSeen& seen) {

@@ -15,7 +15,8 @@ struct SamplingInput {
     std::string service_name;
     std::string host;  // Host header without port
     std::string method;
-    std::string path;  // URL path without query
+    std::string path;          // URL path without query
+    std::string service_type;  // the process's origin (AWS::EC2::Instance, ...), "" off AWS
 };
 
 using SamplingDecider = std::function<bool(const SamplingInput&, std::string* rule_name)>;

@@ -154,6 +154,8 @@ std::string XrayDocumentBuilder::service_name(uint32_t tgid) {
     return identity_of(tgid)->service_name;
 }
 
+std::string XrayDocumentBuilder::origin(uint32_t tgid) { return identity_of(tgid)->origin; }
+
 void XrayDocumentBuilder::fill_identity(xray::Segment& s, uint32_t tgid, uint32_t tid,
                                         const events::Endpoint& local,
                                         const events::Endpoint& remote) {

@@ -39,6 +39,7 @@ class XrayDocumentBuilder {
     void fill_identity(xray::Segment& s, uint32_t tgid, uint32_t tid, const events::Endpoint& local,
                        const events::Endpoint& remote);
     std::string service_name(uint32_t tgid);
+    std::string origin(uint32_t tgid);  // the service type sampling rules match
     // The process exec'd or exited: its cached name and facts are stale.
     void forget_process(uint32_t tgid);
 

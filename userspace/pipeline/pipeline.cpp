@@ -29,7 +29,8 @@ Pipeline::Pipeline(PipelineConfig cfg, std::unique_ptr<sample::Sampler> sampler,
       correlator_(
           cfg_.correlator, processes_, ids_, clock_,
           [this](const correlate::SamplingInput& in, std::string* rule_name) {
-              sample::SampleRequest req{in.host, in.method, in.path, in.service_name};
+              sample::SampleRequest req{in.host, in.method, in.path, in.service_name,
+                                        in.service_type};
               sample::Decision d = sampler_->decide(req);
               if (rule_name) *rule_name = d.rule_name;
               return d.sampled;

@@ -41,6 +41,17 @@ void CentralizedReservoir::apply_target(const SamplingTarget& target, int64_t no
     refreshed_at_ = now_s;
 }
 
+void CentralizedReservoir::update_rule(uint32_t capacity, double fixed_rate) {
+    capacity_ = capacity;
+    fixed_rate_ = fixed_rate;
+}
+
+void CentralizedReservoir::add_statistics(const RuleStatistics& more) {
+    statistics_.requests += more.requests;
+    statistics_.sampled += more.sampled;
+    statistics_.borrows += more.borrows;
+}
+
 bool CentralizedReservoir::needs_report(int64_t now_s) const {
     return statistics_.requests != 0 && now_s >= refreshed_at_ + interval_;
 }

@@ -3,9 +3,9 @@
 // implement it): borrow one request per second until the service grants a quota, then `quota` per
 // second until its TTL, always falling back to the fixed rate; plus the statistics reported to
 // GetSamplingTargets (https://docs.aws.amazon.com/xray/latest/api/API_GetSamplingTargets.html).
-// Pure logic with the time and the random number passed in; the poller that fetches rules and
-// targets is not written yet and will own one of these per rule.
+// Pure logic with the time and the random number passed in; CentralizedSampler owns one per rule.
 #include <cstdint>
+#include <limits>
 #include <optional>
 
 namespace passport::sample {
@@ -35,6 +35,12 @@ class CentralizedReservoir {
     // Applies a target received at now_s.
     void apply_target(const SamplingTarget& target, int64_t now_s);
 
+    // The rule was fetched again: its ReservoirSize and FixedRate (until the next target).
+    void update_rule(uint32_t capacity, double fixed_rate);
+
+    // Decisions taken elsewhere for this rule (the kernel's), reported with these.
+    void add_statistics(const RuleStatistics& more);
+
     // True when this rule has requests to report and its interval has elapsed.
     bool needs_report(int64_t now_s) const;
 
@@ -43,6 +49,15 @@ class CentralizedReservoir {
 
     const RuleStatistics& statistics() const { return statistics_; }
     double fixed_rate() const { return fixed_rate_; }
+    uint32_t capacity() const { return capacity_; }
+    // The quota and its end (epoch seconds) once a target granted one; 0 before.
+    uint32_t quota() const { return quota_; }
+    int64_t quota_expires() const { return expires_at_; }
+    // When the next report is due (epoch seconds) by the last target's Interval; INT64_MAX
+    // before the first target (the regular 10 s cycle reports it).
+    int64_t report_due() const {
+        return refreshed_at_ == 0 ? std::numeric_limits<int64_t>::max() : refreshed_at_ + interval_;
+    }
 
   private:
     uint32_t capacity_;

@@ -23,8 +23,9 @@ namespace passport::sample {
 struct SampleRequest {
     std::string_view host;  // Host header, without port
     std::string_view http_method;
-    std::string_view url_path;      // path without query
-    std::string_view service_name;  // segment name; for centralized rules (local ones ignore it)
+    std::string_view url_path;        // path without query
+    std::string_view service_name;    // segment name; for centralized rules (local ones ignore it)
+    std::string_view service_type{};  // the segment's origin (AWS::EC2::Instance, ...); centralized
 };
 
 enum class DecisionSource : uint8_t {

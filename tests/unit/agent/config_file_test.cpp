@@ -17,14 +17,14 @@ using passport::testing::TempDir;
 // Values tried, in order, until an option accepts one that is not its default; an option added to
 // the table that accepts none of them fails KeysRoundTripToTheirFlags until a value it accepts is
 // added here.
-constexpr std::array<const char*, 15> kCandidateValues = {"8",          "127.0.0.1:2000",
+constexpr std::array<const char*, 16> kCandidateValues = {"8",          "127.0.0.1:2000",
                                                           "10.0.0.0/8", "example.com",
                                                           "json",       "auto",
                                                           "app=web",    "deployment/web",
                                                           "/",          "x",
                                                           "0.5",        "off",
                                                           "64",         "shop/Deployment/cart=cart",
-                                                          "keep"};
+                                                          "keep",       "local"};
 
 // The first candidate the option accepts and that changes the Config from the defaults.
 std::string first_accepted_value(const std::string& flag) {

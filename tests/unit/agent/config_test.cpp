@@ -166,3 +166,33 @@ TEST(AgentConfig, SdkSegmentsSuppressByDefaultOrKeep) {
 
 }  // namespace
 }  // namespace passport::agent
+
+namespace passport::agent {
+namespace {
+
+TEST(AgentConfig, SamplingSourceFollowsTheDaemon) {
+    auto c = parse_args({}, nullptr);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->sampling, "centralized");  // documents go to the local daemon
+    c = parse_args({"--output", "-"}, nullptr);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->sampling, "local");  // no daemon: nothing to ask
+    c = parse_args({"--sampling", "local"}, nullptr);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->sampling, "local");
+    c = parse_args({"--output", "-", "--daemon-address", "127.0.0.1:2000"}, nullptr);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->sampling, "centralized");
+}
+
+TEST(AgentConfig, SamplingSourceErrors) {
+    auto c = parse_args({"--sampling", "xray"}, nullptr);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().find("expected centralized or local"), std::string::npos) << c.error();
+    c = parse_args({"--output", "-", "--sampling", "centralized"}, nullptr);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().find("needs an X-Ray daemon"), std::string::npos) << c.error();
+}
+
+}  // namespace
+}  // namespace passport::agent

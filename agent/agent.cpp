@@ -393,6 +393,7 @@ class Agent {
         pc.server_ports = cfg_.ports;
         pc.ringbuf_bytes = cfg_.ringbuf_mb * 1024u * 1024u;
         pc.max_connections = cfg_.max_connections;
+        pc.request_text = sampling_ != nullptr && sampling_->kernel_decides();
         pc.sample_rules = kernel_rules_.rules;
         pc.sample_default = kernel_rules_.default_rule;
         pc.sample_cfg = kernel_rules_.cfg;
@@ -420,6 +421,8 @@ class Agent {
     void start_sampling() {
         sampling_->start(*probes_, identity_.get(), [this](std::vector<std::string> names) {
             asio::post(io_, [this, n = std::move(names)]() mutable {
+                collect_rule_stats();  // what the kernel counted under the previous names
+                kernel_rules_.names = n;
                 pipeline_->set_sampling(sampling_->pipeline_sampler(), std::move(n));
             });
         });

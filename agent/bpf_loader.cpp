@@ -103,7 +103,7 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     rod->pp_cfg.self_tgid = static_cast<uint32_t>(::getpid());
     rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
-    rod->pp_head_text = rules_read_request_text(cfg) ? 1 : 0;
+    rod->pp_head_text = (cfg.request_text || rules_read_request_text(cfg)) ? 1 : 0;
     bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
     bpf_map__set_max_entries(skel->maps.conns, cfg.max_connections);
     bpf_map__set_max_entries(skel->maps.ignored_fds, cfg.max_connections);

@@ -29,6 +29,9 @@ struct ProbeConfig {
     std::vector<pp_sample_rule> sample_rules;  // at most PP_MAX_SAMPLE_RULES
     pp_sample_rule sample_default{};
     pp_sample_cfg sample_cfg{};
+    // Read every request's method, path and Host for the sampling rules whatever the rules at
+    // load say (rules that arrive later, from X-Ray, may match on them).
+    bool request_text = false;
     // Load the header injection programs (sock_ops + sk_msg); attached by agent/injection.
     bool inject = false;
 };

@@ -76,19 +76,21 @@ Result<bool> ProbesSamplingSink::set_sampling(const sample::KernelRules& rules) 
     return set;
 }
 
-// The kernel's per-process rule masks and per-rule counters (sample_proc_rules, sample_stats)
-// are not reachable through BpfProbes in this build: with them missing the kernel never
-// decides under centralized rules (CentralizedSamplingOptions::kernel_decides stays false).
-Result<bool> ProbesSamplingSink::set_process_rules(uint32_t, uint32_t) {
-    return make_error("per-process sampling rules are not available");
+Result<bool> ProbesSamplingSink::set_process_rules(uint32_t tgid, uint32_t mask) {
+    const std::lock_guard lock(mutex_);
+    return probes_.set_process_rules(tgid, mask);
 }
 
-Result<bool> ProbesSamplingSink::clear_process_rules(uint32_t) {
-    return make_error("per-process sampling rules are not available");
+Result<bool> ProbesSamplingSink::clear_process_rules(uint32_t tgid) {
+    const std::lock_guard lock(mutex_);
+    probes_.clear_process_rules(tgid);
+    return true;
 }
 
 Result<std::vector<pp_sample_stat>> ProbesSamplingSink::read_sampling_stats() {
-    return make_error("kernel sampling statistics are not available");
+    const std::lock_guard lock(mutex_);
+    const BpfProbes::SamplingStats stats = probes_.read_sampling_stats();
+    return std::vector<pp_sample_stat>(stats.begin(), stats.end());
 }
 
 CentralizedSampling::CentralizedSampling(CentralizedSamplingOptions options)

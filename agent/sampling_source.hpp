@@ -48,9 +48,9 @@ class ProbesSamplingSink : public sample::KernelSamplingSink {
     OnNames on_names_;
 };
 
-// Whether the kernel decides under X-Ray's rules. It needs the per-process rule masks and the
-// per-rule counters of ProbesSamplingSink, which BpfProbes does not offer in this build.
-inline constexpr bool kKernelDecidesCentralized = false;
+// Whether the kernel decides under X-Ray's rules (per-process rule masks, quotas and per-rule
+// counters in the kernel's maps); off, userspace decides while X-Ray's rules are in force.
+inline constexpr bool kKernelDecidesCentralized = true;
 
 struct CentralizedSamplingOptions {
     exporter::HostPort tcp;

@@ -134,6 +134,8 @@ Identity (aws.ec2/aws.ecs/aws.eks and origin in every segment; see docs/identity
                         169.254.170.2, the ECS agent's address); others are not fetched
   --sampling-rules FILE X-Ray local sampling rules (JSON, version 1 or 2); default: the SDKs'
                         default rule, 1 request per second then 5%
+  --no-sample-gate      ship the bytes of unsampled requests to the agent as well (they are then
+                        dropped there); by default the kernel keeps them
   --record FILE         write the raw kernel events as JSON lines (for replay tests), with
                         credential header and query values masked with '*'
   --record-raw          --record keeps credential header and query values as captured
@@ -474,6 +476,7 @@ const std::map<std::string, void (*)(Config&)>& switches() {
         {"--export-process-args", [](Config& c) { c.export_process_args = true; }},
         {"--no-aws-calls", [](Config& c) { c.aws_calls = false; }},
         {"--no-inject", [](Config& c) { c.inject = false; }},
+        {"--no-sample-gate", [](Config& c) { c.sample_gate = false; }},
     };
     return flags;
 }

@@ -82,6 +82,34 @@ static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *
     *netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* Remembers a client connection of a traced process by its two ends (map local_callers). */
+static __noinline __attribute__((unused)) void pp_note_caller(const struct pp_endpoint *local,
+                                                                const struct pp_endpoint *remote)
+{
+    struct pp_tuple_key k;
+    __builtin_memcpy(&k.caller, local, sizeof(k.caller));
+    __builtin_memcpy(&k.callee, remote, sizeof(k.callee));
+    pp_endpoint_plain(&k.caller);
+    pp_endpoint_plain(&k.callee);
+    __u8 one = 1;
+    bpf_map_update_elem(&local_callers, &k, &one, BPF_ANY);
+}
+
+/* 1 when the server connection fd of the current process may have been opened by a traced
+ * process on this node (its mirrored tuple is in local_callers), or when that cannot be told. */
+static __noinline __attribute__((unused)) int pp_local_caller(__s32 fd)
+{
+    struct sock *sk = fd_to_tcp_sock(fd);
+    if (!sk)
+        return 1;
+    struct pp_tuple_key k;
+    __u32 netns = 0;
+    read_endpoints(sk, &k.callee, &k.caller, &netns);
+    pp_endpoint_plain(&k.caller);
+    pp_endpoint_plain(&k.callee);
+    return bpf_map_lookup_elem(&local_callers, &k) != 0;
+}
+
 /* Starts tracking fd as a connection with the given role and reports it. Returns the new
  * state, or NULL when the port filter excludes it or the table refused it. */
 static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd, struct sock *sk,
@@ -104,6 +132,8 @@ static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd,
         count_drop(PP_DROP_CONN_MAP_FULL);
         return NULL;
     }
+    if (role != PP_ROLE_SERVER)
+        pp_note_caller(&ev.local, &ev.remote);
     fill_header(&ev.hdr, PP_EV_CONN_OPEN, pid_tgid, ts);
     ev.conn.tgid = tgid;
     ev.conn.fd = fd;

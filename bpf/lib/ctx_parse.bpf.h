@@ -25,6 +25,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "conn.bpf.h"
 #include "emit.bpf.h"
 #include "go_ctx.bpf.h"
 #include "sample.bpf.h"
@@ -50,11 +51,16 @@ static __always_inline __u8 pp_lit(__u64 lo, __u64 hi, __u32 k)
     return 0;
 }
 
-/* Header names. */
-#define PP_H_XRAY 1
-#define PP_H_TP   2
-#define PP_H_HOST 4
-#define PP_H_ALL  7
+/* Header names. Content-Length and Transfer-Encoding give the body's framing, which the gate on
+ * unsampled requests follows; Transfer-Encoding is recognised by its first 16 characters and its
+ * length (any such header only makes the request be captured in full). */
+#define PP_H_XRAY    1
+#define PP_H_TP      2
+#define PP_H_HOST    4
+#define PP_H_ALL     7
+#define PP_H_CL      8
+#define PP_H_TE      16
+#define PP_H_FRAMING (PP_H_CL | PP_H_TE)
 /* Trace header keys. */
 #define PP_K_ROOT    1
 #define PP_K_PARENT  2
@@ -72,6 +78,12 @@ static __always_inline __u8 pp_name_char(__u32 which, __u32 k)
                       PP_C8('e', 'n', 't', 0, 0, 0, 0, 0), k);
     case PP_H_HOST:
         return pp_lit(PP_C8('h', 'o', 's', 't', 0, 0, 0, 0), 0, k);
+    case PP_H_CL:
+        return pp_lit(PP_C8('c', 'o', 'n', 't', 'e', 'n', 't', '-'),
+                      PP_C8('l', 'e', 'n', 'g', 't', 'h', 0, 0), k);
+    case PP_H_TE:
+        return pp_lit(PP_C8('t', 'r', 'a', 'n', 's', 'f', 'e', 'r'),
+                      PP_C8('-', 'e', 'n', 'c', 'o', 'd', 'i', 'n'), k);
     case PP_K_ROOT | 0x100:
         return pp_lit(PP_C8('r', 'o', 'o', 't', 0, 0, 0, 0), 0, k);
     case PP_K_PARENT | 0x100:
@@ -91,6 +103,10 @@ static __always_inline __u32 pp_name_len(__u32 which)
         return 11;
     case PP_H_HOST:
         return 4;
+    case PP_H_CL:
+        return 14;
+    case PP_H_TE:
+        return 17;
     }
     return 0;
 }
@@ -105,6 +121,10 @@ static __always_inline __u32 pp_narrow(__u32 cand, __u32 k, __u8 c, __u32 key_sp
         out |= 2;
     if ((cand & 4) && pp_name_char(4 | key_space, k) == c)
         out |= 4;
+    if ((cand & PP_H_CL) && pp_name_char(PP_H_CL | key_space, k) == c)
+        out |= PP_H_CL;
+    if ((cand & PP_H_TE) && pp_name_char(PP_H_TE | key_space, k) == c)
+        out |= PP_H_TE;
     return out;
 }
 
@@ -117,6 +137,10 @@ static __always_inline __u32 pp_exact(__u32 cand, __u32 k)
         return 2;
     if ((cand & 4) && pp_name_len(4) == k)
         return 4;
+    if ((cand & PP_H_CL) && pp_name_len(PP_H_CL) == k)
+        return PP_H_CL;
+    if ((cand & PP_H_TE) && pp_name_len(PP_H_TE) == k)
+        return PP_H_TE;
     return 0;
 }
 
@@ -152,6 +176,9 @@ enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
  * and the rules see those attributes as absent, which such rules match exactly as they match the
  * real text (patterns made only of '*'). The trace headers are read either way. */
 const volatile __u32 pp_head_text __weak = 1;
+
+/* 1: the gate on unsampled requests is on (the loader clears it for --no-sample-gate). */
+const volatile __u32 pp_gate __weak = 1;
 
 /* bpf_loop context (stack): pointers only. */
 struct pp_head_loop {
@@ -307,6 +334,22 @@ static __always_inline void pp_t_char(struct pp_head_scan *h, __u8 c)
     }
 }
 
+/* One character of the Content-Length value: digits, blanks only around them. */
+static __always_inline void pp_cl_char(struct pp_head_scan *h, __u8 c)
+{
+    if (c == ' ' || c == '\t') {
+        if (h->cl_digits > 0)
+            h->cl_trail = 1;
+        return;
+    }
+    if (c < '0' || c > '9' || h->cl_trail || h->cl_digits >= 15) {
+        h->cl_bad = 1;
+        return;
+    }
+    h->cl = h->cl * 10 + (c - '0');
+    h->cl_digits++;
+}
+
 /* A header line ended. */
 static __always_inline void pp_end_line(struct pp_head_scan *h)
 {
@@ -319,6 +362,8 @@ static __always_inline void pp_end_line(struct pp_head_scan *h)
                      h->t_par != 0)
                         ? 1
                         : 2;
+        } else if (h->hdr == PP_H_CL && h->cl_digits == 0) {
+            h->cl_bad = 1;
         }
     }
     h->phase = PP_PH_NAME;
@@ -396,6 +441,7 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
     if (c == '\n') {
         if (h->phase == PP_PH_NAME && h->name_pos == 0) {
             h->done = 1;
+            h->head_len = h->base + i + 1;
             return 1; /* blank line: end of the head */
         }
         pp_end_line(h);
@@ -408,7 +454,11 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
     if (h->phase == PP_PH_NAME) {
         if (c == ':') {
             __u32 which = pp_exact(h->cand, h->name_pos);
-            if (!which || (h->seen & which)) {
+            if (which == PP_H_TE)
+                h->te = 1; /* its value does not matter: the body is not followed */
+            if (which == PP_H_CL && (h->seen & which))
+                h->cl_bad = 1;
+            if (!which || which == PP_H_TE || (h->seen & which)) {
                 h->phase = PP_PH_SKIP; /* not ours, or a repeat: the first one counts */
                 return 0;
             }
@@ -425,7 +475,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
             }
             return 0;
         }
-        h->cand = h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0) : 0;
+        h->cand = h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0)
+                                   : (h->cand & PP_H_TE);
         h->name_pos++;
         if (!h->cand)
             h->phase = PP_PH_SKIP;
@@ -442,6 +493,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
         pp_x_char(h, c);
     } else if (h->hdr == PP_H_TP) {
         pp_t_char(h, c);
+    } else if (h->hdr == PP_H_CL) {
+        pp_cl_char(h, c);
     } else if (h->hdr == PP_H_HOST) {
         if (c != ' ' && c != '\t')
             h->host_end = h->base + i + 1;
@@ -489,7 +542,7 @@ static __always_inline __u32 pp_head_open(__u64 pos, __u64 gen)
     if (!hp)
         return 0;
     __builtin_memset(hp, 0, sizeof(*hp));
-    hp->want = pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP);
+    hp->want = (pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP)) | PP_H_FRAMING;
     hp->cand = hp->want;
     if (!pp_head_text)
         hp->rl_state = 2; /* the request line: only its end matters */
@@ -530,11 +583,63 @@ static __always_inline __u32 pp_head_suspend(__u64 key, struct pp_conn_state *st
     return 1;
 }
 
+/* Why an unsampled request must still be captured in full (a PP_CTXC_GATE_FB_* counter), or 0
+ * when its bytes need not reach userspace: the decision is final, the head was read whole in
+ * the read's first piece, its body's end is known and that read holds nothing beyond it.
+ * `total` is the read's bytes from the request's first one (0: not a socket read, i.e. TLS
+ * plaintext); `by_rule`: the kernel's rules decided (no trace header decided it). */
+static __always_inline __u32 pp_gate_check(const struct pp_head_scan *hp, __u32 first_piece,
+                                           __u32 total, __u32 by_rule, __s32 fd)
+{
+    if (!pp_gate)
+        return PP_CTXC_GATE_FB_OFF;
+    if (total == 0)
+        return PP_CTXC_GATE_FB_TLS;
+    if (!first_piece || !hp->done)
+        return PP_CTXC_GATE_FB_HEAD_SPLIT;
+    if (hp->te || hp->cl_bad)
+        return PP_CTXC_GATE_FB_FRAMING;
+    if ((__u64)hp->head_len + hp->cl < total)
+        return PP_CTXC_GATE_FB_PIPELINED;
+    /* A header's Sampled=0 (or traceparent's flag) is the caller's own decision; a rule's may
+     * be overridden by a sampled caller on this node that the request is stitched under. */
+    if (by_rule && pp_local_caller(fd))
+        return PP_CTXC_GATE_FB_LOCAL_CALLER;
+    return 0;
+}
+
+/* Gates the request just decided when it is unsampled and nothing needs its bytes: the
+ * connection stops shipping them (pp_conn_state.gate_*), out says so to userspace. */
+static __always_inline void pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst,
+                                            struct pp_trace_ctx_event *out, __u32 first_piece,
+                                            __u32 total, __u32 by_rule)
+{
+    if (out->ctx.sampled == PP_SAMPLED_UNKNOWN) {
+        pp_ctx_count(PP_CTXC_GATE_FB_DEFERRED);
+        return;
+    }
+    if (out->ctx.sampled != PP_SAMPLED_NO || !cst)
+        return;
+    __u32 why = pp_gate_check(hp, first_piece, total, by_rule, out->ctx.conn.fd);
+    if (why) {
+        pp_ctx_count(why);
+        return;
+    }
+    cst->gate_rx = 1;
+    cst->gate_tx = 1;
+    cst->gate_body_end = hp->request_pos + hp->head_len + hp->cl;
+    cst->rx_head_budget = 0;
+    out->gated = 1;
+    out->unsampled_tx_pos = cst->tx_pos;
+    hp->gated = 1;
+    pp_ctx_count(PP_CTXC_GATED);
+}
+
 /* The context of the scanned head (head_scratch), to thread_ctx and to userspace. s->ev.msg
  * holds the head's last scanned piece: the sampling rules can read the request line and Host
- * there only when that piece is the head's first. */
+ * there only when that piece is the head's first. `total`: see pp_gate_check. */
 static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_head_scan *hp,
-                                           __u32 first_piece)
+                                           __u32 first_piece, __u32 total)
 {
     if (!hp->done)
         pp_ctx_count(PP_CTXC_HEAD_UNENDED);
@@ -554,6 +659,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         pp_ctx_count(PP_CTXC_TP_REJECTED);
     }
     __u32 need_rules = 0;
+    __u32 by_rule = 0;
     if (hp->xray == 1) {
         ctx->trace_epoch = hp->x_epoch;
         pp_set_rand(ctx, hp->x_hi, hp->x_lo);
@@ -589,6 +695,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         __u16 rule = PP_RULE_NONE;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;
+        by_rule = 1;
     }
     ctx->conn = s->ev.conn;
     ctx->request_pos = hp->request_pos;
@@ -600,6 +707,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
     struct pp_conn_state *cst = bpf_map_lookup_elem(&conns, &ckey);
     if (cst)
         pp_ctx_history_push(ctx, cst->tx_pos);
+    pp_gate_request(hp, cst, out, first_piece, total, by_rule);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
     pp_go_note_request(pid_tgid);
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
@@ -612,10 +720,12 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
 /* Scans the next piece of the open head: the `captured` bytes in s->ev.msg, of the n bytes the
  * piece moved. Called before the piece's data event, so the context (decided when the head ends
  * here, or when `last`: no further byte of the head will be looked at) comes before the event
- * that completes the head for userspace. Returns 1 while the head goes on past this piece.
+ * that completes the head for userspace. Returns 1 while the head goes on past this piece, 2
+ * when the request was gated (its bytes are not to be shipped), else 0. `total`: the socket
+ * read's bytes from the request's first one, 0 for TLS plaintext (see pp_gate_check).
  * A global function (scalars in, the scratch maps looked up here): the verifier checks it once,
  * not once per call site. */
-__weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last)
+__weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last, __u32 total)
 {
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -627,8 +737,8 @@ __weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last)
     struct pp_head_loop loop = {.s = s, .h = hp};
     bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
     if (hp->done || last) {
-        pp_head_decide(s, hp, hp->base == 0);
-        return 0;
+        pp_head_decide(s, hp, hp->base == 0, total);
+        return hp->gated ? 2 : 0;
     }
     hp->base += n;
     hp->next_pos += n;

@@ -48,6 +48,13 @@ void ConnectionTracker::handle(const events::Data& data) {
     enforce_budget();
 }
 
+void ConnectionTracker::handle(const events::TraceCtx& ctx) {
+    if (!ctx.gated) return;
+    counters_.add("stream.unsampled_requests");
+    if (ended(ctx.conn) || !admit_generation(ctx.conn)) return;
+    find_or_create(ctx.conn).on_unsampled(ctx.request_pos, ctx.unsampled_tx_pos);
+}
+
 void ConnectionTracker::enforce_budget() {
     while (budget_.over()) {
         BudgetNode* oldest = budget_.oldest();

@@ -98,7 +98,8 @@ class ConnectionTracker {
     void handle(const events::ConnClose& close);
     void handle(const events::ProcExec& exec);
     void handle(const events::ProcExit& exit);
-    void handle(const events::TraceCtx&) {}     // the pipeline gives it to the correlator
+    // A gated request (the others go to the correlator): its connection skips its bytes.
+    void handle(const events::TraceCtx& ctx);
     void handle(const events::Inject&) {}       // routed to the correlator by the pipeline
     void handle(const events::SdkDatagram&) {}  // routed to the SDK detector by the pipeline
     void handle(const events::GoHandoff&) {}    // routed to the correlator by the pipeline

@@ -82,17 +82,20 @@ static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *
     *netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-/* Remembers a client connection of a traced process by its two ends (map local_callers). */
-static __noinline __attribute__((unused)) void pp_note_caller(const struct pp_endpoint *local,
-                                                                const struct pp_endpoint *remote)
+/* Remembers a client connection of a traced process by its two ends (map local_callers). A
+ * function of its own, called after conn_open: the callers are near the stack limit. */
+static __noinline __attribute__((unused)) void pp_note_caller(struct sock *sk)
 {
-    struct pp_tuple_key k;
-    __builtin_memcpy(&k.caller, local, sizeof(k.caller));
-    __builtin_memcpy(&k.callee, remote, sizeof(k.callee));
-    pp_endpoint_plain(&k.caller);
-    pp_endpoint_plain(&k.callee);
+    __u32 zero = 0;
+    struct pp_tuple_key *k = bpf_map_lookup_elem(&tuple_scratch, &zero);
+    if (!sk || !k)
+        return;
+    __u32 netns = 0;
+    read_endpoints(sk, &k->caller, &k->callee, &netns);
+    pp_endpoint_plain(&k->caller);
+    pp_endpoint_plain(&k->callee);
     __u8 one = 1;
-    bpf_map_update_elem(&local_callers, &k, &one, BPF_ANY);
+    bpf_map_update_elem(&local_callers, k, &one, BPF_ANY);
 }
 
 /* 1 when the server connection fd of the current process may have been opened by a traced
@@ -100,14 +103,15 @@ static __noinline __attribute__((unused)) void pp_note_caller(const struct pp_en
 static __noinline __attribute__((unused)) int pp_local_caller(__s32 fd)
 {
     struct sock *sk = fd_to_tcp_sock(fd);
-    if (!sk)
+    __u32 zero = 0;
+    struct pp_tuple_key *k = bpf_map_lookup_elem(&tuple_scratch, &zero);
+    if (!sk || !k)
         return 1;
-    struct pp_tuple_key k;
     __u32 netns = 0;
-    read_endpoints(sk, &k.callee, &k.caller, &netns);
-    pp_endpoint_plain(&k.caller);
-    pp_endpoint_plain(&k.callee);
-    return bpf_map_lookup_elem(&local_callers, &k) != 0;
+    read_endpoints(sk, &k->callee, &k->caller, &netns);
+    pp_endpoint_plain(&k->caller);
+    pp_endpoint_plain(&k->callee);
+    return bpf_map_lookup_elem(&local_callers, k) != 0;
 }
 
 /* Starts tracking fd as a connection with the given role and reports it. Returns the new
@@ -132,8 +136,6 @@ static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd,
         count_drop(PP_DROP_CONN_MAP_FULL);
         return NULL;
     }
-    if (role != PP_ROLE_SERVER)
-        pp_note_caller(&ev.local, &ev.remote);
     fill_header(&ev.hdr, PP_EV_CONN_OPEN, pid_tgid, ts);
     ev.conn.tgid = tgid;
     ev.conn.fd = fd;
@@ -162,8 +164,10 @@ static __always_inline struct pp_conn_state *conn_lookup_or_discover_kind(__u64 
     struct sock *sk = fd_to_sock_kind(fd, &udp);
     if (sk) {
         st = conn_open(pid_tgid, fd, sk, PP_ROLE_UNKNOWN, bpf_ktime_get_ns());
-        if (st)
+        if (st) {
+            pp_note_caller(sk); /* found mid-life: it may be a client */
             return st;
+        }
     }
     __u8 kind = udp ? PP_FD_UDP : PP_FD_OTHER;
     if (other)

@@ -608,19 +608,14 @@ static __always_inline __u32 pp_gate_check(const struct pp_head_scan *hp, __u32 
     return 0;
 }
 
-/* Gates the request just decided when it is unsampled and nothing needs its bytes: the
- * connection stops shipping them (pp_conn_state.gate_*), out says so to userspace. */
-static __always_inline void pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst,
-                                            struct pp_trace_ctx_event *out, __u32 first_piece,
-                                            __u32 total, __u32 by_rule)
+/* Gates the request just decided (unsampled) when nothing needs its bytes: the connection stops
+ * shipping them (pp_conn_state.gate_*), out says so to userspace. A function of its own, like
+ * pp_remember_forwardable: the parser's call chain (TLS plaintext included) is near the stack
+ * limit. The scan state says the rest (hp->total, hp->by_rule). */
+static __noinline __attribute__((unused)) void
+pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst, struct pp_trace_ctx_event *out)
 {
-    if (out->ctx.sampled == PP_SAMPLED_UNKNOWN) {
-        pp_ctx_count(PP_CTXC_GATE_FB_DEFERRED);
-        return;
-    }
-    if (out->ctx.sampled != PP_SAMPLED_NO || !cst)
-        return;
-    __u32 why = pp_gate_check(hp, first_piece, total, by_rule, out->ctx.conn.fd);
+    __u32 why = pp_gate_check(hp, hp->base == 0, hp->total, hp->by_rule, out->ctx.conn.fd);
     if (why) {
         pp_ctx_count(why);
         return;
@@ -639,7 +634,7 @@ static __always_inline void pp_gate_request(struct pp_head_scan *hp, struct pp_c
  * holds the head's last scanned piece: the sampling rules can read the request line and Host
  * there only when that piece is the head's first. `total`: see pp_gate_check. */
 static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_head_scan *hp,
-                                           __u32 first_piece, __u32 total)
+                                           __u32 first_piece)
 {
     if (!hp->done)
         pp_ctx_count(PP_CTXC_HEAD_UNENDED);
@@ -659,7 +654,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         pp_ctx_count(PP_CTXC_TP_REJECTED);
     }
     __u32 need_rules = 0;
-    __u32 by_rule = 0;
+    hp->by_rule = 0;
     if (hp->xray == 1) {
         ctx->trace_epoch = hp->x_epoch;
         pp_set_rand(ctx, hp->x_hi, hp->x_lo);
@@ -695,7 +690,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         __u16 rule = PP_RULE_NONE;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;
-        by_rule = 1;
+        hp->by_rule = 1;
     }
     ctx->conn = s->ev.conn;
     ctx->request_pos = hp->request_pos;
@@ -707,7 +702,10 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
     struct pp_conn_state *cst = bpf_map_lookup_elem(&conns, &ckey);
     if (cst)
         pp_ctx_history_push(ctx, cst->tx_pos);
-    pp_gate_request(hp, cst, out, first_piece, total, by_rule);
+    if (ctx->sampled == PP_SAMPLED_UNKNOWN)
+        pp_ctx_count(PP_CTXC_GATE_FB_DEFERRED);
+    else if (ctx->sampled == PP_SAMPLED_NO && cst)
+        pp_gate_request(hp, cst, out);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
     pp_go_note_request(pid_tgid);
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
@@ -734,10 +732,11 @@ __weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last, __u32 t
         return 0;
     hp->pos = 0;
     hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
+    hp->total = total;
     struct pp_head_loop loop = {.s = s, .h = hp};
     bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
     if (hp->done || last) {
-        pp_head_decide(s, hp, hp->base == 0, total);
+        pp_head_decide(s, hp, hp->base == 0);
         return hp->gated ? 2 : 0;
     }
     hp->base += n;

@@ -355,6 +355,13 @@ struct {
     __type(key, struct pp_tuple_key);
     __type(value, __u8);
 } local_callers SEC(".maps") __weak;
+/* Per-CPU room for one such key: the programs that use it are near the stack limit. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_tuple_key);
+} tuple_scratch SEC(".maps") __weak;
 
 /* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it maps. */
 static __always_inline void pp_endpoint_plain(struct pp_endpoint *e)
@@ -551,6 +558,8 @@ struct pp_head_scan {
     __u32 te;        /* a Transfer-Encoding header is present */
     __u32 head_len;  /* bytes of the head, blank line included (when done) */
     __u32 gated;     /* the request was gated (pp_head_decide) */
+    __u32 total;     /* pp_head_piece's `total` for the piece being scanned */
+    __u32 by_rule;   /* the kernel's rules decided (pp_head_decide) */
 };
 
 struct {

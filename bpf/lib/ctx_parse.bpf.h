@@ -25,7 +25,6 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#include "conn.bpf.h"
 #include "emit.bpf.h"
 #include "go_ctx.bpf.h"
 #include "sample.bpf.h"
@@ -176,6 +175,10 @@ enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
  * and the rules see those attributes as absent, which such rules match exactly as they match the
  * real text (patterns made only of '*'). The trace headers are read either way. */
 const volatile __u32 pp_head_text __weak = 1;
+
+/* Defined in conn.bpf.h, which every probe including this header includes too (the host tests
+ * bring a stand-in). */
+static __noinline int pp_local_caller(__s32 fd);
 
 /* 1: the gate on unsampled requests is on (the loader clears it for --no-sample-gate). */
 const volatile __u32 pp_gate __weak = 1;
@@ -475,8 +478,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
             }
             return 0;
         }
-        h->cand = h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0)
-                                   : (h->cand & PP_H_TE);
+        h->cand =
+            h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0) : (h->cand & PP_H_TE);
         h->name_pos++;
         if (!h->cand)
             h->phase = PP_PH_SKIP;

@@ -6,8 +6,8 @@
  * and at a server request's first read (ctx_parse.bpf.h): thread_ctx, sample_*, ctx_counters,
  * events (PP_EV_TRACE_CTX), local_callers. A server connection's unsampled requests are gated:
  * their bytes and their responses' are counted, not shipped (pp_conn_state.gate_*, see
- * docs/architecture.md, "Unsampled requests"). Sends on UDP sockets (and sendmmsg) are only checked for X-Ray daemon
- * datagrams (sdk_dgram.bpf.h): sdk_reported, events (PP_EV_SDK_DATAGRAM). */
+ * docs/architecture.md, "Unsampled requests"). Sends on UDP sockets (and sendmmsg) are only checked
+ * for X-Ray daemon datagrams (sdk_dgram.bpf.h): sdk_reported, events (PP_EV_SDK_DATAGRAM). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -213,8 +213,8 @@ static __always_inline int gate_ingress(struct pp_conn_state *st, __u64 pos, __u
 /* Gate on unsampled requests, egress: 1 when this write belongs to a gated request's response:
  * while its request is gated, and after that until a write that starts the next response. */
 static __always_inline int gate_egress(struct pp_conn_state *st, struct pp_data_scratch *s,
-                                       const struct pp_io_args *a, __u64 msg_iov,
-                                       __u32 msg_iovlen, __u64 n)
+                                       const struct pp_io_args *a, __u64 msg_iov, __u32 msg_iovlen,
+                                       __u64 n)
 {
     if (!st->gate_rx) {
         __u32 got = copy_chunk(s, a, msg_iov, msg_iovlen, 0, 8);

@@ -67,8 +67,9 @@ std::string get(const std::string& path, const std::string& extra = "") {
 }
 
 std::string post(const std::string& path, const std::string& body) {
-    return "POST " + path + " HTTP/1.1\r\nHost: gate.test\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
+    return "POST " + path +
+           " HTTP/1.1\r\nHost: gate.test\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
 }
 
 // The fields of a server segment that do not depend on ids, times or the tag.
@@ -218,9 +219,10 @@ TEST_F(SampleGateE2E, PipelinedAndChunkedRequestsLoseNothing) {
     exchange(c, get("/ok/" + tag + "/s-c2"), 1);
     // A gated request whose body comes in a later write, then a sampled one.
     const std::string body(3000, 'd');
-    const std::string head = "POST /echo/" + tag +
-                             "/u-c3 HTTP/1.1\r\nHost: gate.test\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n";
+    const std::string head =
+        "POST /echo/" + tag +
+        "/u-c3 HTTP/1.1\r\nHost: gate.test\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n";
     ASSERT_EQ(c.send_all(head + body.substr(0, 1000), deadline_in(std::chrono::seconds(5))), 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a read of its own
     exchange(c, body.substr(1000), 1);
@@ -266,6 +268,30 @@ TEST_F(SampleGateE2E, CallerSampledZeroIsGatedDeferredIsCaptured) {
     // The deferred request reached userspace, whose rules did not sample it.
     EXPECT_EQ(exit.counter("correlate.not_sampled_rules"), 1u) << exit.counters_text();
     EXPECT_TRUE(with_url_containing(collector().documents(), tag).empty());
+}
+
+TEST_F(SampleGateE2E, RuleDecisionWithATracedCallerOnThisNodeIsCaptured) {
+    // The caller is traced and injects nothing: same-node stitching may put the server's
+    // requests under the caller's trace, so the kernel must not gate them.
+    constexpr int kLoops = 3;
+    ChildOptions o;
+    o.argv = {"python3", fixture("call_loop.py").string(), std::to_string(kLoops),
+              "http://127.0.0.1:" + std::to_string(server_->port()) + "/ok/" + unique_tag()};
+    ChildProcess caller(o);
+    ASSERT_TRUE(caller.wait_for_line(Stream::kStdout, std::regex("^ready$"),
+                                     deadline_in(std::chrono::seconds(20))))
+        << caller.describe();
+    start_with(kRateZeroRules, {"--pid", std::to_string(caller.pid()), "--no-inject"});
+    ASSERT_TRUE(caller.send_signal(SIGUSR1));
+    ASSERT_TRUE(caller.wait_for_line(Stream::kStdout, std::regex("^done$"),
+                                     deadline_in(std::chrono::seconds(30))))
+        << caller.describe();
+    AgentExit exit = stop_agent_and_sync();
+    EXPECT_EQ(exit.counter("kernel.gate_captured_local_caller"), uint64_t(kLoops))
+        << exit.counters_text();
+    EXPECT_EQ(exit.counter("kernel.gate_requests"), 0u) << exit.counters_text();
+    // Both ends parsed: the caller's calls and the server's requests.
+    EXPECT_EQ(exit.counter("http.requests"), uint64_t(2 * kLoops)) << exit.counters_text();
 }
 
 }  // namespace

@@ -611,10 +611,17 @@ static __always_inline __u32 pp_gate_check(const struct pp_head_scan *hp, __u32 
     return 0;
 }
 
+/* The first of a run of gated requests on connection `key` began at these stream positions. */
+static __noinline __attribute__((unused)) void pp_gate_span_start(__u64 key, __u64 rx, __u64 tx)
+{
+    struct pp_gate_span span = {.rx_start = rx, .tx_start = tx};
+    bpf_map_update_elem(&gate_spans, &key, &span, BPF_ANY);
+}
+
 /* Gates the request just decided (unsampled) when nothing needs its bytes: the connection stops
- * shipping them (pp_conn_state.gate_*), out says so to userspace. A function of its own, like
- * pp_remember_forwardable: the parser's call chain (TLS plaintext included) is near the stack
- * limit. The scan state says the rest (hp->total, hp->by_rule). */
+ * shipping them (pp_conn_state.gate_*); the next request's context will tell userspace. A function
+ * of its own, like pp_remember_forwardable: the parser's call chain (TLS plaintext included) is
+ * near the stack limit. The scan state says the rest (hp->total, hp->by_rule). */
 static __noinline __attribute__((unused)) void
 pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst, struct pp_trace_ctx_event *out)
 {
@@ -623,19 +630,36 @@ pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst, struct pp_tr
         pp_ctx_count(why);
         return;
     }
+    if (!cst->gate_span) {
+        pp_gate_span_start(conn_map_key(out->ctx.conn.tgid, out->ctx.conn.fd), hp->request_pos,
+                           cst->tx_pos);
+        cst->gate_span = 1;
+    }
     cst->gate_rx = 1;
     cst->gate_tx = 1;
     cst->gate_body_end = hp->request_pos + hp->head_len + hp->cl;
     cst->rx_head_budget = 0;
-    out->gated = 1;
-    out->unsampled_tx_pos = cst->tx_pos;
     hp->gated = 1;
     pp_ctx_count(PP_CTXC_GATED);
 }
 
+/* The gated requests before this one on the connection (key), for userspace. */
+static __noinline __attribute__((unused)) void pp_gate_report(struct pp_conn_state *cst, __u64 key,
+                                                              struct pp_trace_ctx_event *out)
+{
+    struct pp_gate_span *span = bpf_map_lookup_elem(&gate_spans, &key);
+    cst->gate_span = 0;
+    if (!span)
+        return; /* forgotten: userspace counts the positions lost */
+    out->unsampled = 1;
+    out->unsampled_rx_pos = span->rx_start;
+    out->unsampled_tx_pos = span->tx_start;
+    bpf_map_delete_elem(&gate_spans, &key);
+}
+
 /* The context of the scanned head (head_scratch), to thread_ctx and to userspace. s->ev.msg
  * holds the head's last scanned piece: the sampling rules can read the request line and Host
- * there only when that piece is the head's first. `total`: see pp_gate_check. */
+ * there only when that piece is the head's first. */
 static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_head_scan *hp,
                                            __u32 first_piece)
 {
@@ -709,8 +733,15 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         pp_ctx_count(PP_CTXC_GATE_FB_DEFERRED);
     else if (ctx->sampled == PP_SAMPLED_NO && cst)
         pp_gate_request(hp, cst, out);
+    if (cst && cst->gate_span && !hp->gated) /* the first request shipped after gated ones */
+        pp_gate_report(cst, ckey, out);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
     pp_go_note_request(pid_tgid);
+    if (hp->gated) { /* no record: the next request's says where the gated ones were */
+        if (ev)
+            bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+        return;
+    }
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
     if (ev)
         bpf_ringbuf_submit(ev, 0);

@@ -355,6 +355,20 @@ struct {
     __type(key, struct pp_tuple_key);
     __type(value, __u8);
 } local_callers SEC(".maps") __weak;
+/* Where the gated requests not yet reported on a connection began (conn_map_key ->): written
+ * when the first of them is gated, taken by the next request's context (pp_conn_state.gate_span).
+ * LRU: a connection that went quiet after gated requests is forgotten first. */
+struct pp_gate_span {
+    __u64 rx_start; /* ingress offset of the first gated request */
+    __u64 tx_start; /* egress offset when it was read */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, struct pp_gate_span);
+} gate_spans SEC(".maps") __weak;
+
 /* Per-CPU room for one such key: the programs that use it are near the stack limit. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

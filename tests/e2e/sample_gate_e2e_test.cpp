@@ -171,8 +171,9 @@ TEST_F(SampleGateE2E, RateZeroKeepAliveShipsNoPayload) {
     EXPECT_EQ(exit.counter("kernel.gate_requests"), kRequests) << exit.counters_text();
     EXPECT_EQ(exit.counter("kernel.gate_request_bytes"), sent) << exit.counters_text();
     EXPECT_EQ(exit.counter("kernel.gate_response_bytes"), received) << exit.counters_text();
-    // One record per request, and not a byte of HTTP: the connection was never even detected.
-    EXPECT_EQ(exit.counter("stream.unsampled_requests"), kRequests) << exit.counters_text();
+    // Not a record for them (no request followed them that would report them), and not a byte
+    // of HTTP: the connection was never even detected.
+    EXPECT_EQ(exit.counter("stream.unsampled_spans"), 0u) << exit.counters_text();
     EXPECT_EQ(exit.counter_matching({"stream.detected"}), 0u) << exit.counters_text();
     EXPECT_TRUE(with_url_containing(collector().documents(), tag).empty());
 }
@@ -183,6 +184,8 @@ TEST_F(SampleGateE2E, SampledAfterUnsampledIsTheSameDocumentAsWithoutTheGate) {
     auto gated = run_sequence(gated_tag);
     AgentExit gated_exit = stop_agent_and_sync();
     EXPECT_EQ(gated_exit.counter("kernel.gate_requests"), 3u) << gated_exit.counters_text();
+    // Each gated request told by the context of the sampled one after it.
+    EXPECT_EQ(gated_exit.counter("stream.unsampled_spans"), 3u) << gated_exit.counters_text();
     for (const char* bad : {"stream.lost_bytes", "stream.stalled_holes", "http.invalid_request",
                             "http.invalid_response", "http.headers_in_gap", "stream.gap_bytes"}) {
         EXPECT_EQ(gated_exit.counter(bad), 0u) << bad << ": " << gated_exit.counters_text();

@@ -94,12 +94,9 @@ void Pipeline::on_event(const events::Event& e) {
     // a process that exits mid-request is then still named in its documents.
     if (const auto* open = std::get_if<events::ConnOpen>(&e)) processes_.get(open->conn.tgid);
     if (const auto* kc = std::get_if<events::TraceCtx>(&e)) {
-        // A gated request never reaches the parser: only its connection's streams hear of it.
-        if (kc->gated) {
-            tracker_.on_event(e);
-        } else {
-            correlator_.on_kernel_context(*kc);
-        }
+        // Unsampled requests the kernel kept before this one: their connection passes over them.
+        if (kc->unsampled_before) tracker_.on_event(e);
+        correlator_.on_kernel_context(*kc);
         return;
     }
     if (const auto* inj = std::get_if<events::Inject>(&e)) {

@@ -49,10 +49,10 @@ void ConnectionTracker::handle(const events::Data& data) {
 }
 
 void ConnectionTracker::handle(const events::TraceCtx& ctx) {
-    if (!ctx.gated) return;
-    counters_.add("stream.unsampled_requests");
+    if (!ctx.unsampled_before) return;
+    counters_.add("stream.unsampled_spans");
     if (ended(ctx.conn) || !admit_generation(ctx.conn)) return;
-    find_or_create(ctx.conn).on_unsampled(ctx.request_pos, ctx.unsampled_tx_pos);
+    find_or_create(ctx.conn).on_unsampled(ctx.unsampled_rx_pos, ctx.unsampled_tx_pos);
 }
 
 void ConnectionTracker::enforce_budget() {

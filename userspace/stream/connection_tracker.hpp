@@ -98,7 +98,8 @@ class ConnectionTracker {
     void handle(const events::ConnClose& close);
     void handle(const events::ProcExec& exec);
     void handle(const events::ProcExit& exit);
-    // A gated request (the others go to the correlator): its connection skips its bytes.
+    // Unsampled requests the kernel did not ship before this one: their connection passes over
+    // their positions (the pipeline gives the context itself to the correlator).
     void handle(const events::TraceCtx& ctx);
     void handle(const events::Inject&) {}       // routed to the correlator by the pipeline
     void handle(const events::SdkDatagram&) {}  // routed to the SDK detector by the pipeline

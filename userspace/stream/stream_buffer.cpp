@@ -28,12 +28,23 @@ uint64_t StreamBuffer::gap_ahead() const {
 }
 
 void StreamBuffer::unsampled_from(uint64_t pos) {
-    if (pos < delivered_end_) {
-        // Bytes at or after pos already arrived: not a span the kernel skipped as it says.
+    auto next = ahead_.lower_bound(pos);
+    const bool covered =
+        pos < head_end() ||
+        (next != ahead_.begin() && std::prev(next)->first + std::prev(next)->second.len > pos);
+    if (covered) {
+        // pos itself arrived: not a span the kernel skipped as it says.
         counters_.add("stream.unsampled_late");
         return;
     }
-    if (!unsampled_from_ || pos < *unsampled_from_) unsampled_from_ = pos;
+    if (next == ahead_.end()) {
+        if (!unsampled_from_ || pos < *unsampled_from_) unsampled_from_ = pos;
+        return;
+    }
+    // What follows the span arrived first (the notice came with a later piece): close it now.
+    unsampled_from_ = pos;
+    close_unsampled(next->first);
+    absorb();
 }
 
 void StreamBuffer::close_unsampled(uint64_t pos) {

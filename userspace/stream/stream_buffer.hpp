@@ -54,10 +54,10 @@ class StreamBuffer {
     // stream.duplicate_bytes); len - bytes.size() positions become a known gap (stream.gap_bytes).
     void add(uint64_t pos, std::string_view bytes, uint64_t len, const ChunkTiming& timing);
 
-    // Positions from `pos` up to the next chunk delivered at or after it belong to unsampled
-    // messages the kernel did not ship: once that chunk arrives they are passed over where a
-    // message would start (stream.unsampled_bytes), without counting as a gap or a loss. Inside
-    // a message (its bytes were cut short) they are a known gap like any other.
+    // Positions from `pos` up to the next chunk delivered at or after it (already, or later)
+    // belong to unsampled messages the kernel did not ship: they are passed over where a message
+    // would start (stream.unsampled_bytes), without counting as a gap or a loss. Inside a
+    // message (its bytes were cut short) they are a known gap like any other.
     void unsampled_from(uint64_t pos);
 
     // Contiguous captured bytes starting at position(). Invalidated by any non-const call.

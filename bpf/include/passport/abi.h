@@ -210,12 +210,14 @@ struct pp_trace_ctx_event {
     __u16 rule;    /* sampling rule that decided (index into sample_rules), or PP_RULE_NONE */
     __u8 rejected; /* PP_REJECT_* bits: headers present but unusable (then not the source) */
     __u8 _pad[5];
-    /* gated = 1: the request is not sampled and the kernel ships none of its bytes, nor those of
-     * its response (docs/architecture.md, "Unsampled requests"): on conn, ingress positions from
-     * ctx.request_pos and egress positions from unsampled_tx_pos, each up to the next position
-     * of that direction that reaches userspace, belong to unsampled requests. */
+    /* unsampled = 1: requests before this one on conn were gated (not sampled; the kernel
+     * shipped none of their bytes, nor their responses', and no record of their own;
+     * docs/architecture.md, "Unsampled requests"): ingress positions from unsampled_rx_pos and
+     * egress positions from unsampled_tx_pos, each up to the next position of that direction
+     * that reaches userspace, belong to them. */
+    __u64 unsampled_rx_pos;
     __u64 unsampled_tx_pos;
-    __u8 gated;
+    __u8 unsampled;
     __u8 _pad2[7];
 };
 
@@ -370,7 +372,10 @@ struct pp_conn_state {
      * starts a response ("HTTP/") after gate_rx went back to 0. */
     __u8 gate_rx;
     __u8 gate_tx;
-    __u8 _pad2[5];
+    /* 1 while gated requests not yet reported to userspace precede (their stream positions are
+     * in the BPF map gate_spans): the next request's PP_EV_TRACE_CTX says so. */
+    __u8 gate_span;
+    __u8 _pad2[4];
     __u64 gate_body_end;
 };
 
@@ -507,7 +512,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_conn_close_event) == 56, "pp_conn_close_event 
 PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx) == 64, "pp_trace_ctx layout");
 PP_STATIC_ASSERT(sizeof(struct pp_clock) == 16, "pp_clock layout");
-PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 112, "pp_trace_ctx_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 120, "pp_trace_ctx_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 24 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 12, "pp_sample_cfg layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_stat) == 24, "pp_sample_stat layout");

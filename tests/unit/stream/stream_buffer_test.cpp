@@ -52,6 +52,19 @@ TEST(StreamBuffer, UnsampledPositionsWaitForTheMessageBeforeThem) {
     EXPECT_EQ(buf.position(), 20u);
 }
 
+TEST(StreamBuffer, UnsampledNoticeAfterTheBytesThatFollowItClosesAtThem) {
+    Counters counters;
+    StreamBuffer buf(counters);
+    buf.add(0, "GET /a ", 7, at(1, 2));
+    buf.consume(7);
+    buf.add(30, "GET /c ", 7, at(5, 6));  // shipped before the notice reached the buffer
+    EXPECT_TRUE(buf.has_hole());
+    buf.unsampled_from(7);
+    EXPECT_FALSE(buf.has_hole());
+    EXPECT_EQ(buf.head(), "GET /c ");
+    EXPECT_EQ(counters.get("stream.unsampled_bytes"), 23u);
+}
+
 TEST(StreamBuffer, UnsampledNoticeAfterItsBytesIsIgnored) {
     Counters counters;
     StreamBuffer buf(counters);

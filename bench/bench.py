@@ -4,8 +4,9 @@
 Sections (all by default, or pick with --only):
   overhead    nginx (1 worker) and a Node `http` server under wrk on loopback, in rounds that
               interleave the conditions: untraced, floor (same tracepoints, empty programs),
-              passport (every request sampled), for nginx passport-5% (default sampling rules),
-              and for Node the X-Ray SDK instead. Ratios to the same round's untraced run.
+              passport (every request sampled), for nginx passport-5% (default sampling rules)
+              and passport-5%-nogate (the same with --no-sample-gate: unsampled requests shipped
+              to the agent), and for Node the X-Ray SDK instead. Ratios to the same round's untraced run.
               Also gives Passport's CPU per request and peak RSS under load, and its loss counters.
   stress      loss at the highest load this machine makes (more connections, two wrk threads)
   idle        Passport with 10,000 idle keep-alive connections open to the traced nginx

@@ -301,8 +301,14 @@ static __always_inline int io_exit(long ret)
 
     /* A request starting here opens a head budget for this direction. */
     int request = captured >= 4 && pp_starts_with_method(pp_first_word(ev->msg));
-    if (resumed && !request)
+    if (resumed && !request) {
+        /* No request's context will report the gated ones before these bytes now. */
         pp_ctx_count(PP_CTXC_GATE_RESUMED_OTHER);
+        if (st->gate_span) {
+            st->gate_span = 0;
+            bpf_map_delete_elem(&gate_spans, &key);
+        }
+    }
     __u32 full = pp_head_budget_take(st, ingress, request, (__u64)ret, first);
     if ((__u64)ret > full && a.syscall != PP_SYS_SENDFILE)
         count_drop(PP_DROP_TRUNCATED);

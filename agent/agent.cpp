@@ -398,6 +398,7 @@ class Agent {
         pc.sample_default = kernel_rules_.default_rule;
         pc.sample_cfg = kernel_rules_.cfg;
         pc.inject = cfg_.inject && features_.sk_msg && features_.sock_ops;
+        pc.sample_gate = cfg_.sample_gate;
         auto loaded = BpfProbes::load(pc);
         if (!loaded) {
             spdlog::error("{}", loaded.error());
@@ -414,6 +415,12 @@ class Agent {
                           ? "children forked by selected processes are selected in the kernel"
                           : "refused by this kernel: children forked by selected processes after "
                             "start are not traced");
+        report().info("  {} unsampled gate - {}", cfg_.sample_gate ? "[yes]" : "[no] ",
+                      cfg_.sample_gate
+                          ? "the bytes of unsampled plaintext requests and their responses stay "
+                            "in the kernel"
+                          : "off (--no-sample-gate): unsampled requests are shipped and dropped "
+                            "in userspace");
         return 0;
     }
 

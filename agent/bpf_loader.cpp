@@ -65,6 +65,28 @@ const char* ctx_counter_name(int counter) {
             return "ctx_head_end_not_seen";
         case PP_CTXC_RESTORED:
             return "ctx_restored";
+        case PP_CTXC_GATED:
+            return "gate_requests";
+        case PP_CTXC_GATED_RX_BYTES:
+            return "gate_request_bytes";
+        case PP_CTXC_GATED_TX_BYTES:
+            return "gate_response_bytes";
+        case PP_CTXC_GATE_FB_DEFERRED:
+            return "gate_captured_deferred";
+        case PP_CTXC_GATE_FB_PIPELINED:
+            return "gate_captured_pipelined";
+        case PP_CTXC_GATE_FB_FRAMING:
+            return "gate_captured_framing";
+        case PP_CTXC_GATE_FB_LOCAL_CALLER:
+            return "gate_captured_local_caller";
+        case PP_CTXC_GATE_FB_TLS:
+            return "gate_captured_tls";
+        case PP_CTXC_GATE_FB_HEAD_SPLIT:
+            return "gate_captured_head_split";
+        case PP_CTXC_GATE_FB_OFF:
+            return "gate_captured_off";
+        case PP_CTXC_GATE_RESUMED_OTHER:
+            return "gate_resumed_not_request";
         default:
             return "unknown";
     }
@@ -104,6 +126,7 @@ Result<passport_bpf*> BpfProbes::open_and_load(const ProbeConfig& cfg, bool with
     rod->pp_cfg.trace_all = cfg.trace_all ? 1 : 0;
     rod->pp_cfg.filter_ports = cfg.server_ports.empty() ? 0 : 1;
     rod->pp_head_text = (cfg.request_text || rules_read_request_text(cfg)) ? 1 : 0;
+    rod->pp_gate = cfg.sample_gate ? 1 : 0;
     bpf_map__set_max_entries(skel->maps.events, cfg.ringbuf_bytes);
     bpf_map__set_max_entries(skel->maps.conns, cfg.max_connections);
     bpf_map__set_max_entries(skel->maps.ignored_fds, cfg.max_connections);

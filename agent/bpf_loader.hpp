@@ -34,6 +34,8 @@ struct ProbeConfig {
     bool request_text = false;
     // Load the header injection programs (sock_ops + sk_msg); attached by agent/injection.
     bool inject = false;
+    // The gate on unsampled requests (their bytes are not shipped); --no-sample-gate clears it.
+    bool sample_gate = true;
 };
 
 // Totals over all CPUs of a per-CPU array of u64 counters indexed 0..N-1 (drop reasons, kernel

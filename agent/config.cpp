@@ -139,6 +139,8 @@ Identity (aws.ec2/aws.ecs/aws.eks and origin in every segment; see docs/identity
                         (the tcp part of the daemon address), the local rules while X-Ray is
                         unreachable; local: only the local rules. Default: centralized when
                         documents go to a daemon, else local
+  --no-sample-gate      ship the bytes of unsampled requests to the agent as well (they are then
+                        dropped there); by default the kernel keeps them
   --record FILE         write the raw kernel events as JSON lines (for replay tests), with
                         credential header and query values masked with '*'
   --record-raw          --record keeps credential header and query values as captured
@@ -486,6 +488,7 @@ const std::map<std::string, void (*)(Config&)>& switches() {
         {"--export-process-args", [](Config& c) { c.export_process_args = true; }},
         {"--no-aws-calls", [](Config& c) { c.aws_calls = false; }},
         {"--no-inject", [](Config& c) { c.inject = false; }},
+        {"--no-sample-gate", [](Config& c) { c.sample_gate = false; }},
     };
     return flags;
 }

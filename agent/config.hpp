@@ -48,6 +48,7 @@ struct Config {
     bool verbose = false;
     bool tls = true;                       // --no-tls: no OpenSSL uprobes (docs/tls.md)
     bool inject = true;                    // --no-inject turns X-Amzn-Trace-Id injection off
+    bool sample_gate = true;               // --no-sample-gate ships unsampled bytes
     std::vector<std::string> inject_deny;  // --inject-deny PORT|CIDR (validated)
     std::string config_file;               // --config FILE (YAML; agent/config_file.hpp)
     std::string log_format = "text";       // --log-format text|json

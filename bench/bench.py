@@ -4,8 +4,9 @@
 Sections (all by default, or pick with --only):
   overhead    nginx (1 worker) and a Node `http` server under wrk on loopback, in rounds that
               interleave the conditions: untraced, floor (same tracepoints, empty programs),
-              passport (every request sampled), for nginx passport-5% (default sampling rules),
-              and for Node the X-Ray SDK instead. Ratios to the same round's untraced run.
+              passport (every request sampled), for nginx passport-5% (default sampling rules)
+              and passport-5%-nogate (the same with --no-sample-gate: unsampled requests shipped
+              to the agent), and for Node the X-Ray SDK instead. Ratios to the same round's untraced run.
               Also gives Passport's CPU per request and peak RSS under load, and its loss counters.
   stress      loss at the highest load this machine makes (more connections, two wrk threads)
   idle        Passport with 10,000 idle keep-alive connections open to the traced nginx
@@ -277,8 +278,9 @@ def cmd_version(argv):
 
 class Bench:
     # passport-5%: the agent with its default sampling rules (1 request/s, then 5 %), i.e. what an
-    # out-of-the-box deployment pays; "passport" samples every request, as the targets assume.
-    CONDITIONS = {"nginx": ["untraced", "floor", "passport", "passport-5%"],
+    # out-of-the-box deployment pays; "passport" samples every request, as the targets assume;
+    # passport-5%-nogate: the same with --no-sample-gate (unsampled requests shipped to the agent).
+    CONDITIONS = {"nginx": ["untraced", "floor", "passport", "passport-5%", "passport-5%-nogate"],
                   "node": ["untraced", "floor", "passport", "xray-sdk"]}
 
     def __init__(self, args):
@@ -423,7 +425,9 @@ http {{
             if not t.wait_text("passport_floor: ready", 30):
                 fail("passport_floor did not attach: " + t.stderr())
             return t
-        rules = [] if kind == "passport-5%" else ["--sampling-rules", self.rules]
+        rules = [] if kind.startswith("passport-5%") else ["--sampling-rules", self.rules]
+        if kind.endswith("-nogate"):
+            rules.append("--no-sample-gate")
         exe = self.bin_baseline if kind == "passport-base" else self.bin_passport
         t = Proc("passport", [exe, "--pid", str(target_pid)] + rules +
                  ["--daemon-address", f"127.0.0.1:{self.port_sink}"], d)
@@ -492,8 +496,9 @@ http {{
             res["documents"] = c.get("pipeline.documents", 0)
             res["kernel_dropped"] = sum(v for k, v in c.items() if k in KERNEL_LOSS)
             res["kernel_truncated"] = c.get("kernel.payload_truncated", 0) + c.get("kernel.iov_limit", 0)
-            # Every request must be seen; with default sampling only some become documents.
-            res["requests_unseen"] = max(0, served - c.get("http.requests", 0))
+            # Every request must be seen (parsed, or gated in the kernel as unsampled); with default
+            # sampling only some become documents.
+            res["requests_unseen"] = max(0, served - c.get("http.requests", 0) - c.get("kernel.gate_requests", 0))
             res["documents_missing"] = max(0, served - res["documents"]) if cond == "passport" else res["requests_unseen"]
             res["export_failed"] = c.get("export.udp_send_failed", 0)
         if cond == "xray-sdk":
@@ -1151,6 +1156,11 @@ def table(R):
     if row5:
         L.append(f"   nginx, default sampling ({row5['documents_per_request'] * 100:.1f}% of requests became documents): "
                  f"{row5['agent_cpu_us_per_req']:.2f} us CPU per request")
+    row5o = (ov or {}).get("summary", {}).get("nginx", {}).get("passport-5%-nogate")
+    if row5 and row5o:
+        L.append(f"   nginx, default sampling, unsampled requests shipped to the agent (--no-sample-gate): "
+                 f"{row5o['agent_cpu_us_per_req']:.2f} us CPU per request, server +"
+                 f"{row5o['extra_server_cpu_us_per_req']:.2f} us (gated: +{row5['extra_server_cpu_us_per_req']:.2f} us)")
     if R.get("idle"):
         i = R["idle"]
         L.append(f"   {i['connections']:,} idle connections ({i['connections_seen']:,} seen by Passport): RSS "

@@ -82,6 +82,38 @@ static __always_inline void read_endpoints(struct sock *sk, struct pp_endpoint *
     *netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* Remembers a client connection of a traced process by its two ends (map local_callers). A
+ * function of its own, called after conn_open: the callers are near the stack limit. */
+static __noinline __attribute__((unused)) void pp_note_caller(struct sock *sk)
+{
+    __u32 zero = 0;
+    struct pp_tuple_key *k = bpf_map_lookup_elem(&tuple_scratch, &zero);
+    if (!sk || !k)
+        return;
+    __u32 netns = 0;
+    read_endpoints(sk, &k->caller, &k->callee, &netns);
+    pp_endpoint_plain(&k->caller);
+    pp_endpoint_plain(&k->callee);
+    __u8 one = 1;
+    bpf_map_update_elem(&local_callers, k, &one, BPF_ANY);
+}
+
+/* 1 when the server connection fd of the current process may have been opened by a traced
+ * process on this node (its mirrored tuple is in local_callers), or when that cannot be told. */
+static __noinline __attribute__((unused)) int pp_local_caller(__s32 fd)
+{
+    struct sock *sk = fd_to_tcp_sock(fd);
+    __u32 zero = 0;
+    struct pp_tuple_key *k = bpf_map_lookup_elem(&tuple_scratch, &zero);
+    if (!sk || !k)
+        return 1;
+    __u32 netns = 0;
+    read_endpoints(sk, &k->callee, &k->caller, &netns);
+    pp_endpoint_plain(&k->caller);
+    pp_endpoint_plain(&k->callee);
+    return bpf_map_lookup_elem(&local_callers, k) != 0;
+}
+
 /* Starts tracking fd as a connection with the given role and reports it. Returns the new
  * state, or NULL when the port filter excludes it or the table refused it. */
 static __always_inline struct pp_conn_state *conn_open(__u64 pid_tgid, __s32 fd, struct sock *sk,
@@ -132,8 +164,10 @@ static __always_inline struct pp_conn_state *conn_lookup_or_discover_kind(__u64 
     struct sock *sk = fd_to_sock_kind(fd, &udp);
     if (sk) {
         st = conn_open(pid_tgid, fd, sk, PP_ROLE_UNKNOWN, bpf_ktime_get_ns());
-        if (st)
+        if (st) {
+            pp_note_caller(sk); /* found mid-life: it may be a client */
             return st;
+        }
     }
     __u8 kind = udp ? PP_FD_UDP : PP_FD_OTHER;
     if (other)

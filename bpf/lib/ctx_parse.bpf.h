@@ -50,11 +50,16 @@ static __always_inline __u8 pp_lit(__u64 lo, __u64 hi, __u32 k)
     return 0;
 }
 
-/* Header names. */
-#define PP_H_XRAY 1
-#define PP_H_TP   2
-#define PP_H_HOST 4
-#define PP_H_ALL  7
+/* Header names. Content-Length and Transfer-Encoding give the body's framing, which the gate on
+ * unsampled requests follows; Transfer-Encoding is recognised by its first 16 characters and its
+ * length (any such header only makes the request be captured in full). */
+#define PP_H_XRAY    1
+#define PP_H_TP      2
+#define PP_H_HOST    4
+#define PP_H_ALL     7
+#define PP_H_CL      8
+#define PP_H_TE      16
+#define PP_H_FRAMING (PP_H_CL | PP_H_TE)
 /* Trace header keys. */
 #define PP_K_ROOT    1
 #define PP_K_PARENT  2
@@ -72,6 +77,12 @@ static __always_inline __u8 pp_name_char(__u32 which, __u32 k)
                       PP_C8('e', 'n', 't', 0, 0, 0, 0, 0), k);
     case PP_H_HOST:
         return pp_lit(PP_C8('h', 'o', 's', 't', 0, 0, 0, 0), 0, k);
+    case PP_H_CL:
+        return pp_lit(PP_C8('c', 'o', 'n', 't', 'e', 'n', 't', '-'),
+                      PP_C8('l', 'e', 'n', 'g', 't', 'h', 0, 0), k);
+    case PP_H_TE:
+        return pp_lit(PP_C8('t', 'r', 'a', 'n', 's', 'f', 'e', 'r'),
+                      PP_C8('-', 'e', 'n', 'c', 'o', 'd', 'i', 'n'), k);
     case PP_K_ROOT | 0x100:
         return pp_lit(PP_C8('r', 'o', 'o', 't', 0, 0, 0, 0), 0, k);
     case PP_K_PARENT | 0x100:
@@ -91,6 +102,10 @@ static __always_inline __u32 pp_name_len(__u32 which)
         return 11;
     case PP_H_HOST:
         return 4;
+    case PP_H_CL:
+        return 14;
+    case PP_H_TE:
+        return 17;
     }
     return 0;
 }
@@ -105,6 +120,10 @@ static __always_inline __u32 pp_narrow(__u32 cand, __u32 k, __u8 c, __u32 key_sp
         out |= 2;
     if ((cand & 4) && pp_name_char(4 | key_space, k) == c)
         out |= 4;
+    if ((cand & PP_H_CL) && pp_name_char(PP_H_CL | key_space, k) == c)
+        out |= PP_H_CL;
+    if ((cand & PP_H_TE) && pp_name_char(PP_H_TE | key_space, k) == c)
+        out |= PP_H_TE;
     return out;
 }
 
@@ -117,6 +136,10 @@ static __always_inline __u32 pp_exact(__u32 cand, __u32 k)
         return 2;
     if ((cand & 4) && pp_name_len(4) == k)
         return 4;
+    if ((cand & PP_H_CL) && pp_name_len(PP_H_CL) == k)
+        return PP_H_CL;
+    if ((cand & PP_H_TE) && pp_name_len(PP_H_TE) == k)
+        return PP_H_TE;
     return 0;
 }
 
@@ -152,6 +175,13 @@ enum { PP_PH_NAME = 0, PP_PH_LEAD = 1, PP_PH_VALUE = 2, PP_PH_SKIP = 3 };
  * and the rules see those attributes as absent, which such rules match exactly as they match the
  * real text (patterns made only of '*'). The trace headers are read either way. */
 const volatile __u32 pp_head_text __weak = 1;
+
+/* Defined in conn.bpf.h, which every probe including this header includes too (the host tests
+ * bring a stand-in). */
+static __noinline int pp_local_caller(__s32 fd);
+
+/* 1: the gate on unsampled requests is on (the loader clears it for --no-sample-gate). */
+const volatile __u32 pp_gate __weak = 1;
 
 /* bpf_loop context (stack): pointers only. */
 struct pp_head_loop {
@@ -307,6 +337,22 @@ static __always_inline void pp_t_char(struct pp_head_scan *h, __u8 c)
     }
 }
 
+/* One character of the Content-Length value: digits, blanks only around them. */
+static __always_inline void pp_cl_char(struct pp_head_scan *h, __u8 c)
+{
+    if (c == ' ' || c == '\t') {
+        if (h->cl_digits > 0)
+            h->cl_trail = 1;
+        return;
+    }
+    if (c < '0' || c > '9' || h->cl_trail || h->cl_digits >= 15) {
+        h->cl_bad = 1;
+        return;
+    }
+    h->cl = h->cl * 10 + (c - '0');
+    h->cl_digits++;
+}
+
 /* A header line ended. */
 static __always_inline void pp_end_line(struct pp_head_scan *h)
 {
@@ -319,6 +365,8 @@ static __always_inline void pp_end_line(struct pp_head_scan *h)
                      h->t_par != 0)
                         ? 1
                         : 2;
+        } else if (h->hdr == PP_H_CL && h->cl_digits == 0) {
+            h->cl_bad = 1;
         }
     }
     h->phase = PP_PH_NAME;
@@ -396,6 +444,7 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
     if (c == '\n') {
         if (h->phase == PP_PH_NAME && h->name_pos == 0) {
             h->done = 1;
+            h->head_len = h->base + i + 1;
             return 1; /* blank line: end of the head */
         }
         pp_end_line(h);
@@ -408,7 +457,11 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
     if (h->phase == PP_PH_NAME) {
         if (c == ':') {
             __u32 which = pp_exact(h->cand, h->name_pos);
-            if (!which || (h->seen & which)) {
+            if (which == PP_H_TE)
+                h->te = 1; /* its value does not matter: the body is not followed */
+            if (which == PP_H_CL && (h->seen & which))
+                h->cl_bad = 1;
+            if (!which || which == PP_H_TE || (h->seen & which)) {
                 h->phase = PP_PH_SKIP; /* not ours, or a repeat: the first one counts */
                 return 0;
             }
@@ -425,7 +478,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
             }
             return 0;
         }
-        h->cand = h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0) : 0;
+        h->cand =
+            h->name_pos < 16 ? pp_narrow(h->cand, h->name_pos, pp_fold(c), 0) : (h->cand & PP_H_TE);
         h->name_pos++;
         if (!h->cand)
             h->phase = PP_PH_SKIP;
@@ -442,6 +496,8 @@ static __always_inline long pp_head_byte(struct pp_head_loop *l, struct pp_head_
         pp_x_char(h, c);
     } else if (h->hdr == PP_H_TP) {
         pp_t_char(h, c);
+    } else if (h->hdr == PP_H_CL) {
+        pp_cl_char(h, c);
     } else if (h->hdr == PP_H_HOST) {
         if (c != ' ' && c != '\t')
             h->host_end = h->base + i + 1;
@@ -489,7 +545,7 @@ static __always_inline __u32 pp_head_open(__u64 pos, __u64 gen)
     if (!hp)
         return 0;
     __builtin_memset(hp, 0, sizeof(*hp));
-    hp->want = pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP);
+    hp->want = (pp_head_text ? PP_H_ALL : (PP_H_XRAY | PP_H_TP)) | PP_H_FRAMING;
     hp->cand = hp->want;
     if (!pp_head_text)
         hp->rl_state = 2; /* the request line: only its end matters */
@@ -530,6 +586,77 @@ static __always_inline __u32 pp_head_suspend(__u64 key, struct pp_conn_state *st
     return 1;
 }
 
+/* Why an unsampled request must still be captured in full (a PP_CTXC_GATE_FB_* counter), or 0
+ * when its bytes need not reach userspace: the decision is final, the head was read whole in
+ * the read's first piece, its body's end is known and that read holds nothing beyond it.
+ * `total` is the read's bytes from the request's first one (0: not a socket read, i.e. TLS
+ * plaintext); `by_rule`: the kernel's rules decided (no trace header decided it). */
+static __always_inline __u32 pp_gate_check(const struct pp_head_scan *hp, __u32 first_piece,
+                                           __u32 total, __u32 by_rule, __s32 fd)
+{
+    if (!pp_gate)
+        return PP_CTXC_GATE_FB_OFF;
+    if (total == 0)
+        return PP_CTXC_GATE_FB_TLS;
+    if (!first_piece || !hp->done)
+        return PP_CTXC_GATE_FB_HEAD_SPLIT;
+    if (hp->te || hp->cl_bad)
+        return PP_CTXC_GATE_FB_FRAMING;
+    if ((__u64)hp->head_len + hp->cl < total)
+        return PP_CTXC_GATE_FB_PIPELINED;
+    /* A header's Sampled=0 (or traceparent's flag) is the caller's own decision; a rule's may
+     * be overridden by a sampled caller on this node that the request is stitched under. */
+    if (by_rule && pp_local_caller(fd))
+        return PP_CTXC_GATE_FB_LOCAL_CALLER;
+    return 0;
+}
+
+/* The first of a run of gated requests on connection `key` began at these stream positions. */
+static __noinline __attribute__((unused)) void pp_gate_span_start(__u64 key, __u64 rx, __u64 tx)
+{
+    struct pp_gate_span span = {.rx_start = rx, .tx_start = tx};
+    bpf_map_update_elem(&gate_spans, &key, &span, BPF_ANY);
+}
+
+/* Gates the request just decided (unsampled) when nothing needs its bytes: the connection stops
+ * shipping them (pp_conn_state.gate_*); the next request's context will tell userspace. A function
+ * of its own, like pp_remember_forwardable: the parser's call chain (TLS plaintext included) is
+ * near the stack limit. The scan state says the rest (hp->total, hp->by_rule). */
+static __noinline __attribute__((unused)) void
+pp_gate_request(struct pp_head_scan *hp, struct pp_conn_state *cst, struct pp_trace_ctx_event *out)
+{
+    __u32 why = pp_gate_check(hp, hp->base == 0, hp->total, hp->by_rule, out->ctx.conn.fd);
+    if (why) {
+        pp_ctx_count(why);
+        return;
+    }
+    if (!cst->gate_span) {
+        pp_gate_span_start(conn_map_key(out->ctx.conn.tgid, out->ctx.conn.fd), hp->request_pos,
+                           cst->tx_pos);
+        cst->gate_span = 1;
+    }
+    cst->gate_rx = 1;
+    cst->gate_tx = 1;
+    cst->gate_body_end = hp->request_pos + hp->head_len + hp->cl;
+    cst->rx_head_budget = 0;
+    hp->gated = 1;
+    pp_ctx_count(PP_CTXC_GATED);
+}
+
+/* The gated requests before this one on the connection (key), for userspace. */
+static __noinline __attribute__((unused)) void pp_gate_report(struct pp_conn_state *cst, __u64 key,
+                                                              struct pp_trace_ctx_event *out)
+{
+    struct pp_gate_span *span = bpf_map_lookup_elem(&gate_spans, &key);
+    cst->gate_span = 0;
+    if (!span)
+        return; /* forgotten: userspace counts the positions lost */
+    out->unsampled = 1;
+    out->unsampled_rx_pos = span->rx_start;
+    out->unsampled_tx_pos = span->tx_start;
+    bpf_map_delete_elem(&gate_spans, &key);
+}
+
 /* The context of the scanned head (head_scratch), to thread_ctx and to userspace. s->ev.msg
  * holds the head's last scanned piece: the sampling rules can read the request line and Host
  * there only when that piece is the head's first. */
@@ -554,6 +681,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
         pp_ctx_count(PP_CTXC_TP_REJECTED);
     }
     __u32 need_rules = 0;
+    hp->by_rule = 0;
     if (hp->xray == 1) {
         ctx->trace_epoch = hp->x_epoch;
         pp_set_rand(ctx, hp->x_hi, hp->x_lo);
@@ -592,6 +720,7 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
             a.now = ctx->trace_epoch;
         ctx->sampled = pp_sample_request(s->ev.conn.tgid, s->ev.msg, &a, &rule);
         out->rule = rule;
+        hp->by_rule = 1;
     }
     ctx->conn = s->ev.conn;
     ctx->request_pos = hp->request_pos;
@@ -603,8 +732,19 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
     struct pp_conn_state *cst = bpf_map_lookup_elem(&conns, &ckey);
     if (cst)
         pp_ctx_history_push(ctx, cst->tx_pos);
+    if (ctx->sampled == PP_SAMPLED_UNKNOWN)
+        pp_ctx_count(PP_CTXC_GATE_FB_DEFERRED);
+    else if (ctx->sampled == PP_SAMPLED_NO && cst)
+        pp_gate_request(hp, cst, out);
+    if (cst && cst->gate_span && !hp->gated) /* the first request shipped after gated ones */
+        pp_gate_report(cst, ckey, out);
     pp_remember_forwardable(pid_tgid >> 32, ctx);
     pp_go_note_request(pid_tgid);
+    if (hp->gated) { /* no record: the next request's says where the gated ones were */
+        if (ev)
+            bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+        return;
+    }
     fill_header(&out->hdr, PP_EV_TRACE_CTX, pid_tgid, bpf_ktime_get_ns());
     if (ev)
         bpf_ringbuf_submit(ev, 0);
@@ -615,10 +755,12 @@ static __always_inline void pp_head_decide(struct pp_data_scratch *s, struct pp_
 /* Scans the next piece of the open head: the `captured` bytes in s->ev.msg, of the n bytes the
  * piece moved. Called before the piece's data event, so the context (decided when the head ends
  * here, or when `last`: no further byte of the head will be looked at) comes before the event
- * that completes the head for userspace. Returns 1 while the head goes on past this piece.
+ * that completes the head for userspace. Returns 1 while the head goes on past this piece, 2
+ * when the request was gated (its bytes are not to be shipped), else 0. `total`: the socket
+ * read's bytes from the request's first one, 0 for TLS plaintext (see pp_gate_check).
  * A global function (scalars in, the scratch maps looked up here): the verifier checks it once,
  * not once per call site. */
-__weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last)
+__weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last, __u32 total)
 {
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -627,11 +769,12 @@ __weak __noinline int pp_head_piece(__u32 captured, __u32 n, __u32 last)
         return 0;
     hp->pos = 0;
     hp->len = captured > PP_MAX_CHUNK ? PP_MAX_CHUNK : captured;
+    hp->total = total;
     struct pp_head_loop loop = {.s = s, .h = hp};
     bpf_loop(PP_MAX_CHUNK, pp_head_step, &loop, 0);
     if (hp->done || last) {
         pp_head_decide(s, hp, hp->base == 0);
-        return 0;
+        return hp->gated ? 2 : 0;
     }
     hp->base += n;
     hp->next_pos += n;

@@ -341,6 +341,59 @@ pp_remember_forwardable(__u32 tgid, const struct pp_trace_ctx *ctx)
     bpf_map_update_elem(&forwardable, &k, ctx, BPF_ANY);
 }
 
+/* Connections that traced processes opened as clients (or found mid-life), by their two ends as
+ * the client sees them, IPv4-mapped IPv6 addresses as IPv4: a server request whose mirrored
+ * tuple is here may be adopted by its caller's trace (same-node stitching), so the gate on
+ * unsampled requests leaves it alone. LRU: the oldest connections are forgotten first. */
+struct pp_tuple_key {
+    struct pp_endpoint caller;
+    struct pp_endpoint callee;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct pp_tuple_key);
+    __type(value, __u8);
+} local_callers SEC(".maps") __weak;
+/* Where the gated requests not yet reported on a connection began (conn_map_key ->): written
+ * when the first of them is gated, taken by the next request's context (pp_conn_state.gate_span).
+ * LRU: a connection that went quiet after gated requests is forgotten first. */
+struct pp_gate_span {
+    __u64 rx_start; /* ingress offset of the first gated request */
+    __u64 tx_start; /* egress offset when it was read */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, struct pp_gate_span);
+} gate_spans SEC(".maps") __weak;
+
+/* Per-CPU room for one such key: the programs that use it are near the stack limit. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pp_tuple_key);
+} tuple_scratch SEC(".maps") __weak;
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it maps. */
+static __always_inline void pp_endpoint_plain(struct pp_endpoint *e)
+{
+    if (e->family != PP_AF_INET6)
+        return;
+    for (int i = 0; i < 10; i++)
+        if (e->addr[i])
+            return;
+    if (e->addr[10] != 0xff || e->addr[11] != 0xff)
+        return;
+    e->family = PP_AF_INET;
+    for (int i = 0; i < 4; i++)
+        e->addr[i] = e->addr[12 + i];
+    for (int i = 4; i < 16; i++)
+        e->addr[i] = 0;
+}
+
 /* Monotonic -> epoch offset, written by userspace (one entry, key 0). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -520,6 +573,16 @@ struct pp_head_scan {
     __u64 request_pos; /* stream position of the head's first byte */
     __u64 next_pos;    /* stream position the next piece must start at */
     __u64 gen;         /* pp_conn_state.gen of the connection */
+    /* the body's framing, for the gate on unsampled requests */
+    __u64 cl;        /* Content-Length value */
+    __u32 cl_digits; /* its digits so far (0: no Content-Length) */
+    __u32 cl_bad;    /* malformed, too long or repeated */
+    __u32 cl_trail;  /* blanks after its digits */
+    __u32 te;        /* a Transfer-Encoding header is present */
+    __u32 head_len;  /* bytes of the head, blank line included (when done) */
+    __u32 gated;     /* the request was gated (pp_head_decide) */
+    __u32 total;     /* pp_head_piece's `total` for the piece being scanned */
+    __u32 by_rule;   /* the kernel's rules decided (pp_head_decide) */
 };
 
 struct {

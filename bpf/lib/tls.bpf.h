@@ -70,7 +70,7 @@ static long tls_piece(__u32 index, void *ctx)
     }
     int last = c->off + n >= c->full;
     if (c->scan)
-        c->scan = pp_head_piece(captured, n, c->head_end && last);
+        c->scan = pp_head_piece(captured, n, c->head_end && last, 0);
     ev->pos = c->pos + c->off;
     ev->len = last ? c->total - c->off : n;
     ev->captured = captured;
@@ -139,7 +139,7 @@ static __always_inline void tls_emit_plaintext(__u64 pid_tgid, struct pp_conn_st
                             .head_end = st->rx_head_budget == 0};
     bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK, tls_piece, &e, 0);
     if (e.scan && !pp_head_suspend(key, st))
-        pp_head_piece(0, 0, 1); /* not kept: decided from what was read */
+        pp_head_piece(0, 0, 1, 0); /* not kept: decided from what was read */
 }
 
 /* Sends a pending SSL_write plaintext now that the thread writes to socket fd. */

@@ -1,5 +1,5 @@
 /* close() of a tracked connection: handled at entry, while the fd still resolves.
- * Hooks: syscalls:sys_enter_close. Maps: conns, ignored_fds (entries removed), events,
+ * Hooks: syscalls:sys_enter_close. Maps: conns, ignored_fds, gate_spans (entries removed), events,
  * thread_ctx (the closing thread's context of a request on this connection ends: it goes back to
  * an earlier request the thread read that is still unanswered, from ctx_history, or is deleted),
  * ctx_counters. */
@@ -53,6 +53,8 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
     ev.conn.gen = st->gen;
     ev.rx_bytes = st->rx_pos;
     ev.tx_bytes = st->tx_pos;
+    if (st->gate_span) /* gated requests nobody will report now: the connection ends here */
+        bpf_map_delete_elem(&gate_spans, &key);
     if (bpf_map_delete_elem(&conns, &key) == 0)
         lru_count(PP_LRU_CONNS_DELETED);
     /* The closing thread's trace context belonged to a request on this connection: it ends. */

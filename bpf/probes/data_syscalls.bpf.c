@@ -4,8 +4,10 @@
  * Hooks: syscalls:sys_enter/exit_<call>. Maps: task_stash (.io), conns, ignored_fds,
  * data_scratch, drop_counters, events (PP_EV_DATA, PP_EV_CONN_OPEN for sockets found mid-life),
  * and at a server request's first read (ctx_parse.bpf.h): thread_ctx, sample_*, ctx_counters,
- * events (PP_EV_TRACE_CTX). Sends on UDP sockets (and sendmmsg) are only checked for X-Ray daemon
- * datagrams (sdk_dgram.bpf.h): sdk_reported, events (PP_EV_SDK_DATAGRAM). */
+ * events (PP_EV_TRACE_CTX), local_callers. A server connection's unsampled requests are gated:
+ * their bytes and their responses' are counted, not shipped (pp_conn_state.gate_*, see
+ * docs/architecture.md, "Unsampled requests"). Sends on UDP sockets (and sendmmsg) are only checked
+ * for X-Ray daemon datagrams (sdk_dgram.bpf.h): sdk_reported, events (PP_EV_SDK_DATAGRAM). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -148,7 +150,7 @@ struct pp_chunk_loop {
     __u32 off;      /* bytes emitted so far */
     __u32 scan;     /* 1 while a server request head is being scanned (ctx_parse.bpf.h) */
     __u32 head_end; /* 1 when the head budget ends with this call's last piece */
-    __u32 _pad;
+    __u32 skip;     /* bytes at the start of the call's data not shipped (a gated request's) */
 };
 
 /* Emits the piece at c->off whose bytes (captured of them) are already in c->s->ev.msg. */
@@ -172,9 +174,9 @@ static long next_piece(__u32 index, void *ctx)
     if (c->off >= c->full)
         return 1;
     __u32 n = c->full - c->off > PP_MAX_CHUNK ? PP_MAX_CHUNK : c->full - c->off;
-    __u32 captured = copy_chunk(c->s, &c->a, c->msg_iov, c->msg_iovlen, c->off, n);
+    __u32 captured = copy_chunk(c->s, &c->a, c->msg_iov, c->msg_iovlen, c->skip + c->off, n);
     if (c->scan)
-        c->scan = pp_head_piece(captured, n, c->head_end && c->off + n >= c->full);
+        c->scan = pp_head_piece(captured, n, c->head_end && c->off + n >= c->full, (__u32)c->ret);
     emit_piece(c, captured);
     return 0;
 }
@@ -190,6 +192,39 @@ static __always_inline struct pp_task_stash *io_exit_stash(__u64 pid_tgid, __u8 
     if (!t || !t->io.active || t->io.syscall != syscall)
         return 0;
     return t;
+}
+
+/* Gate on unsampled requests, ingress: a read that ends before the gated request's body does is
+ * not shipped (returns 1). Otherwise the gate opens and *skip is how many of its bytes still
+ * belonged to that request. */
+static __always_inline int gate_ingress(struct pp_conn_state *st, __u64 pos, __u64 n, __u32 *skip)
+{
+    __u64 end = st->gate_body_end;
+    if (pos + n <= end) {
+        pp_count_n(&ctx_counters, PP_CTXC_GATED_RX_BYTES, n);
+        return 1;
+    }
+    *skip = pos < end ? (__u32)(end - pos) : 0;
+    pp_count_n(&ctx_counters, PP_CTXC_GATED_RX_BYTES, *skip);
+    st->gate_rx = 0;
+    return 0;
+}
+
+/* Gate on unsampled requests, egress: 1 when this write belongs to a gated request's response:
+ * while its request is gated, and after that until a write that starts the next response. */
+static __always_inline int gate_egress(struct pp_conn_state *st, struct pp_data_scratch *s,
+                                       const struct pp_io_args *a, __u64 msg_iov, __u32 msg_iovlen,
+                                       __u64 n)
+{
+    if (!st->gate_rx) {
+        __u32 got = copy_chunk(s, a, msg_iov, msg_iovlen, 0, 8);
+        if (got >= 5 && pp_first_word(s->ev.msg) == 0x50545448 /* HTTP */ && s->ev.msg[4] == '/') {
+            st->gate_tx = 0;
+            return 0;
+        }
+    }
+    pp_count_n(&ctx_counters, PP_CTXC_GATED_TX_BYTES, n);
+    return 1;
 }
 
 static __always_inline int io_exit(long ret)
@@ -211,6 +246,10 @@ static __always_inline int io_exit(long ret)
     int ingress = a.direction == PP_DIR_INGRESS;
     __u64 pos =
         ingress ? __sync_fetch_and_add(&st->rx_pos, ret) : __sync_fetch_and_add(&st->tx_pos, ret);
+    __u32 skip = 0;
+    int resumed = ingress && st->gate_rx;
+    if (resumed && gate_ingress(st, pos, (__u64)ret, &skip))
+        return 0;
 
     __u32 zero = 0;
     struct pp_data_scratch *s = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -242,13 +281,19 @@ static __always_inline int io_exit(long ret)
         }
     }
 
+    if (!ingress && st->gate_tx && gate_egress(st, s, &a, msg_iov, msg_iovlen, (__u64)ret))
+        return 0;
     __u32 iovcnt = a.kind == PP_IO_IOVEC ? a.iovcnt : a.kind == PP_IO_MSGHDR ? msg_iovlen : 0;
     if (iovcnt > PP_MAX_IOV)
         count_drop(PP_DROP_IOV_LIMIT);
+    /* Bytes of a gated request at the start of this read: the rest is shipped from its own
+     * position, as if a read of its own had brought it. */
+    pos += skip;
+    ret -= skip;
 
     /* First piece: always up to PP_MAX_CHUNK. */
     __u32 first = ret > PP_MAX_CHUNK ? PP_MAX_CHUNK : ret;
-    __u32 captured = copy_chunk(s, &a, msg_iov, msg_iovlen, 0, first);
+    __u32 captured = copy_chunk(s, &a, msg_iov, msg_iovlen, skip, first);
     if (pos == 0 && tls_record_start(ev->msg, captured)) {
         st->tls = PP_CONN_TLS_RECORDS; /* a TLS handshake: ciphertext from here on */
         return 0;
@@ -256,6 +301,14 @@ static __always_inline int io_exit(long ret)
 
     /* A request starting here opens a head budget for this direction. */
     int request = captured >= 4 && pp_starts_with_method(pp_first_word(ev->msg));
+    if (resumed && !request) {
+        /* No request's context will report the gated ones before these bytes now. */
+        pp_ctx_count(PP_CTXC_GATE_RESUMED_OTHER);
+        if (st->gate_span) {
+            st->gate_span = 0;
+            bpf_map_delete_elem(&gate_spans, &key);
+        }
+    }
     __u32 full = pp_head_budget_take(st, ingress, request, (__u64)ret, first);
     if ((__u64)ret > full && a.syscall != PP_SYS_SENDFILE)
         count_drop(PP_DROP_TRUNCATED);
@@ -280,14 +333,19 @@ static __always_inline int io_exit(long ret)
                               .pos = pos,
                               .ret = (__u64)ret,
                               .full = full,
-                              .head_end = st->rx_head_budget == 0};
+                              .head_end = st->rx_head_budget == 0,
+                              .skip = skip};
     if (scan)
-        c.scan = pp_head_piece(captured, first, c.head_end && first >= full);
+        c.scan = pp_head_piece(captured, first, c.head_end && first >= full, (__u32)ret);
+    if (c.scan == 2) { /* gated: nothing of this read is shipped */
+        pp_count_n(&ctx_counters, PP_CTXC_GATED_RX_BYTES, (__u64)ret);
+        return 0;
+    }
     emit_piece(&c, captured);
     if (c.off < full)
         bpf_loop(PP_HEAD_BUDGET / PP_MAX_CHUNK - 1, next_piece, &c, 0);
     if (c.scan && !pp_head_suspend(key, st))
-        pp_head_piece(0, 0, 1); /* not kept: decided from what was read */
+        pp_head_piece(0, 0, 1, (__u32)ret); /* not kept: decided from what was read */
     return 0;
 }
 

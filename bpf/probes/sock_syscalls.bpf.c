@@ -86,7 +86,7 @@ int connect_exit(struct trace_event_raw_sys_exit *ctx)
     if (ctx->ret != 0 && ctx->ret != -PP_EINPROGRESS)
         return 0;
     struct sock *sk = fd_to_tcp_sock(fd);
-    if (sk)
-        conn_open(pid_tgid, fd, sk, PP_ROLE_CLIENT, enter_ns);
+    if (sk && conn_open(pid_tgid, fd, sk, PP_ROLE_CLIENT, enter_ns))
+        pp_note_caller(sk);
     return 0;
 }

@@ -8,6 +8,13 @@
 #include "ctx_parse.bpf.h"
 #include "http.bpf.h"
 
+/* The probes' conn.bpf.h reads the socket's ends; these reads never gate (see host_read). */
+static __noinline int pp_local_caller(__s32 fd)
+{
+    (void)fd;
+    return 1;
+}
+
 /* The data_scratch map's value, as the probes use it. */
 static struct pp_data_scratch *scratch_of(void)
 {
@@ -56,11 +63,11 @@ static void host_read(struct pp_conn_state *st, const uint8_t *rd, __u32 r, __u6
         memcpy(buf, rd + off, n);
         sc->ev.captured = n;
         if (scan)
-            scan = pp_head_piece(n, n, head_end && off + n >= full);
+            scan = pp_head_piece(n, n, head_end && off + n >= full, 0);
         off += n;
     }
     if (scan && !pp_head_suspend(key, st))
-        pp_head_piece(0, 0, 1);
+        pp_head_piece(0, 0, 1, 0);
 }
 
 void pp_host_head_scan_reads(const uint8_t *head, size_t len, size_t read_size,

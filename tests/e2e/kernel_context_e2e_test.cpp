@@ -46,7 +46,7 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
     ASSERT_EQ(http_get(server->url("/dropped.txt?" + tag + "dropped")).status, 200);
     for (const char* which : {"xray", "w3c", "minted"})
         ASSERT_TRUE(wait_for_url(tag + which)) << which << "\n" << agent_diagnostics();
-    stop_agent_and_sync();
+    AgentExit exit = stop_agent_and_sync();
 
     std::ifstream in(record);
     auto events = events::read_recording(in);
@@ -59,8 +59,12 @@ TEST_F(KernelContextE2E, DocumentsCarryTheKernelsIds) {
             by_segment[t->segment_id] = *t;
             if (t->sampled == events::Sampled::kNo) not_sampled++;
         }
-    ASSERT_EQ(by_segment.size(), 4u) << "one kernel context per request";
-    EXPECT_EQ(not_sampled, 1u) << "the kernel's rules dropped /dropped";
+    // /dropped was not sampled by the kernel's rules, so the kernel kept it: no bytes, no record
+    // (docs/architecture.md, "Unsampled requests").
+    ASSERT_EQ(by_segment.size(), 3u) << "one kernel context per request shipped";
+    EXPECT_EQ(not_sampled, 0u);
+    EXPECT_EQ(exit.counter("kernel.gate_requests"), 1u)
+        << "the kernel's rules dropped /dropped: " << exit.counters_text();
 
     auto docs = with_url_containing(collector().documents(), tag);
     ASSERT_EQ(docs.size(), 3u) << "the kernel's 'not sampled' is honoured";

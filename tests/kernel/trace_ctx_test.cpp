@@ -121,6 +121,9 @@ class KernelTraceCtx : public ::testing::Test {
         cfg.sample_rules = k.rules;
         cfg.sample_default = k.default_rule;
         cfg.sample_cfg = k.cfg;
+        // These tests read the context record of every request, unsampled ones included: the
+        // gate on unsampled requests (sample_gate_e2e_test.cpp) would send none for those.
+        cfg.sample_gate = false;
         auto p = BpfProbes::load(cfg);
         ASSERT_TRUE(p.ok()) << (p.ok() ? "" : p.error());
         probes_ = std::move(*p);

@@ -7,7 +7,7 @@
 
 namespace passport::events {
 
-static_assert(PP_ABI_VERSION == 4);
+static_assert(PP_ABI_VERSION == 5);
 
 // The typed forms of event.hpp carry the ABI's values.
 static_assert(static_cast<int>(DataSource::kSocket) == PP_SRC_SOCKET);
@@ -71,7 +71,9 @@ static_assert(offsetof(pp_conn_state, role) == 32);
 static_assert(offsetof(pp_conn_state, tls) == 33);
 static_assert(offsetof(pp_conn_state, tls_rx_pos) == 40);
 static_assert(offsetof(pp_conn_state, head_pending) == 56);
-static_assert(sizeof(pp_conn_state) == 64);
+static_assert(offsetof(pp_conn_state, gate_rx) == 57);
+static_assert(offsetof(pp_conn_state, gate_body_end) == 64);
+static_assert(sizeof(pp_conn_state) == 72);
 static_assert(offsetof(pp_deny_key, addr) == 4);
 static_assert(sizeof(pp_deny_key) == 20);
 static_assert(offsetof(pp_inject_adopt, app_pos) == 40);
@@ -82,7 +84,9 @@ static_assert(offsetof(pp_trace_ctx, source) == 33);
 static_assert(offsetof(pp_trace_ctx_event, ctx) == 24);
 static_assert(offsetof(pp_trace_ctx_event, rule) == 88);
 static_assert(offsetof(pp_trace_ctx_event, rejected) == 90);
-static_assert(sizeof(pp_trace_ctx_event) == 96);
+static_assert(offsetof(pp_trace_ctx_event, unsampled_rx_pos) == 96);
+static_assert(offsetof(pp_trace_ctx_event, unsampled) == 112);
+static_assert(sizeof(pp_trace_ctx_event) == 120);
 static_assert(offsetof(pp_sample_rule, host) == 16);
 static_assert(offsetof(pp_sample_rule, method) == 16 + PP_GLOB_MAX);
 static_assert(offsetof(pp_sample_rule, path) == 16 + 2 * PP_GLOB_MAX);

@@ -189,6 +189,10 @@ Result<Event> decode(std::span<const uint8_t> rec) {
             out.source = static_cast<CtxSource>(c.source);
             out.rule = static_cast<Rule>(ev.rule);
             out.rejected = ev.rejected;
+            if (ev.unsampled > 1) return make_error("bad_trace_ctx");
+            out.unsampled_before = ev.unsampled != 0;
+            out.unsampled_rx_pos = ev.unsampled_rx_pos;
+            out.unsampled_tx_pos = ev.unsampled_tx_pos;
             return Event{std::move(out)};
         }
         case PP_EV_INJECT: {

@@ -142,6 +142,12 @@ struct TraceCtx {
     CtxSource source = CtxSource::kNone;
     Rule rule = Rule::kNone;  // the kernel sampling rule that decided
     uint8_t rejected = 0;     // PP_REJECT_* bits
+    // Requests before this one on conn were unsampled and the kernel shipped none of their bytes
+    // (nor their responses'): ingress from unsampled_rx_pos and egress from unsampled_tx_pos,
+    // each up to the next position of that direction that arrives, belong to them.
+    bool unsampled_before = false;
+    uint64_t unsampled_rx_pos = 0;
+    uint64_t unsampled_tx_pos = 0;
 };
 
 // The kernel put (or found) X-Amzn-Trace-Id in an outgoing request (PP_EV_INJECT). Matches the

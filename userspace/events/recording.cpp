@@ -106,6 +106,10 @@ std::string to_json_line(const Event& ev) {
                      {"source", e.source},
                      {"rule", e.rule},
                      {"rejected", e.rejected}};
+                if (e.unsampled_before) {
+                    j["unsampled_rx_pos"] = e.unsampled_rx_pos;
+                    j["unsampled_tx_pos"] = e.unsampled_tx_pos;
+                }
             } else if constexpr (std::is_same_v<T, Inject>) {
                 j = {{"type", "inject"},
                      {"tgid", e.tgid},
@@ -221,6 +225,9 @@ Result<Event> from_json_line(const std::string& line) {
             e.source = j.at("source").get<CtxSource>();
             e.rule = j.at("rule").get<Rule>();
             e.rejected = j.value("rejected", uint8_t{0});
+            e.unsampled_before = j.contains("unsampled_rx_pos");
+            e.unsampled_rx_pos = j.value("unsampled_rx_pos", uint64_t{0});
+            e.unsampled_tx_pos = j.value("unsampled_tx_pos", uint64_t{0});
             return Event{std::move(e)};
         }
         if (type == "inject") {

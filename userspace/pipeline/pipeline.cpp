@@ -95,6 +95,8 @@ void Pipeline::on_event(const events::Event& e) {
     // a process that exits mid-request is then still named in its documents.
     if (const auto* open = std::get_if<events::ConnOpen>(&e)) processes_.get(open->conn.tgid);
     if (const auto* kc = std::get_if<events::TraceCtx>(&e)) {
+        // Unsampled requests the kernel kept before this one: their connection passes over them.
+        if (kc->unsampled_before) tracker_.on_event(e);
         correlator_.on_kernel_context(*kc);
         return;
     }

@@ -92,6 +92,13 @@ void Connection::on_data(const events::Data& data) {
     recharge();
 }
 
+void Connection::on_unsampled(uint64_t rx_pos, uint64_t tx_pos) {
+    settled_ = false;
+    if (phase_ == Phase::kEnded || phase_ == Phase::kIgnored || ciphertext_) return;
+    buffer(Direction::kIngress).unsampled_from(rx_pos);
+    buffer(Direction::kEgress).unsampled_from(tx_pos);
+}
+
 bool Connection::admit_source(const events::Data& data) {
     if (data.source != events::DataSource::kTls) {
         // A TLS record header where a stream starts: the handshake, never an HTTP message.

@@ -59,6 +59,9 @@ class Connection {
 
     void on_open(const events::ConnOpen& open);
     void on_data(const events::Data& data);
+    // Unsampled requests the kernel did not ship: ingress from rx_pos and egress from tx_pos, up
+    // to the next position each direction delivers, are passed over without parsing.
+    void on_unsampled(uint64_t rx_pos, uint64_t tx_pos);
     // The connection is over. kConnectionClosed and kProcessExited mean its streams ended (the
     // data seen so far is final); other outcomes just stop waiting.
     void end(pairing::Outcome outcome);

@@ -48,6 +48,13 @@ void ConnectionTracker::handle(const events::Data& data) {
     enforce_budget();
 }
 
+void ConnectionTracker::handle(const events::TraceCtx& ctx) {
+    if (!ctx.unsampled_before) return;
+    counters_.add("stream.unsampled_spans");
+    if (ended(ctx.conn) || !admit_generation(ctx.conn)) return;
+    find_or_create(ctx.conn).on_unsampled(ctx.unsampled_rx_pos, ctx.unsampled_tx_pos);
+}
+
 void ConnectionTracker::enforce_budget() {
     while (budget_.over()) {
         BudgetNode* oldest = budget_.oldest();

@@ -98,7 +98,9 @@ class ConnectionTracker {
     void handle(const events::ConnClose& close);
     void handle(const events::ProcExec& exec);
     void handle(const events::ProcExit& exit);
-    void handle(const events::TraceCtx&) {}     // the pipeline gives it to the correlator
+    // Unsampled requests the kernel did not ship before this one: their connection passes over
+    // their positions (the pipeline gives the context itself to the correlator).
+    void handle(const events::TraceCtx& ctx);
     void handle(const events::Inject&) {}       // routed to the correlator by the pipeline
     void handle(const events::SdkDatagram&) {}  // routed to the SDK detector by the pipeline
     void handle(const events::GoHandoff&) {}    // routed to the correlator by the pipeline

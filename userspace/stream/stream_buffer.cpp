@@ -27,6 +27,37 @@ uint64_t StreamBuffer::gap_ahead() const {
     return piece.len;
 }
 
+void StreamBuffer::unsampled_from(uint64_t pos) {
+    auto next = ahead_.lower_bound(pos);
+    const bool covered =
+        pos < head_end() ||
+        (next != ahead_.begin() && std::prev(next)->first + std::prev(next)->second.len > pos);
+    if (covered) {
+        // pos itself arrived: not a span the kernel skipped as it says.
+        counters_.add("stream.unsampled_late");
+        return;
+    }
+    if (next == ahead_.end()) {
+        if (!unsampled_from_ || pos < *unsampled_from_) unsampled_from_ = pos;
+        return;
+    }
+    // What follows the span arrived first (the notice came with a later piece): close it now.
+    unsampled_from_ = pos;
+    close_unsampled(next->first);
+    absorb();
+}
+
+void StreamBuffer::close_unsampled(uint64_t pos) {
+    const uint64_t from = *unsampled_from_;
+    unsampled_from_.reset();
+    if (pos <= from) return;
+    const uint64_t inserted = insert_piece(from, pos - from, {});
+    counters_.add("stream.unsampled_bytes", inserted);
+    for (auto it = ahead_.lower_bound(from); it != ahead_.end() && it->first < pos; ++it) {
+        if (it->second.bytes.empty()) it->second.unsampled = true;
+    }
+}
+
 void StreamBuffer::add(uint64_t pos, std::string_view bytes, uint64_t len,
                        const ChunkTiming& timing) {
     if (len < bytes.size()) len = bytes.size();  // a malformed record; trust what was copied
@@ -35,6 +66,7 @@ void StreamBuffer::add(uint64_t pos, std::string_view bytes, uint64_t len,
         counters_.add("stream.bad_chunks");  // positions would wrap: a corrupt record
         return;
     }
+    if (unsampled_from_ && pos >= *unsampled_from_) close_unsampled(pos);
     const uint64_t end = pos + len;
     const uint64_t captured_end = pos + bytes.size();  // positions past this were never copied
     delivered_end_ = std::max(delivered_end_, end);
@@ -114,7 +146,15 @@ uint64_t StreamBuffer::insert_piece(uint64_t start, uint64_t len, std::string_vi
 void StreamBuffer::absorb() {
     while (!ahead_.empty()) {
         auto it = ahead_.begin();
-        if (it->first != head_end() || it->second.bytes.empty()) break;
+        if (it->first != head_end()) break;
+        if (it->second.unsampled && head_size() == 0) {
+            pos_ += it->second.len;  // where a message starts: nothing of it to parse
+            data_.clear();
+            off_ = 0;
+            ahead_.erase(it);
+            continue;
+        }
+        if (it->second.bytes.empty()) break;
         if (head_size() == 0) {
             data_.clear();
             off_ = 0;
@@ -140,6 +180,7 @@ void StreamBuffer::consume(size_t n) {
         data_.erase(0, off_);
         off_ = 0;
     }
+    if (head_size() == 0 && !ahead_.empty()) absorb();  // an unsampled span may follow
     trim_timings();
 }
 
@@ -274,6 +315,7 @@ void StreamBuffer::clear() {
     ahead_.clear();
     ahead_bytes_ = 0;
     timings_.clear();
+    unsampled_from_.reset();
     pos_ = end;
     ++discontinuities_;
 }

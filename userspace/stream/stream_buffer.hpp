@@ -54,6 +54,12 @@ class StreamBuffer {
     // stream.duplicate_bytes); len - bytes.size() positions become a known gap (stream.gap_bytes).
     void add(uint64_t pos, std::string_view bytes, uint64_t len, const ChunkTiming& timing);
 
+    // Positions from `pos` up to the next chunk delivered at or after it (already, or later)
+    // belong to unsampled messages the kernel did not ship: they are passed over where a message
+    // would start (stream.unsampled_bytes), without counting as a gap or a loss. Inside a
+    // message (its bytes were cut short) they are a known gap like any other.
+    void unsampled_from(uint64_t pos);
+
     // Contiguous captured bytes starting at position(). Invalidated by any non-const call.
     std::string_view head() const;
     // Stream position of head()[0].
@@ -113,6 +119,7 @@ class StreamBuffer {
     struct Piece {
         uint64_t len = 0;
         std::string bytes;
+        bool unsampled = false;  // a known gap of positions the kernel did not ship on purpose
     };
     struct TimingEntry {
         uint64_t len = 0;
@@ -123,8 +130,11 @@ class StreamBuffer {
     uint64_t head_end() const { return pos_ + head_size(); }
     // Inserts [start, start+len) where no piece is yet; returns positions actually inserted.
     uint64_t insert_piece(uint64_t start, uint64_t len, std::string_view bytes);
-    // Moves captured pieces that start at the head's end into the head.
+    // Moves captured pieces that start at the head's end into the head, and passes over the
+    // unsampled ones when nothing is buffered before them.
     void absorb();
+    // Ends a pending unsampled_from() at `pos`, where a delivered chunk starts.
+    void close_unsampled(uint64_t pos);
     void trim_timings();
     void enforce_limits();
     void drop_all();
@@ -139,6 +149,7 @@ class StreamBuffer {
     std::map<uint64_t, TimingEntry> timings_;  // by chunk start position
     uint64_t delivered_end_ = 0;
     uint64_t discontinuities_ = 0;
+    std::optional<uint64_t> unsampled_from_;  // see unsampled_from()
 };
 
 }  // namespace passport::stream

@@ -19,7 +19,7 @@
 #endif
 
 /* Bumped on any change to a struct below; the loader refuses a BPF object with another value. */
-#define PP_ABI_VERSION 4
+#define PP_ABI_VERSION 5
 
 /* Bytes of payload copied per syscall. A power of two: the BPF side masks lengths with it. */
 #define PP_MAX_CHUNK 4096
@@ -210,6 +210,15 @@ struct pp_trace_ctx_event {
     __u16 rule;    /* sampling rule that decided (index into sample_rules), or PP_RULE_NONE */
     __u8 rejected; /* PP_REJECT_* bits: headers present but unusable (then not the source) */
     __u8 _pad[5];
+    /* unsampled = 1: requests before this one on conn were gated (not sampled; the kernel
+     * shipped none of their bytes, nor their responses', and no record of their own;
+     * docs/architecture.md, "Unsampled requests"): ingress positions from unsampled_rx_pos and
+     * egress positions from unsampled_tx_pos, each up to the next position of that direction
+     * that reaches userspace, belong to them. */
+    __u64 unsampled_rx_pos;
+    __u64 unsampled_tx_pos;
+    __u8 unsampled;
+    __u8 _pad2[7];
 };
 
 /* pp_trace_ctx_event.rule when no kernel rule decided (header decision, or left to userspace).
@@ -235,7 +244,23 @@ enum pp_ctx_counter {
                                   decided from the part read */
     PP_CTXC_RESTORED = 11,     /* a closing connection's request gave its thread's context back
                                   to an earlier request still unanswered there (event loops) */
-    PP_CTXC_COUNT = 12,
+    /* The gate on unsampled requests (docs/architecture.md, "Unsampled requests"). */
+    PP_CTXC_GATED = 12,          /* unsampled requests whose bytes were not shipped */
+    PP_CTXC_GATED_RX_BYTES = 13, /* request bytes not shipped (gated requests) */
+    PP_CTXC_GATED_TX_BYTES = 14, /* response bytes not shipped (gated requests) */
+    /* Requests captured in full although the gate was on, by reason: */
+    PP_CTXC_GATE_FB_DEFERRED = 15,     /* decision left to userspace (Sampled unknown) */
+    PP_CTXC_GATE_FB_PIPELINED = 16,    /* unsampled, bytes beyond the request in the same read */
+    PP_CTXC_GATE_FB_FRAMING = 17,      /* unsampled, body framing not followed (Transfer-Encoding,
+                                          bad or repeated Content-Length) */
+    PP_CTXC_GATE_FB_LOCAL_CALLER = 18, /* unsampled by a rule, but a traced process on this node
+                                          has a connection to this one (stitching may adopt it) */
+    PP_CTXC_GATE_FB_TLS = 19,          /* unsampled, plaintext from the TLS uprobes */
+    PP_CTXC_GATE_FB_HEAD_SPLIT = 20,   /* unsampled, head not whole in the read's first piece */
+    PP_CTXC_GATE_FB_OFF = 21,          /* unsampled, gate turned off (--no-sample-gate) */
+    PP_CTXC_GATE_RESUMED_OTHER = 22,   /* after a gated request's body, bytes that did not start a
+                                          request: shipped from there on */
+    PP_CTXC_COUNT = 23,
 };
 
 /* Local sampling rules compiled for the kernel (userspace/sample/kernel_rules.*). Patterns are
@@ -341,7 +366,17 @@ struct pp_conn_state {
     /* 1 while a server request head read in part waits for its next bytes (its scan state is
      * in head_pending, bpf/lib/ctx_parse.bpf.h): only then does a read look it up. */
     __u8 head_pending;
-    __u8 _pad2[7];
+    /* The gate on unsampled requests (server connections, socket syscalls): gate_rx is 1 while
+     * ingress bytes before gate_body_end (the end of the last gated request's body) are not
+     * shipped; gate_tx is 1 while egress bytes are not shipped, until an egress syscall that
+     * starts a response ("HTTP/") after gate_rx went back to 0. */
+    __u8 gate_rx;
+    __u8 gate_tx;
+    /* 1 while gated requests not yet reported to userspace precede (their stream positions are
+     * in the BPF map gate_spans): the next request's PP_EV_TRACE_CTX says so. */
+    __u8 gate_span;
+    __u8 _pad2[4];
+    __u64 gate_body_end;
 };
 
 /* ---- Header injection (sock_ops + sk_msg, bpf/probes/inject.bpf.c) ---- */
@@ -477,7 +512,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_conn_close_event) == 56, "pp_conn_close_event 
 PP_STATIC_ASSERT(sizeof(struct pp_proc_event) == 304, "pp_proc_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx) == 64, "pp_trace_ctx layout");
 PP_STATIC_ASSERT(sizeof(struct pp_clock) == 16, "pp_clock layout");
-PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 96, "pp_trace_ctx_event layout");
+PP_STATIC_ASSERT(sizeof(struct pp_trace_ctx_event) == 120, "pp_trace_ctx_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_rule) == 24 + 3 * PP_GLOB_MAX, "pp_sample_rule layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_cfg) == 12, "pp_sample_cfg layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sample_stat) == 24, "pp_sample_stat layout");
@@ -486,7 +521,7 @@ PP_STATIC_ASSERT(sizeof(struct pp_inject_event) == 160, "pp_inject_event layout"
 PP_STATIC_ASSERT(PP_OFFSETOF(struct pp_inject_event, ctx) == 96, "pp_inject_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_inject_adopt) == 56, "pp_inject_adopt layout");
 PP_STATIC_ASSERT(sizeof(struct pp_config) == 8, "pp_config layout");
-PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 64, "pp_conn_state layout");
+PP_STATIC_ASSERT(sizeof(struct pp_conn_state) == 72, "pp_conn_state layout");
 PP_STATIC_ASSERT(sizeof(struct pp_deny_key) == 20, "pp_deny_key layout");
 PP_STATIC_ASSERT(sizeof(struct pp_sdk_event) == 32, "pp_sdk_event layout");
 PP_STATIC_ASSERT(sizeof(struct pp_go_handoff_event) == 48, "pp_go_handoff_event layout");

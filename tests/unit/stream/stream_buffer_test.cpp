@@ -23,6 +23,58 @@ TEST(StreamBuffer, ContiguousChunksFormTheHead) {
     EXPECT_EQ(buf.gap_ahead(), 0u);
 }
 
+TEST(StreamBuffer, UnsampledPositionsArePassedOverAtAMessageStart) {
+    Counters counters;
+    StreamBuffer buf(counters);
+    buf.add(0, "GET /a ", 7, at(10, 11));
+    buf.consume(7);
+    buf.unsampled_from(7);  // a gated request from 7 on; the next one shipped starts at 40
+    buf.add(40, "GET /b ", 7, at(30, 31));
+    EXPECT_EQ(buf.head(), "GET /b ");
+    EXPECT_EQ(buf.position(), 40u);
+    EXPECT_FALSE(buf.has_hole());
+    EXPECT_EQ(counters.get("stream.unsampled_bytes"), 33u);
+    EXPECT_EQ(counters.get("stream.gap_bytes"), 0u);
+    EXPECT_EQ(counters.get("stream.lost_bytes"), 0u);
+}
+
+TEST(StreamBuffer, UnsampledPositionsWaitForTheMessageBeforeThem) {
+    Counters counters;
+    StreamBuffer buf(counters);
+    buf.unsampled_from(10);
+    buf.add(20, "next", 4, at(30, 31));      // after the span
+    buf.add(0, "earlier...", 10, at(5, 6));  // the message before it, reported late
+    EXPECT_EQ(buf.head(), "earlier...");
+    buf.consume(4);
+    EXPECT_EQ(buf.gap_ahead(), 10u);  // to a message still being read, a known gap
+    buf.consume(6);  // the message before the span is done: the span is passed over
+    EXPECT_EQ(buf.head(), "next");
+    EXPECT_EQ(buf.position(), 20u);
+}
+
+TEST(StreamBuffer, UnsampledNoticeAfterTheBytesThatFollowItClosesAtThem) {
+    Counters counters;
+    StreamBuffer buf(counters);
+    buf.add(0, "GET /a ", 7, at(1, 2));
+    buf.consume(7);
+    buf.add(30, "GET /c ", 7, at(5, 6));  // shipped before the notice reached the buffer
+    EXPECT_TRUE(buf.has_hole());
+    buf.unsampled_from(7);
+    EXPECT_FALSE(buf.has_hole());
+    EXPECT_EQ(buf.head(), "GET /c ");
+    EXPECT_EQ(counters.get("stream.unsampled_bytes"), 23u);
+}
+
+TEST(StreamBuffer, UnsampledNoticeAfterItsBytesIsIgnored) {
+    Counters counters;
+    StreamBuffer buf(counters);
+    buf.add(0, "abcdef", 6, at(1, 2));
+    buf.unsampled_from(3);
+    EXPECT_EQ(counters.get("stream.unsampled_late"), 1u);
+    buf.add(6, "gh", 2, at(3, 4));
+    EXPECT_EQ(buf.head(), "abcdefgh");
+}
+
 TEST(StreamBuffer, OutOfOrderChunksJoinWhenTheHoleFills) {
     Counters counters;
     StreamBuffer buf(counters);

@@ -364,7 +364,11 @@ class Agent {
 
     void report_sampling() {
         report().info("  [yes] sampling - {}", sampling_->report_line());
-        if (!sampling_->kernel_decides())
+        if (sampling_->kernel_decides())
+            report().info(
+                "  [yes] kernel sampling under X-Ray rules - decided at each request's first read "
+                "(per-process rule masks, quotas, borrowing, per-rule statistics)");
+        else
             report().info(
                 "  [no]  kernel sampling under X-Ray rules - userspace decides while X-Ray's "
                 "rules are in force (the kernel decides under the local rules)");

@@ -189,7 +189,7 @@ int run_demo(Config cfg, const char* /*argv0*/) {
     cfg.pids = {static_cast<uint32_t>(inv.pid), static_cast<uint32_t>(shop.pid)};
     cfg.sampling_rules = rules;
     if (!cfg.daemon_address_explicit) cfg.daemon_address.clear();  // embedded sink only
-    if (cfg.daemon_address.empty()) cfg.sampling = "local";  // no daemon to ask for rules
+    if (cfg.daemon_address.empty()) cfg.sampling = "local";        // no daemon to ask for rules
 
     report::MemoryEmitter sink;
     std::thread driver;

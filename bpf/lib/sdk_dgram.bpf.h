@@ -65,8 +65,8 @@ static __always_inline __u64 pp_dgram_first_bytes(__u64 buf, __u8 kind)
 }
 
 /* A traced process sends on a UDP socket: report it once if the datagram is one for the daemon. */
-static __noinline __attribute__((unused)) void pp_sdk_datagram_check(__u64 pid_tgid, __u64 buf, __u8 kind,
-                                                  __u8 syscall)
+static __noinline __attribute__((unused)) void pp_sdk_datagram_check(__u64 pid_tgid, __u64 buf,
+                                                                     __u8 kind, __u8 syscall)
 {
     __u32 tgid = pid_tgid >> 32;
     if (bpf_map_lookup_elem(&sdk_reported, &tgid))

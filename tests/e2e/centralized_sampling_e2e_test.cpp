@@ -182,6 +182,11 @@ TEST_F(CentralizedSamplingE2E, RulesDecideAndStatisticsAddUp) {
         },
         deadline_in(std::chrono::seconds(40)), std::chrono::milliseconds(500)))
         << agent_diagnostics();
+    // The kernel decided under X-Ray's rules: its per-rule counters hold every /none/ request
+    // ("none" names no service, so every process may meet it in the kernel). /svc/ names the
+    // server's service: until the process's rule mask is written, userspace decides those.
+    EXPECT_EQ(metric(R"(passport_sampling_rule_requests_total\{rule="none"\})"), kPerPath)
+        << agent_diagnostics();
     stop_agent_and_sync();
 
     auto r = reported();

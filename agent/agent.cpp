@@ -970,10 +970,7 @@ class Agent {
             return;
         }
         sample::KernelRules kernel = sample::compile_kernel_rules(rules);
-        ProbeConfig wanted;
-        wanted.sample_rules = kernel.rules;
-        wanted.sample_cfg = kernel.cfg;
-        if (rules_read_request_text(wanted) && !probes_->reads_request_text()) {
+        if (!probes_->can_decide(kernel.rules, kernel.cfg)) {
             // The loaded programs skip the method, path and Host: let userspace decide.
             kernel.cfg.enabled = 0;
             spdlog::warn(

@@ -416,6 +416,14 @@ bool BpfProbes::thread_ctx(uint64_t pid_tgid, pp_trace_ctx& out) const {
 
 bool BpfProbes::reads_request_text() const { return skel_->rodata->pp_head_text != 0; }
 
+bool BpfProbes::can_decide(const std::vector<pp_sample_rule>& rules,
+                           const pp_sample_cfg& cfg) const {
+    ProbeConfig wanted;
+    wanted.sample_rules = rules;
+    wanted.sample_cfg = cfg;
+    return reads_request_text() || !rules_read_request_text(wanted);
+}
+
 std::array<uint64_t, PP_CTXC_COUNT> BpfProbes::ctx_counts() const {
     return sum_percpu_counters<PP_CTXC_COUNT>(bpf_map__fd(skel_->maps.ctx_counters));
 }

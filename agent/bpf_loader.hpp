@@ -119,6 +119,9 @@ class BpfProbes {
     // Whether the kernel's head scan reads a request's method, path and Host (some local sampling
     // rule looks at them); else it reads only the trace headers (rules_read_request_text).
     bool reads_request_text() const;
+    // Whether these rules can be decided by the loaded programs: false when a rule matches on
+    // method, path or Host and the programs were loaded without reading them.
+    bool can_decide(const std::vector<pp_sample_rule>& rules, const pp_sample_cfg& cfg) const;
     // Sum over CPUs of each enum pp_ctx_counter.
     std::array<uint64_t, PP_CTXC_COUNT> ctx_counts() const;
 

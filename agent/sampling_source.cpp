@@ -61,11 +61,8 @@ ProbesSamplingSink::ProbesSamplingSink(BpfProbes& probes, OnNames on_names)
 Result<bool> ProbesSamplingSink::set_sampling(const sample::KernelRules& rules) {
     const std::lock_guard lock(mutex_);
     pp_sample_cfg cfg = rules.cfg;
-    ProbeConfig wanted;
-    wanted.sample_rules = rules.rules;
-    wanted.sample_cfg = cfg;
     // Programs loaded for rules without method, path or Host do not read them: userspace decides.
-    if (cfg.enabled != 0 && rules_read_request_text(wanted) && !probes_.reads_request_text()) {
+    if (cfg.enabled != 0 && !probes_.can_decide(rules.rules, cfg)) {
         cfg.enabled = 0;
         spdlog::warn(
             "sampling rules match on method, path or Host, which the kernel programs loaded at "
